@@ -1,0 +1,37 @@
+"""Exceptions raised for bad input: one line each, naming the file and the problem.
+
+Every error the command line reports cleanly derives from :class:`LbnlDaskError`;
+the CLI prints ``str(err)`` on one line and exits non-zero, without a traceback.
+"""
+
+
+class LbnlDaskError(Exception):
+    """Base class of every error lbnl_dask reports as one line."""
+
+
+class InputFileError(LbnlDaskError, OSError):
+    """The input master cannot be used: missing, a directory, not HDF5."""
+
+
+class NotEigerError(LbnlDaskError, ValueError):
+    """An HDF5 file without Eiger/NXmx image data (no /entry/data...)."""
+
+
+class MissingDataFileError(LbnlDaskError, FileNotFoundError):
+    """A data file linked from the master does not exist."""
+
+
+class TruncatedDataError(LbnlDaskError, ValueError):
+    """The data files hold fewer frames than the master says, or a frame cannot be decoded."""
+
+
+class ImageRangeError(LbnlDaskError, ValueError):
+    """A 1-based image range that lies outside the data, or first after last."""
+
+
+class OptionError(LbnlDaskError, ValueError):
+    """An option value that cannot be honoured (bin 0, unknown codec, ...)."""
+
+
+class OutputError(LbnlDaskError, OSError):
+    """The output cannot be written: exists without --overwrite, unwritable, would hit the input."""

@@ -1,0 +1,230 @@
+"""The lazy reader: metadata, frames equal to h5py's, ranges, chunking, schedulers, errors."""
+import os
+import shutil
+
+import dask
+import dask.array as da
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+
+import lbnl_dask
+from lbnl_dask.errors import (ImageRangeError, InputFileError, MissingDataFileError, NotEigerError,
+                              TruncatedDataError)
+
+from conftest import write_master
+
+
+def h5py_frames(master):
+    """Reference: every frame through plain h5py, following the master's links."""
+    with h5py.File(master, "r") as f:
+        keys = sorted(k for k in f["entry/data"] if k.startswith("data_"))
+        return np.concatenate([f["entry/data"][k][()] for k in keys])
+
+
+def test_open_is_lazy_and_chunked_by_data_file(tiny):
+    ds = lbnl_dask.open_dataset(tiny)
+    assert isinstance(ds.frames, da.Array)
+    assert ds.frames.shape == (20, 102, 132)
+    assert ds.frames.dtype == np.uint16
+    assert ds.frames.chunks[0] == (10, 10)
+    assert ds.meta.nimages == 20 and ds.meta.ntrigger == 1
+    np.testing.assert_array_equal(ds.frames.compute(), h5py_frames(tiny))
+
+
+def test_metadata_of_synthetic_master(tiny):
+    m = lbnl_dask.read_meta(tiny)
+    assert (m.nx, m.ny) == (132, 102)
+    assert m.x_pixel_size == pytest.approx(75e-6) and m.y_pixel_size == pytest.approx(75e-6)
+    assert m.wavelength == pytest.approx(0.9762, rel=1e-6)
+    assert m.count_time == pytest.approx(0.0099) and m.frame_time == pytest.approx(0.01)
+    assert m.omega.shape == (20,) and m.omega[1] - m.omega[0] == pytest.approx(0.1)
+    assert m.omega_increment == pytest.approx(0.1)
+    assert m.countrate_cutoff == 12440 and m.saturation_value == 12440
+    assert m.bit_depth_image == 16
+    assert m.eiger_fw_version.startswith("release")
+    assert m.pixel_mask_path.endswith("detectorSpecific/pixel_mask")
+    assert 0 < m.beam_center_x < 132 and 0 < m.detector_distance < 1
+
+
+def test_nothing_read_before_compute(tiny, monkeypatch):
+    calls = []
+    real = lbnl_dask.eiger.FrameSource.read
+    monkeypatch.setattr(lbnl_dask.eiger.FrameSource, "read",
+                        lambda self, a, b: calls.append((a, b)) or real(self, a, b))
+    ds = lbnl_dask.open_dataset(tiny, datablock=4)
+    frames = ds.frames[2:6]
+    assert calls == []
+    frames.compute(scheduler="sync")
+    assert sorted(calls) == [(2, 4), (4, 6)]  # only frames 3-6, from their two chunks
+
+
+@pytest.mark.parametrize("first,last,block", [(1, 20, 3), (3, 17, 4), (11, 11, None), (5, None, 2)])
+def test_image_range_and_datablock(tiny, first, last, block):
+    ref = h5py_frames(tiny)
+    ds = lbnl_dask.open_dataset(tiny, first_image=first, last_image=last, datablock=block)
+    stop = 20 if last is None else last
+    assert ds.frames.shape[0] == stop - first + 1
+    if block:
+        assert all(c == block for c in ds.frames.chunks[0][:-1])
+    np.testing.assert_array_equal(ds.frames.compute(), ref[first - 1 : stop])
+
+
+def test_data_files_of_different_lengths_uint32(tiny32):
+    ds = lbnl_dask.open_dataset(tiny32, datablock=4)
+    assert [b.n for b in ds.blocks] == [5, 5, 4]
+    assert [(b.image_nr_low, b.image_nr_high) for b in ds.blocks] == [(1, 5), (6, 10), (11, 14)]
+    assert ds.frames.dtype == np.uint32
+    np.testing.assert_array_equal(ds.frames.compute(), h5py_frames(tiny32))
+
+
+def test_threads_and_local_cluster_processes_agree(tiny32):
+    from distributed import Client, LocalCluster
+
+    ds = lbnl_dask.open_dataset(tiny32, first_image=2, last_image=13, datablock=3)
+    ref = h5py_frames(tiny32)[1:13]
+    with dask.config.set(scheduler="threads"):
+        np.testing.assert_array_equal(ds.frames.compute(), ref)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+            Client(cl) as client:
+        got = client.compute(ds.frames.sum(axis=(1, 2), dtype=np.uint64)).result()
+        np.testing.assert_array_equal(got, ref.sum(axis=(1, 2), dtype=np.uint64))
+        np.testing.assert_array_equal(client.compute(ds.frames).result(), ref)
+
+
+def test_single_data_dataset_in_master(tmp_path, tiny):
+    ref = h5py_frames(tiny)
+    path = tmp_path / "single_master.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("entry/data/data", data=ref[:7], chunks=(1,) + ref.shape[1:],
+                         **hdf5plugin.Bitshuffle(cname="lz4"))
+        f["entry/instrument/detector/detectorSpecific/nimages"] = np.uint32(7)
+    ds = lbnl_dask.open_dataset(path, datablock=2)
+    np.testing.assert_array_equal(ds.frames.compute(), ref[:7])
+
+
+# ---------------------------------------------------------------- real Dectris files
+@pytest.mark.parametrize("name,dtype", [("datasets_eiger1/eiger1_testmode10_2datafiles_4images_bslz4", "uint16"),
+                                         ("datasets_eiger1/eiger1_testmode10_2datafiles_4images_lz4", "uint16"),
+                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4", "uint16"),
+                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint8", "uint8"),
+                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint32", "uint32"),
+                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_lz4", "uint16")])
+def test_real_dectris_data_files(tmp_path, realdata, name, dtype):
+    files = [realdata / "dectris-h5-testfiles" / f"{name}_data_00000{k}.h5" for k in (1, 2)]
+    master = write_master(tmp_path / "real_master.h5", files, nimages=4)
+    ref = []
+    for p in files:
+        with h5py.File(p, "r") as f:
+            ref.append(f["/entry/data/data"][()])
+    ref = np.concatenate(ref)
+    ds = lbnl_dask.open_dataset(master, datablock=1)
+    assert ds.frames.dtype == np.dtype(dtype)
+    # image_nr_low/high are int32 in the EIGER files and uint64 in the EIGER2 files
+    assert [(b.image_nr_low, b.image_nr_high) for b in ds.blocks] == [(1, 2), (3, 4)]
+    np.testing.assert_array_equal(ds.frames.compute(), ref)
+    np.testing.assert_array_equal(lbnl_dask.open_dataset(master, 2, 3).frames.compute(), ref[1:3])
+
+
+def test_real_artificial_small_master(realdata):
+    master = realdata / "dectris-h5-testfiles/dataset_artificial_small_001/test_master.h5"
+    ds = lbnl_dask.open_dataset(master)
+    assert ds.meta.x_pixel_size == pytest.approx(0.25) and ds.meta.y_pixel_size == pytest.approx(0.5)
+    np.testing.assert_array_equal(ds.frames.compute(), h5py_frames(master))
+    assert ds.pixel_mask().shape == (13, 11)
+
+
+def test_real_eiger9m_master_metadata_and_missing_data(realdata):
+    master = realdata / "dials-data-files/dectris_eiger_master.h5"
+    ds = lbnl_dask.open_dataset(master)
+    m = ds.meta
+    assert (m.nx, m.ny) == (3110, 3269)
+    assert m.x_pixel_size == pytest.approx(75e-6)
+    assert m.beam_center_x == pytest.approx(1607.415, rel=1e-6)
+    assert m.beam_center_y == pytest.approx(1586.4314, rel=1e-6)
+    assert m.detector_distance == pytest.approx(0.134255, rel=1e-6)
+    assert m.wavelength == pytest.approx(0.9801122, rel=1e-6)
+    assert m.count_time == pytest.approx(0.00499, rel=1e-5)
+    assert m.countrate_cutoff == 12440
+    assert m.eiger_fw_version == "eiger-1.6.4-199.git97ffde5.release"
+    assert m.description == "Dectris Eiger 9M" and m.detector_number == "E-18-0102"
+    assert m.omega_increment == pytest.approx(0.5)
+    with pytest.raises(MissingDataFileError, match="dectris_eiger_data_000001.h5"):
+        ds.frames
+
+
+def test_real_nexgen_nxmx_master(realdata):
+    master = realdata / "nexgen/xrc_209_master.h5"
+    m = lbnl_dask.read_meta(master)
+    assert m.nimages == 240 and m.ntrigger == 1
+    assert (m.nx, m.ny) == (2068, 2162)
+    assert m.saturation_value == 46051
+    assert m.detector_distance == pytest.approx(0.391228, rel=1e-5)
+    assert m.wavelength == pytest.approx(0.97625, rel=1e-4)
+    assert m.omega.shape == (240,)
+    with pytest.raises(MissingDataFileError, match="xrc_209_000001.h5"):
+        lbnl_dask.open_dataset(master).frames
+
+
+# ---------------------------------------------------------------- errors
+def test_missing_path(tmp_path):
+    with pytest.raises(InputFileError, match="no such file"):
+        lbnl_dask.open_dataset(tmp_path / "nope_master.h5")
+
+
+def test_directory(tmp_path):
+    with pytest.raises(InputFileError, match="is a directory"):
+        lbnl_dask.open_dataset(tmp_path)
+
+
+def test_not_hdf5(tmp_path):
+    p = tmp_path / "x_master.h5"
+    p.write_text("hello")
+    with pytest.raises(InputFileError, match=f"{p}: not an HDF5 file"):
+        lbnl_dask.open_dataset(p)
+
+
+def test_hdf5_without_entry_data(tmp_path):
+    p = tmp_path / "other.h5"
+    with h5py.File(p, "w") as f:
+        f["x"] = 1
+    with pytest.raises(NotEigerError, match="no /entry/data"):
+        lbnl_dask.open_dataset(p)
+
+
+def test_missing_data_file_is_named(tmp_path, tiny32):
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    (d / "t32_data_000002.h5").unlink()
+    with pytest.raises(MissingDataFileError, match="t32_data_000002.h5"):
+        lbnl_dask.open_dataset(d / "t32_master.h5").frames
+
+
+def test_data_shorter_than_master(tmp_path, tiny32):
+    files = [os.path.join(os.path.dirname(tiny32), f"t32_data_00000{k}.h5") for k in (1, 2)]
+    master = write_master(tmp_path / "m.h5", files, nimages=12)
+    with pytest.raises(TruncatedDataError, match="hold 10 frames but the master"):
+        lbnl_dask.open_dataset(master).frames
+
+
+@pytest.mark.parametrize("first,last,msg", [(0, None, "before image 1"), (5, 4, "after last image"),
+                                            (1, 21, "beyond the 20 frames"), (21, None, "after last image")])
+def test_image_range_errors(tiny, first, last, msg):
+    with pytest.raises(ImageRangeError, match=msg):
+        lbnl_dask.open_dataset(tiny, first, last).frames
+
+
+def test_corrupt_chunk_is_reported(tmp_path, tiny):
+    d = tmp_path / "c"
+    shutil.copytree(os.path.dirname(tiny), d)
+    data = d / "tiny_data_000001.h5"
+    with h5py.File(data, "r") as f:
+        offset = f["/entry/data/data"].id.get_chunk_info(3).byte_offset
+    with open(data, "r+b") as fh:
+        fh.seek(offset)
+        fh.write(b"\xff" * 64)
+    ds = lbnl_dask.open_dataset(d / "tiny_master.h5", datablock=2)
+    ds.frames[:2].compute()  # other chunks still read
+    with pytest.raises(TruncatedDataError, match="tiny_data_000001.h5: cannot read frames"):
+        ds.frames.compute()

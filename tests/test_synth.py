@@ -1,0 +1,128 @@
+"""Synthetic datasets: FileWriter layout, detector presets, invalid pixels, ground truth, determinism."""
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+
+from lbnl_dask import synth
+from lbnl_dask.synth import DETECTORS, make_dataset, read_reflections
+
+
+@pytest.mark.parametrize("name,nx,ny", [("eiger_1m", 1030, 1065), ("eiger_4m", 2070, 2167),
+                                        ("eiger_9m", 3110, 3269), ("eiger_16m", 4150, 4371),
+                                        ("eiger2_4m", 2068, 2162), ("eiger2_9m", 3108, 3262),
+                                        ("eiger2_16m", 4148, 4362)])
+def test_detector_presets_have_real_sizes(name, nx, ny):
+    assert (DETECTORS[name].nx, DETECTORS[name].ny) == (nx, ny)
+
+
+def test_layout_is_dectris_filewriter(tiny32):
+    prefix = tiny32[: -len("_master.h5")]
+    with h5py.File(tiny32, "r") as f:
+        links = sorted(f["/entry/data"])
+        assert links == ["data_000001", "data_000002", "data_000003"]
+        link = f["/entry/data"].get("data_000002", getlink=True)
+        assert isinstance(link, h5py.ExternalLink) and link.path == "/entry/data/data"
+        assert link.filename == prefix.split("/")[-1] + "_data_000002.h5"
+        assert f["/entry"].attrs["NX_class"] == b"NXentry"
+        # fixed-length ASCII, not variable-length UTF-8 (durin needs that)
+        assert f["/entry/instrument/detector"].attrs.get_id("NX_class").get_type().get_cset() == h5py.h5t.CSET_ASCII
+        assert isinstance(f["/entry/instrument/detector"].attrs["NX_class"], np.bytes_)
+        det = f["/entry/instrument/detector"]
+        assert det["detectorSpecific/nimages"][()] == 14 and det["detectorSpecific/ntrigger"][()] == 1
+        assert det["bit_depth_image"][()] == 32
+        mask = det["detectorSpecific/pixel_mask"]
+        assert mask.dtype == np.uint32 and mask.chunks is None and mask.compression is None
+        assert det["x_pixel_size"].attrs["units"] == b"m"
+        assert len(det["detectorSpecific"]["detectorModule_003/data_origin"][()]) == 2
+    with h5py.File(prefix + "_data_000003.h5", "r") as f:
+        d = f["/entry/data/data"]
+        assert d.shape == (4, 102, 132) and d.chunks == (1, 102, 132) and d.dtype == np.uint32
+        assert d.attrs["image_nr_low"] == 11 and d.attrs["image_nr_high"] == 14
+        plist = d.id.get_create_plist()
+        assert plist.get_filter(0)[0] == 32008 and plist.get_filter(0)[2][4] == 2  # LZ4
+
+
+def test_invalid_pixels_flagged_and_all_bits_set(tiny):
+    with h5py.File(tiny, "r") as f:
+        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+        frames = np.concatenate([f["/entry/data/data_000001"][()], f["/entry/data/data_000002"][()]])
+    assert set(np.unique(mask)) == {0, 1, 2, 8}  # gap, dead, hot flags
+    gaps = mask & 1 != 0
+    assert gaps[:, 64:68].all() and gaps[48:54, :].all()  # tiny: modules 64 x 48, gaps 4 and 6
+    assert (frames[:, mask != 0] == 0xFFFF).all()
+    assert (frames[:, mask == 0] < 0xFFFF).all()
+    # unflagged hot pixels: at or above the count cutoff in every frame
+    hot = (frames[:, mask == 0] >= 12440).all(axis=0)
+    assert 1 <= hot.sum() <= 20
+
+
+def test_background_falls_with_radius(tiny):
+    with h5py.File(tiny, "r") as f:
+        a = f["/entry/data/data_000001"][()].astype(float)
+        bcx = f["/entry/instrument/detector/beam_center_x"][()]
+        bcy = f["/entry/instrument/detector/beam_center_y"][()]
+        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+    a[:, (a >= 12440).any(axis=0)] = np.nan
+    yy, xx = np.mgrid[: a.shape[1], : a.shape[2]]
+    r = np.hypot(xx - bcx, yy - bcy)
+    keep = (mask == 0) & ~np.isnan(a[0])
+    med = np.median(a[:, keep], axis=0)
+    r = r[keep]
+    assert np.nanmedian(med[r < 20]) > np.nanmedian(med[r > 60])
+
+
+def test_ground_truth_spots_are_in_the_frames(tmp_path):
+    tiny = make_dataset(tmp_path / "gt", "tiny", nframes=60, frames_per_file=60, seed=11)
+    refl = read_reflections(tiny.replace("_master.h5", "_reflections.csv"))
+    assert len(refl) > 30
+    assert {"h", "k", "l", "frame", "x", "y", "d", "counts"} <= set(refl.dtype.names)
+    with h5py.File(tiny, "r") as f:
+        frames = f["/entry/data/data_000001"][()].astype(float)
+        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+    ny, nx = mask.shape
+    hot = (frames >= 12440).any(axis=0)
+    strong = refl[(refl["counts"] > 300) & (refl["frame"] > 3) & (refl["frame"] < 58)
+                  & (refl["x"] > 8) & (refl["x"] < nx - 9) & (refl["y"] > 8) & (refl["y"] < ny - 9)]
+    assert len(strong) >= 3
+    checked = 0
+    for r in strong:
+        x, y, fr = int(round(r["x"])), int(round(r["y"])), int(round(r["frame"])) - 1
+        box = np.s_[y - 7 : y + 8, x - 7 : x + 8]
+        if mask[box].any() or hot[box].any():
+            continue
+        near = (np.abs(refl["x"] - r["x"]) < 12) & (np.abs(refl["y"] - r["y"]) < 12) & (np.abs(refl["frame"] - r["frame"]) < 5)
+        if near.sum() > 1:  # an overlapping neighbour would bias this simple integration
+            continue
+        frames_near = frames[(slice(fr - 2, fr + 3),) + box]
+        ring = np.ones((15, 15), bool)
+        ring[2:13, 2:13] = False
+        bg = frames_near[:, ring].mean(axis=1)  # local background per frame
+        per_frame = frames_near[:, 3:12, 3:12].sum(axis=(1, 2)) - 81 * bg
+        assert per_frame.sum() == pytest.approx(r["counts"], rel=0.25, abs=80)
+        assert 2 <= (per_frame > 0.15 * r["counts"]).sum() <= 4  # rises and falls over 2-3 frames
+        checked += 1
+    assert checked >= 3
+
+
+def test_deterministic_for_a_seed(tmp_path):
+    a = make_dataset(tmp_path / "a", "tiny", 4, 4, seed=5)
+    b = make_dataset(tmp_path / "b", "tiny", 4, 4, seed=5)
+    c = make_dataset(tmp_path / "c", "tiny", 4, 4, seed=6)
+    read = lambda m: h5py.File(m, "r")["/entry/data/data_000001"][()]  # noqa: E731
+    assert np.array_equal(read(a), read(b))
+    assert not np.array_equal(read(a), read(c))
+
+
+def test_refuses_to_overwrite(tmp_path):
+    make_dataset(tmp_path / "x", "tiny", 2, 2)
+    with pytest.raises(synth.OutputError, match="exists"):
+        make_dataset(tmp_path / "x", "tiny", 2, 2)
+    make_dataset(tmp_path / "x", "tiny", 2, 2, overwrite=True)
+
+
+def test_console_script(tmp_path, capsys):
+    assert synth.main([str(tmp_path / "cli"), "--detector", "tiny", "-n", "3", "--frames-per-file", "2"]) == 0
+    assert capsys.readouterr().out.strip().endswith("cli_master.h5")
+    assert synth.main([str(tmp_path / "cli"), "--detector", "tiny", "-n", "3"]) == 2
+    assert "exists" in capsys.readouterr().err
