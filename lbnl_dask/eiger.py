@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import dask.array as da
 import h5py
@@ -88,6 +88,29 @@ class FrameSource:
         return frames[(slice(None, None, step),) + key[1:]]
 
 
+@lru_cache(maxsize=4)
+def _load_mask(path: str, name: str, mtime: float) -> np.ndarray:
+    with h5py.File(path, "r") as f:
+        return f[name][()].astype(np.uint32)
+
+
+@dataclass(frozen=True)
+class PixelMask:
+    """A master's pixel mask by reference (path, dataset): small in a task graph, loaded
+    once per process when a task first needs it (``np.asarray(mask)`` -> uint32 (ny, nx))."""
+
+    path: str
+    name: str
+    shape: tuple
+
+    def load(self) -> np.ndarray:
+        return _load_mask(self.path, self.name, os.path.getmtime(self.path))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.load()
+        return a if dtype is None else a.astype(dtype)
+
+
 # --------------------------------------------------------------------------- the dataset
 class EigerDataset:
     """An opened master: ``.meta`` (DetectorMeta), ``.frames`` (lazy dask array (n, ny, nx)),
@@ -151,12 +174,13 @@ class EigerDataset:
         return da.from_array(src, chunks=chunks, name=name, lock=False, asarray=True,
                              meta=np.empty((0, 0, 0), dtype))
 
-    def pixel_mask(self) -> np.ndarray | None:
-        """The master's pixel mask as uint32 (ny, nx), or None if it has none."""
+    def pixel_mask(self) -> PixelMask | None:
+        """The master's pixel mask, by reference (``np.asarray`` gives uint32 (ny, nx)), or None."""
         if self.meta.pixel_mask_path is None:
             return None
         with h5py.File(self.master, "r") as f:
-            return f[self.meta.pixel_mask_path][()].astype(np.uint32)
+            shape = f[self.meta.pixel_mask_path].shape
+        return PixelMask(os.path.abspath(self.master), self.meta.pixel_mask_path, tuple(shape))
 
 
 def _check_range(path: str, first: int, last: int, total: int) -> None:

@@ -1,0 +1,281 @@
+"""The lossy round trips as numcodecs codecs: HCompress (astropy) and JPEG-2000 (OpenJPEG via glymur).
+
+Each codec encodes one 2-D integer frame to bytes and decodes it back; both are registered
+under the ``numcodecs.codecs`` entry point, so ``numcodecs.get_codec({"id": "lbnl_hcompress",
+"scale": 12})`` finds them. :func:`roundtrip_frames` applies a codec per frame to a block of
+frames, with invalid pixels replaced by the local background before encoding (so they do
+not ring into valid ones) and restored by the caller afterwards.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+import threading
+import uuid
+
+import numpy as np
+from numcodecs.abc import Codec
+from numcodecs.registry import register_codec
+
+from .errors import LbnlDaskError
+
+# astropy's HCompress C code keeps global state: never run two encodes/decodes at once in a
+# process (NOTES.md: two threads gave wrong bytes and "qtree_decode: bad format code").
+_HCOMPRESS_LOCK = threading.Lock()
+#: HCompress' 32-bit wavelet overflows at 2**27 (measured: "qtree_decode: bad format code").
+HCOMPRESS_MAX = 2**26 - 1
+#: glymur/OpenJPEG take at most 16-bit samples here.
+J2K_MAX = 65535
+
+
+class CodecError(LbnlDaskError, RuntimeError):
+    """A codec cannot run (library missing) or was given data it cannot take."""
+
+
+def hcompress_tile_rows(nrows: int) -> int:
+    """Tile height astropy's CompImageHDU picks for HCOMPRESS_1 (SPEC B 4.5): full-width tiles."""
+    if nrows <= 30:
+        return nrows
+    for h in (16, 24, 20, 30, 28, 26, 22, 18, 14):
+        if nrows % h == 0 or nrows % h > 3:
+            return h
+    return 17
+
+
+_HC_MAGIC = b"LBHC"
+
+
+class HCompress(Codec):
+    """HCompress (Haar wavelet, astropy's HCOMPRESS_1) of one 2-D integer frame.
+
+    ``scale`` is the absolute quantisation step in counts (0 = lossless); ``tile_rows``
+    the tile height (default: astropy's FITS choice, so pixels equal the published tool's).
+    Encoded form: a small header (magic, ny, nx, dtype, tile heights and sizes) then one
+    HCompress stream per tile. Values must lie in [-HCOMPRESS_MAX, HCOMPRESS_MAX].
+    """
+
+    codec_id = "lbnl_hcompress"
+
+    def __init__(self, scale: int = 12, smooth: bool = False, tile_rows: int | None = None):
+        if int(scale) < 0:
+            raise ValueError(f"HCompress scale must be >= 0, not {scale}")
+        self.scale = int(scale)
+        self.smooth = bool(smooth)
+        self.tile_rows = None if tile_rows is None else int(tile_rows)
+
+    def get_config(self):
+        return {"id": self.codec_id, "scale": self.scale, "smooth": self.smooth, "tile_rows": self.tile_rows}
+
+    def encode(self, buf):
+        from astropy.io.fits.hdu.compressed._codecs import HCompress1
+
+        a = np.asarray(buf)
+        if a.ndim != 2 or a.dtype.kind not in "ui" or a.shape[0] < 4 or a.shape[1] < 4:
+            raise CodecError(f"HCompress takes a 2-D integer frame of at least 4x4, not {a.shape} {a.dtype}")
+        if a.size and (a.max() > HCOMPRESS_MAX or a.min() < -HCOMPRESS_MAX):
+            raise CodecError(f"HCompress takes values within +-{HCOMPRESS_MAX}, got {a.min()}..{a.max()}")
+        ny, nx = a.shape
+        h = self.tile_rows or hcompress_tile_rows(ny)
+        a32 = a.astype(np.int32, copy=False)
+        heights, streams = [], []
+        with _HCOMPRESS_LOCK:
+            for y0 in range(0, ny, h):
+                tile = np.ascontiguousarray(a32[y0 : y0 + h])
+                if tile.shape[0] < 4:  # HCompress needs 4 rows: merge a short tail into the previous tile
+                    heights[-1] += tile.shape[0]
+                    y_prev = y0 - h
+                    tile = np.ascontiguousarray(a32[y_prev : y0 + h])
+                    streams[-1] = HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4,
+                                             nx=tile.shape[0], ny=nx).encode(tile)
+                    continue
+                heights.append(tile.shape[0])
+                streams.append(HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4,
+                                          nx=tile.shape[0], ny=nx).encode(tile))
+        dt = a.dtype.str.encode("ascii").ljust(4, b" ")
+        head = _HC_MAGIC + struct.pack("<II4sI", ny, nx, dt, len(heights))
+        head += b"".join(struct.pack("<II", hh, len(s)) for hh, s in zip(heights, streams))
+        return head + b"".join(streams)
+
+    def decode(self, buf, out=None):
+        from astropy.io.fits.hdu.compressed._codecs import HCompress1
+
+        b = memoryview(np.frombuffer(buf, dtype=np.uint8)).cast("B")
+        if bytes(b[:4]) != _HC_MAGIC:
+            raise CodecError("not an lbnl_hcompress stream (bad magic)")
+        ny, nx, dt, ntiles = struct.unpack_from("<II4sI", b, 4)
+        dtype = np.dtype(dt.decode("ascii").strip())
+        pos = 20
+        tiles = [struct.unpack_from("<II", b, pos + 8 * i) for i in range(ntiles)]
+        pos += 8 * ntiles
+        result = np.empty((ny, nx), np.int32)
+        y0 = 0
+        with _HCOMPRESS_LOCK:
+            for h, n in tiles:
+                chunk = np.frombuffer(b[pos : pos + n], dtype=np.uint8)
+                result[y0 : y0 + h] = HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4,
+                                                 nx=h, ny=nx).decode(chunk).reshape(h, nx)
+                pos += n
+                y0 += h
+        if dtype.kind == "u":
+            np.clip(result, 0, None, out=result)
+        result = result.astype(dtype)
+        if out is not None:
+            out[...] = result
+            return out
+        return result
+
+
+def glymur_ladder(ratio: int) -> list[int]:
+    """The published tool's -J quality-layer ladder (SPEC B 4.6): 75 -> [4800, ..., 150, 75]."""
+    ladder = [int(ratio)]
+    if ratio < 4000:
+        while ladder[0] * 2 < 8000:
+            ladder.insert(0, ladder[0] * 2)
+    return ladder
+
+
+def opj_ladder(ratio: int) -> list[int]:
+    """The published tool's -K ladder (SPEC B 4.7): 75 -> [9600, ..., 150, 75]."""
+    ladder = [max(int(ratio), 1)]
+    while ladder[0] < 5001 and len(ladder) < 10:
+        ladder.insert(0, ladder[0] * 2)
+    return ladder
+
+
+def scratch_dir() -> str:
+    """Where glymur's temporary codestreams go: /dev/shm when usable, else the temp dir."""
+    env = os.environ.get("LBNL_DASK_SCRATCH")
+    if env:
+        return env
+    if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+        return "/dev/shm"
+    return tempfile.gettempdir()
+
+
+def check_openjpeg() -> str:
+    """Return OpenJPEG's version as glymur sees it, or raise CodecError with the fix."""
+    import glymur
+
+    v = glymur.version.openjpeg_version
+    if tuple(int(x) for x in v.split(".")[:2]) < (2, 4):
+        raise CodecError(f"glymur found OpenJPEG {v}: install OpenJPEG >= 2.4 "
+                         "(Debian/Ubuntu: apt-get install libopenjp2-7)")
+    return v
+
+
+class JPEG2000(Codec):
+    """JPEG-2000 (OpenJPEG through glymur) of one 2-D uint8/uint16 frame.
+
+    ``ratio`` is the target compression ratio counted against the declared precision (16
+    bits for uint16). ``irreversible`` selects the 9/7 (Daubechies) wavelet of the HDRMX
+    paper; False gives the reversible 5/3 of the published tool. ``ladder`` lists the
+    quality layers' ratios (default: just ``[ratio]``; see :func:`glymur_ladder`). glymur
+    only writes files, so codestreams pass through unique scratch files, removed at once.
+    """
+
+    codec_id = "lbnl_jpeg2000"
+
+    def __init__(self, ratio: float = 120, irreversible: bool = True, ladder=None, numres: int = 6):
+        if not ratio > 1:
+            raise ValueError(f"JPEG-2000 ratio must be > 1, not {ratio}")
+        self.ratio = float(ratio)
+        self.irreversible = bool(irreversible)
+        self.ladder = None if ladder is None else [int(x) for x in ladder]
+        self.numres = int(numres)
+
+    def get_config(self):
+        return {"id": self.codec_id, "ratio": self.ratio, "irreversible": self.irreversible,
+                "ladder": self.ladder, "numres": self.numres}
+
+    def _path(self):
+        return os.path.join(scratch_dir(), f"lbnl-{os.getpid()}-{uuid.uuid4().hex}.j2k")
+
+    def encode(self, buf):
+        import glymur
+
+        a = np.asarray(buf)
+        if a.ndim != 2 or a.dtype not in (np.uint8, np.uint16):
+            raise CodecError(f"JPEG-2000 takes a 2-D uint8/uint16 frame, not {a.shape} {a.dtype}")
+        check_openjpeg()
+        numres = max(1, min(self.numres, int(np.log2(min(a.shape))) + 1))
+        path = self._path()
+        try:
+            glymur.Jp2k(path, data=np.ascontiguousarray(a), cratios=self.ladder or [self.ratio],
+                        irreversible=self.irreversible, numres=numres)
+            with open(path, "rb") as fh:
+                return fh.read()
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+
+    def decode(self, buf, out=None):
+        import glymur
+
+        path = self._path()
+        try:
+            with open(path, "wb") as fh:
+                fh.write(bytes(np.frombuffer(buf, dtype=np.uint8)))
+            result = glymur.Jp2k(path)[:]
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+        if out is not None:
+            out[...] = result
+            return out
+        return result
+
+
+register_codec(HCompress)
+register_codec(JPEG2000)
+
+
+# ---------------------------------------------------------------- per-frame round trips
+def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarray:
+    """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
+    of their ``tile`` x ``tile`` cell (the frame's median where a cell has none): a neutral
+    local background that keeps module gaps from ringing into valid pixels."""
+    if not bad.any():
+        return frame
+    ny, nx = frame.shape
+    py, px = -(-ny // tile) * tile, -(-nx // tile) * tile
+    good = np.zeros((py, px), bool)
+    good[:ny, :nx] = ~bad
+    vals = np.zeros((py, px), np.float64)
+    vals[:ny, :nx] = np.where(bad, 0, frame)
+    cnt = good.reshape(py // tile, tile, px // tile, tile).sum(axis=(1, 3))
+    tot = vals.reshape(py // tile, tile, px // tile, tile).sum(axis=(1, 3))
+    fallback = np.median(frame[~bad]) if (~bad).any() else 0
+    means = np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
+    fill = np.repeat(np.repeat(means, tile, axis=0), tile, axis=1)[:ny, :nx]
+    out = frame.copy()
+    out[bad] = np.rint(fill[bad]).astype(frame.dtype) if frame.dtype.kind in "ui" else fill[bad]
+    return out
+
+
+def codec_input(frame: np.ndarray, codec: Codec) -> np.ndarray:
+    """A frame in the integer type and range the codec takes (rounded, clipped)."""
+    if isinstance(codec, JPEG2000):
+        return np.clip(np.rint(frame), 0, J2K_MAX).astype(np.uint16)
+    return np.clip(np.rint(frame), -HCOMPRESS_MAX, HCOMPRESS_MAX).astype(np.int32)
+
+
+def roundtrip_frames(values: np.ndarray, flags: np.ndarray, codec: Codec) -> np.ndarray:
+    """Encode and decode every frame of a block (n, ny, nx) with ``codec``.
+
+    Pixels whose ``flags`` are non-zero (invalid or saturated) are replaced by the local
+    background before encoding; the caller restores them from the flags afterwards.
+    Returns the decoded values as int64 (or float32 for float input).
+    """
+    out = np.empty(values.shape, np.float32 if values.dtype.kind == "f" else np.int64)
+    for i in range(values.shape[0]):
+        frame = fill_invalid(values[i], flags[i] != 0)
+        out[i] = codec.decode(codec.encode(codec_input(frame, codec)))
+    return out
+
+
+def encode_frames(values: np.ndarray, flags: np.ndarray, codec: Codec) -> list[bytes]:
+    """The codec bytes of every frame of a block (for squash files), prepared as in
+    :func:`roundtrip_frames`."""
+    return [codec.encode(codec_input(fill_invalid(values[i], flags[i] != 0), codec))
+            for i in range(values.shape[0])]

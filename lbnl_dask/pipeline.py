@@ -1,0 +1,440 @@
+"""Options -> dask graph -> run on a scheduler -> report.
+
+``compress(master, out, **options)`` is the whole job of ``lbnl-compress``: open the
+dataset lazily, sum s frames and bin b x b (coarsen), scale / log / exp / omit regions,
+the lossy round trip per frame (map_blocks), the final output type, then one task per
+output datablock file and one last task for the master. Returns a :class:`Report`.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import re
+import sys
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+
+import dask
+import dask.array as da
+import numpy as np
+
+from . import transform as T
+from .codecs import HCOMPRESS_MAX, J2K_MAX, HCompress, JPEG2000, encode_frames, glymur_ladder, \
+    opj_ladder, roundtrip_frames
+from .eiger import open_dataset
+from .errors import OptionError, OutputError
+from .meta import bin_pixel_mask
+from .writer import COMPRESSIONS, XDS_READABLE, MasterRewriter, lossless_filter, write_datablock, \
+    write_master, write_squash
+
+
+@dataclass
+class Options:
+    """Every option of ``lbnl-compress`` (names as in l_bnl_compress where it had one)."""
+
+    first_image: int = 1
+    last_image: int | None = None
+    bin_range: int = 1
+    sum_range: int = 1
+    data_block_size: int = 100
+    compression: str = "bslz4"
+    compression_level: int | None = None
+    hcomp_scale: int | None = None
+    j2k_ratio: float | None = None
+    j2k_alt_ratio: float | None = None
+    j2k_reversible: bool = False
+    out_master: str | None = None
+    out_squash: str | None = None
+    scale_factor: float = 1.0
+    uint: int | None = None
+    ufloat: float | None = None
+    logarithm_base: str | None = None
+    exponent: str | None = None
+    regions: list = field(default_factory=list)
+    cap_sums: bool = False
+    overwrite: bool = False
+    scheduler: str = "processes"
+    workers: int | None = None
+    chunk_frames: int | None = None
+    progress: bool = False
+    verbose: bool = False
+
+
+@dataclass
+class Report:
+    """What a run did: frames, files, bytes and ratios, time."""
+
+    master: str
+    data_files: list
+    frames_in: int
+    frames_out: int
+    frame_shape_in: tuple
+    frame_shape_out: tuple
+    dtype_out: str
+    saturation_out: float
+    bytes_in: int
+    bytes_out: int
+    bytes_master: int
+    seconds: float
+    notes: list = field(default_factory=list)
+
+    @property
+    def raw2_bytes(self) -> int:
+        """The input as 2-byte raw pixels (the HDRMX paper's reference)."""
+        return self.frames_in * int(np.prod(self.frame_shape_in)) * 2
+
+    @property
+    def ratio_files(self) -> float:
+        return self.bytes_in / max(self.bytes_out, 1)
+
+    @property
+    def ratio_raw2(self) -> float:
+        return self.raw2_bytes / max(self.bytes_out, 1)
+
+    @property
+    def ratio_raw4(self) -> float:
+        return 2 * self.raw2_bytes / max(self.bytes_out, 1)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.update(raw2_bytes=self.raw2_bytes, ratio_files=self.ratio_files, ratio_raw2=self.ratio_raw2,
+                 ratio_raw4=self.ratio_raw4)
+        return d
+
+    def __str__(self):
+        mb = 1e6
+        rate = self.frames_in / self.seconds if self.seconds else float("nan")
+        lines = [
+            f"master         {self.master}",
+            f"data files     {len(self.data_files)} ({os.path.basename(self.data_files[0])} ...)",
+            f"frames         {self.frames_in} in {self.frame_shape_in} -> {self.frames_out} out "
+            f"{self.frame_shape_out} {self.dtype_out}, saturation {self.saturation_out:g}",
+            f"bytes          {self.bytes_in / mb:.2f} MB in (data files) -> {self.bytes_out / mb:.3f} MB out "
+            f"(+ master {self.bytes_master / mb:.2f} MB)",
+            f"ratio          {self.ratio_files:.1f}x vs input files, {self.ratio_raw2:.1f}x vs 2-byte raw, "
+            f"{self.ratio_raw4:.1f}x vs 4-byte raw",
+            f"time           {self.seconds:.2f} s, {rate:.1f} input frames/s, "
+            f"{2 * self.raw2_bytes / mb / max(self.seconds, 1e-9):.0f} MB/s of 4-byte raw",
+        ]
+        return "\n".join(lines + [f"note           {n}" for n in self.notes])
+
+
+# ---------------------------------------------------------------- planning
+def _validate(o: Options) -> list[str]:
+    notes = []
+    for name, v in (("bin (-b)", o.bin_range), ("sum (-s)", o.sum_range), ("data block size (-d)", o.data_block_size)):
+        if v is None or int(v) < 1:
+            raise OptionError(f"{name} must be at least 1, not {v}")
+    lossy = [n for n, v in (("-H", o.hcomp_scale), ("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)) if v is not None]
+    if len(lossy) > 1:
+        raise OptionError(f"choose one lossy round trip, not {' and '.join(lossy)}")
+    if o.hcomp_scale is not None and o.hcomp_scale < 0:
+        raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
+    for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
+        if r is not None and not r > 1:
+            raise OptionError(f"JPEG-2000 ratio ({flag}) must be greater than 1, not {r}")
+    if o.scale_factor is None or not o.scale_factor > 0:
+        raise OptionError(f"scale (-S) must be positive, not {o.scale_factor}")
+    if o.uint is not None and o.uint not in (2, -2, 4, -4):
+        raise OptionError(f"-u takes 2, -2, 4 or -4 (bytes; negative = signed), not {o.uint}")
+    if o.ufloat is not None and o.ufloat not in (2, -2, 4, -4):
+        raise OptionError(f"-f takes 2, -2, 4 or -4 (bytes; negative = signed), not {o.ufloat}")
+    for flag, base in (("-L", o.logarithm_base), ("-X", o.exponent)):
+        if base is not None and _base(base, flag) < 2:
+            raise OptionError(f"{flag} needs a base >= 2 (or e), not {base}")
+    lossless_filter(o.compression, o.compression_level)  # raises OptionError
+    if o.compression.lower() not in XDS_READABLE:
+        notes.append(f"-c {o.compression}: {COMPRESSIONS[o.compression.lower()]}")
+    return notes
+
+
+def _base(text, flag) -> float:
+    if str(text).lower() == "e":
+        return float(np.e)
+    try:
+        return float(text)
+    except ValueError:
+        raise OptionError(f"{flag} needs a number >= 2 or e, not {text!r}") from None
+
+
+def output_dtype(o: Options, saturation: int, notes: list) -> tuple[np.dtype, float]:
+    """The output pixel type and the saturation value it can hold (SPEC A2)."""
+    if o.ufloat is not None:
+        dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)
+        notes.append(f"float output ({dt}): XDS' plugins read only unsigned integer data")
+        return dt, float(min(saturation, np.finfo(dt).max))
+    if o.uint is not None:
+        dt = np.dtype({2: np.uint16, -2: np.int16, 4: np.uint32, -4: np.int32}[o.uint])
+    elif o.logarithm_base is not None or o.exponent is not None:
+        dt = np.dtype(np.float32)
+        notes.append("-L/-X without -f/-u: float32 output (integers would keep only a few levels)")
+        return dt, float(saturation)
+    else:
+        # Neggia reads uint16 >= 32767 and uint32 >= 2**31-1 as invalid: keep saturation below.
+        dt = np.dtype(np.uint16 if saturation <= 32766 else np.uint32)
+    cap = np.iinfo(dt).max - 1 if o.uint is not None else (32766 if dt == np.uint16 else 2**31 - 2)
+    if saturation > cap:
+        notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output type")
+        saturation = cap
+    return dt, saturation
+
+
+def _chunk_frames(o: Options, frame_pixels: int) -> int:
+    """Input frames per dask chunk: a multiple of s whose output frames divide -d, ~<= 256 MB of int64."""
+    s, d = o.sum_range, o.data_block_size
+    if o.chunk_frames:
+        c_out = max(1, o.chunk_frames // s)
+    else:
+        c_out = max(1, (256 * 2**20) // (8 * frame_pixels * s))
+    c_out = min(c_out, d)
+    while d % c_out:
+        c_out -= 1
+    return c_out * s
+
+
+def _output_names(out: str, o: Options, nblocks: int):
+    data = [f"{out}_{k:06d}.h5" for k in range(1, nblocks + 1)]
+    m = o.out_master
+    master = f"{out}_master.h5" if m in (None, "out_file") else f"{m}.h5"
+    sq = o.out_squash
+    squash = None if sq is None else [f"{out if sq == 'out_file' else sq}{'_squash' if sq == 'out_file' else ''}_{k:06d}.h5"
+                                      for k in range(1, nblocks + 1)]
+    return data, master, squash
+
+
+def _check_outputs(paths: list[str], inputs: list[str], overwrite: bool):
+    def same(a, b):
+        try:
+            return os.path.samefile(a, b)
+        except OSError:
+            return os.path.abspath(a) == os.path.abspath(b)
+
+    for p in paths:
+        for i in inputs:
+            if os.path.exists(p) and same(p, i):
+                raise OutputError(f"{p}: output would overwrite the input")
+        folder = os.path.dirname(os.path.abspath(p))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"{p}: cannot create the output folder ({e.strerror})") from e
+        if not os.access(folder, os.W_OK):
+            raise OutputError(f"{p}: output folder {folder} is not writable")
+        if os.path.exists(p) and not overwrite:
+            raise OutputError(f"{p}: exists (use --overwrite to replace it)")
+
+
+# ---------------------------------------------------------------- the graph
+def build(master, out: str = "out_data", options: Options | None = None):
+    """The lazy job: (tasks, info). ``tasks`` is a dask Delayed writing everything (master last);
+    ``info`` holds the plan (names, shapes, dtype, saturation, notes, input files)."""
+    o = options or Options()
+    notes = _validate(o)
+    s, b = int(o.sum_range), int(o.bin_range)
+    probe = open_dataset(master, o.first_image, o.last_image)
+    frames0 = probe.frames
+    n_in = frames0.shape[0]
+    if s > n_in:
+        raise OptionError(f"sum (-s {s}) is larger than the {n_in} frames selected")
+    ds = open_dataset(master, o.first_image, o.last_image,
+                      datablock=_chunk_frames(o, int(np.prod(frames0.shape[1:]))))
+    frames, meta = ds.frames, ds.meta
+    first, last = ds.first_image, ds.last_image
+    mask = ds.pixel_mask()
+    if mask is not None and tuple(mask.shape) != tuple(frames.shape[1:]):
+        notes.append(f"pixel_mask {mask.shape} does not match the frames {frames.shape[1:]}: ignored")
+        mask = None
+
+    cutoff = meta.overload
+    in_max = np.iinfo(frames.dtype).max - 1
+    per_pixel = cutoff if cutoff is not None else in_max
+    saturation = int(per_pixel * o.scale_factor + 0.5) if o.cap_sums else \
+        int(per_pixel * s * b * b * o.scale_factor + 0.5)
+    if o.hcomp_scale is not None and saturation > HCOMPRESS_MAX:
+        notes.append(f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}")
+        saturation = HCOMPRESS_MAX
+    if (o.j2k_ratio or o.j2k_alt_ratio) and saturation > J2K_MAX - 1:
+        notes.append(f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} (saturation was {saturation})")
+        saturation = J2K_MAX - 1
+    dtype, saturation = output_dtype(o, saturation, notes)
+
+    values, flags = T.split(frames, mask, cutoff)
+    values, flags = T.sum_frames(values, flags, s)
+    values, flags = T.bin_pixels(values, flags, b)
+    values = T.scale(values, o.scale_factor)
+    signed = (o.uint or 0) < 0 or (o.ufloat or 0) < 0
+    if o.logarithm_base is not None:
+        values = T.log_transform(values, _base(o.logarithm_base, "-L"), signed)
+    if o.exponent is not None:
+        values = T.exp_transform(values, _base(o.exponent, "-X"), signed)
+    out_shape = values.shape[1:]
+    if o.regions:
+        try:
+            omit = T.region_mask(o.regions, out_shape)
+        except ValueError as e:
+            raise OptionError(str(e)) from None
+        values = T.omit_regions(values, omit)
+
+    codec = None
+    if o.hcomp_scale is not None:
+        codec = HCompress(scale=o.hcomp_scale)
+    elif o.j2k_ratio is not None:
+        codec = JPEG2000(o.j2k_ratio, irreversible=not o.j2k_reversible,
+                         ladder=glymur_ladder(int(o.j2k_ratio)) if o.j2k_reversible else None)
+    elif o.j2k_alt_ratio is not None:
+        codec = JPEG2000(o.j2k_alt_ratio, irreversible=not o.j2k_reversible, ladder=opj_ladder(int(o.j2k_alt_ratio)))
+    if isinstance(codec, JPEG2000):
+        from .codecs import check_openjpeg
+        check_openjpeg()
+    pre_lossy = values
+    if codec is not None:
+        values = da.map_blocks(roundtrip_frames, values, flags, codec,
+                               dtype=np.float32 if values.dtype.kind == "f" else np.int64)
+    final = T.finalize(values, flags, dtype, saturation)
+
+    n_out = final.shape[0]
+    d = o.data_block_size
+    nblocks = -(-n_out // d)
+    data_names, master_name, squash_names = _output_names(out, o, nblocks)
+    input_files = [ds.master] + [blk.path for blk in ds.blocks]
+    _check_outputs(data_names + [master_name] + (squash_names or []), input_files, o.overwrite)
+
+    # one task per output datablock; dask chunks never straddle two blocks (see _chunk_frames)
+    chunk_out = final.chunks[0]
+    starts = np.cumsum((0,) + chunk_out[:-1])
+    by_block = [[] for _ in range(nblocks)]
+    for i, st in enumerate(starts):
+        by_block[st // d].append(i)
+    final_parts = final.to_delayed().ravel()
+    write = dask.delayed(write_datablock, pure=False)
+    blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression,
+                    o.compression_level, dask_key_name=f"write-datablock-{k + 1:06d}")
+              for k, idx in enumerate(by_block)]
+    squash = []
+    if squash_names:
+        if codec is None:
+            raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take bytes from")
+        enc = da.map_blocks(lambda v, f, c: np.array(encode_frames(v, f, c), dtype=object)[:, None, None],
+                            pre_lossy, flags, codec, dtype=object, chunks=(pre_lossy.chunks[0], (1,), (1,)))
+        enc_parts = enc.to_delayed().ravel()
+        sq = dask.delayed(_write_squash_parts, pure=False)
+        squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(),
+                     dask_key_name=f"write-squash-{k + 1:06d}") for k, idx in enumerate(by_block)]
+    rewriter = MasterRewriter(n_total=meta.n_frames or ds.n_available, first=first, last=last, s=s, b=b,
+                              saturation=saturation, bit_depth=8 * dtype.itemsize,
+                              compression=o.compression.lower(), frame_shape=frames.shape[1:])
+    mdir = os.path.dirname(os.path.abspath(master_name))
+    links = [os.path.relpath(os.path.abspath(p), mdir) for p in data_names]
+    job = dask.delayed(_write_master_last, pure=False)(master_name, ds.master, links, rewriter, mask, b,
+                                                      blocks, squash, dask_key_name="write-master")
+    bytes_in = sum(os.path.getsize(blk.path) * max(0, min(last, blk.start + blk.n) - max(first - 1, blk.start)) / blk.n
+                   for blk in ds.blocks)
+    info = dict(master=master_name, data_files=data_names, squash_files=squash_names or [], frames_in=n_in,
+                frames_out=n_out, frame_shape_in=tuple(frames.shape[1:]), frame_shape_out=tuple(out_shape),
+                dtype=dtype, saturation=saturation, notes=notes, bytes_in=int(bytes_in), nblocks=nblocks,
+                final=final)
+    return job, info
+
+
+def _write_squash_parts(path, parts, first_frame, config):
+    return write_squash(path, [list(p.ravel()) for p in parts], first_frame, config)
+
+
+def _write_master_last(path, src, links, rewriter, mask, b, blocks, squash):
+    """The last task: runs only once every datablock (and squash) file is complete."""
+    write_master(path, src, links, rewriter, None if mask is None else bin_pixel_mask(np.asarray(mask), b))
+    return blocks
+
+
+# ---------------------------------------------------------------- running
+@contextlib.contextmanager
+def client_for(scheduler: str, workers: int | None, verbose: bool = False):
+    """A dask context for ``scheduler``: 'threads', 'sync', 'processes' (a LocalCluster of
+    ``workers`` single-threaded worker processes) or a scheduler address. Yields a
+    ``distributed.Client`` or None (local schedulers)."""
+    workers = workers or os.cpu_count() or 1
+    if scheduler in ("threads", "sync", "synchronous", "single-threaded"):
+        name = "threads" if scheduler == "threads" else "sync"
+        with dask.config.set(scheduler=name, num_workers=workers):
+            yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "processes":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0" if _has_bokeh() else None)
+        with cluster, Client(cluster) as client:
+            if verbose and client.dashboard_link:
+                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            yield client
+        return
+    if re.match(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$", scheduler):
+        with Client(scheduler) as client:
+            if verbose:
+                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
+            yield client
+        return
+    raise OptionError(f"unknown scheduler {scheduler!r}: threads, processes, sync or an address host:port")
+
+
+def _has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def run(job, client=None, progress: bool = False):
+    """Compute ``job`` on ``client`` (or the configured local scheduler), with a progress bar."""
+    if client is None:
+        if progress:
+            from dask.diagnostics import ProgressBar
+            with ProgressBar(out=sys.stderr):
+                return job.compute()
+        return job.compute()
+    fut = client.compute(job)
+    if progress:
+        from distributed import progress as dprogress
+        dprogress(fut)
+        print(file=sys.stderr)
+    return fut.result()
+
+
+def compress(master, out: str = "out_data", **options) -> Report:
+    """Sum, bin, lossy-round-trip and rewrite an Eiger dataset; return a :class:`Report`.
+
+    ``options`` are the fields of :class:`Options` (``bin_range=2, sum_range=2,
+    hcomp_scale=12, scheduler="threads"``...). Writes ``<out>_NNNNNN.h5`` and
+    ``<out>_master.h5``; never overwrites without ``overwrite=True``.
+    """
+    o = Options(**options)
+    t0 = time.perf_counter()
+    job, info = build(os.fspath(master), os.fspath(out), o)
+    if o.overwrite:
+        _remove_stale(info)
+    with client_for(o.scheduler, o.workers, o.verbose) as client:
+        blocks = run(job, client, o.progress)
+    seconds = time.perf_counter() - t0
+    return Report(master=info["master"], data_files=info["data_files"], frames_in=info["frames_in"],
+                  frames_out=info["frames_out"], frame_shape_in=info["frame_shape_in"],
+                  frame_shape_out=info["frame_shape_out"], dtype_out=str(info["dtype"]),
+                  saturation_out=info["saturation"], bytes_in=info["bytes_in"],
+                  bytes_out=sum(b["bytes"] for b in blocks), bytes_master=os.path.getsize(info["master"]),
+                  seconds=seconds, notes=info["notes"])
+
+
+def _remove_stale(info):
+    """With --overwrite: remove the old master first (so a failed run leaves none) and data
+    files of an earlier, longer run that this one would not replace."""
+    if os.path.exists(info["master"]):
+        os.unlink(info["master"])
+    first = info["data_files"][0]
+    prefix = first[: -len("000001.h5")]
+    for p in glob.glob(glob.escape(prefix) + "[0-9]" * 6 + ".h5"):
+        if p not in info["data_files"]:
+            os.unlink(p)

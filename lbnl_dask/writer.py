@@ -1,0 +1,307 @@
+"""Write output datablock files and the new master, in the Dectris FileWriter conventions.
+
+Every file is written under a temporary name (``<name>.part``) in its final folder and
+renamed when complete, so a crash never leaves a file that looks finished; a failed write
+removes its temporary. The master is written last. Layout (SPEC A3): ``/entry/data/data``
+(n, ny, nx) unsigned, chunks (1, ny, nx), lossless filter, ``image_nr_low/high``; master
+links ``/entry/data/data_NNNNNN`` to each file; pixel_mask uint32, unchunked, unfiltered;
+string attributes fixed-length ASCII.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from contextlib import contextmanager
+
+import h5py
+import hdf5plugin
+import numpy as np
+
+from .errors import OptionError
+from .meta import bin_pixel_mask, binned_size
+
+#: Lossless choices (``-c``), the HDF5 filter each becomes, and whether XDS' plugins read it.
+COMPRESSIONS = {
+    "bslz4": "bitshuffle + LZ4 (HDF5 filter 32008): read by XDS (Neggia, durin) and DIALS",
+    "bszstd": "bitshuffle + Zstandard (HDF5 filter 32008): NOT read by XDS' Neggia or durin",
+    "bshuf": "bitshuffle only (HDF5 filter 32008): read by durin, NOT by Neggia",
+    "zstd": "Blosc with Zstandard, no shuffle (HDF5 filter 32001), as l_bnl_compress' zstd: NOT read by XDS' plugins",
+    "none": "no compression",
+}
+XDS_READABLE = {"bslz4", "none"}
+
+
+def lossless_filter(name: str, level: int | None = None) -> dict:
+    """h5py ``create_dataset`` keyword arguments for a lossless choice of ``-c``/``-l``."""
+    name = (name or "bslz4").lower()
+    if name not in COMPRESSIONS:
+        raise OptionError(f"unknown compression {name!r}: choose from {', '.join(COMPRESSIONS)}")
+    if level is not None and name not in ("bszstd", "zstd"):
+        raise OptionError(f"-l/--compression_level applies to bszstd and zstd, not {name}")
+    if name == "bslz4":
+        return dict(hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
+    if name == "bshuf":
+        return dict(hdf5plugin.Bitshuffle(nelems=0, cname="none"))
+    if name == "bszstd":
+        level = 3 if level is None else level
+        if not 1 <= level <= 22:
+            raise OptionError(f"bszstd compression level must be 1..22, not {level}")
+        return dict(hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=level))
+    if name == "zstd":
+        level = 3 if level is None else level
+        if not 0 <= level <= 9:
+            raise OptionError(f"zstd (Blosc) compression level must be 0..9, not {level}")
+        return dict(hdf5plugin.Blosc(cname="zstd", clevel=level, shuffle=hdf5plugin.Blosc.NOSHUFFLE))
+    return {}
+
+
+def ascii_attr(text: str) -> np.bytes_:
+    """A fixed-length ASCII string (what Dectris writes and durin needs)."""
+    return np.bytes_(str(text).encode("ascii", "replace"))
+
+
+@contextmanager
+def atomic_path(path: str, overwrite: bool = True):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    tmp = f"{path}.part"
+    if os.path.exists(tmp):
+        os.unlink(tmp)
+    try:
+        yield tmp
+        if not overwrite and os.path.exists(path):
+            raise FileExistsError(path)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _nx_group(parent, name, nx_class):
+    g = parent.require_group(name)
+    g.attrs["NX_class"] = ascii_attr(nx_class)
+    return g
+
+
+def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
+                    level: int | None = None) -> dict:
+    """Write one output data file from ``parts`` (arrays (n_i, ny, nx), in order).
+
+    ``first_frame`` is the 1-based output number of its first frame (image_nr_low).
+    Returns {"path", "frames", "bytes"}.
+    """
+    parts = [np.asarray(p) for p in parts]
+    n = sum(p.shape[0] for p in parts)
+    ny, nx = parts[0].shape[1:]
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = _nx_group(_nx_group(f, "entry", "NXentry"), "data", "NXdata")
+            d = g.create_dataset("data", shape=(n, ny, nx), maxshape=(None, ny, nx), dtype=parts[0].dtype,
+                                 chunks=(1, ny, nx), **lossless_filter(compression, level))
+            d.attrs["image_nr_low"] = np.uint64(first_frame)
+            d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
+            i = 0
+            for p in parts:
+                d[i : i + p.shape[0]] = p
+                i += p.shape[0]
+    return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
+
+
+def write_squash(path: str, parts, first_frame: int, codec_config: dict) -> dict:
+    """Write the raw codec bytes of every frame (``parts``: lists of bytes, in order) to a squash file.
+
+    ``/entry/data/data`` is a variable-length uint8 dataset, one entry per frame, with the
+    codec's numcodecs config (JSON) in its ``codec`` attribute; read back by :func:`read_squash`.
+    """
+    frames = [b for part in parts for b in part]
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            g = _nx_group(_nx_group(f, "entry", "NXentry"), "data", "NXdata")
+            d = g.create_dataset("data", shape=(len(frames),), dtype=h5py.vlen_dtype(np.uint8))
+            for i, b in enumerate(frames):
+                d[i] = np.frombuffer(b, np.uint8)
+            d.attrs["codec"] = ascii_attr(json.dumps(codec_config))
+            d.attrs["image_nr_low"] = np.uint64(first_frame)
+            d.attrs["image_nr_high"] = np.uint64(first_frame + len(frames) - 1)
+    return {"path": path, "frames": len(frames), "bytes": os.path.getsize(path)}
+
+
+def read_squash(path) -> np.ndarray:
+    """Decode every frame of a squash file (``-q``) back to an (n, ny, nx) array."""
+    import numcodecs
+
+    with h5py.File(path, "r") as f:
+        d = f["/entry/data/data"]
+        codec = numcodecs.get_codec(json.loads(d.attrs["codec"]))
+        return np.stack([codec.decode(d[i]) for i in range(d.shape[0])])
+
+
+# ---------------------------------------------------------------- the master
+_AXES = ("omega", "phi", "chi", "kappa", "two_theta", "translation", "sam_x", "sam_y", "sam_z")
+_ANGLE = re.compile(r"^(%s)(_end|_range_average|_range_total|_increment|_start)?$" % "|".join(_AXES))
+
+
+class MasterRewriter:
+    """The rewrite rules of SPEC A2 for a master's datasets, for one output.
+
+    ``n_total`` source frames; the output takes 1-based ``first``..``last`` summed ``s`` at
+    a time and binned ``b`` x ``b``; ``saturation`` and ``bit_depth`` of the output pixels.
+    ``new_value(path, dset)`` returns the new value of a dataset, or None to keep it.
+    """
+
+    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression, frame_shape):
+        self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
+        self.n_in = last - first + 1
+        self.n_out = -(-self.n_in // s)
+        self.saturation, self.bit_depth, self.compression = saturation, bit_depth, compression
+        self.frame_shape = tuple(frame_shape)  # input (ny, nx)
+
+    def per_frame(self, arr: np.ndarray, end: bool) -> np.ndarray:
+        """One entry per output frame: group's first frame (starts) or last frame (``end``)."""
+        sel = arr[self.first - 1 : self.last]
+        if not end:
+            return sel[:: self.s]
+        ends = sel[self.s - 1 :: self.s]
+        if len(ends) < self.n_out:
+            ends = np.concatenate([ends, sel[-1:]])
+        return ends
+
+    def new_value(self, path: str, d: h5py.Dataset):
+        name = path.rsplit("/", 1)[-1]
+        parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+        s, b = self.s, self.b
+        v = d[()] if d.size < 10_000_000 else None
+        if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
+            return v * b
+        if name in ("beam_center_x", "beam_center_y"):
+            return v / b
+        if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
+            return v * s
+        if name == "nimages":
+            return np.asarray(self.n_out, d.dtype)
+        if name == "ntrigger":
+            return np.asarray(1, d.dtype)
+        if name in ("x_pixels_in_detector", "x_pixels"):
+            return np.asarray(binned_size(v, b), d.dtype)
+        if name in ("y_pixels_in_detector", "y_pixels"):
+            return np.asarray(binned_size(v, b), d.dtype)
+        if name == "bit_depth_image":
+            return np.asarray(self.bit_depth, d.dtype)
+        if name in ("saturation_value", "countrate_correction_count_cutoff"):
+            return np.asarray(min(self.saturation, np.iinfo(d.dtype).max if d.dtype.kind in "ui" else self.saturation),
+                              d.dtype if d.dtype.kind in "ui" and self.saturation <= np.iinfo(d.dtype).max else np.int64)
+        if name == "compression" and parent == "detectorSpecific":
+            return ascii_attr(self.compression)
+        if parent.startswith("detectorModule_") or parent == "module":
+            if name == "data_origin":
+                return (np.asarray(v) // b).astype(d.dtype)
+            if name == "data_size":
+                return np.asarray([binned_size(x, b) for x in np.atleast_1d(v)], d.dtype)
+        if name in ("flatfield",) and d.shape == self.frame_shape:
+            return _bin_mean(d[()], b).astype(np.float32)
+        m = _ANGLE.match(name)
+        if m and v is not None:
+            suffix = m.group(2) or ""
+            arr = np.asarray(v)
+            if suffix in ("_range_average", "_increment"):
+                return arr * s
+            if suffix == "_range_total":
+                return arr * (self.n_in / self.n_total) if self.n_total else arr
+            if suffix == "_start":
+                return arr  # replaced from the per-frame array when there is one (see write_master)
+            if arr.ndim >= 1 and arr.shape[0] == self.n_total and self.n_total > 1:
+                return self.per_frame(arr, end=suffix == "_end")
+        return None
+
+
+def _bin_mean(a: np.ndarray, b: int) -> np.ndarray:
+    if b == 1:
+        return a
+    ny, nx = a.shape
+    py, px = binned_size(ny, b) * b, binned_size(nx, b) * b
+    pad = np.zeros((py, px), np.float64)
+    pad[:ny, :nx] = a
+    return pad.reshape(py // b, b, px // b, b).mean(axis=(1, 3))
+
+
+def _fix_string_attrs(obj):
+    for k, v in list(obj.attrs.items()):
+        if isinstance(v, str):
+            obj.attrs[k] = ascii_attr(v)
+
+
+def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):
+    """Create dataset ``name`` = ``value`` with the attributes of ``like`` (and its chunking and
+    filters when the shape is unchanged, unless ``plain``)."""
+    kwargs = {}
+    if not plain and like.chunks is not None and np.shape(value) == like.shape:
+        kwargs = dict(chunks=like.chunks, compression=like.compression, compression_opts=like.compression_opts)
+    d = group.create_dataset(name, data=value, **kwargs)
+    for k, v in like.attrs.items():
+        d.attrs[k] = v
+    return d
+
+
+def write_master(path: str, src_master: str, data_files: list[str], rewriter: MasterRewriter,
+                 pixel_mask: np.ndarray | None) -> dict:
+    """Write the output master ``path`` from ``src_master``: every group and dataset copied,
+    the values SPEC A2 changes rewritten (``rewriter``), ``pixel_mask`` (binned uint32,
+    unchunked, unfiltered) replaced, and ``/entry/data/data_NNNNNN`` external links to
+    ``data_files`` (paths relative to the master's folder) instead of the source's data."""
+    per_frame_starts = {}
+
+    def copy_group(sg: h5py.Group, dg: h5py.Group):
+        for k, v in sg.attrs.items():
+            dg.attrs[k] = v
+        for name in sg:
+            link = sg.get(name, getlink=True)
+            p = f"{sg.name.rstrip('/')}/{name}"
+            if p == "/entry/data":
+                continue
+            if not isinstance(link, h5py.HardLink):
+                dg[name] = link if isinstance(link, h5py.SoftLink) else h5py.ExternalLink(link.filename, link.path)
+                continue
+            obj = sg[name]
+            if isinstance(obj, h5py.Group):
+                copy_group(obj, dg.create_group(name))
+            elif name == "pixel_mask" and pixel_mask is not None:
+                _create_like(dg, name, pixel_mask.astype(np.uint32), obj, plain=True)
+            else:
+                new = rewriter.new_value(p, obj)
+                if new is None:
+                    sg.copy(obj, dg, name=name)
+                    continue
+                _create_like(dg, name, new, obj)
+                m = _ANGLE.match(name)
+                if m and not m.group(2) and np.ndim(new) >= 1 and len(new) == rewriter.n_out:
+                    per_frame_starts[p] = new[0]
+
+    with atomic_path(path) as tmp:
+        with h5py.File(src_master, "r") as src, h5py.File(tmp, "w") as dst:
+            copy_group(src, dst)
+            data = dst.require_group("entry").create_group("data")
+            sdata = src["entry/data"]
+            for k, v in sdata.attrs.items():
+                data.attrs[k] = v
+            data.attrs["NX_class"] = ascii_attr("NXdata")
+            if "signal" in data.attrs:
+                data.attrs["signal"] = ascii_attr("data_000001")
+            for name in sdata:  # NXmx keeps per-frame axes (omega, ...) beside the data
+                if name == "data" or name.startswith("data_"):
+                    continue
+                if isinstance(sdata.get(name, getlink=True), h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
+                    new = rewriter.new_value(f"/entry/data/{name}", sdata[name])
+                    if new is None:
+                        src.copy(sdata[name], data, name=name)
+                    else:
+                        _create_like(data, name, new, sdata[name])
+            for k, fname in enumerate(data_files, start=1):
+                data[f"data_{k:06d}"] = h5py.ExternalLink(fname, "/entry/data/data")
+            for p, start in per_frame_starts.items():  # <axis>_start = first output frame's start
+                sp = p + "_start"
+                if sp in dst:
+                    like = dst[sp]
+                    dst[sp][()] = np.asarray(start, like.dtype)
+            _fix_string_attrs(dst)
+            dst.visititems(lambda p, o: _fix_string_attrs(o))
+    return {"path": path, "bytes": os.path.getsize(path)}
