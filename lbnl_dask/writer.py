@@ -230,12 +230,17 @@ def _fix_string_attrs(obj):
             obj.attrs[k] = ascii_attr(v)
 
 
+_MASKS = ("/entry/instrument/detector/pixel_mask", "/entry/instrument/detector/detectorSpecific/pixel_mask")
+
+
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):
     """Create dataset ``name`` = ``value`` with the attributes of ``like`` (and its chunking and
     filters when the shape is unchanged, unless ``plain``)."""
     kwargs = {}
-    if not plain and like.chunks is not None and np.shape(value) == like.shape:
-        kwargs = dict(chunks=like.chunks, compression=like.compression, compression_opts=like.compression_opts)
+    if not plain and like.chunks is not None and np.ndim(value) > 0:
+        same = np.shape(value) == like.shape
+        kwargs = dict(chunks=like.chunks if same else True, compression=like.compression,
+                      compression_opts=like.compression_opts)
     d = group.create_dataset(name, data=value, **kwargs)
     for k, v in like.attrs.items():
         d.attrs[k] = v
@@ -264,7 +269,7 @@ def write_master(path: str, src_master: str, data_files: list[str], rewriter: Ma
             obj = sg[name]
             if isinstance(obj, h5py.Group):
                 copy_group(obj, dg.create_group(name))
-            elif name == "pixel_mask" and pixel_mask is not None:
+            elif p in _MASKS and pixel_mask is not None:
                 _create_like(dg, name, pixel_mask.astype(np.uint32), obj, plain=True)
             else:
                 new = rewriter.new_value(p, obj)

@@ -1,0 +1,161 @@
+"""HCompress and JPEG-2000 codecs: round trips, configs, registry, error bounds, invalid pixels."""
+import io
+import os
+
+import numcodecs
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from lbnl_dask import codecs as C
+from lbnl_dask import transform as T
+
+
+def frame(shape=(96, 130), seed=0, lam=20):
+    rng = np.random.default_rng(seed)
+    a = rng.poisson(lam, shape).astype(np.int32)
+    a[40:44, 60:64] += 3000  # a spot
+    return a
+
+
+@pytest.mark.parametrize("codec_id,cls", [("lbnl_hcompress", C.HCompress), ("lbnl_jpeg2000", C.JPEG2000)])
+def test_registry_and_config_round_trip(codec_id, cls):
+    c = numcodecs.get_codec({"id": codec_id})
+    assert isinstance(c, cls)
+    c2 = numcodecs.get_codec(c.get_config())
+    assert c2.get_config() == c.get_config()
+    assert c.get_config()["id"] == codec_id
+
+
+def test_entry_points_are_declared():
+    from importlib.metadata import entry_points
+
+    names = {ep.name: ep.value for ep in entry_points(group="numcodecs.codecs")}
+    assert names["lbnl_hcompress"] == "lbnl_dask.codecs:HCompress"
+    assert names["lbnl_jpeg2000"] == "lbnl_dask.codecs:JPEG2000"
+
+
+def test_hcompress_scale_0_is_lossless_for_each_dtype():
+    a = frame()
+    for dt in (np.uint16, np.int32, np.uint32):
+        x = a.astype(dt)
+        c = C.HCompress(scale=0)
+        out = c.decode(c.encode(x))
+        assert out.dtype == dt
+        np.testing.assert_array_equal(out, x)
+
+
+def test_hcompress_errors_grow_with_scale_and_size_falls():
+    a = frame()
+    errs, sizes = [], []
+    for scale in (0, 2, 8, 32, 128):
+        c = C.HCompress(scale=scale)
+        enc = c.encode(a)
+        errs.append(np.abs(c.decode(enc).astype(np.int64) - a).max())
+        sizes.append(len(enc))
+    assert errs[0] == 0
+    assert errs == sorted(errs) and errs[-1] > errs[1]
+    assert sizes == sorted(sizes, reverse=True)
+    for scale, err in zip((2, 8, 32, 128), errs[1:]):
+        assert err <= scale  # the scale is absolute, in counts
+
+
+def test_hcompress_equals_the_fits_path_of_the_published_tool():
+    a = frame((70, 64), seed=3)
+    hdu = fits.CompImageHDU(data=a, compression_type="HCOMPRESS_1", hcomp_scale=4)
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    buf.seek(0)
+    with fits.open(buf) as hdul:
+        via_fits = hdul[1].data.astype(np.int64)
+    c = C.HCompress(scale=4)
+    np.testing.assert_array_equal(c.decode(c.encode(a)), via_fits)
+
+
+def test_hcompress_tiling_rule():
+    assert C.hcompress_tile_rows(4371) == 20 and C.hcompress_tile_rows(2186) == 16
+    assert C.hcompress_tile_rows(25) == 25
+
+
+def test_hcompress_rejects_values_it_would_corrupt():
+    a = frame()
+    a[0, 0] = C.HCOMPRESS_MAX + 1
+    with pytest.raises(C.CodecError, match="values within"):
+        C.HCompress(scale=0).encode(a)
+
+
+def test_j2k_ratio_and_errors_grow_with_ratio():
+    a = frame(seed=1).astype(np.uint16)
+    errs, ratios = [], []
+    for r in (4, 20, 100):
+        c = C.JPEG2000(ratio=r)
+        enc = c.encode(a)
+        out = c.decode(enc)
+        assert out.dtype == np.uint16 and out.shape == a.shape
+        ratios.append(a.nbytes / len(enc))
+        errs.append(np.abs(out.astype(np.int64) - a).mean())
+    assert ratios == sorted(ratios) and ratios[-1] > 30
+    assert errs == sorted(errs) and errs[0] < errs[-1]
+
+
+def test_j2k_irreversible_is_default_and_reversible_with_ladder_runs():
+    a = frame(seed=2).astype(np.uint16)
+    c97 = C.JPEG2000(ratio=50)
+    c53 = C.JPEG2000(ratio=50, irreversible=False, ladder=C.glymur_ladder(50))
+    assert c97.irreversible and not c53.irreversible
+    assert c53.ladder == [6400, 3200, 1600, 800, 400, 200, 100, 50]
+    out53 = c53.decode(c53.encode(a))
+    assert out53.shape == a.shape
+    lossless = C.JPEG2000(ratio=1.0001, irreversible=False)
+    # ratio ~1 with the reversible wavelet is lossless
+    np.testing.assert_array_equal(lossless.decode(lossless.encode(a)), a)
+
+
+def test_j2k_scratch_files_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("LBNL_DASK_SCRATCH", str(tmp_path))
+    c = C.JPEG2000(ratio=10)
+    c.decode(c.encode(frame().astype(np.uint16)))
+    with pytest.raises(C.CodecError):
+        c.encode(frame().astype(np.float32))
+    assert os.listdir(tmp_path) == []
+
+
+def test_j2k_bad_ratio():
+    with pytest.raises(ValueError, match="must be > 1"):
+        C.JPEG2000(ratio=1)
+
+
+def test_ladders_match_the_published_tool():
+    assert C.glymur_ladder(75) == [4800, 2400, 1200, 600, 300, 150, 75]
+    assert C.glymur_ladder(125) == [4000, 2000, 1000, 500, 250, 125]
+    assert C.glymur_ladder(500) == [4000, 2000, 1000, 500]
+    assert C.glymur_ladder(3000) == [6000, 3000] and C.glymur_ladder(4000) == [4000]
+    assert C.opj_ladder(75) == [9600, 4800, 2400, 1200, 600, 300, 150, 75]
+    assert C.opj_ladder(500) == [8000, 4000, 2000, 1000, 500]
+    assert C.opj_ladder(4000) == [8000, 4000]
+    assert C.opj_ladder(1) == [512, 256, 128, 64, 32, 16, 8, 4, 2, 1]
+
+
+@pytest.mark.parametrize("codec", [C.HCompress(scale=16), C.JPEG2000(ratio=60)])
+def test_invalid_pixels_restored_and_do_not_ring(codec):
+    a = frame((1, 96, 130), seed=5, lam=300).astype(np.int64)
+    flags = np.zeros(a.shape, np.uint8)
+    flags[0, 30:36, :] = T.INVALID  # a module gap
+    raw = a.copy()
+    raw[flags != 0] = 0xFFFFFFFF  # what a gap holds in the input
+    dec = C.roundtrip_frames(np.where(flags != 0, 0, a), flags, codec)
+    out = T._finalize_block(dec, flags, np.uint32, 100000)
+    assert (out[flags != 0] == 0xFFFFFFFF).all()
+    # next to the gap the error is no worse than far from it (the gap was filled with background)
+    near = np.abs(out[0, 26:30].astype(np.int64) - a[0, 26:30]).mean()
+    far = np.abs(out[0, 70:74].astype(np.int64) - a[0, 70:74]).mean()
+    assert near < 3 * far + 3
+
+
+def test_fill_invalid_uses_local_background():
+    f = np.zeros((64, 64), np.int64)
+    f[:, 32:] = 100
+    bad = np.zeros_like(f, bool)
+    bad[10, 5] = bad[10, 50] = True
+    filled = C.fill_invalid(f, bad)
+    assert filled[10, 5] == 0 and filled[10, 50] == 100

@@ -1,0 +1,150 @@
+"""Sum, bin, scale and output type against a plain numpy reference; region omission; log/exp."""
+import dask.array as da
+import numpy as np
+import pytest
+
+from lbnl_dask import transform as T
+
+from reference import expected_output, sum_bin_reference
+
+
+def make_frames(n=7, ny=9, nx=11, dtype=np.uint16, seed=0, cutoff=1000):
+    rng = np.random.default_rng(seed)
+    f = rng.integers(0, 400, (n, ny, nx)).astype(dtype)
+    allbits = np.iinfo(dtype).max
+    f[:, 4, :] = allbits  # a gap row (every frame)
+    f[2, 1, 1] = allbits  # a pixel invalid in one frame only
+    f[3, 6, 7] = cutoff + 5  # saturated
+    f[0, 0, 10] = cutoff  # exactly at the cutoff: saturated
+    mask = np.zeros((ny, nx), np.uint32)
+    mask[7, 2] = 2  # flagged dead pixel
+    return f, mask
+
+
+def run(frames, mask, cutoff, s, b, chunk, dtype, saturation, scale=1.0):
+    x = da.from_array(frames, chunks=(chunk, -1, -1))
+    v, fl = T.split(x, mask, cutoff)
+    v, fl = T.sum_frames(v, fl, s)
+    v, fl = T.bin_pixels(v, fl, b)
+    v = T.scale(v, scale)
+    return T.finalize(v, fl, dtype, saturation).compute()
+
+
+@pytest.mark.parametrize("s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (7, 3, 7), (2, 4, 6)])
+def test_sum_bin_equal_numpy_reference(s, b, chunk):
+    frames, mask = make_frames()
+    sat = 1000 * s * b * b
+    got = run(frames, mask, 1000, s, b, chunk, np.uint32, sat)
+    want = expected_output(frames, mask, 1000, s, b, np.uint32, sat)
+    assert got.shape == (-(-7 // s), -(-9 // b), -(-11 // b))  # partial groups and edges kept
+    np.testing.assert_array_equal(got, want)
+
+
+def test_invalid_pixels_never_averaged_into_valid_ones():
+    frames, mask = make_frames()
+    got = run(frames, mask, 1000, 2, 2, 2, np.uint32, 8000)
+    allbits = np.iinfo(np.uint32).max
+    assert (got[:, 2, :] == allbits).all()  # rows 4-5 hold the gap row 4
+    assert got[1, 0, 0] == allbits  # frame 3 (group 2) had pixel (1,1) invalid
+    assert got[0, 0, 0] != allbits and got[2, 0, 0] != allbits
+    assert got[0, 3, 1] == allbits  # flagged in pixel_mask (7, 2)
+    valid = got[got != allbits]
+    assert valid.max() <= 8000
+
+
+def test_uint16_sums_above_65535_are_exact():
+    frames = np.full((4, 4, 4), 30000, np.uint16)
+    got = run(frames, None, 60000, 4, 2, 4, np.uint32, 60000 * 16)
+    assert got.dtype == np.uint32
+    assert (got == 30000 * 16).all()
+
+
+def test_saturation_propagates_like_invalidity_not_clipping():
+    frames = np.full((2, 2, 2), 900, np.uint16)
+    frames[0, 0, 0] = 1000  # at the cutoff
+    got = run(frames, None, 1000, 2, 2, 2, np.uint32, 8000)
+    assert got[0, 0, 0] == 8000  # saturated: the output saturation value
+    frames[0, 0, 0] = 999  # a sum of strong but unsaturated pixels is not an overload
+    got = run(frames, None, 1000, 2, 2, 2, np.uint32, 8000)
+    assert got[0, 0, 0] == 999 + 7 * 900
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0, 3.3])
+def test_scale_S(scale):
+    frames, mask = make_frames(seed=4)
+    sat = int(1000 * 4 * scale + 0.5)
+    got = run(frames, mask, 1000, 1, 2, 3, np.uint32, sat, scale=scale)
+    np.testing.assert_array_equal(got, expected_output(frames, mask, 1000, 1, 2, np.uint32, sat, scale))
+
+
+@pytest.mark.parametrize("dtype,allbits", [(np.uint16, 0xFFFF), (np.int16, -1), (np.int32, -1), (np.uint32, 0xFFFFFFFF)])
+def test_integer_output_types_u(dtype, allbits):
+    frames, mask = make_frames(seed=5)
+    got = run(frames, mask, 1000, 2, 1, 2, dtype, 2000)
+    assert got.dtype == dtype
+    vals, inv, sat = sum_bin_reference(frames, mask, 1000, 2, 1)
+    assert (got[inv] == allbits).all()
+    assert (got[sat] == 2000).all()
+    ok = ~inv & ~sat
+    np.testing.assert_array_equal(got[ok], np.clip(vals[ok], 0, 2000))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_float_output_f(dtype):
+    frames, mask = make_frames(seed=6)
+    got = run(frames, mask, 1000, 2, 2, 2, dtype, 8000)
+    vals, inv, sat = sum_bin_reference(frames, mask, 1000, 2, 2)
+    assert got.dtype == dtype
+    assert np.isnan(got[inv]).all()
+    np.testing.assert_allclose(got[~inv & ~sat], vals[~inv & ~sat], rtol=1e-3)
+
+
+def test_chunks_not_multiple_of_sum_are_refused():
+    x = da.zeros((9, 4, 4), chunks=(3, 4, 4), dtype=np.int64)
+    with pytest.raises(ValueError, match="not multiples of 2"):
+        T.sum_frames(x, x.astype(np.uint8), 2)
+
+
+def test_coarsen_keeps_frame_chunks():
+    x = da.zeros((10, 5, 5), chunks=(4, 5, 5), dtype=np.uint16)
+    v, f = T.split(x)
+    v, f = T.sum_frames(v, f, 2)
+    assert v.chunks[0] == (2, 2, 1)
+    v, f = T.bin_pixels(v, f, 2)
+    assert v.chunks == ((2, 2, 1), (3,), (3,))
+
+
+def test_log_and_exp_are_inverse():
+    x = da.from_array(np.array([[[0, 1, 7, 1000, 65000]]], np.int64))
+    lg = T.log_transform(x, 2.0)
+    np.testing.assert_allclose(lg.compute(), np.log2(np.array([1, 2, 8, 1001, 65001.0]))[None, None], rtol=1e-6)
+    np.testing.assert_allclose(T.exp_transform(lg, 2.0).compute(), x.compute(), rtol=1e-4)
+    neg = da.from_array(np.array([[[-3]]], np.int64))
+    assert T.log_transform(neg, 2.0).compute()[0, 0, 0] == 0
+    assert T.log_transform(neg, 2.0, signed=True).compute()[0, 0, 0] == pytest.approx(-2.0)
+    assert T.exp_transform(da.from_array(np.array([[[-2.0]]])), 2.0, signed=True).compute()[0, 0, 0] == pytest.approx(-3.0)
+
+
+def test_region_mask_formats():
+    m = T.region_mask(["columns_1::4"], (3, 10))
+    assert m[0].nonzero()[0].tolist() == [1, 5, 9] and m.all(axis=1).sum() == 0
+    m = T.region_mask(["rows_::2"], (5, 3))
+    assert m[:, 0].nonzero()[0].tolist() == [0, 2, 4]
+    m = T.region_mask(["zero_2_of_5_columns"], (2, 10))
+    assert m[0].nonzero()[0].tolist() == [0, 1, 5, 6]
+    m = T.region_mask(["zero_1_of_3_rows"], (7, 2))
+    assert m[:, 0].nonzero()[0].tolist() == [0, 3, 6]
+    m = T.region_mask(["2,4"], (3, 8))
+    assert m[1].nonzero()[0].tolist() == [2, 3, 4] and m[:, 2].all()
+    m = T.region_mask(["1,2,0,1"], (4, 4))
+    assert m.nonzero()[0].tolist() == [0, 0, 1, 1] and m.nonzero()[1].tolist() == [1, 2, 1, 2]
+    with pytest.raises(ValueError, match="give 2 numbers"):
+        T.region_mask(["1,2,3"], (4, 4))
+    with pytest.raises(ValueError, match="not one of"):
+        T.region_mask(["columns_0,2::5"], (4, 4))
+
+
+def test_omit_regions_applies_to_every_frame():
+    x = da.ones((3, 4, 5), chunks=(1, 4, 5), dtype=np.int64)
+    got = T.omit_regions(x, T.region_mask(["0,1"], (4, 5))).compute()
+    assert (got[:, :, :2] == 0).all() and (got[:, :, 2:] == 1).all()

@@ -1,0 +1,208 @@
+"""The written master and data files: every metadata change of SPEC A2, the layout of SPEC A3."""
+import os
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+
+import lbnl_dask
+from lbnl_dask.errors import OptionError
+from lbnl_dask.meta import bin_pixel_mask, summed_angles
+from lbnl_dask.pipeline import compress
+from lbnl_dask.writer import MasterRewriter, lossless_filter, read_squash, write_master
+
+DET = "/entry/instrument/detector"
+SPEC = DET + "/detectorSpecific"
+GON = "/entry/sample/goniometer"
+
+
+@pytest.fixture(scope="module")
+def run(tiny, tmp_path_factory):
+    """tiny (20 frames, 132 x 102, uint16), images 2..16, sum 3, bin 2 -> 5 frames of 66 x 51."""
+    out = tmp_path_factory.mktemp("w") / "out"
+    rep = compress(tiny, str(out), first_image=2, last_image=16, sum_range=3, bin_range=2,
+                   data_block_size=2, scheduler="threads")
+    src = h5py.File(tiny, "r")
+    dst = h5py.File(rep.master, "r")
+    yield src, dst, rep
+    src.close()
+    dst.close()
+
+
+def test_pixel_size_times_bin(run):
+    src, dst, _ = run
+    for k in ("x_pixel_size", "y_pixel_size"):
+        assert dst[f"{DET}/{k}"][()] == pytest.approx(2 * src[f"{DET}/{k}"][()])
+        assert dst[f"{DET}/{k}"].attrs["units"] == b"m"
+
+
+def test_beam_centre_divided_by_bin(run):
+    src, dst, _ = run
+    for k in ("beam_center_x", "beam_center_y"):
+        assert dst[f"{DET}/{k}"][()] == pytest.approx(src[f"{DET}/{k}"][()] / 2)
+        assert dst[f"{DET}/{k}"].attrs["units"] == b"pixel"
+
+
+def test_nimages_and_ntrigger(run):
+    _, dst, rep = run
+    assert dst[f"{SPEC}/nimages"][()] == 5 == rep.frames_out
+    assert dst[f"{SPEC}/ntrigger"][()] == 1
+
+
+def test_times_times_sum(run):
+    src, dst, _ = run
+    for k in ("count_time", "frame_time"):
+        assert dst[f"{DET}/{k}"][()] == pytest.approx(3 * src[f"{DET}/{k}"][()])
+    assert dst[f"{SPEC}/frame_count_time"][()] == pytest.approx(3 * src[f"{SPEC}/frame_count_time"][()])
+
+
+def test_angles(run):
+    src, dst, _ = run
+    omega = src[f"{GON}/omega"][()]
+    ends = src[f"{GON}/omega_end"][()]
+    np.testing.assert_allclose(dst[f"{GON}/omega"][()], omega[1:16][::3])  # group starts
+    np.testing.assert_allclose(dst[f"{GON}/omega_end"][()], ends[1:16][2::3])  # end of each group's last frame
+    assert dst[f"{GON}/omega_range_average"][()] == pytest.approx(0.3)
+    assert dst[f"{GON}/omega_increment"][()] == pytest.approx(0.3)
+    assert dst[f"{GON}/omega_range_total"][()] == pytest.approx(15 * 0.1)
+    assert dst[f"{GON}/omega"].attrs["units"] == b"degree"
+    assert dst[f"{GON}/chi"][()].tolist() == [0.0]  # static axes keep their single entry
+
+
+def test_summed_angles_worked_example():
+    # SPEC B14: first 1, last 7, s 2, omega 0, 0.5, ...: starts 0,1,2,3; ends 1,2,3,3.5
+    starts, ends = summed_angles(np.arange(7) * 0.5, 0.5, 2)
+    assert starts.tolist() == [0, 1, 2, 3] and ends.tolist() == [1, 2, 3, 3.5]
+
+
+def test_pixel_mask_binned_or_uint32_plain(run):
+    src, dst, _ = run
+    m = dst[f"{SPEC}/pixel_mask"]
+    assert m.dtype == np.uint32 and m.shape == (51, 66)
+    assert m.chunks is None and m.compression is None and m.id.get_create_plist().get_nfilters() == 0
+    np.testing.assert_array_equal(m[()], bin_pixel_mask(src[f"{SPEC}/pixel_mask"][()], 2))
+
+
+def test_bin_pixel_mask_is_bitwise_or():
+    m = np.zeros((5, 5), np.uint32)
+    m[0, 0], m[1, 1], m[4, 4] = 1, 8, 2
+    b = bin_pixel_mask(m, 2)
+    assert b.shape == (3, 3) and b[0, 0] == 9 and b[2, 2] == 2 and b.sum() == 11
+
+
+def test_saturation_and_bit_depth(run):
+    _, dst, rep = run
+    sat = 12440 * 3 * 4
+    assert rep.saturation_out == sat and rep.dtype_out == "uint32"
+    assert dst[f"{SPEC}/countrate_correction_count_cutoff"][()] == sat
+    assert dst[f"{SPEC}/saturation_value"][()] == sat
+    assert dst[f"{DET}/saturation_value"][()] == sat
+    assert dst[f"{DET}/bit_depth_image"][()] == 32
+
+
+def test_module_sizes_and_pixel_counts(run):
+    src, dst, _ = run
+    assert dst[f"{SPEC}/x_pixels_in_detector"][()] == 66 and dst[f"{SPEC}/y_pixels_in_detector"][()] == 51
+    for m in range(4):
+        g = f"{SPEC}/detectorModule_{m:03d}"
+        np.testing.assert_array_equal(dst[g + "/data_origin"][()], src[g + "/data_origin"][()] // 2)
+        np.testing.assert_array_equal(dst[g + "/data_size"][()], (src[g + "/data_size"][()] + 1) // 2)
+
+
+def test_everything_else_copied_intact(run):
+    src, dst, _ = run
+    for p in (f"{DET}/detector_distance", f"{DET}/sensor_thickness", f"{DET}/description",
+              f"{SPEC}/eiger_fw_version", "/entry/instrument/beam/incident_wavelength",
+              f"{DET}/goniometer/two_theta"):
+        np.testing.assert_array_equal(dst[p][()], src[p][()])
+        assert dict(dst[p].attrs) == dict(src[p].attrs)
+    assert dst[f"{DET}/goniometer"].attrs["NX_class"] == b"NXtransformations"
+
+
+def test_string_attributes_fixed_length_ascii(run):
+    _, dst, _ = run
+
+    def check(name, obj):
+        for k in obj.attrs:
+            t = obj.attrs.get_id(k).get_type()
+            if t.get_class() == h5py.h5t.STRING:
+                assert not t.is_variable_str() and t.get_cset() == h5py.h5t.CSET_ASCII, (name, k)
+
+    dst.visititems(check)
+
+
+def test_data_files_layout(run):
+    _, dst, rep = run
+    assert [os.path.basename(p) for p in rep.data_files] == ["out_000001.h5", "out_000002.h5", "out_000003.h5"]
+    links = [dst["/entry/data"].get(f"data_{k:06d}", getlink=True) for k in (1, 2, 3)]
+    assert [(ln.filename, ln.path) for ln in links] == [(f"out_{k:06d}.h5", "/entry/data/data") for k in (1, 2, 3)]
+    sizes = []
+    for k, p in enumerate(rep.data_files):
+        with h5py.File(p, "r") as f:
+            d = f["/entry/data/data"]
+            sizes.append(d.shape[0])
+            assert d.chunks == (1, 51, 66) and d.dtype == np.uint32
+            plist = d.id.get_create_plist()
+            assert plist.get_filter(0)[0] == 32008 and plist.get_filter(0)[2][4] == 2  # bitshuffle + LZ4
+            assert (d.attrs["image_nr_low"], d.attrs["image_nr_high"]) == (2 * k + 1, 2 * k + sizes[-1])
+            assert f["/entry"].attrs["NX_class"] == b"NXentry"
+    assert sizes == [2, 2, 1]  # every file holds -d frames but the last
+    assert not [p for p in os.listdir(os.path.dirname(rep.master)) if p.endswith(".part")]
+
+
+def test_read_back_through_open_dataset(run, tiny):
+    _, _, rep = run
+    ds = lbnl_dask.open_dataset(rep.master)
+    assert ds.frames.shape == (5, 51, 66)
+    assert ds.meta.nimages == 5 and ds.meta.x_pixel_size == pytest.approx(150e-6)
+    src = lbnl_dask.open_dataset(tiny).frames.compute()
+    with h5py.File(tiny, "r") as f:
+        mask = f[f"{SPEC}/pixel_mask"][()]
+    from reference import expected_output
+    np.testing.assert_array_equal(ds.frames.compute(), expected_output(src[1:16], mask, 12440, 3, 2, np.uint32, 12440 * 12))
+
+
+def test_master_rewrite_of_real_eiger9m_master(realdata, tmp_path):
+    src = realdata / "dials-data-files/dectris_eiger_master.h5"
+    rw = MasterRewriter(n_total=1, first=1, last=1, s=1, b=2, saturation=49760, bit_depth=32,
+                        compression="bslz4", frame_shape=(3269, 3110))
+    with h5py.File(src, "r") as f:
+        mask = bin_pixel_mask(f[f"{SPEC}/pixel_mask"][()], 2)
+    out = tmp_path / "x_master.h5"
+    write_master(str(out), str(src), ["x_000001.h5"], rw, mask)
+    with h5py.File(src, "r") as s, h5py.File(out, "r") as d:
+        assert d[f"{SPEC}/x_pixels_in_detector"][()] == 1555 and d[f"{SPEC}/y_pixels_in_detector"][()] == 1635
+        assert d[f"{DET}/x_pixel_size"][()] == pytest.approx(150e-6)
+        assert d[f"{SPEC}/pixel_mask"].shape == (1635, 1555) and d[f"{SPEC}/pixel_mask"].dtype == np.uint32
+        assert d[f"{SPEC}/flatfield"].shape == (1635, 1555)
+        np.testing.assert_array_equal(d[f"{SPEC}/detectorModule_001/data_origin"][()], [1555, 955])
+        np.testing.assert_array_equal(d[f"{SPEC}/detectorModule_001/data_size"][()], [515, 129])
+        assert d[f"{SPEC}/countrate_correction_count_cutoff"][()] == 49760
+        assert d[f"{SPEC}/eiger_fw_version"][()] == s[f"{SPEC}/eiger_fw_version"][()]
+        assert d[f"{DET}/geometry/translation/distances"].shape == (3,)
+        assert d["/entry/data"].get("data_000001", getlink=True).filename == "x_000001.h5"
+        assert d[f"{DET}/beam_center_x"].attrs["units"] == b"pixel"
+    # the binned mask must be stored plain (1635 x 1555 x 4 bytes); the rest stays as small as the source
+    assert os.path.getsize(out) < 1.3 * 1635 * 1555 * 4
+
+
+@pytest.mark.parametrize("name,level,msg", [("lzma", None, "unknown compression"), ("bslz4", 3, "applies to bszstd and zstd"),
+                                             ("zstd", 10, "0..9"), ("bszstd", 0, "1..22")])
+def test_lossless_filter_validation(name, level, msg):
+    with pytest.raises(OptionError, match=msg):
+        lossless_filter(name, level)
+
+
+def test_squash_files_round_trip(tiny, tmp_path):
+    rep = compress(tiny, str(tmp_path / "sq"), sum_range=2, bin_range=2, hcomp_scale=4, out_squash=str(tmp_path / "raw"),
+                   data_block_size=4, scheduler="threads")
+    out = lbnl_dask.open_dataset(rep.master).frames.compute()
+    got = np.concatenate([read_squash(tmp_path / f"raw_{k:06d}.h5") for k in (1, 2, 3)])
+    assert got.shape == out.shape
+    valid = out != np.iinfo(out.dtype).max
+    # squash holds the codec bytes the data files were decoded from (saturated/invalid pixels restored there)
+    sat = out == rep.saturation_out
+    np.testing.assert_array_equal(got[valid & ~sat], out[valid & ~sat])
+    with h5py.File(tmp_path / "raw_000001.h5", "r") as f:
+        assert b"lbnl_hcompress" in f["/entry/data/data"].attrs["codec"]
