@@ -1,7 +1,17 @@
-"""lbnl_dask: sum, bin and lossy-compress Eiger HDF5 datasets with dask, XDS/DIALS-readable."""
+"""lbnl_dask: sum, bin and lossy-compress Eiger HDF5 datasets with dask, XDS/DIALS-readable.
+
+The public API in a few names: ``open_dataset``/``read_meta`` (read), ``compress`` (the
+whole job, as ``lbnl-compress``), ``read_squash`` (decode ``-q`` files) and the codecs
+``HCompress``/``JPEG2000`` (numcodecs).
+"""
+__version__ = "0.1.0"
+
+from .codecs import HCompress, JPEG2000
 from .eiger import EigerDataset, open_dataset, read_meta
 from .errors import LbnlDaskError
 from .meta import DetectorMeta
+from .pipeline import Options, Report, compress
+from .writer import read_squash
 
-__all__ = ["open_dataset", "read_meta", "EigerDataset", "DetectorMeta", "LbnlDaskError"]
-__version__ = "0.1.0"
+__all__ = ["open_dataset", "read_meta", "compress", "read_squash", "EigerDataset", "DetectorMeta",
+           "Options", "Report", "HCompress", "JPEG2000", "LbnlDaskError"]

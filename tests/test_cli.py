@@ -1,0 +1,175 @@
+"""End to end through lbnl-compress: each lossy mode, each lossless filter, ranges, schedulers, errors."""
+import os
+import subprocess
+import sys
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+
+import lbnl_dask
+from lbnl_dask import cli
+
+from reference import expected_output, sum_bin_reference
+
+SPEC = "/entry/instrument/detector/detectorSpecific"
+
+
+@pytest.fixture(scope="module")
+def source(tiny):
+    frames = lbnl_dask.open_dataset(tiny).frames.compute()
+    with h5py.File(tiny, "r") as f:
+        mask = f[SPEC + "/pixel_mask"][()]
+    return tiny, frames, mask
+
+
+def compress(args, capsys=None):
+    rc = cli.main(args)
+    out = capsys.readouterr() if capsys else None
+    return rc, out
+
+
+def read(master):
+    return lbnl_dask.open_dataset(master).frames.compute()
+
+
+def test_lossless_b2_s2_equals_reference(source, tmp_path, capsys):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    assert "ratio" in out.out and "vs 2-byte raw" in out.out
+    got = read(tmp_path / "o_master.h5")
+    np.testing.assert_array_equal(got, expected_output(frames, mask, 12440, 2, 2, np.uint32, 12440 * 8))
+
+
+@pytest.mark.parametrize("lossy,tol", [(["-H", "12"], 12), (["-J", "120"], None), (["-K", "120"], None),
+                                       (["-J", "120", "--j2k-reversible"], None)])
+def test_lossy_modes(source, tmp_path, capsys, lossy, tol):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "--scheduler", "threads"] + lossy, capsys)
+    assert rc == 0, out.err
+    got = read(tmp_path / "o_master.h5").astype(np.int64)
+    vals, inv, sat = sum_bin_reference(frames, mask, 12440, 2, 2)
+    allbits = np.iinfo(np.uint32).max
+    assert (got[inv] == allbits).all()  # invalid pixels restored exactly
+    assert (got[~inv] != allbits).all()
+    with h5py.File(tmp_path / "o_master.h5", "r") as f:
+        satval = f[SPEC + "/countrate_correction_count_cutoff"][()]
+    assert (got[sat] == satval).all()
+    ok = ~inv & ~sat
+    err = np.abs(got[ok] - np.clip(vals[ok], 0, satval))
+    if tol is not None:
+        assert err.max() <= tol  # HCompress' scale is an absolute error bound in counts
+    assert err.mean() < 25
+    assert err.max() > 0  # it was lossy
+
+
+def test_j2k_and_k_ladders_differ_and_both_compress(source, tmp_path, capsys):
+    tiny = source[0]
+    sizes = {}
+    for flag in (None, "-J", "-K"):
+        o = tmp_path / (flag or "none").strip("-")
+        args = ["-i", tiny, "-o", str(o), "-b", "2", "-s", "2", "--scheduler", "threads"] + ([flag, "60"] if flag else [])
+        assert compress(args, capsys)[0] == 0
+        sizes[flag] = sum(os.path.getsize(f"{o}_{k:06d}.h5") for k in (1,))
+    assert sizes["-J"] < sizes[None] and sizes["-K"] < sizes[None]
+    assert not np.array_equal(read(tmp_path / "J_master.h5"), read(tmp_path / "K_master.h5"))
+
+
+@pytest.mark.parametrize("name,filter_id,extra", [("bslz4", 32008, []), ("bszstd", 32008, ["-l", "5"]),
+                                                  ("bshuf", 32008, []), ("zstd", 32001, ["-l", "4"]), ("none", None, [])])
+def test_each_lossless_compression(source, tmp_path, capsys, name, filter_id, extra):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-s", "2", "-c", name, "--scheduler", "threads"] + extra, capsys)
+    assert rc == 0, out.err
+    if name in ("bszstd", "bshuf", "zstd"):
+        assert "NOT" in out.out and f"-c {name}" in out.out  # said when chosen
+    with h5py.File(tmp_path / "o_000001.h5", "r") as f:
+        plist = f["/entry/data/data"].id.get_create_plist()
+        ids = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    assert ids == ([filter_id] if filter_id else [])
+    with h5py.File(tmp_path / "o_master.h5", "r") as f:
+        assert f[SPEC + "/compression"][()] == name.encode()
+    np.testing.assert_array_equal(read(tmp_path / "o_master.h5"),
+                                  expected_output(frames, mask, 12440, 2, 1, np.uint16, 24880))
+
+
+def test_image_range_first_last(source, tmp_path, capsys):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-1", "3", "-N", "12", "-s", "3", "-d", "2",
+                        "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    got = read(tmp_path / "o_master.h5")
+    assert got.shape[0] == 4  # 10 frames summed 3 at a time: 3, 3, 3, 1
+    np.testing.assert_array_equal(got, expected_output(frames[2:12], mask, 12440, 3, 1, np.uint32, 12440 * 3))
+
+
+def test_threads_and_local_cluster_give_the_same_output(source, tmp_path):
+    tiny = source[0]
+    a = lbnl_dask.compress(tiny, str(tmp_path / "thr"), bin_range=2, sum_range=2, hcomp_scale=8, data_block_size=3,
+                           scheduler="threads", workers=2)
+    b = lbnl_dask.compress(tiny, str(tmp_path / "proc"), bin_range=2, sum_range=2, hcomp_scale=8, data_block_size=3,
+                           scheduler="processes", workers=2)
+    assert a.frames_out == b.frames_out == 10 and len(b.data_files) == 4
+    np.testing.assert_array_equal(read(a.master), read(b.master))
+
+
+def test_negative_values_with_a_space(source, tmp_path, capsys):
+    tiny = source[0]
+    assert cli.join_negative_values(["-u", "-2", "-S", "-1.5", "-b", "2"]) == ["-u=-2", "-S=-1.5", "-b", "2"]
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-u", "-2", "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    with h5py.File(tmp_path / "o_000001.h5", "r") as f:
+        assert f["/entry/data/data"].dtype == np.int16
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["-b", "0"], "bin (-b) must be at least 1"),
+    (["-s", "-1"], "sum (-s) must be at least 1"),
+    (["-s", "21"], "larger than the 20 frames"),
+    (["-H", "4", "-J", "50"], "choose one lossy round trip"),
+    (["-J", "1"], "must be greater than 1"),
+    (["-c", "lzma"], "unknown compression"),
+    (["-1", "9", "-N", "3"], "after last image"),
+    (["-N", "99"], "beyond the 20 frames"),
+    (["-u", "3"], "-u takes"),
+    (["-L", "1.5"], "base >= 2"),
+])
+def test_bad_options_one_line_and_no_output(source, tmp_path, capsys, args, msg):
+    tiny = source[0]
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "--scheduler", "threads"] + args, capsys)
+    assert rc == 2
+    assert msg in out.err and len(out.err.strip().splitlines()) == 1
+    assert os.listdir(tmp_path) == []
+
+
+def test_missing_input_and_refusal_to_overwrite(source, tmp_path, capsys):
+    tiny = source[0]
+    rc, out = compress(["-i", str(tmp_path / "none_master.h5")], capsys)
+    assert rc == 2 and "none_master.h5: no such file" in out.err
+    args = ["-i", tiny, "-o", str(tmp_path / "o"), "--scheduler", "threads"]
+    assert compress(args, capsys)[0] == 0
+    before = os.path.getmtime(tmp_path / "o_master.h5")
+    rc, out = compress(args, capsys)
+    assert rc == 2 and "exists (use --overwrite" in out.err
+    assert os.path.getmtime(tmp_path / "o_master.h5") == before
+    assert compress(args + ["--overwrite"], capsys)[0] == 0
+
+
+def test_output_may_not_overwrite_input(source, tmp_path, capsys):
+    tiny = source[0]
+    prefix = tiny[: -len("_master.h5")]
+    rc, out = compress(["-i", tiny, "-o", prefix, "-m", prefix + "_master", "--overwrite", "--scheduler", "threads"], capsys)
+    assert rc == 2 and "would overwrite the input" in out.err
+
+
+def test_console_scripts():
+    r = subprocess.run([sys.executable, "-m", "lbnl_dask", "-V"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("lbnl_dask-")
+    r = subprocess.run([sys.executable, "-m", "lbnl_dask", "--help"], capture_output=True, text=True)
+    for opt in ("--first_image", "--last_image", "--bin", "--sum", "--data_block_size", "--compression",
+                "--compression_level", "--Hcompress", "--J2K", "--J2K2", "--infile", "--out_file", "--out_master",
+                "--out_squash", "--scale", "--uint", "--float", "--logarithm", "--exponential", "--RO", "--CO",
+                "--parallel", "--thread", "--verbose", "--version", "--overwrite", "--scheduler"):
+        assert opt in r.stdout
