@@ -258,6 +258,11 @@ def build(master, out: str = "out_data", options: Options | None = None):
     if (o.j2k_ratio or o.j2k_alt_ratio) and saturation > J2K_MAX - 1:
         notes.append(f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} (saturation was {saturation})")
         saturation = J2K_MAX - 1
+    if o.logarithm_base is not None:  # the saturation value follows the transform of the counts
+        saturation = float(np.log1p(saturation) / np.log(_base(o.logarithm_base, "-L")))
+    if o.exponent is not None:
+        with np.errstate(over="ignore"):
+            saturation = float(min(np.expm1(saturation * np.log(_base(o.exponent, "-X"))), np.finfo(np.float32).max))
     dtype, saturation = output_dtype(o, saturation, notes)
 
     values, flags = T.split(frames, mask, cutoff)

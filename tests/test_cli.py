@@ -173,3 +173,42 @@ def test_console_scripts():
                 "--out_squash", "--scale", "--uint", "--float", "--logarithm", "--exponential", "--RO", "--CO",
                 "--parallel", "--thread", "--verbose", "--version", "--overwrite", "--scheduler"):
         assert opt in r.stdout
+
+
+def test_squash_through_the_command(source, tmp_path, capsys):
+    tiny = source[0]
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "-J", "40", "-q", "out_file",
+                        "-d", "5", "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    got = lbnl_dask.read_squash(tmp_path / "o_squash_000001.h5")
+    data = read(tmp_path / "o_master.h5")[:5]
+    ok = (data != np.iinfo(data.dtype).max) & (data < 65534)
+    np.testing.assert_array_equal(got[ok], data[ok])  # the data files were decoded from these codestreams
+
+
+def test_scale_updates_saturation_in_master(source, tmp_path, capsys):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-S", "2", "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    with h5py.File(tmp_path / "o_master.h5", "r") as f:
+        assert f[SPEC + "/countrate_correction_count_cutoff"][()] == 24880
+    np.testing.assert_array_equal(read(tmp_path / "o_master.h5"),
+                                  expected_output(frames, mask, 12440, 1, 1, np.uint16, 24880, scale=2.0))
+
+
+def test_log_to_float_and_region_omission(source, tmp_path, capsys):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-L", "2", "-f", "4", "-R", "0,9", "-C", "rows_0::10",
+                        "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    with h5py.File(tmp_path / "o_000001.h5", "r") as f:
+        got = f["/entry/data/data"][()]
+    vals, inv, sat = sum_bin_reference(frames, mask, 12440, 1, 1)
+    assert got.dtype == np.float32
+    assert (got[:, :, :10][~inv[:, :, :10]] == 0).all() and (got[:, ::10][~inv[:, ::10]] == 0).all()
+    keep = ~inv & ~sat
+    keep[:, :, :10] = False
+    keep[:, ::10] = False
+    np.testing.assert_allclose(got[keep], np.log2(vals[keep] + 1.0), rtol=1e-5)
+    assert np.isnan(got[inv]).all()
+    assert (got[sat & ~inv] == pytest.approx(np.log2(12441.0)))  # saturation follows the transform
