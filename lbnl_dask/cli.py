@@ -10,6 +10,7 @@ import re
 import sys
 
 from . import __version__
+from .cluster import SlurmOptions, slurm_job_script
 from .errors import LbnlDaskError
 from .pipeline import Options, compress
 
@@ -72,13 +73,24 @@ def parser() -> argparse.ArgumentParser:
     a("-0", "--omit", dest="omit_frames", type=int, action="append", default=None, help="accepted and ignored (unused in l_bnl_compress)")
     a("-p", "--parallel", dest="workers", type=int, default=None, help="number of dask workers (default: the cores)")
     a("-t", "--thread", type=int, nargs="?", default=None, help="accepted and ignored: dask schedules the work")
-    a("-v", "--verbose", action="store_true", help="more output (dashboard link, notes)")
+    a("-v", "--verbose", action="store_true", help="print the plan: chunks, output type, saturation, blocks to write")
     a("-V", "--version", dest="report_version", action="store_true", help="print the version")
     a("--scheduler", default="processes", help="processes (default: a local cluster), threads, sync, or a scheduler address")
     a("--chunk-frames", type=int, default=None, help="input frames per dask task (default: ~256 MB of counts)")
     a("--cap-sums", action="store_true", help="cap sums at the single-frame saturation value, as l_bnl_compress did")
     a("--overwrite", action="store_true", help="replace existing output files")
     a("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when on a terminal)")
+    a("--validate", action="store_true", help="check the output the way XDS' plugins read it (lbnl-validate)")
+    a("--report", default=None, metavar="FILE.html", help="save dask's performance report")
+    g = p.add_argument_group("SLURM (dask-jobqueue; defaults from dask's jobqueue.slurm config)")
+    g.add_argument("--slurm", action="store_true", help="run on SLURM jobs started by dask_jobqueue.SLURMCluster")
+    g.add_argument("--slurm-jobs", type=int, default=1, help="number of SLURM jobs (1)")
+    g.add_argument("--cores", type=int, default=None, help="cores per job")
+    g.add_argument("--memory", default=None, help="memory per job, e.g. 32GB")
+    g.add_argument("--walltime", default=None, help="e.g. 01:00:00")
+    g.add_argument("--queue", default=None, help="SLURM partition")
+    g.add_argument("--account", default=None, help="SLURM account")
+    g.add_argument("--print-job-script", action="store_true", help="print the job script --slurm would submit, and stop")
     return p
 
 
@@ -89,6 +101,15 @@ def main(argv=None) -> int:
         print(VERSION)
         if args.infile is None:
             return 0
+    slurm = SlurmOptions(jobs=args.slurm_jobs, cores=args.cores, memory=args.memory, walltime=args.walltime,
+                         queue=args.queue, account=args.account) if (args.slurm or args.print_job_script) else None
+    if args.print_job_script:
+        try:
+            print(slurm_job_script(slurm))
+        except LbnlDaskError as e:
+            print(f"lbnl-compress: error: {e}", file=sys.stderr)
+            return 2
+        return 0
     if args.infile is None:
         print("lbnl-compress: error: no input master given (-i MASTER)", file=sys.stderr)
         return 2
@@ -98,6 +119,7 @@ def main(argv=None) -> int:
         print("lbnl-compress: note: -0/--omit is ignored (it was never used by l_bnl_compress)", file=sys.stderr)
     opts = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
     opts["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
+    opts["slurm"] = slurm
     try:
         report = compress(args.infile, args.out_file, **opts)
     except LbnlDaskError as e:

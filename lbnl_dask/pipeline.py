@@ -7,13 +7,12 @@ output datablock file and one last task for the master. Returns a :class:`Report
 """
 from __future__ import annotations
 
-import contextlib
 import glob
+import hashlib
+import json
 import os
-import re
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 
 import dask
@@ -23,11 +22,12 @@ import numpy as np
 from . import transform as T
 from .codecs import HCOMPRESS_MAX, J2K_MAX, HCompress, JPEG2000, encode_frames, glymur_ladder, \
     opj_ladder, roundtrip_frames
+from .cluster import SlurmOptions, client_for, run
 from .eiger import open_dataset
-from .errors import OptionError, OutputError
+from .errors import LbnlDaskError, OptionError, OutputError
 from .meta import bin_pixel_mask
-from .writer import COMPRESSIONS, XDS_READABLE, MasterRewriter, lossless_filter, write_datablock, \
-    write_master, write_squash
+from .writer import COMPRESSIONS, XDS_READABLE, MasterRewriter, block_is_done, lossless_filter, \
+    master_job, write_datablock, write_master, write_squash
 
 
 @dataclass
@@ -60,6 +60,22 @@ class Options:
     chunk_frames: int | None = None
     progress: bool = False
     verbose: bool = False
+    slurm: SlurmOptions | None = None
+    report: str | None = None  # dask performance report (HTML)
+    validate: bool = False
+
+
+# options that do not change the output (a re-run with other values resumes the same job)
+_RUN_ONLY = {"overwrite", "scheduler", "workers", "chunk_frames", "progress", "verbose", "slurm", "report", "validate"}
+
+
+def job_token(master: str, out: str, o: Options) -> str:
+    """A short hash of the input (path, size, mtime) and every option that shapes the output:
+    written into each output file, so a re-run resumes only its own job's blocks."""
+    st = os.stat(master)
+    key = dict(master=os.path.abspath(master), size=st.st_size, mtime=st.st_mtime_ns, out=os.path.abspath(out),
+               options={k: v for k, v in asdict(o).items() if k not in _RUN_ONLY})
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -79,6 +95,8 @@ class Report:
     bytes_master: int
     seconds: float
     notes: list = field(default_factory=list)
+    blocks_skipped: int = 0
+    validation: str | None = None
 
     @property
     def raw2_bytes(self) -> int:
@@ -118,7 +136,12 @@ class Report:
             f"time           {self.seconds:.2f} s, {rate:.1f} input frames/s, "
             f"{2 * self.raw2_bytes / mb / max(self.seconds, 1e-9):.0f} MB/s of 4-byte raw",
         ]
-        return "\n".join(lines + [f"note           {n}" for n in self.notes])
+        if self.blocks_skipped:
+            lines.append(f"resumed        {self.blocks_skipped} finished data file(s) of an earlier run kept")
+        lines += [f"note           {n}" for n in self.notes]
+        if self.validation:
+            lines.append(self.validation)
+        return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- planning
@@ -204,7 +227,9 @@ def _output_names(out: str, o: Options, nblocks: int):
     return data, master, squash
 
 
-def _check_outputs(paths: list[str], inputs: list[str], overwrite: bool):
+def _check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumable=lambda p: False):
+    """Refuse outputs that would hit the input, sit in unwritable folders, or exist (unless
+    ``overwrite``, or ``resumable(path)``: a finished file of this same job)."""
     def same(a, b):
         try:
             return os.path.samefile(a, b)
@@ -222,7 +247,7 @@ def _check_outputs(paths: list[str], inputs: list[str], overwrite: bool):
             raise OutputError(f"{p}: cannot create the output folder ({e.strerror})") from e
         if not os.access(folder, os.W_OK):
             raise OutputError(f"{p}: output folder {folder} is not writable")
-        if os.path.exists(p) and not overwrite:
+        if os.path.exists(p) and not overwrite and not resumable(p):
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 
 
@@ -304,7 +329,18 @@ def build(master, out: str = "out_data", options: Options | None = None):
     nblocks = -(-n_out // d)
     data_names, master_name, squash_names = _output_names(out, o, nblocks)
     input_files = [ds.master] + [blk.path for blk in ds.blocks]
-    _check_outputs(data_names + [master_name] + (squash_names or []), input_files, o.overwrite)
+    token = job_token(ds.master, out, o)
+    sizes = [min(d, n_out - k * d) for k in range(nblocks)]
+
+    def done(p):
+        if p == master_name:
+            return master_job(p) == token
+        k = (data_names + (squash_names or [])).index(p) % nblocks
+        return block_is_done(p, token, sizes[k])
+
+    _check_outputs(data_names + [master_name] + (squash_names or []), input_files, o.overwrite, done)
+    redo = [o.overwrite or not (os.path.exists(p) and done(p)) for p in data_names]
+    redo_sq = [o.overwrite or not (os.path.exists(p) and done(p)) for p in (squash_names or [])]
 
     # one task per output datablock; dask chunks never straddle two blocks (see _chunk_frames)
     chunk_out = final.chunks[0]
@@ -315,7 +351,8 @@ def build(master, out: str = "out_data", options: Options | None = None):
     final_parts = final.to_delayed().ravel()
     write = dask.delayed(write_datablock, pure=False)
     blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression,
-                    o.compression_level, dask_key_name=f"write-datablock-{k + 1:06d}")
+                    o.compression_level, token, dask_key_name=f"write-datablock-{k + 1:06d}-{token}")
+              if redo[k] else _finished(data_names[k], sizes[k])
               for k, idx in enumerate(by_block)]
     squash = []
     if squash_names:
@@ -325,112 +362,108 @@ def build(master, out: str = "out_data", options: Options | None = None):
                             pre_lossy, flags, codec, dtype=object, chunks=(pre_lossy.chunks[0], (1,), (1,)))
         enc_parts = enc.to_delayed().ravel()
         sq = dask.delayed(_write_squash_parts, pure=False)
-        squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(),
-                     dask_key_name=f"write-squash-{k + 1:06d}") for k, idx in enumerate(by_block)]
+        squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(), token,
+                     dask_key_name=f"write-squash-{k + 1:06d}-{token}")
+                  if redo_sq[k] else _finished(squash_names[k], sizes[k])
+                  for k, idx in enumerate(by_block)]
     rewriter = MasterRewriter(n_total=meta.n_frames or ds.n_available, first=first, last=last, s=s, b=b,
                               saturation=saturation, bit_depth=8 * dtype.itemsize,
                               compression=o.compression.lower(), frame_shape=frames.shape[1:])
     mdir = os.path.dirname(os.path.abspath(master_name))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in data_names]
-    job = dask.delayed(_write_master_last, pure=False)(master_name, ds.master, links, rewriter, mask, b,
-                                                      blocks, squash, dask_key_name="write-master")
+    job = dask.delayed(_write_master_last, pure=False)(master_name, ds.master, links, rewriter, mask, b, token,
+                                                      blocks, squash, dask_key_name=f"write-master-{token}")
     bytes_in = sum(os.path.getsize(blk.path) * max(0, min(last, blk.start + blk.n) - max(first - 1, blk.start)) / blk.n
                    for blk in ds.blocks)
     info = dict(master=master_name, data_files=data_names, squash_files=squash_names or [], frames_in=n_in,
                 frames_out=n_out, frame_shape_in=tuple(frames.shape[1:]), frame_shape_out=tuple(out_shape),
                 dtype=dtype, saturation=saturation, notes=notes, bytes_in=int(bytes_in), nblocks=nblocks,
-                final=final)
+                final=final, token=token, skipped=sum(not r for r in redo),
+                complete=not o.overwrite and os.path.exists(master_name) and master_job(master_name) == token)
     return job, info
 
 
-def _write_squash_parts(path, parts, first_frame, config):
-    return write_squash(path, [list(p.ravel()) for p in parts], first_frame, config)
+def _finished(path, n):
+    """The record of a data file kept from an earlier run of the same job."""
+    return {"path": path, "frames": n, "bytes": os.path.getsize(path), "kept": True}
 
 
-def _write_master_last(path, src, links, rewriter, mask, b, blocks, squash):
+def _write_squash_parts(path, parts, first_frame, config, token):
+    return write_squash(path, [list(p.ravel()) for p in parts], first_frame, config, token)
+
+
+def _write_master_last(path, src, links, rewriter, mask, b, token, blocks, squash):
     """The last task: runs only once every datablock (and squash) file is complete."""
-    write_master(path, src, links, rewriter, None if mask is None else bin_pixel_mask(np.asarray(mask), b))
+    write_master(path, src, links, rewriter, None if mask is None else bin_pixel_mask(np.asarray(mask), b), token)
     return blocks
 
 
 # ---------------------------------------------------------------- running
-@contextlib.contextmanager
-def client_for(scheduler: str, workers: int | None, verbose: bool = False):
-    """A dask context for ``scheduler``: 'threads', 'sync', 'processes' (a LocalCluster of
-    ``workers`` single-threaded worker processes) or a scheduler address. Yields a
-    ``distributed.Client`` or None (local schedulers)."""
-    workers = workers or os.cpu_count() or 1
-    if scheduler in ("threads", "sync", "synchronous", "single-threaded"):
-        name = "threads" if scheduler == "threads" else "sync"
-        with dask.config.set(scheduler=name, num_workers=workers):
-            yield None
-        return
-    from distributed import Client, LocalCluster
-
-    if scheduler == "processes":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0" if _has_bokeh() else None)
-        with cluster, Client(cluster) as client:
-            if verbose and client.dashboard_link:
-                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
-            yield client
-        return
-    if re.match(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$", scheduler):
-        with Client(scheduler) as client:
-            if verbose:
-                print(f"dask dashboard: {client.dashboard_link}", file=sys.stderr)
-            yield client
-        return
-    raise OptionError(f"unknown scheduler {scheduler!r}: threads, processes, sync or an address host:port")
-
-
-def _has_bokeh() -> bool:
-    try:
-        import bokeh  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def run(job, client=None, progress: bool = False):
-    """Compute ``job`` on ``client`` (or the configured local scheduler), with a progress bar."""
-    if client is None:
-        if progress:
-            from dask.diagnostics import ProgressBar
-            with ProgressBar(out=sys.stderr):
-                return job.compute()
-        return job.compute()
-    fut = client.compute(job)
-    if progress:
-        from distributed import progress as dprogress
-        dprogress(fut)
-        print(file=sys.stderr)
-    return fut.result()
-
-
 def compress(master, out: str = "out_data", **options) -> Report:
     """Sum, bin, lossy-round-trip and rewrite an Eiger dataset; return a :class:`Report`.
 
     ``options`` are the fields of :class:`Options` (``bin_range=2, sum_range=2,
     hcomp_scale=12, scheduler="threads"``...). Writes ``<out>_NNNNNN.h5`` and
-    ``<out>_master.h5``; never overwrites without ``overwrite=True``.
+    ``<out>_master.h5``; never overwrites without ``overwrite=True``. A re-run of the same
+    job keeps the data files an interrupted run finished and writes the rest.
     """
     o = Options(**options)
     t0 = time.perf_counter()
     job, info = build(os.fspath(master), os.fspath(out), o)
+    _remove_partials(info)
+    if o.verbose:
+        f = info["final"]
+        print(f"plan: {info['frames_in']} frames in dask chunks of {f.chunks[0][0] * o.sum_range} input frames -> "
+              f"{info['frames_out']} x {info['frame_shape_out']} {info['dtype']} (saturation {info['saturation']:g}), "
+              f"{info['nblocks']} data file(s), {info['skipped']} kept from an earlier run, job {info['token']}",
+              file=sys.stderr)
     if o.overwrite:
         _remove_stale(info)
-    with client_for(o.scheduler, o.workers, o.verbose) as client:
-        blocks = run(job, client, o.progress)
+    if info["complete"]:
+        blocks = [_finished(p, 0) for p in info["data_files"]]
+        info["notes"].append("already complete: the master of this same job exists; nothing was rewritten")
+        info["skipped"] = len(blocks)
+    else:
+        try:
+            with client_for(o.scheduler, o.workers, o.slurm) as client:
+                blocks = run(job, client, o.progress, o.report)
+        except LbnlDaskError:
+            _remove_outputs(info)  # bad input found while reading: the job cannot be completed
+            raise
+    validation = None
+    if o.validate:
+        from .validate import validate
+
+        res = validate(info["master"])
+        validation = str(res)
+        if res.failed:
+            raise OutputError(f"{info['master']}: the output failed validation:\n{validation}")
     seconds = time.perf_counter() - t0
     return Report(master=info["master"], data_files=info["data_files"], frames_in=info["frames_in"],
                   frames_out=info["frames_out"], frame_shape_in=info["frame_shape_in"],
                   frame_shape_out=info["frame_shape_out"], dtype_out=str(info["dtype"]),
                   saturation_out=info["saturation"], bytes_in=info["bytes_in"],
-                  bytes_out=sum(b["bytes"] for b in blocks), bytes_master=os.path.getsize(info["master"]),
-                  seconds=seconds, notes=info["notes"])
+                  bytes_out=sum(os.path.getsize(p) for p in info["data_files"]),
+                  bytes_master=os.path.getsize(info["master"]), seconds=seconds, notes=info["notes"],
+                  blocks_skipped=info["skipped"], validation=validation)
+
+
+def _all_outputs(info):
+    return info["data_files"] + info["squash_files"] + [info["master"]]
+
+
+def _remove_partials(info):
+    """Temporaries (``.part``) left by a run that was killed."""
+    for p in _all_outputs(info):
+        if os.path.exists(p + ".part"):
+            os.unlink(p + ".part")
+
+
+def _remove_outputs(info):
+    for p in _all_outputs(info):
+        for q in (p, p + ".part"):
+            if os.path.exists(q) and (q.endswith(".part") or block_is_done(q, info["token"], None)):
+                os.unlink(q)
 
 
 def _remove_stale(info):

@@ -83,12 +83,40 @@ def _nx_group(parent, name, nx_class):
     return g
 
 
+JOB_ATTR = "lbnl_dask_job"
+
+
+def block_is_done(path: str, token: str, n: int | None) -> bool:
+    """True if ``path`` is a complete output file of the job ``token`` holding ``n`` frames
+    (every chunk written; any ``n`` if None)."""
+    try:
+        with h5py.File(path, "r") as f:
+            d = f["/entry/data/data"]
+            if d.attrs.get(JOB_ATTR) != ascii_attr(token):
+                return False
+            if n is not None and d.shape[0] != n:
+                return False
+            return d.ndim == 1 or d.id.get_num_chunks() == d.shape[0]
+    except (OSError, KeyError):
+        return False
+
+
+def master_job(path: str) -> str | None:
+    """The job token a master was written by, or None."""
+    try:
+        with h5py.File(path, "r") as f:
+            v = f["/entry"].attrs.get(JOB_ATTR)
+            return None if v is None else bytes(v).decode()
+    except (OSError, KeyError):
+        return None
+
+
 def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
-                    level: int | None = None) -> dict:
+                    level: int | None = None, token: str = "") -> dict:
     """Write one output data file from ``parts`` (arrays (n_i, ny, nx), in order).
 
-    ``first_frame`` is the 1-based output number of its first frame (image_nr_low).
-    Returns {"path", "frames", "bytes"}.
+    ``first_frame`` is the 1-based output number of its first frame (image_nr_low);
+    ``token`` identifies the job (see :func:`block_is_done`). Returns {"path", "frames", "bytes"}.
     """
     parts = [np.asarray(p) for p in parts]
     n = sum(p.shape[0] for p in parts)
@@ -100,6 +128,7 @@ def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz
                                  chunks=(1, ny, nx), **lossless_filter(compression, level))
             d.attrs["image_nr_low"] = np.uint64(first_frame)
             d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
+            d.attrs[JOB_ATTR] = ascii_attr(token)
             i = 0
             for p in parts:
                 d[i : i + p.shape[0]] = p
@@ -107,7 +136,7 @@ def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz
     return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
 
 
-def write_squash(path: str, parts, first_frame: int, codec_config: dict) -> dict:
+def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: str = "") -> dict:
     """Write the raw codec bytes of every frame (``parts``: lists of bytes, in order) to a squash file.
 
     ``/entry/data/data`` is a variable-length uint8 dataset, one entry per frame, with the
@@ -121,6 +150,7 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict) -> dict
             for i, b in enumerate(frames):
                 d[i] = np.frombuffer(b, np.uint8)
             d.attrs["codec"] = ascii_attr(json.dumps(codec_config))
+            d.attrs[JOB_ATTR] = ascii_attr(token)
             d.attrs["image_nr_low"] = np.uint64(first_frame)
             d.attrs["image_nr_high"] = np.uint64(first_frame + len(frames) - 1)
     return {"path": path, "frames": len(frames), "bytes": os.path.getsize(path)}
@@ -248,7 +278,7 @@ def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain:
 
 
 def write_master(path: str, src_master: str, data_files: list[str], rewriter: MasterRewriter,
-                 pixel_mask: np.ndarray | None) -> dict:
+                 pixel_mask: np.ndarray | None, token: str = "") -> dict:
     """Write the output master ``path`` from ``src_master``: every group and dataset copied,
     the values SPEC A2 changes rewritten (``rewriter``), ``pixel_mask`` (binned uint32,
     unchunked, unfiltered) replaced, and ``/entry/data/data_NNNNNN`` external links to
@@ -307,6 +337,7 @@ def write_master(path: str, src_master: str, data_files: list[str], rewriter: Ma
                 if sp in dst:
                     like = dst[sp]
                     dst[sp][()] = np.asarray(start, like.dtype)
+            dst["entry"].attrs[JOB_ATTR] = ascii_attr(token)
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path)}

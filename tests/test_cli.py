@@ -150,11 +150,14 @@ def test_missing_input_and_refusal_to_overwrite(source, tmp_path, capsys):
     assert rc == 2 and "none_master.h5: no such file" in out.err
     args = ["-i", tiny, "-o", str(tmp_path / "o"), "--scheduler", "threads"]
     assert compress(args, capsys)[0] == 0
-    before = os.path.getmtime(tmp_path / "o_master.h5")
-    rc, out = compress(args, capsys)
+    before = os.stat(tmp_path / "o_master.h5").st_mtime_ns
+    rc, out = compress(args, capsys)  # the same job again: already complete, nothing rewritten
+    assert rc == 0 and "already complete" in out.out
+    rc, out = compress(args + ["-s", "2"], capsys)  # another job into the same files
     assert rc == 2 and "exists (use --overwrite" in out.err
-    assert os.path.getmtime(tmp_path / "o_master.h5") == before
-    assert compress(args + ["--overwrite"], capsys)[0] == 0
+    assert os.stat(tmp_path / "o_master.h5").st_mtime_ns == before
+    assert compress(args + ["-s", "2", "--overwrite"], capsys)[0] == 0
+    assert os.stat(tmp_path / "o_master.h5").st_mtime_ns != before
 
 
 def test_output_may_not_overwrite_input(source, tmp_path, capsys):

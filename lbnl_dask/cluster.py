@@ -1,0 +1,132 @@
+"""Where the graph runs: threads, a local cluster of processes, a running scheduler, or SLURM.
+
+``client_for(...)`` is a context manager yielding a ``distributed.Client`` (or None for
+dask's local threaded/synchronous schedulers). All scheduling choices live here.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+
+import dask
+
+from .errors import OptionError
+
+LOCAL = ("threads", "sync", "synchronous", "single-threaded")
+
+
+@dataclass
+class SlurmOptions:
+    """``dask_jobqueue.SLURMCluster`` settings; None falls back to dask's ``jobqueue.slurm`` config."""
+
+    jobs: int = 1
+    cores: int | None = None
+    memory: str | None = None
+    walltime: str | None = None
+    queue: str | None = None
+    account: str | None = None
+    processes: int | None = None
+
+
+def has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def slurm_cluster(opts: SlurmOptions):
+    """A ``dask_jobqueue.SLURMCluster`` (nothing is submitted until it is scaled)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError:
+        raise OptionError("--slurm needs dask-jobqueue: pip install 'lbnl-dask[hpc]'") from None
+    kw = {k: v for k, v in dict(cores=opts.cores, memory=opts.memory, walltime=opts.walltime, queue=opts.queue,
+                                account=opts.account, processes=opts.processes).items() if v is not None}
+    for need in ("cores", "memory"):
+        if need not in kw and dask.config.get(f"jobqueue.slurm.{need}", None) is None:
+            raise OptionError(f"--slurm needs --{need} (or jobqueue.slurm.{need} in dask's config)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return SLURMCluster(scheduler_options={"dashboard_address": ":0" if has_bokeh() else None}, **kw)
+
+
+def slurm_job_script(opts: SlurmOptions) -> str:
+    """The batch script ``--slurm`` would submit, without submitting it."""
+    cluster = slurm_cluster(opts)
+    try:
+        return cluster.job_script()
+    finally:
+        cluster.close()
+
+
+@contextlib.contextmanager
+def client_for(scheduler: str = "processes", workers: int | None = None, slurm: SlurmOptions | None = None):
+    """A dask context: 'threads' / 'sync' (yields None), 'processes' (a LocalCluster of
+    ``workers`` single-threaded worker processes), a scheduler address ``host:port`` or
+    ``tcp://...``, or SLURM jobs (``slurm``). Prints the dashboard link when there is one."""
+    workers = workers or os.cpu_count() or 1
+    if slurm is not None:
+        from distributed import Client
+
+        cluster = slurm_cluster(slurm)
+        with cluster, Client(cluster) as client:
+            cluster.scale(jobs=slurm.jobs)
+            _dashboard(client)
+            yield client
+        return
+    if scheduler in LOCAL:
+        with dask.config.set(scheduler="threads" if scheduler == "threads" else "sync", num_workers=workers):
+            yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "processes":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0" if has_bokeh() else None)
+        with cluster, Client(cluster) as client:
+            _dashboard(client)
+            yield client
+        return
+    if re.match(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$", scheduler):
+        with Client(scheduler) as client:
+            _dashboard(client)
+            yield client
+        return
+    raise OptionError(f"unknown scheduler {scheduler!r}: processes, threads, sync or an address host:port")
+
+
+def _dashboard(client):
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        print(f"dask dashboard: {link}", file=sys.stderr)
+
+
+def run(job, client=None, progress: bool = False, report: str | None = None):
+    """Compute a Delayed ``job`` on ``client`` (or the configured local scheduler), with a
+    progress bar, saving dask's performance report to ``report`` (HTML) if given."""
+    if client is None:
+        if report:
+            raise OptionError("--report needs a distributed scheduler (processes, an address or --slurm)")
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            with ProgressBar(out=sys.stderr):
+                return job.compute()
+        return job.compute()
+    from distributed import performance_report, progress as dprogress
+
+    ctx = performance_report(filename=report) if report else contextlib.nullcontext()
+    with ctx:
+        fut = client.compute(job)
+        if progress:
+            dprogress(fut)
+            print(file=sys.stderr)
+        return fut.result()

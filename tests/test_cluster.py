@@ -1,0 +1,47 @@
+"""Schedulers: a running scheduler by address, a performance report, the SLURM job script."""
+import os
+
+import numpy as np
+import pytest
+
+import lbnl_dask
+from lbnl_dask import cli
+from lbnl_dask.cluster import SlurmOptions, slurm_job_script
+from lbnl_dask.errors import OptionError
+
+
+def test_scheduler_address_and_performance_report(tiny, tmp_path):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as cluster:
+        rep = lbnl_dask.compress(tiny, str(tmp_path / "a"), bin_range=2, scheduler=cluster.scheduler_address,
+                                 report=str(tmp_path / "perf.html"))
+    ref = lbnl_dask.compress(tiny, str(tmp_path / "b"), bin_range=2, scheduler="sync")
+    np.testing.assert_array_equal(lbnl_dask.open_dataset(rep.master).frames.compute(),
+                                  lbnl_dask.open_dataset(ref.master).frames.compute())
+    html = (tmp_path / "perf.html").read_text()
+    assert "<html" in html.lower() and os.path.getsize(tmp_path / "perf.html") > 10000
+
+
+def test_report_needs_a_distributed_scheduler(tiny, tmp_path):
+    with pytest.raises(OptionError, match="--report needs a distributed scheduler"):
+        lbnl_dask.compress(tiny, str(tmp_path / "a"), scheduler="threads", report=str(tmp_path / "r.html"))
+
+
+def test_unknown_scheduler(tiny, tmp_path):
+    with pytest.raises(OptionError, match="unknown scheduler 'mpi'"):
+        lbnl_dask.compress(tiny, str(tmp_path / "a"), scheduler="mpi")
+
+
+def test_slurm_job_script_is_printed_not_submitted(capsys):
+    script = slurm_job_script(SlurmOptions(cores=8, memory="32GB", walltime="02:00:00", queue="mx", account="bl17"))
+    for line in ("#SBATCH -p mx", "#SBATCH -A bl17", "#SBATCH --cpus-per-task=8", "#SBATCH -t 02:00:00"):
+        assert line in script
+    assert "distributed.cli.dask_worker" in script
+    assert cli.main(["--print-job-script", "--cores", "4", "--memory", "8GB"]) == 0
+    assert "#SBATCH --cpus-per-task=4" in capsys.readouterr().out
+
+
+def test_slurm_needs_cores_and_memory(capsys):
+    assert cli.main(["--print-job-script"]) == 2
+    assert "--slurm needs --cores" in capsys.readouterr().err

@@ -1,0 +1,148 @@
+"""Bad input: one clear line naming the file and the problem, exit status 2, no output left behind."""
+import os
+import shutil
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pytest
+
+from lbnl_dask import cli
+
+from conftest import write_master
+
+
+def run_cli(capsys, args, out_dir):
+    rc = cli.main(args + ["-o", str(out_dir / "o"), "--scheduler", "threads"])
+    cap = capsys.readouterr()
+    return rc, cap.err.strip()
+
+
+def copy_dataset(tiny, tmp_path):
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), d)
+    return d, d / "tiny_master.h5"
+
+
+def case_missing(tmp_path, tiny):
+    return tmp_path / "absent_master.h5", "absent_master.h5: no such file"
+
+
+def case_directory(tmp_path, tiny):
+    return tmp_path, "is a directory"
+
+
+def case_not_hdf5(tmp_path, tiny):
+    p = tmp_path / "text_master.h5"
+    p.write_text("not hdf5\n")
+    return p, "text_master.h5: not an HDF5 file"
+
+
+def case_not_eiger(tmp_path, tiny):
+    p = tmp_path / "other.h5"
+    with h5py.File(p, "w") as f:
+        f["entry/sample/name"] = b"x"
+    return p, "other.h5: no /entry/data group"
+
+
+def case_missing_data_file(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    (d / "tiny_data_000002.h5").unlink()
+    return m, "tiny_data_000002.h5: data file linked from"
+
+
+def case_truncated_data_file(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    p = d / "tiny_data_000002.h5"
+    with open(p, "r+b") as fh:
+        fh.truncate(os.path.getsize(p) // 2)
+    return m, "tiny_data_000002.h5: cannot"
+
+
+def case_data_shorter_than_master(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    with h5py.File(m, "r+") as f:
+        f["/entry/instrument/detector/detectorSpecific/nimages"][()] = 25
+    return m, "hold 20 frames but the master"
+
+
+def case_corrupt_chunk(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    p = d / "tiny_data_000002.h5"
+    with h5py.File(p, "r") as f:
+        info = f["/entry/data/data"].id.get_chunk_info(6)
+    with open(p, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * 100)
+    return m, "tiny_data_000002.h5: cannot read frames"
+
+
+def case_float_data(tmp_path, tiny):
+    data = tmp_path / "f_data_000001.h5"
+    with h5py.File(data, "w") as f:
+        f["/entry/data/data"] = np.zeros((3, 8, 8), np.float32)
+    return write_master(tmp_path / "f_master.h5", [data], 3), "holds float32 data"
+
+
+def case_empty_dataset(tmp_path, tiny):
+    data = tmp_path / "e_data_000001.h5"
+    with h5py.File(data, "w") as f:
+        f.create_dataset("/entry/data/data", shape=(0, 8, 8), dtype=np.uint16, chunks=(1, 8, 8), maxshape=(None, 8, 8))
+    return write_master(tmp_path / "e_master.h5", [data], 0), "hold no frames"
+
+
+INPUT_CASES = [case_missing, case_directory, case_not_hdf5, case_not_eiger, case_missing_data_file,
+               case_truncated_data_file, case_data_shorter_than_master, case_corrupt_chunk, case_float_data,
+               case_empty_dataset]
+
+
+@pytest.mark.parametrize("case", INPUT_CASES, ids=[c.__name__[5:] for c in INPUT_CASES])
+def test_bad_input(case, tmp_path, tiny, capsys):
+    master, msg = case(tmp_path, tiny)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, err = run_cli(capsys, ["-i", str(master), "-d", "3"], out)
+    assert rc == 2
+    assert err.startswith("lbnl-compress: error: ") and len(err.splitlines()) == 1, err
+    assert msg in err
+    assert os.listdir(out) == []  # nothing left behind, not even finished blocks
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["-1", "12", "-N", "11"], "first image 12 is after last image 11"),
+    (["-N", "21"], "last image 21 is beyond the 20 frames"),
+    (["-1", "0"], "before image 1"),
+    (["-b", "0"], "bin (-b) must be at least 1"),
+    (["-b", "-2"], "bin (-b) must be at least 1"),
+    (["-s", "0"], "sum (-s) must be at least 1"),
+    (["-d", "0"], "data block size (-d) must be at least 1"),
+    (["-1", "15", "-s", "8"], "sum (-s 8) is larger than the 6 frames selected"),
+    (["-H", "4", "-J", "50"], "choose one lossy round trip, not -H and -J"),
+    (["-H", "4", "-K", "50"], "choose one lossy round trip, not -H and -K"),
+    (["-J", "1"], "JPEG-2000 ratio (-J) must be greater than 1"),
+    (["-K", "0.5"], "JPEG-2000 ratio (-K) must be greater than 1"),
+    (["-c", "gzip"], "unknown compression 'gzip'"),
+    (["-c", "zstd", "-l", "12"], "0..9"),
+    (["-R", "1,2,3"], "give 2 numbers"),
+])
+def test_bad_options(args, msg, tmp_path, tiny, capsys):
+    rc, err = run_cli(capsys, ["-i", tiny] + args, tmp_path)
+    assert rc == 2 and msg in err and len(err.splitlines()) == 1, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_folder_cannot_be_written(tmp_path, tiny, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rc = cli.main(["-i", tiny, "-o", str(blocker / "sub" / "o"), "--scheduler", "threads"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "cannot create the output folder" in err and len(err.splitlines()) == 1
+
+
+def test_output_would_overwrite_input(tmp_path, tiny, capsys):
+    d, m = copy_dataset(tiny, tmp_path)
+    rc = cli.main(["-i", str(m), "-o", str(d / "tiny_data"), "-d", "10", "--overwrite", "--scheduler", "threads"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "would overwrite the input" in err
+    with h5py.File(d / "tiny_data_000001.h5", "r") as f:  # untouched
+        assert f["/entry/data/data"].shape == (10, 102, 132)
