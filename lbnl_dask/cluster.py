@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dask
@@ -80,8 +81,13 @@ def client_for(scheduler: str = "processes", workers: int | None = None, slurm: 
             _dashboard(client)
             yield client
         return
+    if scheduler == "threads":
+        # our own pool, so that leaving the context waits for tasks still running after an error
+        with ThreadPoolExecutor(workers) as pool, dask.config.set(scheduler="threads", pool=pool):
+            yield None
+        return
     if scheduler in LOCAL:
-        with dask.config.set(scheduler="threads" if scheduler == "threads" else "sync", num_workers=workers):
+        with dask.config.set(scheduler="sync"):
             yield None
         return
     from distributed import Client, LocalCluster

@@ -226,8 +226,56 @@ class JPEG2000(Codec):
         return result
 
 
+class BitshuffleLZ4(Codec):
+    """Bitshuffle + LZ4 of one frame, as a chunk of the HDF5 filter 32008 (what Dectris writes).
+
+    The encoded bytes are exactly what the HDF5 filter stores (a 12-byte header: big-endian
+    uint64 byte count and uint32 block size in bytes, then the LZ4 blocks), so they go into
+    a file with ``write_direct_chunk`` and come out with ``read_direct_chunk``, outside
+    HDF5's per-process lock. ``decode`` returns a 1-D array of ``dtype``.
+    """
+
+    codec_id = "lbnl_bslz4"
+
+    def __init__(self, dtype="uint16", block_size: int = 0):
+        self.dtype = np.dtype(dtype)
+        self.block_size = int(block_size)
+
+    def get_config(self):
+        return {"id": self.codec_id, "dtype": self.dtype.str, "block_size": self.block_size}
+
+    def _block(self) -> int:
+        if self.block_size:
+            return self.block_size
+        es = self.dtype.itemsize  # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, >= 128
+        return max((8192 // es) // 8 * 8, 128)
+
+    def encode(self, buf):
+        import bitshuffle
+
+        a = np.ascontiguousarray(buf, dtype=self.dtype).reshape(-1)
+        block = self._block()
+        body = bitshuffle.compress_lz4(a, block)
+        return struct.pack(">QI", a.nbytes, block * self.dtype.itemsize) + body.tobytes()
+
+    def decode(self, buf, out=None):
+        import bitshuffle
+
+        b = np.frombuffer(buf, dtype=np.uint8)
+        nbytes, block_bytes = struct.unpack(">QI", b[:12].tobytes())
+        n = nbytes // self.dtype.itemsize
+        if out is not None and n != np.asarray(out).size or block_bytes == 0 or block_bytes % self.dtype.itemsize:
+            raise ValueError(f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})")
+        result = bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block_bytes // self.dtype.itemsize)
+        if out is not None:
+            np.copyto(np.asarray(out).reshape(-1), result)
+            return out
+        return result
+
+
 register_codec(HCompress)
 register_codec(JPEG2000)
+register_codec(BitshuffleLZ4)
 
 
 # ---------------------------------------------------------------- per-frame round trips

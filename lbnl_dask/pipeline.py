@@ -20,8 +20,8 @@ import dask.array as da
 import numpy as np
 
 from . import transform as T
-from .codecs import HCOMPRESS_MAX, J2K_MAX, HCompress, JPEG2000, encode_frames, glymur_ladder, \
-    opj_ladder, roundtrip_frames
+from .codecs import HCOMPRESS_MAX, J2K_MAX, BitshuffleLZ4, HCompress, JPEG2000, encode_frames, \
+    glymur_ladder, opj_ladder, roundtrip_frames
 from .cluster import SlurmOptions, client_for, run
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OptionError, OutputError
@@ -348,10 +348,16 @@ def build(master, out: str = "out_data", options: Options | None = None):
     by_block = [[] for _ in range(nblocks)]
     for i, st in enumerate(starts):
         by_block[st // d].append(i)
-    final_parts = final.to_delayed().ravel()
+    if o.compression.lower() == "bslz4":  # encode in the compute tasks: only compressed bytes travel
+        to_write = final.map_blocks(_encode_frames, BitshuffleLZ4(dtype), dtype=object,
+                                    chunks=(final.chunks[0], (1,), (1,)))
+    else:
+        to_write = final
+    final_parts = to_write.to_delayed().ravel()
     write = dask.delayed(write_datablock, pure=False)
-    blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression,
-                    o.compression_level, token, dask_key_name=f"write-datablock-{k + 1:06d}-{token}")
+    blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression.lower(),
+                    o.compression_level, token, out_shape, dtype,
+                    dask_key_name=f"write-datablock-{k + 1:06d}-{token}")
               if redo[k] else _finished(data_names[k], sizes[k])
               for k, idx in enumerate(by_block)]
     squash = []
@@ -381,6 +387,14 @@ def build(master, out: str = "out_data", options: Options | None = None):
                 final=final, token=token, skipped=sum(not r for r in redo),
                 complete=not o.overwrite and os.path.exists(master_name) and master_job(master_name) == token)
     return job, info
+
+
+def _encode_frames(block, codec):
+    """Each frame of a block (n, ny, nx) as encoded chunk bytes: an object array (n, 1, 1)."""
+    out = np.empty((block.shape[0], 1, 1), dtype=object)
+    for i in range(block.shape[0]):
+        out[i, 0, 0] = codec.encode(block[i])
+    return out
 
 
 def _finished(path, n):

@@ -112,27 +112,41 @@ def master_job(path: str) -> str | None:
 
 
 def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
-                    level: int | None = None, token: str = "") -> dict:
-    """Write one output data file from ``parts`` (arrays (n_i, ny, nx), in order).
+                    level: int | None = None, token: str = "", frame_shape=None, dtype=None) -> dict:
+    """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or, for
+    bslz4, object arrays of n_i chunks already encoded by :class:`~lbnl_dask.codecs.BitshuffleLZ4`
+    (then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
 
     ``first_frame`` is the 1-based output number of its first frame (image_nr_low);
     ``token`` identifies the job (see :func:`block_is_done`). Returns {"path", "frames", "bytes"}.
     """
     parts = [np.asarray(p) for p in parts]
+    encoded = parts[0].dtype == object
     n = sum(p.shape[0] for p in parts)
-    ny, nx = parts[0].shape[1:]
+    if encoded:
+        if compression != "bslz4":
+            raise ValueError("pre-encoded chunks are bitshuffle-LZ4 only")
+        ny, nx = frame_shape
+    else:
+        ny, nx = parts[0].shape[1:]
+        dtype = parts[0].dtype
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             g = _nx_group(_nx_group(f, "entry", "NXentry"), "data", "NXdata")
-            d = g.create_dataset("data", shape=(n, ny, nx), maxshape=(None, ny, nx), dtype=parts[0].dtype,
+            d = g.create_dataset("data", shape=(n, ny, nx), maxshape=(None, ny, nx), dtype=dtype,
                                  chunks=(1, ny, nx), **lossless_filter(compression, level))
             d.attrs["image_nr_low"] = np.uint64(first_frame)
             d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
             d.attrs[JOB_ATTR] = ascii_attr(token)
             i = 0
             for p in parts:
-                d[i : i + p.shape[0]] = p
-                i += p.shape[0]
+                if encoded:
+                    for chunk in p.reshape(-1):
+                        d.id.write_direct_chunk((i, 0, 0), chunk)
+                        i += 1
+                else:
+                    d[i : i + p.shape[0]] = p
+                    i += p.shape[0]
     return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
 
 

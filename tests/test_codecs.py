@@ -159,3 +159,22 @@ def test_fill_invalid_uses_local_background():
     bad[10, 5] = bad[10, 50] = True
     filled = C.fill_invalid(f, bad)
     assert filled[10, 5] == 0 and filled[10, 50] == 100
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_bslz4_chunks_equal_the_hdf5_filter(tmp_path, dtype):
+    import h5py
+    import hdf5plugin
+
+    a = frame((37, 53), seed=7).astype(dtype)
+    with h5py.File(tmp_path / "x.h5", "w") as f:
+        d = f.create_dataset("d", data=a[None], chunks=(1,) + a.shape, **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
+        stored = d.id.read_direct_chunk((0, 0, 0))[1]
+    c = numcodecs.get_codec({"id": "lbnl_bslz4", "dtype": np.dtype(dtype).str})
+    assert c.encode(a) == stored  # byte for byte what HDF5's filter 32008 writes
+    np.testing.assert_array_equal(c.decode(stored).reshape(a.shape), a)
+    out = np.empty_like(a)
+    c.decode(stored, out=out)
+    np.testing.assert_array_equal(out, a)
+    with pytest.raises(ValueError, match="corrupt"):
+        c.decode(b"\xff" * 12 + stored[12:], out=out)
