@@ -14,7 +14,6 @@ import platform
 import tempfile
 import time
 
-import dask.array as da
 import h5py
 import hdf5plugin
 import numpy as np
@@ -61,13 +60,15 @@ def main():
         lambda: bs.decode(d.id.read_direct_chunk((0, 0, 0))[1]), n)
 
     def sum_bin():
-        x = da.from_array(two, chunks=(2, -1, -1))
-        v, fl = T.split(x, mask, 12440)
-        v, fl = T.sum_frames(v, fl, 2)
-        v, fl = T.bin_pixels(v, fl, 2)
-        return T.finalize(v, fl, np.uint32, 99520).compute(scheduler="sync")
+        # the numpy kernels that the dask tasks run, in order (the graph itself is not timed)
+        c = T._counts_block(two, mask, 12440, np.float32)
+        c = T.block_sum(c.reshape((1, 2) + c.shape[1:]), 1)
+        py, px = -c.shape[1] % 2, -c.shape[2] % 2
+        c = np.pad(c, [(0, 0), (0, py), (0, px)])
+        c = T.block_sum(c.reshape(1, c.shape[1] // 2, 2, c.shape[2] // 2, 2), (2, 4))
+        return T._finalize_block(c, np.uint32, 99520)
 
-    res["sum+bin s2 b2 with flags (per input frame)"] = timeit(sum_bin, n) / 2
+    res["sum+bin s2 b2, invalid/saturated markers, output type (per input frame)"] = timeit(sum_bin, n) / 2
     out = sum_bin()[0]
     hc = HCompress(scale=12)
     res["HCompress round trip, scale 12 (per output frame)"] = timeit(lambda: hc.decode(hc.encode(out.astype(np.int32))), n)
@@ -93,7 +94,7 @@ def main():
     res["bslz4 encode outside + write_direct_chunk (per output frame)"] = timeit(write_direct, n)
     for k, v in res.items():
         print(f"{v * 1e3:9.2f} ms  {k}")
-    per_out_h = (2 * res["raw chunk read + bitshuffle decode (per input frame)"] + 2 * res["sum+bin s2 b2 with flags (per input frame)"]
+    per_out_h = (2 * res["raw chunk read + bitshuffle decode (per input frame)"] + 2 * res["sum+bin s2 b2, invalid/saturated markers, output type (per input frame)"]
                  + res["HCompress round trip, scale 12 (per output frame)"]
                  + res["bslz4 encode outside + write_direct_chunk (per output frame)"])
     print(f"stage limit -b 2 -s 2 -H 12: {per_out_h * 1e3:.1f} ms per output frame on one core = "

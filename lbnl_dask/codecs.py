@@ -308,22 +308,26 @@ def codec_input(frame: np.ndarray, codec: Codec) -> np.ndarray:
     return np.clip(np.rint(frame), -HCOMPRESS_MAX, HCOMPRESS_MAX).astype(np.int32)
 
 
-def roundtrip_frames(values: np.ndarray, flags: np.ndarray, codec: Codec) -> np.ndarray:
-    """Encode and decode every frame of a block (n, ny, nx) with ``codec``.
+def _prepared(frame: np.ndarray, codec: Codec):
+    special = ~np.isfinite(frame)  # invalid (NaN) or saturated (+inf)
+    return codec_input(fill_invalid(np.where(special, 0, frame), special), codec), special
 
-    Pixels whose ``flags`` are non-zero (invalid or saturated) are replaced by the local
-    background before encoding; the caller restores them from the flags afterwards.
-    Returns the decoded values as int64 (or float32 for float input).
+
+def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
+    """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec``.
+
+    Invalid (NaN) and saturated (+inf) pixels are replaced by the local background before
+    encoding and put back unchanged after decoding. Returns counts of the block's dtype.
     """
-    out = np.empty(values.shape, np.float32 if values.dtype.kind == "f" else np.int64)
-    for i in range(values.shape[0]):
-        frame = fill_invalid(values[i], flags[i] != 0)
-        out[i] = codec.decode(codec.encode(codec_input(frame, codec)))
+    out = np.empty_like(block)
+    for i in range(block.shape[0]):
+        frame, special = _prepared(block[i], codec)
+        out[i] = codec.decode(codec.encode(frame))
+        out[i][special] = block[i][special]
     return out
 
 
-def encode_frames(values: np.ndarray, flags: np.ndarray, codec: Codec) -> list[bytes]:
+def encode_frames(block: np.ndarray, codec: Codec) -> list[bytes]:
     """The codec bytes of every frame of a block (for squash files), prepared as in
     :func:`roundtrip_frames`."""
-    return [codec.encode(codec_input(fill_invalid(values[i], flags[i] != 0), codec))
-            for i in range(values.shape[0])]
+    return [codec.encode(_prepared(block[i], codec)[0]) for i in range(block.shape[0])]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import dask.array as da
 import h5py
@@ -95,23 +95,23 @@ class FrameSource:
         return frames[(slice(None, None, step),) + key[1:]]
 
 
-@lru_cache(maxsize=4)
-def _load_mask(path: str, name: str, mtime: float) -> np.ndarray:
+def _load_mask(path: str, name: str) -> np.ndarray:
     with h5py.File(path, "r") as f:
         return f[name][()].astype(np.uint32)
 
 
 @dataclass(frozen=True)
 class PixelMask:
-    """A master's pixel mask by reference (path, dataset): small in a task graph, loaded
-    once per process when a task first needs it (``np.asarray(mask)`` -> uint32 (ny, nx))."""
+    """A master's pixel mask by reference (path, dataset): small in a task graph, read in
+    the task that needs it (``np.asarray(mask)`` -> uint32 (ny, nx)); hashable, so tasks
+    can cache what they derive from it."""
 
     path: str
     name: str
     shape: tuple
 
     def load(self) -> np.ndarray:
-        return _load_mask(self.path, self.name, os.path.getmtime(self.path))
+        return _load_mask(self.path, self.name)
 
     def __array__(self, dtype=None, copy=None):
         a = self.load()

@@ -290,9 +290,10 @@ def build(master, out: str = "out_data", options: Options | None = None):
             saturation = float(min(np.expm1(saturation * np.log(_base(o.exponent, "-X"))), np.finfo(np.float32).max))
     dtype, saturation = output_dtype(o, saturation, notes)
 
-    values, flags = T.split(frames, mask, cutoff)
-    values, flags = T.sum_frames(values, flags, s)
-    values, flags = T.bin_pixels(values, flags, b)
+    counts_max = (cutoff if cutoff is not None else in_max) * max(o.scale_factor, 1.0)
+    values = T.to_counts(frames, mask, cutoff, T.counts_dtype(counts_max, s * b * b))
+    values = T.sum_frames(values, s)
+    values = T.bin_pixels(values, b)
     values = T.scale(values, o.scale_factor)
     signed = (o.uint or 0) < 0 or (o.ufloat or 0) < 0
     if o.logarithm_base is not None:
@@ -320,9 +321,8 @@ def build(master, out: str = "out_data", options: Options | None = None):
         check_openjpeg()
     pre_lossy = values
     if codec is not None:
-        values = da.map_blocks(roundtrip_frames, values, flags, codec,
-                               dtype=np.float32 if values.dtype.kind == "f" else np.int64)
-    final = T.finalize(values, flags, dtype, saturation)
+        values = values.map_blocks(roundtrip_frames, codec, dtype=values.dtype)
+    final = T.finalize(values, dtype, saturation)
 
     n_out = final.shape[0]
     d = o.data_block_size
@@ -364,8 +364,7 @@ def build(master, out: str = "out_data", options: Options | None = None):
     if squash_names:
         if codec is None:
             raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take bytes from")
-        enc = da.map_blocks(lambda v, f, c: np.array(encode_frames(v, f, c), dtype=object)[:, None, None],
-                            pre_lossy, flags, codec, dtype=object, chunks=(pre_lossy.chunks[0], (1,), (1,)))
+        enc = pre_lossy.map_blocks(_squash_block, codec, dtype=object, chunks=(pre_lossy.chunks[0], (1,), (1,)))
         enc_parts = enc.to_delayed().ravel()
         sq = dask.delayed(_write_squash_parts, pure=False)
         squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(), token,
@@ -387,6 +386,14 @@ def build(master, out: str = "out_data", options: Options | None = None):
                 final=final, token=token, skipped=sum(not r for r in redo),
                 complete=not o.overwrite and os.path.exists(master_name) and master_job(master_name) == token)
     return job, info
+
+
+def _squash_block(block, codec):
+    """The lossy codec's bytes of each frame of a block: an object array (n, 1, 1)."""
+    out = np.empty((block.shape[0], 1, 1), dtype=object)
+    for i, b in enumerate(encode_frames(block, codec)):
+        out[i, 0, 0] = b
+    return out
 
 
 def _encode_frames(block, codec):

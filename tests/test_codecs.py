@@ -137,18 +137,20 @@ def test_ladders_match_the_published_tool():
 
 
 @pytest.mark.parametrize("codec", [C.HCompress(scale=16), C.JPEG2000(ratio=60)])
-def test_invalid_pixels_restored_and_do_not_ring(codec):
-    a = frame((1, 96, 130), seed=5, lam=300).astype(np.int64)
-    flags = np.zeros(a.shape, np.uint8)
-    flags[0, 30:36, :] = T.INVALID  # a module gap
-    raw = a.copy()
-    raw[flags != 0] = 0xFFFFFFFF  # what a gap holds in the input
-    dec = C.roundtrip_frames(np.where(flags != 0, 0, a), flags, codec)
-    out = T._finalize_block(dec, flags, np.uint32, 100000)
-    assert (out[flags != 0] == 0xFFFFFFFF).all()
+def test_invalid_and_saturated_pixels_restored(codec):
+    a = frame((1, 96, 130), seed=5, lam=300).astype(np.float32)
+    x = a.copy()
+    x[0, 30:36, :] = np.nan  # a module gap
+    x[0, 50, 50] = np.inf  # a saturated pixel
+    dec = C.roundtrip_frames(x, codec)
+    assert np.isnan(dec[0, 30:36]).all() and np.isposinf(dec[0, 50, 50])
+    ok = np.isfinite(x)
+    assert np.isfinite(dec[ok]).all()
+    out = T._finalize_block(dec, np.uint32, 100000)
+    assert (out[0, 30:36] == 0xFFFFFFFF).all() and out[0, 50, 50] == 100000
     # next to the gap the error is no worse than far from it (the gap was filled with background)
-    near = np.abs(out[0, 26:30].astype(np.int64) - a[0, 26:30]).mean()
-    far = np.abs(out[0, 70:74].astype(np.int64) - a[0, 70:74]).mean()
+    near = np.abs(dec[0, 26:30] - a[0, 26:30]).mean()
+    far = np.abs(dec[0, 70:74] - a[0, 70:74]).mean()
     assert near < 3 * far + 3
 
 

@@ -1,4 +1,4 @@
-"""Sum, bin, scale and output type against a plain numpy reference; region omission; log/exp."""
+"""Sum, bin, scale and output type against a plain numpy reference; markers; region omission; log/exp."""
 import dask.array as da
 import numpy as np
 import pytest
@@ -21,13 +21,13 @@ def make_frames(n=7, ny=9, nx=11, dtype=np.uint16, seed=0, cutoff=1000):
     return f, mask
 
 
-def run(frames, mask, cutoff, s, b, chunk, dtype, saturation, scale=1.0):
+def run(frames, mask, cutoff, s, b, chunk, dtype, saturation, scale=1.0, counts=np.float32):
     x = da.from_array(frames, chunks=(chunk, -1, -1))
-    v, fl = T.split(x, mask, cutoff)
-    v, fl = T.sum_frames(v, fl, s)
-    v, fl = T.bin_pixels(v, fl, b)
+    v = T.to_counts(x, mask, cutoff, counts)
+    v = T.sum_frames(v, s)
+    v = T.bin_pixels(v, b)
     v = T.scale(v, scale)
-    return T.finalize(v, fl, dtype, saturation).compute()
+    return T.finalize(v, dtype, saturation).compute()
 
 
 @pytest.mark.parametrize("s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (7, 3, 7), (2, 4, 6)])
@@ -54,9 +54,19 @@ def test_invalid_pixels_never_averaged_into_valid_ones():
 
 def test_uint16_sums_above_65535_are_exact():
     frames = np.full((4, 4, 4), 30000, np.uint16)
+    frames[0, 0, 0] = 30001
     got = run(frames, None, 60000, 4, 2, 4, np.uint32, 60000 * 16)
     assert got.dtype == np.uint32
-    assert (got == 30000 * 16).all()
+    assert got[0, 0, 0] == 30000 * 16 + 1 and (got[0, 1] == 30000 * 16).all()
+
+
+def test_float64_counts_when_float32_would_round():
+    assert T.counts_dtype(12440, 16) == np.float32
+    assert T.counts_dtype(2**22, 16) == np.float64
+    frames = np.full((2, 2, 2), 2**31, np.uint32)
+    frames[0, 0, 0] += 1
+    got = run(frames, None, None, 2, 2, 2, np.uint64, 2**40, counts=np.float64)
+    assert got[0, 0, 0] == 8 * 2**31 + 1
 
 
 def test_saturation_propagates_like_invalidity_not_clipping():
@@ -100,29 +110,40 @@ def test_float_output_f(dtype):
 
 
 def test_chunks_not_multiple_of_sum_are_refused():
-    x = da.zeros((9, 4, 4), chunks=(3, 4, 4), dtype=np.int64)
+    x = da.zeros((9, 4, 4), chunks=(3, 4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="not multiples of 2"):
-        T.sum_frames(x, x.astype(np.uint8), 2)
+        T.sum_frames(x, 2)
 
 
 def test_coarsen_keeps_frame_chunks():
     x = da.zeros((10, 5, 5), chunks=(4, 5, 5), dtype=np.uint16)
-    v, f = T.split(x)
-    v, f = T.sum_frames(v, f, 2)
+    v = T.sum_frames(T.to_counts(x), 2)
     assert v.chunks[0] == (2, 2, 1)
-    v, f = T.bin_pixels(v, f, 2)
+    v = T.bin_pixels(v, 2)
     assert v.chunks == ((2, 2, 1), (3,), (3,))
 
 
+def test_markers_invalid_nan_saturated_inf():
+    frames = np.array([[[5, 0xFFFF, 100, 3]]], np.uint16)
+    mask = np.array([[0, 0, 0, 2]], np.uint32)
+    c = T.to_counts(da.from_array(frames), mask, cutoff=100).compute()
+    assert c[0, 0, 0] == 5 and np.isnan(c[0, 0, 1]) and np.isposinf(c[0, 0, 2]) and np.isnan(c[0, 0, 3])
+    # invalid wins over saturated when both fall in one output pixel
+    assert np.isnan(T.bin_pixels(da.from_array(c[:, :, 1:3]), 2).compute()[0, 0, 0])
+
+
 def test_log_and_exp_are_inverse():
-    x = da.from_array(np.array([[[0, 1, 7, 1000, 65000]]], np.int64))
+    x = da.from_array(np.array([[[0, 1, 7, 1000, 65000]]], np.float32))
     lg = T.log_transform(x, 2.0)
     np.testing.assert_allclose(lg.compute(), np.log2(np.array([1, 2, 8, 1001, 65001.0]))[None, None], rtol=1e-6)
     np.testing.assert_allclose(T.exp_transform(lg, 2.0).compute(), x.compute(), rtol=1e-4)
-    neg = da.from_array(np.array([[[-3]]], np.int64))
+    neg = da.from_array(np.array([[[-3]]], np.float32))
     assert T.log_transform(neg, 2.0).compute()[0, 0, 0] == 0
     assert T.log_transform(neg, 2.0, signed=True).compute()[0, 0, 0] == pytest.approx(-2.0)
     assert T.exp_transform(da.from_array(np.array([[[-2.0]]])), 2.0, signed=True).compute()[0, 0, 0] == pytest.approx(-3.0)
+    special = da.from_array(np.array([[[np.nan, np.inf]]], np.float32))
+    got = T.log_transform(special, 2.0).compute()
+    assert np.isnan(got[0, 0, 0]) and np.isposinf(got[0, 0, 1])
 
 
 def test_region_mask_formats():
@@ -145,6 +166,8 @@ def test_region_mask_formats():
 
 
 def test_omit_regions_applies_to_every_frame():
-    x = da.ones((3, 4, 5), chunks=(1, 4, 5), dtype=np.int64)
-    got = T.omit_regions(x, T.region_mask(["0,1"], (4, 5))).compute()
-    assert (got[:, :, :2] == 0).all() and (got[:, :, 2:] == 1).all()
+    a = np.ones((3, 4, 5), np.float32)
+    a[:, 0, 0] = np.nan
+    got = T.omit_regions(da.from_array(a, chunks=(1, 4, 5)), T.region_mask(["0,1"], (4, 5))).compute()
+    assert (got[:, 1:, :2] == 0).all() and (got[:, :, 2:] == 1).all()
+    assert np.isnan(got[:, 0, 0]).all()  # invalid pixels stay invalid
