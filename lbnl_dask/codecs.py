@@ -281,7 +281,7 @@ register_codec(BitshuffleLZ4)
 # ---------------------------------------------------------------- per-frame round trips
 def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarray:
     """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
-    of their ``tile`` x ``tile`` cell (the frame's median where a cell has none): a neutral
+    of their ``tile`` x ``tile`` cell (the frame's mean where a cell has none): a neutral
     local background that keeps module gaps from ringing into valid pixels."""
     if not bad.any():
         return frame
@@ -293,7 +293,7 @@ def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarr
     vals[:ny, :nx] = np.where(bad, 0, frame)
     cnt = good.reshape(py // tile, tile, px // tile, tile).sum(axis=(1, 3))
     tot = vals.reshape(py // tile, tile, px // tile, tile).sum(axis=(1, 3))
-    fallback = np.median(frame[~bad]) if (~bad).any() else 0
+    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0  # the frame's mean background
     means = np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
     fill = np.repeat(np.repeat(means, tile, axis=0), tile, axis=1)[:ny, :nx]
     out = frame.copy()
