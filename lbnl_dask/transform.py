@@ -56,9 +56,15 @@ def _bad_pixels_cached(mask) -> np.ndarray:
 def _counts_block(block, mask, cutoff, dtype):
     x = np.empty(block.shape, dtype)
     np.copyto(x, block, casting="unsafe")
-    if cutoff is not None:
-        np.putmask(x, block >= cutoff, np.inf)
-    np.putmask(x, block == invalid_value(block.dtype), np.nan)
+    allbits = invalid_value(block.dtype)
+    if block.dtype.kind == "u":  # all bits set is the largest value: one pass finds both markers
+        high = np.flatnonzero(block >= (allbits if cutoff is None else min(cutoff, allbits)))  # a few %
+        if high.size:
+            x.flat[high] = np.where(block.flat[high] == allbits, np.nan, np.inf)
+    else:  # signed input: all bits set is -1
+        if cutoff is not None:
+            np.putmask(x, block >= cutoff, np.inf)
+        np.putmask(x, block == allbits, np.nan)
     if mask is not None:
         x.reshape(x.shape[0], -1)[:, _bad_pixels(mask)] = np.nan
     return x

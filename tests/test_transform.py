@@ -123,6 +123,12 @@ def test_coarsen_keeps_frame_chunks():
     assert v.chunks == ((2, 2, 1), (3,), (3,))
 
 
+def test_markers_for_signed_input():
+    frames = np.array([[[5, -1, 100, 3]]], np.int32)
+    c = T.to_counts(da.from_array(frames), None, cutoff=100).compute()
+    assert c[0, 0, 0] == 5 and np.isnan(c[0, 0, 1]) and np.isposinf(c[0, 0, 2]) and c[0, 0, 3] == 3
+
+
 def test_markers_invalid_nan_saturated_inf():
     frames = np.array([[[5, 0xFFFF, 100, 3]]], np.uint16)
     mask = np.array([[0, 0, 0, 2]], np.uint32)
