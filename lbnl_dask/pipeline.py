@@ -252,27 +252,37 @@ def _check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumab
 
 
 # ---------------------------------------------------------------- the graph
-def build(master, out: str = "out_data", options: Options | None = None):
-    """The lazy job: (tasks, info). ``tasks`` is a dask Delayed writing everything (master last);
-    ``info`` holds the plan (names, shapes, dtype, saturation, notes, input files)."""
-    o = options or Options()
-    notes = _validate(o)
-    s, b = int(o.sum_range), int(o.bin_range)
-    probe = open_dataset(master, o.first_image, o.last_image)
-    frames0 = probe.frames
-    n_in = frames0.shape[0]
-    if s > n_in:
-        raise OptionError(f"sum (-s {s}) is larger than the {n_in} frames selected")
-    ds = open_dataset(master, o.first_image, o.last_image,
-                      datablock=_chunk_frames(o, int(np.prod(frames0.shape[1:]))))
-    frames, meta = ds.frames, ds.meta
-    first, last = ds.first_image, ds.last_image
-    mask = ds.pixel_mask()
-    if mask is not None and tuple(mask.shape) != tuple(frames.shape[1:]):
-        notes.append(f"pixel_mask {mask.shape} does not match the frames {frames.shape[1:]}: ignored")
-        mask = None
+@dataclass
+class OutputGraph:
+    """The lazy output of the transforms: ``final`` (n_out, ny', nx') frames of ``dtype``;
+    ``pre_lossy`` the counts before the lossy round trip; the ``codec`` used (or None)."""
 
-    cutoff = meta.overload
+    final: da.Array
+    pre_lossy: da.Array
+    codec: object
+    dtype: np.dtype
+    saturation: float
+    shape: tuple
+    notes: list
+
+
+def make_codec(o: Options):
+    """The lossy codec ``-H``/``-J``/``-K`` ask for, or None."""
+    if o.hcomp_scale is not None:
+        return HCompress(scale=o.hcomp_scale)
+    if o.j2k_ratio is not None:
+        return JPEG2000(o.j2k_ratio, irreversible=not o.j2k_reversible,
+                        ladder=glymur_ladder(int(o.j2k_ratio)) if o.j2k_reversible else None)
+    if o.j2k_alt_ratio is not None:
+        return JPEG2000(o.j2k_alt_ratio, irreversible=not o.j2k_reversible, ladder=opj_ladder(int(o.j2k_alt_ratio)))
+    return None
+
+
+def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> OutputGraph:
+    """The transforms of ``o`` applied lazily to raw ``frames`` (n, ny, nx): counts, sum,
+    bin, scale, log/exp, omitted regions, lossy round trip, output type (SPEC A2)."""
+    notes = []
+    s, b = int(o.sum_range), int(o.bin_range)
     in_max = np.iinfo(frames.dtype).max - 1
     per_pixel = cutoff if cutoff is not None else in_max
     saturation = int(per_pixel * o.scale_factor + 0.5) if o.cap_sums else \
@@ -308,14 +318,7 @@ def build(master, out: str = "out_data", options: Options | None = None):
             raise OptionError(str(e)) from None
         values = T.omit_regions(values, omit)
 
-    codec = None
-    if o.hcomp_scale is not None:
-        codec = HCompress(scale=o.hcomp_scale)
-    elif o.j2k_ratio is not None:
-        codec = JPEG2000(o.j2k_ratio, irreversible=not o.j2k_reversible,
-                         ladder=glymur_ladder(int(o.j2k_ratio)) if o.j2k_reversible else None)
-    elif o.j2k_alt_ratio is not None:
-        codec = JPEG2000(o.j2k_alt_ratio, irreversible=not o.j2k_reversible, ladder=opj_ladder(int(o.j2k_alt_ratio)))
+    codec = make_codec(o)
     if isinstance(codec, JPEG2000):
         from .codecs import check_openjpeg
         check_openjpeg()
@@ -323,6 +326,34 @@ def build(master, out: str = "out_data", options: Options | None = None):
     if codec is not None:
         values = values.map_blocks(roundtrip_frames, codec, dtype=values.dtype)
     final = T.finalize(values, dtype, saturation)
+
+    return OutputGraph(final, pre_lossy, codec, dtype, saturation, tuple(out_shape), notes)
+
+
+def build(master, out: str = "out_data", options: Options | None = None):
+    """The lazy job: (tasks, info). ``tasks`` is a dask Delayed writing everything (master last);
+    ``info`` holds the plan (names, shapes, dtype, saturation, notes, input files)."""
+    o = options or Options()
+    notes = _validate(o)
+    s, b = int(o.sum_range), int(o.bin_range)
+    probe = open_dataset(master, o.first_image, o.last_image)
+    frames0 = probe.frames
+    n_in = frames0.shape[0]
+    if s > n_in:
+        raise OptionError(f"sum (-s {s}) is larger than the {n_in} frames selected")
+    ds = open_dataset(master, o.first_image, o.last_image,
+                      datablock=_chunk_frames(o, int(np.prod(frames0.shape[1:]))))
+    frames, meta = ds.frames, ds.meta
+    first, last = ds.first_image, ds.last_image
+    mask = ds.pixel_mask()
+    if mask is not None and tuple(mask.shape) != tuple(frames.shape[1:]):
+        notes.append(f"pixel_mask {mask.shape} does not match the frames {frames.shape[1:]}: ignored")
+        mask = None
+
+    g = output_frames(frames, meta.overload, mask, o)
+    final, pre_lossy, codec, dtype, saturation, out_shape = (g.final, g.pre_lossy, g.codec, g.dtype,
+                                                             g.saturation, g.shape)
+    notes += g.notes
 
     n_out = final.shape[0]
     d = o.data_block_size

@@ -91,8 +91,8 @@ class Experiment:
     spot_sigma: float = 0.9  # pixels
     mean_intensity: float = 600.0  # counts of a reflection at low resolution
     b_factor: float = 20.0  # Å^2, Wilson fall-off
-    background: float = 6.0  # counts per pixel at the beam centre
-    background_floor: float = 0.6  # counts per pixel far from it
+    background: float = 1.0  # counts per pixel per frame at the beam centre (fine-sliced MX data: ~0.1-1)
+    background_floor: float = 0.1  # counts per pixel per frame far from it
     saturation: int = 12440  # countrate_correction_count_cutoff
 
 
