@@ -279,23 +279,29 @@ register_codec(BitshuffleLZ4)
 
 
 # ---------------------------------------------------------------- per-frame round trips
-def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarray:
-    """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
-    of their ``tile`` x ``tile`` cell (the frame's mean where a cell has none): a neutral
-    local background that keeps module gaps from ringing into valid pixels."""
-    if not bad.any():
-        return frame
+def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarray:
+    """Per-pixel mean of the ``valid`` pixels of each ``tile`` x ``tile`` cell of a frame
+    (ny, nx), float64; cells with no valid pixel get the frame's mean."""
     ny, nx = frame.shape
     py, px = -(-ny // tile) * tile, -(-nx // tile) * tile
     good = np.zeros((py, px), bool)
-    good[:ny, :nx] = ~bad
+    good[:ny, :nx] = valid
     vals = np.zeros((py, px), np.float64)
-    vals[:ny, :nx] = np.where(bad, 0, frame)
+    vals[:ny, :nx] = np.where(valid, frame, 0)
     cnt = good.reshape(py // tile, tile, px // tile, tile).sum(axis=(1, 3))
     tot = vals.reshape(py // tile, tile, px // tile, tile).sum(axis=(1, 3))
-    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0  # the frame's mean background
+    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
     means = np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
-    fill = np.repeat(np.repeat(means, tile, axis=0), tile, axis=1)[:ny, :nx]
+    return np.repeat(np.repeat(means, tile, axis=0), tile, axis=1)[:ny, :nx]
+
+
+def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarray:
+    """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
+    of their ``tile`` x ``tile`` cell (:func:`local_mean`): a neutral local background that
+    keeps module gaps from ringing into valid pixels."""
+    if not bad.any():
+        return frame
+    fill = local_mean(frame, ~bad, tile)
     out = frame.copy()
     out[bad] = np.rint(fill[bad]).astype(frame.dtype) if frame.dtype.kind in "ui" else fill[bad]
     return out

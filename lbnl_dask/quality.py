@@ -122,14 +122,13 @@ def _local_max(frames: np.ndarray, k: int = 1) -> np.ndarray:
 
 
 def _find_in_block(block: np.ndarray, offset: int, sigma: float, min_counts: float) -> np.ndarray:
-    from .codecs import fill_invalid
+    from .codecs import local_mean
 
     peaks = []
     cand = np.zeros(block.shape, bool)
     for i, fr in enumerate(block):
         finite = np.isfinite(fr)
-        bg = fill_invalid(np.where(finite, fr, 0.0), ~finite, tile=16)  # local mean per 16 x 16 tile
-        bg = np.where(finite, bg, np.inf)
+        bg = local_mean(fr, finite, tile=16)
         cand[i] = finite & (fr > bg + sigma * np.sqrt(np.maximum(bg, 1.0))) & (fr >= min_counts)
     cand &= _local_max(block)
     for k, y, x in zip(*np.nonzero(cand)):
@@ -253,11 +252,19 @@ def stats(i_ref, i_out, s_ref, s_out, d=None) -> Stats:
     if n < 2:
         return Stats(n, float("nan"), float("nan"), float("nan"), float("nan"), float("nan"))
     dd = np.asarray(d) if d is not None else np.full(n, np.nan)
-    return Stats(n=n, cc=float(np.corrcoef(i_ref, i_out)[0, 1]), mean_ratio=float(np.sum(i_out) / np.sum(i_ref)),
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cc = float(np.corrcoef(i_ref, i_out)[0, 1])  # NaN if one side is constant
+    return Stats(n=n, cc=cc, mean_ratio=float(np.sum(i_out) / np.sum(i_ref)),
                  r_factor=float(np.sum(np.abs(i_out - i_ref)) / np.sum(np.abs(i_ref))),
-                 i_sigma_ref=float(np.mean(i_ref / s_ref)), i_sigma_out=float(np.mean(i_out / s_out)),
+                 i_sigma_ref=_mean_ratio(i_ref, s_ref), i_sigma_out=_mean_ratio(i_out, s_out),
                  d_max=float(np.nanmax(dd)) if np.isfinite(dd).any() else float("nan"),
                  d_min=float(np.nanmin(dd)) if np.isfinite(dd).any() else float("nan"))
+
+
+def _mean_ratio(a, b) -> float:
+    """Mean of a/b over the entries with b > 0 (a sigma of 0 says nothing)."""
+    ok = np.asarray(b) > 0
+    return float(np.mean(np.asarray(a)[ok] / np.asarray(b)[ok])) if ok.any() else float("nan")
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""Ratios and spot-level fidelity; the explorer (grid, Pareto front, files written)."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import lbnl_dask
+from lbnl_dask import explore as E
+from lbnl_dask import quality as Q
+from lbnl_dask.synth import make_dataset
+
+
+@pytest.fixture(scope="module")
+def spots(tmp_path_factory):
+    """40 frames of the tiny detector with ground truth."""
+    return make_dataset(tmp_path_factory.mktemp("q") / "q", "tiny", nframes=40, frames_per_file=20, seed=4)
+
+
+@pytest.fixture(scope="module")
+def runs(spots, tmp_path_factory):
+    d = tmp_path_factory.mktemp("qo")
+    out = {}
+    for name, opts in {"lossless": {}, "h8": dict(hcomp_scale=8), "h64": dict(hcomp_scale=64),
+                       "j40": dict(j2k_ratio=40)}.items():
+        out[name] = lbnl_dask.compress(spots, str(d / name), bin_range=2, sum_range=2, scheduler="threads", **opts)
+    return out
+
+
+def test_ratios_match_the_files(spots, runs):
+    r = Q.compression_ratios(spots, runs["h8"].master)
+    data = [p for p in runs["h8"].data_files]
+    assert r["bytes_out"] == sum(os.path.getsize(p) for p in data)
+    assert r["raw2_bytes"] == 40 * 102 * 132 * 2
+    assert r["ratio_raw2"] == pytest.approx(r["raw2_bytes"] / r["bytes_out"])
+    assert r["ratio_raw4"] == pytest.approx(2 * r["ratio_raw2"])
+    assert r["ratio_raw2"] == pytest.approx(runs["h8"].ratio_raw2)  # the run's report says the same
+
+
+def test_infer_run(spots, tmp_path):
+    rep = lbnl_dask.compress(spots, str(tmp_path / "x"), first_image=5, last_image=34, bin_range=2, sum_range=3,
+                             scheduler="threads")
+    assert Q.infer_run(spots, rep.master) == Q.RunGeometry(first=5, last=34, s=3, b=2)
+
+
+def test_lossless_is_perfect_and_close_to_truth(spots, runs):
+    f = Q.fidelity(spots, runs["lossless"].master)
+    assert f.source == "ground truth" and f.overall.n >= 10
+    assert f.overall.cc == pytest.approx(1.0) and f.overall.mean_ratio == pytest.approx(1.0) and f.overall.r_factor == 0
+    assert f.truth_ref.cc > 0.9  # the integration measures what was put in
+
+
+def test_fidelity_degrades_with_the_scale(spots, runs):
+    lo, hi = Q.fidelity(spots, runs["h8"].master), Q.fidelity(spots, runs["h64"].master)
+    assert 0.9 < lo.overall.cc < 1.0
+    assert hi.overall.r_factor > lo.overall.r_factor
+    assert hi.overall.cc < lo.overall.cc
+    assert "CC" in str(lo) and len(lo.shells) in (0, 5)
+
+
+def test_spot_finder_finds_the_true_spots(spots, runs):
+    run = Q.RunGeometry(1, 40, 2, 2)
+    ref, _ = Q.reference_counts(spots, run)
+    found = Q.find_spots(ref, sigma=5)
+    truth = Q.truth_reflections(spots, run)
+    strong = truth[truth["truth"] > 400]
+    hits = 0
+    for t in strong:
+        d = np.hypot(found["x"] - t["x"], found["y"] - t["y"])
+        hits += bool(((d < 2) & (np.abs(found["frame"] - t["frame"]) <= 1.5)).any())
+    assert hits >= 0.7 * len(strong)
+    assert len(found) < 3 * len(truth)  # not a noise detector
+
+
+def test_fidelity_without_truth_uses_the_spot_finder(spots, runs, tmp_path):
+    import shutil
+
+    d = tmp_path / "nt"
+    shutil.copytree(os.path.dirname(spots), d)
+    (d / "q_reflections.csv").unlink()
+    f = Q.fidelity(d / "q_master.h5", runs["h8"].master)
+    assert f.source == "spot finder" and f.overall.n > 5 and f.truth_ref is None
+    assert 0.9 < f.overall.cc <= 1.0
+
+
+def test_invalid_pixels_never_count():
+    ref = np.zeros((3, 20, 20))
+    out = ref.copy()
+    ref[1, 10, 10] = 100
+    out[1, 10, 10] = 100
+    refl = np.array([(1.0, 10.0, 10.0, 2.0, np.nan)], Q.REFL_DTYPE)
+    box = Q.Shoebox(box_half=1, ring=2, frames_half=1)
+    assert Q._integrate_block(ref, out, refl, 0, box)[0, 0] == pytest.approx(100)
+    out[0, 9, 10] = np.nan  # an invalid pixel in the box: left out
+    assert np.isnan(Q._integrate_block(ref, out, refl, 0, box)).all()
+
+
+def test_pareto_front():
+    rows = [dict(ratio_raw2=10, cc=1.0), dict(ratio_raw2=20, cc=0.99), dict(ratio_raw2=15, cc=0.98),
+            dict(ratio_raw2=30, cc=float("nan"))]
+    E.pareto(rows)
+    assert [r["pareto"] for r in rows] == [True, True, False, False]
+
+
+def test_explorer_command(spots, tmp_path, capsys):
+    rc = E.main([spots, "--bins", "2", "--sums", "2", "--hcomp", "8", "64", "--j2k", "40", "--windows", "2",
+                 "--frames", "10", "-o", str(tmp_path / "ex")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "b2s2h8" in out and "b2s2j40" in out and "*" in out
+    rows = json.loads((tmp_path / "ex.json").read_text())
+    assert {r["setting"] for r in rows} == {"b2s2", "b2s2h8", "b2s2h64", "b2s2j40"}
+    by = {r["setting"]: r for r in rows}
+    assert by["b2s2"]["cc"] == pytest.approx(1.0) and by["b2s2"]["pareto"]
+    assert by["b2s2h64"]["ratio_raw2"] > by["b2s2h8"]["ratio_raw2"] > by["b2s2"]["ratio_raw2"] * 0.9
+    assert by["b2s2h64"]["frames"] == 20  # two windows of 10 frames, not the whole dataset
+    assert (tmp_path / "ex.csv").read_text().startswith("setting,")
+    assert (tmp_path / "ex.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_windows_spread_over_the_data():
+    assert E.windows(100, 3, 20) == [(1, 20), (41, 60), (81, 100)]
+    assert E.windows(10, 3, 20) == [(1, 10)]
