@@ -169,14 +169,12 @@ def save(rows, prefix: str) -> list[str]:
     with open(prefix + ".json", "w") as fh:
         json.dump(rows, fh, indent=1, default=float)
     written.append(prefix + ".json")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # the object API: no pyplot, so a notebook's backend is left alone
+        from matplotlib.figure import Figure
     except ImportError:
         return written
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     for codec, marker in (("none", "s"), ("H", "o"), ("J", "^")):
         sel = [r for r in rows if r["codec"] == codec]
         ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker,
@@ -191,7 +189,6 @@ def save(rows, prefix: str) -> list[str]:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(prefix + ".png", dpi=120)
-    plt.close(fig)
     written.append(prefix + ".png")
     return written
 
