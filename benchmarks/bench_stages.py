@@ -51,7 +51,6 @@ def main():
     d = f["/entry/data/data"]
     mask = h5py.File(master, "r")["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
     two = d[0:2]
-    raw = d.id.read_direct_chunk((0, 0, 0))[1]
     bs = BitshuffleLZ4(dtype=str(d.dtype))
     n = a.repeat
     res = {}

@@ -1,15 +1,17 @@
 """Detector, beam and goniometer metadata of a dataset, and how summing and binning change it.
 
-:class:`DetectorMeta` holds plain typed fields (SI units as named in each field). The
-functions below compute the metadata of the *output* of ``sum s`` / ``bin b`` / ``scale S``,
-following SPEC Part A2; the writer applies them to the master, so each rule lives here once.
+:class:`DetectorMeta` holds plain typed fields (SI units as named in each field).
+:class:`MasterRewriter` holds every rule of SPEC Part A2 for the output master of ``sum s``
+/ ``bin b`` (pixel size, beam centre, frame counts, times, angles, saturation, bit depth,
+module sizes); the writer applies it dataset by dataset, so each rule lives here once.
 """
 from __future__ import annotations
 
 import dataclasses
-
+import re
 from dataclasses import dataclass, field
 
+import h5py
 import numpy as np
 
 
@@ -76,56 +78,6 @@ def output_frame_count(n_in: int, s: int) -> int:
     return -(-int(n_in) // int(s))
 
 
-def summed_angles(start: np.ndarray, increment: float, s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-frame (start, end) angles in degrees for input start angles summed s at a time.
-
-    ``start`` holds one start angle per selected input frame; the output frame k begins at
-    the start of its group's first frame and ends at the end of its group's last frame
-    (start + increment). With 7 frames 0, 0.5, ... and s=2: starts 0,1,2,3; ends 1,2,3,3.5.
-    """
-    start = np.asarray(start, dtype=np.float64)
-    first = start[::s]
-    last = start[s - 1 :: s]
-    if len(last) < len(first):
-        last = np.append(last, start[-1])
-    return first, last + float(increment)
-
-
-def output_meta(meta: DetectorMeta, *, first_image: int, last_image: int, s: int, b: int,
-                saturation_value: int | None, bit_depth: int) -> DetectorMeta:
-    """Metadata of the output of summing ``s`` frames and binning ``b`` x ``b`` pixels.
-
-    Pixel size x b; beam centre / b; pixel counts ceil(/b); count and frame time x s;
-    nimages = output frames, ntrigger = 1; omega starts of each group's first frame,
-    increment x s; the saturation value and bit depth as the transform chose them.
-    """
-    n_in = last_image - first_image + 1
-    n_out = output_frame_count(n_in, s)
-    omega = None
-    inc = meta.omega_increment
-    if meta.omega is not None:
-        sel = np.asarray(meta.omega, dtype=np.float64)[first_image - 1 : last_image]
-        omega = sel[::s].copy()
-    mul = lambda v, k: None if v is None else v * k  # noqa: E731
-    return meta.replace(
-        nimages=n_out,
-        ntrigger=1,
-        nx=None if meta.nx is None else binned_size(meta.nx, b),
-        ny=None if meta.ny is None else binned_size(meta.ny, b),
-        x_pixel_size=mul(meta.x_pixel_size, b),
-        y_pixel_size=mul(meta.y_pixel_size, b),
-        beam_center_x=None if meta.beam_center_x is None else meta.beam_center_x / b,
-        beam_center_y=None if meta.beam_center_y is None else meta.beam_center_y / b,
-        count_time=mul(meta.count_time, s),
-        frame_time=mul(meta.frame_time, s),
-        omega=omega,
-        omega_increment=mul(inc, s),
-        saturation_value=saturation_value,
-        countrate_cutoff=saturation_value,
-        bit_depth_image=bit_depth,
-    )
-
-
 def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
     """Bin a 2-D pixel mask b x b by bitwise OR (zero-padded edges): shape (ceil(ny/b), ceil(nx/b)), uint32."""
     mask = np.asarray(mask).astype(np.uint32, copy=False)
@@ -139,11 +91,90 @@ def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
     return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks, axis=3), axis=1)
 
 
-def smallest_uint(max_value: int) -> np.dtype:
-    """The narrowest unsigned dtype (uint16 at least) whose range holds ``max_value`` below all-bits-set."""
-    for dt in (np.uint16, np.uint32, np.uint64):
-        if max_value < np.iinfo(dt).max:
-            return np.dtype(dt)
-    raise ValueError(f"no unsigned integer type holds {max_value}")
+_AXES = ("omega", "phi", "chi", "kappa", "two_theta", "translation", "sam_x", "sam_y", "sam_z")
+ANGLE = re.compile(r"^(%s)(_end|_range_average|_range_total|_increment|_start)?$" % "|".join(_AXES))
+
+
+class MasterRewriter:
+    """The rewrite rules of SPEC A2 for a master's datasets, for one output.
+
+    ``n_total`` source frames; the output takes 1-based ``first``..``last`` summed ``s`` at
+    a time and binned ``b`` x ``b``; ``saturation`` and ``bit_depth`` of the output pixels.
+    ``new_value(path, dset)`` returns the new value of a dataset, or None to keep it.
+    """
+
+    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression, frame_shape):
+        self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
+        self.n_in = last - first + 1
+        self.n_out = output_frame_count(self.n_in, s)
+        self.saturation, self.bit_depth, self.compression = saturation, bit_depth, compression
+        self.frame_shape = tuple(frame_shape)  # input (ny, nx)
+
+    def per_frame(self, arr: np.ndarray, end: bool) -> np.ndarray:
+        """One entry per output frame: group's first frame (starts) or last frame (``end``)."""
+        sel = arr[self.first - 1 : self.last]
+        if not end:
+            return sel[:: self.s]
+        ends = sel[self.s - 1 :: self.s]
+        if len(ends) < self.n_out:
+            ends = np.concatenate([ends, sel[-1:]])
+        return ends
+
+    def new_value(self, path: str, d: h5py.Dataset):
+        name = path.rsplit("/", 1)[-1]
+        parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+        s, b = self.s, self.b
+        v = d[()] if d.size < 10_000_000 else None
+        if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
+            return v * b
+        if name in ("beam_center_x", "beam_center_y"):
+            return v / b
+        if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
+            return v * s
+        if name == "nimages":
+            return np.asarray(self.n_out, d.dtype)
+        if name == "ntrigger":
+            return np.asarray(1, d.dtype)
+        if name in ("x_pixels_in_detector", "x_pixels"):
+            return np.asarray(binned_size(v, b), d.dtype)
+        if name in ("y_pixels_in_detector", "y_pixels"):
+            return np.asarray(binned_size(v, b), d.dtype)
+        if name == "compression" and parent == "detectorSpecific":
+            return np.bytes_(self.compression.encode("ascii"))
+        if name == "bit_depth_image":
+            return np.asarray(self.bit_depth, d.dtype)
+        if name in ("saturation_value", "countrate_correction_count_cutoff"):
+            fits = d.dtype.kind not in "ui" or self.saturation <= np.iinfo(d.dtype).max
+            return np.asarray(self.saturation, d.dtype if fits else np.int64)
+        if parent.startswith("detectorModule_") or parent == "module":
+            if name == "data_origin":
+                return (np.asarray(v) // b).astype(d.dtype)
+            if name == "data_size":
+                return np.asarray([binned_size(x, b) for x in np.atleast_1d(v)], d.dtype)
+        if name in ("flatfield",) and d.shape == self.frame_shape:
+            return _bin_mean(d[()], b).astype(np.float32)
+        m = ANGLE.match(name)
+        if m and v is not None:
+            suffix = m.group(2) or ""
+            arr = np.asarray(v)
+            if suffix in ("_range_average", "_increment"):
+                return arr * s
+            if suffix == "_range_total":
+                return arr * (self.n_in / self.n_total) if self.n_total else arr
+            if suffix == "_start":
+                return arr  # replaced from the per-frame array when there is one (see write_master)
+            if arr.ndim >= 1 and arr.shape[0] == self.n_total and self.n_total > 1:
+                return self.per_frame(arr, end=suffix == "_end")
+        return None
+
+
+def _bin_mean(a: np.ndarray, b: int) -> np.ndarray:
+    if b == 1:
+        return a
+    ny, nx = a.shape
+    py, px = binned_size(ny, b) * b, binned_size(nx, b) * b
+    pad = np.zeros((py, px), np.float64)
+    pad[:ny, :nx] = a
+    return pad.reshape(py // b, b, px // b, b).mean(axis=(1, 3))
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from contextlib import contextmanager
 
 import h5py
@@ -19,7 +18,7 @@ import hdf5plugin
 import numpy as np
 
 from .errors import OptionError
-from .meta import bin_pixel_mask, binned_size
+from .meta import ANGLE, MasterRewriter
 
 #: Lossless choices (``-c``), the HDF5 filter each becomes, and whether XDS' plugins read it.
 COMPRESSIONS = {
@@ -181,93 +180,6 @@ def read_squash(path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the master
-_AXES = ("omega", "phi", "chi", "kappa", "two_theta", "translation", "sam_x", "sam_y", "sam_z")
-_ANGLE = re.compile(r"^(%s)(_end|_range_average|_range_total|_increment|_start)?$" % "|".join(_AXES))
-
-
-class MasterRewriter:
-    """The rewrite rules of SPEC A2 for a master's datasets, for one output.
-
-    ``n_total`` source frames; the output takes 1-based ``first``..``last`` summed ``s`` at
-    a time and binned ``b`` x ``b``; ``saturation`` and ``bit_depth`` of the output pixels.
-    ``new_value(path, dset)`` returns the new value of a dataset, or None to keep it.
-    """
-
-    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression, frame_shape):
-        self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
-        self.n_in = last - first + 1
-        self.n_out = -(-self.n_in // s)
-        self.saturation, self.bit_depth, self.compression = saturation, bit_depth, compression
-        self.frame_shape = tuple(frame_shape)  # input (ny, nx)
-
-    def per_frame(self, arr: np.ndarray, end: bool) -> np.ndarray:
-        """One entry per output frame: group's first frame (starts) or last frame (``end``)."""
-        sel = arr[self.first - 1 : self.last]
-        if not end:
-            return sel[:: self.s]
-        ends = sel[self.s - 1 :: self.s]
-        if len(ends) < self.n_out:
-            ends = np.concatenate([ends, sel[-1:]])
-        return ends
-
-    def new_value(self, path: str, d: h5py.Dataset):
-        name = path.rsplit("/", 1)[-1]
-        parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
-        s, b = self.s, self.b
-        v = d[()] if d.size < 10_000_000 else None
-        if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
-            return v * b
-        if name in ("beam_center_x", "beam_center_y"):
-            return v / b
-        if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
-            return v * s
-        if name == "nimages":
-            return np.asarray(self.n_out, d.dtype)
-        if name == "ntrigger":
-            return np.asarray(1, d.dtype)
-        if name in ("x_pixels_in_detector", "x_pixels"):
-            return np.asarray(binned_size(v, b), d.dtype)
-        if name in ("y_pixels_in_detector", "y_pixels"):
-            return np.asarray(binned_size(v, b), d.dtype)
-        if name == "bit_depth_image":
-            return np.asarray(self.bit_depth, d.dtype)
-        if name in ("saturation_value", "countrate_correction_count_cutoff"):
-            return np.asarray(min(self.saturation, np.iinfo(d.dtype).max if d.dtype.kind in "ui" else self.saturation),
-                              d.dtype if d.dtype.kind in "ui" and self.saturation <= np.iinfo(d.dtype).max else np.int64)
-        if name == "compression" and parent == "detectorSpecific":
-            return ascii_attr(self.compression)
-        if parent.startswith("detectorModule_") or parent == "module":
-            if name == "data_origin":
-                return (np.asarray(v) // b).astype(d.dtype)
-            if name == "data_size":
-                return np.asarray([binned_size(x, b) for x in np.atleast_1d(v)], d.dtype)
-        if name in ("flatfield",) and d.shape == self.frame_shape:
-            return _bin_mean(d[()], b).astype(np.float32)
-        m = _ANGLE.match(name)
-        if m and v is not None:
-            suffix = m.group(2) or ""
-            arr = np.asarray(v)
-            if suffix in ("_range_average", "_increment"):
-                return arr * s
-            if suffix == "_range_total":
-                return arr * (self.n_in / self.n_total) if self.n_total else arr
-            if suffix == "_start":
-                return arr  # replaced from the per-frame array when there is one (see write_master)
-            if arr.ndim >= 1 and arr.shape[0] == self.n_total and self.n_total > 1:
-                return self.per_frame(arr, end=suffix == "_end")
-        return None
-
-
-def _bin_mean(a: np.ndarray, b: int) -> np.ndarray:
-    if b == 1:
-        return a
-    ny, nx = a.shape
-    py, px = binned_size(ny, b) * b, binned_size(nx, b) * b
-    pad = np.zeros((py, px), np.float64)
-    pad[:ny, :nx] = a
-    return pad.reshape(py // b, b, px // b, b).mean(axis=(1, 3))
-
-
 def _fix_string_attrs(obj):
     for k, v in list(obj.attrs.items()):
         if isinstance(v, str):
@@ -321,7 +233,7 @@ def write_master(path: str, src_master: str, data_files: list[str], rewriter: Ma
                     sg.copy(obj, dg, name=name)
                     continue
                 _create_like(dg, name, new, obj)
-                m = _ANGLE.match(name)
+                m = ANGLE.match(name)
                 if m and not m.group(2) and np.ndim(new) >= 1 and len(new) == rewriter.n_out:
                     per_frame_starts[p] = new[0]
 

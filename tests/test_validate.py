@@ -1,6 +1,5 @@
 """lbnl-validate: passes our outputs and the synthetic input, fails each broken rule."""
 import os
-import shutil
 
 import h5py
 import hdf5plugin

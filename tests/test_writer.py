@@ -8,9 +8,9 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask.errors import OptionError
-from lbnl_dask.meta import bin_pixel_mask, summed_angles
+from lbnl_dask.meta import MasterRewriter, bin_pixel_mask
 from lbnl_dask.pipeline import compress
-from lbnl_dask.writer import MasterRewriter, lossless_filter, read_squash, write_master
+from lbnl_dask.writer import lossless_filter, read_squash, write_master
 
 DET = "/entry/instrument/detector"
 SPEC = DET + "/detectorSpecific"
@@ -72,8 +72,11 @@ def test_angles(run):
 
 def test_summed_angles_worked_example():
     # SPEC B14: first 1, last 7, s 2, omega 0, 0.5, ...: starts 0,1,2,3; ends 1,2,3,3.5
-    starts, ends = summed_angles(np.arange(7) * 0.5, 0.5, 2)
-    assert starts.tolist() == [0, 1, 2, 3] and ends.tolist() == [1, 2, 3, 3.5]
+    rw = MasterRewriter(n_total=7, first=1, last=7, s=2, b=1, saturation=1, bit_depth=16, compression="bslz4",
+                        frame_shape=(4, 4))
+    omega = np.arange(7) * 0.5
+    assert rw.per_frame(omega, end=False).tolist() == [0, 1, 2, 3]
+    assert rw.per_frame(omega + 0.5, end=True).tolist() == [1, 2, 3, 3.5]
 
 
 def test_pixel_mask_binned_or_uint32_plain(run):
