@@ -1,11 +1,11 @@
 """Another project's reader agrees: FabIO (ESRF's image library, its EigerImage class) reads
 our synthetic input and our compressed output master frame for frame."""
+import fabio
 import numpy as np
 import pytest
 
 import lbnl_dask
 
-fabio = pytest.importorskip("fabio")  # in the test extras; skipped only outside them
 
 
 @pytest.mark.parametrize("codec", [{}, {"hcomp_scale": 8}])
