@@ -153,6 +153,8 @@ def _validate(o: Options) -> list[str]:
     lossy = [n for n, v in (("-H", o.hcomp_scale), ("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)) if v is not None]
     if len(lossy) > 1:
         raise OptionError(f"choose one lossy round trip, not {' and '.join(lossy)}")
+    if o.out_squash is not None and not lossy:
+        raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take codec bytes from")
     if o.hcomp_scale is not None and o.hcomp_scale < 0:
         raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
     for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
@@ -393,8 +395,6 @@ def build(master, out: str = "out_data", options: Options | None = None):
               for k, idx in enumerate(by_block)]
     squash = []
     if squash_names:
-        if codec is None:
-            raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take bytes from")
         enc = pre_lossy.map_blocks(_squash_block, codec, dtype=object, chunks=(pre_lossy.chunks[0], (1,), (1,)))
         enc_parts = enc.to_delayed().ravel()
         sq = dask.delayed(_write_squash_parts, pure=False)

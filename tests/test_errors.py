@@ -124,6 +124,7 @@ def test_bad_input(case, tmp_path, tiny, capsys):
     (["-c", "gzip"], "unknown compression 'gzip'"),
     (["-c", "zstd", "-l", "12"], "0..9"),
     (["-R", "1,2,3"], "give 2 numbers"),
+    (["-q", "sq"], "-q (squash) needs a lossy round trip"),
 ])
 def test_bad_options(args, msg, tmp_path, tiny, capsys):
     rc, err = run_cli(capsys, ["-i", tiny] + args, tmp_path)
