@@ -77,21 +77,14 @@ class HCompress(Codec):
             raise CodecError(f"HCompress takes values within +-{HCOMPRESS_MAX}, got {a.min()}..{a.max()}")
         ny, nx = a.shape
         h = self.tile_rows or hcompress_tile_rows(ny)
+        edges = list(range(0, ny, h)) + [ny]
+        if len(edges) > 2 and edges[-1] - edges[-2] < 4:  # HCompress needs 4 rows: merge a short tail
+            del edges[-2]
         a32 = a.astype(np.int32, copy=False)
-        heights, streams = [], []
+        heights = [y1 - y0 for y0, y1 in zip(edges, edges[1:])]
         with _HCOMPRESS_LOCK:
-            for y0 in range(0, ny, h):
-                tile = np.ascontiguousarray(a32[y0 : y0 + h])
-                if tile.shape[0] < 4:  # HCompress needs 4 rows: merge a short tail into the previous tile
-                    heights[-1] += tile.shape[0]
-                    y_prev = y0 - h
-                    tile = np.ascontiguousarray(a32[y_prev : y0 + h])
-                    streams[-1] = HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4,
-                                             nx=tile.shape[0], ny=nx).encode(tile)
-                    continue
-                heights.append(tile.shape[0])
-                streams.append(HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4,
-                                          nx=tile.shape[0], ny=nx).encode(tile))
+            streams = [HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4, nx=y1 - y0, ny=nx)
+                       .encode(np.ascontiguousarray(a32[y0:y1])) for y0, y1 in zip(edges, edges[1:])]
         dt = a.dtype.str.encode("ascii").ljust(4, b" ")
         head = _HC_MAGIC + struct.pack("<II4sI", ny, nx, dt, len(heights))
         head += b"".join(struct.pack("<II", hh, len(s)) for hh, s in zip(heights, streams))

@@ -180,3 +180,9 @@ def test_bslz4_chunks_equal_the_hdf5_filter(tmp_path, dtype):
     np.testing.assert_array_equal(out, a)
     with pytest.raises(ValueError, match="corrupt"):
         c.decode(b"\xff" * 12 + stored[12:], out=out)
+
+
+def test_hcompress_short_last_tile_is_merged():
+    a = frame((35, 40), seed=9)  # tiles of 16 rows would leave 3: merged into the previous tile
+    c = C.HCompress(scale=0, tile_rows=16)
+    np.testing.assert_array_equal(c.decode(c.encode(a)), a)
