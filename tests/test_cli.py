@@ -215,3 +215,17 @@ def test_log_to_float_and_region_omission(source, tmp_path, capsys):
     np.testing.assert_allclose(got[keep], np.log2(vals[keep] + 1.0), rtol=1e-5)
     assert np.isnan(got[inv]).all()
     assert (got[sat & ~inv] == pytest.approx(np.log2(12441.0)))  # saturation follows the transform
+
+
+def test_cap_sums_like_the_published_tool(source, tmp_path, capsys):
+    tiny, frames, mask = source
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-s", "4", "--cap-sums", "--scheduler", "threads"], capsys)
+    assert rc == 0, out.err
+    got = read(tmp_path / "o_master.h5")
+    with h5py.File(tmp_path / "o_master.h5", "r") as f:
+        assert f[SPEC + "/countrate_correction_count_cutoff"][()] == 12440  # not x s
+    assert got.dtype == np.uint16
+    vals, inv, sat = sum_bin_reference(frames, mask, 12440, 4, 1)
+    assert (got[~inv] <= 12440).all()
+    over = ~inv & (vals >= 12440)
+    assert (got[over | sat] == 12440).all()  # sums of strong pixels at or above the cap are overloads
