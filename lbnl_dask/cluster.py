@@ -33,6 +33,14 @@ class SlurmOptions:
     processes: int | None = None
 
 
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity, as a batch job's allocation sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def has_bokeh() -> bool:
     try:
         import bokeh  # noqa: F401
@@ -71,7 +79,7 @@ def client_for(scheduler: str = "processes", workers: int | None = None, slurm: 
     """A dask context: 'threads' / 'sync' (yields None), 'processes' (a LocalCluster of
     ``workers`` single-threaded worker processes), a scheduler address ``host:port`` or
     ``tcp://...``, or SLURM jobs (``slurm``). Prints the dashboard link when there is one."""
-    workers = workers or os.cpu_count() or 1
+    workers = workers or available_cores()
     if slurm is not None:
         from distributed import Client
 
