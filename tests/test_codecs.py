@@ -186,3 +186,12 @@ def test_hcompress_short_last_tile_is_merged():
     a = frame((35, 40), seed=9)  # tiles of 16 rows would leave 3: merged into the previous tile
     c = C.HCompress(scale=0, tile_rows=16)
     np.testing.assert_array_equal(c.decode(c.encode(a)), a)
+
+
+def test_missing_openjpeg_is_one_clear_line(monkeypatch):
+    import glymur
+
+    assert C.check_openjpeg() >= "2.4"
+    monkeypatch.setattr(glymur.version, "openjpeg_version", "0.0.0")  # what glymur says without libopenjp2
+    with pytest.raises(C.CodecError, match="install OpenJPEG >= 2.4 .*libopenjp2-7"):
+        C.JPEG2000(ratio=10).encode(frame().astype(np.uint16))
