@@ -169,11 +169,27 @@ class EigerDataset:
         return self._first, last
 
     @cached_property
-    def frames(self) -> da.Array:
-        first, last = self._range()
+    def _frame_type(self) -> tuple[tuple, np.dtype]:
         with h5py.File(self.blocks[0].path, "r") as f:
             d = f[self.blocks[0].name]
-            frame_shape, dtype = d.shape[1:], d.dtype
+            return tuple(d.shape[1:]), d.dtype
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(frames selected, ny, nx), without building the dask array."""
+        first, last = self._range()
+        return (last - first + 1,) + self._frame_type[0]
+
+    def with_datablock(self, datablock: int) -> "EigerDataset":
+        """The same dataset chunked by ``datablock`` frames (metadata and data files not read again)."""
+        other = EigerDataset(self.master, self.meta, self._first, self._last, int(datablock))
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("blocks", "_frame_type")})
+        return other
+
+    @cached_property
+    def frames(self) -> da.Array:
+        first, last = self._range()
+        frame_shape, dtype = self._frame_type
         src = FrameSource(self.blocks, (last - first + 1,) + tuple(frame_shape), dtype,
                           offset=first - 1)
         chunks = (self.datablock, -1, -1)

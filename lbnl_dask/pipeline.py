@@ -338,13 +338,11 @@ def build(master, out: str = "out_data", options: Options | None = None):
     o = options or Options()
     notes = _validate(o)
     s, b = int(o.sum_range), int(o.bin_range)
-    probe = open_dataset(master, o.first_image, o.last_image)
-    frames0 = probe.frames
-    n_in = frames0.shape[0]
+    ds = open_dataset(master, o.first_image, o.last_image)
+    n_in, ny, nx = ds.shape
     if s > n_in:
         raise OptionError(f"sum (-s {s}) is larger than the {n_in} frames selected")
-    ds = open_dataset(master, o.first_image, o.last_image,
-                      datablock=_chunk_frames(o, int(np.prod(frames0.shape[1:]))))
+    ds = ds.with_datablock(_chunk_frames(o, ny * nx))
     frames, meta = ds.frames, ds.meta
     first, last = ds.first_image, ds.last_image
     mask = ds.pixel_mask()

@@ -228,3 +228,13 @@ def test_corrupt_chunk_is_reported(tmp_path, tiny):
     ds.frames[:2].compute()  # other chunks still read
     with pytest.raises(TruncatedDataError, match="tiny_data_000001.h5: cannot read frames"):
         ds.frames.compute()
+
+
+def test_shape_and_rechunk_without_rereading(tiny32, monkeypatch):
+    ds = lbnl_dask.open_dataset(tiny32, first_image=2)
+    assert ds.shape == (13, 102, 132)
+    blocks = ds.blocks
+    monkeypatch.setattr(lbnl_dask.eiger, "_data_blocks", lambda m: pytest.fail("data files opened again"))
+    other = ds.with_datablock(4)
+    assert other.blocks is blocks and other.frames.chunks[0] == (4, 4, 4, 1)
+    np.testing.assert_array_equal(other.frames.compute(), ds.frames.compute())
