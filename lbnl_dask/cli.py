@@ -128,6 +128,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("lbnl-compress: interrupted; no master was written", file=sys.stderr)
         return 130
+    for line in report.block_messages():
+        print(line)
     print(report)
     return 0
 

@@ -312,21 +312,33 @@ def _prepared(frame: np.ndarray, codec: Codec):
     return codec_input(fill_invalid(np.where(special, 0, frame), special), codec), special
 
 
-def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
-    """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec``.
+def encode_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
+    """The codec bytes of every frame of a block of counts (n, ny, nx), as an object array
+    (n, 1, 1). Invalid (NaN) and saturated (+inf) pixels are replaced by the local
+    background first, so they do not ring into valid ones."""
+    out = np.empty((block.shape[0], 1, 1), dtype=object)
+    for i in range(block.shape[0]):
+        out[i, 0, 0] = codec.encode(_prepared(block[i], codec)[0])
+    return out
 
-    Invalid (NaN) and saturated (+inf) pixels are replaced by the local background before
-    encoding and put back unchanged after decoding. Returns counts of the block's dtype.
-    """
+
+def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec) -> np.ndarray:
+    """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
+    and saturated pixels of ``block`` are put back unchanged."""
     out = np.empty_like(block)
     for i in range(block.shape[0]):
-        frame, special = _prepared(block[i], codec)
-        out[i] = codec.decode(codec.encode(frame))
+        out[i] = codec.decode(encoded[i].item())
+        special = ~np.isfinite(block[i])
         out[i][special] = block[i][special]
     return out
 
 
-def encode_frames(block: np.ndarray, codec: Codec) -> list[bytes]:
-    """The codec bytes of every frame of a block (for squash files), prepared as in
-    :func:`roundtrip_frames`."""
-    return [codec.encode(_prepared(block[i], codec)[0]) for i in range(block.shape[0])]
+def encoded_sizes(encoded: np.ndarray) -> np.ndarray:
+    """Bytes of each encoded frame: (n, 1, 1) int64."""
+    return np.vectorize(len, otypes=[np.int64])(encoded)
+
+
+def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
+    """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec`` (see
+    :func:`encode_frames` and :func:`decode_frames`)."""
+    return decode_frames(block, encode_frames(block, codec), codec)

@@ -20,8 +20,8 @@ import dask.array as da
 import numpy as np
 
 from . import transform as T
-from .codecs import HCOMPRESS_MAX, J2K_MAX, BitshuffleLZ4, HCompress, JPEG2000, encode_frames, \
-    glymur_ladder, opj_ladder, roundtrip_frames
+from .codecs import HCOMPRESS_MAX, J2K_MAX, BitshuffleLZ4, HCompress, JPEG2000, decode_frames, \
+    encode_frames, encoded_sizes, glymur_ladder, opj_ladder
 from .cluster import SlurmOptions, client_for, run
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OptionError, OutputError
@@ -97,6 +97,13 @@ class Report:
     notes: list = field(default_factory=list)
     blocks_skipped: int = 0
     validation: str | None = None
+    lossy: str | None = None  # "hcomp" or "j2k"
+    lossy_bytes: list = field(default_factory=list)  # mean codec bytes per frame, per data file written
+
+    def block_messages(self) -> list[str]:
+        """l_bnl_compress' per-block lines (its spelling kept: scripts grep them)."""
+        label = {"hcomp": "hcomp avg compressed image size", "j2k": "j2k avg compressed imgage size"}.get(self.lossy)
+        return [f"{label}: {int(round(b))}" for b in self.lossy_bytes if label and b is not None]
 
     @property
     def raw2_bytes(self) -> int:
@@ -257,10 +264,10 @@ def _check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumab
 @dataclass
 class OutputGraph:
     """The lazy output of the transforms: ``final`` (n_out, ny', nx') frames of ``dtype``;
-    ``pre_lossy`` the counts before the lossy round trip; the ``codec`` used (or None)."""
+    ``encoded`` the lossy ``codec``'s bytes of each frame (both None without a lossy step)."""
 
     final: da.Array
-    pre_lossy: da.Array
+    encoded: da.Array | None  # the lossy codec's bytes per frame, object (n_out, 1, 1), or None
     codec: object
     dtype: np.dtype
     saturation: float
@@ -324,12 +331,12 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> Out
     if isinstance(codec, JPEG2000):
         from .codecs import check_openjpeg
         check_openjpeg()
-    pre_lossy = values
-    if codec is not None:
-        values = values.map_blocks(roundtrip_frames, codec, dtype=values.dtype)
+    encoded = None
+    if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
+        encoded = values.map_blocks(encode_frames, codec, dtype=object, chunks=(values.chunks[0], (1,), (1,)))
+        values = da.map_blocks(decode_frames, values, encoded, codec, dtype=values.dtype)
     final = T.finalize(values, dtype, saturation)
-
-    return OutputGraph(final, pre_lossy, codec, dtype, saturation, tuple(out_shape), notes)
+    return OutputGraph(final, encoded, codec, dtype, saturation, tuple(out_shape), notes)
 
 
 def build(master, out: str = "out_data", options: Options | None = None):
@@ -351,8 +358,8 @@ def build(master, out: str = "out_data", options: Options | None = None):
         mask = None
 
     g = output_frames(frames, meta.overload, mask, o)
-    final, pre_lossy, codec, dtype, saturation, out_shape = (g.final, g.pre_lossy, g.codec, g.dtype,
-                                                             g.saturation, g.shape)
+    final, encoded, codec, dtype, saturation, out_shape = (g.final, g.encoded, g.codec, g.dtype,
+                                                           g.saturation, g.shape)
     notes += g.notes
 
     n_out = final.shape[0]
@@ -385,16 +392,18 @@ def build(master, out: str = "out_data", options: Options | None = None):
     else:
         to_write = final
     final_parts = to_write.to_delayed().ravel()
-    write = dask.delayed(write_datablock, pure=False)
+    size_parts = (encoded.map_blocks(encoded_sizes, dtype=np.int64).to_delayed().ravel()
+                  if encoded is not None else None)
+    write = dask.delayed(_write_block, pure=False)
     blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression.lower(),
                     o.compression_level, token, out_shape, dtype,
+                    None if size_parts is None else [size_parts[i] for i in idx],
                     dask_key_name=f"write-datablock-{k + 1:06d}-{token}")
               if redo[k] else _finished(data_names[k], sizes[k])
               for k, idx in enumerate(by_block)]
     squash = []
     if squash_names:
-        enc = pre_lossy.map_blocks(_squash_block, codec, dtype=object, chunks=(pre_lossy.chunks[0], (1,), (1,)))
-        enc_parts = enc.to_delayed().ravel()
+        enc_parts = encoded.to_delayed().ravel()
         sq = dask.delayed(_write_squash_parts, pure=False)
         squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(), token,
                      dask_key_name=f"write-squash-{k + 1:06d}-{token}")
@@ -413,16 +422,17 @@ def build(master, out: str = "out_data", options: Options | None = None):
                 frames_out=n_out, frame_shape_in=tuple(frames.shape[1:]), frame_shape_out=tuple(out_shape),
                 dtype=dtype, saturation=saturation, notes=notes, bytes_in=int(bytes_in), nblocks=nblocks,
                 final=final, token=token, skipped=sum(not r for r in redo),
+                lossy=None if codec is None else ("hcomp" if isinstance(codec, HCompress) else "j2k"),
                 complete=not o.overwrite and os.path.exists(master_name) and master_job(master_name) == token)
     return job, info
 
 
-def _squash_block(block, codec):
-    """The lossy codec's bytes of each frame of a block: an object array (n, 1, 1)."""
-    out = np.empty((block.shape[0], 1, 1), dtype=object)
-    for i, b in enumerate(encode_frames(block, codec)):
-        out[i, 0, 0] = b
-    return out
+def _write_block(path, parts, first_frame, compression, level, token, shape, dtype, lossy_sizes):
+    """Write one data file; record the mean size of its frames' lossy codec bytes, if any."""
+    rec = write_datablock(path, parts, first_frame, compression, level, token, shape, dtype)
+    if lossy_sizes is not None:
+        rec["lossy_bytes_mean"] = float(np.mean(np.concatenate([np.ravel(x) for x in lossy_sizes])))
+    return rec
 
 
 def _encode_frames(block, codec):
@@ -495,7 +505,8 @@ def compress(master, out: str = "out_data", **options) -> Report:
                   saturation_out=info["saturation"], bytes_in=info["bytes_in"],
                   bytes_out=sum(os.path.getsize(p) for p in info["data_files"]),
                   bytes_master=os.path.getsize(info["master"]), seconds=seconds, notes=info["notes"],
-                  blocks_skipped=info["skipped"], validation=validation)
+                  blocks_skipped=info["skipped"], validation=validation, lossy=info["lossy"],
+                  lossy_bytes=[b.get("lossy_bytes_mean") for b in blocks])
 
 
 def _all_outputs(info):

@@ -61,6 +61,9 @@ def test_lossy_modes(source, tmp_path, capsys, lossy, tol):
     err = np.abs(got[ok] - np.clip(vals[ok], 0, satval))
     if tol is not None:
         assert err.max() <= tol  # HCompress' scale is an absolute error bound in counts
+    label = "hcomp avg compressed image size: " if "-H" in lossy else "j2k avg compressed imgage size: "
+    sizes = [int(line.split(": ")[1]) for line in out.out.splitlines() if line.startswith(label)]
+    assert len(sizes) == 1 and 0 < sizes[0] < 51 * 66 * 4  # one data file; a frame's codec bytes
     assert err.mean() < 25
     assert err.max() > 0  # it was lossy
 
