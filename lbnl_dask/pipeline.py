@@ -391,9 +391,11 @@ def build(master, out: str = "out_data", options: Options | None = None):
                                     chunks=(final.chunks[0], (1,), (1,)))
     else:
         to_write = final
-    final_parts = to_write.to_delayed().ravel()
-    size_parts = (encoded.map_blocks(encoded_sizes, dtype=np.int64).to_delayed().ravel()
-                  if encoded is not None else None)
+    sizes_arr = None if encoded is None else encoded.map_blocks(encoded_sizes, dtype=np.int64)
+    # per-chunk parts of the *unoptimised* graphs, so that their shared upstream keeps its keys:
+    # optimising each array on its own fuses the shared steps into each (computed twice, measured)
+    final_parts = to_write.to_delayed(optimize_graph=False).ravel()
+    size_parts = None if sizes_arr is None else sizes_arr.to_delayed(optimize_graph=False).ravel()
     write = dask.delayed(_write_block, pure=False)
     blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression.lower(),
                     o.compression_level, token, out_shape, dtype,
@@ -403,7 +405,7 @@ def build(master, out: str = "out_data", options: Options | None = None):
               for k, idx in enumerate(by_block)]
     squash = []
     if squash_names:
-        enc_parts = encoded.to_delayed().ravel()
+        enc_parts = encoded.to_delayed(optimize_graph=False).ravel()
         sq = dask.delayed(_write_squash_parts, pure=False)
         squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(), token,
                      dask_key_name=f"write-squash-{k + 1:06d}-{token}")

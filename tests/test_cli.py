@@ -232,3 +232,19 @@ def test_cap_sums_like_the_published_tool(source, tmp_path, capsys):
     assert (got[~inv] <= 12440).all()
     over = ~inv & (vals >= 12440)
     assert (got[over | sat] == 12440).all()  # sums of strong pixels at or above the cap are overloads
+
+
+def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
+    """The lossy bytes feed the round trip, the size lines and -q: the frames upstream of them
+    must not be computed once per consumer."""
+    from lbnl_dask import transform as T
+
+    tiny = source[0]
+    calls = []
+    real = T._counts_block
+    monkeypatch.setattr(T, "_counts_block", lambda block, *a: calls.append(block.shape[0]) or real(block, *a))
+    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), sum_range=2, bin_range=2, hcomp_scale=4, data_block_size=2,
+                             chunk_frames=4, out_squash=str(tmp_path / "sq"), scheduler="sync")
+    real_calls = [n for n in calls if n > 0]  # dask also calls it once on an empty block for metadata
+    assert sum(real_calls) == 20 and len(real_calls) == 5  # 20 frames in chunks of 4, each once
+    assert len(rep.data_files) == 5
