@@ -333,11 +333,6 @@ def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec) -> np.nd
     return out
 
 
-def encoded_sizes(encoded: np.ndarray) -> np.ndarray:
-    """Bytes of each encoded frame: (n, 1, 1) int64."""
-    return np.vectorize(len, otypes=[np.int64])(encoded)
-
-
 def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
     """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec`` (see
     :func:`encode_frames` and :func:`decode_frames`)."""

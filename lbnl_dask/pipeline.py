@@ -21,7 +21,7 @@ import numpy as np
 
 from . import transform as T
 from .codecs import HCOMPRESS_MAX, J2K_MAX, BitshuffleLZ4, HCompress, JPEG2000, decode_frames, \
-    encode_frames, encoded_sizes, glymur_ladder, opj_ladder
+    encode_frames, glymur_ladder, opj_ladder
 from .cluster import SlurmOptions, client_for, run
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OptionError, OutputError
@@ -386,28 +386,22 @@ def build(master, out: str = "out_data", options: Options | None = None):
     by_block = [[] for _ in range(nblocks)]
     for i, st in enumerate(starts):
         by_block[st // d].append(i)
-    if o.compression.lower() == "bslz4":  # encode in the compute tasks: only compressed bytes travel
-        to_write = final.map_blocks(_encode_frames, BitshuffleLZ4(dtype), dtype=object,
-                                    chunks=(final.chunks[0], (1,), (1,)))
-    else:
-        to_write = final
-    sizes_arr = None if encoded is None else encoded.map_blocks(encoded_sizes, dtype=np.int64)
-    # per-chunk parts of the *unoptimised* graphs, so that their shared upstream keeps its keys:
-    # optimising each array on its own fuses the shared steps into each (computed twice, measured)
-    final_parts = to_write.to_delayed(optimize_graph=False).ravel()
-    size_parts = None if sizes_arr is None else sizes_arr.to_delayed(optimize_graph=False).ravel()
+    # Everything a chunk contributes to the files, from ONE array so that dask fuses the chain
+    # per chunk and computes it once: per frame, what the data file stores (the bslz4 chunk
+    # bytes, encoded here in the compute task, or the frame) and the lossy codec's bytes.
+    bslz4 = BitshuffleLZ4(dtype) if o.compression.lower() == "bslz4" else None
+    packages = da.map_blocks(_package, final, encoded, bslz4, dtype=object, chunks=(final.chunks[0], (1,), (1,)))
+    parts = packages.to_delayed().ravel()
     write = dask.delayed(_write_block, pure=False)
-    blocks = [write(data_names[k], [final_parts[i] for i in idx], k * d + 1, o.compression.lower(),
+    blocks = [write(data_names[k], [parts[i] for i in idx], k * d + 1, o.compression.lower(),
                     o.compression_level, token, out_shape, dtype,
-                    None if size_parts is None else [size_parts[i] for i in idx],
                     dask_key_name=f"write-datablock-{k + 1:06d}-{token}")
               if redo[k] else _finished(data_names[k], sizes[k])
               for k, idx in enumerate(by_block)]
     squash = []
     if squash_names:
-        enc_parts = encoded.to_delayed(optimize_graph=False).ravel()
         sq = dask.delayed(_write_squash_parts, pure=False)
-        squash = [sq(squash_names[k], [enc_parts[i] for i in idx], k * d + 1, codec.get_config(), token,
+        squash = [sq(squash_names[k], [parts[i] for i in idx], k * d + 1, codec.get_config(), token,
                      dask_key_name=f"write-squash-{k + 1:06d}-{token}")
                   if redo_sq[k] else _finished(squash_names[k], sizes[k])
                   for k, idx in enumerate(by_block)]
@@ -429,20 +423,28 @@ def build(master, out: str = "out_data", options: Options | None = None):
     return job, info
 
 
-def _write_block(path, parts, first_frame, compression, level, token, shape, dtype, lossy_sizes):
-    """Write one data file; record the mean size of its frames' lossy codec bytes, if any."""
-    rec = write_datablock(path, parts, first_frame, compression, level, token, shape, dtype)
-    if lossy_sizes is not None:
-        rec["lossy_bytes_mean"] = float(np.mean(np.concatenate([np.ravel(x) for x in lossy_sizes])))
-    return rec
-
-
-def _encode_frames(block, codec):
-    """Each frame of a block (n, ny, nx) as encoded chunk bytes: an object array (n, 1, 1)."""
-    out = np.empty((block.shape[0], 1, 1), dtype=object)
-    for i in range(block.shape[0]):
-        out[i, 0, 0] = codec.encode(block[i])
+def _package(final_block, encoded_block, bslz4):
+    """Object array (n, 1, 1) of (stored, lossy) per frame: ``stored`` the bslz4 chunk bytes
+    (or the frame itself for other filters), ``lossy`` the lossy codec's bytes or None."""
+    out = np.empty((final_block.shape[0], 1, 1), dtype=object)
+    for i in range(final_block.shape[0]):
+        stored = bslz4.encode(final_block[i]) if bslz4 is not None else final_block[i]
+        out[i, 0, 0] = (stored, None if encoded_block is None else encoded_block[i].item())
     return out
+
+
+def _write_block(path, packages, first_frame, compression, level, token, shape, dtype):
+    """Write one data file from its chunks' packages; record the mean lossy bytes per frame."""
+    items = [p for pk in packages for p in pk.ravel()]
+    if compression == "bslz4":
+        stored = np.empty((len(items), 1, 1), dtype=object)
+        stored[:, 0, 0] = [it[0] for it in items]
+    else:
+        stored = np.stack([it[0] for it in items])
+    rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype)
+    if items[0][1] is not None:
+        rec["lossy_bytes_mean"] = float(np.mean([len(it[1]) for it in items]))
+    return rec
 
 
 def _finished(path, n):
@@ -450,8 +452,8 @@ def _finished(path, n):
     return {"path": path, "frames": n, "bytes": os.path.getsize(path), "kept": True}
 
 
-def _write_squash_parts(path, parts, first_frame, config, token):
-    return write_squash(path, [list(p.ravel()) for p in parts], first_frame, config, token)
+def _write_squash_parts(path, packages, first_frame, config, token):
+    return write_squash(path, [[it[1] for it in pk.ravel()] for pk in packages], first_frame, config, token)
 
 
 def _write_master_last(path, src, links, rewriter, mask, b, token, blocks, squash):
