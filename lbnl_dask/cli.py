@@ -76,7 +76,7 @@ def parser() -> argparse.ArgumentParser:
     a("-v", "--verbose", action="store_true", help="print the plan: chunks, output type, saturation, blocks to write")
     a("-V", "--version", dest="report_version", action="store_true", help="print the version")
     a("--scheduler", default="processes", help="processes (default: a local cluster), threads, sync, or a scheduler address")
-    a("--chunk-frames", type=int, default=None, help="input frames per dask task (default: ~256 MB of counts)")
+    a("--chunk-frames", type=int, default=None, help="input frames per dask task (default: about 256 MB of counts, a multiple of -s)")
     a("--cap-sums", action="store_true", help="cap sums at the single-frame saturation value, as l_bnl_compress did")
     a("--overwrite", action="store_true", help="replace existing output files")
     a("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: when on a terminal)")

@@ -57,7 +57,7 @@ class Options:
     overwrite: bool = False
     scheduler: str = "processes"
     workers: int | None = None
-    chunk_frames: int | None = None
+    chunk_frames: int | None = None  # input frames per dask task (default: see _chunk_frames)
     progress: bool = False
     verbose: bool = False
     slurm: SlurmOptions | None = None
@@ -214,7 +214,9 @@ def output_dtype(o: Options, saturation: int, notes: list) -> tuple[np.dtype, fl
 
 
 def _chunk_frames(o: Options, frame_pixels: int) -> int:
-    """Input frames per dask chunk: a multiple of s whose output frames divide -d, ~<= 256 MB of int64."""
+    """Input frames per dask chunk: a multiple of s (so coarsen never re-chunks) whose output
+    frames divide -d (so no chunk straddles two data files), about 256 MB of float64 counts at
+    most (4M: 2 groups of s frames; 9M: 1; measured peak RSS per worker in the README)."""
     s, d = o.sum_range, o.data_block_size
     if o.chunk_frames:
         c_out = max(1, o.chunk_frames // s)
