@@ -143,6 +143,12 @@ class EigerDataset:
     def n_available(self) -> int:
         return sum(b.n for b in self.blocks)
 
+    def data_bytes(self) -> int:
+        """Bytes of the data files on disk, each counted for the share of its frames selected."""
+        first, last = self._range()
+        return int(sum(os.path.getsize(b.path) * max(0, min(last, b.start + b.n) - max(first - 1, b.start)) / b.n
+                       for b in self.blocks))
+
     @property
     def first_image(self) -> int:
         return self._first
@@ -227,10 +233,9 @@ def open_dataset(master, first_image: int = 1, last_image: int | None = None,
     meta = read_meta(master)
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{master}: datablock must be at least 1, not {datablock}")
-    if last_image is not None and meta.nimages:
-        _check_range(master, int(first_image), int(last_image), meta.n_frames)
-    elif first_image < 1:
-        _check_range(master, int(first_image), int(first_image), 1)
+    total = meta.n_frames
+    if total:  # against the master now; against the data files when the frames are built
+        _check_range(master, int(first_image), total if last_image is None else int(last_image), total)
     return EigerDataset(master, meta, int(first_image), None if last_image is None else int(last_image),
                         None if datablock is None else int(datablock))
 

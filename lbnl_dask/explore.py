@@ -135,9 +135,7 @@ def explore(master, settings: list[Setting] | None = None, n_windows: int = 3, w
         n_in = sum(p["frames"] for p in parts)
         raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
         res = np.concatenate([p["res"] for p in parts]) if parts else np.zeros((0, 4))
-        ok = np.isfinite(res).all(axis=1) & (res[:, 0] > 0)
-        strong = ok & (res[:, 0] / np.where(ok, res[:, 1], 1) >= 3)
-        s = Q.stats(res[strong, 0], res[strong, 2], res[strong, 1], res[strong, 3])
+        s = Q.summarize(res).overall
         rows.append(dict(setting=st.name, bin=st.b, sum=st.s, codec=st.codec, param=st.param, frames=n_in,
                          bytes=nbytes, ratio_raw2=raw2 / nbytes, ratio_raw4=2 * raw2 / nbytes, n=s.n, cc=s.cc,
                          mean_ratio=s.mean_ratio, r_factor=s.r_factor, i_sigma_ref=s.i_sigma_ref,

@@ -7,9 +7,8 @@ module sizes); the writer applies it dataset by dataset, so each rule lives here
 """
 from __future__ import annotations
 
-import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -49,7 +48,6 @@ class DetectorMeta:
     eiger_fw_version: str | None = None
     software_version: str | None = None
     pixel_mask_path: str | None = None  # HDF5 path of the pixel mask in the master
-    extra: dict = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:
@@ -63,9 +61,6 @@ class DetectorMeta:
             if v is not None:
                 return int(v)
         return None
-
-    def replace(self, **changes) -> "DetectorMeta":
-        return dataclasses.replace(self, **changes)
 
 
 def binned_size(n: int, b: int) -> int:
@@ -121,24 +116,23 @@ class MasterRewriter:
         return ends
 
     def new_value(self, path: str, d: h5py.Dataset):
+        """The new value of dataset ``d`` at ``path``, or None to copy it as it is (only the
+        datasets a rule names are read)."""
         name = path.rsplit("/", 1)[-1]
         parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
         s, b = self.s, self.b
-        v = d[()] if d.size < 10_000_000 else None
         if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
-            return v * b
+            return d[()] * b
         if name in ("beam_center_x", "beam_center_y"):
-            return v / b
+            return d[()] / b
         if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
-            return v * s
+            return d[()] * s
         if name == "nimages":
             return np.asarray(self.n_out, d.dtype)
         if name == "ntrigger":
             return np.asarray(1, d.dtype)
-        if name in ("x_pixels_in_detector", "x_pixels"):
-            return np.asarray(binned_size(v, b), d.dtype)
-        if name in ("y_pixels_in_detector", "y_pixels"):
-            return np.asarray(binned_size(v, b), d.dtype)
+        if name in ("x_pixels_in_detector", "x_pixels", "y_pixels_in_detector", "y_pixels"):
+            return np.asarray(binned_size(d[()], b), d.dtype)
         if name == "compression" and parent == "detectorSpecific":
             return np.bytes_(self.compression.encode("ascii"))
         if name == "bit_depth_image":
@@ -148,21 +142,21 @@ class MasterRewriter:
             return np.asarray(self.saturation, d.dtype if fits else np.int64)
         if parent.startswith("detectorModule_") or parent == "module":
             if name == "data_origin":
-                return (np.asarray(v) // b).astype(d.dtype)
+                return (np.asarray(d[()]) // b).astype(d.dtype)
             if name == "data_size":
-                return np.asarray([binned_size(x, b) for x in np.atleast_1d(v)], d.dtype)
-        if name in ("flatfield",) and d.shape == self.frame_shape:
+                return np.asarray([binned_size(x, b) for x in np.atleast_1d(d[()])], d.dtype)
+        if name == "flatfield" and d.shape == self.frame_shape:
             return _bin_mean(d[()], b).astype(np.float32)
         m = ANGLE.match(name)
-        if m and v is not None:
+        if m:
             suffix = m.group(2) or ""
-            arr = np.asarray(v)
+            if suffix == "_start":
+                return None  # set from the first output frame's start by write_master
+            arr = np.asarray(d[()])
             if suffix in ("_range_average", "_increment"):
                 return arr * s
             if suffix == "_range_total":
                 return arr * (self.n_in / self.n_total) if self.n_total else arr
-            if suffix == "_start":
-                return arr  # replaced from the per-frame array when there is one (see write_master)
             if arr.ndim >= 1 and arr.shape[0] == self.n_total and self.n_total > 1:
                 return self.per_frame(arr, end=suffix == "_end")
         return None

@@ -372,15 +372,13 @@ def build(master, out: str = "out_data", options: Options | None = None):
     token = job_token(ds.master, out, o)
     sizes = [min(d, n_out - k * d) for k in range(nblocks)]
 
-    def done(p):
-        if p == master_name:
-            return master_job(p) == token
-        k = (data_names + (squash_names or [])).index(p) % nblocks
-        return block_is_done(p, token, sizes[k])
-
-    _check_outputs(data_names + [master_name] + (squash_names or []), input_files, o.overwrite, done)
-    redo = [o.overwrite or not (os.path.exists(p) and done(p)) for p in data_names]
-    redo_sq = [o.overwrite or not (os.path.exists(p) and done(p)) for p in (squash_names or [])]
+    # files of an earlier run of this same job that are complete: kept, not rewritten (resume)
+    finished = {p: os.path.exists(p) and block_is_done(p, token, sizes[k % nblocks])
+                for k, p in enumerate(data_names + (squash_names or []))}
+    finished[master_name] = os.path.exists(master_name) and master_job(master_name) == token
+    _check_outputs(list(finished), input_files, o.overwrite, finished.get)
+    redo = [o.overwrite or not finished[p] for p in data_names]
+    redo_sq = [o.overwrite or not finished[p] for p in (squash_names or [])]
 
     # one task per output datablock; dask chunks never straddle two blocks (see _chunk_frames)
     chunk_out = final.chunks[0]
@@ -414,14 +412,12 @@ def build(master, out: str = "out_data", options: Options | None = None):
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in data_names]
     job = dask.delayed(_write_master_last, pure=False)(master_name, ds.master, links, rewriter, mask, b, token,
                                                       blocks, squash, dask_key_name=f"write-master-{token}")
-    bytes_in = sum(os.path.getsize(blk.path) * max(0, min(last, blk.start + blk.n) - max(first - 1, blk.start)) / blk.n
-                   for blk in ds.blocks)
     info = dict(master=master_name, data_files=data_names, squash_files=squash_names or [], frames_in=n_in,
                 frames_out=n_out, frame_shape_in=tuple(frames.shape[1:]), frame_shape_out=tuple(out_shape),
-                dtype=dtype, saturation=saturation, notes=notes, bytes_in=int(bytes_in), nblocks=nblocks,
+                dtype=dtype, saturation=saturation, notes=notes, bytes_in=ds.data_bytes(), nblocks=nblocks,
                 final=final, token=token, skipped=sum(not r for r in redo),
                 lossy=None if codec is None else ("hcomp" if isinstance(codec, HCompress) else "j2k"),
-                complete=not o.overwrite and os.path.exists(master_name) and master_job(master_name) == token)
+                complete=not o.overwrite and finished[master_name])
     return job, info
 
 

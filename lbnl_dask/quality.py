@@ -41,13 +41,9 @@ def compression_ratios(original_master, compressed_master, first_image: int = 1,
     (the HDRMX paper's convention: frames x ny x nx x 2 bytes of the original) and 4-byte raw,
     each divided by the compressed data files' bytes."""
     src = open_dataset(original_master, first_image, last_image)
-    out = open_dataset(compressed_master)
-    first, last = src.first_image, src.last_image
-    n_in = last - first + 1
-    files_in = sum(os.path.getsize(b.path) * max(0, min(last, b.start + b.n) - max(first - 1, b.start)) / b.n
-                   for b in src.blocks)
-    files_out = sum(os.path.getsize(b.path) for b in out.blocks)
-    raw2 = n_in * int(np.prod(src.frames.shape[1:])) * 2
+    files_in = src.data_bytes()
+    files_out = open_dataset(compressed_master).data_bytes()
+    raw2 = int(np.prod(src.shape)) * 2
     return dict(bytes_in=int(files_in), bytes_out=int(files_out), raw2_bytes=raw2, ratio_files=files_in / files_out,
                 ratio_raw2=raw2 / files_out, ratio_raw4=2 * raw2 / files_out)
 
@@ -297,26 +293,34 @@ class Fidelity:
         return "\n".join(lines)
 
 
-def compare(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox, shells: int = 5,
-            source: str = "ground truth") -> Fidelity:
-    """Integrate ``refl`` in both count arrays and summarise (overall, by shell, vs truth)."""
-    res = integrate(ref, out, refl, box)
+def summarize(res: np.ndarray, refl: np.ndarray | None = None, shells: int = 5,
+              source: str = "ground truth") -> Fidelity:
+    """Statistics of integration results ``res`` (I_ref, sigma_ref, I_out, sigma_out per
+    reflection): over those integrated cleanly with I/sigma >= 3 in the original; by
+    resolution shell and against the truth when ``refl`` carries d and truth."""
     ok = np.isfinite(res).all(axis=1)
-    strong = ok & (res[:, 0] / res[:, 1] >= 3) & (res[:, 0] > 0)
+    strong = ok & (res[:, 0] > 0)
+    strong[strong] &= res[strong, 0] / res[strong, 1] >= 3
     i_r, s_r, i_o, s_o = (res[strong, c] for c in range(4))
-    d = refl["d"][strong]
+    d = refl["d"][strong] if refl is not None else np.full(int(strong.sum()), np.nan)
     shell_stats = []
     if np.isfinite(d).all() and strong.sum() >= 2 * shells:
         order = np.argsort(-d)
         for part in np.array_split(order, shells):
             shell_stats.append(stats(i_r[part], i_o[part], s_r[part], s_o[part], d[part]))
     truth_ref = truth_out = None
-    if np.isfinite(refl["truth"]).any():
+    if refl is not None and np.isfinite(refl["truth"]).any():
         t = refl["truth"][strong]
         truth_ref = stats(t, i_r, np.sqrt(t), s_r)
         truth_out = stats(t, i_o, np.sqrt(t), s_o)
-    return Fidelity(n_reflections=len(refl), n_integrated=int(ok.sum()), overall=stats(i_r, i_o, s_r, s_o, d),
+    return Fidelity(n_reflections=len(res), n_integrated=int(ok.sum()), overall=stats(i_r, i_o, s_r, s_o, d),
                     shells=shell_stats, truth_ref=truth_ref, truth_out=truth_out, source=source)
+
+
+def compare(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox, shells: int = 5,
+            source: str = "ground truth") -> Fidelity:
+    """Integrate ``refl`` in both count arrays and summarise them (:func:`summarize`)."""
+    return summarize(integrate(ref, out, refl, box), refl, shells, source)
 
 
 def fidelity(original_master, compressed_master, run: RunGeometry | None = None, box: Shoebox | None = None,

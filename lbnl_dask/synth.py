@@ -372,6 +372,7 @@ def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dt
         _ds(sgon, "omega", omega, "degree", np.float32)
         _ds(sgon, "omega_end", omega + exp.omega_increment, "degree", np.float32)
         _ds(sgon, "omega_increment", exp.omega_increment, "degree", np.float32)
+        _ds(sgon, "omega_start", exp.omega_start, "degree", np.float32)
         _ds(sgon, "omega_range_average", exp.omega_increment, "degree", np.float32)
         _ds(sgon, "omega_range_total", exp.omega_increment * nframes, "degree", np.float32)
         for axis in ("chi", "kappa", "phi"):

@@ -22,11 +22,6 @@ import dask.array as da
 import numpy as np
 
 
-def select(frames: da.Array, first: int, last: int) -> da.Array:
-    """Frames first..last (1-based, inclusive) of an (n, ny, nx) array."""
-    return frames[first - 1 : last]
-
-
 def invalid_value(dtype) -> int | float:
     """The all-bits-set value of an integer dtype (module gaps, masked pixels); NaN for floats."""
     dtype = np.dtype(dtype)

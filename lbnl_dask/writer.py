@@ -61,15 +61,13 @@ def ascii_attr(text: str) -> np.bytes_:
 
 
 @contextmanager
-def atomic_path(path: str, overwrite: bool = True):
+def atomic_path(path: str):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     tmp = f"{path}.part"
     if os.path.exists(tmp):
         os.unlink(tmp)
     try:
         yield tmp
-        if not overwrite and os.path.exists(path):
-            raise FileExistsError(path)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -66,6 +66,7 @@ def test_angles(run):
     assert dst[f"{GON}/omega_range_average"][()] == pytest.approx(0.3)
     assert dst[f"{GON}/omega_increment"][()] == pytest.approx(0.3)
     assert dst[f"{GON}/omega_range_total"][()] == pytest.approx(15 * 0.1)
+    assert dst[f"{GON}/omega_start"][()] == pytest.approx(omega[1])  # the first output frame's start
     assert dst[f"{GON}/omega"].attrs["units"] == b"degree"
     assert dst[f"{GON}/chi"][()].tolist() == [0.0]  # static axes keep their single entry
 
