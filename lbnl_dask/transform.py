@@ -22,6 +22,16 @@ import dask.array as da
 import numpy as np
 
 
+def select(frames: da.Array, first: int, last: int) -> da.Array:
+    """Frames first..last (1-based, inclusive) of an (n, ny, nx) array, re-chunked so that its
+    chunks start at ``first`` (whole multiples survive for coarsen). ``lbnl-compress`` selects
+    the range when opening instead (``open_dataset(master, first, last)``), which chunks the
+    reads there directly; this is for arrays already in hand, in notebooks."""
+    if not 1 <= first <= last <= frames.shape[0]:
+        raise ValueError(f"image range {first}..{last} is outside 1..{frames.shape[0]}")
+    return frames[first - 1 : last].rechunk((frames.chunks[0][0], -1, -1))
+
+
 def invalid_value(dtype) -> int | float:
     """The all-bits-set value of an integer dtype (module gaps, masked pixels); NaN for floats."""
     dtype = np.dtype(dtype)

@@ -109,6 +109,15 @@ def test_float_output_f(dtype):
     np.testing.assert_allclose(got[~inv & ~sat], vals[~inv & ~sat], rtol=1e-3)
 
 
+def test_select_is_1_based_inclusive_and_rechunks_from_first():
+    x = da.from_array(np.arange(10 * 2 * 2).reshape(10, 2, 2), chunks=(4, 2, 2))
+    sel = T.select(x, 3, 9)
+    assert sel.shape[0] == 7 and sel.chunks[0] == (4, 3)  # chunks start at image 3
+    np.testing.assert_array_equal(sel.compute(), x.compute()[2:9])
+    with pytest.raises(ValueError, match="outside 1..10"):
+        T.select(x, 0, 4)
+
+
 def test_chunks_not_multiple_of_sum_are_refused():
     x = da.zeros((9, 4, 4), chunks=(3, 4, 4), dtype=np.float32)
     with pytest.raises(ValueError, match="not multiples of 2"):
