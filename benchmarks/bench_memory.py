@@ -3,7 +3,7 @@
     python benchmarks/bench_memory.py [--detector eiger_1m] [--lengths 100 400] [--chunks 2 4 8 16]
     python benchmarks/bench_memory.py --detector eiger_9m --lengths 200 --chunks 0   # the 9M -d 100 case
 
-Each run uses a fresh LocalCluster of --workers single-threaded worker processes and samples
+Each run uses a fresh LocalCluster of --workers single-threaded worker processes (as lbnl-compress starts them) and samples
 their RSS every 20 ms with psutil. ``--chunks 0`` means the default chunking. Prints a table
 and writes JSON. Memory must not grow with the dataset's length.
 """
@@ -15,9 +15,10 @@ import tempfile
 import threading
 
 import psutil
-from distributed import Client, LocalCluster
+from distributed import Client
 
 from lbnl_dask import compress
+from lbnl_dask.cluster import local_cluster
 from lbnl_dask.synth import make_dataset
 
 
@@ -33,7 +34,7 @@ def peak_rss(cluster_pids, stop, out):
 
 
 def run(master, out, workers, chunk, **settings):
-    with LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None) as cl, Client(cl) as c:
+    with local_cluster(workers) as cl, Client(cl) as c:  # the cluster lbnl-compress starts
         pids = list(c.run(os.getpid).values())
         base = {p: psutil.Process(p).memory_info().rss for p in pids}
         stop, peaks = threading.Event(), {}

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 import time
 
-from distributed import LocalCluster
+from lbnl_dask.cluster import local_cluster
 
 from lbnl_dask import compress
 from lbnl_dask.synth import make_dataset
@@ -106,7 +106,7 @@ def main():
             for sched in a.schedulers:
                 for w in a.workers:
                     if sched == "processes":  # a running cluster: its ~1 s start is not throughput
-                        with LocalCluster(n_workers=w, threads_per_worker=1, dashboard_address=None) as cl:
+                        with local_cluster(w) as cl:  # the cluster lbnl-compress starts
                             rep = compress(master, os.path.join(out_dir, name), scheduler=cl.scheduler_address,
                                            overwrite=True, **SETTINGS[name])
                     else:

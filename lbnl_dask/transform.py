@@ -46,32 +46,36 @@ def counts_dtype(max_count: float, n_summed: int) -> np.dtype:
     return np.dtype(np.float32 if float(max_count) * n_summed < 2**24 else np.float64)
 
 
-def _bad_pixels(mask) -> np.ndarray:
-    """Flat indices of the pixels flagged in a mask (cached per process for a mask by reference)."""
+def _mask_flags(mask) -> np.ndarray:
+    """Boolean (ny, nx): pixels flagged in a pixel mask (cached per process for a mask by reference)."""
     if isinstance(mask, np.ndarray):
-        return np.flatnonzero(mask)
-    return _bad_pixels_cached(mask)
+        return mask != 0
+    return _mask_flags_cached(mask)
 
 
 @lru_cache(maxsize=4)
-def _bad_pixels_cached(mask) -> np.ndarray:
-    return np.flatnonzero(np.asarray(mask))
+def _mask_flags_cached(mask) -> np.ndarray:
+    return np.asarray(mask) != 0
 
 
 def _counts_block(block, mask, cutoff, dtype):
-    x = np.empty(block.shape, dtype)
-    np.copyto(x, block, casting="unsafe")
+    # Four whole-frame passes (convert, compare, mask, mask the comparison); the markers of
+    # the few pixels left (unmasked gaps, saturated counts) are then set one by one.
+    x = block.astype(dtype)
     allbits = invalid_value(block.dtype)
-    if block.dtype.kind == "u":  # all bits set is the largest value: one pass finds both markers
-        high = np.flatnonzero(block >= (allbits if cutoff is None else min(cutoff, allbits)))  # a few %
-        if high.size:
-            x.flat[high] = np.where(block.flat[high] == allbits, np.nan, np.inf)
+    if block.dtype.kind == "u":  # all bits set is the largest value: one comparison finds both markers
+        high = block >= (allbits if cutoff is None else min(cutoff, allbits))
     else:  # signed input: all bits set is -1
+        high = block == allbits
         if cutoff is not None:
-            np.putmask(x, block >= cutoff, np.inf)
-        np.putmask(x, block == allbits, np.nan)
+            high |= block >= cutoff
     if mask is not None:
-        x.reshape(x.shape[0], -1)[:, _bad_pixels(mask)] = np.nan
+        flags = _mask_flags(mask)
+        np.copyto(x, x.dtype.type(np.nan), where=flags)
+        high &= ~flags  # masked pixels are NaN already (masks flag the module gaps)
+    idx = np.flatnonzero(high)
+    if idx.size:
+        x.flat[idx] = np.where(block.flat[idx] == allbits, np.nan, np.inf)
     return x
 
 

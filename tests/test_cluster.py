@@ -6,7 +6,7 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import cli
-from lbnl_dask.cluster import SlurmOptions, slurm_job_script
+from lbnl_dask.cluster import WORKER_MALLOC, SlurmOptions, client_for, slurm_job_script
 from lbnl_dask.errors import OptionError
 
 
@@ -40,6 +40,32 @@ def test_slurm_job_script_is_printed_not_submitted(capsys):
     assert "distributed.cli.dask_worker" in script
     assert cli.main(["--print-job-script", "--cores", "4", "--memory", "8GB"]) == 0
     assert "#SBATCH --cpus-per-task=4" in capsys.readouterr().out
+
+
+def worker_env(*names):
+    with client_for("processes", workers=1) as client:
+        (env,) = client.run(lambda: {k: os.environ.get(k) for k in names}).values()
+    return env
+
+
+def test_local_cluster_workers_get_the_malloc_settings(monkeypatch):
+    names = (*WORKER_MALLOC, "MALLOC_ARENA_MAX")
+    for k in names:  # an earlier LocalCluster in this process may have left dask's values in os.environ
+        monkeypatch.delenv(k, raising=False)
+    assert worker_env(*names, "OMP_NUM_THREADS") == {**WORKER_MALLOC, "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}
+    # a value the user exported wins (dask's precedence for pre-spawn variables)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
+    assert worker_env("MALLOC_TRIM_THRESHOLD_") == {"MALLOC_TRIM_THRESHOLD_": "1000000"}
+
+
+def test_slurm_workers_get_the_malloc_settings():
+    import ast
+
+    script = slurm_job_script(SlurmOptions(cores=8, memory="32GB"))
+    (line,) = [ln for ln in script.splitlines() if "PRE_SPAWN_ENVIRON" in ln]
+    env = ast.literal_eval(line.split("=", 1)[1].strip('"'))  # as dask's config parses the variable
+    assert {k: env[k] for k in WORKER_MALLOC} == WORKER_MALLOC and "MALLOC_ARENA_MAX" not in env  # threaded
+    assert line.startswith("export ") and script.index(line) < script.index("distributed.cli.dask_worker")
 
 
 def test_slurm_needs_cores_and_memory(capsys):

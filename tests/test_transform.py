@@ -145,6 +145,9 @@ def test_markers_invalid_nan_saturated_inf():
     assert c[0, 0, 0] == 5 and np.isnan(c[0, 0, 1]) and np.isposinf(c[0, 0, 2]) and np.isnan(c[0, 0, 3])
     # invalid wins over saturated when both fall in one output pixel
     assert np.isnan(T.bin_pixels(da.from_array(c[:, :, 1:3]), 2).compute()[0, 0, 0])
+    # a flagged pixel is invalid whatever it holds, saturated count or all bits set
+    flagged = T.to_counts(da.from_array(frames), np.array([[0, 1, 1, 0]], np.uint32), cutoff=100).compute()
+    assert np.isnan(flagged[0, 0, 1:3]).all() and flagged[0, 0, 0] == 5
 
 
 def test_log_and_exp_are_inverse():
