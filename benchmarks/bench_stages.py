@@ -2,6 +2,9 @@
 
     python benchmarks/bench_stages.py [--detector eiger_4m] [--frames 8]
 
+Runs under the malloc settings of lbnl-compress' worker processes (``cluster.worker_environ``,
+re-executing itself with them), so stages are timed as the workers run them.
+
 Stages, per input frame unless said: bslz4 decode through h5py; raw chunk read + bitshuffle
 decode outside HDF5; sum+bin (s=2, b=2, invalid/saturation flags); HCompress and JPEG-2000
 round trips (per output frame); bslz4 encode and HDF5 write (per output frame). Prints a
@@ -11,6 +14,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 
@@ -19,6 +23,7 @@ import hdf5plugin
 import numpy as np
 
 from lbnl_dask import transform as T
+from lbnl_dask.cluster import worker_environ
 from lbnl_dask.codecs import BitshuffleLZ4, HCompress, JPEG2000
 from lbnl_dask.synth import make_dataset
 
@@ -34,6 +39,9 @@ def timeit(fn, repeat):
 
 
 def main():
+    env = {k: str(v) for k, v in worker_environ(single_threaded=True).items()}
+    if any(os.environ.get(k) != v for k, v in env.items()):  # malloc reads them at process start
+        os.execve(sys.executable, [sys.executable] + sys.argv, {**os.environ, **env})
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--detector", default="eiger_4m")
     p.add_argument("--frames", type=int, default=8)

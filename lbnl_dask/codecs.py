@@ -112,7 +112,7 @@ class HCompress(Codec):
                 y0 += h
         if dtype.kind == "u":
             np.clip(result, 0, None, out=result)
-        result = result.astype(dtype)
+        result = result.astype(dtype, copy=False)
         if out is not None:
             out[...] = result
             return out
@@ -340,8 +340,8 @@ def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec) -> np.nd
     out = np.empty_like(block)
     for i in range(block.shape[0]):
         out[i] = codec.decode(encoded[i].item())
-        special = ~np.isfinite(block[i])
-        out[i][special] = block[i][special]
+    special = ~np.isfinite(block)
+    np.copyto(out, block, where=special)
     return out
 
 

@@ -230,14 +230,15 @@ def omit_regions(x: da.Array, omit: np.ndarray | None) -> da.Array:
 def _finalize_block(x, dtype, saturation):
     dtype = np.dtype(dtype)
     invalid = np.isnan(x)
-    saturated = np.isposinf(x)
     if dtype.kind == "f":
-        out = np.minimum(x, saturation).astype(dtype)
+        out = np.minimum(x, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
     else:
         lo = np.iinfo(dtype).min if dtype.kind == "i" else 0
-        out = np.clip(np.rint(np.where(invalid, 0, x)), lo, saturation).astype(dtype)
-    out[saturated] = saturation
-    out[invalid] = invalid_value(dtype)
+        y = np.rint(x)
+        np.clip(y, lo, saturation, out=y)  # +inf (saturated) -> saturation
+        np.copyto(y, 0, where=invalid)  # no NaN in the integer cast
+        out = y.astype(dtype)
+        out[invalid] = invalid_value(dtype)
     return out
 
 
