@@ -1,6 +1,6 @@
 """Peak memory (RSS) of every dask worker process against dataset length and chunk size.
 
-    python benchmarks/bench_memory.py [--detector eiger_1m] [--lengths 100 400] [--chunks 2 4 8 16]
+    python benchmarks/bench_memory.py [--detector eiger_1m] [--lengths 100 1000] [--chunks 2 4 8 16]
     python benchmarks/bench_memory.py --detector eiger_9m --lengths 200 --chunks 0   # the 9M -d 100 case
 
 Each run uses a fresh LocalCluster of --workers single-threaded worker processes (as lbnl-compress starts them) and samples
@@ -52,7 +52,7 @@ def run(master, out, workers, chunk, **settings):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--detector", default="eiger_1m")
-    p.add_argument("--lengths", type=int, nargs="+", default=[100, 400])
+    p.add_argument("--lengths", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--chunks", type=int, nargs="+", default=[0, 2, 8, 16])
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("-d", "--data-block-size", type=int, default=100)
