@@ -175,9 +175,13 @@ def test_bslz4_chunks_equal_the_hdf5_filter(tmp_path, dtype):
     c = numcodecs.get_codec({"id": "lbnl_bslz4", "dtype": np.dtype(dtype).str})
     assert c.encode(a) == stored  # byte for byte what HDF5's filter 32008 writes
     np.testing.assert_array_equal(c.decode(stored).reshape(a.shape), a)
+    assert C._bshuf_c() is not None  # decoding into ``out`` goes through bitshuffle's C function here
     out = np.empty_like(a)
     c.decode(stored, out=out)
     np.testing.assert_array_equal(out, a)
+    strided = np.zeros(a.shape[::-1], dtype).T  # not C-contiguous: the Python API and a copy
+    c.decode(stored, out=strided)
+    np.testing.assert_array_equal(strided, a)
     with pytest.raises(ValueError, match="corrupt"):
         c.decode(b"\xff" * 12 + stored[12:], out=out)
 
