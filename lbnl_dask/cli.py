@@ -59,6 +59,12 @@ def parser() -> argparse.ArgumentParser:
     a("-K", "--J2K2", dest="j2k_alt_ratio", type=float, default=None,
       help="JPEG-2000 round trip with l_bnl_compress' -K ratio ladder (in memory; no external tools)")
     a("--j2k-reversible", action="store_true", help="5/3 wavelet and ratio ladder of l_bnl_compress (default: 9/7, one ratio)")
+    a("--keep-spots", type=float, nargs="?", const=5.0, default=None, metavar="SIGMA",
+      help="store the neighbourhoods of Bragg spots exactly, the rest through the lossy round trip: pixels whose "
+           "3x3 sum is SIGMA (default 5) Poisson sigmas above the local background, grown by --keep-grow pixels "
+           "and --keep-frames frames (an extension of l_bnl_compress)")
+    a("--keep-grow", type=int, default=3, help="output pixels kept around each strong pixel (3)")
+    a("--keep-frames", type=int, default=2, help="output frames kept before and after each strong pixel (2)")
     a("-i", "--infile", default=None, help="input master file (*_master.h5)")
     a("-o", "--out_file", default="out_data", help="output prefix: <out>_NNNNNN.h5 (default out_data)")
     a("-m", "--out_master", default=None, help="output master prefix (default <out>_master; .h5 appended)")

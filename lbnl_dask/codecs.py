@@ -346,10 +346,13 @@ def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarr
     return _fill(frame.copy(), bad, tile) if bad.any() else frame
 
 
-def _prepared(frame: np.ndarray, codec: Codec) -> np.ndarray:
-    """Counts (ny, nx, with markers) as the codec's input: invalid/saturated pixels filled
-    with the local background, rounded and clipped (in place on one working copy)."""
+def _prepared(frame: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
+    """Counts (ny, nx, with markers) as the codec's input: invalid/saturated pixels (and those
+    of ``keep``) filled with the local background, rounded and clipped (in place on one
+    working copy)."""
     special = ~np.isfinite(frame)  # invalid (NaN) or saturated (+inf)
+    if keep is not None:
+        special |= keep
     x = np.where(special, 0, frame)
     if special.any():
         _fill(x, special, 32)
@@ -359,23 +362,25 @@ def _prepared(frame: np.ndarray, codec: Codec) -> np.ndarray:
     return x.astype(np.uint16 if isinstance(codec, JPEG2000) else np.int32)
 
 
-def encode_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
+def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
     """The codec bytes of every frame of a block of counts (n, ny, nx), as an object array
-    (n, 1, 1). Invalid (NaN) and saturated (+inf) pixels are replaced by the local
-    background first, so they do not ring into valid ones."""
+    (n, 1, 1). Invalid (NaN) and saturated (+inf) pixels, and those of the boolean ``keep``
+    (n, ny, nx), are replaced by the local background first, so they do not ring into others."""
     out = np.empty((block.shape[0], 1, 1), dtype=object)
     for i in range(block.shape[0]):
-        out[i, 0, 0] = codec.encode(_prepared(block[i], codec))
+        out[i, 0, 0] = codec.encode(_prepared(block[i], codec, None if keep is None else keep[i]))
     return out
 
 
-def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec) -> np.ndarray:
+def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
     """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
-    and saturated pixels of ``block`` are put back unchanged."""
+    and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
     out = np.empty_like(block)
     for i in range(block.shape[0]):
         out[i] = codec.decode(encoded[i].item())
     special = ~np.isfinite(block)
+    if keep is not None:
+        special |= keep
     np.copyto(out, block, where=special)
     return out
 

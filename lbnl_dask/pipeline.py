@@ -54,6 +54,9 @@ class Options:
     exponent: str | None = None
     regions: list = field(default_factory=list)
     cap_sums: bool = False
+    keep_spots: float | None = None  # sigma: keep the neighbourhoods of Bragg spots exact (transform.spot_regions)
+    keep_grow: int = 3  # output pixels around strong pixels
+    keep_frames: int = 2  # output frames before and after
     overwrite: bool = False
     scheduler: str = "processes"
     workers: int | None = None
@@ -162,6 +165,16 @@ def _validate(o: Options) -> list[str]:
         raise OptionError(f"choose one lossy round trip, not {' and '.join(lossy)}")
     if o.out_squash is not None and not lossy:
         raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take codec bytes from")
+    if o.keep_spots is not None:
+        if not lossy:
+            raise OptionError("--keep-spots needs a lossy round trip (-H, -J or -K): without one every pixel is kept")
+        if not o.keep_spots > 0:
+            raise OptionError(f"--keep-spots takes a threshold in sigmas > 0, not {o.keep_spots}")
+        if o.out_squash is not None:
+            raise OptionError("-q cannot go with --keep-spots: the squash files' codec bytes would not hold "
+                              "the spots kept exactly")
+        if o.keep_grow < 0 or o.keep_frames < 0:
+            raise OptionError(f"--keep-grow and --keep-frames must be >= 0, not {o.keep_grow} and {o.keep_frames}")
     if o.hcomp_scale is not None and o.hcomp_scale < 0:
         raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
     for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
@@ -335,8 +348,11 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> Out
         check_openjpeg()
     encoded = None
     if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
-        encoded = values.map_blocks(encode_frames, codec, dtype=object, chunks=(values.chunks[0], (1,), (1,)))
-        values = da.map_blocks(decode_frames, values, encoded, codec, dtype=values.dtype)
+        keep = None  # pixels stored exactly: invalid/saturated ones always, Bragg spots if asked
+        if o.keep_spots is not None:
+            keep = T.spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
+        encoded = da.map_blocks(encode_frames, values, codec, keep, dtype=object, chunks=(values.chunks[0], (1,), (1,)))
+        values = da.map_blocks(decode_frames, values, encoded, codec, keep, dtype=values.dtype)
     final = T.finalize(values, dtype, saturation)
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(out_shape), notes)
 
