@@ -138,6 +138,9 @@ def test_negative_values_with_a_space(source, tmp_path, capsys):
     (["-N", "99"], "beyond the 20 frames"),
     (["-u", "3"], "-u takes"),
     (["-L", "1.5"], "base >= 2"),
+    (["--keep-spots"], "--keep-spots needs a lossy round trip"),
+    (["-H", "16", "--keep-spots", "0"], "threshold in sigmas > 0"),
+    (["-H", "16", "--keep-spots", "-q", "out_file"], "-q cannot go with --keep-spots"),
 ])
 def test_bad_options_one_line_and_no_output(source, tmp_path, capsys, args, msg):
     tiny = source[0]
@@ -248,3 +251,26 @@ def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
     real_calls = [n for n in calls if n > 0]  # dask also calls it once on an empty block for metadata
     assert sum(real_calls) == 20 and len(real_calls) == 5  # 20 frames in chunks of 4, each once
     assert len(rep.data_files) == 5
+
+
+def test_keep_spots_stores_spot_neighbourhoods_exactly(source, tmp_path, capsys):
+    import dask.array as da
+
+    from lbnl_dask import transform as T
+
+    tiny, frames, mask = source
+    args = ["-i", tiny, "-b", "2", "-s", "2", "-H", "64", "--scheduler", "threads"]
+    rc, out = compress(args + ["-o", str(tmp_path / "k"), "--keep-spots"], capsys)
+    assert rc == 0, out.err
+    got = read(tmp_path / "k_master.h5").astype(np.int64)
+    assert compress(args + ["-o", str(tmp_path / "h")])[0] == 0
+    plain = read(tmp_path / "h_master.h5").astype(np.int64)
+    vals, inv, sat = sum_bin_reference(frames, mask, 12440, 2, 2)
+    counts = np.where(inv, np.nan, np.where(sat, np.inf, vals))
+    keep = T.spot_regions(da.from_array(counts, chunks=(1, -1, -1)), 5.0, 3, 2).compute()  # the defaults
+    ok = ~inv & ~sat
+    assert 0 < (keep & ok).sum() < 0.5 * ok.sum()  # the synthetic spots, not the background
+    np.testing.assert_array_equal(got[keep & ok], vals[keep & ok])  # kept exactly
+    assert (plain[keep & ok] != vals[keep & ok]).any()  # which -H 64 alone does not do
+    rest = ~keep & ok
+    assert (got[rest] != vals[rest]).any() and np.abs(got[rest] - vals[rest]).mean() < 64  # lossy elsewhere
