@@ -29,35 +29,51 @@ from .pipeline import Options, output_frames
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the grid: bin, sum and a lossy step ('none', 'H' scale, 'J' ratio)."""
+    """One point of the grid: bin, sum, a lossy step ('none', 'H' scale, 'J' ratio) and the
+    ``--keep-spots`` threshold (0 = off)."""
 
     b: int
     s: int
     codec: str = "none"
     param: float = 0
+    keep: float = 0
 
     @property
     def name(self) -> str:
         tail = "" if self.codec == "none" else f"{self.codec.lower()}{self.param:g}"
-        return f"b{self.b}s{self.s}{tail}"
+        return f"b{self.b}s{self.s}{tail}" + (f"k{self.keep:g}" if self.keep else "")
+
+    @classmethod
+    def from_row(cls, row: dict) -> "Setting":
+        """The setting of a row of :func:`explore`'s table."""
+        return cls(int(row["bin"]), int(row["sum"]), row["codec"], float(row["param"]), float(row.get("keep") or 0))
+
+    def kwargs(self) -> dict:
+        """The options of ``lbnl_dask.compress`` (and ``lbnl-compress``) for this setting."""
+        kw = dict(bin_range=self.b, sum_range=self.s)
+        if self.codec == "H":
+            kw["hcomp_scale"] = int(self.param)
+        elif self.codec == "J":
+            kw["j2k_ratio"] = float(self.param)
+        if self.keep and self.codec != "none":
+            kw["keep_spots"] = float(self.keep)
+        return kw
 
     def options(self) -> Options:
-        o = Options(bin_range=self.b, sum_range=self.s)
-        if self.codec == "H":
-            o.hcomp_scale = int(self.param)
-        elif self.codec == "J":
-            o.j2k_ratio = float(self.param)
-        return o
+        return Options(**self.kwargs())
 
 
-def grid(bins=(1, 2), sums=(1, 2), hcomp=(4, 8, 12, 16, 24, 32, 48), j2k=(60, 120, 240, 360, 720)) -> list[Setting]:
-    """Every (bin, sum) with no lossy step, each HCompress scale and each JPEG-2000 ratio."""
+def grid(bins=(1, 2), sums=(1, 2), hcomp=(4, 8, 12, 16, 24, 32, 48), j2k=(60, 120, 240, 360, 720),
+         keep=(0, 5)) -> list[Setting]:
+    """Every (bin, sum) with no lossy step, and with each HCompress scale and each JPEG-2000
+    ratio, each of those with every ``keep`` threshold (0 = the plain round trip)."""
     out = []
     for b in bins:
         for s in sums:
             out.append(Setting(b, s))
-            out += [Setting(b, s, "H", h) for h in hcomp]
-            out += [Setting(b, s, "J", j) for j in j2k]
+            for k in keep:
+                out += [Setting(b, s, "H", h, k) for h in hcomp]
+                out += [Setting(b, s, "J", j, k) for j in j2k]
     return out
 
 
@@ -136,7 +152,7 @@ def explore(master, settings: list[Setting] | None = None, n_windows: int = 3, w
         raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
         res = np.concatenate([p["res"] for p in parts]) if parts else np.zeros((0, 4))
         s = Q.summarize(res).overall
-        rows.append(dict(setting=st.name, bin=st.b, sum=st.s, codec=st.codec, param=st.param, frames=n_in,
+        rows.append(dict(setting=st.name, bin=st.b, sum=st.s, codec=st.codec, param=st.param, keep=st.keep, frames=n_in,
                          bytes=nbytes, ratio_raw2=raw2 / nbytes, ratio_raw4=2 * raw2 / nbytes, n=s.n, cc=s.cc,
                          mean_ratio=s.mean_ratio, r_factor=s.r_factor, i_sigma_ref=s.i_sigma_ref,
                          i_sigma_out=s.i_sigma_out))
@@ -173,10 +189,12 @@ def save(rows, prefix: str) -> list[str]:
         return written
     fig = Figure(figsize=(7, 4.5))
     ax = fig.subplots()
-    for codec, marker in (("none", "s"), ("H", "o"), ("J", "^")):
-        sel = [r for r in rows if r["codec"] == codec]
-        ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker,
-                   label={"none": "lossless", "H": "HCompress", "J": "JPEG-2000"}[codec])
+    for codec, kept, marker, label in (("none", False, "s", "lossless"), ("H", False, "o", "HCompress"),
+                                       ("J", False, "^", "JPEG-2000"), ("H", True, "D", "HCompress, spots kept"),
+                                       ("J", True, "v", "JPEG-2000, spots kept")):
+        sel = [r for r in rows if r["codec"] == codec and bool(r.get("keep")) == kept]
+        if sel:
+            ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker, label=label)
     front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["ratio_raw2"])
     ax.plot([r["ratio_raw2"] for r in front], [r["cc"] for r in front], "k--", lw=1, label="Pareto front")
     for r in front:
@@ -198,6 +216,8 @@ def main(argv=None) -> int:
     p.add_argument("--sums", type=int, nargs="+", default=[1, 2])
     p.add_argument("--hcomp", type=int, nargs="*", default=[4, 8, 12, 16, 24, 32, 48])
     p.add_argument("--j2k", type=float, nargs="*", default=[60, 120, 240, 360, 720])
+    p.add_argument("--keep", type=float, nargs="+", default=[0, 5],
+                   help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without (0 5)")
     p.add_argument("--windows", type=int, default=3, help="sample windows spread over the data")
     p.add_argument("--frames", type=int, default=20, help="frames per window")
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")
@@ -206,7 +226,7 @@ def main(argv=None) -> int:
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
     a = p.parse_args(argv)
     try:
-        rows = explore(a.master, grid(a.bins, a.sums, a.hcomp, a.j2k), a.windows, a.frames, a.scheduler, a.workers,
+        rows = explore(a.master, grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep), a.windows, a.frames, a.scheduler, a.workers,
                        sys.stderr.isatty() if a.progress is None else a.progress)
     except LbnlDaskError as e:
         print(f"lbnl-explore: error: {e}", file=sys.stderr)

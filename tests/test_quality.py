@@ -109,8 +109,13 @@ def test_explorer_command(spots, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "b2s2h8" in out and "b2s2j40" in out and "*" in out
     rows = json.loads((tmp_path / "ex.json").read_text())
-    assert {r["setting"] for r in rows} == {"b2s2", "b2s2h8", "b2s2h64", "b2s2j40"}
+    assert {r["setting"] for r in rows} == {"b2s2", "b2s2h8", "b2s2h64", "b2s2j40", "b2s2h8k5", "b2s2h64k5", "b2s2j40k5"}
     by = {r["setting"]: r for r in rows}
+    for lossy in ("b2s2h64", "b2s2j40"):  # spots kept exactly: their intensities come back
+        assert abs(by[lossy + "k5"]["mean_ratio"] - 1) < min(0.02, abs(by[lossy]["mean_ratio"] - 1))
+        assert by[lossy + "k5"]["cc"] > 0.99
+    assert E.Setting.from_row(by["b2s2h64k5"]).kwargs() == dict(bin_range=2, sum_range=2, hcomp_scale=64, keep_spots=5)
+    assert E.Setting.from_row(by["b2s2"]).kwargs() == dict(bin_range=2, sum_range=2)
     assert by["b2s2"]["cc"] == pytest.approx(1.0) and by["b2s2"]["pareto"]
     assert by["b2s2h64"]["ratio_raw2"] > by["b2s2h8"]["ratio_raw2"] > by["b2s2"]["ratio_raw2"] * 0.9
     assert by["b2s2h64"]["frames"] == 20  # two windows of 10 frames, not the whole dataset
