@@ -22,6 +22,7 @@ from lbnl_dask.synth import make_dataset
 
 SETTINGS = {
     "b2s2h12": dict(bin_range=2, sum_range=2, hcomp_scale=12),
+    "b2s2h12k5": dict(bin_range=2, sum_range=2, hcomp_scale=12, keep_spots=5.0),  # --keep-spots
     "b2s2j120": dict(bin_range=2, sum_range=2, j2k_ratio=120),
     "b1s1h16": dict(hcomp_scale=16),
     "lossless": dict(),

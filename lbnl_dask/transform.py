@@ -200,9 +200,10 @@ def _spots_block(x, sigma, grow, tile):
         finite = np.isfinite(f)
         v = np.where(finite, f, 0)
         ny, nx = f.shape
-        bg = np.repeat(np.repeat(cell_means(v, finite, tile), tile, 0), tile, 1)[:ny, :nx]
-        b9 = 9 * bg
-        out[i] = _dilate(finite & (_box_sum3(v) > b9 + sigma * np.sqrt(np.maximum(b9, 1.0))), grow)
+        b9 = 9 * cell_means(v, finite, tile)  # threshold per cell, then per pixel: 3x cheaper
+        limit = (b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype)
+        limit = np.repeat(np.repeat(limit, tile, 0), tile, 1)[:ny, :nx]
+        out[i] = _dilate(finite & (_box_sum3(v) > limit), grow)
     return out
 
 
@@ -226,9 +227,20 @@ def spot_regions(x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2
     frame and by ``frames`` frames before and after (the rocking curve's tails, across
     chunk boundaries). Chunks of the result are those of ``x``."""
     m = x.map_blocks(_spots_block, float(sigma), int(grow), int(tile), dtype=bool)
-    out = m
-    for d in range(1, int(frames) + 1):
+    f = int(frames)
+    if f and min(m.chunks[0]) >= f:  # neighbours' frames through dask's overlap: fewest tasks
+        return m.map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool, f=f)
+    out = m  # chunks shorter than the growth: shifted copies of the whole mask
+    for d in range(1, f + 1):
         out = da.logical_or(da.logical_or(out, _shift_frames(m, d)), _shift_frames(m, -d))
+    return out
+
+
+def _grow_frames(m: np.ndarray, f: int) -> np.ndarray:
+    out = m.copy()
+    for d in range(1, f + 1):
+        out[d:] |= m[:-d]
+        out[:-d] |= m[d:]
     return out
 
 
