@@ -58,10 +58,13 @@ def main():
     p.add_argument("-d", "--data-block-size", type=int, default=100)
     p.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "lbnl_bench"))
     p.add_argument("--json", default="benchmarks/results_memory.json")
+    p.add_argument("--keep-spots", type=float, default=None, help="also --keep-spots SIGMA")
     a = p.parse_args()
     os.makedirs(a.data, exist_ok=True)
     rows = []
     settings = dict(bin_range=2, sum_range=2, hcomp_scale=12, data_block_size=a.data_block_size)
+    if a.keep_spots is not None:
+        settings["keep_spots"] = a.keep_spots
     for n in a.lengths:
         prefix = os.path.join(a.data, f"mem_{a.detector}_{n}")
         if not os.path.exists(prefix + "_master.h5"):

@@ -229,12 +229,15 @@ def output_dtype(o: Options, saturation: int, notes: list) -> tuple[np.dtype, fl
 def _chunk_frames(o: Options, frame_pixels: int) -> int:
     """Input frames per dask chunk: a multiple of s (so coarsen never re-chunks) whose output
     frames divide -d (so no chunk straddles two data files), about 256 MB of float64 counts at
-    most (4M: 2 groups of s frames; 9M: 1; measured peak RSS per worker in the README)."""
+    most (4M: 2 groups of s frames; 9M: 1, or --keep-frames with --keep-spots; measured peak
+    RSS per worker in the README)."""
     s, d = o.sum_range, o.data_block_size
     if o.chunk_frames:
         c_out = max(1, o.chunk_frames // s)
     else:
         c_out = max(1, (256 * 2**20) // (8 * frame_pixels * s))
+        if o.keep_spots is not None:  # spots grow across frames by dask's overlap, which needs
+            c_out = max(c_out, o.keep_frames)  # chunks of at least that many frames (9M: 2x less RSS)
     c_out = min(c_out, d)
     while d % c_out:
         c_out -= 1
