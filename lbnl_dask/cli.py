@@ -20,7 +20,8 @@ VERSION = f"lbnl_dask-{__version__} (l_bnl_compress-1.1.4-30May25 options)"
 _TAKES_VALUE = {"-u", "--uint", "-f", "--float", "-S", "--scale", "-l", "--compression_level",
                 "-H", "--Hcompress", "-J", "--J2K", "-K", "--J2K2", "-L", "--logarithm",
                 "-X", "--exponential", "-N", "--last_image", "-1", "--first_image", "-b", "--bin",
-                "-s", "--sum", "-d", "--data_block_size", "-p", "--parallel"}
+                "-s", "--sum", "-d", "--data_block_size", "-p", "--parallel", "--keep-spots", "--keep-grow",
+                "--keep-frames"}
 _NEGATIVE = re.compile(r"^-\d+(\.\d*)?$|^-\.\d+$")
 
 

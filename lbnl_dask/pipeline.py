@@ -173,6 +173,8 @@ def _validate(o: Options) -> list[str]:
         if o.out_squash is not None:
             raise OptionError("-q cannot go with --keep-spots: the squash files' codec bytes would not hold "
                               "the spots kept exactly")
+        if o.logarithm_base is not None or o.exponent is not None:
+            raise OptionError("--keep-spots finds spots in counts: it cannot go with -L or -X")
         if o.keep_grow < 0 or o.keep_frames < 0:
             raise OptionError(f"--keep-grow and --keep-frames must be >= 0, not {o.keep_grow} and {o.keep_frames}")
     if o.hcomp_scale is not None and o.hcomp_scale < 0:

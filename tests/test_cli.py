@@ -141,6 +141,9 @@ def test_negative_values_with_a_space(source, tmp_path, capsys):
     (["--keep-spots"], "--keep-spots needs a lossy round trip"),
     (["-H", "16", "--keep-spots", "0"], "threshold in sigmas > 0"),
     (["-H", "16", "--keep-spots", "-q", "out_file"], "-q cannot go with --keep-spots"),
+    (["-H", "16", "--keep-spots", "-L"], "cannot go with -L or -X"),
+    (["-H", "16", "--keep-spots", "--keep-frames=-1"], "must be >= 0"),
+    (["-H", "16", "--keep-spots", "--keep-grow", "-1"], "must be >= 0"),
 ])
 def test_bad_options_one_line_and_no_output(source, tmp_path, capsys, args, msg):
     tiny = source[0]
