@@ -212,7 +212,7 @@ def _shift_frames(m: da.Array, d: int) -> da.Array:
     with ``m``'s chunks."""
     n = m.shape[0]
     k = min(abs(d), n)
-    empty = da.zeros((k,) + m.shape[1:], bool, chunks=(k,) + m.chunksize[1:])
+    empty = da.zeros((k,) + m.shape[1:], dtype=bool, chunks=(k,) + m.chunksize[1:])  # dtype by keyword: dask takes no positional dtype
     moved = da.concatenate([empty, m[: n - k]] if d > 0 else [m[k:], empty])
     return moved.rechunk(m.chunks)
 

@@ -203,7 +203,9 @@ def spot_frames(n=9, ny=40, nx=48, spot_frame=4, seed=0):
 @pytest.mark.parametrize("chunk", [1, 2, 9])
 def test_spot_regions_grow_in_pixels_and_across_chunked_frames(chunk):
     x = spot_frames()
-    keep = T.spot_regions(da.from_array(x, chunks=(chunk, -1, -1)), sigma=5, grow=3, frames=2).compute()
+    lazy = T.spot_regions(da.from_array(x, chunks=(chunk, -1, -1)), sigma=5, grow=3, frames=2)
+    assert lazy.dtype == bool and T._shift_frames(lazy, 2).dtype == bool  # 1 byte per pixel in every step
+    keep = lazy.compute()
     assert keep.dtype == bool and keep.shape == x.shape
     # strong pixels are the spot and its 3x3-sum neighbours (18..22, 28..32), grown by 3
     region = np.zeros(x.shape[1:], bool)
