@@ -12,6 +12,9 @@ float64 below 2**53; :func:`counts_dtype` picks the narrower type that is exact)
 Partial last groups of frames and partial edge blocks are zero-padded (as the published
 tool does) inside the last block, so chunks never re-align: keep frame chunks a multiple
 of the sum factor.
+
+:func:`spot_regions` marks the neighbourhoods of Bragg spots in summed and binned counts,
+the pixels ``--keep-spots`` stores exactly.
 """
 from __future__ import annotations
 
@@ -212,7 +215,8 @@ def _shift_frames(m: da.Array, d: int) -> da.Array:
     with ``m``'s chunks."""
     n = m.shape[0]
     k = min(abs(d), n)
-    empty = da.zeros((k,) + m.shape[1:], dtype=bool, chunks=(k,) + m.chunksize[1:])  # dtype by keyword: dask takes no positional dtype
+    # dtype by keyword: da.zeros takes no positional dtype (it made float64 padding here once)
+    empty = da.zeros((k,) + m.shape[1:], dtype=bool, chunks=(k,) + m.chunksize[1:])
     moved = da.concatenate([empty, m[: n - k]] if d > 0 else [m[k:], empty])
     return moved.rechunk(m.chunks)
 
