@@ -317,10 +317,11 @@ def _cell_sums(a: np.ndarray, tile: int, dtype) -> np.ndarray:
     return np.add.reduceat(rows, np.arange(0, nx, tile), axis=1)
 
 
-def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarray:
+def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: bool = False) -> np.ndarray:
     """Mean of the ``valid`` pixels of each ``tile`` x ``tile`` cell of a frame (ny, nx):
-    float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean."""
-    tot = _cell_sums(np.where(valid, frame, 0), tile, np.float64)
+    float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean.
+    ``zeroed``: the invalid pixels of ``frame`` are 0 already (saves a pass)."""
+    tot = _cell_sums(frame if zeroed else np.where(valid, frame, 0), tile, np.float64)
     cnt = _cell_sums(valid.view(np.uint8), tile, np.int64)
     fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
     return np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
@@ -334,7 +335,8 @@ def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarr
 
 def _fill(frame: np.ndarray, bad: np.ndarray, tile: int) -> np.ndarray:
     ys, xs = np.divmod(np.flatnonzero(bad), frame.shape[1])  # 10x faster than np.nonzero
-    fill = cell_means(frame, ~bad, tile)[ys // tile, xs // tile]
+    frame[ys, xs] = 0
+    fill = cell_means(frame, ~bad, tile, zeroed=True)[ys // tile, xs // tile]
     frame[ys, xs] = np.rint(fill) if frame.dtype.kind in "ui" else fill
     return frame
 

@@ -203,7 +203,7 @@ def _spots_block(x, sigma, grow, tile):
         finite = np.isfinite(f)
         v = np.where(finite, f, 0)
         ny, nx = f.shape
-        b9 = 9 * cell_means(v, finite, tile)  # threshold per cell, then per pixel: 3x cheaper
+        b9 = 9 * cell_means(v, finite, tile, zeroed=True)  # threshold per cell, then per pixel: 3x cheaper
         limit = (b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype)
         limit = np.repeat(np.repeat(limit, tile, 0), tile, 1)[:ny, :nx]
         out[i] = _dilate(finite & (_box_sum3(v) > limit), grow)
