@@ -232,8 +232,15 @@ def spot_regions(x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2
     chunk boundaries). Chunks of the result are those of ``x``."""
     m = x.map_blocks(_spots_block, float(sigma), int(grow), int(tile), dtype=bool)
     f = int(frames)
-    if f and min(m.chunks[0]) >= f:  # neighbours' frames through dask's overlap: fewest tasks
+    if not f:
+        return m
+    head, last = m.chunks[0][:-1], m.chunks[0][-1]
+    if min(m.chunks[0]) >= f:  # neighbours' frames through dask's overlap: fewest tasks
         return m.map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool, f=f)
+    if head and min(head) >= f:  # only the last chunk is short: merged into the one before for the overlap
+        merged = m.rechunk((head[:-1] + (head[-1] + last,), -1, -1))
+        return merged.map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool,
+                                  f=f).rechunk(m.chunks)
     out = m  # chunks shorter than the growth: shifted copies of the whole mask
     for d in range(1, f + 1):
         out = da.logical_or(da.logical_or(out, _shift_frames(m, d)), _shift_frames(m, -d))

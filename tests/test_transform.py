@@ -200,7 +200,7 @@ def spot_frames(n=9, ny=40, nx=48, spot_frame=4, seed=0):
     return x
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 9])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 9])  # shifted copies; overlap with a short last chunk; overlap; one
 def test_spot_regions_grow_in_pixels_and_across_chunked_frames(chunk):
     x = spot_frames()
     lazy = T.spot_regions(da.from_array(x, chunks=(chunk, -1, -1)), sigma=5, grow=3, frames=2)
