@@ -327,10 +327,14 @@ def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: boo
     return np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
 
 
+def cells_to_pixels(cells: np.ndarray, tile: int, shape: tuple) -> np.ndarray:
+    """Each pixel of a frame of ``shape`` (ny, nx) given the value of its ``tile`` x ``tile`` cell."""
+    return np.repeat(np.repeat(cells, tile, axis=0), tile, axis=1)[: shape[0], : shape[1]]
+
+
 def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarray:
     """Per-pixel :func:`cell_means`: float64 (ny, nx), each pixel its cell's mean of valid pixels."""
-    ny, nx = frame.shape
-    return np.repeat(np.repeat(cell_means(frame, valid, tile), tile, axis=0), tile, axis=1)[:ny, :nx]
+    return cells_to_pixels(cell_means(frame, valid, tile), tile, frame.shape)
 
 
 def _fill(frame: np.ndarray, bad: np.ndarray, tile: int) -> np.ndarray:

@@ -172,53 +172,53 @@ def exp_transform(x: da.Array, base: float, signed: bool = False) -> da.Array:
 
 
 # ---------------------------------------------------------------- Bragg-spot neighbourhoods
-def _box_sum3(x: np.ndarray) -> np.ndarray:
-    """Sum over each pixel's 3 x 3 neighbourhood (zero outside), separable."""
-    r = x.copy()
-    r[1:] += x[:-1]
-    r[:-1] += x[1:]
-    c = r.copy()
-    c[:, 1:] += r[:, :-1]
-    c[:, :-1] += r[:, 1:]
-    return c
-
-
-def _dilate(m: np.ndarray, px: int) -> np.ndarray:
-    """Grow a boolean (ny, nx) mask by ``px`` pixels (a square), separable."""
-    for _ in range(px):
-        r = m.copy()
-        r[1:] |= m[:-1]
-        r[:-1] |= m[1:]
-        m = r.copy()
-        m[:, 1:] |= r[:, :-1]
-        m[:, :-1] |= r[:, 1:]
-    return m
+def _with_neighbours(a: np.ndarray, axis: int, op) -> np.ndarray:
+    """``op`` of each element with its two neighbours along ``axis`` (none beyond the ends):
+    ``np.add`` gives 3-sums, ``np.logical_or`` a one-step dilation."""
+    out = a.copy()
+    lo, hi = [slice(None)] * a.ndim, [slice(None)] * a.ndim
+    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+    lo, hi = tuple(lo), tuple(hi)
+    op(out[hi], a[lo], out=out[hi])
+    op(out[lo], a[hi], out=out[lo])
+    return out
 
 
 def _spots_block(x, sigma, grow, tile):
-    from .codecs import cell_means
+    from .codecs import cell_means, cells_to_pixels
 
     out = np.zeros(x.shape, bool)
     for i, f in enumerate(x):
         finite = np.isfinite(f)
         v = np.where(finite, f, 0)
-        ny, nx = f.shape
         b9 = 9 * cell_means(v, finite, tile, zeroed=True)  # threshold per cell, then per pixel: 3x cheaper
-        limit = (b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype)
-        limit = np.repeat(np.repeat(limit, tile, 0), tile, 1)[:ny, :nx]
-        out[i] = _dilate(finite & (_box_sum3(v) > limit), grow)
+        limit = cells_to_pixels((b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype), tile, f.shape)
+        m = finite & (_with_neighbours(_with_neighbours(v, 0, np.add), 1, np.add) > limit)  # 3 x 3 sums
+        for _ in range(grow):
+            m = _with_neighbours(_with_neighbours(m, 0, np.logical_or), 1, np.logical_or)
+        out[i] = m
     return out
 
 
-def _shift_frames(m: da.Array, d: int) -> da.Array:
-    """``m`` moved ``d`` frames later (d > 0) or earlier (d < 0), False where nothing moved in,
-    with ``m``'s chunks."""
-    n = m.shape[0]
-    k = min(abs(d), n)
-    # dtype by keyword: da.zeros takes no positional dtype (it made float64 padding here once)
-    empty = da.zeros((k,) + m.shape[1:], dtype=bool, chunks=(k,) + m.chunksize[1:])
-    moved = da.concatenate([empty, m[: n - k]] if d > 0 else [m[k:], empty])
-    return moved.rechunk(m.chunks)
+def _grow_frames(m: np.ndarray, f: int) -> np.ndarray:
+    for _ in range(f):
+        m = _with_neighbours(m, 0, np.logical_or)
+    return m
+
+
+def _at_least(chunks: tuple, f: int) -> tuple:
+    """``chunks`` with neighbours merged until each holds at least ``f`` (a short tail joins
+    the chunk before it)."""
+    out = []
+    for c in chunks:
+        if out and out[-1] < f:
+            out[-1] += c
+        else:
+            out.append(c)
+    if len(out) > 1 and out[-1] < f:
+        tail = out.pop()
+        out[-1] += tail
+    return tuple(out)
 
 
 def spot_regions(x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2, tile: int = 32) -> da.Array:
@@ -229,30 +229,15 @@ def spot_regions(x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2
     background (mean of the valid pixels of its ``tile`` x ``tile`` cell) by ``sigma``
     Poisson standard deviations; the strong pixels are grown by ``grow`` pixels within the
     frame and by ``frames`` frames before and after (the rocking curve's tails, across
-    chunk boundaries). Chunks of the result are those of ``x``."""
+    chunk boundaries with dask's ``map_overlap``). Chunks of the result are those of ``x``."""
     m = x.map_blocks(_spots_block, float(sigma), int(grow), int(tile), dtype=bool)
-    f = int(frames)
+    f = min(int(frames), m.shape[0])
     if not f:
         return m
-    head, last = m.chunks[0][:-1], m.chunks[0][-1]
-    if min(m.chunks[0]) >= f:  # neighbours' frames through dask's overlap: fewest tasks
-        return m.map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool, f=f)
-    if head and min(head) >= f:  # only the last chunk is short: merged into the one before for the overlap
-        merged = m.rechunk((head[:-1] + (head[-1] + last,), -1, -1))
-        return merged.map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool,
-                                  f=f).rechunk(m.chunks)
-    out = m  # chunks shorter than the growth: shifted copies of the whole mask
-    for d in range(1, f + 1):
-        out = da.logical_or(da.logical_or(out, _shift_frames(m, d)), _shift_frames(m, -d))
-    return out
-
-
-def _grow_frames(m: np.ndarray, f: int) -> np.ndarray:
-    out = m.copy()
-    for d in range(1, f + 1):
-        out[d:] |= m[:-d]
-        out[:-d] |= m[d:]
-    return out
+    wide = _at_least(m.chunks[0], f)  # the overlap needs chunks of at least f frames
+    grown = m.rechunk((wide, -1, -1)).map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none",
+                                                  dtype=bool, f=f)
+    return grown.rechunk(m.chunks) if wide != m.chunks[0] else grown
 
 
 # ---------------------------------------------------------------- region omission (-R / -C)

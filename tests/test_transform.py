@@ -200,11 +200,12 @@ def spot_frames(n=9, ny=40, nx=48, spot_frame=4, seed=0):
     return x
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3, 9])  # shifted copies; overlap with a short last chunk; overlap; one
+@pytest.mark.parametrize("chunk", [1, 2, 3, 9])  # chunks merged for the overlap; a short tail merged; as is; one
 def test_spot_regions_grow_in_pixels_and_across_chunked_frames(chunk):
     x = spot_frames()
     lazy = T.spot_regions(da.from_array(x, chunks=(chunk, -1, -1)), sigma=5, grow=3, frames=2)
-    assert lazy.dtype == bool and T._shift_frames(lazy, 2).dtype == bool  # 1 byte per pixel in every step
+    assert lazy.dtype == bool and lazy.nbytes == x.size  # 1 byte per pixel
+    assert lazy.chunks == ((chunk,) * (9 // chunk) + ((9 % chunk,) if 9 % chunk else ()), (40,), (48,))
     keep = lazy.compute()
     assert keep.dtype == bool and keep.shape == x.shape
     # strong pixels are the spot and its 3x3-sum neighbours (18..22, 28..32), grown by 3
@@ -219,3 +220,5 @@ def test_spot_regions_grow_in_pixels_and_across_chunked_frames(chunk):
 def test_spot_regions_keep_chunks_for_the_codec_step():
     x = da.from_array(spot_frames(n=7), chunks=((3, 3, 1), -1, -1))
     assert T.spot_regions(x).chunks == x.chunks
+    assert T._at_least((1, 1, 1, 1, 1), 2) == (2, 3) and T._at_least((3, 3, 1), 2) == (3, 4)
+    assert T._at_least((4,), 9) == (4,)
