@@ -102,22 +102,19 @@ class HCompress(Codec):
         pos = 20
         tiles = [struct.unpack_from("<II", b, pos + 8 * i) for i in range(ntiles)]
         pos += 8 * ntiles
-        result = np.empty((ny, nx), np.int32)
+        # tiles straight into ``out`` when given (one pass less), else into a new array
+        result = np.empty((ny, nx), dtype) if out is None else np.reshape(out, (ny, nx), copy=False)
         y0 = 0
         with _HCOMPRESS_LOCK:
             for h, n in tiles:
                 chunk = np.frombuffer(b[pos : pos + n], dtype=np.uint8)
-                result[y0 : y0 + h] = HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4,
-                                                 nx=h, ny=nx).decode(chunk).reshape(h, nx)
+                tile = HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4, nx=h, ny=nx).decode(chunk)
+                if dtype.kind == "u":  # lossy decoding may undershoot 0
+                    tile = np.maximum(tile, 0)
+                result[y0 : y0 + h] = tile.reshape(h, nx)
                 pos += n
                 y0 += h
-        if dtype.kind == "u":
-            np.clip(result, 0, None, out=result)
-        result = result.astype(dtype, copy=False)
-        if out is not None:
-            out[...] = result
-            return out
-        return result
+        return out if out is not None else result
 
 
 def glymur_ladder(ratio: int) -> list[int]:
@@ -337,11 +334,22 @@ def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarr
     return cells_to_pixels(cell_means(frame, valid, tile), tile, frame.shape)
 
 
-def _fill(frame: np.ndarray, bad: np.ndarray, tile: int) -> np.ndarray:
-    ys, xs = np.divmod(np.flatnonzero(bad), frame.shape[1])  # 10x faster than np.nonzero
-    frame[ys, xs] = 0
-    fill = cell_means(frame, ~bad, tile, zeroed=True)[ys // tile, xs // tile]
-    frame[ys, xs] = np.rint(fill) if frame.dtype.kind in "ui" else fill
+def _fill(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
+    """Set the pixels at flat indices ``idx`` of the C-contiguous ``frame`` (ny, nx) to the
+    mean of the other pixels of their ``tile`` x ``tile`` cell, in place (:func:`cell_means`,
+    with the valid counts from the few indices instead of a pass over a mask)."""
+    ny, nx = frame.shape
+    flat = frame.reshape(-1)  # a view: 8x faster to index than frame.flat
+    flat[idx] = 0
+    cy, cx = -(-ny // tile), -(-nx // tile)
+    ys, xs = np.divmod(idx, nx)
+    cells = (ys // tile) * cx + xs // tile
+    area = np.outer(np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx)))
+    cnt = area - np.bincount(cells, minlength=cy * cx).reshape(cy, cx)
+    tot = _cell_sums(frame, tile, np.float64)
+    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
+    means = np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback).reshape(-1)[cells]
+    flat[idx] = np.rint(means) if frame.dtype.kind in "ui" else means
     return frame
 
 
@@ -349,23 +357,30 @@ def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarr
     """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
     of their ``tile`` x ``tile`` cell (:func:`cell_means`): a neutral local background that
     keeps module gaps from ringing into valid pixels."""
-    return _fill(frame.copy(), bad, tile) if bad.any() else frame
+    idx = np.flatnonzero(bad)
+    return _fill(np.array(frame, order="C"), idx, tile) if idx.size else frame
 
 
-def _prepared(frame: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
-    """Counts (ny, nx, with markers) as the codec's input: invalid/saturated pixels (and those
-    of ``keep``) filled with the local background, rounded and clipped (in place on one
-    working copy)."""
-    special = ~np.isfinite(frame)  # invalid (NaN) or saturated (+inf)
+def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """Flat indices of the pixels of ``frame`` the codec does not carry: invalid (NaN),
+    saturated (+inf) and those of ``keep``; the round trip puts them back unchanged."""
+    special = np.isfinite(frame)
+    np.logical_not(special, out=special)
     if keep is not None:
         special |= keep
-    x = np.where(special, 0, frame)
-    if special.any():
-        _fill(x, special, 32)
+    return np.flatnonzero(special)
+
+
+def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarray:
+    """Counts (ny, nx, with markers) as the codec's input: clipped to its range, the pixels
+    at flat indices ``special`` filled with the local background, rounded to its integer type."""
     lo, hi = (0, J2K_MAX) if isinstance(codec, JPEG2000) else (-HCOMPRESS_MAX, HCOMPRESS_MAX)
-    np.rint(x, out=x)
-    np.clip(x, lo, hi, out=x)
-    return x.astype(np.uint16 if isinstance(codec, JPEG2000) else np.int32)
+    x = np.clip(frame, lo, hi)  # NaN stays NaN until filled
+    if special.size:
+        _fill(x, special, 32)
+    out = np.empty(frame.shape, np.uint16 if isinstance(codec, JPEG2000) else np.int32)
+    np.rint(x, out=out, casting="unsafe")
+    return out
 
 
 def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
@@ -374,7 +389,8 @@ def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = Non
     (n, ny, nx), are replaced by the local background first, so they do not ring into others."""
     out = np.empty((block.shape[0], 1, 1), dtype=object)
     for i in range(block.shape[0]):
-        out[i, 0, 0] = codec.encode(_prepared(block[i], codec, None if keep is None else keep[i]))
+        special = _special(block[i], None if keep is None else keep[i])
+        out[i, 0, 0] = codec.encode(_prepared(block[i], codec, special))
     return out
 
 
@@ -383,11 +399,9 @@ def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np
     and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
     out = np.empty_like(block)
     for i in range(block.shape[0]):
-        out[i] = codec.decode(encoded[i].item())
-    special = ~np.isfinite(block)
-    if keep is not None:
-        special |= keep
-    np.copyto(out, block, where=special)
+        codec.decode(encoded[i].item(), out=out[i])
+        special = _special(block[i], None if keep is None else keep[i])
+        out[i].reshape(-1)[special] = block[i].reshape(-1)[special]
     return out
 
 

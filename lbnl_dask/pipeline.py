@@ -330,8 +330,7 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> Out
     dtype, saturation = output_dtype(o, saturation, notes)
 
     counts_max = (cutoff if cutoff is not None else in_max) * max(o.scale_factor, 1.0)
-    values = T.to_counts(frames, mask, cutoff, T.counts_dtype(counts_max, s * b * b))
-    values = T.sum_frames(values, s)
+    values = T.summed_counts(frames, s, mask, cutoff, T.counts_dtype(counts_max, s * b * b))
     values = T.bin_pixels(values, b)
     values = T.scale(values, o.scale_factor)
     signed = (o.uint or 0) < 0 or (o.ufloat or 0) < 0

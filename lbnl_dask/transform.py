@@ -8,6 +8,8 @@ above the cutoff) is +inf. Summing and binning are then plain ``np.sum`` reducti
 NaN input makes the output NaN (invalid wins), otherwise any +inf makes it +inf
 (saturated), otherwise the sum is exact (integers are exact in float32 below 2**24 and in
 float64 below 2**53; :func:`counts_dtype` picks the narrower type that is exact).
+:func:`summed_counts` gives the same counts of summed raw frames from one ``da.coarsen``
+that adds the raw integers first and converts each sum once (the pipeline's path).
 
 Partial last groups of frames and partial edge blocks are zero-padded (as the published
 tool does) inside the last block, so chunks never re-align: keep frame chunks a multiple
@@ -19,7 +21,7 @@ the pixels ``--keep-spots`` stores exactly.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import dask.array as da
 import numpy as np
@@ -61,10 +63,10 @@ def _mask_flags_cached(mask) -> np.ndarray:
     return np.asarray(mask) != 0
 
 
-def _counts_block(block, mask, cutoff, dtype):
-    # Four whole-frame passes (convert, compare, mask, mask the comparison); the markers of
-    # the few pixels left (unmasked gaps, saturated counts) are then set one by one.
-    x = block.astype(dtype)
+def _high_pixels(block, flags, cutoff):
+    """Flat indices into ``block`` (any shape, raw integers) of the pixels that become markers
+    and are not flagged in the mask (masked pixels are NaN already), and for each whether it
+    is invalid (all bits set) rather than saturated (>= ``cutoff``)."""
     allbits = invalid_value(block.dtype)
     if block.dtype.kind == "u":  # all bits set is the largest value: one comparison finds both markers
         high = block >= (allbits if cutoff is None else min(cutoff, allbits))
@@ -72,14 +74,56 @@ def _counts_block(block, mask, cutoff, dtype):
         high = block == allbits
         if cutoff is not None:
             high |= block >= cutoff
-    if mask is not None:
-        flags = _mask_flags(mask)
-        np.copyto(x, x.dtype.type(np.nan), where=flags)
-        high &= ~flags  # masked pixels are NaN already (masks flag the module gaps)
+    if flags is not None:
+        high &= ~flags
     idx = np.flatnonzero(high)
+    return idx, block.flat[idx] == allbits
+
+
+def _counts_block(block, mask, cutoff, dtype):
+    # Four whole-frame passes (convert, compare, mask, mask the comparison); the markers of
+    # the few pixels left (unmasked gaps, saturated counts) are then set one by one.
+    x = block.astype(dtype)
+    flags = None if mask is None else _mask_flags(mask)
+    if flags is not None:
+        np.copyto(x, x.dtype.type(np.nan), where=flags)
+    idx, invalid = _high_pixels(block, flags, cutoff)
     if idx.size:
-        x.flat[idx] = np.where(block.flat[idx] == allbits, np.nan, np.inf)
+        x.flat[idx] = np.where(invalid, np.nan, np.inf)
     return x
+
+
+def _sum_type(raw: np.dtype, s: int, cutoff) -> np.dtype:
+    """The narrowest integer type holding a sum of ``s`` valid raw counts (below ``cutoff``)."""
+    top = (cutoff if cutoff is not None else np.iinfo(raw).max) * s
+    for t in (np.int32, np.int64) if raw.kind == "i" else (np.uint32, np.uint64):
+        if top <= np.iinfo(t).max:
+            return np.dtype(t)
+    return np.dtype(np.float64)
+
+
+def _summed_counts_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32):
+    # da.coarsen's reduction: x is (groups, s, ny, 1, nx, 1) raw integers. The s frames are
+    # added as integers (markers' bits give garbage sums, overwritten below) and converted
+    # once: half the float conversion and float memory of to_counts + sum_frames at s=2.
+    dtype = np.dtype(dtype)
+    if axis is None:  # dask's metadata call on a (1, 1, 1) array
+        return np.asarray(x).astype(dtype)
+    x = x[:, :, :, 0, :, 0]
+    s = x.shape[1]
+    acc = np.add(x[:, 0], x[:, 1], dtype=_sum_type(x.dtype, s, cutoff)) if s > 1 else x[:, 0]
+    for i in range(2, s):
+        acc += x[:, i]
+    out = acc.astype(dtype)
+    flags = None if mask is None else _mask_flags(mask)
+    marks = [_high_pixels(x[:, i], flags, cutoff) for i in range(s)]
+    for idx, invalid in marks:  # saturated first: an invalid frame of the group wins
+        out.flat[idx[~invalid]] = np.inf
+    for idx, invalid in marks:
+        out.flat[idx[invalid]] = np.nan
+    if flags is not None:
+        np.copyto(out, dtype.type(np.nan), where=flags)
+    return out
 
 
 def to_counts(frames: da.Array, pixel_mask=None, cutoff: int | None = None, dtype=np.float32) -> da.Array:
@@ -142,6 +186,20 @@ def sum_frames(x: da.Array, s: int) -> da.Array:
     """Sum s consecutive frames; the partial last group keeps the frames it has.
     (n, ny, nx) -> (ceil(n/s), ny, nx)."""
     return _coarsen_sum(x, {0: s})
+
+
+def summed_counts(frames: da.Array, s: int, pixel_mask=None, cutoff: int | None = None,
+                  dtype=np.float32) -> da.Array:
+    """``sum_frames(to_counts(frames, pixel_mask, cutoff, dtype), s)`` for raw integer frames
+    (n, ny, nx) -> (ceil(n/s), ny, nx), computed by one ``da.coarsen`` that adds the raw
+    integers first and converts each sum once (same values and markers; less float work)."""
+    if s == 1 or frames.dtype.kind not in "ui":
+        return sum_frames(to_counts(frames, pixel_mask, cutoff, dtype), s)
+    if any(c % s for c in frames.chunks[0][:-1]):
+        raise ValueError(f"chunks {frames.chunks[0]} along axis 0 are not multiples of {s}")
+    # the options in the reduction itself: dask names coarsen layers without their kwargs
+    reduction = partial(_summed_counts_block, mask=pixel_mask, cutoff=cutoff, dtype=np.dtype(dtype))
+    return da.coarsen(reduction, pad_to_multiple(frames, 0, s), {0: s})
 
 
 def bin_pixels(x: da.Array, b: int) -> da.Array:

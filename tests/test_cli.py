@@ -247,12 +247,17 @@ def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
 
     tiny = source[0]
     calls = []
-    real = T._counts_block
-    monkeypatch.setattr(T, "_counts_block", lambda block, *a: calls.append(block.shape[0]) or real(block, *a))
+    real = T._summed_counts_block  # with -s 2, the raw frames go straight into the summing reduction
+
+    def spy(x, axis=None, **kw):
+        if axis is not None:  # dask also calls it once on a (1, 1, 1) array for metadata
+            calls.append(x.shape[0] * x.shape[1])  # (groups, s, ...)
+        return real(x, axis, **kw)
+
+    monkeypatch.setattr(T, "_summed_counts_block", spy)
     rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), sum_range=2, bin_range=2, hcomp_scale=4, data_block_size=2,
                              chunk_frames=4, out_squash=str(tmp_path / "sq"), scheduler="sync")
-    real_calls = [n for n in calls if n > 0]  # dask also calls it once on an empty block for metadata
-    assert sum(real_calls) == 20 and len(real_calls) == 5  # 20 frames in chunks of 4, each once
+    assert sum(calls) == 20 and len(calls) == 5  # 20 frames in chunks of 4, each once
     assert len(rep.data_files) == 5
 
 

@@ -72,6 +72,21 @@ def test_hcompress_equals_the_fits_path_of_the_published_tool():
     np.testing.assert_array_equal(c.decode(c.encode(a)), via_fits)
 
 
+def test_hcompress_decodes_into_out():
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 500, (70, 33)).astype(np.int32)
+    c = C.HCompress(scale=8)
+    enc = c.encode(a)
+    out = np.full((70, 33), -7.0, np.float32)
+    assert c.decode(enc, out=out) is out
+    np.testing.assert_array_equal(out, c.decode(enc).astype(np.float32))
+    strided = np.zeros((70, 66), np.int64)[:, ::2]  # a view of the caller's array: written in place
+    c.decode(enc, out=strided)
+    np.testing.assert_array_equal(strided, out)
+    with pytest.raises(ValueError):  # never silently into a copy
+        c.decode(enc, out=np.zeros((70, 66), np.float32)[:, ::2].T)  # (33, 70) that no view makes (70, 33)
+
+
 def test_hcompress_tiling_rule():
     assert C.hcompress_tile_rows(4371) == 20 and C.hcompress_tile_rows(2186) == 16
     assert C.hcompress_tile_rows(25) == 25

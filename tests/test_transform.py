@@ -132,6 +132,44 @@ def test_coarsen_keeps_frame_chunks():
     assert v.chunks == ((2, 2, 1), (3,), (3,))
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32])
+@pytest.mark.parametrize("s,chunk", [(2, 2), (2, 4), (3, 3), (7, 7), (2, 6)])
+@pytest.mark.parametrize("cutoff", [None, 1000])
+def test_summed_counts_equal_counts_then_sum(dtype, s, chunk, cutoff):
+    """The integer sum in one coarsen gives the same values and markers as converting each
+    frame and summing floats: partial last group, masked, invalid and saturated pixels."""
+    frames, mask = make_frames(dtype=np.uint32)
+    frames = frames.astype(dtype) if dtype != np.int32 else frames.astype(np.int64).astype(np.int32)
+    if dtype == np.int32:
+        frames[frames == np.iinfo(np.uint32).max] = -1  # signed data: all bits set is -1
+    frames[1, 1, 1] = 5000  # saturated in the group of frame 2's invalid (1, 1): invalid wins
+    x = da.from_array(frames, chunks=(chunk, -1, -1))
+    for m in (None, mask):
+        for counts in (np.float32, np.float64):
+            want = T.sum_frames(T.to_counts(x, m, cutoff, counts), s).compute()
+            got = T.summed_counts(x, s, m, cutoff, counts)
+            assert got.dtype == counts and got.chunks[0] == tuple(-(-c // s) for c in x.chunks[0])
+            got = got.compute()
+            assert got.dtype == counts
+            np.testing.assert_array_equal(got, want)  # NaN == NaN here
+    if s == 2 and cutoff == 1000:
+        assert np.isnan(got[1, 1, 1]) and np.isposinf(got[1, 6, 7])
+
+
+def test_summed_counts_refuse_chunks_not_multiple_of_sum():
+    x = da.zeros((9, 4, 4), chunks=(3, 4, 4), dtype=np.uint16)
+    with pytest.raises(ValueError, match="not multiples of 2"):
+        T.summed_counts(x, 2)
+
+
+def test_integer_sums_never_wrap():
+    """uint16 frames near their top sum above 65535, uint32 ones without a cutoff above 2**32."""
+    x = da.from_array(np.full((2, 2, 2), 65000, np.uint16), chunks=(2, -1, -1))
+    assert (T.summed_counts(x, 2, None, 65500, np.float64).compute() == 130000).all()
+    y = da.from_array(np.full((2, 2, 2), 2**31 + 5, np.uint32), chunks=(2, -1, -1))
+    assert (T.summed_counts(y, 2, None, None, np.float64).compute() == 2**32 + 10).all()
+
+
 def test_markers_for_signed_input():
     frames = np.array([[[5, -1, 100, 3]]], np.int32)
     c = T.to_counts(da.from_array(frames), None, cutoff=100).compute()
