@@ -9,7 +9,7 @@ NaN input makes the output NaN (invalid wins), otherwise any +inf makes it +inf
 (saturated), otherwise the sum is exact (integers are exact in float32 below 2**24 and in
 float64 below 2**53; :func:`counts_dtype` picks the narrower type that is exact).
 :func:`summed_counts` gives the same counts of summed raw frames from one ``da.coarsen``
-that adds the raw integers first and converts each sum once (the pipeline's path).
+whose reduction adds the raw frames straight into the float type (the pipeline's path).
 
 Partial last groups of frames and partial edge blocks are zero-padded (as the published
 tool does) inside the last block, so chunks never re-align: keep frame chunks a multiple
@@ -51,22 +51,25 @@ def counts_dtype(max_count: float, n_summed: int) -> np.dtype:
     return np.dtype(np.float32 if float(max_count) * n_summed < 2**24 else np.float64)
 
 
-def _mask_flags(mask) -> np.ndarray:
-    """Boolean (ny, nx): pixels flagged in a pixel mask (cached per process for a mask by reference)."""
+def _mask_flags(mask) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean (ny, nx) pixels flagged in a pixel mask, and their complement (both cached
+    per process for a mask by reference)."""
     if isinstance(mask, np.ndarray):
-        return mask != 0
+        flags = mask != 0
+        return flags, ~flags
     return _mask_flags_cached(mask)
 
 
 @lru_cache(maxsize=4)
-def _mask_flags_cached(mask) -> np.ndarray:
-    return np.asarray(mask) != 0
+def _mask_flags_cached(mask) -> tuple[np.ndarray, np.ndarray]:
+    flags = np.asarray(mask) != 0
+    return flags, ~flags
 
 
-def _high_pixels(block, flags, cutoff):
+def _high_pixels(block, valid, cutoff):
     """Flat indices into ``block`` (any shape, raw integers) of the pixels that become markers
-    and are not flagged in the mask (masked pixels are NaN already), and for each whether it
-    is invalid (all bits set) rather than saturated (>= ``cutoff``)."""
+    and are ``valid`` (not flagged in the mask: those are NaN already), and for each whether
+    it is invalid (all bits set) rather than saturated (>= ``cutoff``)."""
     allbits = invalid_value(block.dtype)
     if block.dtype.kind == "u":  # all bits set is the largest value: one comparison finds both markers
         high = block >= (allbits if cutoff is None else min(cutoff, allbits))
@@ -74,8 +77,8 @@ def _high_pixels(block, flags, cutoff):
         high = block == allbits
         if cutoff is not None:
             high |= block >= cutoff
-    if flags is not None:
-        high &= ~flags
+    if valid is not None:
+        high &= valid
     idx = np.flatnonzero(high)
     return idx, block.flat[idx] == allbits
 
@@ -84,43 +87,34 @@ def _counts_block(block, mask, cutoff, dtype):
     # Four whole-frame passes (convert, compare, mask, mask the comparison); the markers of
     # the few pixels left (unmasked gaps, saturated counts) are then set one by one.
     x = block.astype(dtype)
-    flags = None if mask is None else _mask_flags(mask)
+    flags, valid = (None, None) if mask is None else _mask_flags(mask)
     if flags is not None:
         np.copyto(x, x.dtype.type(np.nan), where=flags)
-    idx, invalid = _high_pixels(block, flags, cutoff)
+    idx, invalid = _high_pixels(block, valid, cutoff)
     if idx.size:
-        x.flat[idx] = np.where(invalid, np.nan, np.inf)
+        x.reshape(-1)[idx] = np.where(invalid, np.nan, np.inf)
     return x
 
 
-def _sum_type(raw: np.dtype, s: int, cutoff) -> np.dtype:
-    """The narrowest integer type holding a sum of ``s`` valid raw counts (below ``cutoff``)."""
-    top = (cutoff if cutoff is not None else np.iinfo(raw).max) * s
-    for t in (np.int32, np.int64) if raw.kind == "i" else (np.uint32, np.uint64):
-        if top <= np.iinfo(t).max:
-            return np.dtype(t)
-    return np.dtype(np.float64)
-
-
 def _summed_counts_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32):
-    # da.coarsen's reduction: x is (groups, s, ny, 1, nx, 1) raw integers. The s frames are
-    # added as integers (markers' bits give garbage sums, overwritten below) and converted
-    # once: half the float conversion and float memory of to_counts + sum_frames at s=2.
+    # da.coarsen's reduction: x is (groups, s, ny, 1, nx, 1) raw integers. numpy's add
+    # converts them to ``dtype`` inside its loop (no float copy of each input frame); the
+    # markers' pixels get garbage sums, overwritten below from the raw values.
     dtype = np.dtype(dtype)
     if axis is None:  # dask's metadata call on a (1, 1, 1) array
         return np.asarray(x).astype(dtype)
     x = x[:, :, :, 0, :, 0]
     s = x.shape[1]
-    acc = np.add(x[:, 0], x[:, 1], dtype=_sum_type(x.dtype, s, cutoff)) if s > 1 else x[:, 0]
+    out = np.add(x[:, 0], x[:, 1], dtype=dtype) if s > 1 else x[:, 0].astype(dtype)
     for i in range(2, s):
-        acc += x[:, i]
-    out = acc.astype(dtype)
-    flags = None if mask is None else _mask_flags(mask)
-    marks = [_high_pixels(x[:, i], flags, cutoff) for i in range(s)]
+        np.add(out, x[:, i], out=out)
+    flags, valid = (None, None) if mask is None else _mask_flags(mask)
+    marks = [_high_pixels(x[:, i], valid, cutoff) for i in range(s)]
+    flat = out.reshape(-1)
     for idx, invalid in marks:  # saturated first: an invalid frame of the group wins
-        out.flat[idx[~invalid]] = np.inf
+        flat[idx[~invalid]] = np.inf
     for idx, invalid in marks:
-        out.flat[idx[invalid]] = np.nan
+        flat[idx[invalid]] = np.nan
     if flags is not None:
         np.copyto(out, dtype.type(np.nan), where=flags)
     return out
@@ -191,8 +185,9 @@ def sum_frames(x: da.Array, s: int) -> da.Array:
 def summed_counts(frames: da.Array, s: int, pixel_mask=None, cutoff: int | None = None,
                   dtype=np.float32) -> da.Array:
     """``sum_frames(to_counts(frames, pixel_mask, cutoff, dtype), s)`` for raw integer frames
-    (n, ny, nx) -> (ceil(n/s), ny, nx), computed by one ``da.coarsen`` that adds the raw
-    integers first and converts each sum once (same values and markers; less float work)."""
+    (n, ny, nx) -> (ceil(n/s), ny, nx), computed by one ``da.coarsen`` whose reduction adds
+    the raw frames straight into ``dtype`` (same values and markers; no float copy of each
+    input frame)."""
     if s == 1 or frames.dtype.kind not in "ui":
         return sum_frames(to_counts(frames, pixel_mask, cutoff, dtype), s)
     if any(c % s for c in frames.chunks[0][:-1]):

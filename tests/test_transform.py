@@ -162,8 +162,8 @@ def test_summed_counts_refuse_chunks_not_multiple_of_sum():
         T.summed_counts(x, 2)
 
 
-def test_integer_sums_never_wrap():
-    """uint16 frames near their top sum above 65535, uint32 ones without a cutoff above 2**32."""
+def test_sums_of_large_counts_are_exact():
+    """uint16 frames near their top sum above 65535, uint32 ones without a cutoff above 2**32 (float64)."""
     x = da.from_array(np.full((2, 2, 2), 65000, np.uint16), chunks=(2, -1, -1))
     assert (T.summed_counts(x, 2, None, 65500, np.float64).compute() == 130000).all()
     y = da.from_array(np.full((2, 2, 2), 2**31 + 5, np.uint32), chunks=(2, -1, -1))
