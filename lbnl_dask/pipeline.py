@@ -507,7 +507,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
         info["skipped"] = len(blocks)
     else:
         try:
-            with client_for(o.scheduler, o.workers, o.slurm) as client:
+            with client_for(o.scheduler, o.workers, o.slurm, profile=bool(o.report)) as client:  # a report shows it
                 blocks = run(job, client, o.progress, o.report)
         except LbnlDaskError:
             _remove_outputs(info)  # bad input found while reading: the job cannot be completed

@@ -58,6 +58,18 @@ def test_local_cluster_workers_get_the_malloc_settings(monkeypatch):
     assert worker_env("MALLOC_TRIM_THRESHOLD_") == {"MALLOC_TRIM_THRESHOLD_": "1000000"}
 
 
+def test_local_workers_profile_only_when_asked():
+    """The workers' stack-sampling profiler costs 3-4% of throughput: off unless a report wants it."""
+    from dask import config
+
+    before = config.get("distributed.worker.profile.enabled")
+    for profile in (False, True):
+        with client_for("processes", workers=1, profile=profile) as client:
+            running = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
+            assert set(running.values()) == {profile}
+    assert config.get("distributed.worker.profile.enabled") == before  # the caller's config untouched
+
+
 def test_slurm_workers_get_the_malloc_settings():
     import ast
 
