@@ -77,6 +77,16 @@ def main():
             rows.append(row)
             print(f"{a.detector} {n:5d} frames, chunk {str(row['chunk_frames']):>7s} input frames: "
                   f"peak worker RSS {peak:7.0f} MB (idle {base:.0f} MB), {rep.seconds:.1f} s")
+    for chunk in a.chunks:  # issue 5's targets
+        peaks = {r["frames"]: r["peak_rss_mb"] for r in rows if r["chunk_frames"] == (chunk or "default")}
+        if len(peaks) > 1:
+            lo, hi = min(peaks), max(peaks)
+            x = peaks[hi] / peaks[lo] - 1
+            print(f"chunk {chunk or 'default'}: peak RSS {lo} -> {hi} frames {x:+.0%}  "
+                  f"[target within 10%: {'met' if abs(x) <= 0.10 else 'NOT met'}]")
+    if a.detector == "eiger_9m":
+        top = max(r["peak_rss_mb"] for r in rows)
+        print(f"9M peak RSS per worker {top} MB  [target < 2.5 GB: {'met' if top < 2500 else 'NOT met'}]")
     with open(a.json, "w") as fh:
         json.dump(dict(machine=dict(node=platform.node(), cpus=os.cpu_count(), python=platform.python_version()),
                        settings=settings, workers=a.workers, rows=rows), fh, indent=1)

@@ -84,6 +84,19 @@ def naive_serial(master, out, s=2, b=2, scale=12, satval=12440):
     return frames_s, mask_s
 
 
+def met(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
+def stage_limit(path):
+    """The b2s2h12 stage limit (input frames/s per core) bench_stages.py wrote, or None."""
+    try:
+        with open(path) as fh:
+            return json.load(fh)["stage_limit_b2s2h12_input_frames_per_s_per_core"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=400)
@@ -94,6 +107,8 @@ def main():
     p.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "lbnl_bench"))
     p.add_argument("--json", default="benchmarks/results_pipeline.json")
     p.add_argument("--no-baseline", action="store_true", help="skip the naive serial loop")
+    p.add_argument("--stages-json", default="benchmarks/results_stages.json",
+                   help="bench_stages.py's results, for the stage-limit target")
     a = p.parse_args()
     os.makedirs(a.data, exist_ok=True)
     prefix = os.path.join(a.data, f"{a.detector}_{a.frames}")
@@ -134,13 +149,22 @@ def main():
                   f"({a.frames / sec:.2f} without the mask loop)")
             best = max((r for r in rows if r["setting"] == "b2s2h12"), key=lambda r: r["frames_per_s"], default=None)
             if best:
-                print(f"best b2s2h12 run / naive serial: {best['frames_per_s'] / baseline['frames_per_s']:.1f}x, "
+                x = best["frames_per_s"] / baseline["frames_per_s"]
+                print(f"best b2s2h12 run / naive serial: {x:.1f}x, "
                       f"{best['frames_per_s'] * sec / a.frames:.1f}x without its mask loop "
-                      f"({best['scheduler']}, {best['workers']} workers)")
+                      f"({best['scheduler']}, {best['workers']} workers)  [target >= 5x: {met(x >= 5)}]")
         by = {(r["setting"], r["scheduler"], r["workers"]): r["frames_per_s"] for r in rows}
         for (name, sched, w), fps in sorted(by.items()):
             if w == 2 and (name, sched, 1) in by:
-                print(f"{name} {sched}: 2 workers / 1 worker = {fps / by[(name, sched, 1)]:.2f}x")
+                x = fps / by[(name, sched, 1)]
+                print(f"{name} {sched}: 2 workers / 1 worker = {x:.2f}x  [target >= 1.8x: {met(x >= 1.8)}]")
+        limit = stage_limit(a.stages_json)
+        if limit:
+            for (name, sched, w), fps in sorted(by.items()):
+                if name == "b2s2h12":
+                    x = fps / (limit * w)
+                    print(f"b2s2h12 {sched}, {w} worker(s): {fps:.1f} frames/s = {x:.0%} of the stage limit x {w} "
+                          f"({limit:.1f} frames/s per core, {a.stages_json})  [target >= 85%: {met(x >= 0.85)}]")
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
     result = dict(machine=dict(node=platform.node(), cpus=os.cpu_count(), python=platform.python_version()),
