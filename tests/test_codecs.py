@@ -201,6 +201,28 @@ def test_bslz4_chunks_equal_the_hdf5_filter(tmp_path, dtype):
         c.decode(b"\xff" * 12 + stored[12:], out=out)
 
 
+def test_bslz4_corrupt_block_layout_is_an_error_not_a_crash(tmp_path):
+    """bitshuffle's decoder follows the blocks' sizes without knowing the chunk's length: a
+    header whose block size still looks valid made it read past the chunk (a segfault that
+    killed the worker). Run in a child process, so that a regression fails this test only."""
+    import subprocess
+    import sys
+
+    a = frame((300, 400), seed=3).astype(np.uint32)  # 15 blocks of 2048 elements and a partial one
+    enc = bytearray(C.BitshuffleLZ4("uint32").encode(a))
+    assert enc[8:12] == (8192).to_bytes(4, "big")
+    enc[10] = 0x1E  # blocks of 7680 bytes, a multiple of 8 elements as the header check wants: a segfault before
+    (tmp_path / "chunk").write_bytes(bytes(enc))
+    code = ("import sys, numpy as np; from lbnl_dask.codecs import BitshuffleLZ4\n"
+            "buf = open(sys.argv[1], 'rb').read()\n"
+            "for out in (np.empty(120000, np.uint32), None):\n"
+            "    try: BitshuffleLZ4('uint32').decode(buf, out=out)\n"
+            "    except ValueError as e: print(e)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "chunk")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("corrupt bitshuffle-LZ4 chunk") == 2, r.stdout
+
+
 def test_hcompress_short_last_tile_is_merged():
     a = frame((35, 40), seed=9)  # tiles of 16 rows would leave 3: merged into the previous tile
     c = C.HCompress(scale=0, tile_rows=16)

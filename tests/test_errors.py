@@ -77,6 +77,21 @@ def case_corrupt_chunk(tmp_path, tiny):
     return m, "tiny_data_000002.h5: cannot read frames"
 
 
+def case_corrupt_block_size(tmp_path, tiny):
+    """Only the block size in a chunk's header changed, to one that still looks valid: the
+    blocks' sizes then point outside the chunk (bitshuffle's decoder crashed on such)."""
+    d, m = copy_dataset(tiny, tmp_path)
+    p = d / "tiny_data_000001.h5"
+    with h5py.File(p, "r") as f:
+        info = f["/entry/data/data"].id.get_chunk_info(2)
+    with open(p, "r+b") as fh:
+        fh.seek(info.byte_offset + 8)
+        block = int.from_bytes(fh.read(4), "big")
+        fh.seek(info.byte_offset + 8)
+        fh.write((block - 512).to_bytes(4, "big"))  # still a multiple of 8 elements
+    return m, "tiny_data_000001.h5: cannot read frames 1-3 of /entry/data/data (corrupt bitshuffle-LZ4"
+
+
 def case_float_data(tmp_path, tiny):
     data = tmp_path / "f_data_000001.h5"
     with h5py.File(data, "w") as f:
@@ -92,7 +107,8 @@ def case_empty_dataset(tmp_path, tiny):
 
 
 INPUT_CASES = [case_missing, case_directory, case_not_hdf5, case_not_eiger, case_missing_data_file,
-               case_truncated_data_file, case_data_shorter_than_master, case_corrupt_chunk, case_float_data,
+               case_truncated_data_file, case_data_shorter_than_master, case_corrupt_chunk, case_corrupt_block_size,
+               case_float_data,
                case_empty_dataset]
 
 
