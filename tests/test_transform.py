@@ -170,6 +170,23 @@ def test_sums_of_large_counts_are_exact():
     assert (T.summed_counts(y, 2, None, None, np.float64).compute() == 2**32 + 10).all()
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int32])
+def test_finalize_of_whole_counts_skips_rounding_only(dtype):
+    """``integral=True`` (no log/exp upstream) gives exactly the rounding path's pixels:
+    markers, negatives, values above saturation and the type's all-bits-set invalid value."""
+    rng = np.random.default_rng(4)
+    x = rng.integers(-50, 400, (3, 20, 30)).astype(np.float32)
+    x[0, 1, :5] = np.nan
+    x[1, 2, 3] = np.inf
+    x[2, 5, 6] = 1e9
+    v = da.from_array(x, chunks=(2, -1, -1))
+    want = T.finalize(v, dtype, 200).compute()
+    got = T.finalize(v, dtype, 200, integral=True).compute()
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == dtype and got[1, 2, 3] == 200 == got[2, 5, 6]
+    assert (got[0, 1, :5] == T.invalid_value(dtype)).all()
+
+
 def test_markers_for_signed_input():
     frames = np.array([[[5, -1, 100, 3]]], np.int32)
     c = T.to_counts(da.from_array(frames), None, cutoff=100).compute()
