@@ -163,7 +163,7 @@ def main():
             for (name, sched, w), fps in sorted(by.items()):
                 if name == "b2s2h12":
                     x = fps / (limit * w)
-                    print(f"b2s2h12 {sched}, {w} worker(s): {fps:.1f} frames/s = {x:.0%} of the stage limit x {w} "
+                    print(f"b2s2h12 {sched}, {w} worker(s): {fps:.1f} frames/s = {x:.1%} of the stage limit x {w} "
                           f"({limit:.1f} frames/s per core, {a.stages_json})  [target >= 85%: {met(x >= 0.85)}]")
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)

@@ -365,7 +365,7 @@ def _fill(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
     mean of the other pixels of their ``tile`` x ``tile`` cell, in place (:func:`cell_means`,
     with the valid counts from the few indices instead of a pass over a mask)."""
     ny, nx = frame.shape
-    flat = frame.reshape(-1)  # a view: 8x faster to index than frame.flat
+    flat = np.reshape(frame, -1, copy=False)  # a view (8x faster to index than frame.flat); raises, never copies
     flat[idx] = 0
     cy, cx = -(-ny // tile), -(-nx // tile)
     ys, xs = np.divmod(idx, nx)
@@ -401,7 +401,8 @@ def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarra
     """Counts (ny, nx, with markers) as the codec's input: clipped to its range, the pixels
     at flat indices ``special`` filled with the local background, rounded to its integer type."""
     lo, hi = (0, J2K_MAX) if isinstance(codec, JPEG2000) else (-HCOMPRESS_MAX, HCOMPRESS_MAX)
-    x = np.clip(frame, lo, hi)  # NaN stays NaN until filled
+    x = np.empty(frame.shape, frame.dtype)  # C order, for _fill's flat view
+    np.clip(frame, lo, hi, out=x)  # NaN stays NaN until filled
     if special.size:
         _fill(x, special, 32)
     out = np.empty(frame.shape, np.uint16 if isinstance(codec, JPEG2000) else np.int32)
@@ -423,7 +424,7 @@ def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = Non
 def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
     """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
     and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
-    out = np.empty_like(block)
+    out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views
     for i in range(block.shape[0]):
         codec.decode(encoded[i].item(), out=out[i])
         special = _special(block[i], None if keep is None else keep[i])

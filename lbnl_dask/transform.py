@@ -86,7 +86,7 @@ def _high_pixels(block, valid, cutoff):
 def _counts_block(block, mask, cutoff, dtype):
     # Four whole-frame passes (convert, compare, mask, mask the comparison); the markers of
     # the few pixels left (unmasked gaps, saturated counts) are then set one by one.
-    x = block.astype(dtype)
+    x = block.astype(dtype, order="C")  # C order: the flat index views below are views
     flags, valid = (None, None) if mask is None else _mask_flags(mask)
     if flags is not None:
         np.copyto(x, x.dtype.type(np.nan), where=flags)
@@ -105,7 +105,11 @@ def _summed_counts_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32)
         return np.asarray(x).astype(dtype)
     x = x[:, :, :, 0, :, 0]
     s = x.shape[1]
-    out = np.add(x[:, 0], x[:, 1], dtype=dtype) if s > 1 else x[:, 0].astype(dtype)
+    out = np.empty(x.shape[:1] + x.shape[2:], dtype)  # C order: ``flat`` below is a view
+    if s > 1:
+        np.add(x[:, 0], x[:, 1], out=out, dtype=dtype)
+    else:
+        np.copyto(out, x[:, 0])
     for i in range(2, s):
         np.add(out, x[:, i], out=out)
     flags, valid = (None, None) if mask is None else _mask_flags(mask)

@@ -156,6 +156,19 @@ def test_summed_counts_equal_counts_then_sum(dtype, s, chunk, cutoff):
         assert np.isnan(got[1, 1, 1]) and np.isposinf(got[1, 6, 7])
 
 
+def test_markers_survive_blocks_not_in_c_order():
+    """A Fortran-ordered block (a notebook's transpose, say): the markers are set through
+    flat views, which must not silently be copies."""
+    frames, mask = make_frames(dtype=np.uint32)
+    want = T._counts_block(frames, mask, 1000, np.dtype(np.float32))
+    got = T._counts_block(np.asfortranarray(frames), mask, 1000, np.dtype(np.float32))
+    np.testing.assert_array_equal(got, want)
+    assert np.isnan(want).any() and np.isposinf(want).any()
+    x = da.from_array(np.asfortranarray(frames), chunks=(2, -1, -1))
+    np.testing.assert_array_equal(T.summed_counts(x, 2, mask, 1000).compute(),
+                                  T.sum_frames(T.to_counts(x, mask, 1000), 2).compute())
+
+
 def test_summed_counts_refuse_chunks_not_multiple_of_sum():
     x = da.zeros((9, 4, 4), chunks=(3, 4, 4), dtype=np.uint16)
     with pytest.raises(ValueError, match="not multiples of 2"):
