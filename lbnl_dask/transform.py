@@ -113,12 +113,26 @@ def _summed_counts_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32)
     for i in range(2, s):
         np.add(out, x[:, i], out=out)
     flags, valid = (None, None) if mask is None else _mask_flags(mask)
-    marks = [_high_pixels(x[:, i], valid, cutoff) for i in range(s)]
-    flat = out.reshape(-1)
-    for idx, invalid in marks:  # saturated first: an invalid frame of the group wins
-        flat[idx[~invalid]] = np.inf
-    for idx, invalid in marks:
-        flat[idx[invalid]] = np.nan
+    flat = np.reshape(out, -1, copy=False)
+    allbits = invalid_value(x.dtype)
+    if x.dtype.kind == "u":
+        # counts are >= 0, so a group holding a value >= lim sums to >= lim: compare the sum
+        # once instead of every raw frame, then look at the raw values of the few candidates
+        lim = allbits if cutoff is None else min(cutoff, allbits)
+        cand = out >= lim
+        if valid is not None:
+            cand &= valid
+        idx = np.flatnonzero(cand)
+        raw = np.stack([x[:, i].flat[idx] for i in range(s)])  # (s, candidates)
+        invalid = (raw == allbits).any(axis=0)
+        flat[idx[(raw >= lim).any(axis=0) & ~invalid]] = np.inf  # the others are exact sums
+        flat[idx[invalid]] = np.nan  # an invalid frame of the group wins
+    else:
+        marks = [_high_pixels(x[:, i], valid, cutoff) for i in range(s)]
+        for idx, invalid in marks:  # saturated first: an invalid frame of the group wins
+            flat[idx[~invalid]] = np.inf
+        for idx, invalid in marks:
+            flat[idx[invalid]] = np.nan
     if flags is not None:
         np.copyto(out, dtype.type(np.nan), where=flags)
     return out
