@@ -80,8 +80,8 @@ def reference_counts(original_master, run: RunGeometry, chunk_frames: int | None
     s, b = run.s, run.b
     ds = open_dataset(original_master, run.first, run.last, datablock=(chunk_frames or 4 * s) // s * s or s)
     cutoff = ds.meta.overload
-    x = T.to_counts(ds.frames, ds.pixel_mask(), cutoff, np.float64)
-    return T.bin_pixels(T.sum_frames(x, s), b), cutoff
+    x = T.summed_counts(ds.frames, s, ds.pixel_mask(), cutoff, np.float64)  # as lbnl-compress sums
+    return T.bin_pixels(x, b), cutoff
 
 
 def output_counts(compressed_master, chunks) -> da.Array:
