@@ -345,7 +345,11 @@ def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: boo
     float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean.
     ``zeroed``: the invalid pixels of ``frame`` are 0 already (saves a pass)."""
     tot = _cell_sums(frame if zeroed else np.where(valid, frame, 0), tile, np.float64)
-    cnt = _cell_sums(valid.view(np.uint8), tile, np.int64)
+    return _means(tot, _cell_sums(valid.view(np.uint8), tile, np.int64))
+
+
+def _means(tot: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Per-cell means from sums and counts of valid pixels; empty cells get the frame's mean."""
     fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
     return np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
 
@@ -372,9 +376,7 @@ def _fill(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
     cells = (ys // tile) * cx + xs // tile
     area = np.outer(np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx)))
     cnt = area - np.bincount(cells, minlength=cy * cx).reshape(cy, cx)
-    tot = _cell_sums(frame, tile, np.float64)
-    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
-    means = np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback).reshape(-1)[cells]
+    means = _means(_cell_sums(frame, tile, np.float64), cnt).reshape(-1)[cells]
     flat[idx] = np.rint(means) if frame.dtype.kind in "ui" else means
     return frame
 

@@ -104,12 +104,9 @@ def _summed_counts_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32)
     if axis is None:  # dask's metadata call on a (1, 1, 1) array
         return np.asarray(x).astype(dtype)
     x = x[:, :, :, 0, :, 0]
-    s = x.shape[1]
+    s = x.shape[1]  # >= 2: summed_counts sends s = 1 to to_counts
     out = np.empty(x.shape[:1] + x.shape[2:], dtype)  # C order: ``flat`` below is a view
-    if s > 1:
-        np.add(x[:, 0], x[:, 1], out=out, dtype=dtype)
-    else:
-        np.copyto(out, x[:, 0])
+    np.add(x[:, 0], x[:, 1], out=out, dtype=dtype)
     for i in range(2, s):
         np.add(out, x[:, i], out=out)
     flags, valid = (None, None) if mask is None else _mask_flags(mask)
