@@ -55,10 +55,12 @@ def streamed(data, detector, nframes, chunk=4):
     if not os.path.exists(prefix + "_master.h5"):
         make_dataset(prefix, detector, nframes=nframes, frames_per_file=nframes, dtype="uint32")
     ds = open_dataset(prefix + "_master.h5")
-    src = FrameSource(ds.blocks, ds.shape, ds.frames.dtype)
+    ny, nx = ds.shape[1:]
+    src = FrameSource(ds.blocks, ds.shape, ds.frames.dtype, pad=(ny % 2, nx % 2))  # as padded_frames(2) reads
     mask, cutoff = ds.pixel_mask(), ds.meta.overload
     hc, bo = HCompress(scale=12), BitshuffleLZ4(dtype="uint32")
-    steps = dict.fromkeys(["read + bitshuffle decode", "sum + counts (raw frames added into float32)", "zero pad odd edges", "bin",
+    steps = dict.fromkeys(["read + bitshuffle decode (zero-padded to even rows and columns)",
+                           "sum + bin, band by band (raw frames added into float32, markers)",
                            "HCompress round trip (fill, encode, decode, restore)", "output type",
                            "bslz4 encode (write task not included)"], 0.0)
     names = list(steps)
@@ -69,12 +71,9 @@ def streamed(data, detector, nframes, chunk=4):
         t = [time.perf_counter()]
         raw = src.read(start, start + chunk)
         t.append(time.perf_counter())
-        g, ny, nx = chunk // 2, raw.shape[1], raw.shape[2]
-        c = T._summed_counts_block(raw.reshape(g, 2, ny, 1, nx, 1), (1, 3, 5), mask, cutoff, np.float32)
-        t.append(time.perf_counter())
-        c = np.pad(c, [(0, 0), (0, ny % 2), (0, nx % 2)])
-        t.append(time.perf_counter())
-        c = T.block_sum(c.reshape(g, c.shape[1] // 2, 2, c.shape[2] // 2, 2), (2, 4))
+        g, py, px = chunk // 2, raw.shape[1], raw.shape[2]
+        c = T._summed_binned_block(raw.reshape(g, 2, py // 2, 2, px // 2, 2), (1, 3, 5), mask, cutoff, np.float32,
+                                   (ny, nx))
         t.append(time.perf_counter())
         enc = encode_frames(c, hc)
         c = decode_frames(c, enc, hc)
@@ -109,7 +108,8 @@ def main():
     f = h5py.File(data_file, "r")
     d = f["/entry/data/data"]
     mask = open_dataset(master).pixel_mask()  # by reference, its flags cached per process, as in the workers
-    two = d[0:2]
+    ny, nx = d.shape[1:]
+    two = np.pad(d[0:2], [(0, 0), (0, ny % 2), (0, nx % 2)])  # as the reader pads them
     bs = BitshuffleLZ4(dtype=str(d.dtype))
     n = a.repeat
     res = {}
@@ -118,12 +118,10 @@ def main():
         lambda: bs.decode(d.id.read_direct_chunk((0, 0, 0))[1]), n)
 
     def counts_sum_bin():
-        # the numpy kernels that the dask tasks run, in order (the graph itself is not timed)
-        ny, nx = two.shape[1:]
-        c = T._summed_counts_block(two.reshape(1, 2, ny, 1, nx, 1), (1, 3, 5), mask, 12440, np.float32)
-        py, px = -ny % 2, -nx % 2
-        c = np.pad(c, [(0, 0), (0, py), (0, px)])
-        return T.block_sum(c.reshape(1, c.shape[1] // 2, 2, c.shape[2] // 2, 2), (2, 4))
+        # the numpy kernel that the dask tasks run (the graph itself is not timed)
+        py, px = two.shape[1:]
+        return T._summed_binned_block(two.reshape(1, 2, py // 2, 2, px // 2, 2), (1, 3, 5), mask, 12440, np.float32,
+                                      (ny, nx))
 
     def sum_bin():
         return T._finalize_block(counts_sum_bin(), np.uint32, 99520, True)

@@ -46,21 +46,29 @@ class DataBlock:
 
 class FrameSource:
     """A picklable, array-like view (shape, dtype, ``__getitem__``) of frames spread over
-    data files. Every read opens the needed files by path; dask wraps it with ``from_array``."""
+    data files. Every read opens the needed files by path; dask wraps it with ``from_array``.
+    ``pad`` (rows, columns) adds zeros at the bottom/right of every frame as it is read:
+    a bitshuffle frame decodes straight into the padded array's first rows (no copy)."""
 
-    def __init__(self, blocks: list[DataBlock], shape: tuple[int, int, int], dtype, offset: int = 0):
+    def __init__(self, blocks: list[DataBlock], shape: tuple[int, int, int], dtype, offset: int = 0,
+                 pad: tuple[int, int] = (0, 0)):
         self.blocks = list(blocks)
         self.offset = int(offset)  # global index of frame 0 of this view
-        self.shape = tuple(int(x) for x in shape)
+        self.frame_shape = tuple(int(x) for x in shape[1:])  # (ny, nx) as stored
+        self.pad = tuple(int(p) for p in pad)
+        self.shape = (int(shape[0]), self.frame_shape[0] + self.pad[0], self.frame_shape[1] + self.pad[1])
         self.dtype = np.dtype(dtype)
         self.ndim = 3
 
     def __dask_tokenize__(self):
-        return ("lbnl_dask.FrameSource", self.blocks, self.shape, str(self.dtype), self.offset)
+        return ("lbnl_dask.FrameSource", self.blocks, self.shape, str(self.dtype), self.offset, self.pad)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Frames [start, stop) of this view as an (n, ny, nx) array."""
+        """Frames [start, stop) of this view as an (n, ny, nx) array (padded: see ``pad``)."""
         out = np.empty((stop - start,) + self.shape[1:], self.dtype)
+        ny, nx = self.frame_shape
+        out[:, ny:] = 0
+        out[:, :ny, nx:] = 0
         g0, g1 = start + self.offset, stop + self.offset
         for blk in self.blocks:
             lo, hi = max(g0, blk.start), min(g1, blk.start + blk.n)
@@ -72,9 +80,9 @@ class FrameSource:
                     if blk.direct:  # raw chunks (~0.1 ms each under HDF5's lock), decoded outside it
                         codec = BitshuffleLZ4(d.dtype)
                         for i in range(lo, hi):
-                            codec.decode(d.id.read_direct_chunk((i - blk.start, 0, 0))[1], out=out[i - g0])
+                            codec.decode(d.id.read_direct_chunk((i - blk.start, 0, 0))[1], out=out[i - g0, :ny, :nx])
                     else:
-                        d.read_direct(out, np.s_[lo - blk.start : hi - blk.start], np.s_[lo - g0 : hi - g0])
+                        d.read_direct(out, np.s_[lo - blk.start : hi - blk.start], np.s_[lo - g0 : hi - g0, :ny, :nx])
             except FileNotFoundError as e:
                 raise MissingDataFileError(f"{blk.path}: data file is missing") from e
             except (OSError, ValueError, RuntimeError) as e:
@@ -194,10 +202,21 @@ class EigerDataset:
 
     @cached_property
     def frames(self) -> da.Array:
+        return self._frames((0, 0))
+
+    def padded_frames(self, multiple: int) -> da.Array:
+        """The frames zero-padded at the bottom/right to multiples of ``multiple`` pixels, as
+        binning b x b needs: (n, ceil(ny/b)*b, ceil(nx/b)*b). The zeros are added while
+        reading (bitshuffle frames decode straight into the padded array), so no task copies
+        a frame to pad it."""
+        ny, nx = self._frame_type[0]
+        return self._frames((-ny % int(multiple), -nx % int(multiple)))
+
+    def _frames(self, pad) -> da.Array:
         first, last = self._range()
         frame_shape, dtype = self._frame_type
         src = FrameSource(self.blocks, (last - first + 1,) + tuple(frame_shape), dtype,
-                          offset=first - 1)
+                          offset=first - 1, pad=pad)
         chunks = (self.datablock, -1, -1)
         name = "eiger-frames-" + tokenize(src, chunks)
         return da.from_array(src, chunks=chunks, name=name, lock=False, asarray=True,

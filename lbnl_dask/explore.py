@@ -96,7 +96,7 @@ def _evaluate(master, setting: Setting, wins, box_for):
     for first, last in wins:
         ds = open_dataset(master, first, last, datablock=(last - first + 1) // setting.s * setting.s or setting.s)
         mask = ds.pixel_mask()
-        g = output_frames(ds.frames, ds.meta.overload, mask, o)
+        g = output_frames(ds.padded_frames(setting.b), ds.meta.overload, mask, o, ds.shape[1:])
         nbytes = g.final.map_blocks(_encoded_bytes, BitshuffleLZ4(g.dtype), dtype=np.int64,
                                     chunks=((1,) * g.final.numblocks[0], (1,), (1,))).sum()
         run = Q.RunGeometry(first, last, setting.s, setting.b)

@@ -307,9 +307,12 @@ def make_codec(o: Options):
     return None
 
 
-def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> OutputGraph:
+def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options,
+                  frame_shape: tuple | None = None) -> OutputGraph:
     """The transforms of ``o`` applied lazily to raw ``frames`` (n, ny, nx): counts, sum,
-    bin, scale, log/exp, omitted regions, lossy round trip, output type (SPEC A2)."""
+    bin, scale, log/exp, omitted regions, lossy round trip, output type (SPEC A2).
+    ``frame_shape``: the frames' (ny, nx) when they come zero-padded to multiples of -b
+    (:meth:`EigerDataset.padded_frames`, as ``lbnl-compress`` reads them)."""
     notes = []
     s, b = int(o.sum_range), int(o.bin_range)
     in_max = np.iinfo(frames.dtype).max - 1
@@ -330,8 +333,7 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: Options) -> Out
     dtype, saturation = output_dtype(o, saturation, notes)
 
     counts_max = (cutoff if cutoff is not None else in_max) * max(o.scale_factor, 1.0)
-    values = T.summed_counts(frames, s, mask, cutoff, T.counts_dtype(counts_max, s * b * b))
-    values = T.bin_pixels(values, b)
+    values = T.summed_binned_counts(frames, s, b, mask, cutoff, T.counts_dtype(counts_max, s * b * b), frame_shape)
     values = T.scale(values, o.scale_factor)
     signed = (o.uint or 0) < 0 or (o.ufloat or 0) < 0
     if o.logarithm_base is not None:
@@ -380,7 +382,7 @@ def build(master, out: str = "out_data", options: Options | None = None):
         notes.append(f"pixel_mask {mask.shape} does not match the frames {frames.shape[1:]}: ignored")
         mask = None
 
-    g = output_frames(frames, meta.overload, mask, o)
+    g = output_frames(ds.padded_frames(b), meta.overload, mask, o, frames.shape[1:])  # padded as read: no copy
     final, encoded, codec, dtype, saturation, out_shape = (g.final, g.encoded, g.codec, g.dtype,
                                                            g.saturation, g.shape)
     notes += g.notes

@@ -80,8 +80,8 @@ def reference_counts(original_master, run: RunGeometry, chunk_frames: int | None
     s, b = run.s, run.b
     ds = open_dataset(original_master, run.first, run.last, datablock=(chunk_frames or 4 * s) // s * s or s)
     cutoff = ds.meta.overload
-    x = T.summed_counts(ds.frames, s, ds.pixel_mask(), cutoff, np.float64)  # as lbnl-compress sums
-    return T.bin_pixels(x, b), cutoff
+    frames = ds.padded_frames(b)  # read and summed as lbnl-compress does, in float64
+    return T.summed_binned_counts(frames, s, b, ds.pixel_mask(), cutoff, np.float64, ds.shape[1:]), cutoff
 
 
 def output_counts(compressed_master, chunks) -> da.Array:

@@ -247,14 +247,14 @@ def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
 
     tiny = source[0]
     calls = []
-    real = T._summed_counts_block  # with -s 2, the raw frames go straight into the summing reduction
+    real = T._summed_binned_block  # the raw frames go straight into the summing and binning reduction
 
     def spy(x, axis=None, **kw):
         if axis is not None:  # dask also calls it once on a (1, 1, 1) array for metadata
             calls.append(x.shape[0] * x.shape[1])  # (groups, s, ...)
         return real(x, axis, **kw)
 
-    monkeypatch.setattr(T, "_summed_counts_block", spy)
+    monkeypatch.setattr(T, "_summed_binned_block", spy)
     rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), sum_range=2, bin_range=2, hcomp_scale=4, data_block_size=2,
                              chunk_frames=4, out_squash=str(tmp_path / "sq"), scheduler="sync")
     assert sum(calls) == 20 and len(calls) == 5  # 20 frames in chunks of 4, each once

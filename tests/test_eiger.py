@@ -33,6 +33,22 @@ def test_open_is_lazy_and_chunked_by_data_file(tiny):
     np.testing.assert_array_equal(ds.frames.compute(), h5py_frames(tiny))
 
 
+def test_padded_frames_are_the_frames_with_zeros(tiny, tmp_path):
+    """Zero-padded to multiples of b while reading: rows only (bitshuffle frames decoded
+    into the padded array), rows and columns, none; and through HDF5's own filter (zstd)."""
+    ds = lbnl_dask.open_dataset(tiny, datablock=4)
+    ref = h5py_frames(tiny)  # (20, 102, 132)
+    for b in (1, 4, 5):
+        got = ds.padded_frames(b)
+        want = np.pad(ref, [(0, 0), (0, -102 % b), (0, -132 % b)])
+        assert got.shape == want.shape and got.chunks[0] == ds.frames.chunks[0]
+        np.testing.assert_array_equal(got.compute(), want)
+    rep = lbnl_dask.compress(tiny, str(tmp_path / "z"), compression="zstd", scheduler="sync")
+    out = lbnl_dask.open_dataset(rep.master)
+    assert not out.blocks[0].direct
+    np.testing.assert_array_equal(out.padded_frames(5).compute(), np.pad(out.frames.compute(), [(0, 0), (0, 3), (0, 3)]))
+
+
 def test_metadata_of_synthetic_master(tiny):
     m = lbnl_dask.read_meta(tiny)
     assert (m.nx, m.ny) == (132, 102)

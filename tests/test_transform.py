@@ -156,6 +156,50 @@ def test_summed_counts_equal_counts_then_sum(dtype, s, chunk, cutoff):
         assert np.isnan(got[1, 1, 1]) and np.isposinf(got[1, 6, 7])
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32])
+@pytest.mark.parametrize("s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (2, 3, 6), (7, 4, 7)])
+@pytest.mark.parametrize("band_bytes", [64, None])
+def test_summed_binned_counts_equal_sum_then_bin(dtype, s, b, chunk, band_bytes, monkeypatch):
+    """The band-by-band reduction gives the values and markers of converting each frame,
+    summing and binning floats: partial groups and edges, masked, invalid and saturated
+    pixels, several bands per frame (64-byte bands: one output row each) or one."""
+    if band_bytes:
+        monkeypatch.setattr(T, "BAND_BYTES", band_bytes)
+    frames, mask = make_frames(dtype=np.uint32)
+    frames = frames.astype(dtype) if dtype != np.int32 else frames.astype(np.int64).astype(np.int32)
+    if dtype == np.int32:
+        frames[frames == np.iinfo(np.uint32).max] = -1
+    frames[1, 1, 1] = 5000  # saturated in the group of frame 2's invalid (1, 1): invalid wins
+    x = da.from_array(frames, chunks=(chunk, -1, -1))
+    for m in (None, mask):
+        for cutoff in (None, 1000):
+            for counts in (np.float32, np.float64):
+                want = T.bin_pixels(T.sum_frames(T.to_counts(x, m, cutoff, counts), s), b).compute()
+                got = T.summed_binned_counts(x, s, b, m, cutoff, counts)
+                assert got.chunks[0] == tuple(-(-c // s) for c in x.chunks[0])
+                got = got.compute()
+                assert got.dtype == counts and got.shape == want.shape
+                np.testing.assert_array_equal(got, want)  # NaN == NaN here
+    assert np.isnan(got).any() and np.isposinf(got).any()
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32])
+@pytest.mark.parametrize("cutoff", [None, 1000, 0])
+def test_summed_binned_counts_of_frames_padded_already(dtype, cutoff):
+    """Frames zero-padded to multiples of b before (as the reader pads them) with their true
+    ``frame_shape``: the same counts as padding inside; the padding never becomes a marker
+    (even with a cutoff of 0, where every real pixel is saturated)."""
+    frames, mask = make_frames(dtype=np.uint16)
+    frames = frames.astype(dtype)
+    x = da.from_array(frames, chunks=(2, -1, -1))
+    padded = da.from_array(np.pad(frames, [(0, 0), (0, 3), (0, 1)]), chunks=(2, -1, -1))  # 9 x 11 -> 12 x 12
+    for m in (None, mask):
+        want = T.summed_binned_counts(x, 2, 4, m, cutoff).compute()
+        got = T.summed_binned_counts(padded, 2, 4, m, cutoff, frame_shape=(9, 11)).compute()
+        np.testing.assert_array_equal(got, want)
+    assert got.shape == (4, 3, 3)
+
+
 def test_markers_survive_blocks_not_in_c_order():
     """A Fortran-ordered block (a notebook's transpose, say): the markers are set through
     flat views, which must not silently be copies."""
