@@ -232,8 +232,9 @@ def _chunk_frames(o: Options, frame_pixels: int) -> int:
     """Input frames per dask chunk: a multiple of s (so coarsen never re-chunks) whose output
     frames divide -d (so no chunk straddles two data files), at most about 256 MB at 8 bytes
     per input pixel (the raw frames and what a task makes of them; 4M: 2 groups of s frames;
-    9M: 1, or --keep-frames with --keep-spots). Larger chunks measured no faster (4M, 4 to 10
-    frames: within the noise); peak RSS per worker is in the README."""
+    9M: 1, or --keep-frames with --keep-spots). Twice that (4M: 8-10 frames) measured +0-4%
+    frames/s on 2 workers at -s 2 but 16-22% slower lossless and +90% peak RSS on 1M; peak
+    RSS per worker is in the README."""
     s, d = o.sum_range, o.data_block_size
     if o.chunk_frames:
         c_out = max(1, o.chunk_frames // s)
