@@ -43,6 +43,8 @@ def test_padded_frames_are_the_frames_with_zeros(tiny, tmp_path):
         want = np.pad(ref, [(0, 0), (0, -102 % b), (0, -132 % b)])
         assert got.shape == want.shape and got.chunks[0] == ds.frames.chunks[0]
         np.testing.assert_array_equal(got.compute(), want)
+    part = lbnl_dask.open_dataset(tiny, 3, 17, datablock=4)  # a range across both data files
+    np.testing.assert_array_equal(part.padded_frames(4).compute(), np.pad(ref[2:17], [(0, 0), (0, 2), (0, 0)]))
     rep = lbnl_dask.compress(tiny, str(tmp_path / "z"), compression="zstd", scheduler="sync")
     out = lbnl_dask.open_dataset(rep.master)
     assert not out.blocks[0].direct
