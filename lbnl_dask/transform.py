@@ -113,12 +113,12 @@ def _band_masks(mask, shape, b, ny, nx):
 
 
 def _band_masks_of(mask, shape, b, ny, nx):
-    flags = None if mask is None else np.asarray(mask) != 0
-    h, w = shape if flags is None else flags.shape
-    if flags is None and (h, w) == (ny, nx):
+    if mask is None and tuple(shape) == (ny, nx):
         return None, None
+    flags, unflagged = (None, None) if mask is None else _mask_flags(mask)
+    h, w = shape if flags is None else flags.shape
     valid = np.zeros((ny, nx), bool)
-    valid[:h, :w] = True if flags is None else ~flags
+    valid[:h, :w] = True if flags is None else unflagged
     if flags is None:
         return valid.reshape(ny // b, b, nx // b, b), None
     padded = np.zeros((ny, nx), bool)
