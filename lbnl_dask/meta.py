@@ -79,11 +79,15 @@ def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
     if b == 1:
         return mask.copy()
     ny, nx = mask.shape
-    py, px = binned_size(ny, b) * b, binned_size(nx, b) * b
-    padded = np.zeros((py, px), np.uint32)
-    padded[:ny, :nx] = mask
-    blocks = padded.reshape(py // b, b, px // b, b)
-    return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks, axis=3), axis=1)
+    rows = np.zeros((binned_size(ny, b), nx), np.uint32)
+    for i in range(b):  # OR the b rows of each cell (whole rows), then its b columns: 4M 28 -> 3 ms
+        part = mask[i::b]
+        rows[: part.shape[0]] |= part
+    out = np.zeros((rows.shape[0], binned_size(nx, b)), np.uint32)
+    for j in range(b):
+        part = rows[:, j::b]
+        out[:, : part.shape[1]] |= part
+    return out
 
 
 _AXES = ("omega", "phi", "chi", "kappa", "two_theta", "translation", "sam_x", "sam_y", "sam_z")

@@ -95,6 +95,20 @@ def test_bin_pixel_mask_is_bitwise_or():
     assert b.shape == (3, 3) and b[0, 0] == 9 and b[2, 2] == 2 and b.sum() == 11
 
 
+@pytest.mark.parametrize("shape", [(7, 5), (8, 6), (13, 11), (1, 9)])
+@pytest.mark.parametrize("b", [1, 2, 3, 4, 5])
+def test_bin_pixel_mask_ors_each_cell(shape, b):
+    rng = np.random.default_rng(b)
+    m = np.where(rng.random(shape) < 0.3, rng.integers(1, 2**31, shape), 0).astype(np.uint32)
+    m[-1, -1] = 2**32 - 1
+    got = bin_pixel_mask(m, b)
+    oy, ox = -(-shape[0] // b), -(-shape[1] // b)
+    assert got.shape == (oy, ox) and got.dtype == np.uint32
+    for y in range(oy):
+        for x in range(ox):
+            assert got[y, x] == np.bitwise_or.reduce(m[y * b : (y + 1) * b, x * b : (x + 1) * b], axis=None)
+
+
 def test_saturation_and_bit_depth(run):
     _, dst, rep = run
     sat = 12440 * 3 * 4
