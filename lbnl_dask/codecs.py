@@ -247,7 +247,7 @@ class BitshuffleLZ4(Codec):
         a = np.ascontiguousarray(buf, dtype=self.dtype).reshape(-1)
         block = self._block()
         body = bitshuffle.compress_lz4(a, block)
-        return struct.pack(">QI", a.nbytes, block * self.dtype.itemsize) + body.tobytes()
+        return b"".join((struct.pack(">QI", a.nbytes, block * self.dtype.itemsize), body))  # one copy
 
     def decode(self, buf, out=None):
         import bitshuffle
