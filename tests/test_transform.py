@@ -1,4 +1,5 @@
 """Sum, bin, scale and output type against a plain numpy reference; markers; region omission; log/exp."""
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -130,6 +131,21 @@ def test_coarsen_keeps_frame_chunks():
     assert v.chunks[0] == (2, 2, 1)
     v = T.bin_pixels(v, 2)
     assert v.chunks == ((2, 2, 1), (3,), (3,))
+
+
+def test_coarsen_is_dask_coarsen_fused_one_task_per_chunk():
+    a = np.random.default_rng(0).integers(0, 1000, (12, 6, 10))
+    x = da.from_array(a, chunks=(4, 6, 10))
+    got = T.coarsen(T.block_sum, x, {0: 2, 1: 3, 2: 2})
+    assert got.chunks == ((2, 2, 2), (2,), (5,))
+    np.testing.assert_array_equal(got.compute(), da.coarsen(np.sum, x, {0: 2, 1: 3, 2: 2}).compute())
+    # making the chunks, coarsen and the next per-chunk step fuse into one task per chunk (no alias tasks)
+    made = da.ones((12, 6, 10), chunks=(4, 6, 10))
+    (opt,) = dask.optimize(T.coarsen(T.block_sum, made, {0: 2, 1: 3, 2: 2}).map_blocks(np.negative))
+    tasks = [k for k in dict(opt.__dask_graph__()) if isinstance(k, tuple)]
+    assert len(tasks) == 3
+    with pytest.raises(ValueError, match="not multiples of 2"):
+        T.coarsen(T.block_sum, da.from_array(a, chunks=(3, 6, 10)), {0: 2})
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32])
