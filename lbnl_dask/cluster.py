@@ -27,15 +27,6 @@ LOCAL = ("threads", "sync", "synchronous", "single-threaded")
 WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 
 
-#: Tasks the scheduler hands each worker thread ahead (dask's ``worker-saturation``, default
-#: 1.1: two slots for one thread). dask's graph fusion leaves each chunk's fused task a tiny
-#: alias task under the old key, which takes a slot when the chunk finishes: with two slots a
-#: single-threaded worker then waits for the scheduler after every chunk (py-spy: 4% of the
-#: run idle). Three slots per thread keep the next chunk on the worker: +2-5% frames/s, with
-#: the same peak RSS (queued tasks hold no data; README, issue 5).
-WORKER_SATURATION = 3.0
-
-
 def worker_environ(single_threaded: bool = False) -> dict:
     """Environment dask's nannies give new worker processes: dask's configured
     ``distributed.nanny.pre-spawn-environ`` with :data:`WORKER_MALLOC` on top (and one
@@ -59,8 +50,7 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
 
     kwargs.setdefault("dashboard_address", None)
     config = {"distributed.nanny.pre-spawn-environ": worker_environ(single_threaded=True),
-              "distributed.worker.profile.enabled": bool(profile),
-              "distributed.scheduler.worker-saturation": WORKER_SATURATION}
+              "distributed.worker.profile.enabled": bool(profile)}
     with dask.config.set(config), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **kwargs)
@@ -111,7 +101,7 @@ def slurm_cluster(opts: SlurmOptions):
     for need in ("cores", "memory"):
         if need not in kw and dask.config.get(f"jobqueue.slurm.{need}", None) is None:
             raise OptionError(f"--slurm needs --{need} (or jobqueue.slurm.{need} in dask's config)")
-    with warnings.catch_warnings(), dask.config.set({"distributed.scheduler.worker-saturation": WORKER_SATURATION}):
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return SLURMCluster(scheduler_options={"dashboard_address": ":0" if has_bokeh() else None}, **kw)
 

@@ -452,8 +452,8 @@ def _package(final_block, encoded_block, bslz4, lossy_bytes=False):
     uint8 array (or the frame itself for other filters); ``lossy`` the lossy codec's bytes
     if ``lossy_bytes`` (for -q), else their length (the report's mean), or None without one.
     Arrays, not bytes: dask sends them to the writer task's worker out of band, without
-    copying them through pickle (lossless, 2 workers: transfer time per worker 0.4-1.2 s
-    -> 0.3-0.45 s for 1000 4M frames)."""
+    copying them through pickle (lossless, 2 workers, 1000 4M frames: transfer time per
+    worker 0.3-0.9 s -> 0.1-0.3 s, +3% frames/s)."""
     out = np.empty((final_block.shape[0], 1, 1), dtype=object)
     for i in range(final_block.shape[0]):
         stored = np.frombuffer(bslz4.encode(final_block[i]), np.uint8) if bslz4 is not None else final_block[i]

@@ -6,7 +6,7 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import cli
-from lbnl_dask.cluster import WORKER_MALLOC, WORKER_SATURATION, SlurmOptions, client_for, slurm_cluster, slurm_job_script
+from lbnl_dask.cluster import WORKER_MALLOC, SlurmOptions, client_for, slurm_cluster, slurm_job_script
 from lbnl_dask.errors import OptionError
 
 
@@ -68,31 +68,6 @@ def test_local_workers_profile_only_when_asked():
             running = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
             assert set(running.values()) == {profile}
     assert config.get("distributed.worker.profile.enabled") == before  # the caller's config untouched
-
-
-def test_schedulers_keep_three_tasks_per_worker_thread():
-    """Each chunk's fused task leaves an alias task that takes a slot: the schedulers we start
-    hand a worker three root tasks per thread (dask's default two left it waiting), and leave
-    the caller's config alone."""
-    import time
-
-    import distributed  # noqa: F401  (its config defaults)
-    from dask import config
-
-    before = config.get("distributed.scheduler.worker-saturation")
-    with client_for("processes", workers=1) as client:
-        futs = client.map(time.sleep, [0.3] * 8, pure=False)
-        time.sleep(0.5)
-        counts = client.run_on_scheduler(lambda dask_scheduler: [len(ws.processing) for ws in
-                                                                 dask_scheduler.workers.values()])
-        client.gather(futs)
-    assert counts == [WORKER_SATURATION] == [3]
-    cluster = slurm_cluster(SlurmOptions(cores=8, memory="32GB"))
-    try:
-        assert cluster.scheduler.WORKER_SATURATION == WORKER_SATURATION
-    finally:
-        cluster.close()
-    assert config.get("distributed.scheduler.worker-saturation") == before
 
 
 def test_slurm_workers_get_the_malloc_settings():
