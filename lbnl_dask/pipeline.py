@@ -413,7 +413,8 @@ def build(master, out: str = "out_data", options: Options | None = None):
         by_block[st // d].append(i)
     # Everything a chunk contributes to the files, from ONE array so that dask fuses the chain
     # per chunk and computes it once: per frame, what the data file stores (the bslz4 chunk
-    # bytes, encoded here in the compute task, or the frame) and the lossy codec's bytes.
+    # bytes, encoded here in the compute task, or the frame) and the lossy codec's bytes (for
+    # -q) or their length (for the report).
     bslz4 = BitshuffleLZ4(dtype) if o.compression.lower() == "bslz4" else None
     packages = da.map_blocks(_package, final, encoded, bslz4, bool(squash_names), dtype=object,
                              chunks=(final.chunks[0], (1,), (1,)))
