@@ -257,9 +257,7 @@ def coarsen(reduction, x: da.Array, axes: dict) -> da.Array:
 def _coarsen_sum(x: da.Array, factors: dict) -> da.Array:
     factors = {a: int(f) for a, f in factors.items() if int(f) > 1}
     for axis, f in factors.items():
-        if any(c % f for c in x.chunks[axis][:-1]):
-            raise ValueError(f"chunks {x.chunks[axis]} along axis {axis} are not multiples of {f}")
-        x = pad_to_multiple(x, axis, f)
+        x = pad_to_multiple(x, axis, f)  # the last chunk; coarsen refuses other misfits
     return coarsen(block_sum, x, factors) if factors else x
 
 
@@ -292,11 +290,9 @@ def summed_binned_counts(frames: da.Array, s: int, b: int, pixel_mask=None, cuto
     if frames.dtype.kind != "u":  # signed input: all bits set is -1, a sum cannot reveal it
         counts = to_counts(frames[:, : shape[0], : shape[1]], pixel_mask, cutoff, dtype)
         return bin_pixels(sum_frames(counts, s), b)
-    if any(c % s for c in frames.chunks[0][:-1]):
-        raise ValueError(f"chunks {frames.chunks[0]} along axis 0 are not multiples of {s}")
     x = frames.rechunk({1: -1, 2: -1})  # whole frames: the masks are per frame
     for axis, f in ((0, s), (1, b), (2, b)):
-        x = pad_to_multiple(x, axis, f)
+        x = pad_to_multiple(x, axis, f)  # the last chunk; coarsen refuses other misfits
     # the options in the reduction itself (coarsen passes the reduction nothing else)
     reduction = partial(_summed_binned_block, mask=pixel_mask, cutoff=cutoff, dtype=np.dtype(dtype), shape=shape)
     return coarsen(reduction, x, {0: s, 1: b, 2: b})
