@@ -377,14 +377,14 @@ def build(master, out: str = "out_data", options: Options | None = None):
     if s > n_in:
         raise OptionError(f"sum (-s {s}) is larger than the {n_in} frames selected")
     ds = ds.with_datablock(_chunk_frames(o, ny * nx))
-    frames, meta = ds.frames, ds.meta
+    meta, frame_shape = ds.meta, (ny, nx)
     first, last = ds.first_image, ds.last_image
     mask = ds.pixel_mask()
-    if mask is not None and tuple(mask.shape) != tuple(frames.shape[1:]):
-        notes.append(f"pixel_mask {mask.shape} does not match the frames {frames.shape[1:]}: ignored")
+    if mask is not None and tuple(mask.shape) != frame_shape:
+        notes.append(f"pixel_mask {mask.shape} does not match the frames {frame_shape}: ignored")
         mask = None
 
-    g = output_frames(ds.padded_frames(b), meta.overload, mask, o, frames.shape[1:])  # padded as read: no copy
+    g = output_frames(ds.padded_frames(b), meta.overload, mask, o, frame_shape)  # padded as read: no copy
     final, encoded, codec, dtype, saturation, out_shape = (g.final, g.encoded, g.codec, g.dtype,
                                                            g.saturation, g.shape)
     notes += g.notes
@@ -413,8 +413,8 @@ def build(master, out: str = "out_data", options: Options | None = None):
         by_block[st // d].append(i)
     # Everything a chunk contributes to the files, from ONE array so that dask fuses the chain
     # per chunk and computes it once: per frame, what the data file stores (the bslz4 chunk
-    # bytes, encoded here in the compute task, or the frame) and the lossy codec's bytes (for
-    # -q) or their length (for the report).
+    # bytes, encoded here in the compute task, or the frame), the size of the lossy codec's
+    # bytes (for the report) and, for -q only, the bytes.
     bslz4 = BitshuffleLZ4(dtype) if o.compression.lower() == "bslz4" else None
     packages = da.map_blocks(_package, final, encoded, bslz4, bool(squash_names), dtype=object,
                              chunks=(final.chunks[0], (1,), (1,)))
@@ -434,13 +434,13 @@ def build(master, out: str = "out_data", options: Options | None = None):
                   for k, idx in enumerate(by_block)]
     rewriter = MasterRewriter(n_total=meta.n_frames or ds.n_available, first=first, last=last, s=s, b=b,
                               saturation=saturation, bit_depth=8 * dtype.itemsize,
-                              compression=o.compression.lower(), frame_shape=frames.shape[1:])
+                              compression=o.compression.lower(), frame_shape=frame_shape)
     mdir = os.path.dirname(os.path.abspath(master_name))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in data_names]
     job = dask.delayed(_write_master_last, pure=False)(master_name, ds.master, links, rewriter, mask, b, token,
                                                       blocks, squash, dask_key_name=f"write-master-{token}")
     info = dict(master=master_name, data_files=data_names, squash_files=squash_names or [], frames_in=n_in,
-                frames_out=n_out, frame_shape_in=tuple(frames.shape[1:]), frame_shape_out=tuple(out_shape),
+                frames_out=n_out, frame_shape_in=frame_shape, frame_shape_out=tuple(out_shape),
                 dtype=dtype, saturation=saturation, notes=notes, bytes_in=ds.data_bytes(), nblocks=nblocks,
                 final=final, token=token, skipped=sum(not r for r in redo),
                 lossy=None if codec is None else ("hcomp" if isinstance(codec, HCompress) else "j2k"),
@@ -449,17 +449,17 @@ def build(master, out: str = "out_data", options: Options | None = None):
 
 
 def _package(final_block, encoded_block, bslz4, lossy_bytes=False):
-    """Object array (n, 1, 1) of (stored, lossy) per frame: ``stored`` the bslz4 chunk as a
-    uint8 array (or the frame itself for other filters); ``lossy`` the lossy codec's bytes
-    if ``lossy_bytes`` (for -q), else their length (the report's mean), or None without one.
-    Arrays, not bytes: dask sends them to the writer task's worker out of band, without
+    """Object array (n, 1, 1) of (stored, size, lossy) per frame: ``stored`` the bslz4 chunk
+    as a uint8 array (or the frame itself for other filters); ``size`` the length of the lossy
+    codec's bytes (None without one); ``lossy`` those bytes if ``lossy_bytes`` (for -q), else
+    None. Arrays, not bytes: dask sends them to the writer task's worker out of band, without
     copying them through pickle (lossless, 2 workers, 1000 4M frames: transfer time per
     worker 0.3-0.9 s -> 0.1-0.3 s, +3% frames/s)."""
     out = np.empty((final_block.shape[0], 1, 1), dtype=object)
     for i in range(final_block.shape[0]):
         stored = np.frombuffer(bslz4.encode(final_block[i]), np.uint8) if bslz4 is not None else final_block[i]
         lossy = None if encoded_block is None else encoded_block[i].item()
-        out[i, 0, 0] = (stored, lossy if lossy_bytes or lossy is None else len(lossy))
+        out[i, 0, 0] = (stored, None if lossy is None else len(lossy), lossy if lossy_bytes else None)
     return out
 
 
@@ -473,7 +473,7 @@ def _write_block(path, packages, first_frame, compression, level, token, shape, 
         stored = np.stack([it[0] for it in items])
     rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype)
     if items[0][1] is not None:
-        rec["lossy_bytes_mean"] = float(np.mean([it[1] if isinstance(it[1], int) else len(it[1]) for it in items]))
+        rec["lossy_bytes_mean"] = float(np.mean([it[1] for it in items]))
     return rec
 
 
@@ -483,7 +483,7 @@ def _finished(path, n):
 
 
 def _write_squash_parts(path, packages, first_frame, config, token):
-    return write_squash(path, [[it[1] for it in pk.ravel()] for pk in packages], first_frame, config, token)
+    return write_squash(path, [[it[2] for it in pk.ravel()] for pk in packages], first_frame, config, token)
 
 
 def _write_master_last(path, src, links, rewriter, mask, b, token, blocks, squash):
