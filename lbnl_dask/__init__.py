@@ -16,8 +16,10 @@ from .codecs import HCompress, JPEG2000
 from .eiger import EigerDataset, open_dataset, read_meta
 from .errors import LbnlDaskError
 from .meta import DetectorMeta
-from .pipeline import Options, Report, compress
+from .options import OutputOptions, RunSettings
+from .pipeline import compress
+from .report import Report
 from .writer import read_squash
 
 __all__ = ["open_dataset", "read_meta", "compress", "read_squash", "EigerDataset", "DetectorMeta",
-           "Options", "Report", "HCompress", "JPEG2000", "LbnlDaskError"]
+           "OutputOptions", "RunSettings", "Report", "HCompress", "JPEG2000", "LbnlDaskError"]

@@ -12,7 +12,8 @@ import sys
 from . import __version__
 from .cluster import SlurmOptions, slurm_job_script
 from .errors import LbnlDaskError
-from .pipeline import Options, compress
+from .options import option_names
+from .pipeline import compress
 
 VERSION = f"lbnl_dask-{__version__} (l_bnl_compress-1.1.4-30May25 options)"
 
@@ -124,7 +125,7 @@ def main(argv=None) -> int:
         print("lbnl-compress: note: -t is ignored (dask schedules the work)", file=sys.stderr)
     if args.omit_frames:
         print("lbnl-compress: note: -0/--omit is ignored (it was never used by l_bnl_compress)", file=sys.stderr)
-    opts = {k: v for k, v in vars(args).items() if k in Options.__dataclass_fields__}
+    opts = {k: v for k, v in vars(args).items() if k in option_names()}
     opts["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
     opts["slurm"] = slurm
     try:

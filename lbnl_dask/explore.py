@@ -24,7 +24,8 @@ from . import transform as T
 from .codecs import BitshuffleLZ4
 from .eiger import open_dataset
 from .errors import LbnlDaskError
-from .pipeline import Options, output_frames
+from .options import OutputOptions
+from .pipeline import output_frames
 
 
 @dataclass(frozen=True)
@@ -59,8 +60,8 @@ class Setting:
             kw["keep_spots"] = float(self.keep)
         return kw
 
-    def options(self) -> Options:
-        return Options(**self.kwargs())
+    def options(self) -> OutputOptions:
+        return OutputOptions(**self.kwargs())
 
 
 def grid(bins=(1, 2), sums=(1, 2), hcomp=(4, 8, 12, 16, 24, 32, 48), j2k=(60, 120, 240, 360, 720),

@@ -18,7 +18,7 @@ import hdf5plugin
 import numpy as np
 
 from .errors import OptionError
-from .meta import ANGLE, MasterRewriter
+from .meta import ANGLE, MasterRewriter, bin_pixel_mask
 
 #: Lossless choices (``-c``), the HDF5 filter each becomes, and whether XDS' plugins read it.
 COMPRESSIONS = {
@@ -81,31 +81,6 @@ def _nx_group(parent, name, nx_class):
 
 
 JOB_ATTR = "lbnl_dask_job"
-
-
-def block_is_done(path: str, token: str, n: int | None) -> bool:
-    """True if ``path`` is a complete output file of the job ``token`` holding ``n`` frames
-    (every chunk written; any ``n`` if None)."""
-    try:
-        with h5py.File(path, "r") as f:
-            d = f["/entry/data/data"]
-            if d.attrs.get(JOB_ATTR) != ascii_attr(token):
-                return False
-            if n is not None and d.shape[0] != n:
-                return False
-            return d.ndim == 1 or d.id.get_num_chunks() == d.shape[0]
-    except (OSError, KeyError):
-        return False
-
-
-def master_job(path: str) -> str | None:
-    """The job token a master was written by, or None."""
-    try:
-        with h5py.File(path, "r") as f:
-            v = f["/entry"].attrs.get(JOB_ATTR)
-            return None if v is None else bytes(v).decode()
-    except (OSError, KeyError):
-        return None
 
 
 def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
@@ -265,3 +240,50 @@ def write_master(path: str, src_master: str, data_files: list[str], rewriter: Ma
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path)}
+
+
+# ---------------------------------------------------------------- the graph's write tasks
+def package_frames(final_block, encoded_block, bslz4, lossy_bytes=False):
+    """What one chunk of output frames (n, ny, nx) gives the files: an object array (n, 1, 1)
+    of (stored, size, lossy) per frame. ``stored`` is the bslz4 chunk as a uint8 array (or
+    the frame itself for other filters); ``size`` the length of the lossy codec's bytes
+    (None without one); ``lossy`` those bytes if ``lossy_bytes`` (for -q), else None.
+    Arrays, not bytes: dask sends them to the writer's worker out of band, without a copy
+    through pickle."""
+    out = np.empty((final_block.shape[0], 1, 1), dtype=object)
+    for i in range(final_block.shape[0]):
+        frame = final_block[i]
+        stored = frame if bslz4 is None else np.frombuffer(bslz4.encode(frame), np.uint8)
+        lossy = None if encoded_block is None else encoded_block[i].item()
+        out[i, 0, 0] = (stored, None if lossy is None else len(lossy),
+                        lossy if lossy_bytes else None)
+    return out
+
+
+def write_block_task(path, packages, first_frame, compression, level, token, shape, dtype):
+    """Write one data file from its chunks' :func:`package_frames`; the record gets the
+    mean lossy codec bytes per frame (the report's per-block line)."""
+    items = [p for pk in packages for p in pk.ravel()]
+    if compression == "bslz4":
+        stored = np.empty((len(items), 1, 1), dtype=object)
+        stored[:, 0, 0] = [it[0] for it in items]
+    else:
+        stored = np.stack([it[0] for it in items])
+    rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype)
+    if items[0][1] is not None:
+        rec["lossy_bytes_mean"] = float(np.mean([it[1] for it in items]))
+    return rec
+
+
+def write_squash_task(path, packages, first_frame, config, token):
+    """Write one squash file (-q) from its chunks' :func:`package_frames`."""
+    frames = [[it[2] for it in pk.ravel()] for pk in packages]
+    return write_squash(path, frames, first_frame, config, token)
+
+
+def write_master_task(path, src, links, rewriter, mask, b, token, blocks, squash):
+    """The last task: it takes every data file's record (``blocks``, ``squash``), so it runs
+    only once they are complete; the pixel mask is binned here, off the critical path."""
+    binned = None if mask is None else bin_pixel_mask(np.asarray(mask), b)
+    write_master(path, src, links, rewriter, binned, token)
+    return blocks

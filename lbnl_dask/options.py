@@ -1,0 +1,235 @@
+"""What a run is asked to do: the output options, checked once, and the settings of the run.
+
+:class:`OutputOptions` holds every option that shapes the output (the names of
+l_bnl_compress where it had one) and refuses a bad value when it is made, so everything
+downstream takes its values as given. :class:`RunSettings` holds what only changes how the
+job runs (scheduler, workers, progress...): a re-run with other settings resumes the same job,
+whose identity is :func:`job_token`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from .cluster import SlurmOptions
+from .codecs import HCOMPRESS_MAX, J2K_MAX, HCompress, JPEG2000, glymur_ladder, opj_ladder
+from .errors import OptionError
+from .writer import COMPRESSIONS, XDS_READABLE, lossless_filter
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Every option of ``lbnl-compress`` that shapes the output; raises OptionError if one
+    cannot be honoured. Counts are per pixel; ``bin_range`` b means b x b pixels."""
+
+    first_image: int = 1
+    last_image: int | None = None
+    bin_range: int = 1
+    sum_range: int = 1
+    data_block_size: int = 100
+    compression: str = "bslz4"
+    compression_level: int | None = None
+    hcomp_scale: int | None = None
+    j2k_ratio: float | None = None
+    j2k_alt_ratio: float | None = None
+    j2k_reversible: bool = False
+    out_master: str | None = None
+    out_squash: str | None = None
+    scale_factor: float = 1.0
+    uint: int | None = None
+    ufloat: float | None = None
+    logarithm_base: str | None = None
+    exponent: str | None = None
+    regions: list = field(default_factory=list)
+    cap_sums: bool = False
+    keep_spots: float | None = None  # sigmas: see transform.spot_regions
+    keep_grow: int = 3  # output pixels around strong pixels
+    keep_frames: int = 2  # output frames before and after
+
+    def __post_init__(self):
+        object.__setattr__(self, "compression", (self.compression or "bslz4").lower())
+        _check_ranges(self)
+        _check_lossy(self)
+        _check_types(self)
+        lossless_filter(self.compression, self.compression_level)  # raises OptionError
+
+    @property
+    def lossy_flags(self) -> list[str]:
+        """The lossy round trips asked for (at most one is allowed)."""
+        return [n for n, v in (("-H", self.hcomp_scale), ("-J", self.j2k_ratio),
+                               ("-K", self.j2k_alt_ratio)) if v is not None]
+
+    @property
+    def lossy(self) -> str | None:
+        """'hcomp', 'j2k' or None: the family of the lossy round trip."""
+        flags = self.lossy_flags
+        return None if not flags else ("hcomp" if flags == ["-H"] else "j2k")
+
+    @property
+    def integral(self) -> bool:
+        """Sums, -S's rounding and the codecs give whole counts; -L and -X do not."""
+        return self.logarithm_base is None and self.exponent is None
+
+    def codec(self):
+        """The lossy codec of ``-H``/``-J``/``-K``, or None."""
+        if self.hcomp_scale is not None:
+            return HCompress(scale=self.hcomp_scale)
+        ratio = self.j2k_ratio if self.j2k_ratio is not None else self.j2k_alt_ratio
+        if ratio is None:
+            return None
+        if self.j2k_alt_ratio is not None:
+            ladder = opj_ladder(int(ratio))
+        else:
+            ladder = glymur_ladder(int(ratio)) if self.j2k_reversible else None
+        return JPEG2000(ratio, irreversible=not self.j2k_reversible, ladder=ladder)
+
+    def notes(self) -> list[str]:
+        """Warnings worth a line in the report (choices that work but cost readers)."""
+        if self.compression not in XDS_READABLE:
+            return [f"-c {self.compression}: {COMPRESSIONS[self.compression]}"]
+        return []
+
+
+def _check_ranges(o: OutputOptions) -> None:
+    for name, v in (("bin (-b)", o.bin_range), ("sum (-s)", o.sum_range),
+                    ("data block size (-d)", o.data_block_size)):
+        if v is None or int(v) < 1:
+            raise OptionError(f"{name} must be at least 1, not {v}")
+    if o.scale_factor is None or not o.scale_factor > 0:
+        raise OptionError(f"scale (-S) must be positive, not {o.scale_factor}")
+
+
+def _check_lossy(o: OutputOptions) -> None:
+    lossy = o.lossy_flags
+    if len(lossy) > 1:
+        raise OptionError(f"choose one lossy round trip, not {' and '.join(lossy)}")
+    if o.out_squash is not None and not lossy:
+        raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take codec bytes from")
+    if o.hcomp_scale is not None and o.hcomp_scale < 0:
+        raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
+    for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
+        if r is not None and not r > 1:
+            raise OptionError(f"JPEG-2000 ratio ({flag}) must be greater than 1, not {r}")
+    if o.keep_spots is None:
+        return
+    if not lossy:
+        raise OptionError("--keep-spots needs a lossy round trip (-H, -J or -K): "
+                          "without one every pixel is kept")
+    if not o.keep_spots > 0:
+        raise OptionError(f"--keep-spots takes a threshold in sigmas > 0, not {o.keep_spots}")
+    if o.out_squash is not None:
+        raise OptionError("-q cannot go with --keep-spots: the squash files' codec bytes "
+                          "would not hold the spots kept exactly")
+    if not o.integral:
+        raise OptionError("--keep-spots finds spots in counts: it cannot go with -L or -X")
+    if o.keep_grow < 0 or o.keep_frames < 0:
+        raise OptionError(f"--keep-grow and --keep-frames must be >= 0, "
+                          f"not {o.keep_grow} and {o.keep_frames}")
+
+
+def _check_types(o: OutputOptions) -> None:
+    if o.uint is not None and o.uint not in (2, -2, 4, -4):
+        raise OptionError(f"-u takes 2, -2, 4 or -4 (bytes; negative = signed), not {o.uint}")
+    if o.ufloat is not None and o.ufloat not in (2, -2, 4, -4):
+        raise OptionError(f"-f takes 2, -2, 4 or -4 (bytes; negative = signed), not {o.ufloat}")
+    for flag, base in (("-L", o.logarithm_base), ("-X", o.exponent)):
+        if base is not None and log_base(base, flag) < 2:
+            raise OptionError(f"{flag} needs a base >= 2 (or e), not {base}")
+
+
+def log_base(text, flag: str) -> float:
+    """The base of ``-L``/``-X``: a number, or ``e``."""
+    if str(text).lower() == "e":
+        return float(np.e)
+    try:
+        return float(text)
+    except ValueError:
+        raise OptionError(f"{flag} needs a number >= 2 or e, not {text!r}") from None
+
+
+@dataclass
+class RunSettings:
+    """How a job runs; none of these changes a byte of the output."""
+
+    overwrite: bool = False
+    scheduler: str = "processes"
+    workers: int | None = None
+    chunk_frames: int | None = None  # input frames per dask task (default: plan.chunk_frames)
+    progress: bool = False
+    verbose: bool = False
+    slurm: SlurmOptions | None = None
+    report: str | None = None  # dask performance report (HTML)
+    validate: bool = False
+
+
+def option_names() -> set[str]:
+    """Every keyword ``compress`` takes (the fields of both classes)."""
+    return {f.name for cls in (OutputOptions, RunSettings) for f in fields(cls)}
+
+
+def split_options(**options) -> tuple[OutputOptions, RunSettings]:
+    """``compress``'s keywords as (OutputOptions, RunSettings); an unknown name is an OptionError."""
+    unknown = sorted(set(options) - option_names())
+    if unknown:
+        raise OptionError(f"unknown option(s): {', '.join(unknown)}")
+    out = {f.name for f in fields(OutputOptions)}
+    return (OutputOptions(**{k: v for k, v in options.items() if k in out}),
+            RunSettings(**{k: v for k, v in options.items() if k not in out}))
+
+
+def job_token(master: str, out: str, o: OutputOptions) -> str:
+    """A short hash of the input (path, size, mtime) and every output option: written into
+    each output file, so a re-run resumes only its own job's files."""
+    st = os.stat(master)
+    key = dict(master=os.path.abspath(master), size=st.st_size, mtime=st.st_mtime_ns,
+               out=os.path.abspath(out), options=asdict(o))
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- output type and saturation
+def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
+    """The saturation value of the output pixels (SPEC A2): the input's per-pixel cutoff
+    times s x b x b (or not, with --cap-sums) and -S, within the codec's range, then
+    through -L/-X. Appends a note when a limit lowers it."""
+    s, b = o.sum_range, o.bin_range
+    factor = 1 if o.cap_sums else s * b * b
+    saturation = int(per_pixel * factor * o.scale_factor + 0.5)
+    if o.hcomp_scale is not None and saturation > HCOMPRESS_MAX:
+        notes.append(f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}")
+        saturation = HCOMPRESS_MAX
+    if o.lossy == "j2k" and saturation > J2K_MAX - 1:
+        notes.append(f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} "
+                     f"(saturation was {saturation})")
+        saturation = J2K_MAX - 1
+    if o.logarithm_base is not None:
+        saturation = float(np.log1p(saturation) / np.log(log_base(o.logarithm_base, "-L")))
+    if o.exponent is not None:
+        with np.errstate(over="ignore"):
+            grown = np.expm1(saturation * np.log(log_base(o.exponent, "-X")))
+        saturation = float(min(grown, np.finfo(np.float32).max))
+    return saturation
+
+
+def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, float]:
+    """The output pixel type and the saturation value it can hold (SPEC A2)."""
+    if o.ufloat is not None:
+        dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)
+        notes.append(f"float output ({dt}): XDS' plugins read only unsigned integer data")
+        return dt, float(min(saturation, np.finfo(dt).max))
+    if o.uint is not None:
+        dt = np.dtype({2: np.uint16, -2: np.int16, 4: np.uint32, -4: np.int32}[o.uint])
+    elif not o.integral:
+        notes.append("-L/-X without -f/-u: float32 output (integers would keep only a few levels)")
+        return np.dtype(np.float32), float(saturation)
+    else:
+        # Neggia reads uint16 >= 32767 and uint32 >= 2**31-1 as invalid: keep saturation below.
+        dt = np.dtype(np.uint16 if saturation <= 32766 else np.uint32)
+    cap = np.iinfo(dt).max - 1 if o.uint is not None else (32766 if dt == np.uint16 else 2**31 - 2)
+    if saturation > cap:
+        notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output type")
+        saturation = cap
+    return dt, saturation

@@ -1,0 +1,111 @@
+"""The plan of a run: how frames are chunked, which files it writes, which an earlier run left.
+
+:func:`chunk_frames` sizes the dask chunks; :func:`make_plan` names the outputs, takes the
+output type from the lazy frames, and finds what an interrupted run of the same job already
+finished (:mod:`lbnl_dask.resume`). A :class:`Plan` is plain data: the graph is built from
+it, the report is made from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .options import OutputOptions, RunSettings, job_token
+from .resume import check_outputs, finished_outputs
+
+
+def chunk_frames(o: OutputOptions, run: RunSettings, frame_pixels: int) -> int:
+    """Input frames per dask chunk: a multiple of s (so coarsen never re-chunks) whose output
+    frames divide -d (so no chunk straddles two data files), at most about 256 MB at 8 bytes
+    per input pixel (the raw frames and what a task makes of them). With --keep-spots, at
+    least --keep-frames output frames: the spots grow across frames by dask's overlap. Larger
+    chunks measured no faster and cost peak memory (benchmarks/results_memory.json)."""
+    s, d = o.sum_range, o.data_block_size
+    if run.chunk_frames:
+        c_out = max(1, run.chunk_frames // s)
+    else:
+        c_out = max(1, (256 * 2**20) // (8 * frame_pixels * s))
+        if o.keep_spots is not None:
+            c_out = max(c_out, o.keep_frames)
+    c_out = min(c_out, d)
+    while d % c_out:
+        c_out -= 1
+    return c_out * s
+
+
+def output_names(out: str, o: OutputOptions, nblocks: int) -> tuple[list, str, list]:
+    """(data files, master, squash files) of output prefix ``out``: ``<out>_NNNNNN.h5``,
+    ``<out>_master.h5`` (or ``-m``) and, with ``-q``, ``<q>_NNNNNN.h5``
+    (``-q out_file``: ``<out>_squash_NNNNNN.h5``)."""
+    data = [f"{out}_{k:06d}.h5" for k in range(1, nblocks + 1)]
+    m = o.out_master
+    master = f"{out}_master.h5" if m in (None, "out_file") else f"{m}.h5"
+    sq = o.out_squash
+    if sq is None:
+        return data, master, []
+    stem = f"{out}_squash" if sq == "out_file" else sq
+    return data, master, [f"{stem}_{k:06d}.h5" for k in range(1, nblocks + 1)]
+
+
+@dataclass
+class Plan:
+    """What a run writes: output names and shapes, the pixel type, the job token, and which
+    files an earlier run of the same job finished (``redo`` False: kept as they are)."""
+
+    master: str
+    data_files: list
+    squash_files: list
+    block_sizes: list  # output frames per data file
+    frames_in: int
+    frame_shape_in: tuple
+    frame_shape_out: tuple
+    dtype: np.dtype
+    saturation: float
+    token: str
+    bytes_in: int
+    lossy: str | None  # 'hcomp', 'j2k' or None
+    chunk_frames: int  # input frames per dask chunk
+    notes: list = field(default_factory=list)
+    redo: list = field(default_factory=list)
+    redo_squash: list = field(default_factory=list)
+    complete: bool = False  # the master of this same job exists: nothing to do
+
+    @property
+    def frames_out(self) -> int:
+        return sum(self.block_sizes)
+
+    @property
+    def nblocks(self) -> int:
+        return len(self.data_files)
+
+    @property
+    def skipped(self) -> int:
+        """Data files kept from an earlier run."""
+        return len(self.data_files) if self.complete else sum(not r for r in self.redo)
+
+    def outputs(self) -> list[str]:
+        return self.data_files + self.squash_files + [self.master]
+
+
+def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=()) -> Plan:
+    """The plan of writing ``graph`` (:class:`lbnl_dask.pipeline.OutputGraph`) of dataset
+    ``ds`` to prefix ``out``, with ``notes`` for the report. Raises OutputError for outputs
+    that may not be written."""
+    n_out, d = graph.final.shape[0], o.data_block_size
+    nblocks = -(-n_out // d)
+    sizes = [min(d, n_out - k * d) for k in range(nblocks)]
+    data, master, squash = output_names(out, o, nblocks)
+    token = job_token(ds.master, out, o)
+    files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
+    done = finished_outputs(files, master, token)
+    check_outputs(list(done), [ds.master] + [blk.path for blk in ds.blocks], run.overwrite, done.get)
+    return Plan(master=master, data_files=data, squash_files=squash, block_sizes=sizes,
+                frames_in=ds.shape[0], frame_shape_in=tuple(ds.shape[1:]),
+                frame_shape_out=tuple(graph.shape), dtype=graph.dtype,
+                saturation=graph.saturation, token=token, bytes_in=ds.data_bytes(),
+                lossy=o.lossy, chunk_frames=graph.final.chunks[0][0] * o.sum_range,
+                notes=o.notes() + list(notes) + graph.notes,
+                redo=[run.overwrite or not done[p] for p in data],
+                redo_squash=[run.overwrite or not done[p] for p in squash],
+                complete=not run.overwrite and done[master])

@@ -1,0 +1,93 @@
+"""What a run did: frames, files, bytes, ratios and time, as ``lbnl-compress`` prints them."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Report:
+    """What a run did: frames, files, bytes and ratios, time."""
+
+    master: str
+    data_files: list
+    frames_in: int
+    frames_out: int
+    frame_shape_in: tuple
+    frame_shape_out: tuple
+    dtype_out: str
+    saturation_out: float
+    bytes_in: int
+    bytes_out: int
+    bytes_master: int
+    seconds: float
+    notes: list = field(default_factory=list)
+    blocks_skipped: int = 0
+    validation: str | None = None
+    lossy: str | None = None  # "hcomp" or "j2k"
+    lossy_bytes: list = field(default_factory=list)  # mean codec bytes per frame, per data file written
+
+    @classmethod
+    def of(cls, plan, blocks: list, seconds: float, validation: str | None = None) -> "Report":
+        """The report of a run of ``plan`` (:class:`lbnl_dask.plan.Plan`) whose data files'
+        write records are ``blocks``, after ``seconds``."""
+        return cls(master=plan.master, data_files=plan.data_files, frames_in=plan.frames_in,
+                   frames_out=plan.frames_out, frame_shape_in=plan.frame_shape_in,
+                   frame_shape_out=plan.frame_shape_out, dtype_out=str(plan.dtype),
+                   saturation_out=plan.saturation, bytes_in=plan.bytes_in,
+                   bytes_out=sum(os.path.getsize(p) for p in plan.data_files),
+                   bytes_master=os.path.getsize(plan.master), seconds=seconds, notes=plan.notes,
+                   blocks_skipped=plan.skipped, validation=validation, lossy=plan.lossy,
+                   lossy_bytes=[b.get("lossy_bytes_mean") for b in blocks])
+
+    def block_messages(self) -> list[str]:
+        """l_bnl_compress' per-block lines (its spelling kept: scripts grep them)."""
+        label = {"hcomp": "hcomp avg compressed image size", "j2k": "j2k avg compressed imgage size"}.get(self.lossy)
+        return [f"{label}: {int(round(b))}" for b in self.lossy_bytes if label and b is not None]
+
+    @property
+    def raw2_bytes(self) -> int:
+        """The input as 2-byte raw pixels (the HDRMX paper's reference)."""
+        return self.frames_in * int(np.prod(self.frame_shape_in)) * 2
+
+    @property
+    def ratio_files(self) -> float:
+        return self.bytes_in / max(self.bytes_out, 1)
+
+    @property
+    def ratio_raw2(self) -> float:
+        return self.raw2_bytes / max(self.bytes_out, 1)
+
+    @property
+    def ratio_raw4(self) -> float:
+        return 2 * self.raw2_bytes / max(self.bytes_out, 1)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.update(raw2_bytes=self.raw2_bytes, ratio_files=self.ratio_files, ratio_raw2=self.ratio_raw2,
+                 ratio_raw4=self.ratio_raw4)
+        return d
+
+    def __str__(self):
+        mb = 1e6
+        rate = self.frames_in / self.seconds if self.seconds else float("nan")
+        lines = [
+            f"master         {self.master}",
+            f"data files     {len(self.data_files)} ({os.path.basename(self.data_files[0])} ...)",
+            f"frames         {self.frames_in} in {self.frame_shape_in} -> {self.frames_out} out "
+            f"{self.frame_shape_out} {self.dtype_out}, saturation {self.saturation_out:g}",
+            f"bytes          {self.bytes_in / mb:.2f} MB in (data files) -> {self.bytes_out / mb:.3f} MB out "
+            f"(+ master {self.bytes_master / mb:.2f} MB)",
+            f"ratio          {self.ratio_files:.1f}x vs input files, {self.ratio_raw2:.1f}x vs 2-byte raw, "
+            f"{self.ratio_raw4:.1f}x vs 4-byte raw",
+            f"time           {self.seconds:.2f} s, {rate:.1f} input frames/s, "
+            f"{2 * self.raw2_bytes / mb / max(self.seconds, 1e-9):.0f} MB/s of 4-byte raw",
+        ]
+        if self.blocks_skipped:
+            lines.append(f"resumed        {self.blocks_skipped} finished data file(s) of an earlier run kept")
+        lines += [f"note           {n}" for n in self.notes]
+        if self.validation:
+            lines.append(self.validation)
+        return "\n".join(lines)
