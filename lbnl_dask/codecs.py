@@ -1,10 +1,8 @@
-"""The lossy round trips as numcodecs codecs: HCompress (astropy) and JPEG-2000 (OpenJPEG via glymur).
+"""The codecs, as numcodecs codecs: HCompress (astropy), JPEG-2000 (OpenJPEG via glymur), bslz4.
 
-Each codec encodes one 2-D integer frame to bytes and decodes it back; both are registered
+Each codec encodes one 2-D integer frame to bytes and decodes it back; all are registered
 under the ``numcodecs.codecs`` entry point, so ``numcodecs.get_codec({"id": "lbnl_hcompress",
-"scale": 12})`` finds them. :func:`roundtrip_frames` applies a codec per frame to a block of
-frames, with invalid pixels replaced by the local background before encoding (so they do
-not ring into valid ones) and restored by the caller afterwards.
+"scale": 12})`` finds them. The per-frame round trip of a block is :mod:`lbnl_dask.roundtrip`.
 """
 from __future__ import annotations
 
@@ -44,7 +42,12 @@ def hcompress_tile_rows(nrows: int) -> int:
     return 17
 
 
-_HC_MAGIC = b"LBHC"
+#: Stream header: magic, format version (one byte), then ny, nx, dtype, tile heights and sizes.
+#: Streams before versions existed began with b"LBHC" and no version byte (format 0); squash
+#: files (-q) keep them on disk, so both still decode (tests/data holds one of each).
+_HC_MAGIC = b"LBHV"
+_HC_MAGIC_V0 = b"LBHC"
+HC_FORMAT = 1
 
 
 class HCompress(Codec):
@@ -52,8 +55,14 @@ class HCompress(Codec):
 
     ``scale`` is the absolute quantisation step in counts (0 = lossless); ``tile_rows``
     the tile height (default: astropy's FITS choice, so pixels equal the published tool's).
-    Encoded form: a small header (magic, ny, nx, dtype, tile heights and sizes) then one
-    HCompress stream per tile. Values must lie in [-HCOMPRESS_MAX, HCOMPRESS_MAX].
+    Encoded form: a small header (magic, format version, ny, nx, dtype, tile heights and
+    sizes) then one HCompress stream per tile. Values must lie in [-HCOMPRESS_MAX,
+    HCOMPRESS_MAX].
+
+    Example::
+
+        codec = HCompress(scale=12)
+        approx = codec.decode(codec.encode(frame))   # frame: 2-D integers, at least 4 x 4
     """
 
     codec_id = "lbnl_hcompress"
@@ -87,7 +96,7 @@ class HCompress(Codec):
             streams = [HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4, nx=y1 - y0, ny=nx)
                        .encode(np.ascontiguousarray(a32[y0:y1])) for y0, y1 in zip(edges, edges[1:])]
         dt = a.dtype.str.encode("ascii").ljust(4, b" ")
-        head = _HC_MAGIC + struct.pack("<II4sI", ny, nx, dt, len(heights))
+        head = _HC_MAGIC + bytes([HC_FORMAT]) + struct.pack("<II4sI", ny, nx, dt, len(heights))
         head += b"".join(struct.pack("<II", hh, len(s)) for hh, s in zip(heights, streams))
         return head + b"".join(streams)
 
@@ -95,11 +104,10 @@ class HCompress(Codec):
         from astropy.io.fits.hdu.compressed._codecs import HCompress1
 
         b = memoryview(np.frombuffer(buf, dtype=np.uint8)).cast("B")
-        if bytes(b[:4]) != _HC_MAGIC:
-            raise CodecError("not an lbnl_hcompress stream (bad magic)")
-        ny, nx, dt, ntiles = struct.unpack_from("<II4sI", b, 4)
+        pos = _hc_body_offset(b)
+        ny, nx, dt, ntiles = struct.unpack_from("<II4sI", b, pos)
         dtype = np.dtype(dt.decode("ascii").strip())
-        pos = 20
+        pos += 16
         tiles = [struct.unpack_from("<II", b, pos + 8 * i) for i in range(ntiles)]
         pos += 8 * ntiles
         # tiles straight into ``out`` when given (one pass less), else into a new array
@@ -115,6 +123,19 @@ class HCompress(Codec):
                 pos += n
                 y0 += h
         return out if out is not None else result
+
+
+def _hc_body_offset(b) -> int:
+    """Where an lbnl_hcompress stream's header fields start, after its magic and version."""
+    magic = bytes(b[:4])
+    if magic == _HC_MAGIC_V0:
+        return 4
+    if magic != _HC_MAGIC:
+        raise CodecError("not an lbnl_hcompress stream (bad magic)")
+    if b[4] > HC_FORMAT:
+        raise CodecError(f"lbnl_hcompress stream format {b[4]} is newer than this lbnl_dask "
+                         f"reads ({HC_FORMAT}): upgrade lbnl_dask")
+    return 5
 
 
 def glymur_ladder(ratio: int) -> list[int]:
@@ -327,114 +348,3 @@ def _decompress_into(body: np.ndarray, dest: np.ndarray, block: int) -> bool:
 register_codec(HCompress)
 register_codec(JPEG2000)
 register_codec(BitshuffleLZ4)
-
-
-# ---------------------------------------------------------------- per-frame round trips
-def _cell_sums(a: np.ndarray, tile: int, dtype) -> np.ndarray:
-    """Sums of ``a`` (ny, nx) over tile x tile cells (the last ones partial), as ``dtype``."""
-    ny, nx = a.shape
-    n0 = ny - ny % tile
-    rows = a[:n0].reshape(n0 // tile, tile, nx).sum(axis=1, dtype=dtype)  # 5x faster than reduceat
-    if n0 < ny:
-        rows = np.vstack([rows, a[n0:].sum(axis=0, keepdims=True, dtype=dtype)])
-    return np.add.reduceat(rows, np.arange(0, nx, tile), axis=1)
-
-
-def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: bool = False) -> np.ndarray:
-    """Mean of the ``valid`` pixels of each ``tile`` x ``tile`` cell of a frame (ny, nx):
-    float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean.
-    ``zeroed``: the invalid pixels of ``frame`` are 0 already (saves a pass)."""
-    tot = _cell_sums(frame if zeroed else np.where(valid, frame, 0), tile, np.float64)
-    return _means(tot, _cell_sums(valid.view(np.uint8), tile, np.int64))
-
-
-def _means(tot: np.ndarray, cnt: np.ndarray) -> np.ndarray:
-    """Per-cell means from sums and counts of valid pixels; empty cells get the frame's mean."""
-    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
-    return np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
-
-
-def cells_to_pixels(cells: np.ndarray, tile: int, shape: tuple) -> np.ndarray:
-    """Each pixel of a frame of ``shape`` (ny, nx) given the value of its ``tile`` x ``tile`` cell."""
-    return np.repeat(np.repeat(cells, tile, axis=0), tile, axis=1)[: shape[0], : shape[1]]
-
-
-def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarray:
-    """Per-pixel :func:`cell_means`: float64 (ny, nx), each pixel its cell's mean of valid pixels."""
-    return cells_to_pixels(cell_means(frame, valid, tile), tile, frame.shape)
-
-
-def _fill(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
-    """Set the pixels at flat indices ``idx`` of the C-contiguous ``frame`` (ny, nx) to the
-    mean of the other pixels of their ``tile`` x ``tile`` cell, in place (:func:`cell_means`,
-    with the valid counts from the few indices instead of a pass over a mask)."""
-    ny, nx = frame.shape
-    flat = np.reshape(frame, -1, copy=False)  # a view (8x faster to index than frame.flat); raises, never copies
-    flat[idx] = 0
-    cy, cx = -(-ny // tile), -(-nx // tile)
-    ys, xs = np.divmod(idx, nx)
-    cells = (ys // tile) * cx + xs // tile
-    area = np.outer(np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx)))
-    cnt = area - np.bincount(cells, minlength=cy * cx).reshape(cy, cx)
-    means = _means(_cell_sums(frame, tile, np.float64), cnt).reshape(-1)[cells]
-    flat[idx] = np.rint(means) if frame.dtype.kind in "ui" else means
-    return frame
-
-
-def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarray:
-    """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
-    of their ``tile`` x ``tile`` cell (:func:`cell_means`): a neutral local background that
-    keeps module gaps from ringing into valid pixels."""
-    idx = np.flatnonzero(bad)
-    return _fill(np.array(frame, order="C"), idx, tile) if idx.size else frame
-
-
-def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """Flat indices of the pixels of ``frame`` the codec does not carry: invalid (NaN),
-    saturated (+inf) and those of ``keep``; the round trip puts them back unchanged."""
-    special = np.isfinite(frame)
-    np.logical_not(special, out=special)
-    if keep is not None:
-        special |= keep
-    return np.flatnonzero(special)
-
-
-def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarray:
-    """Counts (ny, nx, with markers) as the codec's input: clipped to its range, the pixels
-    at flat indices ``special`` filled with the local background, rounded to its integer type."""
-    lo, hi = (0, J2K_MAX) if isinstance(codec, JPEG2000) else (-HCOMPRESS_MAX, HCOMPRESS_MAX)
-    x = np.empty(frame.shape, frame.dtype)  # C order, for _fill's flat view
-    np.clip(frame, lo, hi, out=x)  # NaN stays NaN until filled
-    if special.size:
-        _fill(x, special, 32)
-    out = np.empty(frame.shape, np.uint16 if isinstance(codec, JPEG2000) else np.int32)
-    np.rint(x, out=out, casting="unsafe")
-    return out
-
-
-def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
-    """The codec bytes of every frame of a block of counts (n, ny, nx), as an object array
-    (n, 1, 1). Invalid (NaN) and saturated (+inf) pixels, and those of the boolean ``keep``
-    (n, ny, nx), are replaced by the local background first, so they do not ring into others."""
-    out = np.empty((block.shape[0], 1, 1), dtype=object)
-    for i in range(block.shape[0]):
-        special = _special(block[i], None if keep is None else keep[i])
-        out[i, 0, 0] = codec.encode(_prepared(block[i], codec, special))
-    return out
-
-
-def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
-    """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
-    and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
-    out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views
-    for i in range(block.shape[0]):
-        codec.decode(encoded[i].item(), out=out[i])
-        special = _special(block[i], None if keep is None else keep[i])
-        out[i].reshape(-1)[special] = block[i].reshape(-1)[special]
-    return out
-
-
-def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
-    """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec`` (see
-    :func:`encode_frames` and :func:`decode_frames`)."""
-    return decode_frames(block, encode_frames(block, codec), codec)

@@ -20,7 +20,9 @@ import numpy as np
 from . import resume
 from . import transform as T
 from .cluster import client_for, run
-from .codecs import BitshuffleLZ4, JPEG2000, check_openjpeg, decode_frames, encode_frames
+from .codecs import BitshuffleLZ4, JPEG2000, check_openjpeg
+from .roundtrip import decode_frames, encode_frames
+from .spots import spot_regions
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OptionError, OutputError
 from .meta import MasterRewriter
@@ -77,7 +79,7 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: OutputOptions,
     if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
         keep = None  # pixels stored exactly: invalid/saturated ones always, spots if asked
         if o.keep_spots is not None:
-            keep = T.spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
+            keep = spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
         encoded = da.map_blocks(encode_frames, values, codec, keep, dtype=object,
                                 chunks=(values.chunks[0], (1,), (1,)))
         values = da.map_blocks(decode_frames, values, encoded, codec, keep, dtype=values.dtype)

@@ -118,7 +118,7 @@ def _local_max(frames: np.ndarray, k: int = 1) -> np.ndarray:
 
 
 def _find_in_block(block: np.ndarray, offset: int, sigma: float, min_counts: float) -> np.ndarray:
-    from .codecs import local_mean
+    from .background import local_mean
 
     peaks = []
     cand = np.zeros(block.shape, bool)

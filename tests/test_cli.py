@@ -264,7 +264,7 @@ def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
 def test_keep_spots_stores_spot_neighbourhoods_exactly(source, tmp_path, capsys):
     import dask.array as da
 
-    from lbnl_dask import transform as T
+    from lbnl_dask.spots import spot_regions
 
     tiny, frames, mask = source
     args = ["-i", tiny, "-b", "2", "-s", "2", "-H", "64", "--scheduler", "threads"]
@@ -275,7 +275,7 @@ def test_keep_spots_stores_spot_neighbourhoods_exactly(source, tmp_path, capsys)
     plain = read(tmp_path / "h_master.h5").astype(np.int64)
     vals, inv, sat = sum_bin_reference(frames, mask, 12440, 2, 2)
     counts = np.where(inv, np.nan, np.where(sat, np.inf, vals))
-    keep = T.spot_regions(da.from_array(counts, chunks=(1, -1, -1)), 5.0, 3, 2).compute()  # the defaults
+    keep = spot_regions(da.from_array(counts, chunks=(1, -1, -1)), 5.0, 3, 2).compute()  # the defaults
     ok = ~inv & ~sat
     assert 0 < (keep & ok).sum() < 0.5 * ok.sum()  # the synthetic spots, not the background
     np.testing.assert_array_equal(got[keep & ok], vals[keep & ok])  # kept exactly

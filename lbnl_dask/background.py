@@ -1,0 +1,71 @@
+"""The local background of a frame: means of the valid pixels over square cells.
+
+The lossy round trips replace the pixels they do not carry (invalid, saturated, kept
+exactly) with the local background before encoding, so a module gap or a kept spot does not
+ring into its neighbours; ``--keep-spots`` thresholds against the same background. Frames
+are 2-D (ny, nx); cells are ``tile`` x ``tile`` pixels, the last ones partial.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _cell_sums(a: np.ndarray, tile: int, dtype) -> np.ndarray:
+    """Sums of ``a`` (ny, nx) over tile x tile cells (the last ones partial), as ``dtype``."""
+    ny, nx = a.shape
+    n0 = ny - ny % tile
+    rows = a[:n0].reshape(n0 // tile, tile, nx).sum(axis=1, dtype=dtype)  # 5x faster than reduceat
+    if n0 < ny:
+        rows = np.vstack([rows, a[n0:].sum(axis=0, keepdims=True, dtype=dtype)])
+    return np.add.reduceat(rows, np.arange(0, nx, tile), axis=1)
+
+
+def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: bool = False) -> np.ndarray:
+    """Mean of the ``valid`` pixels of each ``tile`` x ``tile`` cell of a frame (ny, nx):
+    float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean.
+    ``zeroed``: the invalid pixels of ``frame`` are 0 already (saves a pass)."""
+    tot = _cell_sums(frame if zeroed else np.where(valid, frame, 0), tile, np.float64)
+    return _means(tot, _cell_sums(valid.view(np.uint8), tile, np.int64))
+
+
+def _means(tot: np.ndarray, cnt: np.ndarray) -> np.ndarray:
+    """Per-cell means from sums and counts of valid pixels; empty cells get the frame's mean."""
+    fallback = tot.sum() / cnt.sum() if cnt.sum() else 0.0
+    return np.where(cnt > 0, tot / np.maximum(cnt, 1), fallback)
+
+
+def cells_to_pixels(cells: np.ndarray, tile: int, shape: tuple) -> np.ndarray:
+    """Each pixel of a frame of ``shape`` (ny, nx) given the value of its ``tile`` x ``tile`` cell."""
+    return np.repeat(np.repeat(cells, tile, axis=0), tile, axis=1)[: shape[0], : shape[1]]
+
+
+def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarray:
+    """Per-pixel :func:`cell_means`: float64 (ny, nx), each pixel its cell's mean of valid pixels."""
+    return cells_to_pixels(cell_means(frame, valid, tile), tile, frame.shape)
+
+
+def fill_at(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
+    """Set the pixels at flat indices ``idx`` of the C-contiguous ``frame`` (ny, nx) to the
+    mean of the other pixels of their ``tile`` x ``tile`` cell, in place (:func:`cell_means`,
+    with the valid counts from the few indices instead of a pass over a mask)."""
+    ny, nx = frame.shape
+    flat = np.reshape(frame, -1, copy=False)  # a view (8x faster to index than frame.flat); raises, never copies
+    flat[idx] = 0
+    cy, cx = -(-ny // tile), -(-nx // tile)
+    ys, xs = np.divmod(idx, nx)
+    cells = (ys // tile) * cx + xs // tile
+    area = np.outer(np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx)))
+    cnt = area - np.bincount(cells, minlength=cy * cx).reshape(cy, cx)
+    means = _means(_cell_sums(frame, tile, np.float64), cnt).reshape(-1)[cells]
+    flat[idx] = np.rint(means) if frame.dtype.kind in "ui" else means
+    return frame
+
+
+def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarray:
+    """Copy of ``frame`` (ny, nx) with the ``bad`` pixels set to the mean of the valid pixels
+    of their ``tile`` x ``tile`` cell (:func:`cell_means`): a neutral local background that
+    keeps module gaps from ringing into valid pixels."""
+    idx = np.flatnonzero(bad)
+    return fill_at(np.array(frame, order="C"), idx, tile) if idx.size else frame
+
+

@@ -1,0 +1,65 @@
+"""The lossy round trip of a block of frames, per frame: what ``map_blocks`` runs.
+
+Counts arrive as floats with markers (NaN invalid, +inf saturated: :mod:`lbnl_dask.transform`).
+:func:`encode_frames` gives each frame's codec bytes, the marked pixels (and those ``keep``
+asks for) filled with the local background first so they do not ring into others;
+:func:`decode_frames` decodes them and puts those pixels back unchanged.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numcodecs.abc import Codec
+
+from .background import fill_at
+from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000
+
+
+def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """Flat indices of the pixels of ``frame`` the codec does not carry: invalid (NaN),
+    saturated (+inf) and those of ``keep``; the round trip puts them back unchanged."""
+    special = np.isfinite(frame)
+    np.logical_not(special, out=special)
+    if keep is not None:
+        special |= keep
+    return np.flatnonzero(special)
+
+
+def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarray:
+    """Counts (ny, nx, with markers) as the codec's input: clipped to its range, the pixels
+    at flat indices ``special`` filled with the local background, rounded to its integer type."""
+    lo, hi = (0, J2K_MAX) if isinstance(codec, JPEG2000) else (-HCOMPRESS_MAX, HCOMPRESS_MAX)
+    x = np.empty(frame.shape, frame.dtype)  # C order, for _fill's flat view
+    np.clip(frame, lo, hi, out=x)  # NaN stays NaN until filled
+    if special.size:
+        fill_at(x, special, 32)
+    out = np.empty(frame.shape, np.uint16 if isinstance(codec, JPEG2000) else np.int32)
+    np.rint(x, out=out, casting="unsafe")
+    return out
+
+
+def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
+    """The codec bytes of every frame of a block of counts (n, ny, nx), as an object array
+    (n, 1, 1). Invalid (NaN) and saturated (+inf) pixels, and those of the boolean ``keep``
+    (n, ny, nx), are replaced by the local background first, so they do not ring into others."""
+    out = np.empty((block.shape[0], 1, 1), dtype=object)
+    for i in range(block.shape[0]):
+        special = _special(block[i], None if keep is None else keep[i])
+        out[i, 0, 0] = codec.encode(_prepared(block[i], codec, special))
+    return out
+
+
+def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
+    """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
+    and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
+    out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views
+    for i in range(block.shape[0]):
+        codec.decode(encoded[i].item(), out=out[i])
+        special = _special(block[i], None if keep is None else keep[i])
+        out[i].reshape(-1)[special] = block[i].reshape(-1)[special]
+    return out
+
+
+def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
+    """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec`` (see
+    :func:`encode_frames` and :func:`decode_frames`)."""
+    return decode_frames(block, encode_frames(block, codec), codec)
