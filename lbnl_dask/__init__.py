@@ -4,12 +4,6 @@ The public API in a few names: ``open_dataset``/``read_meta`` (read), ``compress
 whole job, as ``lbnl-compress``), ``read_squash`` (decode ``-q`` files) and the codecs
 ``HCompress``/``JPEG2000`` (numcodecs).
 """
-import os
-
-# bitshuffle's OpenMP threads fight dask's own threads (measured 10x slower on 2 threads):
-# one OpenMP thread per task unless the user chose otherwise.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
 __version__ = "0.1.0"
 
 from .codecs import HCompress, JPEG2000

@@ -10,7 +10,7 @@ import re
 import sys
 
 from . import __version__
-from .cluster import SlurmOptions, slurm_job_script
+from .cluster import SlurmOptions, one_openmp_thread, slurm_job_script
 from .errors import LbnlDaskError
 from .options import option_names
 from .pipeline import compress
@@ -103,6 +103,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    one_openmp_thread()
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
     args = parser().parse_args(argv)
     if args.report_version:

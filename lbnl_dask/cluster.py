@@ -22,17 +22,27 @@ LOCAL = ("threads", "sync", "synchronous", "single-threaded")
 #: glibc malloc settings for worker processes. A task allocates and frees arrays of tens of
 #: MB; with dask's default (trim the heap above 64 kB) each of them is fresh memory, paid for
 #: in page faults. Keeping up to 256 MB in the heap, and (single-threaded workers) one arena,
-#: measured 25-40% more frames/s on LocalCluster workers (benchmarks/README, issue 5). The
+#: made LocalCluster workers markedly faster (the README's performance section). The
 #: threaded scheduler in the parent process measured no faster with them: left alone.
 WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "268435456"}
+#: One OpenMP thread per worker: bitshuffle's OpenMP threads would compete with dask's own.
+WORKER_OPENMP = {"OMP_NUM_THREADS": "1"}
+
+
+def one_openmp_thread() -> None:
+    """For a process lbnl_dask owns (the command-line tools): one OpenMP thread unless the
+    user chose otherwise. A library import leaves the caller's environment alone."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def worker_environ(single_threaded: bool = False) -> dict:
     """Environment dask's nannies give new worker processes: dask's configured
-    ``distributed.nanny.pre-spawn-environ`` with :data:`WORKER_MALLOC` on top (and one
+    ``distributed.nanny.pre-spawn-environ`` with :data:`WORKER_MALLOC` and
+    :data:`WORKER_OPENMP` on top (and one
     malloc arena for single-threaded workers)."""
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     env.update(WORKER_MALLOC)
+    env.update(WORKER_OPENMP)
     if single_threaded:
         env["MALLOC_ARENA_MAX"] = "1"
     return env

@@ -9,12 +9,14 @@ import argparse
 import os
 import sys
 
+from .cluster import one_openmp_thread
 from .errors import LbnlDaskError
 from .pipeline import compress
 from .synth import make_dataset
 
 
 def main(argv=None) -> int:
+    one_openmp_thread()
     p = argparse.ArgumentParser(prog="lbnl-demo", description=__doc__.splitlines()[0])
     p.add_argument("--dir", default="demo_out", help="folder for the synthetic input and the output")
     p.add_argument("--detector", default="eiger_4m")

@@ -23,6 +23,7 @@ from . import quality as Q
 from . import transform as T
 from .codecs import BitshuffleLZ4
 from .eiger import open_dataset
+from .cluster import one_openmp_thread
 from .errors import LbnlDaskError
 from .options import OutputOptions
 from .pipeline import output_frames
@@ -211,6 +212,7 @@ def save(rows, prefix: str) -> list[str]:
 
 
 def main(argv=None) -> int:
+    one_openmp_thread()
     p = argparse.ArgumentParser(prog="lbnl-explore", description=__doc__.splitlines()[0])
     p.add_argument("master")
     p.add_argument("--bins", type=int, nargs="+", default=[1, 2])

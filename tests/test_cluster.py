@@ -83,3 +83,13 @@ def test_slurm_workers_get_the_malloc_settings():
 def test_slurm_needs_cores_and_memory(capsys):
     assert cli.main(["--print-job-script"]) == 2
     assert "--slurm needs --cores" in capsys.readouterr().err
+
+
+def test_importing_the_package_leaves_the_environment_alone():
+    import subprocess
+    import sys
+
+    code = "import os, lbnl_dask; print(os.environ.get('OMP_NUM_THREADS'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"
