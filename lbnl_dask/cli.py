@@ -27,7 +27,8 @@ _NEGATIVE = re.compile(r"^-\d+(\.\d*)?$|^-\.\d+$")
 
 
 def join_negative_values(argv: list[str]) -> list[str]:
-    """``["-u", "-2"]`` -> ``["-u=-2"]`` for options that take a value (SPEC A1)."""
+    """``["-u", "-2"]`` -> ``["-u=-2"]`` for options that take a value, as l_bnl_compress
+    accepted them."""
     out, i = [], 0
     while i < len(argv):
         a = argv[i]
@@ -46,7 +47,7 @@ def parser() -> argparse.ArgumentParser:
         description="Bin and sum images from a range (l_bnl_compress-compatible, parallel with dask). "
                     "Writes <out>_NNNNNN.h5 data files and <out>_master.h5 that XDS and DIALS read.",
         epilog="Negative values may be written '-u -2' or '-u=-2'. Defaults differ from l_bnl_compress "
-               "where SPEC A2 fixes a bug: -c bslz4, output type sized to the saturation value.")
+               "where l_bnl_compress had a bug: -c bslz4, output type sized to the saturation value.")
     a = p.add_argument
     a("-1", "--first_image", type=int, nargs="?", const=1, default=1, help="first input image, 1-based (default 1)")
     a("-N", "--last_image", type=int, default=None, help="last input image, inclusive (default: the last)")

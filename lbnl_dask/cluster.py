@@ -53,7 +53,7 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
     :func:`worker_environ` (no dashboard unless ``dashboard_address`` is given). The
     workers' statistical profiler (the dashboard's Profile page, a performance report's
     profile) samples every thread's stack 100 times a second: off unless ``profile``
-    (measured +3-4% frames/s on 2 workers). As dask
+    (it costs a few per cent of throughput). As dask
     does, a variable already in ``os.environ`` wins (so does one a LocalCluster started
     earlier in this process left there: dask's nannies write them into the parent)."""
     from distributed import LocalCluster

@@ -20,9 +20,9 @@ from numcodecs.registry import register_codec
 from .errors import LbnlDaskError
 
 # astropy's HCompress C code keeps global state: never run two encodes/decodes at once in a
-# process (NOTES.md: two threads gave wrong bytes and "qtree_decode: bad format code").
+# process: two threads at once give wrong bytes and "qtree_decode: bad format code".
 _HCOMPRESS_LOCK = threading.Lock()
-#: HCompress' 32-bit wavelet overflows at 2**27 (measured: "qtree_decode: bad format code").
+#: HCompress' 32-bit wavelet overflows at 2**27 ("qtree_decode: bad format code").
 HCOMPRESS_MAX = 2**26 - 1
 #: glymur/OpenJPEG take at most 16-bit samples here.
 J2K_MAX = 65535
@@ -33,7 +33,8 @@ class CodecError(LbnlDaskError, RuntimeError):
 
 
 def hcompress_tile_rows(nrows: int) -> int:
-    """Tile height astropy's CompImageHDU picks for HCOMPRESS_1 (SPEC B 4.5): full-width tiles."""
+    """Tile height astropy's CompImageHDU picks for HCOMPRESS_1, as the published
+    tool's FITS round trip does: full-width tiles."""
     if nrows <= 30:
         return nrows
     for h in (16, 24, 20, 30, 28, 26, 22, 18, 14):
@@ -139,7 +140,7 @@ def _hc_body_offset(b) -> int:
 
 
 def glymur_ladder(ratio: int) -> list[int]:
-    """The published tool's -J quality-layer ladder (SPEC B 4.6): 75 -> [4800, ..., 150, 75]."""
+    """The published tool's -J quality-layer ladder: 75 -> [4800, ..., 150, 75]."""
     ladder = [int(ratio)]
     if ratio < 4000:
         while ladder[0] * 2 < 8000:
@@ -148,7 +149,7 @@ def glymur_ladder(ratio: int) -> list[int]:
 
 
 def opj_ladder(ratio: int) -> list[int]:
-    """The published tool's -K ladder (SPEC B 4.7): 75 -> [9600, ..., 150, 75]."""
+    """The published tool's -K ladder: 75 -> [9600, ..., 150, 75]."""
     ladder = [max(int(ratio), 1)]
     while ladder[0] < 5001 and len(ladder) < 10:
         ladder.insert(0, ladder[0] * 2)
@@ -297,8 +298,8 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     block of ``block`` elements a big-endian uint32 compressed size and the data; a last
     partial block of a multiple of 8 elements; the last n % 8 elements raw) fill it exactly.
     bitshuffle's decoder is given no input length and follows these sizes: a corrupt one
-    makes it read past the chunk and crash the process (measured: a changed block-size byte
-    of the header gave a segfault). ~0.2 ms per 4M frame."""
+    makes it read past the chunk and crash the process (a changed block-size byte of the
+    header gave a segfault). Cheap beside the decoding itself."""
     nblocks = n // block + (1 if n % block >= 8 else 0)
     bound = block * itemsize + block * itemsize // 255 + 16  # LZ4_compressBound of a block
     end, pos = len(chunk), 12
@@ -318,7 +319,7 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
 def _bshuf_c():
     """bitshuffle's C function ``bshuf_decompress_lz4`` (its public C API, exported by the
     Python extension), or None. Through ctypes it runs without the GIL and writes straight
-    into the caller's array: the Python API allocates a new one (a 4M frame copy is ~2 ms)."""
+    into the caller's array: the Python API allocates a new one, and a copy."""
     import ctypes
 
     import bitshuffle.ext

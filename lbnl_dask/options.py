@@ -192,7 +192,7 @@ def job_token(master: str, out: str, o: OutputOptions) -> str:
 
 # ---------------------------------------------------------------- output type and saturation
 def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
-    """The saturation value of the output pixels (SPEC A2): the input's per-pixel cutoff
+    """The saturation value of the output pixels: the input's per-pixel cutoff
     times s x b x b (or not, with --cap-sums) and -S, within the codec's range, then
     through -L/-X. Appends a note when a limit lowers it."""
     s, b = o.sum_range, o.bin_range
@@ -215,7 +215,8 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
 
 
 def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, float]:
-    """The output pixel type and the saturation value it can hold (SPEC A2)."""
+    """The output pixel type and the saturation value it can hold: Neggia reads the
+    top values of uint16/uint32 as invalid, so the saturation stays below them."""
     if o.ufloat is not None:
         dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)
         notes.append(f"float output ({dt}): XDS' plugins read only unsigned integer data")

@@ -50,7 +50,7 @@ class OutputGraph:
 def output_frames(frames: da.Array, cutoff: int | None, mask, o: OutputOptions,
                   frame_shape: tuple | None = None) -> OutputGraph:
     """The transforms of ``o`` applied lazily to raw ``frames`` (n, ny, nx): counts, sum,
-    bin, scale, log/exp, omitted regions, lossy round trip, output type (SPEC A2).
+    bin, scale, log/exp, omitted regions, lossy round trip, output type.
     ``frame_shape``: the frames' (ny, nx) when they come zero-padded to multiples of -b
     (:meth:`EigerDataset.padded_frames`, as ``lbnl-compress`` reads them)."""
     notes = []

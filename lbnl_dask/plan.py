@@ -20,7 +20,7 @@ def chunk_frames(o: OutputOptions, run: RunSettings, frame_pixels: int) -> int:
     frames divide -d (so no chunk straddles two data files), at most about 256 MB at 8 bytes
     per input pixel (the raw frames and what a task makes of them). With --keep-spots, at
     least --keep-frames output frames: the spots grow across frames by dask's overlap. Larger
-    chunks measured no faster and cost peak memory (benchmarks/results_memory.json)."""
+    chunks measured no faster and cost peak memory (benchmarks/bench_memory.py)."""
     s, d = o.sum_range, o.data_block_size
     if run.chunk_frames:
         c_out = max(1, run.chunk_frames // s)

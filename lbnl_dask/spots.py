@@ -29,7 +29,7 @@ def _spots_block(x, sigma, grow, tile):
     for i, f in enumerate(x):
         finite = np.isfinite(f)
         v = np.where(finite, f, 0)
-        b9 = 9 * cell_means(v, finite, tile, zeroed=True)  # threshold per cell, then per pixel: 3x cheaper
+        b9 = 9 * cell_means(v, finite, tile, zeroed=True)  # per cell, then per pixel: cheaper
         limit = cells_to_pixels((b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype), tile, f.shape)
         m = finite & (_with_neighbours(_with_neighbours(v, 0, np.add), 1, np.add) > limit)  # 3 x 3 sums
         for _ in range(grow):

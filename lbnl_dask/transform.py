@@ -5,7 +5,7 @@ frames into floating-point counts in which an **invalid** pixel (all bits set in
 dtype, or flagged in ``pixel_mask``) is NaN and a **saturated** pixel (a valid count at or
 above the cutoff) is +inf. Summing and binning are then plain ``np.sum`` reductions with
 :func:`coarsen` (dask's coarsen as a blockwise layer), and IEEE arithmetic propagates both
-markers exactly as SPEC A2 asks: any NaN input makes the output NaN (invalid wins),
+markers as the output's rules ask: any NaN input makes the output NaN (invalid wins),
 otherwise any +inf makes it +inf (saturated), otherwise the sum is exact (integers are
 exact in float32 below 2**24 and in float64 below 2**53; :func:`counts_dtype` picks the
 narrower type that is exact).
@@ -98,8 +98,8 @@ def _counts_block(block, mask, cutoff, dtype):
 
 
 #: Rows of one band of :func:`_summed_binned_block`: about 1 MB of summed counts, so the raw
-#: rows, the sums and the candidates of a band stay in a core's L2 cache (4M, -b 2 -s 2:
-#: 8.4 ms per output frame against 14-16 for whole-frame passes; 256 kB bands 9.1 ms).
+#: rows, the sums and the candidates of a band stay in a core's L2 cache (whole-frame passes
+#: and smaller bands measured slower: benchmarks/bench_stages.py).
 BAND_BYTES = 2**20
 
 
@@ -213,7 +213,7 @@ def pad_to_multiple(x: da.Array, axis: int, factor: int) -> da.Array:
 
 def block_sum(x: np.ndarray, axis=None) -> np.ndarray:
     """``x.sum(axis)`` for the short axes :func:`coarsen` reshapes into (length s or b): added
-    slice by slice, which is 2x faster than numpy's reduction over a length-2 inner axis."""
+    slice by slice, which is faster than numpy's reduction over a length-2 inner axis."""
     if axis is None:
         return x.sum()
     for ax in sorted((axis,) if np.isscalar(axis) else axis, reverse=True):
@@ -238,11 +238,9 @@ def coarsen(reduction, x: da.Array, axes: dict) -> da.Array:
     factors ``axes`` {axis: factor} already (ValueError if not): dask's own per-chunk
     ``coarsen`` (``reduction`` gets each chunk reshaped to (n0/f0, f0, n1/f1, f1, ...) and
     ``axis=(1, 3, ...)``), through ``map_blocks``. ``da.coarsen`` builds a graph layer that
-    dask's blockwise fusion cannot join: the chain of each chunk (read, coarsen, the round
-    trip, the output type) was fused into one task only by renaming it and leaving an alias
-    task under the old key, twice the tasks for the scheduler. As a blockwise layer the chain
-    fuses into one task: half the tasks, +2% frames/s on 2 workers (4M -b 2 -s 2 -H 12, 1000
-    frames, nine runs each)."""
+    dask's blockwise fusion cannot join, so each chunk's chain (read, coarsen, the round
+    trip, the output type) would take two tasks, one of them an alias; as a blockwise layer
+    the chain fuses into one task per chunk."""
     axes = {i: int(axes.get(i, 1)) for i in range(x.ndim)}
     for i, f in axes.items():
         if any(c % f for c in x.chunks[i]):
@@ -400,5 +398,5 @@ def finalize(x: da.Array, dtype, saturation, integral: bool = False) -> da.Array
     """Output pixels of ``dtype``: counts rounded and clipped to [0, saturation], saturated
     (+inf) pixels = ``saturation``, invalid (NaN) pixels = all bits set (NaN for floats).
     ``integral``: the counts are whole numbers already (no log/exp), so rounding is skipped
-    (one whole-frame pass less: 4M frames 9.8 -> 6.1 ms)."""
+    (one whole-frame pass less)."""
     return x.map_blocks(_finalize_block, np.dtype(dtype), saturation, bool(integral), dtype=np.dtype(dtype))
