@@ -12,8 +12,9 @@ import sys
 from . import __version__
 from .cluster import SlurmOptions, one_openmp_thread, slurm_job_script
 from .errors import LbnlDaskError
-from .options import option_names
+from .options import option_names, split_options
 from .pipeline import compress
+from .writer import COMPRESSIONS, XDS_READABLE
 
 VERSION = f"lbnl_dask-{__version__} (l_bnl_compress-1.1.4-30May25 options)"
 
@@ -131,6 +132,9 @@ def main(argv=None) -> int:
     opts["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
     opts["slurm"] = slurm
     try:
+        name = split_options(**opts)[0].compression  # checked before anything starts
+        if name not in XDS_READABLE:
+            print(f"lbnl-compress: warning: -c {name}: {COMPRESSIONS[name]}", file=sys.stderr)
         report = compress(args.infile, args.out_file, **opts)
     except LbnlDaskError as e:
         print(f"lbnl-compress: error: {e}", file=sys.stderr)

@@ -132,6 +132,8 @@ def _check_lossy(o: OutputOptions) -> None:
 
 
 def _check_types(o: OutputOptions) -> None:
+    if o.uint is not None and o.ufloat is not None:
+        raise OptionError(f"choose one output type, not -u and -f (-u {o.uint}, -f {o.ufloat:g})")
     if o.uint is not None and o.uint not in (2, -2, 4, -4):
         raise OptionError(f"-u takes 2, -2, 4 or -4 (bytes; negative = signed), not {o.uint}")
     if o.ufloat is not None and o.ufloat not in (2, -2, 4, -4):
@@ -220,7 +222,7 @@ def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, f
     if o.ufloat is not None:
         dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)
         notes.append(f"float output ({dt}): XDS' plugins read only unsigned integer data")
-        return dt, float(min(saturation, np.finfo(dt).max))
+        return dt, min(float(saturation), float(np.finfo(dt).max))
     if o.uint is not None:
         dt = np.dtype({2: np.uint16, -2: np.int16, 4: np.uint32, -4: np.int32}[o.uint])
     elif not o.integral:

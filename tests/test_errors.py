@@ -124,30 +124,6 @@ def test_bad_input(case, tmp_path, tiny, capsys):
     assert os.listdir(out) == []  # nothing left behind, not even finished blocks
 
 
-@pytest.mark.parametrize("args,msg", [
-    (["-1", "12", "-N", "11"], "first image 12 is after last image 11"),
-    (["-N", "21"], "last image 21 is beyond the 20 frames"),
-    (["-1", "0"], "before image 1"),
-    (["-b", "0"], "bin (-b) must be at least 1"),
-    (["-b", "-2"], "bin (-b) must be at least 1"),
-    (["-s", "0"], "sum (-s) must be at least 1"),
-    (["-d", "0"], "data block size (-d) must be at least 1"),
-    (["-1", "15", "-s", "8"], "sum (-s 8) is larger than the 6 frames selected"),
-    (["-H", "4", "-J", "50"], "choose one lossy round trip, not -H and -J"),
-    (["-H", "4", "-K", "50"], "choose one lossy round trip, not -H and -K"),
-    (["-J", "1"], "JPEG-2000 ratio (-J) must be greater than 1"),
-    (["-K", "0.5"], "JPEG-2000 ratio (-K) must be greater than 1"),
-    (["-c", "gzip"], "unknown compression 'gzip'"),
-    (["-c", "zstd", "-l", "12"], "0..9"),
-    (["-R", "1,2,3"], "give 2 numbers"),
-    (["-q", "sq"], "-q (squash) needs a lossy round trip"),
-])
-def test_bad_options(args, msg, tmp_path, tiny, capsys):
-    rc, err = run_cli(capsys, ["-i", tiny] + args, tmp_path)
-    assert rc == 2 and msg in err and len(err.splitlines()) == 1, err
-    assert os.listdir(tmp_path) == []
-
-
 def test_output_folder_cannot_be_written(tmp_path, tiny, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")

@@ -1,0 +1,92 @@
+"""Options: the one list of bad options (one line, exit 2, nothing written), checked on construction."""
+import os
+
+import numpy as np
+import pytest
+
+from lbnl_dask import cli
+from lbnl_dask.errors import OptionError
+from lbnl_dask.options import OutputOptions, RunSettings, job_token, output_dtype, split_options
+
+#: Every option value lbnl-compress refuses, with the words its one-line error must hold
+#: (on the 20-frame 'tiny' dataset of conftest).
+BAD_OPTIONS = [
+    (["-1", "12", "-N", "11"], "first image 12 is after last image 11"),
+    (["-N", "21"], "last image 21 is beyond the 20 frames"),
+    (["-1", "0"], "before image 1"),
+    (["-b", "0"], "bin (-b) must be at least 1"),
+    (["-b", "-2"], "bin (-b) must be at least 1"),
+    (["-s", "0"], "sum (-s) must be at least 1"),
+    (["-s", "-1"], "sum (-s) must be at least 1"),
+    (["-s", "21"], "sum (-s 21) is larger than the 20 frames selected"),
+    (["-1", "15", "-s", "8"], "sum (-s 8) is larger than the 6 frames selected"),
+    (["-d", "0"], "data block size (-d) must be at least 1"),
+    (["-H", "4", "-J", "50"], "choose one lossy round trip, not -H and -J"),
+    (["-H", "4", "-K", "50"], "choose one lossy round trip, not -H and -K"),
+    (["-H", "-3"], "HCompress scale (-H) must be >= 0"),
+    (["-J", "1"], "JPEG-2000 ratio (-J) must be greater than 1"),
+    (["-K", "0.5"], "JPEG-2000 ratio (-K) must be greater than 1"),
+    (["-c", "gzip"], "unknown compression 'gzip'"),
+    (["-c", "zstd", "-l", "12"], "0..9"),
+    (["-c", "bslz4", "-l", "3"], "applies to bszstd and zstd"),
+    (["-R", "1,2,3"], "give 2 numbers"),
+    (["-q", "sq"], "-q (squash) needs a lossy round trip"),
+    (["-S", "0"], "scale (-S) must be positive"),
+    (["-u", "3"], "-u takes"),
+    (["-f", "8"], "-f takes"),
+    (["-u", "2", "-f", "4"], "choose one output type, not -u and -f"),
+    (["-L", "1.5"], "base >= 2"),
+    (["-X", "ten"], "-X needs a number >= 2 or e"),
+    (["--keep-spots"], "--keep-spots needs a lossy round trip"),
+    (["-H", "16", "--keep-spots", "0"], "threshold in sigmas > 0"),
+    (["-H", "16", "--keep-spots", "-q", "out_file"], "-q cannot go with --keep-spots"),
+    (["-H", "16", "--keep-spots", "-L"], "cannot go with -L or -X"),
+    (["-H", "16", "--keep-spots", "--keep-frames=-1"], "must be >= 0"),
+    (["-H", "16", "--keep-spots", "--keep-grow", "-1"], "must be >= 0"),
+]
+
+
+@pytest.mark.parametrize("args,msg", BAD_OPTIONS, ids=[" ".join(a) for a, _ in BAD_OPTIONS])
+def test_bad_options_one_line_and_no_output(args, msg, tmp_path, tiny, capsys):
+    rc = cli.main(["-i", tiny, "-o", str(tmp_path / "o"), "--scheduler", "threads"] + args)
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and msg in err, err
+    assert err.startswith("lbnl-compress: error: ") and len(err.splitlines()) == 1, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_options_are_checked_when_made():
+    with pytest.raises(OptionError, match="bin"):
+        OutputOptions(bin_range=0)
+    o = OutputOptions(compression="BSLZ4", hcomp_scale=12)
+    assert o.compression == "bslz4" and o.lossy == "hcomp" and o.integral
+    assert OutputOptions(j2k_alt_ratio=60).codec().ladder[-1] == 60
+    assert OutputOptions(logarithm_base="e").integral is False
+
+
+def test_split_options_names_an_unknown_option():
+    out, run = split_options(bin_range=2, scheduler="threads")
+    assert out.bin_range == 2 and isinstance(run, RunSettings) and run.scheduler == "threads"
+    with pytest.raises(OptionError, match="unknown option.*bin_rnage"):
+        split_options(bin_rnage=2)
+
+
+def test_job_token_ignores_run_settings_but_not_output_options(tiny, tmp_path):
+    out = str(tmp_path / "o")
+    a = job_token(tiny, out, OutputOptions(bin_range=2))
+    assert a == job_token(tiny, out, split_options(bin_range=2, workers=7, overwrite=True)[0])
+    assert a != job_token(tiny, out, OutputOptions(bin_range=3))
+
+
+@pytest.mark.parametrize("kw,sat,dtype,cap", [
+    (dict(), 30000, np.uint16, 30000),
+    (dict(), 40000, np.uint32, 40000),
+    (dict(), 2**33, np.uint32, 2**31 - 2),  # Neggia reads 2**31-1 and above as invalid
+    (dict(uint=2), 70000, np.uint16, 65534),
+    (dict(ufloat=4), 1e40, np.float32, float(np.finfo(np.float32).max)),
+])
+def test_output_dtype_keeps_the_saturation_readable(kw, sat, dtype, cap):
+    notes = []
+    dt, s = output_dtype(OutputOptions(**kw), sat, notes)
+    assert dt == dtype and s == cap
+    assert bool(notes) == (s != sat or dt.kind == "f")
