@@ -5,6 +5,7 @@ dask's local threaded/synchronous schedulers). All scheduling choices live here.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import re
@@ -123,6 +124,53 @@ def slurm_job_script(opts: SlurmOptions) -> str:
         return cluster.job_script()
     finally:
         cluster.close()
+
+
+def _main_guard_lines(path: str) -> list[tuple[int, int]]:
+    """Line ranges of the ``if __name__ == "__main__":`` blocks of a script (empty if unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            tree = ast.parse(fh.read())
+    except (OSError, SyntaxError, ValueError):
+        return []
+    ranges = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) \
+                and "__main__" in ast.unparse(node.test):
+            ranges.append((node.body[0].lineno, node.end_lineno or node.body[-1].lineno))
+    return ranges
+
+
+def can_start_processes() -> bool:
+    """Whether worker processes can start from here. They import the ``__main__`` module
+    afresh: code read from stdin cannot be imported again, and a script's top level would
+    run again in every worker unless the call sits inside ``if __name__ == "__main__":``.
+    Notebooks, ``python -c`` and the console scripts have nothing to import again."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None or getattr(main, "__spec__", None) is not None:
+        return True  # interactive, -c, -m or a console script: workers import no script
+    if not os.path.isfile(path):
+        return False  # stdin ('<stdin>'), or a script that has gone
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals is not vars(main):
+        frame = frame.f_back
+    if frame is None:
+        return True  # not called from the script (a thread it started, ...): nothing runs twice
+    while frame.f_back is not None and frame.f_back.f_globals is vars(main):
+        frame = frame.f_back  # the script's top level, whatever function of it called us
+    return any(a <= frame.f_lineno <= b for a, b in _main_guard_lines(path))
+
+
+def choose_scheduler(scheduler: str) -> tuple[str, str | None]:
+    """``scheduler`` with ``auto`` resolved: ``processes`` where :func:`can_start_processes`,
+    else ``threads``; and a note saying why threads were chosen (or None)."""
+    if scheduler != "auto":
+        return scheduler, None
+    if can_start_processes():
+        return "processes", None
+    return "threads", ("scheduler: threads, as worker processes cannot start from this script "
+                       "(call compress inside 'if __name__ == \"__main__\":' for a local cluster)")
 
 
 @contextlib.contextmanager

@@ -158,7 +158,7 @@ class RunSettings:
     """How a job runs; none of these changes a byte of the output."""
 
     overwrite: bool = False
-    scheduler: str = "processes"
+    scheduler: str = "auto"  # processes where they can start (cluster.choose_scheduler)
     workers: int | None = None
     chunk_frames: int | None = None  # input frames per dask task (default: plan.chunk_frames)
     progress: bool = False

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import resume
 from . import transform as T
-from .cluster import client_for, run
+from .cluster import choose_scheduler, client_for, run
 from .codecs import BitshuffleLZ4, JPEG2000, check_openjpeg
 from .roundtrip import decode_frames, encode_frames
 from .spots import spot_regions
@@ -170,7 +170,10 @@ def compress(master, out: str = "out_data", **options) -> Report:
         plan.notes.append("already complete: the master of this same job exists; nothing was rewritten")
     else:
         try:
-            with client_for(settings.scheduler, settings.workers, settings.slurm,
+            scheduler, why = choose_scheduler(settings.scheduler)
+            if why:
+                plan.notes.append(why)
+            with client_for(scheduler, settings.workers, settings.slurm,
                             profile=bool(settings.report)) as client:
                 blocks = run(job, client, settings.progress, settings.report)
         except LbnlDaskError:

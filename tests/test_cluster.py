@@ -93,3 +93,43 @@ def test_importing_the_package_leaves_the_environment_alone():
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"
+
+
+SCRIPT = """import lbnl_dask
+report = lbnl_dask.compress({master!r}, {out!r}, bin_range=2, sum_range=2, hcomp_scale=12)
+print("ratio", round(report.ratio_raw2, 1))
+print("notes", report.notes)
+"""
+
+
+def _python(tmp_path, source, how):
+    import subprocess
+    import sys
+
+    if how == "stdin":
+        return subprocess.run([sys.executable, "-"], input=source, capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+    script = tmp_path / "job.py"
+    script.write_text(source)
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("how", ["script", "stdin"])
+def test_compress_from_a_plain_script_or_stdin(tiny, tmp_path, how):
+    """The README's example, saved as a script without the __main__ guard or piped to
+    python: worker processes could not start there, so the run takes threads and says so."""
+    r = _python(tmp_path, SCRIPT.format(master=tiny, out=str(tmp_path / "o")), how)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "ratio" in r.stdout and "scheduler: threads" in r.stdout, r.stdout
+    assert (tmp_path / "o_master.h5").exists()
+
+
+def test_compress_under_the_main_guard_starts_a_local_cluster(tiny, tmp_path):
+    body = SCRIPT.format(master=tiny, out=str(tmp_path / "o"))
+    source = "def main():\n" + "".join(f"    {ln}\n" for ln in body.splitlines())
+    source += "\n\nif __name__ == '__main__':\n    main()\n"
+    r = _python(tmp_path, source, "script")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "scheduler: threads" not in r.stdout and "notes []" in r.stdout, r.stdout
+    assert "dask dashboard" in r.stderr  # a LocalCluster was started
