@@ -73,10 +73,12 @@ def parser() -> argparse.ArgumentParser:
     a("-o", "--out_file", default="out_data", help="output prefix: <out>_NNNNNN.h5 (default out_data)")
     a("-m", "--out_master", default=None, help="output master prefix (default <out>_master; .h5 appended)")
     a("-q", "--out_squash", default=None, help="also write squash files of the raw codec bytes (prefix; 'out_file' = <out>_squash)")
-    a("-S", "--scale", dest="scale_factor", type=float, default=1.0, help="multiply the counts (and the saturation value)")
+    a("-S", "--scale", dest="scale_factor", type=float, default=1.0, help="multiply the counts (and the saturation value); scaled counts are rounded to the "
+                                "nearest integer (half to even), where l_bnl_compress truncated")
     a("-u", "--uint", type=int, nargs="?", const=2, default=None, help="integer output: 2 uint16, -2 int16, 4 uint32, -4 int32")
     a("-f", "--float", dest="ufloat", type=float, nargs="?", const=2, default=None, help="float output: 2 float16, 4 float32")
-    a("-L", "--logarithm", dest="logarithm_base", nargs="?", const="e", default=None, help="log transform, base e or >= 2")
+    a("-L", "--logarithm", dest="logarithm_base", nargs="?", const="e", default=None, help="log transform log(1+v)/log(base), base e or >= 2; into integer output (-u) "
+                               "rounded to the nearest integer (half to even), where l_bnl_compress truncated")
     a("-X", "--exponential", dest="exponent", nargs="?", const="e", default=None, help="exp transform, base e or >= 2")
     a("-R", "--RO", dest="regions", action="append", default=[], help="region to omit (zero), repeatable")
     a("-C", "--CO", dest="regions", action="append", help="same as -R")

@@ -382,20 +382,22 @@ def omit_regions(x: da.Array, omit: np.ndarray | None) -> da.Array:
 
 # ---------------------------------------------------------------- final output pixels
 def _finalize_block(x, dtype, saturation, integral=False):
+    # True counts are never negative: a lossy round trip's undershoot is clipped at 0 in
+    # every type (in int16, -1 is also the invalid marker).
     dtype = np.dtype(dtype)
     if dtype.kind == "f":
-        return np.minimum(x, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
-    lo = np.iinfo(dtype).min if dtype.kind == "i" else 0
+        return np.clip(x, 0, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
     invalid = np.isnan(x)
     out = np.empty(x.shape, dtype)
     with np.errstate(invalid="ignore"):  # NaN casts to garbage here, overwritten just below
-        np.clip(x if integral else np.rint(x), lo, saturation, out=out, casting="unsafe")  # +inf -> saturation
+        np.clip(x if integral else np.rint(x), 0, saturation, out=out, casting="unsafe")  # +inf -> saturation
     np.copyto(out, invalid_value(dtype), where=invalid)
     return out
 
 
 def finalize(x: da.Array, dtype, saturation, integral: bool = False) -> da.Array:
-    """Output pixels of ``dtype``: counts rounded and clipped to [0, saturation], saturated
+    """Output pixels of ``dtype``: counts rounded to the nearest integer (half to even) and
+    clipped to [0, saturation] in every type, saturated
     (+inf) pixels = ``saturation``, invalid (NaN) pixels = all bits set (NaN for floats).
     ``integral``: the counts are whole numbers already (no log/exp), so rounding is skipped
     (one whole-frame pass less)."""

@@ -318,3 +318,29 @@ def test_omit_regions_applies_to_every_frame():
     assert (got[:, 1:, :2] == 0).all() and (got[:, :, 2:] == 1).all()
     assert np.isnan(got[:, 0, 0]).all()  # invalid pixels stay invalid
 
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16, np.float32, np.float16])
+def test_finalize_clips_undershoot_at_zero_in_every_type(dtype):
+    """A lossy round trip may undershoot below 0; true counts never are (and in int16 -1
+    is the invalid marker)."""
+    x = np.array([[[-2.4, -1.0, -0.4, 0.0, 3.0, np.inf, np.nan]]], np.float32)
+    out = T._finalize_block(x, dtype, 1000)
+    assert out.dtype == dtype
+    assert out[0, 0, :5].tolist() == [0, 0, 0, 0, 3] and out[0, 0, 5] == 1000
+    last = out[0, 0, 6]
+    assert np.isnan(last) if np.dtype(dtype).kind == "f" else last == T.invalid_value(dtype)
+
+
+def test_scaled_and_log_counts_round_to_nearest_half_to_even():
+    """-S and -L into integer output round to the nearest integer, half to even (not the
+    published tool's truncation, which lowers every value by half a count on average)."""
+    x = da.from_array(np.array([[[1, 3, 5, 7, 1000]]], np.float32), chunks=-1)
+    np.testing.assert_array_equal(T.scale(x, 0.5).compute()[0, 0], [0, 2, 2, 4, 500])
+    logs = T.log_transform(x, 2.0).compute()  # log2(1 + v): 1, 2, 2.585, 3, 9.97
+    out = T._finalize_block(logs, np.uint16, 100)
+    np.testing.assert_array_equal(out[0, 0], [1, 2, 3, 3, 10])
+    rng = np.random.default_rng(0)  # the mean of many scaled counts stays near; truncation's falls
+    v = rng.poisson(7, 100000).astype(np.float32).reshape(1, 100, 1000)
+    scaled = T.scale(da.from_array(v, chunks=-1), 0.3).compute()
+    assert abs(scaled.mean() - 0.3 * v.mean()) < 0.1 < 0.3 < 0.3 * v.mean() - np.trunc(0.3 * v).mean()
