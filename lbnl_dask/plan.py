@@ -66,6 +66,7 @@ class Plan:
     bytes_in: int
     lossy: str | None  # 'hcomp', 'j2k' or None
     chunk_frames: int  # input frames per dask chunk
+    sum_range: int = 1
     notes: list = field(default_factory=list)
     redo: list = field(default_factory=list)
     redo_squash: list = field(default_factory=list)
@@ -83,6 +84,14 @@ class Plan:
     def skipped(self) -> int:
         """Data files kept from an earlier run."""
         return len(self.data_files) if self.complete else sum(not r for r in self.redo)
+
+    def frames_to_write(self) -> int:
+        """Input frames behind the data files this run writes (none if complete)."""
+        if self.complete:
+            return 0
+        s, starts = self.sum_range, np.cumsum([0] + self.block_sizes)
+        return int(sum(min(self.frames_in, starts[k + 1] * s) - starts[k] * s
+                       for k, redo in enumerate(self.redo) if redo))
 
     def outputs(self) -> list[str]:
         return self.data_files + self.squash_files + [self.master]
@@ -105,6 +114,7 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
                 frame_shape_out=tuple(graph.shape), dtype=graph.dtype,
                 saturation=graph.saturation, token=token, bytes_in=ds.data_bytes(),
                 lossy=o.lossy, chunk_frames=graph.final.chunks[0][0] * o.sum_range,
+                sum_range=o.sum_range,
                 notes=o.notes() + list(notes) + graph.notes,
                 redo=[run.overwrite or not done[p] for p in data],
                 redo_squash=[run.overwrite or not done[p] for p in squash],

@@ -1,0 +1,31 @@
+"""The run's report: data-file and with-master ratios, squash files, throughput of this run only."""
+import os
+
+import lbnl_dask
+
+
+def test_report_counts_the_master_and_lists_squash_files(tiny, tmp_path):
+    r = lbnl_dask.compress(tiny, str(tmp_path / "o"), sum_range=2, hcomp_scale=8, data_block_size=3,
+                           out_squash="out_file", scheduler="threads")
+    assert r.bytes_master == os.path.getsize(tmp_path / "o_master.h5")
+    assert r.ratio_raw2_with_master == r.raw2_bytes / (r.bytes_out + r.bytes_master) < r.ratio_raw2
+    text = str(r)
+    assert f"data files: {r.ratio_files:.1f}x vs input files, {r.ratio_raw2:.1f}x vs 2-byte raw" in text
+    assert f"data files and master: {r.ratio_raw2_with_master:.1f}x vs 2-byte raw" in text
+    assert r.squash_files == [str(tmp_path / f"o_squash_{k:06d}.h5") for k in range(1, 5)]
+    assert "squash files   4 (o_squash_000001.h5 ...)" in text
+    assert r.frames_processed == 20 and "(20 of" not in text
+
+
+def test_rate_counts_only_the_frames_this_run_processed(tiny, tmp_path):
+    kw = dict(sum_range=2, data_block_size=3, scheduler="threads")
+    first = lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)
+    assert first.frames_processed == 20
+    again = lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)  # complete: nothing to do
+    assert again.frames_processed == 0 and "nothing left to write" in str(again)
+    assert "input frames/s" not in str(again)
+    os.unlink(tmp_path / "o_master.h5")  # as after a run killed before its master
+    os.unlink(tmp_path / "o_000002.h5")  # output frames 4-6 = input frames 7-12
+    resumed = lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)
+    assert resumed.frames_processed == 6 and resumed.blocks_skipped == 3
+    assert "(6 of 20 frames this run)" in str(resumed)
