@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import dask
 
-from .errors import OptionError
+from .errors import OptionError, SchedulerError
 
 LOCAL = ("threads", "sync", "synchronous", "single-threaded")
 
@@ -104,10 +104,17 @@ def slurm_cluster(opts: SlurmOptions):
         raise OptionError("--slurm needs dask-jobqueue: pip install 'lbnl-dask[hpc]'") from None
     kw = {k: v for k, v in dict(cores=opts.cores, memory=opts.memory, walltime=opts.walltime, queue=opts.queue,
                                 account=opts.account, processes=opts.processes).items() if v is not None}
+    cores = kw.get("cores", dask.config.get("jobqueue.slurm.cores", None))
+    if "processes" not in kw and dask.config.get("jobqueue.slurm.processes", None) is None and cores:
+        # one single-threaded worker process per core, as the local cluster: HCompress runs
+        # one at a time per process, so threads sharing a process would wait for each other
+        kw["processes"] = int(cores)
+    single = kw.get("processes", dask.config.get("jobqueue.slurm.processes", None)) == cores
     # the workers' nannies read their pre-spawn environment from dask's config, set here by
     # an environment variable (a dict literal keeps the upper-case names glibc needs)
     prologue = list(dask.config.get("jobqueue.slurm.job-script-prologue", None) or [])
-    prologue.append(f'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{worker_environ()!r}"')
+    environ = worker_environ(single_threaded=single)
+    prologue.append(f'export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON="{environ!r}"')
     kw["job_script_prologue"] = prologue
     for need in ("cores", "memory"):
         if need not in kw and dask.config.get(f"jobqueue.slurm.{need}", None) is None:
@@ -208,11 +215,24 @@ def client_for(scheduler: str = "processes", workers: int | None = None, slurm: 
             yield client
         return
     if re.match(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$", scheduler):
-        with Client(scheduler) as client:
+        with _connect(scheduler) as client:
             _dashboard(client)
             yield client
         return
     raise OptionError(f"unknown scheduler {scheduler!r}: processes, threads, sync or an address host:port")
+
+
+def _connect(address: str):
+    """A Client of the scheduler at ``address``, or SchedulerError in one line if none answers
+    within dask's connect timeout (``distributed.comm.timeouts.connect``)."""
+    from distributed import Client
+
+    timeout = dask.config.get("distributed.comm.timeouts.connect")
+    try:
+        return Client(address, timeout=timeout)
+    except (OSError, TimeoutError) as e:
+        raise SchedulerError(f"{address}: no dask scheduler answered within {timeout} "
+                             f"({type(e).__name__})") from None
 
 
 def _dashboard(client):

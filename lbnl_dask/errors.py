@@ -35,3 +35,7 @@ class OptionError(LbnlDaskError, ValueError):
 
 class OutputError(LbnlDaskError, OSError):
     """The output cannot be written: exists without --overwrite, unwritable, would hit the input."""
+
+
+class SchedulerError(LbnlDaskError, ConnectionError):
+    """The dask scheduler given by address cannot be reached."""

@@ -76,7 +76,8 @@ def test_slurm_workers_get_the_malloc_settings():
     script = slurm_job_script(SlurmOptions(cores=8, memory="32GB"))
     (line,) = [ln for ln in script.splitlines() if "PRE_SPAWN_ENVIRON" in ln]
     env = ast.literal_eval(line.split("=", 1)[1].strip('"'))  # as dask's config parses the variable
-    assert {k: env[k] for k in WORKER_MALLOC} == WORKER_MALLOC and "MALLOC_ARENA_MAX" not in env  # threaded
+    assert {k: env[k] for k in WORKER_MALLOC} == WORKER_MALLOC
+    assert env["MALLOC_ARENA_MAX"] == "1" and env["OMP_NUM_THREADS"] == "1"  # single-threaded workers
     assert line.startswith("export ") and script.index(line) < script.index("distributed.cli.dask_worker")
 
 
@@ -133,3 +134,23 @@ def test_compress_under_the_main_guard_starts_a_local_cluster(tiny, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "scheduler: threads" not in r.stdout and "notes []" in r.stdout, r.stdout
     assert "dask dashboard" in r.stderr  # a LocalCluster was started
+
+
+def test_a_scheduler_nobody_answers_is_one_line(tiny, tmp_path, capsys):
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        rc = cli.main(["-i", tiny, "-o", str(tmp_path / "out" / "o"), "--scheduler", "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "tcp://127.0.0.1:9: no dask scheduler answered within 2s" in err
+    assert not os.path.exists(tmp_path / "out") or os.listdir(tmp_path / "out") == []
+
+
+def test_slurm_workers_are_single_threaded_processes_like_the_local_cluster(capsys):
+    """HCompress runs one at a time per process: --cores 32 gives 32 one-thread workers."""
+    assert cli.main(["--print-job-script", "--cores", "32", "--memory", "64GB"]) == 0
+    script = capsys.readouterr().out
+    assert "--nthreads 1" in script and "--nworkers 32" in script, script
+    three = slurm_job_script(SlurmOptions(cores=32, memory="64GB", processes=4))  # asked: kept
+    assert "--nthreads 8" in three and "--nworkers 4" in three
