@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -60,6 +61,7 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
     from distributed import LocalCluster
 
     kwargs.setdefault("dashboard_address", None)
+    kwargs.setdefault("silence_logs", logging.ERROR)  # dask's warnings are not the user's
     config = {"distributed.nanny.pre-spawn-environ": worker_environ(single_threaded=True),
               "distributed.worker.profile.enabled": bool(profile)}
     with dask.config.set(config), warnings.catch_warnings():
