@@ -105,8 +105,8 @@ class MasterRewriter:
     ``number_of_excluded_pixels``; None keeps the source's value (no mask written).
     """
 
-    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression, frame_shape,
-                 excluded_pixels: int | None = None):
+    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression,
+                 frame_shape, excluded_pixels: int | None = None):
         self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
         self.n_in = last - first + 1
         self.n_out = output_frame_count(self.n_in, s)
