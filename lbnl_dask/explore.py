@@ -6,14 +6,17 @@ encoded with bitshuffle-LZ4 to count their bytes (ratio against 2-byte raw), and
 :mod:`lbnl_dask.quality` comparing the reflections' intensities with the lossless sum+bin of
 the same windows. The table marks the settings on the Pareto front (no other setting has a
 higher ratio *and* a higher CC) and is written as CSV and JSON with a PNG plot.
+:func:`best_setting` picks the highest ratio among the :func:`acceptable` settings.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import dask
@@ -27,6 +30,16 @@ from .cluster import one_openmp_thread
 from .errors import LbnlDaskError
 from .options import OutputOptions
 from .pipeline import output_frames
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults shown after each option's help (where there is one: None is said in the
+    help); the description's line breaks kept."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
 
 
 @dataclass(frozen=True)
@@ -122,6 +135,37 @@ def _collect(*values):
     return list(values)
 
 
+#: What "acceptable" means by default: CC of the intensities >= MIN_CC and the mean intensity
+#: ratio within RATIO_TOLERANCE of 1 (a CC near 1 can hide a scaled-down intensity).
+MIN_CC = 0.99
+RATIO_TOLERANCE = 0.02
+
+
+def acceptable(row: dict, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> bool:
+    """True if a row of :func:`explore` keeps CC >= ``min_cc`` and its mean intensity ratio
+    within ``tolerance`` of 1 (NaN, as with too few reflections, is never acceptable)."""
+    cc, ratio = float(row["cc"]), float(row["mean_ratio"])
+    # 1e-12: a ratio of exactly 1 - tolerance (0.98 is 1 - 0.0200...02 in binary) counts
+    return bool(np.isfinite(cc) and np.isfinite(ratio) and cc >= min_cc
+                and abs(ratio - 1) <= tolerance + 1e-12)
+
+
+def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> dict | None:
+    """The row with the highest ``ratio_raw2`` among the :func:`acceptable` ones, or None."""
+    ok = [r for r in rows if acceptable(r, min_cc, tolerance)]
+    return max(ok, key=lambda r: r["ratio_raw2"]) if ok else None
+
+
+def describe_best(rows) -> str:
+    """One line naming :func:`best_setting` of ``rows`` (or saying there is none)."""
+    best = best_setting(rows)
+    rule = f"CC >= {MIN_CC:g} and mean intensity ratio within {RATIO_TOLERANCE:.0%} of 1"
+    if best is None:
+        return f"best: none of the settings has {rule}"
+    return (f"best: {best['setting']} (ratio {best['ratio_raw2']:.1f}x vs 2-byte raw, "
+            f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}; {rule})")
+
+
 def pareto(rows, x="ratio_raw2", y="cc") -> None:
     """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
     for r in rows:
@@ -130,10 +174,62 @@ def pareto(rows, x="ratio_raw2", y="cc") -> None:
             for o in rows)
 
 
-def explore(master, settings: list[Setting] | None = None, n_windows: int = 3, window_frames: int = 20,
-            scheduler: str = "threads", workers: int | None = None, progress: bool = False) -> list[dict]:
-    """Ratio and fidelity of each setting on a sample of ``master``; rows sorted by ratio."""
-    from .cluster import client_for, run as run_job
+def _row(st: Setting, parts, values) -> dict:
+    """The table row of setting ``st`` from its windows' (bytes, results) ``values``."""
+    nbytes = sum(int(v) for v in values[0::2])
+    n_in = sum(p["frames"] for p in parts)
+    raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
+    res = np.concatenate(values[1::2]) if parts else np.zeros((0, 4))
+    s = Q.summarize(res).overall
+    return dict(setting=st.name, bin=st.b, sum=st.s, codec=st.codec, param=st.param, keep=st.keep,
+                frames=n_in, bytes=nbytes, ratio_raw2=raw2 / nbytes, ratio_raw4=2 * raw2 / nbytes,
+                n=s.n, cc=s.cc, mean_ratio=s.mean_ratio, r_factor=s.r_factor,
+                i_sigma_ref=s.i_sigma_ref, i_sigma_out=s.i_sigma_out)
+
+
+def _compute_each(jobs, client, progress: bool, done) -> None:
+    """Compute the Delayed ``jobs`` as one graph (work shared between them is done once),
+    calling ``done(i, result)`` as soon as job i is finished."""
+    if client is None:
+        from dask.callbacks import Callback
+        from dask.diagnostics import ProgressBar
+
+        index = {job.key: i for i, job in enumerate(jobs)}
+        seen = set()
+
+        def posttask(key, result, dsk, state, worker_id):  # runs in the scheduler's thread
+            if key in index and key not in seen:
+                seen.add(key)
+                done(index[key], result)
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(Callback(posttask=posttask))
+            if progress:
+                stack.enter_context(ProgressBar(out=sys.stderr))
+            results = dask.compute(*jobs)
+        for job, result in zip(jobs, results):  # any job whose key the scheduler did not report
+            if job.key not in seen:
+                seen.add(job.key)
+                done(index[job.key], result)
+        return
+    from distributed import as_completed, progress as dprogress
+
+    futures = client.compute(jobs)
+    index = {f.key: i for i, f in enumerate(futures)}
+    if progress:
+        dprogress(futures)
+        print(file=sys.stderr)
+    for fut in as_completed(futures):
+        done(index[fut.key], fut.result())
+
+
+def explore(master, settings: list[Setting] | None = None, n_windows: int = 3,
+            window_frames: int = 20, scheduler: str = "threads", workers: int | None = None,
+            progress: bool = False, log=None) -> list[dict]:
+    """Ratio and fidelity of each setting on a sample of ``master``; rows sorted by ratio.
+    ``progress``: dask's progress bar on stderr; ``log``: a text stream that gets one line
+    per setting as it finishes (for batch logs), or None."""
+    from .cluster import client_for
 
     settings = settings or grid()
     n = open_dataset(master).frames.shape[0]
@@ -141,23 +237,24 @@ def explore(master, settings: list[Setting] | None = None, n_windows: int = 3, w
     length = max(lcm, window_frames // lcm * lcm)
     wins = windows(n, n_windows, length)
     lazy = [_evaluate(master, st, wins, Q.Shoebox.for_run) for st in settings]
-    flat = [x for parts in lazy for p in parts for x in (p["bytes"], p["res"])]
+    jobs = [dask.delayed(_collect)(*[x for p in parts for x in (p["bytes"], p["res"])])
+            for parts in lazy]
+    rows = [None] * len(settings)
+    t0 = time.monotonic()
+    if log is not None:
+        print(f"lbnl-explore: {len(settings)} settings on {len(wins)} window(s) of {length} "
+              f"frames of {master}", file=log, flush=True)
+
+    def done(i, values):
+        rows[i] = r = _row(settings[i], lazy[i], values)
+        if log is not None:
+            k = sum(x is not None for x in rows)
+            print(f"lbnl-explore: {k}/{len(rows)} {r['setting']}: ratio {r['ratio_raw2']:.1f}x, "
+                  f"CC {r['cc']:.4f}, mean intensity ratio {r['mean_ratio']:.4f} "
+                  f"({time.monotonic() - t0:.0f} s)", file=log, flush=True)
+
     with client_for(scheduler, workers) as client:
-        values = iter(run_job(dask.delayed(_collect)(*flat), client, progress))
-    for parts in lazy:
-        for p in parts:
-            p["bytes"], p["res"] = next(values), next(values)
-    rows = []
-    for st, parts in zip(settings, lazy):
-        nbytes = sum(int(p["bytes"]) for p in parts)
-        n_in = sum(p["frames"] for p in parts)
-        raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
-        res = np.concatenate([p["res"] for p in parts]) if parts else np.zeros((0, 4))
-        s = Q.summarize(res).overall
-        rows.append(dict(setting=st.name, bin=st.b, sum=st.s, codec=st.codec, param=st.param, keep=st.keep, frames=n_in,
-                         bytes=nbytes, ratio_raw2=raw2 / nbytes, ratio_raw4=2 * raw2 / nbytes, n=s.n, cc=s.cc,
-                         mean_ratio=s.mean_ratio, r_factor=s.r_factor, i_sigma_ref=s.i_sigma_ref,
-                         i_sigma_out=s.i_sigma_out))
+        _compute_each(jobs, client, progress, done)
     pareto(rows)
     return sorted(rows, key=lambda r: r["ratio_raw2"])
 
@@ -185,56 +282,143 @@ def save(rows, prefix: str) -> list[str]:
     with open(prefix + ".json", "w") as fh:
         json.dump(rows, fh, indent=1, default=float)
     written.append(prefix + ".json")
-    try:  # the object API: no pyplot, so a notebook's backend is left alone
-        from matplotlib.figure import Figure
-    except ImportError:
+    try:
+        fig = plot(rows)
+    except ImportError:  # matplotlib is optional
         return written
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.subplots()
-    for codec, kept, marker, label in (("none", False, "s", "lossless"), ("H", False, "o", "HCompress"),
-                                       ("J", False, "^", "JPEG-2000"), ("H", True, "D", "HCompress, spots kept"),
-                                       ("J", True, "v", "JPEG-2000, spots kept")):
-        sel = [r for r in rows if r["codec"] == codec and bool(r.get("keep")) == kept]
-        if sel:
-            ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker, label=label)
-    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["ratio_raw2"])
-    ax.plot([r["ratio_raw2"] for r in front], [r["cc"] for r in front], "k--", lw=1, label="Pareto front")
-    for r in front:
-        ax.annotate(r["setting"], (r["ratio_raw2"], r["cc"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xscale("log")
-    ax.set_xlabel("total compression ratio (vs 2-byte raw)")
-    ax.set_ylabel("CC of intensities (I/sigma >= 3) vs lossless")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(prefix + ".png", dpi=120)
+    fig.savefig(prefix + ".png", dpi=PLOT_DPI)
     written.append(prefix + ".png")
     return written
 
 
+PLOT_DPI = 120
+_MARKERS = (("none", False, "s", "lossless"), ("H", False, "o", "HCompress"),
+            ("J", False, "^", "JPEG-2000"), ("H", True, "D", "HCompress, spots kept"),
+            ("J", True, "v", "JPEG-2000, spots kept"))
+
+
+def plot(rows):
+    """CC against ratio (vs 2-byte raw, log axis) of ``rows`` as a matplotlib Figure (7 x 4.5
+    in, drawn with Agg): the Pareto front as a line, its points labelled without overlap,
+    :func:`best_setting` circled. The object API, no pyplot: a notebook's backend is left
+    alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=PLOT_DPI)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    finite = [r for r in rows if np.isfinite(r["cc"])]
+    for codec, kept, marker, label in _MARKERS:
+        sel = [r for r in finite if r["codec"] == codec and bool(r.get("keep")) == kept]
+        if sel:
+            ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker,
+                       label=label)
+    front = sorted((r for r in finite if r["pareto"]), key=lambda r: r["ratio_raw2"])
+    best = best_setting(rows)
+    if finite:
+        ax.plot([r["ratio_raw2"] for r in front], [r["cc"] for r in front], "k--", lw=1,
+                label="Pareto front")
+        if best is not None:
+            ax.scatter([best["ratio_raw2"]], [best["cc"]], s=160, facecolors="none",
+                       edgecolors="red", label=f"best: {best['setting']}")
+        ax.set_xscale("log")
+        ax.legend(fontsize=8, loc="lower left")
+    else:  # no reflection integrated cleanly anywhere: nothing to plot on a CC axis
+        ax.text(0.5, 0.5, "no reflections to compare: CC undefined", transform=ax.transAxes,
+                ha="center", va="center")
+    ax.set_xlabel("total compression ratio (vs 2-byte raw)")
+    ax.set_ylabel("CC of intensities (I/sigma >= 3) vs lossless")
+    fig.tight_layout()
+    _label_points(ax, front, finite)
+    return fig
+
+
+# label offsets (points) tried in turn: right/left of the point, then further up/down
+_OFFSETS = [(dx, dy) for dy in (6, -6, 16, -16, 26, -26, 36, -36, 46, -46) for dx in (5, -5)]
+
+
+def _label_points(ax, rows, markers=()) -> None:
+    """Name each row's point on ``ax``, at the first offset where its text overlaps no label
+    placed before and no marker of ``markers`` (rows) and stays inside the axes (else at the
+    first offset overlapping none): points close together get staggered labels."""
+    from matplotlib.text import Text
+    from matplotlib.transforms import Bbox
+
+    renderer = ax.figure.canvas.get_renderer()
+    inside = ax.get_window_extent(renderer)
+    half = 4 * ax.figure.dpi / 72  # a default scatter marker's half width (pixels)
+    placed = []
+    for r in markers:
+        x, y = ax.transData.transform((r["ratio_raw2"], r["cc"]))
+        placed.append(Bbox.from_extents(x - half, y - half, x + half, y + half))
+    for r in rows:
+        xy = (r["ratio_raw2"], r["cc"])
+        choice = None
+        for dx, dy in _OFFSETS:
+            ann = ax.annotate(r["setting"], xy, xytext=(dx, dy), textcoords="offset points",
+                              fontsize=7, ha="left" if dx > 0 else "right", va="center")
+            ann.update_positions(renderer)
+            box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
+            ann.remove()
+            if any(box.overlaps(b) for b in placed):
+                continue
+            fits = (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
+                    and box.y1 <= inside.y1)
+            if choice is None or fits:
+                choice = (dx, dy, box)
+            if fits:
+                break
+        dx, dy, box = choice or (*_OFFSETS[0], None)
+        leader = dict(arrowstyle="-", lw=0.5, color="0.4") if abs(dy) > 6 else None
+        ax.annotate(r["setting"], xy, xytext=(dx, dy), textcoords="offset points", fontsize=7,
+                    ha="left" if dx > 0 else "right", va="center", arrowprops=leader)
+        if box is not None:
+            placed.append(box)
+
+
+DESCRIPTION = """\
+Compression ratio against spot fidelity over a grid of settings, on a sample of the frames.
+Every (bin, sum) runs losslessly and with each HCompress scale and JPEG-2000 ratio (each
+plain and with each --keep threshold) on a few windows of frames; the Bragg intensities are
+compared with the lossless sum+bin of the same frames. Prints a table (Pareto front marked *)
+and the best setting (highest ratio with CC >= 0.99 and mean intensity ratio within 2% of 1),
+and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
+
+
 def main(argv=None) -> int:
     one_openmp_thread()
-    p = argparse.ArgumentParser(prog="lbnl-explore", description=__doc__.splitlines()[0])
-    p.add_argument("master")
-    p.add_argument("--bins", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--sums", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--hcomp", type=int, nargs="*", default=[4, 8, 12, 16, 24, 32, 48])
-    p.add_argument("--j2k", type=float, nargs="*", default=[60, 120, 240, 360, 720])
+    p = argparse.ArgumentParser(prog="lbnl-explore", description=DESCRIPTION,
+                                formatter_class=_HelpFormatter)
+    p.add_argument("master", help="the dataset's master file (*_master.h5)")
+    p.add_argument("--bins", type=int, nargs="+", default=[1, 2], help="bin factors to try")
+    p.add_argument("--sums", type=int, nargs="+", default=[1, 2], help="sum factors to try")
+    p.add_argument("--hcomp", type=int, nargs="*", default=[4, 8, 12, 16, 24, 32, 48],
+                   help="HCompress scales to try; none given: no HCompress")
+    p.add_argument("--j2k", type=float, nargs="*", default=[60, 120, 240, 360, 720],
+                   help="JPEG-2000 ratios to try; none given: no JPEG-2000")
     p.add_argument("--keep", type=float, nargs="+", default=[0, 5],
-                   help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without (0 5)")
+                   help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without")
     p.add_argument("--windows", type=int, default=3, help="sample windows spread over the data")
     p.add_argument("--frames", type=int, default=20, help="frames per window")
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")
-    p.add_argument("--scheduler", default="threads")
-    p.add_argument("-p", "--parallel", dest="workers", type=int, default=None)
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--scheduler", default="threads",
+                   help="threads, sync, processes (a local cluster) or a scheduler address")
+    p.add_argument("-p", "--parallel", dest="workers", type=int, default=None, metavar="N",
+                   help="dask workers (default: all cores)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="dask's progress bar on stderr (default: if stderr is a terminal)")
     a = p.parse_args(argv)
+    log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
     try:
-        rows = explore(a.master, grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep), a.windows, a.frames, a.scheduler, a.workers,
-                       sys.stderr.isatty() if a.progress is None else a.progress)
+        rows = explore(a.master, grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep), a.windows, a.frames,
+                       a.scheduler, a.workers,
+                       sys.stderr.isatty() if a.progress is None else a.progress, log=log)
     except LbnlDaskError as e:
         print(f"lbnl-explore: error: {e}", file=sys.stderr)
         return 2
     print(table(rows))
+    print(describe_best(rows))
     for path in save(rows, a.out):
         print(f"wrote {path}")
     return 0

@@ -3,7 +3,8 @@
 :class:`DetectorMeta` holds plain typed fields (SI units as named in each field).
 :class:`MasterRewriter` holds every rule of SPEC Part A2 for the output master of ``sum s``
 / ``bin b`` (pixel size, beam centre, frame counts, times, angles, saturation, bit depth,
-module sizes); the writer applies it dataset by dataset, so each rule lives here once.
+module sizes, flatfield, excluded pixels); the writer applies it dataset by dataset, so each
+rule lives here once.
 """
 from __future__ import annotations
 
@@ -100,14 +101,23 @@ class MasterRewriter:
     ``n_total`` source frames; the output takes 1-based ``first``..``last`` summed ``s`` at
     a time and binned ``b`` x ``b``; ``saturation`` and ``bit_depth`` of the output pixels.
     ``new_value(path, dset)`` returns the new value of a dataset, or None to keep it.
+    ``excluded_pixels``: the nonzero pixels of the output (binned) pixel mask, written as
+    ``number_of_excluded_pixels``; None keeps the source's value (no mask written).
     """
 
-    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression, frame_shape):
+    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression,
+                 frame_shape, excluded_pixels: int | None = None):
         self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
         self.n_in = last - first + 1
         self.n_out = output_frame_count(self.n_in, s)
         self.saturation, self.bit_depth, self.compression = saturation, bit_depth, compression
         self.frame_shape = tuple(frame_shape)  # input (ny, nx)
+        self.excluded_pixels = excluded_pixels
+
+    def set_mask(self, binned_mask: np.ndarray | None) -> None:
+        """Take ``number_of_excluded_pixels`` from the output pixel mask (ny', nx'), as
+        written to the master; None (no mask written) keeps the source's value."""
+        self.excluded_pixels = None if binned_mask is None else int(np.count_nonzero(binned_mask))
 
     def per_frame(self, arr: np.ndarray, end: bool) -> np.ndarray:
         """One entry per output frame: group's first frame (starts) or last frame (``end``)."""
@@ -142,8 +152,9 @@ class MasterRewriter:
         if name == "bit_depth_image":
             return np.asarray(self.bit_depth, d.dtype)
         if name in ("saturation_value", "countrate_correction_count_cutoff"):
-            fits = d.dtype.kind not in "ui" or self.saturation <= np.iinfo(d.dtype).max
-            return np.asarray(self.saturation, d.dtype if fits else np.int64)
+            return saturation_value(self.saturation, d.dtype)
+        if name == "number_of_excluded_pixels" and self.excluded_pixels is not None:
+            return np.asarray(self.excluded_pixels, d.dtype if d.dtype.kind in "ui" else np.int64)
         if parent.startswith("detectorModule_") or parent == "module":
             if name == "data_origin":
                 return (np.asarray(d[()]) // b).astype(d.dtype)
@@ -166,13 +177,36 @@ class MasterRewriter:
         return None
 
 
+def saturation_value(saturation, dtype) -> np.ndarray:
+    """The saturation as a 0-d array for a master dataset of ``dtype``: that type when it
+    holds the value exactly; else int64 for an integer, else float64 (a value after -L
+    such as 11.966, or float32's maximum after -X, is neither truncated nor overflows)."""
+    dtype = np.dtype(dtype)
+    v = float(saturation)
+    if dtype.kind == "f":
+        with np.errstate(over="ignore"):
+            exact = float(dtype.type(v)) == v
+        return np.asarray(v, dtype if exact else np.float64)
+    if np.isfinite(v) and v.is_integer():
+        n = int(saturation) if isinstance(saturation, (int, np.integer)) else int(v)
+        for dt in (dtype, np.dtype(np.int64)):
+            if dt.kind in "ui" and np.iinfo(dt).min <= n <= np.iinfo(dt).max:
+                return np.asarray(n, dt)
+    return np.asarray(v, np.float64)
+
+
 def _bin_mean(a: np.ndarray, b: int) -> np.ndarray:
+    """Mean of each b x b cell of 2-D ``a`` over the real pixels only: an edge cell of a
+    partial row/column is not diluted by padding. Shape (ceil(ny/b), ceil(nx/b)), float64."""
     if b == 1:
         return a
     ny, nx = a.shape
     py, px = binned_size(ny, b) * b, binned_size(nx, b) * b
     pad = np.zeros((py, px), np.float64)
     pad[:ny, :nx] = a
-    return pad.reshape(py // b, b, px // b, b).mean(axis=(1, 3))
+    real = np.zeros((py, px), np.float64)
+    real[:ny, :nx] = 1
+    total = pad.reshape(py // b, b, px // b, b).sum(axis=(1, 3))
+    return total / real.reshape(py // b, b, px // b, b).sum(axis=(1, 3))
 
 

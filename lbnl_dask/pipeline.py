@@ -128,13 +128,20 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask):
                 for k, path in enumerate(plan.squash_files)]
     rewriter = MasterRewriter(n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image,
                               last=ds.last_image, s=o.sum_range, b=o.bin_range,
-                              saturation=plan.saturation, bit_depth=8 * plan.dtype.itemsize,
+                              saturation=_as_stored(plan.saturation, plan.dtype),
+                              bit_depth=8 * plan.dtype.itemsize,
                               compression=o.compression, frame_shape=plan.frame_shape_in)
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
     return dask.delayed(write_master_task, pure=False)(
         plan.master, ds.master, links, rewriter, mask, o.bin_range, plan.token, blocks, squashed,
         dask_key_name=f"write-master-{plan.token}")
+
+
+def _as_stored(saturation, dtype: np.dtype):
+    """The saturation value as the output pixels hold it: float pixels are rounded to their
+    type, so the master's value equals the saturated pixels' (readers compare with ==)."""
+    return float(dtype.type(saturation)) if dtype.kind == "f" else saturation
 
 
 def compress(master, out: str = "out_data", **options) -> Report:

@@ -132,10 +132,17 @@ def _find_in_block(block: np.ndarray, offset: int, sigma: float, min_counts: flo
     return np.array(peaks, REFL_DTYPE) if peaks else np.zeros(0, REFL_DTYPE)
 
 
-def find_spots(counts: da.Array, sigma: float = 6.0, min_counts: float = 10.0) -> np.ndarray:
-    """Strong spots of (n, ny, nx) counts: pixels above ``local mean + sigma * sqrt(local
-    mean)`` (and ``min_counts``) that are the maximum of their 3 x 3 x 3 neighbourhood. The
-    local mean is that of the pixel's 16 x 16 tile. Returns reflections (frame, y, x)."""
+def find_spots(counts, sigma: float = 6.0, min_counts: float = 10.0) -> np.ndarray:
+    """Strong spots of (n, ny, nx) counts (a dask or numpy array): pixels above ``local mean
+    + sigma * sqrt(local mean)`` (and ``min_counts``) that are the maximum of their 3 x 3 x 3
+    neighbourhood. The local mean is that of the pixel's 16 x 16 tile. Returns reflections
+    (frame, y, x). A dask array is searched chunk by chunk in parallel; a numpy array (what
+    a ``dask.delayed`` call hands over) in this thread, whole: the same spots."""
+    if not isinstance(counts, da.Array):
+        counts = np.asarray(counts)
+        if counts.ndim != 3:
+            raise ValueError(f"find_spots needs (frames, ny, nx) counts, not shape {counts.shape}")
+        return _find_in_block(counts, 0, sigma, min_counts)
     parts = []
     starts = np.cumsum((0,) + counts.chunks[0][:-1])
     for i, st in enumerate(starts):

@@ -18,6 +18,7 @@ import argparse
 import csv
 import os
 import sys
+import time
 from dataclasses import dataclass
 
 import h5py
@@ -200,12 +201,13 @@ def _masks(det: Detector, seed: int):
 
 def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_file: int = 10,
                  dtype="uint16", compression: str = "bslz4", seed: int = 0,
-                 experiment: Experiment | None = None, overwrite: bool = False) -> str:
+                 experiment: Experiment | None = None, overwrite: bool = False, log=None) -> str:
     """Write a synthetic rotation dataset and return the master's path.
 
     ``detector`` is a key of :data:`DETECTORS`; frames are (ny, nx) of ``dtype`` (uint16 or
     uint32). Files: ``<prefix>_master.h5``, ``<prefix>_data_NNNNNN.h5`` of
     ``frames_per_file`` frames (the last may be shorter), ``<prefix>_reflections.csv``.
+    ``log``: a text stream that gets a line per data file written (batch logs), or None.
     """
     if detector not in DETECTORS:
         raise LbnlDaskError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
@@ -236,6 +238,7 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
     half = 4
     offs = np.arange(-half, half + 1)
     expected_total = np.zeros(len(refl))
+    t0 = time.monotonic()
 
     for k in range(nfiles):
         i0, i1 = k * frames_per_file, min(nframes, (k + 1) * frames_per_file)
@@ -268,6 +271,9 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
                 img = np.minimum(img, invalid - 1).astype(dtype)
                 img[mask != 0] = invalid
                 d[i - i0] = img
+        if log is not None:
+            print(f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of {nframes}, "
+                  f"file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)", file=log, flush=True)
     refl = refl.copy()
     refl["counts"] = expected_total
     _write_reflections(outputs[1], refl, nframes)
@@ -382,19 +388,30 @@ def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dt
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="lbnl-synth", description="Write a synthetic Eiger rotation dataset with ground truth.")
-    p.add_argument("prefix", help="output prefix: writes PREFIX_master.h5, PREFIX_data_NNNNNN.h5, PREFIX_reflections.csv")
-    p.add_argument("--detector", default="eiger_4m", choices=sorted(DETECTORS))
-    p.add_argument("-n", "--nframes", type=int, default=100)
-    p.add_argument("--frames-per-file", type=int, default=100)
-    p.add_argument("--dtype", default="uint32", choices=["uint16", "uint32"])
-    p.add_argument("--compression", default="bslz4", choices=sorted(COMPRESSIONS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--overwrite", action="store_true")
+    p = argparse.ArgumentParser(
+        prog="lbnl-synth", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Write a synthetic Eiger rotation dataset (Dectris FileWriter layout) with "
+                    "its ground-truth reflection table. Prints the master's path last (and, "
+                    "when stdout is not a terminal, a line per data file written before it).")
+    p.add_argument("prefix", help="output prefix: writes PREFIX_master.h5, "
+                                  "PREFIX_data_NNNNNN.h5, PREFIX_reflections.csv")
+    p.add_argument("--detector", default="eiger_4m", choices=sorted(DETECTORS),
+                   help="detector model: module layout and size ('tiny' is 132 x 102, for tests)")
+    p.add_argument("-n", "--nframes", type=int, default=100, help="frames in the dataset")
+    p.add_argument("--frames-per-file", type=int, default=100,
+                   help="frames per data file (the last file may hold fewer)")
+    p.add_argument("--dtype", default="uint32", choices=["uint16", "uint32"],
+                   help="pixel type of the frames")
+    p.add_argument("--compression", default="bslz4", choices=sorted(COMPRESSIONS),
+                   help="HDF5 filter of the data files")
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed: the same seed writes the same dataset")
+    p.add_argument("--overwrite", action="store_true", help="replace existing files")
     a = p.parse_args(argv)
+    log = None if sys.stdout.isatty() else sys.stdout  # a batch log: a line per data file
     try:
         master = make_dataset(a.prefix, a.detector, a.nframes, a.frames_per_file, a.dtype,
-                              a.compression, a.seed, overwrite=a.overwrite)
+                              a.compression, a.seed, overwrite=a.overwrite, log=log)
     except LbnlDaskError as e:
         print(f"lbnl-synth: error: {e}", file=sys.stderr)
         return 2

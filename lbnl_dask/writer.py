@@ -285,5 +285,7 @@ def write_master_task(path, src, links, rewriter, mask, b, token, blocks, squash
     """The last task: it takes every data file's record (``blocks``, ``squash``), so it runs
     only once they are complete; the pixel mask is binned here, off the critical path."""
     binned = None if mask is None else bin_pixel_mask(np.asarray(mask), b)
+    if binned is not None:
+        rewriter.set_mask(binned)  # number_of_excluded_pixels counts the mask written
     write_master(path, src, links, rewriter, binned, token)
     return blocks

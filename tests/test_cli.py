@@ -11,7 +11,7 @@ import pytest
 import lbnl_dask
 from lbnl_dask import cli
 
-from reference import expected_output, sum_bin_reference
+from tests.reference import expected_output, sum_bin_reference
 
 SPEC = "/entry/instrument/detector/detectorSpecific"
 

@@ -13,7 +13,7 @@ import lbnl_dask
 from lbnl_dask.errors import (ImageRangeError, InputFileError, MissingDataFileError, NotEigerError,
                               TruncatedDataError)
 
-from conftest import write_master
+from tests.helpers import NEXGEN_MASTER, write_master
 
 
 def h5py_frames(master):
@@ -172,8 +172,8 @@ def test_real_eiger9m_master_metadata_and_missing_data(realdata):
         ds.frames
 
 
-def test_real_nexgen_nxmx_master(realdata):
-    master = realdata / "nexgen/xrc_209_master.h5"
+def test_real_nexgen_nxmx_master():
+    master = NEXGEN_MASTER  # committed with the tests: runs without the real-data folder
     m = lbnl_dask.read_meta(master)
     assert m.nimages == 240 and m.ntrigger == 1
     assert (m.nx, m.ny) == (2068, 2162)

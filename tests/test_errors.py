@@ -9,7 +9,7 @@ import pytest
 
 from lbnl_dask import cli
 
-from conftest import write_master
+from tests.helpers import write_master
 
 
 def run_cli(capsys, args, out_dir):

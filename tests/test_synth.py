@@ -1,4 +1,8 @@
 """Synthetic datasets: FileWriter layout, detector presets, invalid pixels, ground truth, determinism."""
+import subprocess
+import sys
+from pathlib import Path
+
 import h5py
 import hdf5plugin  # noqa: F401
 import numpy as np
@@ -126,3 +130,30 @@ def test_console_script(tmp_path, capsys):
     assert capsys.readouterr().out.strip().endswith("cli_master.h5")
     assert synth.main([str(tmp_path / "cli"), "--detector", "tiny", "-n", "3"]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_console_script_prints_a_line_per_data_file_to_a_batch_log(tmp_path):
+    """stdout a pipe (not a terminal, as in a batch job): a line per data file as it is
+    written, the master's path last."""
+    exe = Path(sys.executable).parent / "lbnl-synth"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lbnl_dask.synth"]
+    p = subprocess.run(cmd + [str(tmp_path / "log"), "--detector", "tiny", "-n", "25",
+                              "--frames-per-file", "10"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert [ln.split(" (")[0] for ln in lines[:-1]] == [
+        f"lbnl-synth: wrote log_data_00000{k}.h5" for k in (1, 2, 3)]
+    assert "(frames 21-25 of 25, file 3/3" in lines[2]
+    assert lines[-1] == str(tmp_path / "log_master.h5")
+
+
+def test_help_describes_every_option(capsys):
+    with pytest.raises(SystemExit):
+        synth.main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("detector model", "(default: eiger_4m)", "frames in the dataset (default: 100)",
+                 "frames per data file", "pixel type of the frames (default: uint32)",
+                 "HDF5 filter of the data files (default: bslz4)", "random seed",
+                 "replace existing files"):
+        assert text in out, text

@@ -6,7 +6,7 @@ import pytest
 
 from lbnl_dask import transform as T
 
-from reference import expected_output, sum_bin_reference
+from tests.reference import expected_output, sum_bin_reference
 
 
 def make_frames(n=7, ny=9, nx=11, dtype=np.uint16, seed=0, cutoff=1000):

@@ -177,7 +177,7 @@ def test_read_back_through_open_dataset(run, tiny):
     src = lbnl_dask.open_dataset(tiny).frames.compute()
     with h5py.File(tiny, "r") as f:
         mask = f[f"{SPEC}/pixel_mask"][()]
-    from reference import expected_output
+    from tests.reference import expected_output
     np.testing.assert_array_equal(ds.frames.compute(), expected_output(src[1:16], mask, 12440, 3, 2, np.uint32, 12440 * 12))
 
 

@@ -1,0 +1,159 @@
+"""lbnl-explore on data without a reflection table (synthetic with its table removed, real
+Eiger and PILATUS frames): the spot finder on numpy and dask input, progress lines in a batch
+log, the help text, the plot's labels and the choice of the best setting."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dask
+import numpy as np
+import pytest
+from matplotlib.text import Text
+
+from lbnl_dask import explore as E
+from lbnl_dask import quality as Q
+from lbnl_dask.synth import make_dataset
+from tests.helpers import eiger_from_cbf, write_master
+
+SMALL_GRID = ["--bins", "2", "--sums", "2", "--hcomp", "8", "--j2k", "--keep", "0"]
+
+
+def console_script(name):
+    """The installed entry point ``name`` (beside this Python), else the module run as a script."""
+    exe = Path(sys.executable).parent / name
+    if exe.exists():
+        return [str(exe)]
+    return [sys.executable, "-m", {"lbnl-explore": "lbnl_dask.explore",
+                                   "lbnl-synth": "lbnl_dask.synth"}[name]]
+
+
+@pytest.fixture(scope="module")
+def no_table(tmp_path_factory):
+    """300 frames of the tiny detector whose ground-truth table is renamed away."""
+    d = tmp_path_factory.mktemp("nt")
+    master = make_dataset(d / "nt", "tiny", nframes=300, frames_per_file=100, seed=11)
+    os.rename(d / "nt_reflections.csv", d / "nt_reflections.csv.hidden")
+    return master
+
+
+def test_spot_finder_takes_numpy_and_dask_alike(no_table):
+    run = Q.RunGeometry(1, 40, 2, 2)
+    assert Q.truth_reflections(no_table, run) is None
+    ref, _ = Q.reference_counts(no_table, run, chunk_frames=8)
+    found = Q.find_spots(ref)
+    assert len(found) > 10
+    where = lambda r: np.stack([r["frame"], r["y"], r["x"]], axis=1)  # noqa: E731
+    np.testing.assert_array_equal(where(Q.find_spots(ref.compute())), where(found))
+    # what explore does: dask.delayed hands find_spots the computed numpy array
+    np.testing.assert_array_equal(where(dask.delayed(Q.find_spots)(ref).compute()), where(found))
+
+
+def test_explore_without_a_table_prints_progress_to_a_batch_log(no_table, tmp_path):
+    """The entry point, stdout a pipe (not a terminal): a line per setting as it finishes."""
+    out = tmp_path / "ex"
+    p = subprocess.run(console_script("lbnl-explore") + [no_table, *SMALL_GRID, "--hcomp", "8",
+                                                        "64", "--windows", "3", "--frames",
+                                                        "10", "-o", str(out)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    progress = [ln for ln in lines if ln.startswith("lbnl-explore: ")]
+    assert progress[0].startswith("lbnl-explore: 3 settings on 3 window(s) of 10 frames")
+    assert sorted(ln.split()[2] for ln in progress[1:]) == ["b2s2:", "b2s2h64:", "b2s2h8:"]
+    assert [ln.split()[1] for ln in progress[1:]] == ["1/3", "2/3", "3/3"]
+    table = next(i for i, ln in enumerate(lines) if ln.startswith("setting"))
+    assert lines.index(progress[-1]) < table  # the lines come as settings finish, not after
+    assert any(ln.startswith("best: ") for ln in lines)
+    rows = {r["setting"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+    assert rows["b2s2"]["n"] >= 10 and rows["b2s2"]["cc"] == pytest.approx(1.0)
+    assert rows["b2s2h64"]["frames"] == 30
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_explore_on_real_pilatus_frames_without_a_table(realdata, tmp_path, capsys):
+    """Real Bragg spots (L-cysteine, PILATUS 2M) in an Eiger layout; no ground truth."""
+    cbf = sorted((realdata / "dials-l-cysteine").glob("l-cyst_01_*.cbf.gz"))
+    assert len(cbf) == 15
+    master = eiger_from_cbf(tmp_path / "lcys", cbf)
+    rc = E.main([master, "--bins", "2", "--sums", "1", "--hcomp", "8", "--j2k", "--keep", "0",
+                 "--windows", "2", "--frames", "5", "-o", str(tmp_path / "ex")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    rows = {r["setting"]: r for r in json.loads((tmp_path / "ex.json").read_text())}
+    assert rows["b2s1"]["n"] >= 20 and rows["b2s1"]["cc"] == pytest.approx(1.0)
+    assert rows["b2s1h8"]["cc"] > 0.99 and rows["b2s1h8"]["ratio_raw2"] > rows["b2s1"]["ratio_raw2"]
+    assert "best: " in out
+
+
+def test_explore_on_real_eiger2_files_with_no_spots(realdata, tmp_path, capsys):
+    """Real EIGER2 data files (a test pattern: no Bragg spots) with a master written here:
+    no reflection anywhere, every CC undefined, the table, plot and files still written."""
+    name = "dectris-h5-testfiles/datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint32"
+    files = [realdata / f"{name}_data_00000{k}.h5" for k in (1, 2)]
+    master = write_master(tmp_path / "e2_master.h5", files, nimages=4)
+    rc = E.main([master, *SMALL_GRID[:2], "--sums", "1", *SMALL_GRID[4:], "--windows", "1",
+                 "--frames", "4", "-o", str(tmp_path / "e2")])
+    assert rc == 0
+    assert "best: none of the settings" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "e2.json").read_text())
+    assert [r["n"] for r in rows] == [0, 0] and (tmp_path / "e2.png").exists()
+
+
+def test_explore_help_shows_defaults_and_plain_text(capsys):
+    with pytest.raises(SystemExit) as e:
+        E.main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "``" not in out and "Compression ratio against spot fidelity" in out
+    for text in ("(default: [1, 2])", "(default: 3)", "(default: 20)", "(default: explore)",
+                 "(default: threads)", "(default: [0, 5])"):
+        assert text in " ".join(out.split()), text
+
+
+def rows_close_together():
+    """Rows like a real grid's: several Pareto-front points close together."""
+    rows = [dict(setting=n, codec=c, keep=k, ratio_raw2=x, cc=y, mean_ratio=m)
+            for n, c, k, x, y, m in [
+                ("b2s2", "none", 0, 24.0, 1.0, 1.0), ("b2s2h8", "H", 0, 24.5, 0.9995, 0.99),
+                ("b2s2h8k5", "H", 5, 25.0, 0.9993, 1.0), ("b2s2h16", "H", 0, 26.0, 0.999, 0.98),
+                ("b2s2h16k5", "H", 5, 26.5, 0.9989, 1.0), ("b2s2h32", "H", 0, 27.0, 0.998, 0.95),
+                ("b2s2h64", "H", 0, 40.0, 0.995, 0.88), ("b2s2j60", "J", 0, 41.0, 0.96, 0.8),
+                ("b1s2j60", "J", 0, 12.0, 0.9, 0.7)]]
+    E.pareto(rows)
+    return rows
+
+
+def test_plot_labels_of_close_pareto_points_do_not_overlap():
+    rows = rows_close_together()
+    fig = E.plot(rows)
+    ax = fig.axes[0]
+    fig.canvas.draw()  # as savefig does: the labels take their final places
+    renderer = fig.canvas.get_renderer()
+    front = sorted(r["setting"] for r in rows if r["pareto"])
+    assert len(front) == 8
+    labels = [t for t in ax.texts if t.get_text() in front]
+    assert sorted(t.get_text() for t in labels) == front
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b), (a, b)
+    page = fig.bbox
+    assert all(page.x0 <= b.x0 and b.x1 <= page.x1 for b in boxes)
+
+
+def test_best_setting_needs_cc_and_mean_intensity_ratio():
+    rows = rows_close_together()
+    best = E.best_setting(rows)
+    # b2s2h64 has the highest ratio with CC 0.995, but its intensities come back at 0.88
+    assert best["setting"] == "b2s2h16k5"
+    assert not E.acceptable(next(r for r in rows if r["setting"] == "b2s2h64"))
+    assert E.acceptable(dict(cc=0.99, mean_ratio=0.98))
+    assert E.acceptable(dict(cc=1, mean_ratio=1.02))
+    assert not E.acceptable(dict(cc=0.9899, mean_ratio=1.0))
+    assert not E.acceptable(dict(cc=1.0, mean_ratio=1.021))
+    assert not E.acceptable(dict(cc=float("nan"), mean_ratio=float("nan")))
+    assert E.best_setting([dict(setting="x", cc=0.5, mean_ratio=1.0, ratio_raw2=9)]) is None
+    assert E.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")

@@ -1,0 +1,91 @@
+"""MasterRewriter rules on real h5py datasets: excluded pixels after binning, a binned
+flatfield's edge cells, saturation values of every kind (integer, -L's fraction, -X's huge)."""
+import h5py
+import numpy as np
+import pytest
+
+from lbnl_dask.meta import MasterRewriter, _bin_mean, bin_pixel_mask
+from lbnl_dask.writer import write_master
+
+SPEC = "/entry/instrument/detector/detectorSpecific"
+
+
+def rewriter(b=1, saturation=12440, frame_shape=(7, 8), **kw):
+    return MasterRewriter(n_total=4, first=1, last=4, s=1, b=b, saturation=saturation, bit_depth=32,
+                          compression="bslz4", frame_shape=frame_shape, **kw)
+
+
+def small_master(path, mask, flatfield=None, excluded=38170):
+    """A master with a pixel mask, number_of_excluded_pixels and saturation datasets."""
+    with h5py.File(path, "w") as f:
+        s = f.create_group(SPEC)
+        s["pixel_mask"] = mask.astype(np.uint32)
+        s["number_of_excluded_pixels"] = np.uint32(excluded)
+        s["saturation_value"] = np.uint32(12440)
+        s["countrate_correction_count_cutoff"] = np.uint32(12440)
+        s["nimages"] = np.uint32(4)
+        if flatfield is not None:
+            s["flatfield"] = flatfield.astype(np.float32)
+        f.create_group("entry/data")
+    return str(path)
+
+
+def test_excluded_pixels_count_the_binned_mask(tmp_path):
+    mask = np.zeros((7, 8), np.uint32)
+    mask[0, 0] = mask[0, 1] = mask[1, 0] = 1  # 3 pixels, one 3 x 3 cell
+    mask[:, 4] = 8  # 7 pixels of a column: 3 cells
+    mask[6, 7] = 2  # the partial corner cell
+    src = small_master(tmp_path / "s_master.h5", mask, excluded=int(np.count_nonzero(mask)))
+    binned = bin_pixel_mask(mask, 3)
+    assert np.count_nonzero(mask) == 11 and np.count_nonzero(binned) == 5
+    rw = rewriter(b=3)
+    with h5py.File(src, "r") as f:
+        d = f[SPEC + "/number_of_excluded_pixels"]
+        assert rw.new_value(d.name, d) is None  # no mask written: kept
+        rw.set_mask(binned)
+        new = rw.new_value(d.name, d)
+        assert new == np.count_nonzero(binned) and new.dtype == np.uint32
+    out = tmp_path / "o_master.h5"
+    write_master(str(out), src, ["o_000001.h5"], rw, binned)
+    with h5py.File(out, "r") as f:
+        written = np.count_nonzero(f[SPEC + "/pixel_mask"][()])
+        assert f[SPEC + "/number_of_excluded_pixels"][()] == written == 5
+    assert rewriter(b=3, excluded_pixels=9845).excluded_pixels == 9845
+
+
+@pytest.mark.parametrize("shape,b", [((7, 8), 3), ((9, 10), 3), ((5, 5), 2), ((6, 6), 2),
+                                     ((3, 7), 4)])
+def test_binned_flatfield_edge_cells_average_real_pixels_only(tmp_path, shape, b):
+    assert (_bin_mean(np.full(shape, 1.5), b) == 1.5).all()
+    ff = np.random.default_rng(1).uniform(0.5, 2, shape)
+    got = _bin_mean(ff, b)
+    for y in range(got.shape[0]):
+        for x in range(got.shape[1]):
+            assert got[y, x] == pytest.approx(ff[y * b : (y + 1) * b, x * b : (x + 1) * b].mean())
+    src = small_master(tmp_path / "f_master.h5", np.zeros(shape), flatfield=np.full(shape, 1.5))
+    with h5py.File(src, "r") as f:
+        d = f[SPEC + "/flatfield"]
+        new = rewriter(b=b, frame_shape=shape).new_value(d.name, d)
+    assert new.dtype == np.float32 and (new == 1.5).all()
+
+
+@pytest.mark.parametrize("saturation,value,dtype", [
+    (12440, 12440, np.uint32),  # fits the dataset's type: kept
+    (49760.0, 49760, np.uint32),  # a whole float is an integer
+    (99520 * 70000, 99520 * 70000, np.int64),  # above uint32: int64
+    (11.966, 11.966, np.float64),  # after -L: not truncated to 11
+    (float(np.finfo(np.float32).max), float(np.finfo(np.float32).max), np.float64),  # after -X
+])
+def test_saturation_values_of_every_kind(tmp_path, saturation, value, dtype):
+    src = small_master(tmp_path / "x_master.h5", np.zeros((7, 8)))
+    rw = rewriter(saturation=saturation)
+    with h5py.File(src, "r") as f:
+        for name in ("saturation_value", "countrate_correction_count_cutoff"):
+            d = f[f"{SPEC}/{name}"]
+            new = rw.new_value(d.name, d)
+            assert new.dtype == dtype and new == value
+    out = tmp_path / "o_master.h5"
+    write_master(str(out), src, ["o_000001.h5"], rw, None)
+    with h5py.File(out, "r") as f:
+        assert f[SPEC + "/saturation_value"][()] == value
+        assert f[SPEC + "/saturation_value"].dtype == dtype
