@@ -132,6 +132,7 @@ def main(argv=None) -> int:
         print("lbnl-compress: note: -0/--omit is ignored (it was never used by l_bnl_compress)", file=sys.stderr)
     opts = {k: v for k, v in vars(args).items() if k in option_names()}
     opts["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
+    opts["progress_lines"] = not opts["progress"] and not sys.stdout.isatty()  # a batch log
     opts["slurm"] = slurm
     try:
         name = split_options(**opts)[0].compression  # checked before anything starts

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import sys
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -243,24 +244,56 @@ def _dashboard(client):
         print(f"dask dashboard: {link}", file=sys.stderr)
 
 
-def run(job, client=None, progress: bool = False, report: str | None = None):
+def run(job, client=None, progress: bool = False, report: str | None = None, log=None,
+        prefix: str = "write-datablock"):
     """Compute a Delayed ``job`` on ``client`` (or the configured local scheduler), with a
-    progress bar, saving dask's performance report to ``report`` (HTML) if given."""
+    progress bar, saving dask's performance report to ``report`` (HTML) if given. ``log``
+    (a text stream, for batch logs where a bar cannot draw): one line each time a task
+    whose key starts with ``prefix`` finishes."""
+    lines = _LineLog(log, sum(str(k).startswith(prefix) for k in job.dask), prefix)
     if client is None:
         if report:
             raise OptionError("--report needs a distributed scheduler (processes, an address or --slurm)")
+        bar = contextlib.nullcontext()
         if progress:
             from dask.diagnostics import ProgressBar
 
-            with ProgressBar(out=sys.stderr):
-                return job.compute()
-        return job.compute()
-    from distributed import performance_report, progress as dprogress
+            bar = ProgressBar(out=sys.stderr)
+        with bar, lines.callback():
+            return job.compute()
+    from distributed import as_completed, performance_report, progress as dprogress
+    from dask.delayed import Delayed
 
     ctx = performance_report(filename=report) if report else contextlib.nullcontext()
     with ctx:
-        fut = client.compute(job)
+        keys = [k for k in job.dask if str(k).startswith(prefix)] if log else []
+        fut, *parts = client.compute([job] + [Delayed(k, job.dask) for k in keys])
         if progress:
             dprogress(fut)
             print(file=sys.stderr)
+        for _ in as_completed(parts):
+            lines.done()
         return fut.result()
+
+
+class _LineLog:
+    """Progress as lines: ``done()`` prints 'k of n ... (elapsed)' to ``stream`` (if any)."""
+
+    def __init__(self, stream, total: int, prefix: str):
+        self.stream, self.total, self.prefix, self.count = stream, total, prefix, 0
+        self.t0 = time.perf_counter()
+
+    def done(self):
+        self.count += 1
+        if self.stream is not None:
+            print(f"progress: {self.count} of {self.total} data files written "
+                  f"({time.perf_counter() - self.t0:.1f} s)", file=self.stream, flush=True)
+
+    def callback(self):
+        """A dask callback for the local schedulers calling :meth:`done` per matching task."""
+        from dask.callbacks import Callback
+
+        if self.stream is None:
+            return contextlib.nullcontext()
+        return Callback(posttask=lambda key, *a: self.done() if str(key).startswith(self.prefix)
+                        else None)

@@ -162,6 +162,7 @@ class RunSettings:
     workers: int | None = None
     chunk_frames: int | None = None  # input frames per dask task (default: plan.chunk_frames)
     progress: bool = False
+    progress_lines: bool = False  # a line per data file written (batch logs: no bar there)
     verbose: bool = False
     slurm: SlurmOptions | None = None
     report: str | None = None  # dask performance report (HTML)

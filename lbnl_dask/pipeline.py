@@ -182,7 +182,8 @@ def compress(master, out: str = "out_data", **options) -> Report:
                 plan.notes.append(why)
             with client_for(scheduler, settings.workers, settings.slurm,
                             profile=bool(settings.report)) as client:
-                blocks = run(job, client, settings.progress, settings.report)
+                log = sys.stdout if settings.progress_lines else None
+                blocks = run(job, client, settings.progress, settings.report, log)
         except LbnlDaskError:
             resume.remove_outputs(plan.outputs(), plan.token)  # bad input found while reading
             raise

@@ -258,3 +258,15 @@ def test_keep_spots_stores_spot_neighbourhoods_exactly(source, tmp_path, capsys)
     assert (plain[keep & ok] != vals[keep & ok]).any()  # which -H 64 alone does not do
     rest = ~keep & ok
     assert (got[rest] != vals[rest]).any() and np.abs(got[rest] - vals[rest]).mean() < 64  # lossy elsewhere
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_batch_log_gets_a_line_per_data_file(source, tmp_path, scheduler):
+    """No terminal (an HPC batch log): no progress bar, but a line as each data file is written."""
+    tiny = source[0]
+    cmd = [sys.executable, "-m", "lbnl_dask", "-i", tiny, "-o", str(tmp_path / "o"), "-d", "3",
+           "-s", "2", "--scheduler", scheduler, "-p", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("progress:")]
+    assert [ln.split(" (")[0] for ln in lines] == [f"progress: {k} of 4 data files written" for k in range(1, 5)]
