@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import json
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -29,6 +26,7 @@ from .eiger import open_dataset
 from .cluster import one_openmp_thread
 from .errors import LbnlDaskError
 from .options import OutputOptions
+from .explore_results import acceptable, best_setting, describe_best, pareto, plot, save, table
 from .pipeline import output_frames
 
 
@@ -40,6 +38,11 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
         if action.default is None:
             return action.help
         return super()._get_help_string(action)
+
+
+#: The explorer's API for notebooks: run it, judge its rows, show them.
+__all__ = ["Setting", "grid", "windows", "explore", "main", "acceptable", "best_setting",
+           "describe_best", "pareto", "plot", "save", "table"]
 
 
 @dataclass(frozen=True)
@@ -135,45 +138,6 @@ def _collect(*values):
     return list(values)
 
 
-#: What "acceptable" means by default: CC of the intensities >= MIN_CC and the mean intensity
-#: ratio within RATIO_TOLERANCE of 1 (a CC near 1 can hide a scaled-down intensity).
-MIN_CC = 0.99
-RATIO_TOLERANCE = 0.02
-
-
-def acceptable(row: dict, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> bool:
-    """True if a row of :func:`explore` keeps CC >= ``min_cc`` and its mean intensity ratio
-    within ``tolerance`` of 1 (NaN, as with too few reflections, is never acceptable)."""
-    cc, ratio = float(row["cc"]), float(row["mean_ratio"])
-    # 1e-12: a ratio of exactly 1 - tolerance (0.98 is 1 - 0.0200...02 in binary) counts
-    return bool(np.isfinite(cc) and np.isfinite(ratio) and cc >= min_cc
-                and abs(ratio - 1) <= tolerance + 1e-12)
-
-
-def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> dict | None:
-    """The row with the highest ``ratio_raw2`` among the :func:`acceptable` ones, or None."""
-    ok = [r for r in rows if acceptable(r, min_cc, tolerance)]
-    return max(ok, key=lambda r: r["ratio_raw2"]) if ok else None
-
-
-def describe_best(rows) -> str:
-    """One line naming :func:`best_setting` of ``rows`` (or saying there is none)."""
-    best = best_setting(rows)
-    rule = f"CC >= {MIN_CC:g} and mean intensity ratio within {RATIO_TOLERANCE:.0%} of 1"
-    if best is None:
-        return f"best: none of the settings has {rule}"
-    return (f"best: {best['setting']} (ratio {best['ratio_raw2']:.1f}x vs 2-byte raw, "
-            f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}; {rule})")
-
-
-def pareto(rows, x="ratio_raw2", y="cc") -> None:
-    """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
-    for r in rows:
-        r["pareto"] = np.isfinite(r[y]) and not any(
-            o is not r and np.isfinite(o[y]) and o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y])
-            for o in rows)
-
-
 def _row(st: Setting, parts, values) -> dict:
     """The table row of setting ``st`` from its windows' (bytes, results) ``values``."""
     nbytes = sum(int(v) for v in values[0::2])
@@ -257,124 +221,6 @@ def explore(master, settings: list[Setting] | None = None, n_windows: int = 3,
         _compute_each(jobs, client, progress, done)
     pareto(rows)
     return sorted(rows, key=lambda r: r["ratio_raw2"])
-
-
-def table(rows) -> str:
-    """The rows as a fixed-width text table (Pareto front marked *)."""
-    head = f"{'setting':14s} {'ratio(2B)':>9s} {'n':>5s} {'CC':>7s} {'ratio I':>8s} {'R':>6s} {'I/sig':>11s}"
-    lines = [head]
-    for r in rows:
-        lines.append(f"{r['setting']:13s}{'*' if r['pareto'] else ' '} {r['ratio_raw2']:9.1f} {r['n']:5d} "
-                     f"{r['cc']:7.4f} {r['mean_ratio']:8.4f} {r['r_factor']:6.3f} "
-                     f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f}")
-    return "\n".join(lines)
-
-
-def save(rows, prefix: str) -> list[str]:
-    """Write ``<prefix>.csv``, ``<prefix>.json`` and ``<prefix>.png`` (if matplotlib is there)."""
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    written = []
-    with open(prefix + ".csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    written.append(prefix + ".csv")
-    with open(prefix + ".json", "w") as fh:
-        json.dump(rows, fh, indent=1, default=float)
-    written.append(prefix + ".json")
-    try:
-        fig = plot(rows)
-    except ImportError:  # matplotlib is optional
-        return written
-    fig.savefig(prefix + ".png", dpi=PLOT_DPI)
-    written.append(prefix + ".png")
-    return written
-
-
-PLOT_DPI = 120
-_MARKERS = (("none", False, "s", "lossless"), ("H", False, "o", "HCompress"),
-            ("J", False, "^", "JPEG-2000"), ("H", True, "D", "HCompress, spots kept"),
-            ("J", True, "v", "JPEG-2000, spots kept"))
-
-
-def plot(rows):
-    """CC against ratio (vs 2-byte raw, log axis) of ``rows`` as a matplotlib Figure (7 x 4.5
-    in, drawn with Agg): the Pareto front as a line, its points labelled without overlap,
-    :func:`best_setting` circled. The object API, no pyplot: a notebook's backend is left
-    alone."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(7, 4.5), dpi=PLOT_DPI)
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    finite = [r for r in rows if np.isfinite(r["cc"])]
-    for codec, kept, marker, label in _MARKERS:
-        sel = [r for r in finite if r["codec"] == codec and bool(r.get("keep")) == kept]
-        if sel:
-            ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker,
-                       label=label)
-    front = sorted((r for r in finite if r["pareto"]), key=lambda r: r["ratio_raw2"])
-    best = best_setting(rows)
-    if finite:
-        ax.plot([r["ratio_raw2"] for r in front], [r["cc"] for r in front], "k--", lw=1,
-                label="Pareto front")
-        if best is not None:
-            ax.scatter([best["ratio_raw2"]], [best["cc"]], s=160, facecolors="none",
-                       edgecolors="red", label=f"best: {best['setting']}")
-        ax.set_xscale("log")
-        ax.legend(fontsize=8, loc="lower left")
-    else:  # no reflection integrated cleanly anywhere: nothing to plot on a CC axis
-        ax.text(0.5, 0.5, "no reflections to compare: CC undefined", transform=ax.transAxes,
-                ha="center", va="center")
-    ax.set_xlabel("total compression ratio (vs 2-byte raw)")
-    ax.set_ylabel("CC of intensities (I/sigma >= 3) vs lossless")
-    fig.tight_layout()
-    _label_points(ax, front, finite)
-    return fig
-
-
-# label offsets (points) tried in turn: right/left of the point, then further up/down
-_OFFSETS = [(dx, dy) for dy in (6, -6, 16, -16, 26, -26, 36, -36, 46, -46) for dx in (5, -5)]
-
-
-def _label_points(ax, rows, markers=()) -> None:
-    """Name each row's point on ``ax``, at the first offset where its text overlaps no label
-    placed before and no marker of ``markers`` (rows) and stays inside the axes (else at the
-    first offset overlapping none): points close together get staggered labels."""
-    from matplotlib.text import Text
-    from matplotlib.transforms import Bbox
-
-    renderer = ax.figure.canvas.get_renderer()
-    inside = ax.get_window_extent(renderer)
-    half = 4 * ax.figure.dpi / 72  # a default scatter marker's half width (pixels)
-    placed = []
-    for r in markers:
-        x, y = ax.transData.transform((r["ratio_raw2"], r["cc"]))
-        placed.append(Bbox.from_extents(x - half, y - half, x + half, y + half))
-    for r in rows:
-        xy = (r["ratio_raw2"], r["cc"])
-        choice = None
-        for dx, dy in _OFFSETS:
-            ann = ax.annotate(r["setting"], xy, xytext=(dx, dy), textcoords="offset points",
-                              fontsize=7, ha="left" if dx > 0 else "right", va="center")
-            ann.update_positions(renderer)
-            box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
-            ann.remove()
-            if any(box.overlaps(b) for b in placed):
-                continue
-            fits = (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
-                    and box.y1 <= inside.y1)
-            if choice is None or fits:
-                choice = (dx, dy, box)
-            if fits:
-                break
-        dx, dy, box = choice or (*_OFFSETS[0], None)
-        leader = dict(arrowstyle="-", lw=0.5, color="0.4") if abs(dy) > 6 else None
-        ax.annotate(r["setting"], xy, xytext=(dx, dy), textcoords="offset points", fontsize=7,
-                    ha="left" if dx > 0 else "right", va="center", arrowprops=leader)
-        if box is not None:
-            placed.append(box)
 
 
 DESCRIPTION = """\

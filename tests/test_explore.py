@@ -14,6 +14,7 @@ import pytest
 from matplotlib.text import Text
 
 from lbnl_dask import explore as E
+from lbnl_dask import explore_results as R
 from lbnl_dask import quality as Q
 from lbnl_dask.synth import make_dataset
 from tests.helpers import eiger_from_cbf, write_master
@@ -122,13 +123,13 @@ def rows_close_together():
                 ("b2s2h16k5", "H", 5, 26.5, 0.9989, 1.0), ("b2s2h32", "H", 0, 27.0, 0.998, 0.95),
                 ("b2s2h64", "H", 0, 40.0, 0.995, 0.88), ("b2s2j60", "J", 0, 41.0, 0.96, 0.8),
                 ("b1s2j60", "J", 0, 12.0, 0.9, 0.7)]]
-    E.pareto(rows)
+    R.pareto(rows)
     return rows
 
 
 def test_plot_labels_of_close_pareto_points_do_not_overlap():
     rows = rows_close_together()
-    fig = E.plot(rows)
+    fig = R.plot(rows)
     ax = fig.axes[0]
     fig.canvas.draw()  # as savefig does: the labels take their final places
     renderer = fig.canvas.get_renderer()
@@ -146,14 +147,14 @@ def test_plot_labels_of_close_pareto_points_do_not_overlap():
 
 def test_best_setting_needs_cc_and_mean_intensity_ratio():
     rows = rows_close_together()
-    best = E.best_setting(rows)
+    best = R.best_setting(rows)
     # b2s2h64 has the highest ratio with CC 0.995, but its intensities come back at 0.88
     assert best["setting"] == "b2s2h16k5"
-    assert not E.acceptable(next(r for r in rows if r["setting"] == "b2s2h64"))
-    assert E.acceptable(dict(cc=0.99, mean_ratio=0.98))
-    assert E.acceptable(dict(cc=1, mean_ratio=1.02))
-    assert not E.acceptable(dict(cc=0.9899, mean_ratio=1.0))
-    assert not E.acceptable(dict(cc=1.0, mean_ratio=1.021))
-    assert not E.acceptable(dict(cc=float("nan"), mean_ratio=float("nan")))
-    assert E.best_setting([dict(setting="x", cc=0.5, mean_ratio=1.0, ratio_raw2=9)]) is None
-    assert E.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")
+    assert not R.acceptable(next(r for r in rows if r["setting"] == "b2s2h64"))
+    assert R.acceptable(dict(cc=0.99, mean_ratio=0.98))
+    assert R.acceptable(dict(cc=1, mean_ratio=1.02))
+    assert not R.acceptable(dict(cc=0.9899, mean_ratio=1.0))
+    assert not R.acceptable(dict(cc=1.0, mean_ratio=1.021))
+    assert not R.acceptable(dict(cc=float("nan"), mean_ratio=float("nan")))
+    assert R.best_setting([dict(setting="x", cc=0.5, mean_ratio=1.0, ratio_raw2=9)]) is None
+    assert R.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")
