@@ -9,24 +9,21 @@ ever put in the graph), so the same array computes on threads, on worker process
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from functools import cached_property
 
 import dask.array as da
 import h5py
-import hdf5plugin  # noqa: F401  (registers the bitshuffle/LZ4 filters in every process)
+import hdf5plugin  # also registers the bitshuffle/LZ4 filters in every process that reads
 import numpy as np
 from dask.base import tokenize
 
 from .codecs import BitshuffleLZ4
 from .errors import (ImageRangeError, InputFileError, MissingDataFileError, NotEigerError,
                      TruncatedDataError)
+from .header import open_master, read_meta
+from .layout import BLOCK_RE, BSHUF_CD_COMPRESSOR, BSHUF_LZ4, DATA_GROUP
 from .meta import DetectorMeta
-
-DET = "/entry/instrument/detector"
-SPEC = DET + "/detectorSpecific"
-_BLOCK = re.compile(r"^data_(\d{6})$")
 
 
 # --------------------------------------------------------------------------- data blocks
@@ -259,129 +256,7 @@ def open_dataset(master, first_image: int = 1, last_image: int | None = None,
                         None if datablock is None else int(datablock))
 
 
-# --------------------------------------------------------------------------- metadata
-def _open_master(master: str) -> h5py.File:
-    if not os.path.exists(master):
-        raise InputFileError(f"{master}: no such file")
-    if os.path.isdir(master):
-        raise InputFileError(f"{master}: is a directory, not an HDF5 master file")
-    if not h5py.is_hdf5(master):
-        raise InputFileError(f"{master}: not an HDF5 file")
-    try:
-        return h5py.File(master, "r")
-    except OSError as e:
-        raise InputFileError(f"{master}: cannot open as HDF5 ({e})") from e
-
-
-def _text(v) -> str:
-    if isinstance(v, np.ndarray):
-        v = v.reshape(-1)[0] if v.size else b""
-    if isinstance(v, (bytes, np.bytes_)):
-        return bytes(v).decode("ascii", "replace").rstrip("\x00")
-    return str(v)
-
-
-_TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "microns": 1e-6, "cm": 1e-2}
-
-
-def _scalar(f: h5py.File, path: str, kind=float, length=False):
-    """A scalar dataset's value (first element of a 1-element array), or None if absent.
-    With ``length`` the value is converted to metres from its ``units`` attribute."""
-    d = f.get(path)
-    if not isinstance(d, h5py.Dataset) or d.size == 0:
-        return None
-    v = d[()]
-    if kind is str:
-        return _text(v)
-    v = np.asarray(v).reshape(-1)[0]
-    v = kind(v)
-    if length:
-        units = _text(d.attrs.get("units", b"m")).strip()
-        v = v * _TO_METRES.get(units, 1.0)
-    return v
-
-
-def _first(f, paths, **kw):
-    for p in paths:
-        v = _scalar(f, p, **kw)
-        if v is not None:
-            return v, p
-    return None, None
-
-
-def read_meta(master) -> DetectorMeta:
-    """Parse the metadata of a FileWriter or NXmx master into a :class:`DetectorMeta`.
-
-    Raises InputFileError (missing / directory / not HDF5) or NotEigerError (no /entry/data).
-    """
-    master = os.fspath(master)
-    with _open_master(master) as f:
-        if not isinstance(f.get("/entry/data"), h5py.Group):
-            raise NotEigerError(f"{master}: no /entry/data group: not an Eiger/NXmx master")
-        nimages = _scalar(f, SPEC + "/nimages", int)
-        ntrigger = _scalar(f, SPEC + "/ntrigger", int) or 1
-        wavelength, wpath = _first(f, ["/entry/sample/beam/incident_wavelength",
-                                       "/entry/instrument/beam/incident_wavelength",
-                                       "/entry/instrument/beam/wavelength",
-                                       "/entry/instrument/monochromator/wavelength",
-                                       "/entry/instrument/monochromater/wavelength"])
-        if wavelength is not None and _text(f[wpath].attrs.get("units", b"")).strip() == "nm":
-            wavelength *= 10.0
-        omega, omega_inc = _read_omega(f)
-        mask_path = next((p for p in (SPEC + "/pixel_mask", DET + "/pixel_mask")
-                          if isinstance(f.get(p), h5py.Dataset)), None)
-        meta = DetectorMeta(
-            master=master,
-            nimages=nimages if nimages is not None else 0,
-            ntrigger=ntrigger,
-            nx=_scalar(f, SPEC + "/x_pixels_in_detector", int),
-            ny=_scalar(f, SPEC + "/y_pixels_in_detector", int),
-            x_pixel_size=_scalar(f, DET + "/x_pixel_size", length=True),
-            y_pixel_size=_scalar(f, DET + "/y_pixel_size", length=True),
-            beam_center_x=_scalar(f, DET + "/beam_center_x"),
-            beam_center_y=_scalar(f, DET + "/beam_center_y"),
-            detector_distance=_first(f, [DET + "/detector_distance", DET + "/distance"],
-                                     length=True)[0],
-            sensor_thickness=_scalar(f, DET + "/sensor_thickness", length=True),
-            wavelength=wavelength,
-            count_time=_scalar(f, DET + "/count_time"),
-            frame_time=_scalar(f, DET + "/frame_time"),
-            omega=omega,
-            omega_increment=omega_inc,
-            saturation_value=_first(f, [DET + "/saturation_value", SPEC + "/saturation_value"],
-                                    kind=int)[0],
-            countrate_cutoff=_first(f, [SPEC + "/countrate_correction_count_cutoff",
-                                        SPEC + "/detectorModule_000/countrate_correction_count_cutoff"],
-                                    kind=int)[0],
-            bit_depth_image=_scalar(f, DET + "/bit_depth_image", int),
-            bit_depth_readout=_scalar(f, DET + "/bit_depth_readout", int),
-            description=_scalar(f, DET + "/description", str),
-            detector_number=_scalar(f, DET + "/detector_number", str),
-            eiger_fw_version=_scalar(f, SPEC + "/eiger_fw_version", str),
-            software_version=_scalar(f, SPEC + "/software_version", str),
-            pixel_mask_path=mask_path,
-        )
-    return meta
-
-
-def _read_omega(f: h5py.File):
-    """Per-frame omega start angles (deg) and the increment, from the usual places."""
-    for group in ("/entry/sample/goniometer", "/entry/sample/transformations", "/entry/data"):
-        d = f.get(group + "/omega")
-        if not isinstance(d, h5py.Dataset):
-            continue
-        omega = np.atleast_1d(d[()]).astype(np.float64)
-        inc = None
-        for name in ("omega_increment", "omega_range_average"):
-            inc = _scalar(f, f"{group}/{name}")
-            if inc is not None:
-                break
-        if inc is None and len(omega) > 1:
-            inc = float(omega[1] - omega[0])
-        return omega, inc
-    return None, None
-
-
+# --------------------------------------------------------------------------- the master's links
 def _is_bslz4_per_frame(d: h5py.Dataset) -> bool:
     """One frame per chunk, filtered by bitshuffle+LZ4 alone (Dectris' layout)."""
     if d.chunks != (1,) + tuple(d.shape[1:]) or d.dtype.byteorder == ">":
@@ -390,59 +265,67 @@ def _is_bslz4_per_frame(d: h5py.Dataset) -> bool:
     if plist.get_nfilters() != 1:
         return False
     fid, _, cd, _ = plist.get_filter(0)
-    return fid == 32008 and len(cd) > 4 and cd[4] == 2
+    return (fid == hdf5plugin.BSHUF_ID and len(cd) > BSHUF_CD_COMPRESSOR
+            and cd[BSHUF_CD_COMPRESSOR] == BSHUF_LZ4)
 
 
 def _data_blocks(master: str) -> list[DataBlock]:
     """Resolve /entry/data/data_NNNNNN links (or a single /entry/data/data) into checked DataBlocks."""
-    mdir = os.path.dirname(os.path.abspath(master))
-    entries: list[tuple[str, str]] = []
-    with _open_master(master) as f:
-        g = f["/entry/data"]
-        names = sorted(k for k in g if _BLOCK.match(k))
-        if names:
-            for k in names:
-                link = g.get(k, getlink=True)
-                if isinstance(link, h5py.ExternalLink):
-                    entries.append((os.path.join(mdir, link.filename), link.path))
-                else:
-                    entries.append((os.path.abspath(master), f"/entry/data/{k}"))
-        elif "data" in g:
-            link = g.get("data", getlink=True)
-            if isinstance(link, h5py.ExternalLink):
-                entries.append((os.path.join(mdir, link.filename), link.path))
-            else:
-                entries.append((os.path.abspath(master), "/entry/data/data"))
-        else:
-            raise NotEigerError(f"{master}: /entry/data holds neither data_NNNNNN links nor a data dataset")
-
     blocks: list[DataBlock] = []
-    start, frame_shape, dtype = 0, None, None
-    for path, name in entries:
-        if not os.path.exists(path):
-            raise MissingDataFileError(f"{path}: data file linked from {master} is missing")
-        try:
-            with h5py.File(path, "r") as df:
-                d = df.get(name)
-                if not isinstance(d, h5py.Dataset):
-                    raise NotEigerError(f"{path}: no dataset {name} (linked from {master})")
-                if d.ndim != 3:
-                    raise NotEigerError(f"{path}: {name} has shape {d.shape}, expected (n, ny, nx)")
-                if d.dtype.kind not in "ui":
-                    raise NotEigerError(f"{path}: {name} holds {d.dtype} data, expected integers")
-                if frame_shape is None:
-                    frame_shape, dtype = d.shape[1:], d.dtype
-                elif d.shape[1:] != frame_shape or d.dtype != dtype:
-                    raise NotEigerError(f"{path}: frames {d.shape[1:]} {d.dtype} differ from the "
-                                        f"first data file's {frame_shape} {dtype}")
-                lo, hi = d.attrs.get("image_nr_low"), d.attrs.get("image_nr_high")
-                blocks.append(DataBlock(path, name, int(d.shape[0]), start,
-                                        None if lo is None else int(np.asarray(lo).reshape(-1)[0]),
-                                        None if hi is None else int(np.asarray(hi).reshape(-1)[0]),
-                                        direct=_is_bslz4_per_frame(d)))
-                start += int(d.shape[0])
-        except OSError as e:
-            raise InputFileError(f"{path}: cannot open data file ({e})") from e
+    start, like = 0, None
+    for path, name in _block_targets(master):
+        blk, like = _read_block(master, path, name, start, like)
+        blocks.append(blk)
+        start += blk.n
     if not blocks or start == 0:
         raise TruncatedDataError(f"{master}: the data files hold no frames")
     return blocks
+
+
+def _block_targets(master: str) -> list[tuple[str, str]]:
+    """(data file path, dataset name) of every data block a master links, in order."""
+    with open_master(master) as f:
+        g = f[DATA_GROUP]
+        names = sorted(k for k in g if BLOCK_RE.match(k)) or (["data"] if "data" in g else [])
+        if not names:
+            raise NotEigerError(f"{master}: {DATA_GROUP} holds neither data_NNNNNN links "
+                                "nor a data dataset")
+        return [_link_target(g, k, master) for k in names]
+
+
+def _link_target(g: h5py.Group, name: str, master: str) -> tuple[str, str]:
+    """(file path, dataset name) of ``name`` in the master's data group: an external link's
+    target (relative to the master's folder), else the master's own dataset."""
+    link = g.get(name, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        return os.path.join(os.path.dirname(os.path.abspath(master)), link.filename), link.path
+    return os.path.abspath(master), f"{g.name}/{name}"
+
+
+def _read_block(master: str, path: str, name: str, start: int, like):
+    """The checked DataBlock of dataset ``name`` in file ``path``, whose first frame has the
+    global index ``start``, and its (frame shape, dtype), which must equal ``like`` if given."""
+    if not os.path.exists(path):
+        raise MissingDataFileError(f"{path}: data file linked from {master} is missing")
+    try:
+        with h5py.File(path, "r") as df:
+            d = df.get(name)
+            if not isinstance(d, h5py.Dataset):
+                raise NotEigerError(f"{path}: no dataset {name} (linked from {master})")
+            if d.ndim != 3:
+                raise NotEigerError(f"{path}: {name} has shape {d.shape}, expected (n, ny, nx)")
+            if d.dtype.kind not in "ui":
+                raise NotEigerError(f"{path}: {name} holds {d.dtype} data, expected integers")
+            kind = (d.shape[1:], d.dtype)
+            if like is not None and kind != like:
+                raise NotEigerError(f"{path}: frames {kind[0]} {kind[1]} differ from the "
+                                    f"first data file's {like[0]} {like[1]}")
+            return DataBlock(path, name, int(d.shape[0]), start, _int_attr(d, "image_nr_low"),
+                             _int_attr(d, "image_nr_high"), direct=_is_bslz4_per_frame(d)), kind
+    except OSError as e:
+        raise InputFileError(f"{path}: cannot open data file ({e})") from e
+
+
+def _int_attr(d: h5py.Dataset, key: str) -> int | None:
+    v = d.attrs.get(key)
+    return None if v is None else int(np.asarray(v).reshape(-1)[0])

@@ -6,10 +6,11 @@ FileWriter layout, ``<prefix>_master.h5`` plus ``<prefix>_data_000001.h5 ...`` (
 ``<prefix>_reflections.csv``: the reflections that were drawn (hkl, frame centroid, x, y in
 pixels, d in ångström, expected total counts).
 
-The content behaves like diffraction: Poisson background falling with radius from the
-beam centre, Bragg spots from an orthorhombic lattice rotating about the horizontal
-spindle (each spot rises and falls over 2-3 frames), module gaps and masked pixels at the
-invalid value (all bits set) and flagged in ``pixel_mask``, a few hot and dead pixels.
+The content (:mod:`lbnl_dask.diffraction`) behaves like diffraction: Poisson background
+falling with radius from the beam centre, Bragg spots from an orthorhombic lattice rotating
+about the horizontal spindle (each spot rises and falls over 2-3 frames), module gaps and
+masked pixels at the invalid value (all bits set) and flagged in ``pixel_mask``, a few hot
+and dead pixels.
 Deterministic for a given seed: frame i depends only on (seed, i).
 """
 from __future__ import annotations
@@ -22,10 +23,13 @@ import time
 from dataclasses import dataclass
 
 import h5py
-import hdf5plugin
 import numpy as np
 
+from .diffraction import REFLECTION_FIELDS, add_spots, background, geometry, masks, reflections
 from .errors import LbnlDaskError, OutputError
+from .layout import (DATA, DATA_GROUP, DET, ENTRY, FILTERS, GONIOMETER, INSTRUMENT, MASTER_SUFFIX,
+                     SAMPLE, SPEC, SYNTH_COMPRESSIONS, ascii_attr, block_name, data_file_name,
+                     nx_group)
 
 
 @dataclass(frozen=True)
@@ -70,9 +74,8 @@ DETECTORS = {
 # A tiny detector (2 x 2 modules of 64 x 48, gaps 4 and 6) for fast tests.
 DETECTORS["tiny"] = Detector("tiny", "Synthetic tiny", 2, 2, 64, 48, 4, 6)
 
-COMPRESSIONS = {"bslz4": lambda: hdf5plugin.Bitshuffle(nelems=0, cname="lz4"),
-                "lz4": lambda: hdf5plugin.LZ4(nbytes=0),
-                "none": lambda: {}}
+#: The data files' compressions (``compression=``): what the Dectris FileWriter writes, or none.
+COMPRESSIONS = {name: FILTERS[name] for name in SYNTH_COMPRESSIONS}
 
 
 @dataclass
@@ -92,111 +95,9 @@ class Experiment:
     spot_sigma: float = 0.9  # pixels
     mean_intensity: float = 600.0  # counts of a reflection at low resolution
     b_factor: float = 20.0  # Å^2, Wilson fall-off
-    background: float = 1.0  # counts per pixel per frame at the beam centre (fine-sliced MX data: ~0.1-1)
+    background: float = 1.0  # counts/pixel/frame at the beam centre (fine-sliced MX: ~0.1-1)
     background_floor: float = 0.1  # counts per pixel per frame far from it
     saturation: int = 12440  # countrate_correction_count_cutoff
-
-
-def geometry(det: Detector, exp: Experiment) -> tuple[float, float, float, float]:
-    """(distance m, beam_center_x px, beam_center_y px, d_min Å at the farthest corner)."""
-    bcx, bcy = det.nx / 2 + 11.3, det.ny / 2 - 7.7
-    dist = exp.distance
-    if dist is None:
-        two_theta = 2 * np.arcsin(exp.wavelength / (2 * exp.edge_resolution))
-        dist = min(bcx, bcy) * exp.pixel_size / np.tan(two_theta)
-    corner = np.hypot(max(bcx, det.nx - bcx), max(bcy, det.ny - bcy)) * exp.pixel_size
-    d_min = exp.wavelength / (2 * np.sin(np.arctan(corner / dist) / 2))
-    return float(dist), bcx, bcy, float(d_min)
-
-
-def _rotation_matrix(seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed + 7919)
-    q, r = np.linalg.qr(rng.normal(size=(3, 3)))
-    return q * np.sign(np.diag(r))
-
-
-def reflections(det: Detector, exp: Experiment, nframes: int, seed: int) -> np.ndarray:
-    """Reflections crossing the Ewald sphere during the scan, as a structured array.
-
-    Fields: h, k, l, frame (1-based centroid), x, y (pixels), d (Å), counts (expected
-    total over the rocking curve), phi (deg). Beam along +z, spindle along +x, detector
-    normal to the beam at ``distance``, beam centre at the detector centre plus an offset.
-    """
-    dist, bcx, bcy, d_min = geometry(det, exp)
-    a, b, c = exp.cell
-    hmax = [int(np.floor(v / d_min)) for v in (a, b, c)]
-    h, k, l = np.meshgrid(*(np.arange(-m, m + 1) for m in hmax), indexing="ij")
-    hkl = np.stack([h.ravel(), k.ravel(), l.ravel()], axis=1)
-    hkl = hkl[np.any(hkl != 0, axis=1)]
-    r0 = (hkl / np.array([a, b, c])) @ _rotation_matrix(seed).T  # reciprocal vectors, 1/Å
-    rsq = np.sum(r0 ** 2, axis=1)
-    keep = rsq < 1.0 / d_min ** 2
-    hkl, r0, rsq = hkl[keep], r0[keep], rsq[keep]
-    lam = exp.wavelength
-    rho = np.hypot(r0[:, 1], r0[:, 2])
-    target = -lam * rsq / 2.0  # r_z must equal this on the Ewald sphere
-    ok = np.abs(target) < rho
-    hkl, r0, rsq, rho, target = hkl[ok], r0[ok], rsq[ok], rho[ok], target[ok]
-    # r_z(phi) = r0y sin(phi) + r0z cos(phi) = rho cos(phi - alpha) with alpha = atan2(r0y, r0z)
-    alpha = np.arctan2(r0[:, 1], r0[:, 2])
-    base = np.arccos(target / rho)
-    out = []
-    phi0 = np.deg2rad(exp.omega_start)
-    span = np.deg2rad(exp.omega_increment * nframes)
-    rng = np.random.default_rng(seed + 1)
-    for sign in (1.0, -1.0):
-        phi = np.mod(sign * base + alpha - phi0, 2 * np.pi) + phi0
-        inside = phi < phi0 + span + 3 * np.deg2rad(exp.mosaicity)
-        cphi, sphi = np.cos(phi), np.sin(phi)
-        ry = r0[:, 1] * cphi - r0[:, 2] * sphi
-        rz = r0[:, 1] * sphi + r0[:, 2] * cphi
-        s1 = np.stack([r0[:, 0], ry, rz + 1.0 / lam], axis=1)
-        fwd = s1[:, 2] > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            x = bcx + dist * s1[:, 0] / s1[:, 2] / exp.pixel_size
-            y = bcy + dist * s1[:, 1] / s1[:, 2] / exp.pixel_size
-        on = inside & fwd & (x > 5) & (x < det.nx - 6) & (y > 5) & (y < det.ny - 6)
-        d = 1.0 / np.sqrt(rsq)
-        intensity = exp.mean_intensity * np.exp(-exp.b_factor / (2 * d ** 2)) * rng.exponential(1.0, len(d))
-        frame = (np.rad2deg(phi) - exp.omega_start) / exp.omega_increment + 0.5  # 1-based centroid
-        for i in np.nonzero(on)[0]:
-            out.append((*hkl[i], frame[i], x[i], y[i], d[i], intensity[i], np.rad2deg(phi[i])))
-    dt = [("h", "i4"), ("k", "i4"), ("l", "i4"), ("frame", "f8"), ("x", "f8"), ("y", "f8"),
-          ("d", "f8"), ("counts", "f8"), ("phi", "f8")]
-    arr = np.array(out, dtype=dt)
-    return arr[np.argsort(arr["frame"], kind="stable")]
-
-
-def _erf(x):
-    # Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7): avoids a SciPy dependency.
-    s = np.sign(x)
-    x = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    y = 1 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * np.exp(-x * x)
-    return s * y
-
-
-def _frame_fraction(refl, exp: Experiment, i: int) -> np.ndarray:
-    """Fraction of each reflection's intensity falling in frame i (0-based): Gaussian rocking curve."""
-    lo = exp.omega_start + i * exp.omega_increment
-    hi = lo + exp.omega_increment
-    z = np.sqrt(2.0) * exp.mosaicity
-    return 0.5 * (_erf((hi - refl["phi"]) / z) - _erf((lo - refl["phi"]) / z))
-
-
-def _masks(det: Detector, seed: int):
-    """pixel_mask (uint32, Dectris bits: 1 gap, 2 dead, 8 hot/over-responding) and
-    unflagged hot and dead pixel positions."""
-    mask = np.ones((det.ny, det.nx), np.uint32)
-    for x0, y0 in det.module_origins():
-        mask[y0 : y0 + det.module_ny, x0 : x0 + det.module_nx] = 0
-    rng = np.random.default_rng(seed + 2)
-    valid = np.flatnonzero(mask == 0)
-    picks = rng.choice(valid, size=min(len(valid), 8 + det.nx * det.ny // 20000), replace=False)
-    flagged, hot, dead = np.array_split(picks, 3)
-    mask.flat[flagged[: len(flagged) // 2]] = 2
-    mask.flat[flagged[len(flagged) // 2 :]] = 8
-    return mask, hot, dead
 
 
 def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_file: int = 10,
@@ -219,9 +120,10 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
     if dtype not in (np.dtype("uint16"), np.dtype("uint32")):
         raise LbnlDaskError(f"dtype must be uint16 or uint32, not {dtype}")
     prefix = os.fspath(prefix)
-    master = prefix + "_master.h5"
+    master = prefix + MASTER_SUFFIX
     nfiles = -(-nframes // frames_per_file)
-    outputs = [master, prefix + "_reflections.csv"] + [f"{prefix}_data_{k:06d}.h5" for k in range(1, nfiles + 1)]
+    outputs = [master, prefix + "_reflections.csv"] + [data_file_name(prefix, k)
+                                                        for k in range(1, nfiles + 1)]
     if not overwrite:
         for p in outputs:
             if os.path.exists(p):
@@ -229,14 +131,10 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
 
     refl = reflections(det, exp, nframes, seed)
-    mask, hot, dead = _masks(det, seed)
+    mask, hot, dead = masks(det, seed)
     invalid = np.iinfo(dtype).max
     dist, bcx, bcy, _ = geometry(det, exp)
-    yy, xx = np.ogrid[: det.ny, : det.nx]
-    r = np.hypot(xx - bcx, yy - bcy).astype(np.float32)
-    bg = (exp.background_floor + exp.background * np.exp(-r / (0.35 * max(det.nx, det.ny)))).astype(np.float32)
-    half = 4
-    offs = np.arange(-half, half + 1)
+    bg = background(det, exp, bcx, bcy)
     expected_total = np.zeros(len(refl))
     t0 = time.monotonic()
 
@@ -244,26 +142,15 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
         i0, i1 = k * frames_per_file, min(nframes, (k + 1) * frames_per_file)
         path = outputs[2 + k]
         with h5py.File(path, "w") as f:
-            _nx(f, "entry", "NXentry")
-            g = _nx(f["entry"], "data", "NXdata")
-            d = g.create_dataset("data", shape=(i1 - i0, det.ny, det.nx), dtype=dtype,
-                                 chunks=(1, det.ny, det.nx), **COMPRESSIONS[compression]())
+            nx_group(f, ENTRY)
+            nx_group(f, DATA_GROUP)
+            d = f.create_dataset(DATA, shape=(i1 - i0, det.ny, det.nx), dtype=dtype,
+                                 chunks=(1, det.ny, det.nx), **COMPRESSIONS[compression].make(None))
             d.attrs["image_nr_low"] = np.uint64(i0 + 1)
             d.attrs["image_nr_high"] = np.uint64(i1)
             for i in range(i0, i1):
                 lam = bg.copy()
-                frac = _frame_fraction(refl, exp, i)
-                sel = np.nonzero(frac > 1e-4)[0]
-                for j in sel:
-                    x, y = refl["x"][j], refl["y"][j]
-                    ix, iy = int(round(x)), int(round(y))
-                    gx = np.exp(-0.5 * ((ix + offs - x) / exp.spot_sigma) ** 2)
-                    gy = np.exp(-0.5 * ((iy + offs - y) / exp.spot_sigma) ** 2)
-                    prof = np.outer(gy, gx)
-                    prof /= prof.sum()
-                    counts = refl["counts"][j] * frac[j]
-                    lam[iy - half : iy + half + 1, ix - half : ix + half + 1] += (counts * prof).astype(np.float32)
-                    expected_total[j] += counts
+                add_spots(lam, refl, exp, i, expected_total)
                 rng = np.random.default_rng([seed, i])
                 img = rng.poisson(lam).astype(np.int64)
                 img.flat[hot] = exp.saturation + rng.integers(0, 1000, len(hot))
@@ -277,61 +164,52 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
     refl = refl.copy()
     refl["counts"] = expected_total
     _write_reflections(outputs[1], refl, nframes)
-    _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask, compression,
-                  [os.path.basename(p) for p in outputs[2:]])
+    _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask,
+                  compression, [os.path.basename(p) for p in outputs[2:]])
     return master
 
 
 def _write_reflections(path, refl, nframes):
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["h", "k", "l", "frame", "x", "y", "d", "counts"])
+        w.writerow([name for name, _ in _CSV_FIELDS])
         for r in refl:
             if 0.5 <= r["frame"] <= nframes + 0.5 and r["counts"] > 0:
                 w.writerow([int(r["h"]), int(r["k"]), int(r["l"]), f"{r['frame']:.3f}",
                             f"{r['x']:.3f}", f"{r['y']:.3f}", f"{r['d']:.4f}", f"{r['counts']:.2f}"])
 
 
+#: Columns of ``*_reflections.csv`` (the reflections' fields but the angle).
+_CSV_FIELDS = [f for f in REFLECTION_FIELDS if f[0] != "phi"]
+
+
 def read_reflections(path) -> np.ndarray:
     """Read a ``*_reflections.csv`` ground-truth table as a structured array."""
-    dt = [("h", "i4"), ("k", "i4"), ("l", "i4"), ("frame", "f8"), ("x", "f8"), ("y", "f8"),
-          ("d", "f8"), ("counts", "f8")]
-    return np.loadtxt(path, delimiter=",", skiprows=1, dtype=dt, ndmin=1)
-
-
-def _ascii(text: str) -> np.bytes_:
-    """Fixed-length ASCII (what Dectris writes and durin needs), not vlen UTF-8."""
-    return np.bytes_(text.encode("ascii"))
-
-
-def _nx(parent, name, nx_class):
-    g = parent.require_group(name)
-    g.attrs["NX_class"] = _ascii(nx_class)
-    return g
+    return np.loadtxt(path, delimiter=",", skiprows=1, dtype=_CSV_FIELDS, ndmin=1)
 
 
 def _ds(group, name, value, units=None, dtype=None):
     if isinstance(value, str):
-        d = group.create_dataset(name, data=_ascii(value))
+        d = group.create_dataset(name, data=ascii_attr(value))
     else:
         d = group.create_dataset(name, data=np.asarray(value, dtype=dtype))
     if units is not None:
-        d.attrs["units"] = _ascii(units)
+        d.attrs["units"] = ascii_attr(units)
     return d
 
 
 def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask, compression, data_files):
     with h5py.File(master, "w") as f:
-        entry = _nx(f, "entry", "NXentry")
-        data = _nx(entry, "data", "NXdata")
+        nx_group(f, ENTRY)
+        data = nx_group(f, DATA_GROUP)
         for k, name in enumerate(data_files, start=1):
-            data[f"data_{k:06d}"] = h5py.ExternalLink(name, "/entry/data/data")
-        inst = _nx(entry, "instrument", "NXinstrument")
-        beam = _nx(inst, "beam", "NXbeam")
+            data[block_name(k)] = h5py.ExternalLink(name, DATA)
+        inst = nx_group(f, INSTRUMENT)
+        beam = nx_group(inst, "beam")
         _ds(beam, "incident_wavelength", exp.wavelength, "angstrom", np.float32)
-        mono = _nx(inst, "monochromator", "NXmonochromator")
+        mono = nx_group(inst, "monochromator")
         _ds(mono, "wavelength", exp.wavelength, "angstrom", np.float32)
-        det_g = _nx(inst, "detector", "NXdetector")
+        det_g = nx_group(f, DET)
         bits = 8 * dtype.itemsize
         _ds(det_g, "description", det.description)
         _ds(det_g, "detector_number", "SYNTH-0001")
@@ -349,11 +227,11 @@ def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dt
         _ds(det_g, "countrate_correction_applied", 1, None, np.int32)
         _ds(det_g, "pixel_mask_applied", 1, None, np.int32)
         _ds(det_g, "saturation_value", exp.saturation, None, np.uint32)
-        gonio = _nx(det_g, "goniometer", "NXtransformations")
+        gonio = nx_group(det_g, "goniometer")
         for name in ("two_theta", "two_theta_end"):
             _ds(gonio, name, [0.0], "degree", np.float32)
         _ds(gonio, "two_theta_range_average", 0.0, "degree", np.float32)
-        ds = _nx(det_g, "detectorSpecific", "NXcollection")
+        ds = nx_group(f, SPEC)
         _ds(ds, "nimages", nframes, None, np.uint32)
         _ds(ds, "ntrigger", 1, None, np.uint32)
         _ds(ds, "x_pixels_in_detector", det.nx, None, np.uint32)
@@ -372,19 +250,25 @@ def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dt
             _ds(mg, "data_origin", [x0, y0], None, np.int32)
             _ds(mg, "data_size", [det.module_nx, det.module_ny], None, np.uint32)
             _ds(mg, "countrate_correction_count_cutoff", exp.saturation, None, np.uint32)
-        sample = _nx(entry, "sample", "NXsample")
-        sgon = _nx(sample, "goniometer", "NXtransformations")
-        omega = exp.omega_start + exp.omega_increment * np.arange(nframes)
-        _ds(sgon, "omega", omega, "degree", np.float32)
-        _ds(sgon, "omega_end", omega + exp.omega_increment, "degree", np.float32)
-        _ds(sgon, "omega_increment", exp.omega_increment, "degree", np.float32)
-        _ds(sgon, "omega_start", exp.omega_start, "degree", np.float32)
-        _ds(sgon, "omega_range_average", exp.omega_increment, "degree", np.float32)
-        _ds(sgon, "omega_range_total", exp.omega_increment * nframes, "degree", np.float32)
-        for axis in ("chi", "kappa", "phi"):
-            _ds(sgon, axis, [0.0], "degree", np.float32)
-            _ds(sgon, axis + "_end", [0.0], "degree", np.float32)
-            _ds(sgon, axis + "_range_average", 0.0, "degree", np.float32)
+        _write_goniometer(f, exp, nframes)
+
+
+
+def _write_goniometer(f, exp: Experiment, nframes: int):
+    """The sample goniometer: omega per frame (deg), chi, kappa, phi at 0."""
+    nx_group(f, SAMPLE)
+    sgon = nx_group(f, GONIOMETER)
+    omega = exp.omega_start + exp.omega_increment * np.arange(nframes)
+    _ds(sgon, "omega", omega, "degree", np.float32)
+    _ds(sgon, "omega_end", omega + exp.omega_increment, "degree", np.float32)
+    _ds(sgon, "omega_increment", exp.omega_increment, "degree", np.float32)
+    _ds(sgon, "omega_start", exp.omega_start, "degree", np.float32)
+    _ds(sgon, "omega_range_average", exp.omega_increment, "degree", np.float32)
+    _ds(sgon, "omega_range_total", exp.omega_increment * nframes, "degree", np.float32)
+    for axis in ("chi", "kappa", "phi"):
+        _ds(sgon, axis, [0.0], "degree", np.float32)
+        _ds(sgon, axis + "_end", [0.0], "degree", np.float32)
+        _ds(sgon, axis + "_range_average", 0.0, "degree", np.float32)
 
 
 def main(argv=None) -> int:

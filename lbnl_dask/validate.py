@@ -6,21 +6,26 @@ The rules are SPEC A3 and B 10.1: links ``/entry/data/data_NNNNNN`` to existing 
 sizes but the last, a uint32 unchunked unfiltered ``pixel_mask`` of the frame shape,
 fixed-length ASCII ``NX_class`` attributes, nimages x ntrigger equal to the frames, the
 geometry fields present; then every frame is decoded.
+
+Each rule is a function ``check_*(ctx, result)`` of :data:`CHECKS`, run in that order on a
+:class:`Context` (the open master and its data blocks); a check returning False stops the
+run, as nothing after it could be checked.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import h5py
-import hdf5plugin  # noqa: F401
+import hdf5plugin
 import numpy as np
 
-DET = "/entry/instrument/detector"
-SPEC = DET + "/detectorSpecific"
+from .layout import (BLOCK_RE, BSHUF_CD_COMPRESSOR, BSHUF_LZ4, BSHUF_NONE, CUTOFFS, DATA_GROUP,
+                     DET, DISTANCES, MASTER_SUFFIX, NX_CLASS, PIXEL_MASK, SAMPLE,
+                     SAMPLE_GONIOMETERS, SATURATIONS, SPEC, WAVELENGTHS, block_name)
 
 
 @dataclass
@@ -42,158 +47,313 @@ class Result:
 
 
 def _filters(d: h5py.Dataset) -> list[tuple[int, tuple]]:
+    """The dataset's HDF5 filters as [(filter id, cd_values)]."""
     plist = d.id.get_create_plist()
-    return [(plist.get_filter(i)[0], tuple(plist.get_filter(i)[2])) for i in range(plist.get_nfilters())]
+    return [(plist.get_filter(i)[0], tuple(plist.get_filter(i)[2]))
+            for i in range(plist.get_nfilters())]
+
+
+@dataclass
+class Block:
+    """One ``data_NNNNNN`` link as the checks see it: the data file it points into and its
+    dataset's shape, dtype, chunks and filters; or ``error``, why it cannot be opened."""
+
+    name: str
+    path: str
+    shape: tuple = ()
+    dtype: np.dtype | None = None
+    chunks: tuple | None = None
+    filters: list = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+
+class Context:
+    """What the checks share: the master's path, the open master ``f`` (opened by
+    :func:`check_file` unless given) and its data links resolved to :class:`Block` s."""
+
+    def __init__(self, master, f: h5py.File | None = None, decode: bool = True):
+        self.master = os.fspath(master)
+        self.f = f
+        self.decode = decode
+
+    def close(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+    @cached_property
+    def names(self) -> list[str]:
+        """The master's ``data_NNNNNN`` links, sorted."""
+        if DATA_GROUP not in self.f:
+            return []
+        return sorted(k for k in self.f[DATA_GROUP] if BLOCK_RE.match(k))
+
+    @cached_property
+    def blocks(self) -> list[Block]:
+        return [self._block(k) for k in self.names]
+
+    def _block(self, name: str) -> Block:
+        g = self.f[DATA_GROUP]
+        link = g.get(name, getlink=True)
+        path = self.master
+        if isinstance(link, h5py.ExternalLink):
+            path = os.path.join(os.path.dirname(os.path.abspath(self.master)), link.filename)
+        if not os.path.exists(path):
+            return Block(name, path, error=f"{name}: data file {path} is missing")
+        try:
+            d = g[name]
+        except (KeyError, OSError) as e:
+            return Block(name, path,
+                         error=f"{name}: cannot open {getattr(link, 'path', name)} in {path} ({e})")
+        if not isinstance(d, h5py.Dataset):
+            return Block(name, path, error=f"{name}: {d.name} in {path} is not a dataset")
+        return Block(name, path, d.shape, d.dtype, d.chunks, _filters(d))
+
+    @cached_property
+    def first(self) -> Block | None:
+        """The first block of 3-D data: every other must hold frames like it."""
+        return next((b for b in self.blocks if b.error is None and b.ndim == 3), None)
+
+    @property
+    def shape(self) -> tuple | None:
+        """(ny, nx) of the frames (of the first block), or None."""
+        return None if self.first is None else self.first.shape[1:]
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        return None if self.first is None else self.first.dtype
+
+    @property
+    def sizes(self) -> list[int]:
+        """Frames in each block that opened (0 if not 3-D)."""
+        return [b.shape[0] if b.ndim == 3 else 0 for b in self.blocks if b.error is None]
+
+    @property
+    def ok_files(self) -> bool:
+        """Every block opened and is 3-D, like the first, one frame per chunk."""
+        return all(not block_failures(self, b) for b in self.blocks)
+
+
+# --------------------------------------------------------------------------- the checks
+def check_file(ctx: Context, r: Result):
+    """The master exists and is HDF5; opens it for the other checks."""
+    if not os.path.exists(ctx.master):
+        r.add("FAIL", f"{ctx.master}: no such file")
+        return False
+    if not os.path.isfile(ctx.master) or not h5py.is_hdf5(ctx.master):
+        r.add("FAIL", f"{ctx.master}: not an HDF5 file")
+        return False
+    if ctx.f is None:
+        ctx.f = h5py.File(ctx.master, "r")
+
+
+def check_name(ctx: Context, r: Result):
+    """XDS finds a master by its name: ``<prefix>_master.h5``."""
+    base = os.path.basename(ctx.master)
+    if not base.endswith(MASTER_SUFFIX):
+        r.add("WARN", f"{base}: XDS' NAME_TEMPLATE finds masters named <prefix>{MASTER_SUFFIX}")
+
+
+def check_links(ctx: Context, r: Result):
+    """``/entry/data`` links ``data_000001``, ``data_000002``, ... with no gap."""
+    if DATA_GROUP not in ctx.f:
+        r.add("FAIL", f"no {DATA_GROUP} group")
+        return False
+    names = ctx.names
+    if not names:
+        r.add("FAIL", f"no {DATA_GROUP}/data_NNNNNN links (Neggia needs {block_name(1)}, ...)")
+        return False
+    ok = names == [block_name(k) for k in range(1, len(names) + 1)]
+    r.add("OK" if ok else "FAIL", f"{len(names)} data links"
+          + ("" if ok else f", not numbered {block_name(1)}..: {names[:3]}"))
+
+
+def block_failures(ctx: Context, b: Block) -> list[str]:
+    """Why block ``b`` fails: missing or unreadable, not 3-D, frames unlike the first
+    block's, or not chunked one frame per chunk; [] if it passes."""
+    if b.error:
+        return [b.error]
+    if b.ndim != 3:
+        return [f"{b.name}: data has shape {b.shape}, not (n, ny, nx)"]
+    out = []
+    if b is not ctx.first and (b.shape[1:] != ctx.shape or b.dtype != ctx.dtype):
+        out.append(f"{b.name}: frames {b.shape[1:]} {b.dtype} differ from {block_name(1)}'s "
+                   f"{ctx.shape} {ctx.dtype}")
+    if b.chunks != (1,) + b.shape[1:]:
+        out.append(f"{b.name}: chunks {b.chunks}, the plugins need (1, {b.shape[1]}, {b.shape[2]})")
+    return out
 
 
 def _filter_verdict(filters) -> tuple[str, str]:
+    """(level, message) for a dataset's [(filter id, cd_values)]: what XDS' plugins decode."""
     if not filters:
         return "OK", "no filter"
     ids = [f[0] for f in filters]
-    if ids == [32008]:
+    bs, lz4 = hdf5plugin.BSHUF_ID, hdf5plugin.LZ4_ID
+    if ids == [bs]:
         cd = filters[0][1]
-        comp = cd[4] if len(cd) > 4 else 0
-        if comp == 2:
-            return "OK", "bitshuffle+LZ4 (32008): Neggia, durin and DIALS read it"
-        if comp == 0:
-            return "WARN", "bitshuffle only (32008, no LZ4): durin reads it, Neggia does not"
-        return "FAIL", "bitshuffle+Zstandard (32008): neither Neggia nor durin reads it"
-    if ids == [32004]:
-        return "OK", "LZ4 (32004): Neggia reads it"
+        comp = cd[BSHUF_CD_COMPRESSOR] if len(cd) > BSHUF_CD_COMPRESSOR else BSHUF_NONE
+        if comp == BSHUF_LZ4:
+            return "OK", f"bitshuffle+LZ4 ({bs}): Neggia, durin and DIALS read it"
+        if comp == BSHUF_NONE:
+            return "WARN", f"bitshuffle only ({bs}, no LZ4): durin reads it, Neggia does not"
+        return "FAIL", f"bitshuffle+Zstandard ({bs}): neither Neggia nor durin reads it"
+    if ids == [lz4]:
+        return "OK", f"LZ4 ({lz4}): Neggia reads it"
     return "FAIL", f"HDF5 filter(s) {ids}: XDS' plugins do not read them"
 
 
-def _ascii_attr_problems(f: h5py.File) -> list[str]:
+def _check_type_and_filter(b: Block, r: Result):
+    if b.dtype.kind != "u" or b.dtype.itemsize not in (1, 2, 4):
+        r.add("FAIL", f"data type {b.dtype}: the plugins read unsigned 1, 2 or 4-byte integers")
+    else:
+        r.add("OK", f"data type {b.dtype}, frames {b.shape[1]} x {b.shape[2]}")
+    level, msg = _filter_verdict(b.filters)
+    r.add(level, f"filter: {msg}")
+
+
+def check_data_files(ctx: Context, r: Result):
+    """Every block passes :func:`block_failures`; the first block's pixel type and filter
+    (the others must match it) are ones the plugins read."""
+    for b in ctx.blocks:
+        if b is ctx.first:
+            _check_type_and_filter(b, r)
+        for msg in block_failures(ctx, b):
+            r.add("FAIL", msg)
+    if ctx.ok_files:
+        r.add("OK", f"all {len(ctx.blocks)} data files present, chunked one frame per chunk")
+
+
+def check_block_sizes(ctx: Context, r: Result):
+    """Every data file but the last holds the same number of frames (Neggia's assumption)."""
+    sizes = ctx.sizes
+    if not sizes:
+        return
+    if len(set(sizes[:-1])) <= 1 and (len(sizes) == 1 or sizes[-1] <= sizes[0]):
+        r.add("OK", f"block sizes {sizes[0]} (last {sizes[-1]}): equal but the last")
+    else:
+        r.add("FAIL", f"block sizes {sizes}: every data file but the last must hold the same "
+                      "number of frames")
+
+
+def check_frame_count(ctx: Context, r: Result):
+    """nimages x ntrigger equals the frames of the data files (when they all opened)."""
+    if not ctx.ok_files:
+        return
+    n, t = ctx.f.get(SPEC + "/nimages"), ctx.f.get(SPEC + "/ntrigger")
+    if n is None:
+        r.add("FAIL", "detectorSpecific/nimages is missing")
+        return
+    prod, total = int(n[()]) * (int(t[()]) if t is not None else 1), sum(ctx.sizes)
+    r.add("OK" if prod == total else "FAIL", f"nimages x ntrigger = {prod}"
+          + ("" if prod == total else f", but the data files hold {total} frames"))
+
+
+def check_pixel_mask(ctx: Context, r: Result):
+    """detectorSpecific/pixel_mask is uint32, of the frame shape, unchunked and unfiltered."""
+    m = ctx.f.get(PIXEL_MASK)
+    if m is None:
+        r.add("WARN", "no detectorSpecific/pixel_mask")
+        return
+    probs = []
+    if m.dtype != np.uint32:
+        probs.append(f"type {m.dtype} (Neggia needs uint32)")
+    if ctx.shape is not None and m.shape != tuple(ctx.shape):
+        probs.append(f"shape {m.shape} differs from the frames {tuple(ctx.shape)}")
+    if m.chunks is not None or _filters(m):
+        probs.append("chunked or filtered (Neggia aborts on that)")
+    r.add("FAIL" if probs else "OK",
+          "pixel_mask " + ("; ".join(probs) if probs else "uint32, frame shape, plain"))
+
+
+def check_nx_class_ascii(ctx: Context, r: Result):
+    """Every NX_class attribute is a fixed-length ASCII string (durin reads no other)."""
     bad = []
 
     def visit(name, obj):
-        if "NX_class" in obj.attrs:
-            t = obj.attrs.get_id("NX_class").get_type()
-            if t.get_class() == h5py.h5t.STRING and (t.is_variable_str() or t.get_cset() != h5py.h5t.CSET_ASCII):
+        if NX_CLASS in obj.attrs:
+            t = obj.attrs.get_id(NX_CLASS).get_type()
+            if t.get_class() == h5py.h5t.STRING and (
+                    t.is_variable_str() or t.get_cset() != h5py.h5t.CSET_ASCII):
                 bad.append(name)
 
-    f.visititems(visit)
-    return bad
+    ctx.f.visititems(visit)
+    r.add("FAIL" if bad else "OK", "NX_class attributes " + (
+        f"not fixed-length ASCII in {bad[:3]} (durin cannot read them)" if bad
+        else "fixed-length ASCII"))
+
+
+#: Detector fields XDS and DIALS use: (name, needed); a missing one fails if needed, else warns.
+GEOMETRY = (("x_pixel_size", True), ("y_pixel_size", True), ("beam_center_x", True),
+            ("beam_center_y", True), ("count_time", False), ("frame_time", False),
+            ("sensor_thickness", False), ("bit_depth_image", False))
+
+
+def check_geometry(ctx: Context, r: Result):
+    """The detector's :data:`GEOMETRY` fields, its distance and a wavelength are present."""
+    for name, need in GEOMETRY:
+        if f"{DET}/{name}" not in ctx.f:
+            r.add("FAIL" if need else "WARN", f"{name} is missing")
+    if not any(p in ctx.f for p in DISTANCES):
+        r.add("FAIL", "detector_distance is missing")
+    if not any(p in ctx.f for p in WAVELENGTHS):
+        r.add("FAIL", "no wavelength")
+
+
+def check_saturation(ctx: Context, r: Result):
+    """A saturation value or count cutoff (XDS' OVERLOAD), and a bit depth of the data type."""
+    if not any(p in ctx.f for p in (CUTOFFS[0],) + SATURATIONS):
+        r.add("WARN", "no saturation value / count cutoff (XDS' OVERLOAD)")
+    bits = ctx.f.get(DET + "/bit_depth_image")
+    if bits is not None and ctx.dtype is not None and int(bits[()]) != 8 * ctx.dtype.itemsize:
+        r.add("WARN", f"bit_depth_image {int(bits[()])} but the data are {ctx.dtype}")
+
+
+def check_omega(ctx: Context, r: Result):
+    """The sample's goniometer holds omega angles (the last of the geometry)."""
+    if not any(f"{g}/omega" in ctx.f for g in SAMPLE_GONIOMETERS):
+        r.add("WARN", f"no omega angles in {SAMPLE}")
+    else:
+        r.add("OK", "geometry fields present")
+
+
+def check_decode(ctx: Context, r: Result):
+    """Every frame decodes, read as lbnl_dask reads it; only if decoding was asked for and
+    nothing failed before."""
+    if not ctx.decode or r.failed:
+        return
+    from .eiger import open_dataset
+
+    ctx.close()  # the reader opens every file again by path
+    try:
+        frames = open_dataset(ctx.master).frames
+        counts = frames.map_blocks(lambda b: np.array([b.shape[0]])[:, None, None],
+                                   chunks=((1,) * frames.numblocks[0], (1,), (1,)),
+                                   dtype=int).compute(scheduler="threads")
+        r.add("OK", f"decoded all {int(counts.sum())} frames")
+    except Exception as e:  # noqa: BLE001 - any decode failure is a validation failure
+        r.add("FAIL", f"decoding frames failed: {e}")
+
+
+CHECKS = [check_file, check_name, check_links, check_data_files, check_block_sizes,
+          check_frame_count, check_pixel_mask, check_nx_class_ascii, check_geometry,
+          check_saturation, check_omega, check_decode]
 
 
 def validate(master, decode: bool = True) -> Result:
     """Validate ``master`` and its data files; return a :class:`Result` (``.failed``, ``str()``)."""
     r = Result()
-    master = os.fspath(master)
-    if not os.path.isfile(master) or not h5py.is_hdf5(master):
-        r.add("FAIL", f"{master}: not an HDF5 file")
-        return r
-    mdir = os.path.dirname(os.path.abspath(master))
-    if not os.path.basename(master).endswith("_master.h5"):
-        r.add("WARN", f"{os.path.basename(master)}: XDS' NAME_TEMPLATE finds masters named <prefix>_master.h5")
-    with h5py.File(master, "r") as f:
-        if "/entry/data" not in f:
-            r.add("FAIL", "no /entry/data group")
-            return r
-        names = sorted(k for k in f["/entry/data"] if re.match(r"^data_\d{6}$", k))
-        if not names:
-            r.add("FAIL", "no /entry/data/data_NNNNNN links (Neggia needs data_000001, ...)")
-            return r
-        expected = [f"data_{k:06d}" for k in range(1, len(names) + 1)]
-        r.add("OK" if names == expected else "FAIL",
-              f"{len(names)} data links" + ("" if names == expected else f", not numbered data_000001..: {names[:3]}"))
-        sizes, shape, dtype, ok_files = [], None, None, True
-        for k in names:
-            link = f["/entry/data"].get(k, getlink=True)
-            path = os.path.join(mdir, link.filename) if isinstance(link, h5py.ExternalLink) else master
-            if not os.path.exists(path):
-                r.add("FAIL", f"{k}: data file {path} is missing")
-                ok_files = False
-                continue
-            try:
-                d = f["/entry/data"][k]
-            except (KeyError, OSError) as e:
-                r.add("FAIL", f"{k}: cannot open {link.path if hasattr(link, 'path') else k} in {path} ({e})")
-                ok_files = False
-                continue
-            sizes.append(d.shape[0] if d.ndim == 3 else 0)
-            if d.ndim != 3:
-                r.add("FAIL", f"{k}: data has shape {d.shape}, not (n, ny, nx)")
-                ok_files = False
-                continue
-            if shape is None:
-                shape, dtype = d.shape[1:], d.dtype
-                if d.dtype.kind != "u" or d.dtype.itemsize not in (1, 2, 4):
-                    r.add("FAIL", f"data type {d.dtype}: the plugins read unsigned 1, 2 or 4-byte integers")
-                else:
-                    r.add("OK", f"data type {d.dtype}, frames {shape[0]} x {shape[1]}")
-                level, msg = _filter_verdict(_filters(d))
-                r.add(level, f"filter: {msg}")
-            elif d.shape[1:] != shape or d.dtype != dtype:
-                r.add("FAIL", f"{k}: frames {d.shape[1:]} {d.dtype} differ from data_000001's {shape} {dtype}")
-                ok_files = False
-            if d.chunks != (1,) + tuple(d.shape[1:]):
-                r.add("FAIL", f"{k}: chunks {d.chunks}, the plugins need (1, {d.shape[1]}, {d.shape[2]})")
-                ok_files = False
-        if ok_files:
-            r.add("OK", f"all {len(names)} data files present, chunked one frame per chunk")
-        if sizes:
-            if len(set(sizes[:-1])) <= 1 and (len(sizes) == 1 or sizes[-1] <= sizes[0]):
-                r.add("OK", f"block sizes {sizes[0]} (last {sizes[-1]}): equal but the last")
-            else:
-                r.add("FAIL", f"block sizes {sizes}: every data file but the last must hold the same number of frames")
-        total = sum(sizes)
-
-        n, t = f.get(SPEC + "/nimages"), f.get(SPEC + "/ntrigger")
-        if not ok_files:
-            pass  # the frame count cannot be checked against missing files
-        elif n is None:
-            r.add("FAIL", "detectorSpecific/nimages is missing")
-        else:
-            prod = int(n[()]) * (int(t[()]) if t is not None else 1)
-            r.add("OK" if prod == total else "FAIL",
-                  f"nimages x ntrigger = {prod}" + ("" if prod == total else f", but the data files hold {total} frames"))
-
-        m = f.get(SPEC + "/pixel_mask")
-        if m is None:
-            r.add("WARN", "no detectorSpecific/pixel_mask")
-        else:
-            probs = []
-            if m.dtype != np.uint32:
-                probs.append(f"type {m.dtype} (Neggia needs uint32)")
-            if shape is not None and m.shape != tuple(shape):
-                probs.append(f"shape {m.shape} differs from the frames {tuple(shape)}")
-            if m.chunks is not None or _filters(m):
-                probs.append("chunked or filtered (Neggia aborts on that)")
-            r.add("FAIL" if probs else "OK", "pixel_mask " + ("; ".join(probs) if probs else "uint32, frame shape, plain"))
-
-        bad = _ascii_attr_problems(f)
-        r.add("FAIL" if bad else "OK", "NX_class attributes " + (f"not fixed-length ASCII in {bad[:3]} (durin cannot read them)" if bad else "fixed-length ASCII"))
-
-        for item, need in ((DET + "/x_pixel_size", True), (DET + "/y_pixel_size", True), (DET + "/beam_center_x", True),
-                           (DET + "/beam_center_y", True), (DET + "/count_time", False), (DET + "/frame_time", False),
-                           (DET + "/sensor_thickness", False), (DET + "/bit_depth_image", False)):
-            if item not in f:
-                r.add("FAIL" if need else "WARN", f"{item.rsplit('/', 1)[-1]} is missing")
-        if not any(p in f for p in (DET + "/detector_distance", DET + "/distance")):
-            r.add("FAIL", "detector_distance is missing")
-        if not any(p in f for p in ("/entry/instrument/beam/incident_wavelength", "/entry/sample/beam/incident_wavelength",
-                                    "/entry/instrument/beam/wavelength", "/entry/instrument/monochromator/wavelength")):
-            r.add("FAIL", "no wavelength")
-        if not any(p in f for p in (SPEC + "/countrate_correction_count_cutoff", DET + "/saturation_value", SPEC + "/saturation_value")):
-            r.add("WARN", "no saturation value / count cutoff (XDS' OVERLOAD)")
-        if DET + "/bit_depth_image" in f and dtype is not None and int(f[DET + "/bit_depth_image"][()]) != 8 * dtype.itemsize:
-            r.add("WARN", f"bit_depth_image {int(f[DET + '/bit_depth_image'][()])} but the data are {dtype}")
-        if "/entry/sample/goniometer/omega" not in f and "/entry/sample/transformations/omega" not in f:
-            r.add("WARN", "no omega angles in /entry/sample")
-        else:
-            r.add("OK", "geometry fields present")
-
-    if decode and not r.failed:
-        from .eiger import open_dataset
-
-        try:
-            frames = open_dataset(master).frames
-            counts = frames.map_blocks(lambda b: np.array([b.shape[0]])[:, None, None], chunks=((1,) * frames.numblocks[0], (1,), (1,)),
-                                       dtype=int).compute(scheduler="threads")
-            r.add("OK", f"decoded all {int(counts.sum())} frames")
-        except Exception as e:  # noqa: BLE001 - any decode failure is a validation failure
-            r.add("FAIL", f"decoding frames failed: {e}")
+    ctx = Context(master, decode=decode)
+    try:
+        for check in CHECKS:
+            if check(ctx, r) is False:
+                break
+    finally:
+        ctx.close()
     return r
 
 

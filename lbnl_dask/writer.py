@@ -14,21 +14,15 @@ import os
 from contextlib import contextmanager
 
 import h5py
-import hdf5plugin
 import numpy as np
 
+from . import layout
 from .errors import OptionError
 from .meta import ANGLE, MasterRewriter, bin_pixel_mask
 
-#: Lossless choices (``-c``), the HDF5 filter each becomes, and whether XDS' plugins read it.
-COMPRESSIONS = {
-    "bslz4": "bitshuffle + LZ4 (HDF5 filter 32008): read by XDS (Neggia, durin) and DIALS",
-    "bszstd": "bitshuffle + Zstandard (HDF5 filter 32008): NOT read by XDS' Neggia or durin",
-    "bshuf": "bitshuffle only (HDF5 filter 32008): read by durin, NOT by Neggia",
-    "zstd": "Blosc with Zstandard, no shuffle (HDF5 filter 32001), as l_bnl_compress' zstd: NOT read by XDS' plugins",
-    "none": "no compression",
-}
-XDS_READABLE = {"bslz4", "none"}
+#: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
+COMPRESSIONS = layout.COMPRESSIONS
+XDS_READABLE = layout.XDS_READABLE
 
 
 def lossless_filter(name: str, level: int | None = None) -> dict:
@@ -36,28 +30,20 @@ def lossless_filter(name: str, level: int | None = None) -> dict:
     name = (name or "bslz4").lower()
     if name not in COMPRESSIONS:
         raise OptionError(f"unknown compression {name!r}: choose from {', '.join(COMPRESSIONS)}")
-    if level is not None and name not in ("bszstd", "zstd"):
-        raise OptionError(f"-l/--compression_level applies to bszstd and zstd, not {name}")
-    if name == "bslz4":
-        return dict(hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
-    if name == "bshuf":
-        return dict(hdf5plugin.Bitshuffle(nelems=0, cname="none"))
-    if name == "bszstd":
-        level = 3 if level is None else level
-        if not 1 <= level <= 22:
-            raise OptionError(f"bszstd compression level must be 1..22, not {level}")
-        return dict(hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=level))
-    if name == "zstd":
-        level = 3 if level is None else level
-        if not 0 <= level <= 9:
-            raise OptionError(f"zstd (Blosc) compression level must be 0..9, not {level}")
-        return dict(hdf5plugin.Blosc(cname="zstd", clevel=level, shuffle=hdf5plugin.Blosc.NOSHUFFLE))
-    return {}
+    c = layout.FILTERS[name]
+    if c.levels is None:
+        if level is not None:
+            leveled = " and ".join(n for n in COMPRESSIONS if layout.FILTERS[n].levels)
+            raise OptionError(f"-l/--compression_level applies to {leveled}, not {name}")
+        return c.make(None)
+    level = layout.DEFAULT_LEVEL if level is None else level
+    lo, hi = c.levels
+    if not lo <= level <= hi:
+        raise OptionError(f"{c.label} compression level must be {lo}..{hi}, not {level}")
+    return c.make(level)
 
 
-def ascii_attr(text: str) -> np.bytes_:
-    """A fixed-length ASCII string (what Dectris writes and durin needs)."""
-    return np.bytes_(str(text).encode("ascii", "replace"))
+ascii_attr = layout.ascii_attr
 
 
 @contextmanager
@@ -74,13 +60,8 @@ def atomic_path(path: str):
             os.unlink(tmp)
 
 
-def _nx_group(parent, name, nx_class):
-    g = parent.require_group(name)
-    g.attrs["NX_class"] = ascii_attr(nx_class)
-    return g
-
-
-JOB_ATTR = "lbnl_dask_job"
+_nx_group = layout.nx_group
+JOB_ATTR = layout.JOB_ATTR
 
 
 def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
@@ -159,7 +140,7 @@ def _fix_string_attrs(obj):
             obj.attrs[k] = ascii_attr(v)
 
 
-_MASKS = ("/entry/instrument/detector/pixel_mask", "/entry/instrument/detector/detectorSpecific/pixel_mask")
+_MASKS = layout.PIXEL_MASKS
 
 
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):

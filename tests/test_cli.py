@@ -10,17 +10,16 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import cli
+from lbnl_dask.layout import DATA, PIXEL_MASK, SPEC
 
 from tests.reference import expected_output, sum_bin_reference
-
-SPEC = "/entry/instrument/detector/detectorSpecific"
 
 
 @pytest.fixture(scope="module")
 def source(tiny):
     frames = lbnl_dask.open_dataset(tiny).frames.compute()
     with h5py.File(tiny, "r") as f:
-        mask = f[SPEC + "/pixel_mask"][()]
+        mask = f[PIXEL_MASK][()]
     return tiny, frames, mask
 
 
@@ -91,7 +90,7 @@ def test_each_lossless_compression(source, tmp_path, capsys, name, filter_id, ex
         first = out.err.splitlines()[0]  # and before the run starts
         assert first.startswith(f"lbnl-compress: warning: -c {name}:") and "NOT" in first
     with h5py.File(tmp_path / "o_000001.h5", "r") as f:
-        plist = f["/entry/data/data"].id.get_create_plist()
+        plist = f[DATA].id.get_create_plist()
         ids = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
     assert ids == ([filter_id] if filter_id else [])
     with h5py.File(tmp_path / "o_master.h5", "r") as f:
@@ -126,7 +125,7 @@ def test_negative_values_with_a_space(source, tmp_path, capsys):
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-u", "-2", "--scheduler", "threads"], capsys)
     assert rc == 0, out.err
     with h5py.File(tmp_path / "o_000001.h5", "r") as f:
-        assert f["/entry/data/data"].dtype == np.int16
+        assert f[DATA].dtype == np.int16
 
 
 def test_missing_input_and_refusal_to_overwrite(source, tmp_path, capsys):
@@ -190,7 +189,7 @@ def test_log_to_float_and_region_omission(source, tmp_path, capsys):
                         "--scheduler", "threads"], capsys)
     assert rc == 0, out.err
     with h5py.File(tmp_path / "o_000001.h5", "r") as f:
-        got = f["/entry/data/data"][()]
+        got = f[DATA][()]
     vals, inv, sat = sum_bin_reference(frames, mask, 12440, 1, 1)
     assert got.dtype == np.float32
     assert (got[:, :, :10][~inv[:, :, :10]] == 0).all() and (got[:, ::10][~inv[:, ::10]] == 0).all()

@@ -12,6 +12,7 @@ import pytest
 import lbnl_dask
 from lbnl_dask.errors import (ImageRangeError, InputFileError, MissingDataFileError, NotEigerError,
                               TruncatedDataError)
+from lbnl_dask.layout import BLOCK_RE, DATA, DATA_GROUP, PIXEL_MASK, SPEC, data_file_name
 
 from tests.helpers import NEXGEN_MASTER, write_master
 
@@ -19,8 +20,8 @@ from tests.helpers import NEXGEN_MASTER, write_master
 def h5py_frames(master):
     """Reference: every frame through plain h5py, following the master's links."""
     with h5py.File(master, "r") as f:
-        keys = sorted(k for k in f["entry/data"] if k.startswith("data_"))
-        return np.concatenate([f["entry/data"][k][()] for k in keys])
+        keys = sorted(k for k in f[DATA_GROUP] if BLOCK_RE.match(k))
+        return np.concatenate([f[DATA_GROUP][k][()] for k in keys])
 
 
 def test_open_is_lazy_and_chunked_by_data_file(tiny):
@@ -62,7 +63,7 @@ def test_metadata_of_synthetic_master(tiny):
     assert m.countrate_cutoff == 12440 and m.saturation_value == 12440
     assert m.bit_depth_image == 16
     assert m.eiger_fw_version.startswith("release")
-    assert m.pixel_mask_path.endswith("detectorSpecific/pixel_mask")
+    assert m.pixel_mask_path == PIXEL_MASK
     assert 0 < m.beam_center_x < 132 and 0 < m.detector_distance < 1
 
 
@@ -115,9 +116,9 @@ def test_single_data_dataset_in_master(tmp_path, tiny):
     ref = h5py_frames(tiny)
     path = tmp_path / "single_master.h5"
     with h5py.File(path, "w") as f:
-        f.create_dataset("entry/data/data", data=ref[:7], chunks=(1,) + ref.shape[1:],
+        f.create_dataset(DATA, data=ref[:7], chunks=(1,) + ref.shape[1:],
                          **hdf5plugin.Bitshuffle(cname="lz4"))
-        f["entry/instrument/detector/detectorSpecific/nimages"] = np.uint32(7)
+        f[SPEC + "/nimages"] = np.uint32(7)
     ds = lbnl_dask.open_dataset(path, datablock=2)
     np.testing.assert_array_equal(ds.frames.compute(), ref[:7])
 
@@ -130,12 +131,12 @@ def test_single_data_dataset_in_master(tmp_path, tiny):
                                          ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint32", "uint32"),
                                          ("datasets_eiger2/eiger2_simread7_2datafiles_4images_lz4", "uint16")])
 def test_real_dectris_data_files(tmp_path, realdata, name, dtype):
-    files = [realdata / "dectris-h5-testfiles" / f"{name}_data_00000{k}.h5" for k in (1, 2)]
+    files = [realdata / "dectris-h5-testfiles" / data_file_name(name, k) for k in (1, 2)]
     master = write_master(tmp_path / "real_master.h5", files, nimages=4)
     ref = []
     for p in files:
         with h5py.File(p, "r") as f:
-            ref.append(f["/entry/data/data"][()])
+            ref.append(f[DATA][()])
     ref = np.concatenate(ref)
     ds = lbnl_dask.open_dataset(master, datablock=1)
     assert ds.frames.dtype == np.dtype(dtype)
@@ -168,7 +169,7 @@ def test_real_eiger9m_master_metadata_and_missing_data(realdata):
     assert m.eiger_fw_version == "eiger-1.6.4-199.git97ffde5.release"
     assert m.description == "Dectris Eiger 9M" and m.detector_number == "E-18-0102"
     assert m.omega_increment == pytest.approx(0.5)
-    with pytest.raises(MissingDataFileError, match="dectris_eiger_data_000001.h5"):
+    with pytest.raises(MissingDataFileError, match=data_file_name("dectris_eiger", 1)):
         ds.frames
 
 
@@ -207,20 +208,20 @@ def test_hdf5_without_entry_data(tmp_path):
     p = tmp_path / "other.h5"
     with h5py.File(p, "w") as f:
         f["x"] = 1
-    with pytest.raises(NotEigerError, match="no /entry/data"):
+    with pytest.raises(NotEigerError, match=f"no {DATA_GROUP}"):
         lbnl_dask.open_dataset(p)
 
 
 def test_missing_data_file_is_named(tmp_path, tiny32):
     d = tmp_path / "copy"
     shutil.copytree(os.path.dirname(tiny32), d)
-    (d / "t32_data_000002.h5").unlink()
-    with pytest.raises(MissingDataFileError, match="t32_data_000002.h5"):
+    (d / data_file_name("t32", 2)).unlink()
+    with pytest.raises(MissingDataFileError, match=data_file_name("t32", 2)):
         lbnl_dask.open_dataset(d / "t32_master.h5").frames
 
 
 def test_data_shorter_than_master(tmp_path, tiny32):
-    files = [os.path.join(os.path.dirname(tiny32), f"t32_data_00000{k}.h5") for k in (1, 2)]
+    files = [os.path.join(os.path.dirname(tiny32), data_file_name("t32", k)) for k in (1, 2)]
     master = write_master(tmp_path / "m.h5", files, nimages=12)
     with pytest.raises(TruncatedDataError, match="hold 10 frames but the master"):
         lbnl_dask.open_dataset(master).frames
@@ -236,15 +237,15 @@ def test_image_range_errors(tiny, first, last, msg):
 def test_corrupt_chunk_is_reported(tmp_path, tiny):
     d = tmp_path / "c"
     shutil.copytree(os.path.dirname(tiny), d)
-    data = d / "tiny_data_000001.h5"
+    data = d / data_file_name("tiny", 1)
     with h5py.File(data, "r") as f:
-        offset = f["/entry/data/data"].id.get_chunk_info(3).byte_offset
+        offset = f[DATA].id.get_chunk_info(3).byte_offset
     with open(data, "r+b") as fh:
         fh.seek(offset)
         fh.write(b"\xff" * 64)
     ds = lbnl_dask.open_dataset(d / "tiny_master.h5", datablock=2)
     ds.frames[:2].compute()  # other chunks still read
-    with pytest.raises(TruncatedDataError, match="tiny_data_000001.h5: cannot read frames"):
+    with pytest.raises(TruncatedDataError, match=f"{data.name}: cannot read frames"):
         ds.frames.compute()
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from lbnl_dask import cli
+from lbnl_dask.layout import DATA, DATA_GROUP, SPEC, data_file_name
 
 from tests.helpers import write_master
 
@@ -42,67 +43,68 @@ def case_not_eiger(tmp_path, tiny):
     p = tmp_path / "other.h5"
     with h5py.File(p, "w") as f:
         f["entry/sample/name"] = b"x"
-    return p, "other.h5: no /entry/data group"
+    return p, f"other.h5: no {DATA_GROUP} group"
 
 
 def case_missing_data_file(tmp_path, tiny):
     d, m = copy_dataset(tiny, tmp_path)
-    (d / "tiny_data_000002.h5").unlink()
-    return m, "tiny_data_000002.h5: data file linked from"
+    (d / data_file_name("tiny", 2)).unlink()
+    return m, f"{data_file_name('tiny', 2)}: data file linked from"
 
 
 def case_truncated_data_file(tmp_path, tiny):
     d, m = copy_dataset(tiny, tmp_path)
-    p = d / "tiny_data_000002.h5"
+    p = d / data_file_name("tiny", 2)
     with open(p, "r+b") as fh:
         fh.truncate(os.path.getsize(p) // 2)
-    return m, "tiny_data_000002.h5: cannot"
+    return m, f"{p.name}: cannot"
 
 
 def case_data_shorter_than_master(tmp_path, tiny):
     d, m = copy_dataset(tiny, tmp_path)
     with h5py.File(m, "r+") as f:
-        f["/entry/instrument/detector/detectorSpecific/nimages"][()] = 25
+        f[SPEC + "/nimages"][()] = 25
     return m, "hold 20 frames but the master"
 
 
 def case_corrupt_chunk(tmp_path, tiny):
     d, m = copy_dataset(tiny, tmp_path)
-    p = d / "tiny_data_000002.h5"
+    p = d / data_file_name("tiny", 2)
     with h5py.File(p, "r") as f:
-        info = f["/entry/data/data"].id.get_chunk_info(6)
+        info = f[DATA].id.get_chunk_info(6)
     with open(p, "r+b") as fh:
         fh.seek(info.byte_offset)
         fh.write(b"\xff" * 100)
-    return m, "tiny_data_000002.h5: cannot read frames"
+    return m, f"{p.name}: cannot read frames"
 
 
 def case_corrupt_block_size(tmp_path, tiny):
     """Only the block size in a chunk's header changed, to one that still looks valid: the
     blocks' sizes then point outside the chunk (bitshuffle's decoder crashed on such)."""
     d, m = copy_dataset(tiny, tmp_path)
-    p = d / "tiny_data_000001.h5"
+    p = d / data_file_name("tiny", 1)
     with h5py.File(p, "r") as f:
-        info = f["/entry/data/data"].id.get_chunk_info(2)
+        info = f[DATA].id.get_chunk_info(2)
     with open(p, "r+b") as fh:
         fh.seek(info.byte_offset + 8)
         block = int.from_bytes(fh.read(4), "big")
         fh.seek(info.byte_offset + 8)
         fh.write((block - 512).to_bytes(4, "big"))  # still a multiple of 8 elements
-    return m, "tiny_data_000001.h5: cannot read frames 1-3 of /entry/data/data (corrupt bitshuffle-LZ4"
+    return m, f"{p.name}: cannot read frames 1-3 of {DATA} (corrupt bitshuffle-LZ4"
 
 
 def case_float_data(tmp_path, tiny):
-    data = tmp_path / "f_data_000001.h5"
+    data = tmp_path / data_file_name("f", 1)
     with h5py.File(data, "w") as f:
-        f["/entry/data/data"] = np.zeros((3, 8, 8), np.float32)
+        f[DATA] = np.zeros((3, 8, 8), np.float32)
     return write_master(tmp_path / "f_master.h5", [data], 3), "holds float32 data"
 
 
 def case_empty_dataset(tmp_path, tiny):
-    data = tmp_path / "e_data_000001.h5"
+    data = tmp_path / data_file_name("e", 1)
     with h5py.File(data, "w") as f:
-        f.create_dataset("/entry/data/data", shape=(0, 8, 8), dtype=np.uint16, chunks=(1, 8, 8), maxshape=(None, 8, 8))
+        f.create_dataset(DATA, shape=(0, 8, 8), dtype=np.uint16, chunks=(1, 8, 8),
+                         maxshape=(None, 8, 8))
     return write_master(tmp_path / "e_master.h5", [data], 0), "hold no frames"
 
 
@@ -137,5 +139,5 @@ def test_output_would_overwrite_input(tmp_path, tiny, capsys):
     rc = cli.main(["-i", str(m), "-o", str(d / "tiny_data"), "-d", "10", "--overwrite", "--scheduler", "threads"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "would overwrite the input" in err
-    with h5py.File(d / "tiny_data_000001.h5", "r") as f:  # untouched
-        assert f["/entry/data/data"].shape == (10, 102, 132)
+    with h5py.File(d / data_file_name("tiny", 1), "r") as f:  # untouched
+        assert f[DATA].shape == (10, 102, 132)

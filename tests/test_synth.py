@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 from lbnl_dask import synth
+from lbnl_dask.layout import (DATA, DATA_GROUP, DET, ENTRY, NX_CLASS, PIXEL_MASK, SPEC, block_name,
+                              block_path, data_file_name)
 from lbnl_dask.synth import DETECTORS, make_dataset, read_reflections
 
 
@@ -23,24 +25,24 @@ def test_detector_presets_have_real_sizes(name, nx, ny):
 def test_layout_is_dectris_filewriter(tiny32):
     prefix = tiny32[: -len("_master.h5")]
     with h5py.File(tiny32, "r") as f:
-        links = sorted(f["/entry/data"])
-        assert links == ["data_000001", "data_000002", "data_000003"]
-        link = f["/entry/data"].get("data_000002", getlink=True)
-        assert isinstance(link, h5py.ExternalLink) and link.path == "/entry/data/data"
-        assert link.filename == prefix.split("/")[-1] + "_data_000002.h5"
-        assert f["/entry"].attrs["NX_class"] == b"NXentry"
+        links = sorted(f[DATA_GROUP])
+        assert links == [block_name(k) for k in (1, 2, 3)]
+        link = f[DATA_GROUP].get(block_name(2), getlink=True)
+        assert isinstance(link, h5py.ExternalLink) and link.path == DATA
+        assert link.filename == data_file_name(prefix.split("/")[-1], 2)
+        assert f[ENTRY].attrs[NX_CLASS] == b"NXentry"
         # fixed-length ASCII, not variable-length UTF-8 (durin needs that)
-        assert f["/entry/instrument/detector"].attrs.get_id("NX_class").get_type().get_cset() == h5py.h5t.CSET_ASCII
-        assert isinstance(f["/entry/instrument/detector"].attrs["NX_class"], np.bytes_)
-        det = f["/entry/instrument/detector"]
-        assert det["detectorSpecific/nimages"][()] == 14 and det["detectorSpecific/ntrigger"][()] == 1
+        assert f[DET].attrs.get_id(NX_CLASS).get_type().get_cset() == h5py.h5t.CSET_ASCII
+        assert isinstance(f[DET].attrs[NX_CLASS], np.bytes_)
+        det = f[DET]
+        assert f[SPEC + "/nimages"][()] == 14 and f[SPEC + "/ntrigger"][()] == 1
         assert det["bit_depth_image"][()] == 32
-        mask = det["detectorSpecific/pixel_mask"]
+        mask = f[PIXEL_MASK]
         assert mask.dtype == np.uint32 and mask.chunks is None and mask.compression is None
         assert det["x_pixel_size"].attrs["units"] == b"m"
-        assert len(det["detectorSpecific"]["detectorModule_003/data_origin"][()]) == 2
-    with h5py.File(prefix + "_data_000003.h5", "r") as f:
-        d = f["/entry/data/data"]
+        assert len(f[SPEC + "/detectorModule_003/data_origin"][()]) == 2
+    with h5py.File(data_file_name(prefix, 3), "r") as f:
+        d = f[DATA]
         assert d.shape == (4, 102, 132) and d.chunks == (1, 102, 132) and d.dtype == np.uint32
         assert d.attrs["image_nr_low"] == 11 and d.attrs["image_nr_high"] == 14
         plist = d.id.get_create_plist()
@@ -49,8 +51,8 @@ def test_layout_is_dectris_filewriter(tiny32):
 
 def test_invalid_pixels_flagged_and_all_bits_set(tiny):
     with h5py.File(tiny, "r") as f:
-        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
-        frames = np.concatenate([f["/entry/data/data_000001"][()], f["/entry/data/data_000002"][()]])
+        mask = f[PIXEL_MASK][()]
+        frames = np.concatenate([f[block_path(1)][()], f[block_path(2)][()]])
     assert set(np.unique(mask)) == {0, 1, 2, 8}  # gap, dead, hot flags
     gaps = mask & 1 != 0
     assert gaps[:, 64:68].all() and gaps[48:54, :].all()  # tiny: modules 64 x 48, gaps 4 and 6
@@ -63,10 +65,10 @@ def test_invalid_pixels_flagged_and_all_bits_set(tiny):
 
 def test_background_falls_with_radius(tiny):
     with h5py.File(tiny, "r") as f:
-        a = f["/entry/data/data_000001"][()].astype(float)
-        bcx = f["/entry/instrument/detector/beam_center_x"][()]
-        bcy = f["/entry/instrument/detector/beam_center_y"][()]
-        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+        a = f[block_path(1)][()].astype(float)
+        bcx = f[DET + "/beam_center_x"][()]
+        bcy = f[DET + "/beam_center_y"][()]
+        mask = f[PIXEL_MASK][()]
     a[:, (a >= 12440).any(axis=0)] = np.nan
     yy, xx = np.mgrid[: a.shape[1], : a.shape[2]]
     r = np.hypot(xx - bcx, yy - bcy)
@@ -82,8 +84,8 @@ def test_ground_truth_spots_are_in_the_frames(tmp_path):
     assert len(refl) > 30
     assert {"h", "k", "l", "frame", "x", "y", "d", "counts"} <= set(refl.dtype.names)
     with h5py.File(tiny, "r") as f:
-        frames = f["/entry/data/data_000001"][()].astype(float)
-        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+        frames = f[block_path(1)][()].astype(float)
+        mask = f[PIXEL_MASK][()]
     ny, nx = mask.shape
     hot = (frames >= 12440).any(axis=0)
     strong = refl[(refl["counts"] > 300) & (refl["frame"] > 3) & (refl["frame"] < 58)
@@ -113,7 +115,7 @@ def test_deterministic_for_a_seed(tmp_path):
     a = make_dataset(tmp_path / "a", "tiny", 4, 4, seed=5)
     b = make_dataset(tmp_path / "b", "tiny", 4, 4, seed=5)
     c = make_dataset(tmp_path / "c", "tiny", 4, 4, seed=6)
-    read = lambda m: h5py.File(m, "r")["/entry/data/data_000001"][()]  # noqa: E731
+    read = lambda m: h5py.File(m, "r")[block_path(1)][()]  # noqa: E731
     assert np.array_equal(read(a), read(b))
     assert not np.array_equal(read(a), read(c))
 

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 import lbnl_dask
+from lbnl_dask import validate as V
+from lbnl_dask.layout import (DATA, DATA_GROUP, DET, ENTRY, INSTRUMENT, NX_CLASS, PIXEL_MASK, SPEC,
+                              block_name, block_path, data_file_name, nx_group)
 from lbnl_dask.validate import main, validate
-
-SPEC = "/entry/instrument/detector/detectorSpecific"
 
 
 @pytest.fixture()
@@ -38,7 +39,7 @@ def lines(master):
 def test_unequal_blocks_fail(good):
     d = os.path.dirname(good)
     with h5py.File(os.path.join(d, "o_000002.h5"), "r+") as f:
-        f["/entry/data/data"].resize(3, axis=0)
+        f[DATA].resize(3, axis=0)
     with h5py.File(good, "r+") as f:
         f[SPEC + "/nimages"][()] = 9
     text = lines(good)
@@ -53,23 +54,23 @@ def test_frame_count_mismatch_fails(good):
 
 def test_pixel_mask_rules(good):
     with h5py.File(good, "r+") as f:
-        m = f[SPEC + "/pixel_mask"][()]
-        del f[SPEC + "/pixel_mask"]
-        f.create_dataset(SPEC + "/pixel_mask", data=m.astype(np.uint8), chunks=True, compression="gzip")
+        m = f[PIXEL_MASK][()]
+        del f[PIXEL_MASK]
+        f.create_dataset(PIXEL_MASK, data=m.astype(np.uint8), chunks=True, compression="gzip")
     text = lines(good)
     assert "[FAIL] pixel_mask type uint8" in text and "chunked or filtered" in text
 
 
 def test_variable_length_nx_class_fails(good):
     with h5py.File(good, "r+") as f:
-        f["/entry/instrument"].attrs["NX_class"] = "NXinstrument"  # h5py writes variable-length UTF-8
+        f[INSTRUMENT].attrs["NX_class"] = "NXinstrument"  # h5py writes variable-length UTF-8
     assert "[FAIL] NX_class attributes not fixed-length ASCII in ['entry/instrument']" in lines(good)
 
 
 def test_missing_data_file_and_geometry(good):
     os.unlink(os.path.join(os.path.dirname(good), "o_000003.h5"))
     with h5py.File(good, "r+") as f:
-        del f["/entry/instrument/detector/x_pixel_size"]
+        del f[DET + "/x_pixel_size"]
     text = lines(good)
     assert "o_000003.h5 is missing" in text and "[FAIL] x_pixel_size is missing" in text
 
@@ -86,10 +87,10 @@ def test_wrong_chunks_fail(good, tmp_path):
     d = os.path.dirname(good)
     p = os.path.join(d, "o_000001.h5")
     with h5py.File(p, "r") as f:
-        a = f["/entry/data/data"][()]
-        attrs = dict(f["/entry/data/data"].attrs)
+        a = f[DATA][()]
+        attrs = dict(f[DATA].attrs)
     with h5py.File(p, "w") as f:
-        ds = f.create_dataset("/entry/data/data", data=a, chunks=(2,) + a.shape[1:], **hdf5plugin.Bitshuffle())
+        ds = f.create_dataset(DATA, data=a, chunks=(2,) + a.shape[1:], **hdf5plugin.Bitshuffle())
         for k, v in attrs.items():
             ds.attrs[k] = v
     assert "[FAIL] data_000001: chunks (2, 51, 66)" in lines(good)
@@ -98,8 +99,105 @@ def test_wrong_chunks_fail(good, tmp_path):
 def test_corrupt_frame_fails_decoding(good):
     p = os.path.join(os.path.dirname(good), "o_000002.h5")
     with h5py.File(p, "r") as f:
-        off = f["/entry/data/data"].id.get_chunk_info(1).byte_offset
+        off = f[DATA].id.get_chunk_info(1).byte_offset
     with open(p, "r+b") as fh:
         fh.seek(off)
         fh.write(b"\xff" * 64)
     assert main([good]) == 1
+
+
+# ---------------------------------------------------------------- one check at a time
+def small_master(tmp_path, sizes, frame=(4, 5), mask=None, mask_chunks=None):
+    """A master linking data files of ``sizes`` frames (uint16, one frame per chunk), with
+    ``mask`` as detectorSpecific/pixel_mask if given."""
+    master = tmp_path / "s_master.h5"
+    with h5py.File(master, "w") as m:
+        for k, n in enumerate(sizes, start=1):
+            name = data_file_name("s", k)
+            with h5py.File(tmp_path / name, "w") as f:
+                f.create_dataset(DATA, data=np.zeros((n,) + frame, np.uint16), chunks=(1,) + frame)
+            m[block_path(k)] = h5py.ExternalLink(name, DATA)
+        m[SPEC + "/nimages"] = np.uint32(sum(sizes))
+        m[SPEC + "/ntrigger"] = np.uint32(1)
+        if mask is not None:
+            m.create_dataset(PIXEL_MASK, data=mask, chunks=mask_chunks)
+    return str(master)
+
+
+def run_check(check, master):
+    r = V.Result()
+    with h5py.File(master, "r") as f:
+        check(V.Context(master, f), r)
+    return r.lines
+
+
+@pytest.mark.parametrize("shape,dtype,chunks,level,text", [
+    ((4, 5), np.uint32, None, "OK", "pixel_mask uint32, frame shape, plain"),
+    ((4, 5), np.uint16, None, "FAIL", "pixel_mask type uint16 (Neggia needs uint32)"),
+    ((5, 4), np.uint32, None, "FAIL", "pixel_mask shape (5, 4) differs from the frames (4, 5)"),
+    ((4, 5), np.uint32, (2, 5), "FAIL", "pixel_mask chunked or filtered (Neggia aborts on that)"),
+    (None, None, None, "WARN", "no detectorSpecific/pixel_mask")])
+def test_check_pixel_mask_alone(tmp_path, shape, dtype, chunks, level, text):
+    mask = None if shape is None else np.zeros(shape, dtype)
+    master = small_master(tmp_path, [2], mask=mask, mask_chunks=chunks)
+    assert run_check(V.check_pixel_mask, master) == [(level, text)]
+
+
+@pytest.mark.parametrize("sizes,level", [([4, 4, 2], "OK"), ([3], "OK"), ([4, 4, 4], "OK"),
+                                         ([4, 2, 4], "FAIL"), ([2, 4], "FAIL")])
+def test_check_block_sizes_alone(tmp_path, sizes, level):
+    [(got, text)] = run_check(V.check_block_sizes, small_master(tmp_path, sizes))
+    want = f"block sizes {sizes[0]} (last {sizes[-1]})" if level == "OK" else f"block sizes {sizes}"
+    assert got == level and text.startswith(want)
+
+
+def test_check_nx_class_ascii_alone(tmp_path):
+    p = tmp_path / "nx.h5"
+    with h5py.File(p, "w") as f:
+        nx_group(f, ENTRY)
+        nx_group(f, DET)
+    assert run_check(V.check_nx_class_ascii, p) == [
+        ("OK", "NX_class attributes fixed-length ASCII")]
+    with h5py.File(p, "r+") as f:
+        f[DET].attrs[NX_CLASS] = "NXdetector"  # h5py writes a str as variable-length UTF-8
+    assert run_check(V.check_nx_class_ascii, p) == [
+        ("FAIL", "NX_class attributes not fixed-length ASCII in ['entry/instrument/detector'] "
+                 "(durin cannot read them)")]
+
+
+def test_check_links_and_frame_count_alone(tmp_path):
+    master = small_master(tmp_path, [3, 2])
+    assert run_check(V.check_links, master) == [("OK", "2 data links")]
+    assert run_check(V.check_frame_count, master) == [("OK", "nimages x ntrigger = 5")]
+    with h5py.File(master, "r+") as f:
+        f[block_path(3)] = f[DATA_GROUP].get(block_name(2), getlink=True)
+        del f[block_path(2)]
+        f[SPEC + "/ntrigger"][()] = 2
+    [(level, text)] = run_check(V.check_links, master)
+    assert level == "FAIL" and "not numbered data_000001" in text
+    assert run_check(V.check_frame_count, master) == [
+        ("FAIL", "nimages x ntrigger = 10, but the data files hold 5 frames")]
+
+
+def test_missing_file_says_no_such_file(tmp_path, capsys):
+    missing = tmp_path / "nothere.h5"
+    assert str(validate(missing)) == f"[FAIL] {missing}: no such file"
+    assert main([str(missing)]) == 1
+    assert f"[FAIL] {missing}: no such file" in capsys.readouterr().out
+    text = tmp_path / "text_master.h5"
+    text.write_text("not hdf5\n")
+    assert str(validate(text)) == f"[FAIL] {text}: not an HDF5 file"
+    assert str(validate(tmp_path)) == f"[FAIL] {tmp_path}: not an HDF5 file"
+
+
+def test_checks_run_in_order_and_a_small_master_passes(tmp_path):
+    assert V.CHECKS[0] is V.check_file and V.CHECKS[-1] is V.check_decode
+    assert all(c.__name__.startswith("check_") and c.__doc__ for c in V.CHECKS)
+    master = small_master(tmp_path, [3, 2], mask=np.zeros((4, 5), np.uint32))
+    r = validate(master, decode=False)
+    assert [msg for _, msg in r.lines[:5]] == [
+        "2 data links", "data type uint16, frames 4 x 5", "filter: no filter",
+        "all 2 data files present, chunked one frame per chunk",
+        "block sizes 3 (last 2): equal but the last"]
+    assert ("FAIL", "x_pixel_size is missing") in r.lines  # a master without geometry fails...
+    assert not any("decod" in msg for _, msg in validate(master).lines)  # ...before decoding

@@ -8,13 +8,11 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask.errors import OptionError
+from lbnl_dask.layout import (DATA, DATA_GROUP, DET, ENTRY, GONIOMETER, INSTRUMENT, PIXEL_MASK,
+                              SPEC, block_name)
 from lbnl_dask.meta import MasterRewriter, bin_pixel_mask
 from lbnl_dask.pipeline import compress
 from lbnl_dask.writer import lossless_filter, read_squash, write_master
-
-DET = "/entry/instrument/detector"
-SPEC = DET + "/detectorSpecific"
-GON = "/entry/sample/goniometer"
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +57,17 @@ def test_times_times_sum(run):
 
 def test_angles(run):
     src, dst, _ = run
-    omega = src[f"{GON}/omega"][()]
-    ends = src[f"{GON}/omega_end"][()]
-    np.testing.assert_allclose(dst[f"{GON}/omega"][()], omega[1:16][::3])  # group starts
-    np.testing.assert_allclose(dst[f"{GON}/omega_end"][()], ends[1:16][2::3])  # end of each group's last frame
-    assert dst[f"{GON}/omega_range_average"][()] == pytest.approx(0.3)
-    assert dst[f"{GON}/omega_increment"][()] == pytest.approx(0.3)
-    assert dst[f"{GON}/omega_range_total"][()] == pytest.approx(15 * 0.1)
-    assert dst[f"{GON}/omega_start"][()] == pytest.approx(omega[1])  # the first output frame's start
-    assert dst[f"{GON}/omega"].attrs["units"] == b"degree"
-    assert dst[f"{GON}/chi"][()].tolist() == [0.0]  # static axes keep their single entry
+    omega = src[f"{GONIOMETER}/omega"][()]
+    ends = src[f"{GONIOMETER}/omega_end"][()]
+    np.testing.assert_allclose(dst[f"{GONIOMETER}/omega"][()], omega[1:16][::3])  # group starts
+    # the end of each group's last frame
+    np.testing.assert_allclose(dst[f"{GONIOMETER}/omega_end"][()], ends[1:16][2::3])
+    assert dst[f"{GONIOMETER}/omega_range_average"][()] == pytest.approx(0.3)
+    assert dst[f"{GONIOMETER}/omega_increment"][()] == pytest.approx(0.3)
+    assert dst[f"{GONIOMETER}/omega_range_total"][()] == pytest.approx(15 * 0.1)
+    assert dst[f"{GONIOMETER}/omega_start"][()] == pytest.approx(omega[1])  # first output frame's
+    assert dst[f"{GONIOMETER}/omega"].attrs["units"] == b"degree"
+    assert dst[f"{GONIOMETER}/chi"][()].tolist() == [0.0]  # static axes keep their single entry
 
 
 def test_summed_angles_worked_example():
@@ -82,7 +81,7 @@ def test_summed_angles_worked_example():
 
 def test_pixel_mask_binned_or_uint32_plain(run):
     src, dst, _ = run
-    m = dst[f"{SPEC}/pixel_mask"]
+    m = dst[PIXEL_MASK]
     assert m.dtype == np.uint32 and m.shape == (51, 66)
     assert m.chunks is None and m.compression is None and m.id.get_create_plist().get_nfilters() == 0
     np.testing.assert_array_equal(m[()], bin_pixel_mask(src[f"{SPEC}/pixel_mask"][()], 2))
@@ -131,7 +130,7 @@ def test_module_sizes_and_pixel_counts(run):
 def test_everything_else_copied_intact(run):
     src, dst, _ = run
     for p in (f"{DET}/detector_distance", f"{DET}/sensor_thickness", f"{DET}/description",
-              f"{SPEC}/eiger_fw_version", "/entry/instrument/beam/incident_wavelength",
+              f"{SPEC}/eiger_fw_version", INSTRUMENT + "/beam/incident_wavelength",
               f"{DET}/goniometer/two_theta"):
         np.testing.assert_array_equal(dst[p][()], src[p][()])
         assert dict(dst[p].attrs) == dict(src[p].attrs)
@@ -153,18 +152,19 @@ def test_string_attributes_fixed_length_ascii(run):
 def test_data_files_layout(run):
     _, dst, rep = run
     assert [os.path.basename(p) for p in rep.data_files] == ["out_000001.h5", "out_000002.h5", "out_000003.h5"]
-    links = [dst["/entry/data"].get(f"data_{k:06d}", getlink=True) for k in (1, 2, 3)]
-    assert [(ln.filename, ln.path) for ln in links] == [(f"out_{k:06d}.h5", "/entry/data/data") for k in (1, 2, 3)]
+    links = [dst[DATA_GROUP].get(block_name(k), getlink=True) for k in (1, 2, 3)]
+    assert [(ln.filename, ln.path) for ln in links] == [(f"out_{k:06d}.h5", DATA)
+                                                        for k in (1, 2, 3)]
     sizes = []
     for k, p in enumerate(rep.data_files):
         with h5py.File(p, "r") as f:
-            d = f["/entry/data/data"]
+            d = f[DATA]
             sizes.append(d.shape[0])
             assert d.chunks == (1, 51, 66) and d.dtype == np.uint32
             plist = d.id.get_create_plist()
             assert plist.get_filter(0)[0] == 32008 and plist.get_filter(0)[2][4] == 2  # bitshuffle + LZ4
             assert (d.attrs["image_nr_low"], d.attrs["image_nr_high"]) == (2 * k + 1, 2 * k + sizes[-1])
-            assert f["/entry"].attrs["NX_class"] == b"NXentry"
+            assert f[ENTRY].attrs["NX_class"] == b"NXentry"
     assert sizes == [2, 2, 1]  # every file holds -d frames but the last
     assert not [p for p in os.listdir(os.path.dirname(rep.master)) if p.endswith(".part")]
 
@@ -186,20 +186,20 @@ def test_master_rewrite_of_real_eiger9m_master(realdata, tmp_path):
     rw = MasterRewriter(n_total=1, first=1, last=1, s=1, b=2, saturation=49760, bit_depth=32,
                         compression="bslz4", frame_shape=(3269, 3110))
     with h5py.File(src, "r") as f:
-        mask = bin_pixel_mask(f[f"{SPEC}/pixel_mask"][()], 2)
+        mask = bin_pixel_mask(f[PIXEL_MASK][()], 2)
     out = tmp_path / "x_master.h5"
     write_master(str(out), str(src), ["x_000001.h5"], rw, mask)
     with h5py.File(src, "r") as s, h5py.File(out, "r") as d:
         assert d[f"{SPEC}/x_pixels_in_detector"][()] == 1555 and d[f"{SPEC}/y_pixels_in_detector"][()] == 1635
         assert d[f"{DET}/x_pixel_size"][()] == pytest.approx(150e-6)
-        assert d[f"{SPEC}/pixel_mask"].shape == (1635, 1555) and d[f"{SPEC}/pixel_mask"].dtype == np.uint32
+        assert d[PIXEL_MASK].shape == (1635, 1555) and d[PIXEL_MASK].dtype == np.uint32
         assert d[f"{SPEC}/flatfield"].shape == (1635, 1555)
         np.testing.assert_array_equal(d[f"{SPEC}/detectorModule_001/data_origin"][()], [1555, 955])
         np.testing.assert_array_equal(d[f"{SPEC}/detectorModule_001/data_size"][()], [515, 129])
         assert d[f"{SPEC}/countrate_correction_count_cutoff"][()] == 49760
         assert d[f"{SPEC}/eiger_fw_version"][()] == s[f"{SPEC}/eiger_fw_version"][()]
         assert d[f"{DET}/geometry/translation/distances"].shape == (3,)
-        assert d["/entry/data"].get("data_000001", getlink=True).filename == "x_000001.h5"
+        assert d[DATA_GROUP].get(block_name(1), getlink=True).filename == "x_000001.h5"
         assert d[f"{DET}/beam_center_x"].attrs["units"] == b"pixel"
     # the binned mask must be stored plain (1635 x 1555 x 4 bytes); the rest stays as small as the source
     assert os.path.getsize(out) < 1.3 * 1635 * 1555 * 4
@@ -223,4 +223,4 @@ def test_squash_files_round_trip(tiny, tmp_path):
     sat = out == rep.saturation_out
     np.testing.assert_array_equal(np.clip(got, 0, None)[valid & ~sat], out[valid & ~sat])  # output counts are >= 0
     with h5py.File(tmp_path / "raw_000001.h5", "r") as f:
-        assert b"lbnl_hcompress" in f["/entry/data/data"].attrs["codec"]
+        assert b"lbnl_hcompress" in f[DATA].attrs["codec"]

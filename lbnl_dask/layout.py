@@ -1,0 +1,150 @@
+"""The Dectris FileWriter / NXmx file layout, in one place: HDF5 paths, names, filters.
+
+A master ``<prefix>_master.h5`` holds the metadata and links ``/entry/data/data_NNNNNN``
+(numbered from 000001) to the data files ``<prefix>_data_NNNNNN.h5``, each holding
+``/entry/data/data`` (n, ny, nx) chunked one frame per chunk. Readers (eiger, header),
+writers (writer, synth) and the checker (validate) take every path and filter from here;
+:data:`FILTERS` is the one table of lossless compressions (``writer.lossless_filter``
+checks ``-c``/``-l`` against it).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+import hdf5plugin
+import numpy as np
+
+# --------------------------------------------------------------------------- paths
+ENTRY = "/entry"
+DATA_GROUP = ENTRY + "/data"
+DATA = DATA_GROUP + "/data"  # the frames of a data file (or of a master without links)
+INSTRUMENT = ENTRY + "/instrument"
+DET = INSTRUMENT + "/detector"
+SPEC = DET + "/detectorSpecific"
+SAMPLE = ENTRY + "/sample"
+
+#: Where the pixel mask is, the one Neggia reads (detectorSpecific) first.
+PIXEL_MASK = SPEC + "/pixel_mask"
+PIXEL_MASKS = (PIXEL_MASK, DET + "/pixel_mask")
+
+#: Wavelength datasets, in the order a reader prefers them (the last is a misspelling
+#: some masters carry).
+WAVELENGTHS = (SAMPLE + "/beam/incident_wavelength", INSTRUMENT + "/beam/incident_wavelength",
+               INSTRUMENT + "/beam/wavelength", INSTRUMENT + "/monochromator/wavelength",
+               INSTRUMENT + "/monochromater/wavelength")
+DISTANCES = (DET + "/detector_distance", DET + "/distance")
+SATURATIONS = (DET + "/saturation_value", SPEC + "/saturation_value")
+#: Count cutoff (XDS' OVERLOAD): the detector's, else its first module's.
+CUTOFFS = (SPEC + "/countrate_correction_count_cutoff",
+           SPEC + "/detectorModule_000/countrate_correction_count_cutoff")
+
+#: Groups holding ``omega`` (per-frame start angles, deg): the sample's goniometer (FileWriter),
+#: its NXmx transformations, else beside the data.
+GONIOMETER = SAMPLE + "/goniometer"
+SAMPLE_GONIOMETERS = (GONIOMETER, SAMPLE + "/transformations")
+OMEGA_GROUPS = SAMPLE_GONIOMETERS + (DATA_GROUP,)
+OMEGA_INCREMENTS = ("omega_increment", "omega_range_average")  # names in an omega group
+
+# --------------------------------------------------------------------------- names
+MASTER_SUFFIX = "_master.h5"
+BLOCK_RE = re.compile(r"^data_(\d{6})$")
+
+
+def block_name(k: int) -> str:
+    """The master's link to data file ``k`` (1-based): ``block_name(1) == "data_000001"``."""
+    return f"data_{int(k):06d}"
+
+
+def block_path(k: int) -> str:
+    """The link to data file ``k`` by path: ``block_path(1) == "/entry/data/data_000001"``."""
+    return f"{DATA_GROUP}/{block_name(k)}"
+
+
+def block_number(name: str) -> int | None:
+    """``k`` of a ``data_NNNNNN`` link name, or None for any other name."""
+    m = BLOCK_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def data_file_name(prefix: str, k: int) -> str:
+    """The Dectris FileWriter's name of data file ``k``: ``<prefix>_data_NNNNNN.h5``."""
+    return f"{prefix}_{block_name(k)}.h5"
+
+
+#: Output job token attribute (on ``/entry`` of a master and on each data file's dataset).
+JOB_ATTR = "lbnl_dask_job"
+
+NX_CLASS = "NX_class"
+#: NX_class of each group the writers create.
+NX_CLASSES = {
+    ENTRY: "NXentry", DATA_GROUP: "NXdata", INSTRUMENT: "NXinstrument",
+    INSTRUMENT + "/beam": "NXbeam", INSTRUMENT + "/monochromator": "NXmonochromator",
+    DET: "NXdetector", DET + "/goniometer": "NXtransformations", SPEC: "NXcollection",
+    SAMPLE: "NXsample", GONIOMETER: "NXtransformations",
+}
+
+
+def ascii_attr(text: str) -> np.bytes_:
+    """A fixed-length ASCII string (what Dectris writes and durin needs)."""
+    return np.bytes_(str(text).encode("ascii", "replace"))
+
+
+def nx_group(parent, name: str, nx_class: str | None = None):
+    """Group ``name`` of ``parent`` (created if absent) with its NX_class (default: from
+    :data:`NX_CLASSES` by the group's path) as fixed-length ASCII."""
+    g = parent.require_group(name)
+    g.attrs[NX_CLASS] = ascii_attr(nx_class or NX_CLASSES[g.name])
+    return g
+
+
+# --------------------------------------------------------------------------- filters
+#: Bitshuffle's compressor code, the 5th of the filter's cd_values.
+BSHUF_CD_COMPRESSOR = 4
+BSHUF_NONE, BSHUF_LZ4, BSHUF_ZSTD = 0, 2, 3
+
+
+@dataclass(frozen=True)
+class Compression:
+    """A lossless HDF5 compression: the filter h5py records (None: none) and who reads it."""
+
+    name: str
+    filter_id: int | None
+    note: str  # what choosing it means for readers
+    make: Callable[[int | None], dict]  # level -> h5py create_dataset keyword arguments
+    xds: bool  # XDS' plugins read it
+    output: bool = True  # a choice of lbnl-compress -c
+    synth: bool = False  # lbnl-synth writes it (the Dectris FileWriter's choices, and none)
+    levels: tuple[int, int] | None = None  # range of -l, inclusive
+    label: str = ""  # its name in level messages
+
+
+_BS, _LZ4, _BLOSC = hdf5plugin.BSHUF_ID, hdf5plugin.LZ4_ID, hdf5plugin.BLOSC_ID
+FILTERS: dict[str, Compression] = {c.name: c for c in (
+    Compression("bslz4", _BS, f"bitshuffle + LZ4 (HDF5 filter {_BS}): read by XDS (Neggia, durin) "
+                "and DIALS", lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="lz4")),
+                xds=True, synth=True),
+    Compression("bszstd", _BS, f"bitshuffle + Zstandard (HDF5 filter {_BS}): NOT read by XDS' "
+                "Neggia or durin",
+                lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=lv)),
+                xds=False, levels=(1, 22), label="bszstd"),
+    Compression("bshuf", _BS, f"bitshuffle only (HDF5 filter {_BS}): read by durin, NOT by Neggia",
+                lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="none")), xds=False),
+    Compression("zstd", _BLOSC, f"Blosc with Zstandard, no shuffle (HDF5 filter {_BLOSC}), as "
+                "l_bnl_compress' zstd: NOT read by XDS' plugins",
+                lambda lv: dict(hdf5plugin.Blosc(cname="zstd", clevel=lv,
+                                                 shuffle=hdf5plugin.Blosc.NOSHUFFLE)),
+                xds=False, levels=(0, 9), label="zstd (Blosc)"),
+    Compression("none", None, "no compression", lambda lv: {}, xds=True, synth=True),
+    Compression("lz4", _LZ4, f"LZ4 (HDF5 filter {_LZ4}), as older Dectris firmware writes: "
+                "read by Neggia", lambda lv: dict(hdf5plugin.LZ4(nbytes=0)),
+                xds=True, output=False, synth=True),
+)}
+DEFAULT_LEVEL = 3  # -l when not given, for the compressions that take one
+
+#: The -c choices and what each means for readers.
+COMPRESSIONS = {n: c.note for n, c in FILTERS.items() if c.output}
+XDS_READABLE = {n for n, c in FILTERS.items() if c.output and c.xds}
+SYNTH_COMPRESSIONS = tuple(n for n, c in FILTERS.items() if c.synth)
+
