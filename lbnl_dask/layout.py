@@ -75,6 +75,9 @@ def data_file_name(prefix: str, k: int) -> str:
 
 #: Output job token attribute (on ``/entry`` of a master and on each data file's dataset).
 JOB_ATTR = "lbnl_dask_job"
+#: Beside the frames in each output data file: the CRC-32 of every stored chunk (one per
+#: frame), so damage HDF5 cannot see is found. XDS' plugins read only the ``data`` dataset.
+CHUNK_CRC = DATA_GROUP + "/lbnl_chunk_crc32"
 
 NX_CLASS = "NX_class"
 #: NX_class of each group the writers create.

@@ -7,12 +7,13 @@ it, the report is made from it.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .options import OutputOptions, RunSettings, job_token
-from .resume import check_outputs, finished_outputs
+from .resume import check_outputs, output_states
 
 
 def chunk_frames(o: OutputOptions, run: RunSettings, frame_pixels: int) -> int:
@@ -107,8 +108,14 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
     data, master, squash = output_names(out, o, nblocks)
     token = job_token(ds.master, out, o)
     files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
-    done = finished_outputs(files, master, token)
-    check_outputs(list(done), [ds.master] + [blk.path for blk in ds.blocks], run.overwrite, done.get)
+    states = output_states(files, master, token)
+    done = {p: st == "done" for p, st in states.items()}
+    check_outputs(list(states), [ds.master] + [blk.path for blk in ds.blocks], run.overwrite,
+                  lambda p: states[p] in ("done", "damaged"))
+    repaired = [p for p in data + squash if states[p] == "damaged" and not run.overwrite]
+    if repaired:
+        notes = list(notes) + [f"repaired: {len(repaired)} damaged or incomplete file(s) of this "
+                               f"job rewritten ({os.path.basename(repaired[0])} ...)"]
     return Plan(master=master, data_files=data, squash_files=squash, block_sizes=sizes,
                 frames_in=ds.shape[0], frame_shape_in=tuple(ds.shape[1:]),
                 frame_shape_out=tuple(graph.shape), dtype=graph.dtype,
@@ -118,4 +125,4 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
                 notes=o.notes() + list(notes) + graph.notes,
                 redo=[run.overwrite or not done[p] for p in data],
                 redo_squash=[run.overwrite or not done[p] for p in squash],
-                complete=not run.overwrite and done[master])
+                complete=not run.overwrite and all(done.values()))

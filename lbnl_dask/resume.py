@@ -1,9 +1,10 @@
 """Resume and clean-up: which outputs an earlier run of the same job finished, and what to remove.
 
 Every output file carries the job's token (:func:`lbnl_dask.options.job_token`) in the
-``lbnl_dask_job`` attribute. A re-run keeps the files of its own job that are complete and
-writes the rest; ``--overwrite`` replaces everything; a run that fails on bad input removes
-what it wrote, so nothing half-written looks finished.
+``lbnl_dask_job`` attribute, and each data file the CRC-32 of its stored chunks. A re-run
+checks every output file, keeps those of its own job that are complete and undamaged, and
+writes the missing and damaged ones (then the master); ``--overwrite`` replaces everything;
+a run that fails on bad input removes what it wrote, so nothing half-written looks finished.
 """
 from __future__ import annotations
 
@@ -12,41 +13,63 @@ import os
 
 import h5py
 
+from . import layout
 from .errors import OutputError
-from .writer import JOB_ATTR, ascii_attr
+from .writer import JOB_ATTR, ascii_attr, damaged_frames
 
 
 def block_is_done(path: str, token: str, n: int | None) -> bool:
-    """True if ``path`` is a complete output file of the job ``token`` holding ``n`` frames
-    (every chunk written; any ``n`` if None)."""
+    """True if ``path`` is a complete, undamaged output file of the job ``token`` holding
+    ``n`` frames (any ``n`` if None)."""
+    return file_state(path, token, n) == "done"
+
+
+def file_state(path: str, token: str, n: int | None) -> str:
+    """What an output file of the job ``token`` (``n`` frames) is now: ``absent``; ``done``
+    (complete, every chunk's CRC-32 as written); ``damaged`` (this job's, but short, a chunk
+    missing or changed); ``unreadable`` (not an HDF5 file we can open: truncated, say); or
+    ``foreign`` (another job's file, or not ours at all)."""
+    if not os.path.exists(path):
+        return "absent"
     try:
         with h5py.File(path, "r") as f:
-            d = f["/entry/data/data"]
+            d = f[layout.DATA]
             if d.attrs.get(JOB_ATTR) != ascii_attr(token):
-                return False
-            if n is not None and d.shape[0] != n:
-                return False
-            return d.ndim == 1 or d.id.get_num_chunks() == d.shape[0]
+                return "foreign"
+            complete = (n is None or d.shape[0] == n) and (
+                d.ndim == 1 or d.id.get_num_chunks() == d.shape[0])
     except (OSError, KeyError):
-        return False
+        return "unreadable"
+    if not complete:
+        return "damaged"
+    try:
+        return "damaged" if damaged_frames(path) else "done"
+    except (OSError, KeyError):
+        return "damaged"
 
 
 def master_job(path: str) -> str | None:
     """The job token a master was written by, or None."""
     try:
         with h5py.File(path, "r") as f:
-            v = f["/entry"].attrs.get(JOB_ATTR)
+            v = f[layout.ENTRY].attrs.get(JOB_ATTR)
             return None if v is None else bytes(v).decode()
     except (OSError, KeyError):
         return None
 
 
-def finished_outputs(files: dict[str, int], master: str, token: str) -> dict[str, bool]:
-    """For each output file {path: frames} and the ``master``: is it a finished file of
-    the job ``token`` (kept by a re-run)?"""
-    done = {p: os.path.exists(p) and block_is_done(p, token, n) for p, n in files.items()}
-    done[master] = os.path.exists(master) and master_job(master) == token
-    return done
+def output_states(files: dict[str, int], master: str, token: str) -> dict[str, str]:
+    """:func:`file_state` of each output file {path: frames}, and of the ``master`` (``done``
+    if this job wrote it). A file that cannot be opened counts as this job's ``damaged`` one
+    when this job's master exists: the master names it."""
+    states = {p: file_state(p, token, n) for p, n in files.items()}
+    if not os.path.exists(master):
+        states[master] = "absent"
+    else:
+        states[master] = "done" if master_job(master) == token else "foreign"
+    if states[master] == "done":
+        states.update({p: "damaged" for p, st in states.items() if st == "unreadable"})
+    return states
 
 
 def kept_record(path: str, n: int) -> dict:
@@ -56,7 +79,7 @@ def kept_record(path: str, n: int) -> dict:
 
 def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumable=lambda p: False):
     """Refuse outputs that would hit the input, sit in unwritable folders, or exist (unless
-    ``overwrite``, or ``resumable(path)``: a finished file of this same job)."""
+    ``overwrite``, or ``resumable(path)``: a file of this same job, finished or to repair)."""
     for p in paths:
         for i in inputs:
             if os.path.exists(p) and _same_file(p, i):

@@ -339,9 +339,27 @@ def check_decode(ctx: Context, r: Result):
         r.add("FAIL", f"decoding frames failed: {e}")
 
 
+def check_checksums(ctx: Context, r: Result):
+    """Every stored chunk still has the CRC-32 lbnl_dask recorded when it wrote the file:
+    damage HDF5 cannot see (a flipped byte inside a compressed chunk). Only with decoding."""
+    if not ctx.decode or r.failed:
+        return
+    from .writer import damaged_frames
+
+    recorded, bad = 0, []
+    for path in dict.fromkeys(b.path for b in ctx.blocks):
+        frames = damaged_frames(path)
+        recorded += frames is not None
+        bad += [f"{os.path.basename(path)} frame {k}" for k in frames or ()]
+    if bad:
+        r.add("FAIL", f"{len(bad)} stored chunk(s) changed since written: {', '.join(bad[:5])}")
+    elif recorded:
+        r.add("OK", f"checksums of {recorded} data file(s) match what was written")
+
+
 CHECKS = [check_file, check_name, check_links, check_data_files, check_block_sizes,
           check_frame_count, check_pixel_mask, check_nx_class_ascii, check_geometry,
-          check_saturation, check_omega, check_decode]
+          check_saturation, check_omega, check_checksums, check_decode]
 
 
 def validate(master, decode: bool = True) -> Result:

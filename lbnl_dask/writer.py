@@ -2,7 +2,7 @@
 
 Every file is written under a temporary name (``<name>.part``) in its final folder and
 renamed when complete, so a crash never leaves a file that looks finished; a failed write
-removes its temporary. The master is written last. Layout (SPEC A3): ``/entry/data/data``
+removes its temporary. The master is written last. Layout (:mod:`lbnl_dask.layout`): ``/entry/data/data``
 (n, ny, nx) unsigned, chunks (1, ny, nx), lossless filter, ``image_nr_low/high``; master
 links ``/entry/data/data_NNNNNN`` to each file; pixel_mask uint32, unchunked, unfiltered;
 string attributes fixed-length ASCII.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from contextlib import contextmanager
 
 import h5py
@@ -60,8 +61,18 @@ def atomic_path(path: str):
             os.unlink(tmp)
 
 
-_nx_group = layout.nx_group
 JOB_ATTR = layout.JOB_ATTR
+
+
+def _data_group(f: h5py.File) -> h5py.Group:
+    """``/entry/data`` of a new file, with the NX_class attributes readers look for."""
+    return layout.nx_group(layout.nx_group(f, layout.ENTRY), layout.DATA_GROUP)
+
+
+def _frame_count_attrs(d: h5py.Dataset, first_frame: int, n: int, token: str) -> None:
+    d.attrs["image_nr_low"] = np.uint64(first_frame)
+    d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
+    d.attrs[JOB_ATTR] = ascii_attr(token)
 
 
 def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
@@ -71,26 +82,23 @@ def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz
     (then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
 
     ``first_frame`` is the 1-based output number of its first frame (image_nr_low);
-    ``token`` identifies the job (see :func:`block_is_done`). Returns {"path", "frames", "bytes"}.
+    ``token`` identifies the job (:func:`lbnl_dask.resume.block_is_done`). The CRC-32 of
+    every stored chunk goes beside the frames (:data:`lbnl_dask.layout.CHUNK_CRC`).
+    Returns {"path", "frames", "bytes"}.
     """
     parts = [np.asarray(p) for p in parts]
     encoded = parts[0].dtype == object
     n = sum(p.shape[0] for p in parts)
-    if encoded:
-        if compression != "bslz4":
-            raise ValueError("pre-encoded chunks are bitshuffle-LZ4 only")
-        ny, nx = frame_shape
-    else:
-        ny, nx = parts[0].shape[1:]
-        dtype = parts[0].dtype
+    if encoded and compression != "bslz4":
+        raise ValueError("pre-encoded chunks are bitshuffle-LZ4 only")
+    ny, nx = frame_shape if encoded else parts[0].shape[1:]
+    dtype = dtype if encoded else parts[0].dtype
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            g = _nx_group(_nx_group(f, "entry", "NXentry"), "data", "NXdata")
-            d = g.create_dataset("data", shape=(n, ny, nx), maxshape=(None, ny, nx), dtype=dtype,
-                                 chunks=(1, ny, nx), **lossless_filter(compression, level))
-            d.attrs["image_nr_low"] = np.uint64(first_frame)
-            d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
-            d.attrs[JOB_ATTR] = ascii_attr(token)
+            d = _data_group(f).create_dataset(
+                layout.DATA.rsplit("/", 1)[1], shape=(n, ny, nx), maxshape=(None, ny, nx),
+                dtype=dtype, chunks=(1, ny, nx), **lossless_filter(compression, level))
+            _frame_count_attrs(d, first_frame, n, token)
             i = 0
             for p in parts:
                 if encoded:
@@ -100,7 +108,35 @@ def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz
                 else:
                     d[i : i + p.shape[0]] = p
                     i += p.shape[0]
+            f.create_dataset(layout.CHUNK_CRC, data=chunk_checksums(d))
     return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
+
+
+def chunk_checksums(d: h5py.Dataset) -> np.ndarray:
+    """CRC-32 of each stored (filtered) chunk of a frames dataset (n, ny, nx): uint32 (n,)."""
+    return np.array([zlib.crc32(d.id.read_direct_chunk((i, 0, 0))[1]) for i in range(d.shape[0])],
+                    np.uint32)
+
+
+def damaged_frames(path: str) -> list[int] | None:
+    """1-based frames of an output data file whose stored chunk no longer has its recorded
+    CRC-32 (or is missing); None if the file records no checksums (not written by us)."""
+    with h5py.File(path, "r") as f:
+        crc = f.get(layout.CHUNK_CRC)
+        if crc is None:
+            return None
+        d, want = f[layout.DATA], crc[()]
+        if len(want) != d.shape[0]:
+            return list(range(1, d.shape[0] + 1))
+        bad = []
+        for i in range(d.shape[0]):
+            try:
+                ok = zlib.crc32(d.id.read_direct_chunk((i, 0, 0))[1]) == want[i]
+            except (OSError, KeyError, ValueError):  # a chunk that is not there
+                ok = False
+            if not ok:
+                bad.append(i + 1)
+        return bad
 
 
 def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: str = "") -> dict:
@@ -112,23 +148,26 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: 
     frames = [b for part in parts for b in part]
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            g = _nx_group(_nx_group(f, "entry", "NXentry"), "data", "NXdata")
-            d = g.create_dataset("data", shape=(len(frames),), dtype=h5py.vlen_dtype(np.uint8))
+            d = _data_group(f).create_dataset(layout.DATA.rsplit("/", 1)[1], shape=(len(frames),),
+                                              dtype=h5py.vlen_dtype(np.uint8))
             for i, b in enumerate(frames):
                 d[i] = np.frombuffer(b, np.uint8)
             d.attrs["codec"] = ascii_attr(json.dumps(codec_config))
-            d.attrs[JOB_ATTR] = ascii_attr(token)
-            d.attrs["image_nr_low"] = np.uint64(first_frame)
-            d.attrs["image_nr_high"] = np.uint64(first_frame + len(frames) - 1)
+            _frame_count_attrs(d, first_frame, len(frames), token)
     return {"path": path, "frames": len(frames), "bytes": os.path.getsize(path)}
 
 
 def read_squash(path) -> np.ndarray:
-    """Decode every frame of a squash file (``-q``) back to an (n, ny, nx) array."""
+    """Decode every frame of a squash file (``-q``) back to counts (n, ny, nx).
+
+    Example::
+
+        approx = read_squash("out/b2s2h12_squash_000001.h5")   # the codec's own decoding
+    """
     import numcodecs
 
     with h5py.File(path, "r") as f:
-        d = f["/entry/data/data"]
+        d = f[layout.DATA]
         codec = numcodecs.get_codec(json.loads(d.attrs["codec"]))
         return np.stack([codec.decode(d[i]) for i in range(d.shape[0])])
 
@@ -138,9 +177,6 @@ def _fix_string_attrs(obj):
     for k, v in list(obj.attrs.items()):
         if isinstance(v, str):
             obj.attrs[k] = ascii_attr(v)
-
-
-_MASKS = layout.PIXEL_MASKS
 
 
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):
@@ -160,67 +196,75 @@ def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain:
 def write_master(path: str, src_master: str, data_files: list[str], rewriter: MasterRewriter,
                  pixel_mask: np.ndarray | None, token: str = "") -> dict:
     """Write the output master ``path`` from ``src_master``: every group and dataset copied,
-    the values SPEC A2 changes rewritten (``rewriter``), ``pixel_mask`` (binned uint32,
-    unchunked, unfiltered) replaced, and ``/entry/data/data_NNNNNN`` external links to
-    ``data_files`` (paths relative to the master's folder) instead of the source's data."""
-    per_frame_starts = {}
-
-    def copy_group(sg: h5py.Group, dg: h5py.Group):
-        for k, v in sg.attrs.items():
-            dg.attrs[k] = v
-        for name in sg:
-            link = sg.get(name, getlink=True)
-            p = f"{sg.name.rstrip('/')}/{name}"
-            if p == "/entry/data":
-                continue
-            if not isinstance(link, h5py.HardLink):
-                dg[name] = link if isinstance(link, h5py.SoftLink) else h5py.ExternalLink(link.filename, link.path)
-                continue
-            obj = sg[name]
-            if isinstance(obj, h5py.Group):
-                copy_group(obj, dg.create_group(name))
-            elif p in _MASKS and pixel_mask is not None:
-                _create_like(dg, name, pixel_mask.astype(np.uint32), obj, plain=True)
-            else:
-                new = rewriter.new_value(p, obj)
-                if new is None:
-                    sg.copy(obj, dg, name=name)
-                    continue
-                _create_like(dg, name, new, obj)
-                m = ANGLE.match(name)
-                if m and not m.group(2) and np.ndim(new) >= 1 and len(new) == rewriter.n_out:
-                    per_frame_starts[p] = new[0]
-
+    the values summing and binning change rewritten (``rewriter``), ``pixel_mask`` (binned
+    uint32, unchunked, unfiltered) replaced, and ``/entry/data/data_NNNNNN`` external links
+    to ``data_files`` (paths relative to the master's folder) instead of the source's data."""
     with atomic_path(path) as tmp:
         with h5py.File(src_master, "r") as src, h5py.File(tmp, "w") as dst:
-            copy_group(src, dst)
-            data = dst.require_group("entry").create_group("data")
-            sdata = src["entry/data"]
-            for k, v in sdata.attrs.items():
-                data.attrs[k] = v
-            data.attrs["NX_class"] = ascii_attr("NXdata")
-            if "signal" in data.attrs:
-                data.attrs["signal"] = ascii_attr("data_000001")
-            for name in sdata:  # NXmx keeps per-frame axes (omega, ...) beside the data
-                if name == "data" or name.startswith("data_"):
-                    continue
-                if isinstance(sdata.get(name, getlink=True), h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
-                    new = rewriter.new_value(f"/entry/data/{name}", sdata[name])
-                    if new is None:
-                        src.copy(sdata[name], data, name=name)
-                    else:
-                        _create_like(data, name, new, sdata[name])
-            for k, fname in enumerate(data_files, start=1):
-                data[f"data_{k:06d}"] = h5py.ExternalLink(fname, "/entry/data/data")
-            for p, start in per_frame_starts.items():  # <axis>_start = first output frame's start
-                sp = p + "_start"
-                if sp in dst:
-                    like = dst[sp]
-                    dst[sp][()] = np.asarray(start, like.dtype)
-            dst["entry"].attrs[JOB_ATTR] = ascii_attr(token)
+            starts = {}  # per-frame angle dataset -> its first output value
+            _copy_group(src, dst, rewriter, pixel_mask, starts)
+            _write_data_group(src, dst, rewriter, data_files)
+            for p, start in starts.items():  # <axis>_start = the first output frame's start
+                if p + "_start" in dst:
+                    like = dst[p + "_start"]
+                    like[()] = np.asarray(start, like.dtype)
+            dst[layout.ENTRY].attrs[JOB_ATTR] = ascii_attr(token)
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path)}
+
+
+def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: dict) -> None:
+    """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names and
+    recording in ``starts`` the first value of every per-frame angle dataset it rewrote."""
+    for k, v in sg.attrs.items():
+        dg.attrs[k] = v
+    for name in sg:
+        link = sg.get(name, getlink=True)
+        p = f"{sg.name.rstrip('/')}/{name}"
+        if p == layout.DATA_GROUP:
+            continue
+        if not isinstance(link, h5py.HardLink):
+            soft = isinstance(link, h5py.SoftLink)
+            dg[name] = link if soft else h5py.ExternalLink(link.filename, link.path)
+            continue
+        obj = sg[name]
+        if isinstance(obj, h5py.Group):
+            _copy_group(obj, dg.create_group(name), rewriter, pixel_mask, starts)
+        elif p in layout.PIXEL_MASKS and pixel_mask is not None:
+            _create_like(dg, name, pixel_mask.astype(np.uint32), obj, plain=True)
+        else:
+            new = rewriter.new_value(p, obj)
+            if new is None:
+                sg.copy(obj, dg, name=name)
+                continue
+            _create_like(dg, name, new, obj)
+            m = ANGLE.match(name)
+            if m and not m.group(2) and np.ndim(new) >= 1 and len(new) == rewriter.n_out:
+                starts[p] = new[0]
+
+
+def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list[str]) -> None:
+    """``/entry/data``: the source's attributes and per-frame axes, links to ``data_files``."""
+    data = dst.require_group(layout.ENTRY).create_group(layout.DATA_GROUP)
+    sdata = src[layout.DATA_GROUP]
+    for k, v in sdata.attrs.items():
+        data.attrs[k] = v
+    data.attrs[layout.NX_CLASS] = ascii_attr(layout.NX_CLASSES[layout.DATA_GROUP])
+    if "signal" in data.attrs:
+        data.attrs["signal"] = ascii_attr(layout.block_name(1))
+    for name in sdata:  # NXmx keeps per-frame axes (omega, ...) beside the data
+        if name == "data" or name.startswith("data_"):
+            continue
+        link = sdata.get(name, getlink=True)
+        if isinstance(link, h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
+            new = rewriter.new_value(f"{layout.DATA_GROUP}/{name}", sdata[name])
+            if new is None:
+                src.copy(sdata[name], data, name=name)
+            else:
+                _create_like(data, name, new, sdata[name])
+    for k, fname in enumerate(data_files, start=1):
+        data[layout.block_name(k)] = h5py.ExternalLink(fname, layout.DATA)
 
 
 # ---------------------------------------------------------------- the graph's write tasks
