@@ -1,12 +1,15 @@
 """Peak memory (RSS) of every dask worker process against dataset length and chunk size.
 
     python benchmarks/bench_memory.py [--detector eiger_1m] [--lengths 100 1000] [--chunks 2 4 8 16]
-    python benchmarks/bench_memory.py --detector eiger_9m --lengths 200 --chunks 0   # the 9M -d 100 case
+    # the 9M -d 100 case:
+    python benchmarks/bench_memory.py --detector eiger_9m --lengths 200 --chunks 0
 
-Each run uses a fresh LocalCluster of --workers single-threaded worker processes (as lbnl-compress starts them) and samples
-their RSS every 20 ms with psutil. ``--chunks 0`` means the default chunking. Prints a table
-and writes JSON. Memory must not grow with the dataset's length.
+Each run uses a fresh LocalCluster of --workers single-threaded worker processes (as
+lbnl-compress starts them) and samples their RSS every 20 ms with psutil. ``--chunks 0``
+means the default chunking. Prints a table and writes JSON. Memory must not grow with the
+dataset's length.
 """
+
 import argparse
 import json
 import os
@@ -41,8 +44,14 @@ def run(master, out, workers, chunk, **settings):
         t = threading.Thread(target=peak_rss, args=(pids, stop, peaks))
         t.start()
         try:
-            rep = compress(master, out, scheduler=cl.scheduler_address, overwrite=True,
-                           chunk_frames=chunk or None, **settings)
+            rep = compress(
+                master,
+                out,
+                scheduler=cl.scheduler_address,
+                overwrite=True,
+                chunk_frames=chunk or None,
+                **settings,
+            )
         finally:
             stop.set()
             t.join()
@@ -70,26 +79,56 @@ def main():
         if not os.path.exists(prefix + "_master.h5"):
             make_dataset(prefix, a.detector, nframes=n, frames_per_file=100, dtype="uint32")
         for chunk in a.chunks:
-            peak, base, rep = run(prefix + "_master.h5", os.path.join(tempfile.mkdtemp(), "o"), a.workers, chunk,
-                                  **settings)
-            row = dict(detector=a.detector, frames=n, chunk_frames=chunk or "default", peak_rss_mb=round(peak),
-                       idle_rss_mb=round(base), seconds=round(rep.seconds, 1))
+            peak, base, rep = run(
+                prefix + "_master.h5",
+                os.path.join(tempfile.mkdtemp(), "o"),
+                a.workers,
+                chunk,
+                **settings,
+            )
+            row = dict(
+                detector=a.detector,
+                frames=n,
+                chunk_frames=chunk or "default",
+                peak_rss_mb=round(peak),
+                idle_rss_mb=round(base),
+                seconds=round(rep.seconds, 1),
+            )
             rows.append(row)
-            print(f"{a.detector} {n:5d} frames, chunk {str(row['chunk_frames']):>7s} input frames: "
-                  f"peak worker RSS {peak:7.0f} MB (idle {base:.0f} MB), {rep.seconds:.1f} s")
+            print(
+                f"{a.detector} {n:5d} frames, chunk {str(row['chunk_frames']):>7s} input frames: "
+                f"peak worker RSS {peak:7.0f} MB (idle {base:.0f} MB), {rep.seconds:.1f} s"
+            )
     for chunk in a.chunks:  # issue 5's targets
-        peaks = {r["frames"]: r["peak_rss_mb"] for r in rows if r["chunk_frames"] == (chunk or "default")}
+        peaks = {
+            r["frames"]: r["peak_rss_mb"] for r in rows if r["chunk_frames"] == (chunk or "default")
+        }
         if len(peaks) > 1:
             lo, hi = min(peaks), max(peaks)
             x = peaks[hi] / peaks[lo] - 1
-            print(f"chunk {chunk or 'default'}: peak RSS {lo} -> {hi} frames {x:+.0%}  "
-                  f"[target within 10%: {'met' if abs(x) <= 0.10 else 'NOT met'}]")
+            print(
+                f"chunk {chunk or 'default'}: peak RSS {lo} -> {hi} frames {x:+.0%}  "
+                f"[target within 10%: {'met' if abs(x) <= 0.10 else 'NOT met'}]"
+            )
     if a.detector == "eiger_9m":
         top = max(r["peak_rss_mb"] for r in rows)
-        print(f"9M peak RSS per worker {top} MB  [target < 2.5 GB: {'met' if top < 2500 else 'NOT met'}]")
+        print(
+            f"9M peak RSS per worker {top} MB  "
+            f"[target < 2.5 GB: {'met' if top < 2500 else 'NOT met'}]"
+        )
     with open(a.json, "w") as fh:
-        json.dump(dict(machine=dict(node=platform.node(), cpus=os.cpu_count(), python=platform.python_version()),
-                       settings=settings, workers=a.workers, rows=rows), fh, indent=1)
+        json.dump(
+            dict(
+                machine=dict(
+                    node=platform.node(), cpus=os.cpu_count(), python=platform.python_version()
+                ),
+                settings=settings,
+                workers=a.workers,
+                rows=rows,
+            ),
+            fh,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""End-to-end throughput of lbnl-compress on a synthetic Eiger 4M dataset (prints figures, writes JSON).
+"""End-to-end throughput of lbnl-compress on a synthetic Eiger 4M dataset \
+(prints figures, writes JSON).
 
     python benchmarks/bench_pipeline.py [--frames 400] [--detector eiger_4m] [--workers 2]
 
@@ -12,6 +13,7 @@ cost like the cluster's own ~1 s start, which is not counted either.
 400 frames by default: a run's fixed costs (graph, master, last block's tail, ~0.3 s) are
 then a few per cent, as on a beamline dataset of thousands of frames.
 """
+
 import argparse
 import json
 import os
@@ -20,9 +22,8 @@ import shutil
 import tempfile
 import time
 
-from lbnl_dask.cluster import local_cluster
-
 from lbnl_dask import compress
+from lbnl_dask.cluster import local_cluster
 from lbnl_dask.synth import make_dataset
 
 SETTINGS = {
@@ -39,7 +40,10 @@ def naive_serial(master, out, s=2, b=2, scale=12, satval=12440):
     bin (pad + reshape sum), clip, accumulate with clips (int16 first frame), the summed frame
     through an lzf/shuffle/fletcher32 HDF5 cache and back, HCompress as a FITS CompImageHDU
     round trip in a BytesIO, then ``dataset[k] = frame`` with h5py. Its pure-Python pixel-mask
-    binning loop is timed separately. Returns (seconds for the frames, seconds for the mask loop)."""
+    binning loop is timed separately.
+
+    Returns (seconds for the frames, seconds for the mask loop).
+    """
     import io
 
     import h5py
@@ -55,8 +59,13 @@ def naive_serial(master, out, s=2, b=2, scale=12, satval=12440):
         ny, nx = srcs[0].shape[1:]
         oy, ox = -(-ny // b), -(-nx // b)
         with h5py.File(out, "w") as g, h5py.File(out + ".cache.h5", "w") as cache:
-            dst = g.create_dataset("/entry/data/data", shape=(len(frames) // s, oy, ox), dtype=np.uint16,
-                                   chunks=(1, oy, ox), **hdf5plugin.Bitshuffle(cname="lz4"))
+            dst = g.create_dataset(
+                "/entry/data/data",
+                shape=(len(frames) // s, oy, ox),
+                dtype=np.uint16,
+                chunks=(1, oy, ox),
+                **hdf5plugin.Bitshuffle(cname="lz4"),
+            )
             for k in range(len(frames) // s):
                 acc = None
                 for d, i in frames[k * s : (k + 1) * s]:
@@ -65,12 +74,24 @@ def naive_serial(master, out, s=2, b=2, scale=12, satval=12440):
                     pad = np.zeros((oy * b, ox * b), img.dtype)
                     pad[:ny, :nx] = img
                     binned = np.clip(pad.reshape(oy, b, ox, b).sum(axis=(1, 3)), 0, satval)
-                    acc = np.clip(binned.astype("i2"), 0, satval) if acc is None else np.clip(acc + binned, 0, satval)
-                cache.create_dataset(str(k), data=acc, chunks=True, compression="lzf", shuffle=True, fletcher32=True)
+                    acc = (
+                        np.clip(binned.astype("i2"), 0, satval)
+                        if acc is None
+                        else np.clip(acc + binned, 0, satval)
+                    )
+                cache.create_dataset(
+                    str(k), data=acc, chunks=True, compression="lzf", shuffle=True, fletcher32=True
+                )
                 img = np.clip(cache[str(k)][()], 0, satval).astype("i2")
                 buf = io.BytesIO()
-                fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data=img, compression_type="HCOMPRESS_1",
-                                                                   hcomp_scale=scale)]).writeto(buf)
+                fits.HDUList(
+                    [
+                        fits.PrimaryHDU(),
+                        fits.CompImageHDU(
+                            data=img, compression_type="HCOMPRESS_1", hcomp_scale=scale
+                        ),
+                    ]
+                ).writeto(buf)
                 buf.seek(0)
                 with fits.open(buf) as hdul:
                     rt = hdul[1].data.astype("i2")
@@ -90,7 +111,10 @@ def naive_serial(master, out, s=2, b=2, scale=12, satval=12440):
 
 
 def timed_run(master, out, settings, warm_frames=20, **where):
-    """The report of a run of ``settings`` after a warm-up run (``warm_frames``) on the same scheduler."""
+    """The report of a run of ``settings``.
+
+    It follows a warm-up run (``warm_frames``) on the same scheduler.
+    """
     compress(master, out, overwrite=True, last_image=warm_frames, **where, **settings)
     return compress(master, out, overwrite=True, **where, **settings)
 
@@ -118,8 +142,11 @@ def main():
     p.add_argument("--data", default=os.path.join(tempfile.gettempdir(), "lbnl_bench"))
     p.add_argument("--json", default="benchmarks/results_pipeline.json")
     p.add_argument("--no-baseline", action="store_true", help="skip the naive serial loop")
-    p.add_argument("--stages-json", default="benchmarks/results_stages.json",
-                   help="bench_stages.py's results, for the stage-limit target")
+    p.add_argument(
+        "--stages-json",
+        default="benchmarks/results_stages.json",
+        help="bench_stages.py's results, for the stage-limit target",
+    )
     a = p.parse_args()
     os.makedirs(a.data, exist_ok=True)
     prefix = os.path.join(a.data, f"{a.detector}_{a.frames}")
@@ -127,7 +154,9 @@ def main():
     if not os.path.exists(master):
         t = time.perf_counter()
         make_dataset(prefix, a.detector, nframes=a.frames, frames_per_file=100, dtype="uint32")
-        print(f"synthetic {a.detector} x {a.frames} frames written in {time.perf_counter() - t:.1f} s")
+        print(
+            f"synthetic {a.detector} x {a.frames} frames written in {time.perf_counter() - t:.1f} s"
+        )
     out_dir = tempfile.mkdtemp(prefix="lbnl_bench_out_")
     rows = []
     try:
@@ -137,48 +166,94 @@ def main():
                     out = os.path.join(out_dir, name)
                     if sched == "processes":  # a running cluster: its ~1 s start is not throughput
                         with local_cluster(w) as cl:  # the cluster lbnl-compress starts
-                            rep = timed_run(master, out, SETTINGS[name], min(20, a.frames), scheduler=cl.scheduler_address)
+                            rep = timed_run(
+                                master,
+                                out,
+                                SETTINGS[name],
+                                min(20, a.frames),
+                                scheduler=cl.scheduler_address,
+                            )
                     else:
-                        rep = timed_run(master, out, SETTINGS[name], min(20, a.frames), scheduler=sched, workers=w)
-                    row = dict(setting=name, scheduler=sched, workers=w, seconds=round(rep.seconds, 2),
-                               frames_per_s=round(rep.frames_in / rep.seconds, 2),
-                               mb_per_s_raw4=round(2 * rep.raw2_bytes / 1e6 / rep.seconds, 1),
-                               ratio_raw2=round(rep.ratio_raw2, 1))
+                        rep = timed_run(
+                            master,
+                            out,
+                            SETTINGS[name],
+                            min(20, a.frames),
+                            scheduler=sched,
+                            workers=w,
+                        )
+                    row = dict(
+                        setting=name,
+                        scheduler=sched,
+                        workers=w,
+                        seconds=round(rep.seconds, 2),
+                        frames_per_s=round(rep.frames_in / rep.seconds, 2),
+                        mb_per_s_raw4=round(2 * rep.raw2_bytes / 1e6 / rep.seconds, 1),
+                        ratio_raw2=round(rep.ratio_raw2, 1),
+                    )
                     rows.append(row)
-                    print(f"{name:10s} {sched:9s} workers={w}  {row['seconds']:7.2f} s  "
-                          f"{row['frames_per_s']:6.2f} frames/s  {row['mb_per_s_raw4']:7.1f} MB/s  "
-                          f"ratio {row['ratio_raw2']}x (2-byte raw)")
+                    print(
+                        f"{name:10s} {sched:9s} workers={w}  {row['seconds']:7.2f} s  "
+                        f"{row['frames_per_s']:6.2f} frames/s  {row['mb_per_s_raw4']:7.1f} MB/s  "
+                        f"ratio {row['ratio_raw2']}x (2-byte raw)"
+                    )
         baseline = None
         if not a.no_baseline:
             sec, mask_s = naive_serial(master, os.path.join(out_dir, "naive.h5"))
             total = sec + mask_s
-            baseline = dict(seconds=round(total, 2), frames_seconds=round(sec, 2), mask_loop_seconds=round(mask_s, 2),
-                            frames_per_s=round(a.frames / total, 2))
-            print(f"naive serial loop as l_bnl_compress (-b 2 -s 2 -H 12, one frame at a time): {sec:.2f} s for the "
-                  f"frames + {mask_s:.2f} s pixel-mask loop = {a.frames / total:.2f} frames/s "
-                  f"({a.frames / sec:.2f} without the mask loop)")
-            best = max((r for r in rows if r["setting"] == "b2s2h12"), key=lambda r: r["frames_per_s"], default=None)
+            baseline = dict(
+                seconds=round(total, 2),
+                frames_seconds=round(sec, 2),
+                mask_loop_seconds=round(mask_s, 2),
+                frames_per_s=round(a.frames / total, 2),
+            )
+            print(
+                "naive serial loop as l_bnl_compress (-b 2 -s 2 -H 12, one frame at a time): "
+                f"{sec:.2f} s for the "
+                f"frames + {mask_s:.2f} s pixel-mask loop = {a.frames / total:.2f} frames/s "
+                f"({a.frames / sec:.2f} without the mask loop)"
+            )
+            best = max(
+                (r for r in rows if r["setting"] == "b2s2h12"),
+                key=lambda r: r["frames_per_s"],
+                default=None,
+            )
             if best:
                 x = best["frames_per_s"] / baseline["frames_per_s"]
-                print(f"best b2s2h12 run / naive serial: {x:.1f}x, "
-                      f"{best['frames_per_s'] * sec / a.frames:.1f}x without its mask loop "
-                      f"({best['scheduler']}, {best['workers']} workers)  [target >= 5x: {met(x >= 5)}]")
+                print(
+                    f"best b2s2h12 run / naive serial: {x:.1f}x, "
+                    f"{best['frames_per_s'] * sec / a.frames:.1f}x without its mask loop "
+                    f"({best['scheduler']}, {best['workers']} workers)  "
+                    f"[target >= 5x: {met(x >= 5)}]"
+                )
         by = {(r["setting"], r["scheduler"], r["workers"]): r["frames_per_s"] for r in rows}
         for (name, sched, w), fps in sorted(by.items()):
             if w == 2 and (name, sched, 1) in by:
                 x = fps / by[(name, sched, 1)]
-                print(f"{name} {sched}: 2 workers / 1 worker = {x:.2f}x  [target >= 1.8x: {met(x >= 1.8)}]")
+                print(
+                    f"{name} {sched}: 2 workers / 1 worker = {x:.2f}x  "
+                    f"[target >= 1.8x: {met(x >= 1.8)}]"
+                )
         limit = stage_limit(a.stages_json)
         if limit:
             for (name, sched, w), fps in sorted(by.items()):
                 if name == "b2s2h12":
                     x = fps / (limit * w)
-                    print(f"b2s2h12 {sched}, {w} worker(s): {fps:.1f} frames/s = {x:.1%} of the stage limit x {w} "
-                          f"({limit:.1f} frames/s per core, {a.stages_json})  [target >= 85%: {met(x >= 0.85)}]")
+                    print(
+                        f"b2s2h12 {sched}, {w} worker(s): {fps:.1f} frames/s = "
+                        f"{x:.1%} of the stage limit x {w} "
+                        f"({limit:.1f} frames/s per core, {a.stages_json})  "
+                        f"[target >= 85%: {met(x >= 0.85)}]"
+                    )
     finally:
         shutil.rmtree(out_dir, ignore_errors=True)
-    result = dict(machine=dict(node=platform.node(), cpus=os.cpu_count(), python=platform.python_version()),
-                  detector=a.detector, frames=a.frames, rows=rows, naive_serial=baseline)
+    result = dict(
+        machine=dict(node=platform.node(), cpus=os.cpu_count(), python=platform.python_version()),
+        detector=a.detector,
+        frames=a.frames,
+        rows=rows,
+        naive_serial=baseline,
+    )
     with open(a.json, "w") as fh:
         json.dump(result, fh, indent=1)
     print(f"wrote {a.json}")

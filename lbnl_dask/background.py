@@ -5,6 +5,7 @@ exactly) with the local background before encoding, so a module gap or a kept sp
 ring into its neighbours; ``--keep-spots`` thresholds against the same background. Frames
 are 2-D (ny, nx); cells are ``tile`` x ``tile`` pixels, the last ones partial.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,9 @@ def _cell_sums(a: np.ndarray, tile: int, dtype) -> np.ndarray:
     return np.add.reduceat(rows, np.arange(0, nx, tile), axis=1)
 
 
-def cell_means(frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: bool = False) -> np.ndarray:
+def cell_means(
+    frame: np.ndarray, valid: np.ndarray, tile: int = 32, zeroed: bool = False
+) -> np.ndarray:
     """Mean of the ``valid`` pixels of each ``tile`` x ``tile`` cell of a frame (ny, nx):
     float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean.
     ``zeroed``: the invalid pixels of ``frame`` are 0 already (saves a pass)."""
@@ -35,12 +38,18 @@ def _means(tot: np.ndarray, cnt: np.ndarray) -> np.ndarray:
 
 
 def cells_to_pixels(cells: np.ndarray, tile: int, shape: tuple) -> np.ndarray:
-    """Each pixel of a frame of ``shape`` (ny, nx) given the value of its ``tile`` x ``tile`` cell."""
+    """Each pixel of a frame of ``shape`` (ny, nx).
+
+    Every pixel is given the value of its ``tile`` x ``tile`` cell.
+    """
     return np.repeat(np.repeat(cells, tile, axis=0), tile, axis=1)[: shape[0], : shape[1]]
 
 
 def local_mean(frame: np.ndarray, valid: np.ndarray, tile: int = 32) -> np.ndarray:
-    """Per-pixel :func:`cell_means`: float64 (ny, nx), each pixel its cell's mean of valid pixels."""
+    """Per-pixel :func:`cell_means`: float64 (ny, nx).
+
+    Each pixel holds its cell's mean of valid pixels.
+    """
     return cells_to_pixels(cell_means(frame, valid, tile), tile, frame.shape)
 
 
@@ -49,12 +58,16 @@ def fill_at(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
     mean of the other pixels of their ``tile`` x ``tile`` cell, in place (:func:`cell_means`,
     with the valid counts from the few indices instead of a pass over a mask)."""
     ny, nx = frame.shape
-    flat = np.reshape(frame, -1, copy=False)  # a view, faster to index than frame.flat; raises, never copies
+    flat = np.reshape(
+        frame, -1, copy=False
+    )  # a view, faster to index than frame.flat; raises, never copies
     flat[idx] = 0
     cy, cx = -(-ny // tile), -(-nx // tile)
     ys, xs = np.divmod(idx, nx)
     cells = (ys // tile) * cx + xs // tile
-    area = np.outer(np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx)))
+    area = np.outer(
+        np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx))
+    )
     cnt = area - np.bincount(cells, minlength=cy * cx).reshape(cy, cx)
     means = _means(_cell_sums(frame, tile, np.float64), cnt).reshape(-1)[cells]
     flat[idx] = np.rint(means) if frame.dtype.kind in "ui" else means
@@ -67,5 +80,3 @@ def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarr
     keeps module gaps from ringing into valid pixels."""
     idx = np.flatnonzero(bad)
     return fill_at(np.array(frame, order="C"), idx, tile) if idx.size else frame
-
-

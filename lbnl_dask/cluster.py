@@ -3,6 +3,7 @@
 ``client_for(...)`` is a context manager yielding a ``distributed.Client`` (or None for
 dask's local threaded/synchronous schedulers). All scheduling choices live here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -63,8 +64,10 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
 
     kwargs.setdefault("dashboard_address", None)
     kwargs.setdefault("silence_logs", logging.ERROR)  # dask's warnings are not the user's
-    config = {"distributed.nanny.pre-spawn-environ": worker_environ(single_threaded=True),
-              "distributed.worker.profile.enabled": bool(profile)}
+    config = {
+        "distributed.nanny.pre-spawn-environ": worker_environ(single_threaded=True),
+        "distributed.worker.profile.enabled": bool(profile),
+    }
     with dask.config.set(config), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **kwargs)
@@ -72,7 +75,10 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
 
 @dataclass
 class SlurmOptions:
-    """``dask_jobqueue.SLURMCluster`` settings; None falls back to dask's ``jobqueue.slurm`` config."""
+    """``dask_jobqueue.SLURMCluster`` settings.
+
+    None falls back to dask's ``jobqueue.slurm`` config.
+    """
 
     jobs: int = 1
     cores: int | None = None
@@ -94,6 +100,7 @@ def available_cores() -> int:
 def has_bokeh() -> bool:
     try:
         import bokeh  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -105,10 +112,24 @@ def slurm_cluster(opts: SlurmOptions):
         from dask_jobqueue import SLURMCluster
     except ImportError:
         raise OptionError("--slurm needs dask-jobqueue: pip install 'lbnl-dask[hpc]'") from None
-    kw = {k: v for k, v in dict(cores=opts.cores, memory=opts.memory, walltime=opts.walltime, queue=opts.queue,
-                                account=opts.account, processes=opts.processes).items() if v is not None}
+    kw = {
+        k: v
+        for k, v in dict(
+            cores=opts.cores,
+            memory=opts.memory,
+            walltime=opts.walltime,
+            queue=opts.queue,
+            account=opts.account,
+            processes=opts.processes,
+        ).items()
+        if v is not None
+    }
     cores = kw.get("cores", dask.config.get("jobqueue.slurm.cores", None))
-    if "processes" not in kw and dask.config.get("jobqueue.slurm.processes", None) is None and cores:
+    if (
+        "processes" not in kw
+        and dask.config.get("jobqueue.slurm.processes", None) is None
+        and cores
+    ):
         # one single-threaded worker process per core, as the local cluster: HCompress runs
         # one at a time per process, so threads sharing a process would wait for each other
         kw["processes"] = int(cores)
@@ -124,7 +145,9 @@ def slurm_cluster(opts: SlurmOptions):
             raise OptionError(f"--slurm needs --{need} (or jobqueue.slurm.{need} in dask's config)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return SLURMCluster(scheduler_options={"dashboard_address": ":0" if has_bokeh() else None}, **kw)
+        return SLURMCluster(
+            scheduler_options={"dashboard_address": ":0" if has_bokeh() else None}, **kw
+        )
 
 
 def slurm_job_script(opts: SlurmOptions) -> str:
@@ -137,7 +160,10 @@ def slurm_job_script(opts: SlurmOptions) -> str:
 
 
 def _main_guard_lines(path: str) -> list[tuple[int, int]]:
-    """Line ranges of the ``if __name__ == "__main__":`` blocks of a script (empty if unreadable)."""
+    """Line ranges of the ``if __name__ == "__main__":`` blocks of a script.
+
+    Empty if the script is unreadable.
+    """
     try:
         with open(path, encoding="utf-8") as fh:
             tree = ast.parse(fh.read())
@@ -145,8 +171,11 @@ def _main_guard_lines(path: str) -> list[tuple[int, int]]:
         return []
     ranges = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "__name__" in ast.unparse(node.test) \
-                and "__main__" in ast.unparse(node.test):
+        if (
+            isinstance(node, ast.If)
+            and "__name__" in ast.unparse(node.test)
+            and "__main__" in ast.unparse(node.test)
+        ):
             ranges.append((node.body[0].lineno, node.end_lineno or node.body[-1].lineno))
     return ranges
 
@@ -179,13 +208,19 @@ def choose_scheduler(scheduler: str) -> tuple[str, str | None]:
         return scheduler, None
     if can_start_processes():
         return "processes", None
-    return "threads", ("scheduler: threads, as worker processes cannot start from this script "
-                       "(call compress inside 'if __name__ == \"__main__\":' for a local cluster)")
+    return "threads", (
+        "scheduler: threads, as worker processes cannot start from this script "
+        "(call compress inside 'if __name__ == \"__main__\":' for a local cluster)"
+    )
 
 
 @contextlib.contextmanager
-def client_for(scheduler: str = "processes", workers: int | None = None, slurm: SlurmOptions | None = None,
-               profile: bool = False):
+def client_for(
+    scheduler: str = "processes",
+    workers: int | None = None,
+    slurm: SlurmOptions | None = None,
+    profile: bool = False,
+):
     """A dask context: 'threads' / 'sync' (yields None), 'processes' (a LocalCluster of
     ``workers`` single-threaded worker processes, their profiler on if ``profile``), a
     scheduler address ``host:port`` or ``tcp://...``, or SLURM jobs (``slurm``). Prints the
@@ -212,7 +247,9 @@ def client_for(scheduler: str = "processes", workers: int | None = None, slurm: 
     from distributed import Client
 
     if scheduler == "processes":
-        cluster = local_cluster(workers, profile=profile, dashboard_address=":0" if has_bokeh() else None)
+        cluster = local_cluster(
+            workers, profile=profile, dashboard_address=":0" if has_bokeh() else None
+        )
         with cluster, Client(cluster) as client:
             _dashboard(client)
             yield client
@@ -222,7 +259,9 @@ def client_for(scheduler: str = "processes", workers: int | None = None, slurm: 
             _dashboard(client)
             yield client
         return
-    raise OptionError(f"unknown scheduler {scheduler!r}: processes, threads, sync or an address host:port")
+    raise OptionError(
+        f"unknown scheduler {scheduler!r}: processes, threads, sync or an address host:port"
+    )
 
 
 def _connect(address: str):
@@ -234,8 +273,9 @@ def _connect(address: str):
     try:
         return Client(address, timeout=timeout)
     except (OSError, TimeoutError) as e:
-        raise SchedulerError(f"{address}: no dask scheduler answered within {timeout} "
-                             f"({type(e).__name__})") from None
+        raise SchedulerError(
+            f"{address}: no dask scheduler answered within {timeout} ({type(e).__name__})"
+        ) from None
 
 
 def _dashboard(client):
@@ -244,8 +284,14 @@ def _dashboard(client):
         print(f"dask dashboard: {link}", file=sys.stderr)
 
 
-def run(job, client=None, progress: bool = False, report: str | None = None, log=None,
-        prefix: str = "write-datablock"):
+def run(
+    job,
+    client=None,
+    progress: bool = False,
+    report: str | None = None,
+    log=None,
+    prefix: str = "write-datablock",
+):
     """Compute a Delayed ``job`` on ``client`` (or the configured local scheduler), with a
     progress bar, saving dask's performance report to ``report`` (HTML) if given. ``log``
     (a text stream, for batch logs where a bar cannot draw): one line each time a task
@@ -253,7 +299,9 @@ def run(job, client=None, progress: bool = False, report: str | None = None, log
     lines = _LineLog(log, sum(str(k).startswith(prefix) for k in job.dask), prefix)
     if client is None:
         if report:
-            raise OptionError("--report needs a distributed scheduler (processes, an address or --slurm)")
+            raise OptionError(
+                "--report needs a distributed scheduler (processes, an address or --slurm)"
+            )
         bar = contextlib.nullcontext()
         if progress:
             from dask.diagnostics import ProgressBar
@@ -261,8 +309,9 @@ def run(job, client=None, progress: bool = False, report: str | None = None, log
             bar = ProgressBar(out=sys.stderr)
         with bar, lines.callback():
             return job.compute()
-    from distributed import as_completed, performance_report, progress as dprogress
     from dask.delayed import Delayed
+    from distributed import as_completed, performance_report
+    from distributed import progress as dprogress
 
     ctx = performance_report(filename=report) if report else contextlib.nullcontext()
     with ctx:
@@ -286,8 +335,12 @@ class _LineLog:
     def done(self):
         self.count += 1
         if self.stream is not None:
-            print(f"progress: {self.count} of {self.total} data files written "
-                  f"({time.perf_counter() - self.t0:.1f} s)", file=self.stream, flush=True)
+            print(
+                f"progress: {self.count} of {self.total} data files written "
+                f"({time.perf_counter() - self.t0:.1f} s)",
+                file=self.stream,
+                flush=True,
+            )
 
     def callback(self):
         """A dask callback for the local schedulers calling :meth:`done` per matching task."""
@@ -295,5 +348,6 @@ class _LineLog:
 
         if self.stream is None:
             return contextlib.nullcontext()
-        return Callback(posttask=lambda key, *a: self.done() if str(key).startswith(self.prefix)
-                        else None)
+        return Callback(
+            posttask=lambda key, *a: self.done() if str(key).startswith(self.prefix) else None
+        )

@@ -4,6 +4,7 @@ Each codec encodes one 2-D integer frame to bytes and decodes it back; all are r
 under the ``numcodecs.codecs`` entry point, so ``numcodecs.get_codec({"id": "lbnl_hcompress",
 "scale": 12})`` finds them. The per-frame round trip of a block is :mod:`lbnl_dask.roundtrip`.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,29 +77,46 @@ class HCompress(Codec):
         self.tile_rows = None if tile_rows is None else int(tile_rows)
 
     def get_config(self):
-        return {"id": self.codec_id, "scale": self.scale, "smooth": self.smooth, "tile_rows": self.tile_rows}
+        return {
+            "id": self.codec_id,
+            "scale": self.scale,
+            "smooth": self.smooth,
+            "tile_rows": self.tile_rows,
+        }
 
     def encode(self, buf):
         from astropy.io.fits.hdu.compressed._codecs import HCompress1
 
         a = np.asarray(buf)
         if a.ndim != 2 or a.dtype.kind not in "ui" or a.shape[0] < 4 or a.shape[1] < 4:
-            raise CodecError(f"HCompress takes a 2-D integer frame of at least 4x4, not {a.shape} {a.dtype}")
+            raise CodecError(
+                f"HCompress takes a 2-D integer frame of at least 4x4, not {a.shape} {a.dtype}"
+            )
         if a.size and (a.max() > HCOMPRESS_MAX or a.min() < -HCOMPRESS_MAX):
-            raise CodecError(f"HCompress takes values within +-{HCOMPRESS_MAX}, got {a.min()}..{a.max()}")
+            raise CodecError(
+                f"HCompress takes values within +-{HCOMPRESS_MAX}, got {a.min()}..{a.max()}"
+            )
         ny, nx = a.shape
         h = self.tile_rows or hcompress_tile_rows(ny)
         edges = list(range(0, ny, h)) + [ny]
-        if len(edges) > 2 and edges[-1] - edges[-2] < 4:  # HCompress needs 4 rows: merge a short tail
+        if (
+            len(edges) > 2 and edges[-1] - edges[-2] < 4
+        ):  # HCompress needs 4 rows: merge a short tail
             del edges[-2]
         a32 = a.astype(np.int32, copy=False)
-        heights = [y1 - y0 for y0, y1 in zip(edges, edges[1:])]
+        heights = [y1 - y0 for y0, y1 in zip(edges, edges[1:], strict=False)]
         with _HCOMPRESS_LOCK:
-            streams = [HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4, nx=y1 - y0, ny=nx)
-                       .encode(np.ascontiguousarray(a32[y0:y1])) for y0, y1 in zip(edges, edges[1:])]
+            streams = [
+                HCompress1(
+                    scale=self.scale, smooth=self.smooth, bytepix=4, nx=y1 - y0, ny=nx
+                ).encode(np.ascontiguousarray(a32[y0:y1]))
+                for y0, y1 in zip(edges, edges[1:], strict=False)
+            ]
         dt = a.dtype.str.encode("ascii").ljust(4, b" ")
         head = _HC_MAGIC + bytes([HC_FORMAT]) + struct.pack("<II4sI", ny, nx, dt, len(heights))
-        head += b"".join(struct.pack("<II", hh, len(s)) for hh, s in zip(heights, streams))
+        head += b"".join(
+            struct.pack("<II", hh, len(s)) for hh, s in zip(heights, streams, strict=False)
+        )
         return head + b"".join(streams)
 
     def decode(self, buf, out=None):
@@ -117,7 +135,9 @@ class HCompress(Codec):
         with _HCOMPRESS_LOCK:
             for h, n in tiles:
                 chunk = np.frombuffer(b[pos : pos + n], dtype=np.uint8)
-                tile = HCompress1(scale=self.scale, smooth=self.smooth, bytepix=4, nx=h, ny=nx).decode(chunk)
+                tile = HCompress1(
+                    scale=self.scale, smooth=self.smooth, bytepix=4, nx=h, ny=nx
+                ).decode(chunk)
                 if dtype.kind == "u":  # lossy decoding may undershoot 0
                     tile = np.maximum(tile, 0)
                 result[y0 : y0 + h] = tile.reshape(h, nx)
@@ -134,8 +154,10 @@ def _hc_body_offset(b) -> int:
     if magic != _HC_MAGIC:
         raise CodecError("not an lbnl_hcompress stream (bad magic)")
     if b[4] > HC_FORMAT:
-        raise CodecError(f"lbnl_hcompress stream format {b[4]} is newer than this lbnl_dask "
-                         f"reads ({HC_FORMAT}): upgrade lbnl_dask")
+        raise CodecError(
+            f"lbnl_hcompress stream format {b[4]} is newer than this lbnl_dask "
+            f"reads ({HC_FORMAT}): upgrade lbnl_dask"
+        )
     return 5
 
 
@@ -172,8 +194,10 @@ def check_openjpeg() -> str:
 
     v = glymur.version.openjpeg_version
     if tuple(int(x) for x in v.split(".")[:2]) < (2, 4):
-        raise CodecError(f"glymur found OpenJPEG {v}: install OpenJPEG >= 2.4 "
-                         "(Debian/Ubuntu: apt-get install libopenjp2-7)")
+        raise CodecError(
+            f"glymur found OpenJPEG {v}: install OpenJPEG >= 2.4 "
+            "(Debian/Ubuntu: apt-get install libopenjp2-7)"
+        )
     return v
 
 
@@ -198,8 +222,13 @@ class JPEG2000(Codec):
         self.numres = int(numres)
 
     def get_config(self):
-        return {"id": self.codec_id, "ratio": self.ratio, "irreversible": self.irreversible,
-                "ladder": self.ladder, "numres": self.numres}
+        return {
+            "id": self.codec_id,
+            "ratio": self.ratio,
+            "irreversible": self.irreversible,
+            "ladder": self.ladder,
+            "numres": self.numres,
+        }
 
     def _path(self):
         return os.path.join(scratch_dir(), f"lbnl-{os.getpid()}-{uuid.uuid4().hex}.j2k")
@@ -214,8 +243,13 @@ class JPEG2000(Codec):
         numres = max(1, min(self.numres, int(np.log2(min(a.shape))) + 1))
         path = self._path()
         try:
-            glymur.Jp2k(path, data=np.ascontiguousarray(a), cratios=self.ladder or [self.ratio],
-                        irreversible=self.irreversible, numres=numres)
+            glymur.Jp2k(
+                path,
+                data=np.ascontiguousarray(a),
+                cratios=self.ladder or [self.ratio],
+                irreversible=self.irreversible,
+                numres=numres,
+            )
             with open(path, "rb") as fh:
                 return fh.read()
         finally:
@@ -260,7 +294,9 @@ class BitshuffleLZ4(Codec):
     def _block(self) -> int:
         if self.block_size:
             return self.block_size
-        es = self.dtype.itemsize  # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, >= 128
+        es = (
+            self.dtype.itemsize
+        )  # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, >= 128
         return max((8192 // es) // 8 * 8, 128)
 
     def encode(self, buf):
@@ -269,7 +305,9 @@ class BitshuffleLZ4(Codec):
         a = np.ascontiguousarray(buf, dtype=self.dtype).reshape(-1)
         block = self._block()
         body = bitshuffle.compress_lz4(a, block)
-        return b"".join((struct.pack(">QI", a.nbytes, block * self.dtype.itemsize), body))  # one copy
+        return b"".join(
+            (struct.pack(">QI", a.nbytes, block * self.dtype.itemsize), body)
+        )  # one copy
 
     def decode(self, buf, out=None):
         import bitshuffle
@@ -277,15 +315,28 @@ class BitshuffleLZ4(Codec):
         b = np.frombuffer(buf, dtype=np.uint8)
         nbytes, block_bytes = struct.unpack(">QI", b[:12].tobytes())
         n = nbytes // self.dtype.itemsize
-        if out is not None and n != np.asarray(out).size or block_bytes == 0 or block_bytes % self.dtype.itemsize:
-            raise ValueError(f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})")
+        if (
+            out is not None
+            and n != np.asarray(out).size
+            or block_bytes == 0
+            or block_bytes % self.dtype.itemsize
+        ):
+            raise ValueError(
+                f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})"
+            )
         block = block_bytes // self.dtype.itemsize
         _check_blocks(b, n, self.dtype.itemsize, block)
         if out is not None:
             dest = np.asarray(out)
-            if dest.flags.c_contiguous and dest.dtype == self.dtype and _decompress_into(b[12:], dest, block):
+            if (
+                dest.flags.c_contiguous
+                and dest.dtype == self.dtype
+                and _decompress_into(b[12:], dest, block)
+            ):
                 return out
-            dest[...] = bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block).reshape(dest.shape)
+            dest[...] = bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block).reshape(
+                dest.shape
+            )
             return out
         return bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block)
 
@@ -306,13 +357,20 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     size_at = _BLOCK_SIZE.unpack_from
     for k in range(nblocks):
         if pos + 4 > end:
-            raise ValueError(f"corrupt bitshuffle-LZ4 chunk: it ends inside block {k + 1} of {nblocks}")
+            raise ValueError(
+                f"corrupt bitshuffle-LZ4 chunk: it ends inside block {k + 1} of {nblocks}"
+            )
         (size,) = size_at(chunk, pos)
         pos += 4 + size
         if size > bound or pos > end:
-            raise ValueError(f"corrupt bitshuffle-LZ4 chunk: block {k + 1} of {nblocks} claims {size} bytes")
+            raise ValueError(
+                f"corrupt bitshuffle-LZ4 chunk: block {k + 1} of {nblocks} claims {size} bytes"
+            )
     if pos + (n % 8) * itemsize != end:
-        raise ValueError(f"corrupt bitshuffle-LZ4 chunk: {end} bytes where its blocks take {pos + (n % 8) * itemsize}")
+        raise ValueError(
+            f"corrupt bitshuffle-LZ4 chunk: {end} bytes "
+            f"where its blocks take {pos + (n % 8) * itemsize}"
+        )
 
 
 @lru_cache(maxsize=1)
@@ -329,7 +387,13 @@ def _bshuf_c():
     except (OSError, AttributeError):
         return None
     fn.restype = ctypes.c_int64
-    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_size_t]
+    fn.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+    ]
     return fn
 
 

@@ -3,6 +3,7 @@
 The README's first command. Default: a 40-frame Eiger 4M (uint32) dataset in
 ``demo_out/``, compressed with ``-b 2 -s 2 -H 12`` on a local cluster of worker processes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,7 +19,9 @@ from .synth import make_dataset
 def main(argv=None) -> int:
     one_openmp_thread()
     p = argparse.ArgumentParser(prog="lbnl-demo", description=__doc__.splitlines()[0])
-    p.add_argument("--dir", default="demo_out", help="folder for the synthetic input and the output")
+    p.add_argument(
+        "--dir", default="demo_out", help="folder for the synthetic input and the output"
+    )
     p.add_argument("--detector", default="eiger_4m")
     p.add_argument("-n", "--nframes", type=int, default=40)
     p.add_argument("--scheduler", default="processes")
@@ -32,8 +35,16 @@ def main(argv=None) -> int:
             make_dataset(prefix, a.detector, nframes=a.nframes, frames_per_file=20, dtype="uint32")
         out = os.path.join(a.dir, "b2s2h12")
         print(f"lbnl-compress -i {master} -o {out} -b 2 -s 2 -H 12 --overwrite")
-        report = compress(master, out, bin_range=2, sum_range=2, hcomp_scale=12, overwrite=True,
-                          scheduler=a.scheduler, progress=sys.stderr.isatty())
+        report = compress(
+            master,
+            out,
+            bin_range=2,
+            sum_range=2,
+            hcomp_scale=12,
+            overwrite=True,
+            scheduler=a.scheduler,
+            progress=sys.stderr.isatty(),
+        )
     except LbnlDaskError as e:
         print(f"lbnl-demo: error: {e}", file=sys.stderr)
         return 2

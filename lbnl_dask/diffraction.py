@@ -6,6 +6,7 @@ sphere, their rocking curves and spot profiles, the background, gaps, dead and h
 Lengths in metres, angles in degrees, the wavelength and d-spacings in ångström, detector
 positions in pixels (x = fast axis).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -30,8 +31,17 @@ def geometry(det: Detector, exp: Experiment) -> tuple[float, float, float, float
 
 #: Fields of :func:`reflections`: hkl, frame centroid (1-based), x, y (px), d (Å), expected
 #: counts, rotation angle (deg).
-REFLECTION_FIELDS = [("h", "i4"), ("k", "i4"), ("l", "i4"), ("frame", "f8"), ("x", "f8"),
-                     ("y", "f8"), ("d", "f8"), ("counts", "f8"), ("phi", "f8")]
+REFLECTION_FIELDS = [
+    ("h", "i4"),
+    ("k", "i4"),
+    ("l", "i4"),
+    ("frame", "f8"),
+    ("x", "f8"),
+    ("y", "f8"),
+    ("d", "f8"),
+    ("counts", "f8"),
+    ("phi", "f8"),
+]
 
 
 def _rotation_matrix(seed: int) -> np.ndarray:
@@ -50,12 +60,12 @@ def reflections(det: Detector, exp: Experiment, nframes: int, seed: int) -> np.n
     dist, bcx, bcy, d_min = geometry(det, exp)
     a, b, c = exp.cell
     hmax = [int(np.floor(v / d_min)) for v in (a, b, c)]
-    h, k, l = np.meshgrid(*(np.arange(-m, m + 1) for m in hmax), indexing="ij")
+    h, k, l = np.meshgrid(*(np.arange(-m, m + 1) for m in hmax), indexing="ij")  # noqa: E741 (Miller indices)
     hkl = np.stack([h.ravel(), k.ravel(), l.ravel()], axis=1)
     hkl = hkl[np.any(hkl != 0, axis=1)]
     r0 = (hkl / np.array([a, b, c])) @ _rotation_matrix(seed).T  # reciprocal vectors, 1/Å
-    rsq = np.sum(r0 ** 2, axis=1)
-    keep = rsq < 1.0 / d_min ** 2
+    rsq = np.sum(r0**2, axis=1)
+    keep = rsq < 1.0 / d_min**2
     hkl, r0, rsq = hkl[keep], r0[keep], rsq[keep]
     lam = exp.wavelength
     rho = np.hypot(r0[:, 1], r0[:, 2])
@@ -82,8 +92,9 @@ def reflections(det: Detector, exp: Experiment, nframes: int, seed: int) -> np.n
             y = bcy + dist * s1[:, 1] / s1[:, 2] / exp.pixel_size
         on = inside & fwd & (x > 5) & (x < det.nx - 6) & (y > 5) & (y < det.ny - 6)
         d = 1.0 / np.sqrt(rsq)
-        intensity = (exp.mean_intensity * np.exp(-exp.b_factor / (2 * d ** 2))
-                     * rng.exponential(1.0, len(d)))
+        intensity = (
+            exp.mean_intensity * np.exp(-exp.b_factor / (2 * d**2)) * rng.exponential(1.0, len(d))
+        )
         frame = (np.rad2deg(phi) - exp.omega_start) / exp.omega_increment + 0.5  # 1-based centroid
         for i in np.nonzero(on)[0]:
             out.append((*hkl[i], frame[i], x[i], y[i], d[i], intensity[i], np.rad2deg(phi[i])))

@@ -6,6 +6,7 @@ chunk is read inside its own task by opening the data file by path (no h5py obje
 ever put in the graph), so the same array computes on threads, on worker processes of a
 ``distributed.LocalCluster``, or on a remote cluster that sees the same file system.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,13 @@ import numpy as np
 from dask.base import tokenize
 
 from .codecs import BitshuffleLZ4
-from .errors import (ImageRangeError, InputFileError, MissingDataFileError, NotEigerError,
-                     TruncatedDataError)
+from .errors import (
+    ImageRangeError,
+    InputFileError,
+    MissingDataFileError,
+    NotEigerError,
+    TruncatedDataError,
+)
 from .header import open_master, read_meta
 from .layout import BLOCK_RE, BSHUF_CD_COMPRESSOR, BSHUF_LZ4, DATA_GROUP
 from .meta import DetectorMeta
@@ -47,18 +53,35 @@ class FrameSource:
     ``pad`` (rows, columns) adds zeros at the bottom/right of every frame as it is read:
     a bitshuffle frame decodes straight into the padded array's first rows (no copy)."""
 
-    def __init__(self, blocks: list[DataBlock], shape: tuple[int, int, int], dtype, offset: int = 0,
-                 pad: tuple[int, int] = (0, 0)):
+    def __init__(
+        self,
+        blocks: list[DataBlock],
+        shape: tuple[int, int, int],
+        dtype,
+        offset: int = 0,
+        pad: tuple[int, int] = (0, 0),
+    ):
         self.blocks = list(blocks)
         self.offset = int(offset)  # global index of frame 0 of this view
         self.frame_shape = tuple(int(x) for x in shape[1:])  # (ny, nx) as stored
         self.pad = tuple(int(p) for p in pad)
-        self.shape = (int(shape[0]), self.frame_shape[0] + self.pad[0], self.frame_shape[1] + self.pad[1])
+        self.shape = (
+            int(shape[0]),
+            self.frame_shape[0] + self.pad[0],
+            self.frame_shape[1] + self.pad[1],
+        )
         self.dtype = np.dtype(dtype)
         self.ndim = 3
 
     def __dask_tokenize__(self):
-        return ("lbnl_dask.FrameSource", self.blocks, self.shape, str(self.dtype), self.offset, self.pad)
+        return (
+            "lbnl_dask.FrameSource",
+            self.blocks,
+            self.shape,
+            str(self.dtype),
+            self.offset,
+            self.pad,
+        )
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) of this view as an (n, ny, nx) array (padded: see ``pad``)."""
@@ -74,18 +97,28 @@ class FrameSource:
             try:
                 with h5py.File(blk.path, "r") as f:
                     d = f[blk.name]
-                    if blk.direct:  # raw chunks (~0.1 ms each under HDF5's lock), decoded outside it
+                    if (
+                        blk.direct
+                    ):  # raw chunks (~0.1 ms each under HDF5's lock), decoded outside it
                         codec = BitshuffleLZ4(d.dtype)
                         for i in range(lo, hi):
-                            codec.decode(d.id.read_direct_chunk((i - blk.start, 0, 0))[1], out=out[i - g0, :ny, :nx])
+                            codec.decode(
+                                d.id.read_direct_chunk((i - blk.start, 0, 0))[1],
+                                out=out[i - g0, :ny, :nx],
+                            )
                     else:
-                        d.read_direct(out, np.s_[lo - blk.start : hi - blk.start], np.s_[lo - g0 : hi - g0, :ny, :nx])
+                        d.read_direct(
+                            out,
+                            np.s_[lo - blk.start : hi - blk.start],
+                            np.s_[lo - g0 : hi - g0, :ny, :nx],
+                        )
             except FileNotFoundError as e:
                 raise MissingDataFileError(f"{blk.path}: data file is missing") from e
             except (OSError, ValueError, RuntimeError) as e:
                 raise TruncatedDataError(
                     f"{blk.path}: cannot read frames {lo - blk.start + 1}-{hi - blk.start} "
-                    f"of {blk.name} ({e})") from e
+                    f"of {blk.name} ({e})"
+                ) from e
         return out
 
     def __getitem__(self, key):
@@ -96,7 +129,9 @@ class FrameSource:
         if isinstance(f, (int, np.integer)):
             return self.read(int(f), int(f) + 1)[0][key[1:]]
         start, stop, step = f.indices(self.shape[0])
-        frames = self.read(start, stop) if stop > start else np.empty((0,) + self.shape[1:], self.dtype)
+        frames = (
+            self.read(start, stop) if stop > start else np.empty((0,) + self.shape[1:], self.dtype)
+        )
         return frames[(slice(None, None, step),) + key[1:]]
 
 
@@ -128,8 +163,14 @@ class EigerDataset:
     """An opened master: ``.meta`` (DetectorMeta), ``.frames`` (lazy dask array (n, ny, nx)),
     ``.first_image``/``.last_image`` (1-based, inclusive) and ``.datablock`` (frames per chunk)."""
 
-    def __init__(self, master: str, meta: DetectorMeta, first_image: int, last_image: int | None,
-                 datablock: int | None):
+    def __init__(
+        self,
+        master: str,
+        meta: DetectorMeta,
+        first_image: int,
+        last_image: int | None,
+        datablock: int | None,
+    ):
         self.master = master
         self.meta = meta
         self._first = first_image
@@ -151,8 +192,14 @@ class EigerDataset:
     def data_bytes(self) -> int:
         """Bytes of the data files on disk, each counted for the share of its frames selected."""
         first, last = self._range()
-        return int(sum(os.path.getsize(b.path) * max(0, min(last, b.start + b.n) - max(first - 1, b.start)) / b.n
-                       for b in self.blocks))
+        return int(
+            sum(
+                os.path.getsize(b.path)
+                * max(0, min(last, b.start + b.n) - max(first - 1, b.start))
+                / b.n
+                for b in self.blocks
+            )
+        )
 
     @property
     def first_image(self) -> int:
@@ -173,7 +220,8 @@ class EigerDataset:
             last = self.blocks[-1]
             raise TruncatedDataError(
                 f"{last.path}: data files hold {n} frames but the master "
-                f"{self.master} says {expected} (nimages x ntrigger)")
+                f"{self.master} says {expected} (nimages x ntrigger)"
+            )
         total = expected
         last = total if self._last is None else self._last
         _check_range(self.master, self._first, last, total)
@@ -191,10 +239,15 @@ class EigerDataset:
         first, last = self._range()
         return (last - first + 1,) + self._frame_type[0]
 
-    def with_datablock(self, datablock: int) -> "EigerDataset":
-        """The same dataset chunked by ``datablock`` frames (metadata and data files not read again)."""
+    def with_datablock(self, datablock: int) -> EigerDataset:
+        """The same dataset chunked by ``datablock`` frames.
+
+        Metadata and data files are not read again.
+        """
         other = EigerDataset(self.master, self.meta, self._first, self._last, int(datablock))
-        other.__dict__.update({k: v for k, v in self.__dict__.items() if k in ("blocks", "_frame_type")})
+        other.__dict__.update(
+            {k: v for k, v in self.__dict__.items() if k in ("blocks", "_frame_type")}
+        )
         return other
 
     @cached_property
@@ -212,12 +265,14 @@ class EigerDataset:
     def _frames(self, pad) -> da.Array:
         first, last = self._range()
         frame_shape, dtype = self._frame_type
-        src = FrameSource(self.blocks, (last - first + 1,) + tuple(frame_shape), dtype,
-                          offset=first - 1, pad=pad)
+        src = FrameSource(
+            self.blocks, (last - first + 1,) + tuple(frame_shape), dtype, offset=first - 1, pad=pad
+        )
         chunks = (self.datablock, -1, -1)
         name = "eiger-frames-" + tokenize(src, chunks)
-        return da.from_array(src, chunks=chunks, name=name, lock=False, asarray=True,
-                             meta=np.empty((0, 0, 0), dtype))
+        return da.from_array(
+            src, chunks=chunks, name=name, lock=False, asarray=True, meta=np.empty((0, 0, 0), dtype)
+        )
 
     def pixel_mask(self) -> PixelMask | None:
         """The master's pixel mask, by reference (``np.asarray`` gives uint32 (ny, nx)), or None."""
@@ -237,8 +292,9 @@ def _check_range(path: str, first: int, last: int, total: int) -> None:
         raise ImageRangeError(f"{path}: last image {last} is beyond the {total} frames of the data")
 
 
-def open_dataset(master, first_image: int = 1, last_image: int | None = None,
-                 datablock: int | None = None) -> EigerDataset:
+def open_dataset(
+    master, first_image: int = 1, last_image: int | None = None, datablock: int | None = None
+) -> EigerDataset:
     """Open an Eiger master (``*_master.h5``) lazily.
 
     Only metadata is read now. ``first_image``/``last_image`` are 1-based and inclusive
@@ -251,9 +307,16 @@ def open_dataset(master, first_image: int = 1, last_image: int | None = None,
         raise ImageRangeError(f"{master}: datablock must be at least 1, not {datablock}")
     total = meta.n_frames
     if total:  # against the master now; against the data files when the frames are built
-        _check_range(master, int(first_image), total if last_image is None else int(last_image), total)
-    return EigerDataset(master, meta, int(first_image), None if last_image is None else int(last_image),
-                        None if datablock is None else int(datablock))
+        _check_range(
+            master, int(first_image), total if last_image is None else int(last_image), total
+        )
+    return EigerDataset(
+        master,
+        meta,
+        int(first_image),
+        None if last_image is None else int(last_image),
+        None if datablock is None else int(datablock),
+    )
 
 
 # --------------------------------------------------------------------------- the master's links
@@ -265,12 +328,18 @@ def _is_bslz4_per_frame(d: h5py.Dataset) -> bool:
     if plist.get_nfilters() != 1:
         return False
     fid, _, cd, _ = plist.get_filter(0)
-    return (fid == hdf5plugin.BSHUF_ID and len(cd) > BSHUF_CD_COMPRESSOR
-            and cd[BSHUF_CD_COMPRESSOR] == BSHUF_LZ4)
+    return (
+        fid == hdf5plugin.BSHUF_ID
+        and len(cd) > BSHUF_CD_COMPRESSOR
+        and cd[BSHUF_CD_COMPRESSOR] == BSHUF_LZ4
+    )
 
 
 def _data_blocks(master: str) -> list[DataBlock]:
-    """Resolve /entry/data/data_NNNNNN links (or a single /entry/data/data) into checked DataBlocks."""
+    """Resolve /entry/data/data_NNNNNN links into checked DataBlocks.
+
+    A single /entry/data/data is resolved the same way.
+    """
     blocks: list[DataBlock] = []
     start, like = 0, None
     for path, name in _block_targets(master):
@@ -288,8 +357,9 @@ def _block_targets(master: str) -> list[tuple[str, str]]:
         g = f[DATA_GROUP]
         names = sorted(k for k in g if BLOCK_RE.match(k)) or (["data"] if "data" in g else [])
         if not names:
-            raise NotEigerError(f"{master}: {DATA_GROUP} holds neither data_NNNNNN links "
-                                "nor a data dataset")
+            raise NotEigerError(
+                f"{master}: {DATA_GROUP} holds neither data_NNNNNN links nor a data dataset"
+            )
         return [_link_target(g, k, master) for k in names]
 
 
@@ -318,10 +388,19 @@ def _read_block(master: str, path: str, name: str, start: int, like):
                 raise NotEigerError(f"{path}: {name} holds {d.dtype} data, expected integers")
             kind = (d.shape[1:], d.dtype)
             if like is not None and kind != like:
-                raise NotEigerError(f"{path}: frames {kind[0]} {kind[1]} differ from the "
-                                    f"first data file's {like[0]} {like[1]}")
-            return DataBlock(path, name, int(d.shape[0]), start, _int_attr(d, "image_nr_low"),
-                             _int_attr(d, "image_nr_high"), direct=_is_bslz4_per_frame(d)), kind
+                raise NotEigerError(
+                    f"{path}: frames {kind[0]} {kind[1]} differ from the "
+                    f"first data file's {like[0]} {like[1]}"
+                )
+            return DataBlock(
+                path,
+                name,
+                int(d.shape[0]),
+                start,
+                _int_attr(d, "image_nr_low"),
+                _int_attr(d, "image_nr_high"),
+                direct=_is_bslz4_per_frame(d),
+            ), kind
     except OSError as e:
         raise InputFileError(f"{path}: cannot open data file ({e})") from e
 

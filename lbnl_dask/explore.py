@@ -8,6 +8,7 @@ the same windows. The table marks the settings on the Pareto front (no other set
 higher ratio *and* a higher CC) and is written as CSV and JSON with a PNG plot.
 :func:`best_setting` picks the highest ratio among the :func:`acceptable` settings.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,12 +22,12 @@ import numpy as np
 
 from . import quality as Q
 from . import transform as T
+from .cluster import one_openmp_thread
 from .codecs import BitshuffleLZ4
 from .eiger import open_dataset
-from .cluster import one_openmp_thread
 from .errors import LbnlDaskError
-from .options import OutputOptions
 from .explore_results import acceptable, best_setting, describe_best, pareto, plot, save, table
+from .options import OutputOptions
 from .pipeline import output_frames
 
 
@@ -41,8 +42,20 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescrip
 
 
 #: The explorer's API for notebooks: run it, judge its rows, show them.
-__all__ = ["Setting", "grid", "windows", "explore", "main", "acceptable", "best_setting",
-           "describe_best", "pareto", "plot", "save", "table"]
+__all__ = [
+    "Setting",
+    "grid",
+    "windows",
+    "explore",
+    "main",
+    "acceptable",
+    "best_setting",
+    "describe_best",
+    "pareto",
+    "plot",
+    "save",
+    "table",
+]
 
 
 @dataclass(frozen=True)
@@ -62,9 +75,15 @@ class Setting:
         return f"b{self.b}s{self.s}{tail}" + (f"k{self.keep:g}" if self.keep else "")
 
     @classmethod
-    def from_row(cls, row: dict) -> "Setting":
+    def from_row(cls, row: dict) -> Setting:
         """The setting of a row of :func:`explore`'s table."""
-        return cls(int(row["bin"]), int(row["sum"]), row["codec"], float(row["param"]), float(row.get("keep") or 0))
+        return cls(
+            int(row["bin"]),
+            int(row["sum"]),
+            row["codec"],
+            float(row["param"]),
+            float(row.get("keep") or 0),
+        )
 
     def kwargs(self) -> dict:
         """The options of ``lbnl_dask.compress`` (and ``lbnl-compress``) for this setting."""
@@ -81,8 +100,13 @@ class Setting:
         return OutputOptions(**self.kwargs())
 
 
-def grid(bins=(1, 2), sums=(1, 2), hcomp=(4, 8, 12, 16, 24, 32, 48), j2k=(60, 120, 240, 360, 720),
-         keep=(0, 5)) -> list[Setting]:
+def grid(
+    bins=(1, 2),
+    sums=(1, 2),
+    hcomp=(4, 8, 12, 16, 24, 32, 48),
+    j2k=(60, 120, 240, 360, 720),
+    keep=(0, 5),
+) -> list[Setting]:
     """Every (bin, sum) with no lossy step, and with each HCompress scale and each JPEG-2000
     ratio, each of those with every ``keep`` threshold (0 = the plain round trip)."""
     out = []
@@ -108,15 +132,24 @@ def _encoded_bytes(block, codec):
 
 
 def _evaluate(master, setting: Setting, wins, box_for):
-    """(bytes, input frames, frame pixels, integration results, reflections) of one setting, lazily."""
+    """The measures of one setting, lazily.
+
+    (bytes, input frames, frame pixels, integration results, reflections).
+    """
     o = setting.options()
     parts = []
     for first, last in wins:
-        ds = open_dataset(master, first, last, datablock=(last - first + 1) // setting.s * setting.s or setting.s)
+        ds = open_dataset(
+            master, first, last, datablock=(last - first + 1) // setting.s * setting.s or setting.s
+        )
         mask = ds.pixel_mask()
         g = output_frames(ds.padded_frames(setting.b), ds.meta.overload, mask, o, ds.shape[1:])
-        nbytes = g.final.map_blocks(_encoded_bytes, BitshuffleLZ4(g.dtype), dtype=np.int64,
-                                    chunks=((1,) * g.final.numblocks[0], (1,), (1,))).sum()
+        nbytes = g.final.map_blocks(
+            _encoded_bytes,
+            BitshuffleLZ4(g.dtype),
+            dtype=np.int64,
+            chunks=((1,) * g.final.numblocks[0], (1,), (1,)),
+        ).sum()
         run = Q.RunGeometry(first, last, setting.s, setting.b)
         ref, _ = Q.reference_counts(master, run, chunk_frames=last - first + 1)
         out = T.to_counts(g.final, None, g.saturation, np.float64).rechunk((ref.chunks[0], -1, -1))
@@ -126,7 +159,14 @@ def _evaluate(master, setting: Setting, wins, box_for):
         else:
             refl = refl[(refl["frame"] > -0.5) & (refl["frame"] < ref.shape[0] - 0.5)]
         res = dask.delayed(_integrate)(ref, out, refl, box_for(run))
-        parts.append(dict(bytes=nbytes, frames=last - first + 1, pixels=int(np.prod(ds.frames.shape[1:])), res=res))
+        parts.append(
+            dict(
+                bytes=nbytes,
+                frames=last - first + 1,
+                pixels=int(np.prod(ds.frames.shape[1:])),
+                res=res,
+            )
+        )
     return parts
 
 
@@ -145,10 +185,24 @@ def _row(st: Setting, parts, values) -> dict:
     raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
     res = np.concatenate(values[1::2]) if parts else np.zeros((0, 4))
     s = Q.summarize(res).overall
-    return dict(setting=st.name, bin=st.b, sum=st.s, codec=st.codec, param=st.param, keep=st.keep,
-                frames=n_in, bytes=nbytes, ratio_raw2=raw2 / nbytes, ratio_raw4=2 * raw2 / nbytes,
-                n=s.n, cc=s.cc, mean_ratio=s.mean_ratio, r_factor=s.r_factor,
-                i_sigma_ref=s.i_sigma_ref, i_sigma_out=s.i_sigma_out)
+    return dict(
+        setting=st.name,
+        bin=st.b,
+        sum=st.s,
+        codec=st.codec,
+        param=st.param,
+        keep=st.keep,
+        frames=n_in,
+        bytes=nbytes,
+        ratio_raw2=raw2 / nbytes,
+        ratio_raw4=2 * raw2 / nbytes,
+        n=s.n,
+        cc=s.cc,
+        mean_ratio=s.mean_ratio,
+        r_factor=s.r_factor,
+        i_sigma_ref=s.i_sigma_ref,
+        i_sigma_out=s.i_sigma_out,
+    )
 
 
 def _compute_each(jobs, client, progress: bool, done) -> None:
@@ -171,12 +225,14 @@ def _compute_each(jobs, client, progress: bool, done) -> None:
             if progress:
                 stack.enter_context(ProgressBar(out=sys.stderr))
             results = dask.compute(*jobs)
-        for job, result in zip(jobs, results):  # any job whose key the scheduler did not report
+        # any job whose key the scheduler did not report
+        for job, result in zip(jobs, results, strict=False):
             if job.key not in seen:
                 seen.add(job.key)
                 done(index[job.key], result)
         return
-    from distributed import as_completed, progress as dprogress
+    from distributed import as_completed
+    from distributed import progress as dprogress
 
     futures = client.compute(jobs)
     index = {f.key: i for i, f in enumerate(futures)}
@@ -187,9 +243,16 @@ def _compute_each(jobs, client, progress: bool, done) -> None:
         done(index[fut.key], fut.result())
 
 
-def explore(master, settings: list[Setting] | None = None, n_windows: int = 3,
-            window_frames: int = 20, scheduler: str = "threads", workers: int | None = None,
-            progress: bool = False, log=None) -> list[dict]:
+def explore(
+    master,
+    settings: list[Setting] | None = None,
+    n_windows: int = 3,
+    window_frames: int = 20,
+    scheduler: str = "threads",
+    workers: int | None = None,
+    progress: bool = False,
+    log=None,
+) -> list[dict]:
     """Ratio and fidelity of each setting on a sample of ``master``; rows sorted by ratio.
     ``progress``: dask's progress bar on stderr; ``log``: a text stream that gets one line
     per setting as it finishes (for batch logs), or None."""
@@ -201,21 +264,31 @@ def explore(master, settings: list[Setting] | None = None, n_windows: int = 3,
     length = max(lcm, window_frames // lcm * lcm)
     wins = windows(n, n_windows, length)
     lazy = [_evaluate(master, st, wins, Q.Shoebox.for_run) for st in settings]
-    jobs = [dask.delayed(_collect)(*[x for p in parts for x in (p["bytes"], p["res"])])
-            for parts in lazy]
+    jobs = [
+        dask.delayed(_collect)(*[x for p in parts for x in (p["bytes"], p["res"])])
+        for parts in lazy
+    ]
     rows = [None] * len(settings)
     t0 = time.monotonic()
     if log is not None:
-        print(f"lbnl-explore: {len(settings)} settings on {len(wins)} window(s) of {length} "
-              f"frames of {master}", file=log, flush=True)
+        print(
+            f"lbnl-explore: {len(settings)} settings on {len(wins)} window(s) of {length} "
+            f"frames of {master}",
+            file=log,
+            flush=True,
+        )
 
     def done(i, values):
         rows[i] = r = _row(settings[i], lazy[i], values)
         if log is not None:
             k = sum(x is not None for x in rows)
-            print(f"lbnl-explore: {k}/{len(rows)} {r['setting']}: ratio {r['ratio_raw2']:.1f}x, "
-                  f"CC {r['cc']:.4f}, mean intensity ratio {r['mean_ratio']:.4f} "
-                  f"({time.monotonic() - t0:.0f} s)", file=log, flush=True)
+            print(
+                f"lbnl-explore: {k}/{len(rows)} {r['setting']}: ratio {r['ratio_raw2']:.1f}x, "
+                f"CC {r['cc']:.4f}, mean intensity ratio {r['mean_ratio']:.4f} "
+                f"({time.monotonic() - t0:.0f} s)",
+                file=log,
+                flush=True,
+            )
 
     with client_for(scheduler, workers) as client:
         _compute_each(jobs, client, progress, done)
@@ -234,32 +307,69 @@ and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 def main(argv=None) -> int:
     one_openmp_thread()
-    p = argparse.ArgumentParser(prog="lbnl-explore", description=DESCRIPTION,
-                                formatter_class=_HelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="lbnl-explore", description=DESCRIPTION, formatter_class=_HelpFormatter
+    )
     p.add_argument("master", help="the dataset's master file (*_master.h5)")
     p.add_argument("--bins", type=int, nargs="+", default=[1, 2], help="bin factors to try")
     p.add_argument("--sums", type=int, nargs="+", default=[1, 2], help="sum factors to try")
-    p.add_argument("--hcomp", type=int, nargs="*", default=[4, 8, 12, 16, 24, 32, 48],
-                   help="HCompress scales to try; none given: no HCompress")
-    p.add_argument("--j2k", type=float, nargs="*", default=[60, 120, 240, 360, 720],
-                   help="JPEG-2000 ratios to try; none given: no JPEG-2000")
-    p.add_argument("--keep", type=float, nargs="+", default=[0, 5],
-                   help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without")
+    p.add_argument(
+        "--hcomp",
+        type=int,
+        nargs="*",
+        default=[4, 8, 12, 16, 24, 32, 48],
+        help="HCompress scales to try; none given: no HCompress",
+    )
+    p.add_argument(
+        "--j2k",
+        type=float,
+        nargs="*",
+        default=[60, 120, 240, 360, 720],
+        help="JPEG-2000 ratios to try; none given: no JPEG-2000",
+    )
+    p.add_argument(
+        "--keep",
+        type=float,
+        nargs="+",
+        default=[0, 5],
+        help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without",
+    )
     p.add_argument("--windows", type=int, default=3, help="sample windows spread over the data")
     p.add_argument("--frames", type=int, default=20, help="frames per window")
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")
-    p.add_argument("--scheduler", default="threads",
-                   help="threads, sync, processes (a local cluster) or a scheduler address")
-    p.add_argument("-p", "--parallel", dest="workers", type=int, default=None, metavar="N",
-                   help="dask workers (default: all cores)")
-    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                   help="dask's progress bar on stderr (default: if stderr is a terminal)")
+    p.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads, sync, processes (a local cluster) or a scheduler address",
+    )
+    p.add_argument(
+        "-p",
+        "--parallel",
+        dest="workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="dask workers (default: all cores)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dask's progress bar on stderr (default: if stderr is a terminal)",
+    )
     a = p.parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
     try:
-        rows = explore(a.master, grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep), a.windows, a.frames,
-                       a.scheduler, a.workers,
-                       sys.stderr.isatty() if a.progress is None else a.progress, log=log)
+        rows = explore(
+            a.master,
+            grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep),
+            a.windows,
+            a.frames,
+            a.scheduler,
+            a.workers,
+            sys.stderr.isatty() if a.progress is None else a.progress,
+            log=log,
+        )
     except LbnlDaskError as e:
         print(f"lbnl-explore: error: {e}", file=sys.stderr)
         return 2

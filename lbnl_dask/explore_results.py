@@ -3,6 +3,7 @@ a text table, CSV and JSON files, and a ratio-against-CC plot.
 
 Rows are :func:`lbnl_dask.explore.explore`'s dicts (setting, ratio_raw2, cc, mean_ratio, ...).
 """
+
 from __future__ import annotations
 
 import csv
@@ -10,7 +11,6 @@ import json
 import os
 
 import numpy as np
-
 
 #: What "acceptable" means by default: CC of the intensities >= MIN_CC and the mean intensity
 #: ratio within RATIO_TOLERANCE of 1 (a CC near 1 can hide a scaled-down intensity).
@@ -23,8 +23,12 @@ def acceptable(row: dict, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLER
     within ``tolerance`` of 1 (NaN, as with too few reflections, is never acceptable)."""
     cc, ratio = float(row["cc"]), float(row["mean_ratio"])
     # 1e-12: a ratio of exactly 1 - tolerance (0.98 is 1 - 0.0200...02 in binary) counts
-    return bool(np.isfinite(cc) and np.isfinite(ratio) and cc >= min_cc
-                and abs(ratio - 1) <= tolerance + 1e-12)
+    return bool(
+        np.isfinite(cc)
+        and np.isfinite(ratio)
+        and cc >= min_cc
+        and abs(ratio - 1) <= tolerance + 1e-12
+    )
 
 
 def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> dict | None:
@@ -39,26 +43,38 @@ def describe_best(rows) -> str:
     rule = f"CC >= {MIN_CC:g} and mean intensity ratio within {RATIO_TOLERANCE:.0%} of 1"
     if best is None:
         return f"best: none of the settings has {rule}"
-    return (f"best: {best['setting']} (ratio {best['ratio_raw2']:.1f}x vs 2-byte raw, "
-            f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}; {rule})")
+    return (
+        f"best: {best['setting']} (ratio {best['ratio_raw2']:.1f}x vs 2-byte raw, "
+        f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}; {rule})"
+    )
 
 
 def pareto(rows, x="ratio_raw2", y="cc") -> None:
     """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
     for r in rows:
         r["pareto"] = np.isfinite(r[y]) and not any(
-            o is not r and np.isfinite(o[y]) and o[x] >= r[x] and o[y] >= r[y] and (o[x] > r[x] or o[y] > r[y])
-            for o in rows)
+            o is not r
+            and np.isfinite(o[y])
+            and o[x] >= r[x]
+            and o[y] >= r[y]
+            and (o[x] > r[x] or o[y] > r[y])
+            for o in rows
+        )
 
 
 def table(rows) -> str:
     """The rows as a fixed-width text table (Pareto front marked *)."""
-    head = f"{'setting':14s} {'ratio(2B)':>9s} {'n':>5s} {'CC':>7s} {'ratio I':>8s} {'R':>6s} {'I/sig':>11s}"
+    head = (
+        f"{'setting':14s} {'ratio(2B)':>9s} {'n':>5s} {'CC':>7s} "
+        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s}"
+    )
     lines = [head]
     for r in rows:
-        lines.append(f"{r['setting']:13s}{'*' if r['pareto'] else ' '} {r['ratio_raw2']:9.1f} {r['n']:5d} "
-                     f"{r['cc']:7.4f} {r['mean_ratio']:8.4f} {r['r_factor']:6.3f} "
-                     f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f}")
+        lines.append(
+            f"{r['setting']:13s}{'*' if r['pareto'] else ' '} {r['ratio_raw2']:9.1f} {r['n']:5d} "
+            f"{r['cc']:7.4f} {r['mean_ratio']:8.4f} {r['r_factor']:6.3f} "
+            f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f}"
+        )
     return "\n".join(lines)
 
 
@@ -84,9 +100,13 @@ def save(rows, prefix: str) -> list[str]:
 
 
 PLOT_DPI = 120
-_MARKERS = (("none", False, "s", "lossless"), ("H", False, "o", "HCompress"),
-            ("J", False, "^", "JPEG-2000"), ("H", True, "D", "HCompress, spots kept"),
-            ("J", True, "v", "JPEG-2000, spots kept"))
+_MARKERS = (
+    ("none", False, "s", "lossless"),
+    ("H", False, "o", "HCompress"),
+    ("J", False, "^", "JPEG-2000"),
+    ("H", True, "D", "HCompress, spots kept"),
+    ("J", True, "v", "JPEG-2000, spots kept"),
+)
 
 
 def plot(rows):
@@ -104,21 +124,39 @@ def plot(rows):
     for codec, kept, marker, label in _MARKERS:
         sel = [r for r in finite if r["codec"] == codec and bool(r.get("keep")) == kept]
         if sel:
-            ax.scatter([r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker,
-                       label=label)
+            ax.scatter(
+                [r["ratio_raw2"] for r in sel], [r["cc"] for r in sel], marker=marker, label=label
+            )
     front = sorted((r for r in finite if r["pareto"]), key=lambda r: r["ratio_raw2"])
     best = best_setting(rows)
     if finite:
-        ax.plot([r["ratio_raw2"] for r in front], [r["cc"] for r in front], "k--", lw=1,
-                label="Pareto front")
+        ax.plot(
+            [r["ratio_raw2"] for r in front],
+            [r["cc"] for r in front],
+            "k--",
+            lw=1,
+            label="Pareto front",
+        )
         if best is not None:
-            ax.scatter([best["ratio_raw2"]], [best["cc"]], s=160, facecolors="none",
-                       edgecolors="red", label=f"best: {best['setting']}")
+            ax.scatter(
+                [best["ratio_raw2"]],
+                [best["cc"]],
+                s=160,
+                facecolors="none",
+                edgecolors="red",
+                label=f"best: {best['setting']}",
+            )
         ax.set_xscale("log")
         ax.legend(fontsize=8, loc="lower left")
     else:  # no reflection integrated cleanly anywhere: nothing to plot on a CC axis
-        ax.text(0.5, 0.5, "no reflections to compare: CC undefined", transform=ax.transAxes,
-                ha="center", va="center")
+        ax.text(
+            0.5,
+            0.5,
+            "no reflections to compare: CC undefined",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+        )
     ax.set_xlabel("total compression ratio (vs 2-byte raw)")
     ax.set_ylabel("CC of intensities (I/sigma >= 3) vs lossless")
     fig.tight_layout()
@@ -148,22 +186,41 @@ def _label_points(ax, rows, markers=()) -> None:
         xy = (r["ratio_raw2"], r["cc"])
         choice = None
         for dx, dy in _OFFSETS:
-            ann = ax.annotate(r["setting"], xy, xytext=(dx, dy), textcoords="offset points",
-                              fontsize=7, ha="left" if dx > 0 else "right", va="center")
+            ann = ax.annotate(
+                r["setting"],
+                xy,
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=7,
+                ha="left" if dx > 0 else "right",
+                va="center",
+            )
             ann.update_positions(renderer)
             box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
             ann.remove()
             if any(box.overlaps(b) for b in placed):
                 continue
-            fits = (inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0
-                    and box.y1 <= inside.y1)
+            fits = (
+                inside.x0 <= box.x0
+                and box.x1 <= inside.x1
+                and inside.y0 <= box.y0
+                and box.y1 <= inside.y1
+            )
             if choice is None or fits:
                 choice = (dx, dy, box)
             if fits:
                 break
         dx, dy, box = choice or (*_OFFSETS[0], None)
         leader = dict(arrowstyle="-", lw=0.5, color="0.4") if abs(dy) > 6 else None
-        ax.annotate(r["setting"], xy, xytext=(dx, dy), textcoords="offset points", fontsize=7,
-                    ha="left" if dx > 0 else "right", va="center", arrowprops=leader)
+        ax.annotate(
+            r["setting"],
+            xy,
+            xytext=(dx, dy),
+            textcoords="offset points",
+            fontsize=7,
+            ha="left" if dx > 0 else "right",
+            va="center",
+            arrowprops=leader,
+        )
         if box is not None:
             placed.append(box)

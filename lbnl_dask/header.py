@@ -3,6 +3,7 @@
 Lengths are converted to metres from each dataset's ``units``, the wavelength to ångström;
 items a master does not carry are None. Every path comes from :mod:`lbnl_dask.layout`.
 """
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,18 @@ import h5py
 import numpy as np
 
 from .errors import InputFileError, NotEigerError
-from .layout import (CUTOFFS, DATA_GROUP, DET, DISTANCES, OMEGA_GROUPS, OMEGA_INCREMENTS,
-                     PIXEL_MASKS, SATURATIONS, SPEC, WAVELENGTHS)
+from .layout import (
+    CUTOFFS,
+    DATA_GROUP,
+    DET,
+    DISTANCES,
+    OMEGA_GROUPS,
+    OMEGA_INCREMENTS,
+    PIXEL_MASKS,
+    SATURATIONS,
+    SPEC,
+    WAVELENGTHS,
+)
 from .meta import DetectorMeta
 
 

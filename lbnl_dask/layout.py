@@ -7,11 +7,12 @@ writers (writer, synth) and the checker (validate) take every path and filter fr
 :data:`FILTERS` is the one table of lossless compressions (``writer.lossless_filter``
 checks ``-c``/``-l`` against it).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import hdf5plugin
 import numpy as np
@@ -31,14 +32,20 @@ PIXEL_MASKS = (PIXEL_MASK, DET + "/pixel_mask")
 
 #: Wavelength datasets, in the order a reader prefers them (the last is a misspelling
 #: some masters carry).
-WAVELENGTHS = (SAMPLE + "/beam/incident_wavelength", INSTRUMENT + "/beam/incident_wavelength",
-               INSTRUMENT + "/beam/wavelength", INSTRUMENT + "/monochromator/wavelength",
-               INSTRUMENT + "/monochromater/wavelength")
+WAVELENGTHS = (
+    SAMPLE + "/beam/incident_wavelength",
+    INSTRUMENT + "/beam/incident_wavelength",
+    INSTRUMENT + "/beam/wavelength",
+    INSTRUMENT + "/monochromator/wavelength",
+    INSTRUMENT + "/monochromater/wavelength",
+)
 DISTANCES = (DET + "/detector_distance", DET + "/distance")
 SATURATIONS = (DET + "/saturation_value", SPEC + "/saturation_value")
 #: Count cutoff (XDS' OVERLOAD): the detector's, else its first module's.
-CUTOFFS = (SPEC + "/countrate_correction_count_cutoff",
-           SPEC + "/detectorModule_000/countrate_correction_count_cutoff")
+CUTOFFS = (
+    SPEC + "/countrate_correction_count_cutoff",
+    SPEC + "/detectorModule_000/countrate_correction_count_cutoff",
+)
 
 #: Groups holding ``omega`` (per-frame start angles, deg): the sample's goniometer (FileWriter),
 #: its NXmx transformations, else beside the data.
@@ -82,10 +89,16 @@ CHUNK_CRC = DATA_GROUP + "/lbnl_chunk_crc32"
 NX_CLASS = "NX_class"
 #: NX_class of each group the writers create.
 NX_CLASSES = {
-    ENTRY: "NXentry", DATA_GROUP: "NXdata", INSTRUMENT: "NXinstrument",
-    INSTRUMENT + "/beam": "NXbeam", INSTRUMENT + "/monochromator": "NXmonochromator",
-    DET: "NXdetector", DET + "/goniometer": "NXtransformations", SPEC: "NXcollection",
-    SAMPLE: "NXsample", GONIOMETER: "NXtransformations",
+    ENTRY: "NXentry",
+    DATA_GROUP: "NXdata",
+    INSTRUMENT: "NXinstrument",
+    INSTRUMENT + "/beam": "NXbeam",
+    INSTRUMENT + "/monochromator": "NXmonochromator",
+    DET: "NXdetector",
+    DET + "/goniometer": "NXtransformations",
+    SPEC: "NXcollection",
+    SAMPLE: "NXsample",
+    GONIOMETER: "NXtransformations",
 }
 
 
@@ -124,30 +137,60 @@ class Compression:
 
 
 _BS, _LZ4, _BLOSC = hdf5plugin.BSHUF_ID, hdf5plugin.LZ4_ID, hdf5plugin.BLOSC_ID
-FILTERS: dict[str, Compression] = {c.name: c for c in (
-    Compression("bslz4", _BS, f"bitshuffle + LZ4 (HDF5 filter {_BS}): read by XDS (Neggia, durin) "
-                "and DIALS", lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="lz4")),
-                xds=True, synth=True),
-    Compression("bszstd", _BS, f"bitshuffle + Zstandard (HDF5 filter {_BS}): NOT read by XDS' "
-                "Neggia or durin",
-                lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=lv)),
-                xds=False, levels=(1, 22), label="bszstd"),
-    Compression("bshuf", _BS, f"bitshuffle only (HDF5 filter {_BS}): read by durin, NOT by Neggia",
-                lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="none")), xds=False),
-    Compression("zstd", _BLOSC, f"Blosc with Zstandard, no shuffle (HDF5 filter {_BLOSC}), as "
-                "l_bnl_compress' zstd: NOT read by XDS' plugins",
-                lambda lv: dict(hdf5plugin.Blosc(cname="zstd", clevel=lv,
-                                                 shuffle=hdf5plugin.Blosc.NOSHUFFLE)),
-                xds=False, levels=(0, 9), label="zstd (Blosc)"),
-    Compression("none", None, "no compression", lambda lv: {}, xds=True, synth=True),
-    Compression("lz4", _LZ4, f"LZ4 (HDF5 filter {_LZ4}), as older Dectris firmware writes: "
-                "read by Neggia", lambda lv: dict(hdf5plugin.LZ4(nbytes=0)),
-                xds=True, output=False, synth=True),
-)}
+FILTERS: dict[str, Compression] = {
+    c.name: c
+    for c in (
+        Compression(
+            "bslz4",
+            _BS,
+            f"bitshuffle + LZ4 (HDF5 filter {_BS}): read by XDS (Neggia, durin) and DIALS",
+            lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="lz4")),
+            xds=True,
+            synth=True,
+        ),
+        Compression(
+            "bszstd",
+            _BS,
+            f"bitshuffle + Zstandard (HDF5 filter {_BS}): NOT read by XDS' Neggia or durin",
+            lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="zstd", clevel=lv)),
+            xds=False,
+            levels=(1, 22),
+            label="bszstd",
+        ),
+        Compression(
+            "bshuf",
+            _BS,
+            f"bitshuffle only (HDF5 filter {_BS}): read by durin, NOT by Neggia",
+            lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="none")),
+            xds=False,
+        ),
+        Compression(
+            "zstd",
+            _BLOSC,
+            f"Blosc with Zstandard, no shuffle (HDF5 filter {_BLOSC}), as "
+            "l_bnl_compress' zstd: NOT read by XDS' plugins",
+            lambda lv: dict(
+                hdf5plugin.Blosc(cname="zstd", clevel=lv, shuffle=hdf5plugin.Blosc.NOSHUFFLE)
+            ),
+            xds=False,
+            levels=(0, 9),
+            label="zstd (Blosc)",
+        ),
+        Compression("none", None, "no compression", lambda lv: {}, xds=True, synth=True),
+        Compression(
+            "lz4",
+            _LZ4,
+            f"LZ4 (HDF5 filter {_LZ4}), as older Dectris firmware writes: read by Neggia",
+            lambda lv: dict(hdf5plugin.LZ4(nbytes=0)),
+            xds=True,
+            output=False,
+            synth=True,
+        ),
+    )
+}
 DEFAULT_LEVEL = 3  # -l when not given, for the compressions that take one
 
 #: The -c choices and what each means for readers.
 COMPRESSIONS = {n: c.note for n, c in FILTERS.items() if c.output}
 XDS_READABLE = {n for n, c in FILTERS.items() if c.output and c.xds}
 SYNTH_COMPRESSIONS = tuple(n for n, c in FILTERS.items() if c.synth)
-

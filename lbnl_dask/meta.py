@@ -6,6 +6,7 @@
 module sizes, flatfield, excluded pixels); the writer applies it dataset by dataset, so each
 rule lives here once.
 """
+
 from __future__ import annotations
 
 import re
@@ -75,7 +76,10 @@ def output_frame_count(n_in: int, s: int) -> int:
 
 
 def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
-    """Bin a 2-D pixel mask b x b by bitwise OR (zero-padded edges): shape (ceil(ny/b), ceil(nx/b)), uint32."""
+    """Bin a 2-D pixel mask b x b by bitwise OR (zero-padded edges).
+
+    Returns shape (ceil(ny/b), ceil(nx/b)), uint32.
+    """
     mask = np.asarray(mask).astype(np.uint32, copy=False)
     if b == 1:
         return mask.copy()
@@ -92,7 +96,9 @@ def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
 
 
 _AXES = ("omega", "phi", "chi", "kappa", "two_theta", "translation", "sam_x", "sam_y", "sam_z")
-ANGLE = re.compile(r"^(%s)(_end|_range_average|_range_total|_increment|_start)?$" % "|".join(_AXES))
+ANGLE = re.compile(
+    r"^({})(_end|_range_average|_range_total|_increment|_start)?$".format("|".join(_AXES))
+)
 
 
 class MasterRewriter:
@@ -105,8 +111,20 @@ class MasterRewriter:
     ``number_of_excluded_pixels``; None keeps the source's value (no mask written).
     """
 
-    def __init__(self, *, n_total, first, last, s, b, saturation, bit_depth, compression,
-                 frame_shape, excluded_pixels: int | None = None):
+    def __init__(
+        self,
+        *,
+        n_total,
+        first,
+        last,
+        s,
+        b,
+        saturation,
+        bit_depth,
+        compression,
+        frame_shape,
+        excluded_pixels: int | None = None,
+    ):
         self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
         self.n_in = last - first + 1
         self.n_out = output_frame_count(self.n_in, s)
@@ -208,5 +226,3 @@ def _bin_mean(a: np.ndarray, b: int) -> np.ndarray:
     real[:ny, :nx] = 1
     total = pad.reshape(py // b, b, px // b, b).sum(axis=(1, 3))
     return total / real.reshape(py // b, b, px // b, b).sum(axis=(1, 3))
-
-

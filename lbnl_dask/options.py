@@ -6,6 +6,7 @@ downstream takes its values as given. :class:`RunSettings` holds what only chang
 job runs (scheduler, workers, progress...): a re-run with other settings resumes the same job,
 whose identity is :func:`job_token`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from .cluster import SlurmOptions
-from .codecs import HCOMPRESS_MAX, J2K_MAX, HCompress, JPEG2000, glymur_ladder, opj_ladder
+from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000, HCompress, glymur_ladder, opj_ladder
 from .errors import OptionError
 from .writer import COMPRESSIONS, XDS_READABLE, lossless_filter
 
@@ -60,8 +61,15 @@ class OutputOptions:
     @property
     def lossy_flags(self) -> list[str]:
         """The lossy round trips asked for (at most one is allowed)."""
-        return [n for n, v in (("-H", self.hcomp_scale), ("-J", self.j2k_ratio),
-                               ("-K", self.j2k_alt_ratio)) if v is not None]
+        return [
+            n
+            for n, v in (
+                ("-H", self.hcomp_scale),
+                ("-J", self.j2k_ratio),
+                ("-K", self.j2k_alt_ratio),
+            )
+            if v is not None
+        ]
 
     @property
     def lossy(self) -> str | None:
@@ -95,8 +103,11 @@ class OutputOptions:
 
 
 def _check_ranges(o: OutputOptions) -> None:
-    for name, v in (("bin (-b)", o.bin_range), ("sum (-s)", o.sum_range),
-                    ("data block size (-d)", o.data_block_size)):
+    for name, v in (
+        ("bin (-b)", o.bin_range),
+        ("sum (-s)", o.sum_range),
+        ("data block size (-d)", o.data_block_size),
+    ):
         if v is None or int(v) < 1:
             raise OptionError(f"{name} must be at least 1, not {v}")
     if o.scale_factor is None or not o.scale_factor > 0:
@@ -108,7 +119,9 @@ def _check_lossy(o: OutputOptions) -> None:
     if len(lossy) > 1:
         raise OptionError(f"choose one lossy round trip, not {' and '.join(lossy)}")
     if o.out_squash is not None and not lossy:
-        raise OptionError("-q (squash) needs a lossy round trip (-H, -J or -K) to take codec bytes from")
+        raise OptionError(
+            "-q (squash) needs a lossy round trip (-H, -J or -K) to take codec bytes from"
+        )
     if o.hcomp_scale is not None and o.hcomp_scale < 0:
         raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
     for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
@@ -117,18 +130,22 @@ def _check_lossy(o: OutputOptions) -> None:
     if o.keep_spots is None:
         return
     if not lossy:
-        raise OptionError("--keep-spots needs a lossy round trip (-H, -J or -K): "
-                          "without one every pixel is kept")
+        raise OptionError(
+            "--keep-spots needs a lossy round trip (-H, -J or -K): without one every pixel is kept"
+        )
     if not o.keep_spots > 0:
         raise OptionError(f"--keep-spots takes a threshold in sigmas > 0, not {o.keep_spots}")
     if o.out_squash is not None:
-        raise OptionError("-q cannot go with --keep-spots: the squash files' codec bytes "
-                          "would not hold the spots kept exactly")
+        raise OptionError(
+            "-q cannot go with --keep-spots: the squash files' codec bytes "
+            "would not hold the spots kept exactly"
+        )
     if not o.integral:
         raise OptionError("--keep-spots finds spots in counts: it cannot go with -L or -X")
     if o.keep_grow < 0 or o.keep_frames < 0:
-        raise OptionError(f"--keep-grow and --keep-frames must be >= 0, "
-                          f"not {o.keep_grow} and {o.keep_frames}")
+        raise OptionError(
+            f"--keep-grow and --keep-frames must be >= 0, not {o.keep_grow} and {o.keep_frames}"
+        )
 
 
 def _check_types(o: OutputOptions) -> None:
@@ -175,21 +192,31 @@ def option_names() -> set[str]:
 
 
 def split_options(**options) -> tuple[OutputOptions, RunSettings]:
-    """``compress``'s keywords as (OutputOptions, RunSettings); an unknown name is an OptionError."""
+    """``compress``'s keywords as (OutputOptions, RunSettings).
+
+    An unknown name is an OptionError.
+    """
     unknown = sorted(set(options) - option_names())
     if unknown:
         raise OptionError(f"unknown option(s): {', '.join(unknown)}")
     out = {f.name for f in fields(OutputOptions)}
-    return (OutputOptions(**{k: v for k, v in options.items() if k in out}),
-            RunSettings(**{k: v for k, v in options.items() if k not in out}))
+    return (
+        OutputOptions(**{k: v for k, v in options.items() if k in out}),
+        RunSettings(**{k: v for k, v in options.items() if k not in out}),
+    )
 
 
 def job_token(master: str, out: str, o: OutputOptions) -> str:
     """A short hash of the input (path, size, mtime) and every output option: written into
     each output file, so a re-run resumes only its own job's files."""
     st = os.stat(master)
-    key = dict(master=os.path.abspath(master), size=st.st_size, mtime=st.st_mtime_ns,
-               out=os.path.abspath(out), options=asdict(o))
+    key = dict(
+        master=os.path.abspath(master),
+        size=st.st_size,
+        mtime=st.st_mtime_ns,
+        out=os.path.abspath(out),
+        options=asdict(o),
+    )
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -202,11 +229,15 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
     factor = 1 if o.cap_sums else s * b * b
     saturation = int(per_pixel * factor * o.scale_factor + 0.5)
     if o.hcomp_scale is not None and saturation > HCOMPRESS_MAX:
-        notes.append(f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}")
+        notes.append(
+            f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}"
+        )
         saturation = HCOMPRESS_MAX
     if o.lossy == "j2k" and saturation > J2K_MAX - 1:
-        notes.append(f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} "
-                     f"(saturation was {saturation})")
+        notes.append(
+            f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} "
+            f"(saturation was {saturation})"
+        )
         saturation = J2K_MAX - 1
     if o.logarithm_base is not None:
         saturation = float(np.log1p(saturation) / np.log(log_base(o.logarithm_base, "-L")))

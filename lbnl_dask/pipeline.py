@@ -1,4 +1,6 @@
-"""The job of ``lbnl-compress``: open lazily -> coarsen -> round trip -> one task per datablock -> master.
+"""The job of ``lbnl-compress``.
+
+Open lazily -> coarsen -> round trip -> one task per datablock -> master.
 
 :func:`output_frames` is the transform chain on the lazy frames (counts, sum and bin in one
 coarsen, scale, log/exp, omitted regions, the lossy round trip through ``map_blocks``, the
@@ -6,6 +8,7 @@ output type); :func:`build` plans the run and turns the chain into write tasks, 
 output data file and the master last; :func:`compress` runs them on a scheduler and
 returns a :class:`~lbnl_dask.report.Report`.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,16 +23,22 @@ import numpy as np
 from . import resume
 from . import transform as T
 from .cluster import choose_scheduler, client_for, run
-from .codecs import BitshuffleLZ4, JPEG2000, check_openjpeg
-from .roundtrip import decode_frames, encode_frames
-from .spots import spot_regions
+from .codecs import JPEG2000, BitshuffleLZ4, check_openjpeg
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OptionError, OutputError
 from .meta import MasterRewriter
-from .options import OutputOptions, RunSettings, log_base, output_dtype, output_saturation, \
-    split_options
+from .options import (
+    OutputOptions,
+    RunSettings,
+    log_base,
+    output_dtype,
+    output_saturation,
+    split_options,
+)
 from .plan import Plan, chunk_frames, make_plan
 from .report import Report
+from .roundtrip import decode_frames, encode_frames
+from .spots import spot_regions
 from .writer import package_frames, write_block_task, write_master_task, write_squash_task
 
 
@@ -47,8 +56,9 @@ class OutputGraph:
     notes: list
 
 
-def output_frames(frames: da.Array, cutoff: int | None, mask, o: OutputOptions,
-                  frame_shape: tuple | None = None) -> OutputGraph:
+def output_frames(
+    frames: da.Array, cutoff: int | None, mask, o: OutputOptions, frame_shape: tuple | None = None
+) -> OutputGraph:
     """The transforms of ``o`` applied lazily to raw ``frames`` (n, ny, nx): counts, sum,
     bin, scale, log/exp, omitted regions, lossy round trip, output type.
     ``frame_shape``: the frames' (ny, nx) when they come zero-padded to multiples of -b
@@ -80,15 +90,20 @@ def output_frames(frames: da.Array, cutoff: int | None, mask, o: OutputOptions,
         keep = None  # pixels stored exactly: invalid/saturated ones always, spots if asked
         if o.keep_spots is not None:
             keep = spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
-        encoded = da.map_blocks(encode_frames, values, codec, keep, dtype=object,
-                                chunks=(values.chunks[0], (1,), (1,)))
+        encoded = da.map_blocks(
+            encode_frames, values, codec, keep, dtype=object, chunks=(values.chunks[0], (1,), (1,))
+        )
         values = da.map_blocks(decode_frames, values, encoded, codec, keep, dtype=values.dtype)
     final = T.finalize(values, dtype, saturation, o.integral)
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(values.shape[1:]), notes)
 
 
-def build(master, out: str = "out_data", options: OutputOptions | None = None,
-          settings: RunSettings | None = None):
+def build(
+    master,
+    out: str = "out_data",
+    options: OutputOptions | None = None,
+    settings: RunSettings | None = None,
+):
     """The lazy job: (tasks, plan). ``tasks`` is a dask Delayed writing every data file not
     finished yet (one task each) and the master last; ``plan`` is the :class:`Plan`."""
     o, run_settings = options or OutputOptions(), settings or RunSettings()
@@ -112,30 +127,78 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask):
     # chain into one task and computes it once; chunks never straddle two data files.
     bslz4 = BitshuffleLZ4(graph.dtype) if o.compression == "bslz4" else None
     final = graph.final
-    packages = da.map_blocks(package_frames, final, graph.encoded, bslz4, bool(plan.squash_files),
-                             dtype=object, chunks=(final.chunks[0], (1,), (1,)))
+    packages = da.map_blocks(
+        package_frames,
+        final,
+        graph.encoded,
+        bslz4,
+        bool(plan.squash_files),
+        dtype=object,
+        chunks=(final.chunks[0], (1,), (1,)),
+    )
     parts = packages.to_delayed().ravel()
     d, starts = o.data_block_size, np.cumsum((0,) + final.chunks[0][:-1])
-    by_block = [[parts[i] for i, st in enumerate(starts) if st // d == k] for k in range(plan.nblocks)]
-    write, squash = dask.delayed(write_block_task, pure=False), dask.delayed(write_squash_task, pure=False)
-    blocks = [write(path, by_block[k], k * d + 1, o.compression, o.compression_level, plan.token,
-                    plan.frame_shape_out, plan.dtype, dask_key_name=f"write-datablock-{k + 1:06d}-{plan.token}")
-              if plan.redo[k] else resume.kept_record(path, plan.block_sizes[k])
-              for k, path in enumerate(plan.data_files)]
-    squashed = [squash(path, by_block[k], k * d + 1, graph.codec.get_config(), plan.token,
-                       dask_key_name=f"write-squash-{k + 1:06d}-{plan.token}")
-                if plan.redo_squash[k] else resume.kept_record(path, plan.block_sizes[k])
-                for k, path in enumerate(plan.squash_files)]
-    rewriter = MasterRewriter(n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image,
-                              last=ds.last_image, s=o.sum_range, b=o.bin_range,
-                              saturation=_as_stored(plan.saturation, plan.dtype),
-                              bit_depth=8 * plan.dtype.itemsize,
-                              compression=o.compression, frame_shape=plan.frame_shape_in)
+    by_block = [
+        [parts[i] for i, st in enumerate(starts) if st // d == k] for k in range(plan.nblocks)
+    ]
+    write, squash = (
+        dask.delayed(write_block_task, pure=False),
+        dask.delayed(write_squash_task, pure=False),
+    )
+    blocks = [
+        write(
+            path,
+            by_block[k],
+            k * d + 1,
+            o.compression,
+            o.compression_level,
+            plan.token,
+            plan.frame_shape_out,
+            plan.dtype,
+            dask_key_name=f"write-datablock-{k + 1:06d}-{plan.token}",
+        )
+        if plan.redo[k]
+        else resume.kept_record(path, plan.block_sizes[k])
+        for k, path in enumerate(plan.data_files)
+    ]
+    squashed = [
+        squash(
+            path,
+            by_block[k],
+            k * d + 1,
+            graph.codec.get_config(),
+            plan.token,
+            dask_key_name=f"write-squash-{k + 1:06d}-{plan.token}",
+        )
+        if plan.redo_squash[k]
+        else resume.kept_record(path, plan.block_sizes[k])
+        for k, path in enumerate(plan.squash_files)
+    ]
+    rewriter = MasterRewriter(
+        n_total=ds.meta.n_frames or ds.n_available,
+        first=ds.first_image,
+        last=ds.last_image,
+        s=o.sum_range,
+        b=o.bin_range,
+        saturation=_as_stored(plan.saturation, plan.dtype),
+        bit_depth=8 * plan.dtype.itemsize,
+        compression=o.compression,
+        frame_shape=plan.frame_shape_in,
+    )
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
     return dask.delayed(write_master_task, pure=False)(
-        plan.master, ds.master, links, rewriter, mask, o.bin_range, plan.token, blocks, squashed,
-        dask_key_name=f"write-master-{plan.token}")
+        plan.master,
+        ds.master,
+        links,
+        rewriter,
+        mask,
+        o.bin_range,
+        plan.token,
+        blocks,
+        squashed,
+        dask_key_name=f"write-master-{plan.token}",
+    )
 
 
 def _as_stored(saturation, dtype: np.dtype):
@@ -166,22 +229,29 @@ def compress(master, out: str = "out_data", **options) -> Report:
     job, plan = build(os.fspath(master), os.fspath(out), o, settings)
     resume.remove_partials(plan.outputs())
     if settings.verbose:
-        print(f"plan: {plan.frames_in} frames in dask chunks of {plan.chunk_frames} input frames -> "
-              f"{plan.frames_out} x {plan.frame_shape_out} {plan.dtype} (saturation {plan.saturation:g}), "
-              f"{plan.nblocks} data file(s), {plan.skipped} kept from an earlier run, job {plan.token}",
-              file=sys.stderr)
+        print(
+            f"plan: {plan.frames_in} frames in dask chunks of {plan.chunk_frames} input frames -> "
+            f"{plan.frames_out} x {plan.frame_shape_out} {plan.dtype} "
+            f"(saturation {plan.saturation:g}), "
+            f"{plan.nblocks} data file(s), {plan.skipped} kept from an earlier run, "
+            f"job {plan.token}",
+            file=sys.stderr,
+        )
     if settings.overwrite:
         resume.remove_stale(plan.master, plan.data_files)
     if plan.complete:
         blocks = [resume.kept_record(p, 0) for p in plan.data_files]
-        plan.notes.append("already complete: the master of this same job exists; nothing was rewritten")
+        plan.notes.append(
+            "already complete: the master of this same job exists; nothing was rewritten"
+        )
     else:
         try:
             scheduler, why = choose_scheduler(settings.scheduler)
             if why:
                 plan.notes.append(why)
-            with client_for(scheduler, settings.workers, settings.slurm,
-                            profile=bool(settings.report)) as client:
+            with client_for(
+                scheduler, settings.workers, settings.slurm, profile=bool(settings.report)
+            ) as client:
                 log = sys.stdout if settings.progress_lines else None
                 blocks = run(job, client, settings.progress, settings.report, log)
         except LbnlDaskError:

@@ -5,6 +5,7 @@ output type from the lazy frames, and finds what an interrupted run of the same 
 finished (:mod:`lbnl_dask.resume`). A :class:`Plan` is plain data: the graph is built from
 it, the report is made from it.
 """
+
 from __future__ import annotations
 
 import os
@@ -91,8 +92,13 @@ class Plan:
         if self.complete:
             return 0
         s, starts = self.sum_range, np.cumsum([0] + self.block_sizes)
-        return int(sum(min(self.frames_in, starts[k + 1] * s) - starts[k] * s
-                       for k, redo in enumerate(self.redo) if redo))
+        return int(
+            sum(
+                min(self.frames_in, starts[k + 1] * s) - starts[k] * s
+                for k, redo in enumerate(self.redo)
+                if redo
+            )
+        )
 
     def outputs(self) -> list[str]:
         return self.data_files + self.squash_files + [self.master]
@@ -110,19 +116,35 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
     files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
     states = output_states(files, master, token)
     done = {p: st == "done" for p, st in states.items()}
-    check_outputs(list(states), [ds.master] + [blk.path for blk in ds.blocks], run.overwrite,
-                  lambda p: states[p] in ("done", "damaged"))
+    check_outputs(
+        list(states),
+        [ds.master] + [blk.path for blk in ds.blocks],
+        run.overwrite,
+        lambda p: states[p] in ("done", "damaged"),
+    )
     repaired = [p for p in data + squash if states[p] == "damaged" and not run.overwrite]
     if repaired:
-        notes = list(notes) + [f"repaired: {len(repaired)} damaged or incomplete file(s) of this "
-                               f"job rewritten ({os.path.basename(repaired[0])} ...)"]
-    return Plan(master=master, data_files=data, squash_files=squash, block_sizes=sizes,
-                frames_in=ds.shape[0], frame_shape_in=tuple(ds.shape[1:]),
-                frame_shape_out=tuple(graph.shape), dtype=graph.dtype,
-                saturation=graph.saturation, token=token, bytes_in=ds.data_bytes(),
-                lossy=o.lossy, chunk_frames=graph.final.chunks[0][0] * o.sum_range,
-                sum_range=o.sum_range,
-                notes=o.notes() + list(notes) + graph.notes,
-                redo=[run.overwrite or not done[p] for p in data],
-                redo_squash=[run.overwrite or not done[p] for p in squash],
-                complete=not run.overwrite and all(done.values()))
+        notes = list(notes) + [
+            f"repaired: {len(repaired)} damaged or incomplete file(s) of this "
+            f"job rewritten ({os.path.basename(repaired[0])} ...)"
+        ]
+    return Plan(
+        master=master,
+        data_files=data,
+        squash_files=squash,
+        block_sizes=sizes,
+        frames_in=ds.shape[0],
+        frame_shape_in=tuple(ds.shape[1:]),
+        frame_shape_out=tuple(graph.shape),
+        dtype=graph.dtype,
+        saturation=graph.saturation,
+        token=token,
+        bytes_in=ds.data_bytes(),
+        lossy=o.lossy,
+        chunk_frames=graph.final.chunks[0][0] * o.sum_range,
+        sum_range=o.sum_range,
+        notes=o.notes() + list(notes) + graph.notes,
+        redo=[run.overwrite or not done[p] for p in data],
+        redo_squash=[run.overwrite or not done[p] for p in squash],
+        complete=not run.overwrite and all(done.values()),
+    )

@@ -18,6 +18,7 @@ coefficient of the intensities, mean ratio compressed/original (intensity-weight
 sum(Ic) / sum(Io)), R = sum|Ic - Io| / sum|Io|,
 and the mean I/sigma of each; also by resolution shell and, with ground truth, against it.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,9 @@ REFL_DTYPE = [("frame", "f8"), ("y", "f8"), ("x", "f8"), ("d", "f8"), ("truth", 
 
 
 # ---------------------------------------------------------------- ratios
-def compression_ratios(original_master, compressed_master, first_image: int = 1, last_image: int | None = None) -> dict:
+def compression_ratios(
+    original_master, compressed_master, first_image: int = 1, last_image: int | None = None
+) -> dict:
     """Ratios of a run: input data files on disk (the selected frames' share), 2-byte raw
     (the HDRMX paper's convention: frames x ny x nx x 2 bytes of the original) and 4-byte raw,
     each divided by the compressed data files' bytes."""
@@ -44,8 +47,14 @@ def compression_ratios(original_master, compressed_master, first_image: int = 1,
     files_in = src.data_bytes()
     files_out = open_dataset(compressed_master).data_bytes()
     raw2 = int(np.prod(src.shape)) * 2
-    return dict(bytes_in=int(files_in), bytes_out=int(files_out), raw2_bytes=raw2, ratio_files=files_in / files_out,
-                ratio_raw2=raw2 / files_out, ratio_raw4=2 * raw2 / files_out)
+    return dict(
+        bytes_in=int(files_in),
+        bytes_out=int(files_out),
+        raw2_bytes=raw2,
+        ratio_files=files_in / files_out,
+        ratio_raw2=raw2 / files_out,
+        ratio_raw4=2 * raw2 / files_out,
+    )
 
 
 # ---------------------------------------------------------------- geometry of a run
@@ -74,14 +83,20 @@ def infer_run(original_master, compressed_master) -> RunGeometry:
     return RunGeometry(first, last, max(s, 1), max(b, 1))
 
 
-def reference_counts(original_master, run: RunGeometry, chunk_frames: int | None = None) -> tuple[da.Array, float]:
+def reference_counts(
+    original_master, run: RunGeometry, chunk_frames: int | None = None
+) -> tuple[da.Array, float]:
     """The original summed and binned as the run did, losslessly, as counts (NaN invalid,
     +inf saturated), and the output saturation value they correspond to."""
     s, b = run.s, run.b
-    ds = open_dataset(original_master, run.first, run.last, datablock=(chunk_frames or 4 * s) // s * s or s)
+    ds = open_dataset(
+        original_master, run.first, run.last, datablock=(chunk_frames or 4 * s) // s * s or s
+    )
     cutoff = ds.meta.overload
     frames = ds.padded_frames(b)  # read and summed as lbnl-compress does, in float64
-    return T.summed_binned_counts(frames, s, b, ds.pixel_mask(), cutoff, np.float64, ds.shape[1:]), cutoff
+    return T.summed_binned_counts(
+        frames, s, b, ds.pixel_mask(), cutoff, np.float64, ds.shape[1:]
+    ), cutoff
 
 
 def output_counts(compressed_master, chunks) -> da.Array:
@@ -127,7 +142,7 @@ def _find_in_block(block: np.ndarray, offset: int, sigma: float, min_counts: flo
         bg = local_mean(fr, finite, tile=16)
         cand[i] = finite & (fr > bg + sigma * np.sqrt(np.maximum(bg, 1.0))) & (fr >= min_counts)
     cand &= _local_max(block)
-    for k, y, x in zip(*np.nonzero(cand)):
+    for k, y, x in zip(*np.nonzero(cand), strict=False):
         peaks.append((k + offset, y, x, np.nan, np.nan))
     return np.array(peaks, REFL_DTYPE) if peaks else np.zeros(0, REFL_DTYPE)
 
@@ -147,8 +162,13 @@ def find_spots(counts, sigma: float = 6.0, min_counts: float = 10.0) -> np.ndarr
     starts = np.cumsum((0,) + counts.chunks[0][:-1])
     for i, st in enumerate(starts):
         lo, hi = max(0, st - 1), min(counts.shape[0], st + counts.chunks[0][i] + 1)
-        parts.append(dask.delayed(_keep_inside)(dask.delayed(_find_in_block)(counts[lo:hi], lo, sigma, min_counts),
-                                                st, st + counts.chunks[0][i]))
+        parts.append(
+            dask.delayed(_keep_inside)(
+                dask.delayed(_find_in_block)(counts[lo:hi], lo, sigma, min_counts),
+                st,
+                st + counts.chunks[0][i],
+            )
+        )
     found = dask.compute(*parts)
     return np.concatenate(found) if found else np.zeros(0, REFL_DTYPE)
 
@@ -159,9 +179,18 @@ def _keep_inside(refl, lo, hi):
 
 def resolution(refl: np.ndarray, meta) -> np.ndarray:
     """d (Å) of reflections at output pixel (y, x), from the output master's geometry."""
-    if None in (meta.beam_center_x, meta.beam_center_y, meta.x_pixel_size, meta.detector_distance, meta.wavelength):
+    if None in (
+        meta.beam_center_x,
+        meta.beam_center_y,
+        meta.x_pixel_size,
+        meta.detector_distance,
+        meta.wavelength,
+    ):
         return np.full(len(refl), np.nan)
-    r = np.hypot((refl["x"] - meta.beam_center_x) * meta.x_pixel_size, (refl["y"] - meta.beam_center_y) * meta.y_pixel_size)
+    r = np.hypot(
+        (refl["x"] - meta.beam_center_x) * meta.x_pixel_size,
+        (refl["y"] - meta.beam_center_y) * meta.y_pixel_size,
+    )
     theta = np.arctan2(r, meta.detector_distance) / 2
     with np.errstate(divide="ignore"):
         return meta.wavelength / (2 * np.sin(theta))
@@ -177,13 +206,18 @@ class Shoebox:
     frames_half: int = 2
 
     @classmethod
-    def for_run(cls, run: RunGeometry) -> "Shoebox":
+    def for_run(cls, run: RunGeometry) -> Shoebox:
         # synthetic spots: sigma 0.9 px, rocking curve sigma ~0.9 frames; Eiger spots are similar
-        return cls(box_half=max(1, math.ceil(4 / run.b)), ring=max(2, math.ceil(4 / run.b)),
-                   frames_half=max(1, math.ceil(3 / run.s)))
+        return cls(
+            box_half=max(1, math.ceil(4 / run.b)),
+            ring=max(2, math.ceil(4 / run.b)),
+            frames_half=max(1, math.ceil(3 / run.s)),
+        )
 
 
-def _integrate_block(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, offset: int, box: Shoebox) -> np.ndarray:
+def _integrate_block(
+    ref: np.ndarray, out: np.ndarray, refl: np.ndarray, offset: int, box: Shoebox
+) -> np.ndarray:
     """I and sigma of each reflection in both datasets; NaN where the box is not clean."""
     res = np.full((len(refl), 4), np.nan)
     n, ny, nx = ref.shape
@@ -209,7 +243,9 @@ def _integrate_block(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, offset:
                 break
             n_in = core.size
             res[j, 2 * c] = core.sum() - n_in * ring.mean()
-            res[j, 2 * c + 1] = math.sqrt(max(core.sum(), 0) + (n_in / ring.size) ** 2 * max(ring.sum(), 0))
+            res[j, 2 * c + 1] = math.sqrt(
+                max(core.sum(), 0) + (n_in / ring.size) ** 2 * max(ring.sum(), 0)
+            )
     return res
 
 
@@ -224,11 +260,14 @@ def integrate(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox) -> n
         sel = np.nonzero((centre >= st) & (centre < st + ref.chunks[0][i]))[0]
         if not len(sel):
             continue
-        lo, hi = max(0, st - box.frames_half), min(ref.shape[0], st + ref.chunks[0][i] + box.frames_half)
+        lo, hi = (
+            max(0, st - box.frames_half),
+            min(ref.shape[0], st + ref.chunks[0][i] + box.frames_half),
+        )
         parts.append(dask.delayed(_integrate_block)(ref[lo:hi], out[lo:hi], refl[sel], lo, box))
         index.append(sel)
     res = np.full((len(refl), 4), np.nan)
-    for sel, r in zip(index, dask.compute(*parts)):
+    for sel, r in zip(index, dask.compute(*parts), strict=False):
         res[sel] = r
     return res
 
@@ -257,11 +296,16 @@ def stats(i_ref, i_out, s_ref, s_out, d=None) -> Stats:
     dd = np.asarray(d) if d is not None else np.full(n, np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         cc = float(np.corrcoef(i_ref, i_out)[0, 1])  # NaN if one side is constant
-    return Stats(n=n, cc=cc, mean_ratio=float(np.sum(i_out) / np.sum(i_ref)),
-                 r_factor=float(np.sum(np.abs(i_out - i_ref)) / np.sum(np.abs(i_ref))),
-                 i_sigma_ref=_mean_ratio(i_ref, s_ref), i_sigma_out=_mean_ratio(i_out, s_out),
-                 d_max=float(np.nanmax(dd)) if np.isfinite(dd).any() else float("nan"),
-                 d_min=float(np.nanmin(dd)) if np.isfinite(dd).any() else float("nan"))
+    return Stats(
+        n=n,
+        cc=cc,
+        mean_ratio=float(np.sum(i_out) / np.sum(i_ref)),
+        r_factor=float(np.sum(np.abs(i_out - i_ref)) / np.sum(np.abs(i_ref))),
+        i_sigma_ref=_mean_ratio(i_ref, s_ref),
+        i_sigma_out=_mean_ratio(i_out, s_out),
+        d_max=float(np.nanmax(dd)) if np.isfinite(dd).any() else float("nan"),
+        d_min=float(np.nanmin(dd)) if np.isfinite(dd).any() else float("nan"),
+    )
 
 
 def _mean_ratio(a, b) -> float:
@@ -287,21 +331,31 @@ class Fidelity:
 
     def __str__(self):
         o = self.overall
-        lines = [f"reflections    {self.n_reflections} ({self.source}), {self.n_integrated} integrated cleanly, "
-                 f"{o.n} with I/sigma >= 3",
-                 f"overall        CC {o.cc:.4f}, mean ratio {o.mean_ratio:.4f}, R {o.r_factor:.4f}, "
-                 f"I/sigma {o.i_sigma_ref:.1f} -> {o.i_sigma_out:.1f}"]
+        lines = [
+            f"reflections    {self.n_reflections} ({self.source}), "
+            f"{self.n_integrated} integrated cleanly, "
+            f"{o.n} with I/sigma >= 3",
+            f"overall        CC {o.cc:.4f}, mean ratio {o.mean_ratio:.4f}, R {o.r_factor:.4f}, "
+            f"I/sigma {o.i_sigma_ref:.1f} -> {o.i_sigma_out:.1f}",
+        ]
         for sh in self.shells:
-            lines.append(f"  {sh.d_max:6.2f}-{sh.d_min:5.2f} A  n {sh.n:5d}  CC {sh.cc:.4f}  ratio {sh.mean_ratio:.4f}  "
-                         f"R {sh.r_factor:.4f}  I/sigma {sh.i_sigma_ref:.1f} -> {sh.i_sigma_out:.1f}")
+            lines.append(
+                f"  {sh.d_max:6.2f}-{sh.d_min:5.2f} A  n {sh.n:5d}  "
+                f"CC {sh.cc:.4f}  ratio {sh.mean_ratio:.4f}  "
+                f"R {sh.r_factor:.4f}  I/sigma {sh.i_sigma_ref:.1f} -> {sh.i_sigma_out:.1f}"
+            )
         if self.truth_ref is not None:
-            lines.append(f"vs truth       original CC {self.truth_ref.cc:.4f} (ratio {self.truth_ref.mean_ratio:.3f}), "
-                         f"compressed CC {self.truth_out.cc:.4f} (ratio {self.truth_out.mean_ratio:.3f})")
+            lines.append(
+                f"vs truth       original CC {self.truth_ref.cc:.4f} "
+                f"(ratio {self.truth_ref.mean_ratio:.3f}), "
+                f"compressed CC {self.truth_out.cc:.4f} (ratio {self.truth_out.mean_ratio:.3f})"
+            )
         return "\n".join(lines)
 
 
-def summarize(res: np.ndarray, refl: np.ndarray | None = None, shells: int = 5,
-              source: str = "ground truth") -> Fidelity:
+def summarize(
+    res: np.ndarray, refl: np.ndarray | None = None, shells: int = 5, source: str = "ground truth"
+) -> Fidelity:
     """Statistics of integration results ``res`` (I_ref, sigma_ref, I_out, sigma_out per
     reflection): over those integrated cleanly with I/sigma >= 3 in the original; by
     resolution shell and against the truth when ``refl`` carries d and truth."""
@@ -320,18 +374,36 @@ def summarize(res: np.ndarray, refl: np.ndarray | None = None, shells: int = 5,
         t = refl["truth"][strong]
         truth_ref = stats(t, i_r, np.sqrt(t), s_r)
         truth_out = stats(t, i_o, np.sqrt(t), s_o)
-    return Fidelity(n_reflections=len(res), n_integrated=int(ok.sum()), overall=stats(i_r, i_o, s_r, s_o, d),
-                    shells=shell_stats, truth_ref=truth_ref, truth_out=truth_out, source=source)
+    return Fidelity(
+        n_reflections=len(res),
+        n_integrated=int(ok.sum()),
+        overall=stats(i_r, i_o, s_r, s_o, d),
+        shells=shell_stats,
+        truth_ref=truth_ref,
+        truth_out=truth_out,
+        source=source,
+    )
 
 
-def compare(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox, shells: int = 5,
-            source: str = "ground truth") -> Fidelity:
+def compare(
+    ref: da.Array,
+    out: da.Array,
+    refl: np.ndarray,
+    box: Shoebox,
+    shells: int = 5,
+    source: str = "ground truth",
+) -> Fidelity:
     """Integrate ``refl`` in both count arrays and summarise them (:func:`summarize`)."""
     return summarize(integrate(ref, out, refl, box), refl, shells, source)
 
 
-def fidelity(original_master, compressed_master, run: RunGeometry | None = None, box: Shoebox | None = None,
-             shells: int = 5) -> Fidelity:
+def fidelity(
+    original_master,
+    compressed_master,
+    run: RunGeometry | None = None,
+    box: Shoebox | None = None,
+    shells: int = 5,
+) -> Fidelity:
     """Spot-level fidelity of ``compressed_master`` against ``original_master`` (see module doc)."""
     run = run or infer_run(original_master, compressed_master)
     box = box or Shoebox.for_run(run)

@@ -1,4 +1,5 @@
 """What a run did: frames, files, bytes, ratios and time, as ``lbnl-compress`` prints them."""
+
 from __future__ import annotations
 
 import os
@@ -27,30 +28,47 @@ class Report:
     blocks_skipped: int = 0
     validation: str | None = None
     lossy: str | None = None  # "hcomp" or "j2k"
-    lossy_bytes: list = field(default_factory=list)  # mean codec bytes per frame, per data file written
+    lossy_bytes: list = field(
+        default_factory=list
+    )  # mean codec bytes per frame, per data file written
     frames_processed: int | None = None  # input frames of the data files written by this run
     squash_files: list = field(default_factory=list)
     bytes_squash: int = 0
 
     @classmethod
-    def of(cls, plan, blocks: list, seconds: float, validation: str | None = None) -> "Report":
+    def of(cls, plan, blocks: list, seconds: float, validation: str | None = None) -> Report:
         """The report of a run of ``plan`` (:class:`lbnl_dask.plan.Plan`) whose data files'
         write records are ``blocks``, after ``seconds``."""
         squash = plan.squash_files
-        return cls(master=plan.master, data_files=plan.data_files, frames_in=plan.frames_in,
-                   frames_out=plan.frames_out, frame_shape_in=plan.frame_shape_in,
-                   frame_shape_out=plan.frame_shape_out, dtype_out=str(plan.dtype),
-                   saturation_out=plan.saturation, bytes_in=plan.bytes_in,
-                   bytes_out=sum(os.path.getsize(p) for p in plan.data_files),
-                   bytes_master=os.path.getsize(plan.master), seconds=seconds, notes=plan.notes,
-                   blocks_skipped=plan.skipped, validation=validation, lossy=plan.lossy,
-                   lossy_bytes=[b.get("lossy_bytes_mean") for b in blocks],
-                   frames_processed=plan.frames_to_write(), squash_files=squash,
-                   bytes_squash=sum(os.path.getsize(p) for p in squash))
+        return cls(
+            master=plan.master,
+            data_files=plan.data_files,
+            frames_in=plan.frames_in,
+            frames_out=plan.frames_out,
+            frame_shape_in=plan.frame_shape_in,
+            frame_shape_out=plan.frame_shape_out,
+            dtype_out=str(plan.dtype),
+            saturation_out=plan.saturation,
+            bytes_in=plan.bytes_in,
+            bytes_out=sum(os.path.getsize(p) for p in plan.data_files),
+            bytes_master=os.path.getsize(plan.master),
+            seconds=seconds,
+            notes=plan.notes,
+            blocks_skipped=plan.skipped,
+            validation=validation,
+            lossy=plan.lossy,
+            lossy_bytes=[b.get("lossy_bytes_mean") for b in blocks],
+            frames_processed=plan.frames_to_write(),
+            squash_files=squash,
+            bytes_squash=sum(os.path.getsize(p) for p in squash),
+        )
 
     def block_messages(self) -> list[str]:
         """l_bnl_compress' per-block lines (its spelling kept: scripts grep them)."""
-        label = {"hcomp": "hcomp avg compressed image size", "j2k": "j2k avg compressed imgage size"}.get(self.lossy)
+        label = {
+            "hcomp": "hcomp avg compressed image size",
+            "j2k": "j2k avg compressed imgage size",
+        }.get(self.lossy)
         return [f"{label}: {int(round(b))}" for b in self.lossy_bytes if label and b is not None]
 
     @property
@@ -77,8 +95,13 @@ class Report:
 
     def as_dict(self) -> dict:
         d = asdict(self)
-        d.update(raw2_bytes=self.raw2_bytes, ratio_files=self.ratio_files, ratio_raw2=self.ratio_raw2,
-                 ratio_raw4=self.ratio_raw4, ratio_raw2_with_master=self.ratio_raw2_with_master)
+        d.update(
+            raw2_bytes=self.raw2_bytes,
+            ratio_files=self.ratio_files,
+            ratio_raw2=self.ratio_raw2,
+            ratio_raw4=self.ratio_raw4,
+            ratio_raw2_with_master=self.ratio_raw2_with_master,
+        )
         return d
 
     def __str__(self):
@@ -88,18 +111,26 @@ class Report:
             f"data files     {len(self.data_files)} ({os.path.basename(self.data_files[0])} ...)",
             f"frames         {self.frames_in} in {self.frame_shape_in} -> {self.frames_out} out "
             f"{self.frame_shape_out} {self.dtype_out}, saturation {self.saturation_out:g}",
-            f"bytes          {self.bytes_in / mb:.2f} MB in (data files) -> {self.bytes_out / mb:.3f} MB "
+            f"bytes          {self.bytes_in / mb:.2f} MB in (data files) -> "
+            f"{self.bytes_out / mb:.3f} MB "
             f"out (data files) + {self.bytes_master / mb:.2f} MB master",
-            f"ratio          data files: {self.ratio_files:.1f}x vs input files, {self.ratio_raw2:.1f}x vs "
+            f"ratio          data files: {self.ratio_files:.1f}x vs input files, "
+            f"{self.ratio_raw2:.1f}x vs "
             f"2-byte raw, {self.ratio_raw4:.1f}x vs 4-byte raw",
-            f"ratio + master data files and master: {self.ratio_raw2_with_master:.1f}x vs 2-byte raw",
+            "ratio + master data files and master: "
+            f"{self.ratio_raw2_with_master:.1f}x vs 2-byte raw",
             self._time_line(),
         ]
         if self.squash_files:
-            lines.insert(2, f"squash files   {len(self.squash_files)} "
-                            f"({os.path.basename(self.squash_files[0])} ...), {self.bytes_squash / mb:.3f} MB")
+            lines.insert(
+                2,
+                f"squash files   {len(self.squash_files)} "
+                f"({os.path.basename(self.squash_files[0])} ...), {self.bytes_squash / mb:.3f} MB",
+            )
         if self.blocks_skipped:
-            lines.append(f"resumed        {self.blocks_skipped} finished data file(s) of an earlier run kept")
+            lines.append(
+                f"resumed        {self.blocks_skipped} finished data file(s) of an earlier run kept"
+            )
         lines += [f"note           {n}" for n in self.notes]
         if self.validation:
             lines.append(self.validation)
@@ -111,6 +142,9 @@ class Report:
         if n == 0:
             return f"time           {self.seconds:.2f} s, nothing left to write"
         raw4 = 4 * n * int(np.prod(self.frame_shape_in)) / 1e6
-        return (f"time           {self.seconds:.2f} s, {n / max(self.seconds, 1e-9):.1f} input frames/s, "
-                f"{raw4 / max(self.seconds, 1e-9):.0f} MB/s of 4-byte raw"
-                + ("" if n == self.frames_in else f" ({n} of {self.frames_in} frames this run)"))
+        return (
+            f"time           {self.seconds:.2f} s, "
+            f"{n / max(self.seconds, 1e-9):.1f} input frames/s, "
+            f"{raw4 / max(self.seconds, 1e-9):.0f} MB/s of 4-byte raw"
+            + ("" if n == self.frames_in else f" ({n} of {self.frames_in} frames this run)")
+        )

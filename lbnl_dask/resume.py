@@ -6,6 +6,7 @@ checks every output file, keeps those of its own job that are complete and undam
 writes the missing and damaged ones (then the master); ``--overwrite`` replaces everything;
 a run that fails on bad input removes what it wrote, so nothing half-written looks finished.
 """
+
 from __future__ import annotations
 
 import glob
@@ -37,7 +38,8 @@ def file_state(path: str, token: str, n: int | None) -> str:
             if d.attrs.get(JOB_ATTR) != ascii_attr(token):
                 return "foreign"
             complete = (n is None or d.shape[0] == n) and (
-                d.ndim == 1 or d.id.get_num_chunks() == d.shape[0])
+                d.ndim == 1 or d.id.get_num_chunks() == d.shape[0]
+            )
     except (OSError, KeyError):
         return "unreadable"
     if not complete:

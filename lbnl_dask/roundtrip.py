@@ -5,6 +5,7 @@ Counts arrive as floats with markers (NaN invalid, +inf saturated: :mod:`lbnl_da
 asks for) filled with the local background first so they do not ring into others;
 :func:`decode_frames` decodes them and puts those pixels back unchanged.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,9 @@ def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = Non
     return out
 
 
-def decode_frames(block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:
+def decode_frames(
+    block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None
+) -> np.ndarray:
     """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
     and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
     out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views

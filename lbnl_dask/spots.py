@@ -4,6 +4,7 @@
 every strong pixel, within the frame and across frames (a spot's rocking curve), lazily
 on the dask array, with the chunks of its input.
 """
+
 from __future__ import annotations
 
 import dask.array as da
@@ -30,8 +31,12 @@ def _spots_block(x, sigma, grow, tile):
         finite = np.isfinite(f)
         v = np.where(finite, f, 0)
         b9 = 9 * cell_means(v, finite, tile, zeroed=True)  # per cell, then per pixel: cheaper
-        limit = cells_to_pixels((b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype), tile, f.shape)
-        m = finite & (_with_neighbours(_with_neighbours(v, 0, np.add), 1, np.add) > limit)  # 3 x 3 sums
+        limit = cells_to_pixels(
+            (b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype), tile, f.shape
+        )
+        m = finite & (
+            _with_neighbours(_with_neighbours(v, 0, np.add), 1, np.add) > limit
+        )  # 3 x 3 sums
         for _ in range(grow):
             m = _with_neighbours(_with_neighbours(m, 0, np.logical_or), 1, np.logical_or)
         out[i] = m
@@ -59,7 +64,9 @@ def _at_least(chunks: tuple, f: int) -> tuple:
     return tuple(out)
 
 
-def spot_regions(x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2, tile: int = 32) -> da.Array:
+def spot_regions(
+    x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2, tile: int = 32
+) -> da.Array:
     """Boolean (n, ny, nx): the neighbourhoods of Bragg spots in counts ``x`` (n, ny, nx),
     which ``--keep-spots`` stores exactly while the rest goes through the lossy codec.
 
@@ -73,6 +80,7 @@ def spot_regions(x: da.Array, sigma: float = 5.0, grow: int = 3, frames: int = 2
     if not f:
         return m
     wide = _at_least(m.chunks[0], f)  # the overlap needs chunks of at least f frames
-    grown = m.rechunk((wide, -1, -1)).map_overlap(_grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none",
-                                                  dtype=bool, f=f)
+    grown = m.rechunk((wide, -1, -1)).map_overlap(
+        _grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool, f=f
+    )
     return grown.rechunk(m.chunks) if wide != m.chunks[0] else grown

@@ -13,6 +13,7 @@ masked pixels at the invalid value (all bits set) and flagged in ``pixel_mask``,
 and dead pixels.
 Deterministic for a given seed: frame i depends only on (seed, i).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,9 +28,23 @@ import numpy as np
 
 from .diffraction import REFLECTION_FIELDS, add_spots, background, geometry, masks, reflections
 from .errors import LbnlDaskError, OutputError
-from .layout import (DATA, DATA_GROUP, DET, ENTRY, FILTERS, GONIOMETER, INSTRUMENT, MASTER_SUFFIX,
-                     SAMPLE, SPEC, SYNTH_COMPRESSIONS, ascii_attr, block_name, data_file_name,
-                     nx_group)
+from .layout import (
+    DATA,
+    DATA_GROUP,
+    DET,
+    ENTRY,
+    FILTERS,
+    GONIOMETER,
+    INSTRUMENT,
+    MASTER_SUFFIX,
+    SAMPLE,
+    SPEC,
+    SYNTH_COMPRESSIONS,
+    ascii_attr,
+    block_name,
+    data_file_name,
+    nx_group,
+)
 
 
 @dataclass(frozen=True)
@@ -100,9 +115,18 @@ class Experiment:
     saturation: int = 12440  # countrate_correction_count_cutoff
 
 
-def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_file: int = 10,
-                 dtype="uint16", compression: str = "bslz4", seed: int = 0,
-                 experiment: Experiment | None = None, overwrite: bool = False, log=None) -> str:
+def make_dataset(
+    prefix,
+    detector: str = "tiny",
+    nframes: int = 20,
+    frames_per_file: int = 10,
+    dtype="uint16",
+    compression: str = "bslz4",
+    seed: int = 0,
+    experiment: Experiment | None = None,
+    overwrite: bool = False,
+    log=None,
+) -> str:
     """Write a synthetic rotation dataset and return the master's path.
 
     ``detector`` is a key of :data:`DETECTORS`; frames are (ny, nx) of ``dtype`` (uint16 or
@@ -122,8 +146,9 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
     prefix = os.fspath(prefix)
     master = prefix + MASTER_SUFFIX
     nfiles = -(-nframes // frames_per_file)
-    outputs = [master, prefix + "_reflections.csv"] + [data_file_name(prefix, k)
-                                                        for k in range(1, nfiles + 1)]
+    outputs = [master, prefix + "_reflections.csv"] + [
+        data_file_name(prefix, k) for k in range(1, nfiles + 1)
+    ]
     if not overwrite:
         for p in outputs:
             if os.path.exists(p):
@@ -144,8 +169,13 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
         with h5py.File(path, "w") as f:
             nx_group(f, ENTRY)
             nx_group(f, DATA_GROUP)
-            d = f.create_dataset(DATA, shape=(i1 - i0, det.ny, det.nx), dtype=dtype,
-                                 chunks=(1, det.ny, det.nx), **COMPRESSIONS[compression].make(None))
+            d = f.create_dataset(
+                DATA,
+                shape=(i1 - i0, det.ny, det.nx),
+                dtype=dtype,
+                chunks=(1, det.ny, det.nx),
+                **COMPRESSIONS[compression].make(None),
+            )
             d.attrs["image_nr_low"] = np.uint64(i0 + 1)
             d.attrs["image_nr_high"] = np.uint64(i1)
             for i in range(i0, i1):
@@ -159,13 +189,29 @@ def make_dataset(prefix, detector: str = "tiny", nframes: int = 20, frames_per_f
                 img[mask != 0] = invalid
                 d[i - i0] = img
         if log is not None:
-            print(f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of {nframes}, "
-                  f"file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)", file=log, flush=True)
+            print(
+                f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of {nframes}, "
+                f"file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)",
+                file=log,
+                flush=True,
+            )
     refl = refl.copy()
     refl["counts"] = expected_total
     _write_reflections(outputs[1], refl, nframes)
-    _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask,
-                  compression, [os.path.basename(p) for p in outputs[2:]])
+    _write_master(
+        master,
+        det,
+        exp,
+        dist,
+        bcx,
+        bcy,
+        nframes,
+        frames_per_file,
+        dtype,
+        mask,
+        compression,
+        [os.path.basename(p) for p in outputs[2:]],
+    )
     return master
 
 
@@ -175,8 +221,18 @@ def _write_reflections(path, refl, nframes):
         w.writerow([name for name, _ in _CSV_FIELDS])
         for r in refl:
             if 0.5 <= r["frame"] <= nframes + 0.5 and r["counts"] > 0:
-                w.writerow([int(r["h"]), int(r["k"]), int(r["l"]), f"{r['frame']:.3f}",
-                            f"{r['x']:.3f}", f"{r['y']:.3f}", f"{r['d']:.4f}", f"{r['counts']:.2f}"])
+                w.writerow(
+                    [
+                        int(r["h"]),
+                        int(r["k"]),
+                        int(r["l"]),
+                        f"{r['frame']:.3f}",
+                        f"{r['x']:.3f}",
+                        f"{r['y']:.3f}",
+                        f"{r['d']:.4f}",
+                        f"{r['counts']:.2f}",
+                    ]
+                )
 
 
 #: Columns of ``*_reflections.csv`` (the reflections' fields but the angle).
@@ -198,7 +254,9 @@ def _ds(group, name, value, units=None, dtype=None):
     return d
 
 
-def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask, compression, data_files):
+def _write_master(
+    master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask, compression, data_files
+):
     with h5py.File(master, "w") as f:
         nx_group(f, ENTRY)
         data = nx_group(f, DATA_GROUP)
@@ -253,7 +311,6 @@ def _write_master(master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dt
         _write_goniometer(f, exp, nframes)
 
 
-
 def _write_goniometer(f, exp: Experiment, nframes: int):
     """The sample goniometer: omega per frame (deg), chi, kappa, phi at 0."""
     nx_group(f, SAMPLE)
@@ -273,29 +330,57 @@ def _write_goniometer(f, exp: Experiment, nframes: int):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(
-        prog="lbnl-synth", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="lbnl-synth",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Write a synthetic Eiger rotation dataset (Dectris FileWriter layout) with "
-                    "its ground-truth reflection table. Prints the master's path last (and, "
-                    "when stdout is not a terminal, a line per data file written before it).")
-    p.add_argument("prefix", help="output prefix: writes PREFIX_master.h5, "
-                                  "PREFIX_data_NNNNNN.h5, PREFIX_reflections.csv")
-    p.add_argument("--detector", default="eiger_4m", choices=sorted(DETECTORS),
-                   help="detector model: module layout and size ('tiny' is 132 x 102, for tests)")
+        "its ground-truth reflection table. Prints the master's path last (and, "
+        "when stdout is not a terminal, a line per data file written before it).",
+    )
+    p.add_argument(
+        "prefix",
+        help="output prefix: writes PREFIX_master.h5, "
+        "PREFIX_data_NNNNNN.h5, PREFIX_reflections.csv",
+    )
+    p.add_argument(
+        "--detector",
+        default="eiger_4m",
+        choices=sorted(DETECTORS),
+        help="detector model: module layout and size ('tiny' is 132 x 102, for tests)",
+    )
     p.add_argument("-n", "--nframes", type=int, default=100, help="frames in the dataset")
-    p.add_argument("--frames-per-file", type=int, default=100,
-                   help="frames per data file (the last file may hold fewer)")
-    p.add_argument("--dtype", default="uint32", choices=["uint16", "uint32"],
-                   help="pixel type of the frames")
-    p.add_argument("--compression", default="bslz4", choices=sorted(COMPRESSIONS),
-                   help="HDF5 filter of the data files")
-    p.add_argument("--seed", type=int, default=0,
-                   help="random seed: the same seed writes the same dataset")
+    p.add_argument(
+        "--frames-per-file",
+        type=int,
+        default=100,
+        help="frames per data file (the last file may hold fewer)",
+    )
+    p.add_argument(
+        "--dtype", default="uint32", choices=["uint16", "uint32"], help="pixel type of the frames"
+    )
+    p.add_argument(
+        "--compression",
+        default="bslz4",
+        choices=sorted(COMPRESSIONS),
+        help="HDF5 filter of the data files",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed: the same seed writes the same dataset"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     a = p.parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: a line per data file
     try:
-        master = make_dataset(a.prefix, a.detector, a.nframes, a.frames_per_file, a.dtype,
-                              a.compression, a.seed, overwrite=a.overwrite, log=log)
+        master = make_dataset(
+            a.prefix,
+            a.detector,
+            a.nframes,
+            a.frames_per_file,
+            a.dtype,
+            a.compression,
+            a.seed,
+            overwrite=a.overwrite,
+            log=log,
+        )
     except LbnlDaskError as e:
         print(f"lbnl-synth: error: {e}", file=sys.stderr)
         return 2

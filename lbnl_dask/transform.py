@@ -1,4 +1,6 @@
-"""Pure functions on dask arrays: counts with invalid/saturated markers, sum, bin, scale, output type.
+"""Pure functions on dask arrays.
+
+Counts with invalid/saturated markers, sum, bin, scale, output type.
 
 Frames are (n, ny, nx) dask arrays chunked along frames only. :func:`to_counts` turns raw
 frames into floating-point counts in which an **invalid** pixel (all bits set in the input
@@ -18,6 +20,7 @@ of the sum factor.
 
 The neighbourhoods of Bragg spots that ``--keep-spots`` keeps are :mod:`lbnl_dask.spots`.
 """
+
 from __future__ import annotations
 
 import re
@@ -72,7 +75,9 @@ def _high_pixels(block, valid, cutoff):
     and are ``valid`` (not flagged in the mask: those are NaN already), and for each whether
     it is invalid (all bits set) rather than saturated (>= ``cutoff``)."""
     allbits = invalid_value(block.dtype)
-    if block.dtype.kind == "u":  # all bits set is the largest value: one comparison finds both markers
+    if (
+        block.dtype.kind == "u"
+    ):  # all bits set is the largest value: one comparison finds both markers
         high = block >= (allbits if cutoff is None else min(cutoff, allbits))
     else:  # signed input: all bits set is -1
         high = block == allbits
@@ -124,7 +129,9 @@ def _band_masks_of(mask, shape, b, ny, nx):
         return valid.reshape(ny // b, b, nx // b, b), None
     padded = np.zeros((ny, nx), bool)
     padded[:h, :w] = flags
-    return valid.reshape(ny // b, b, nx // b, b), padded.reshape(ny // b, b, nx // b, b).any(axis=(1, 3))
+    return valid.reshape(ny // b, b, nx // b, b), padded.reshape(ny // b, b, nx // b, b).any(
+        axis=(1, 3)
+    )
 
 
 _band_masks_cached = lru_cache(maxsize=4)(_band_masks_of)
@@ -145,14 +152,19 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
     lim = allbits if cutoff is None else min(cutoff, allbits)
     rows = max(1, min(ny, BAND_BYTES // (b * b * nx * dtype.itemsize)))
     out = np.empty((g, ny, nx), dtype)
-    acc_band, cand_band, row_band = (np.empty((rows, b, nx, b), dtype), np.empty((rows, b, nx, b), bool),
-                                     np.empty((rows, nx, b), dtype))
+    acc_band, cand_band, row_band = (
+        np.empty((rows, b, nx, b), dtype),
+        np.empty((rows, b, nx, b), bool),
+        np.empty((rows, nx, b), dtype),
+    )
     for k in range(g):
         for y0 in range(0, ny, rows):
             y1 = min(ny, y0 + rows)
             raw = x[k, :, y0:y1]  # (s, rows, b, nx, b)
             o = out[k, y0:y1]
-            acc = o.reshape(y1 - y0, 1, nx, 1) if b == 1 else acc_band[: y1 - y0]  # b = 1: sum into out
+            acc = (
+                o.reshape(y1 - y0, 1, nx, 1) if b == 1 else acc_band[: y1 - y0]
+            )  # b = 1: sum into out
             if s == 1:
                 np.copyto(acc, raw[0], casting="unsafe")
             else:
@@ -167,7 +179,9 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
                 vals = np.stack([np.reshape(raw[i], -1)[idx] for i in range(s)])  # (s, candidates)
                 invalid = (vals == allbits).any(axis=0)
                 flat = np.reshape(acc, -1, copy=False)
-                flat[idx[(vals >= lim).any(axis=0) & ~invalid]] = np.inf  # the others are exact sums
+                flat[idx[(vals >= lim).any(axis=0) & ~invalid]] = (
+                    np.inf
+                )  # the others are exact sums
                 flat[idx[invalid]] = np.nan  # an invalid frame of the group wins
             if b > 1:
                 r = row_band[: y1 - y0]  # rows of each cell first (contiguous), then its columns
@@ -182,12 +196,16 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
     return out
 
 
-def to_counts(frames: da.Array, pixel_mask=None, cutoff: int | None = None, dtype=np.float32) -> da.Array:
+def to_counts(
+    frames: da.Array, pixel_mask=None, cutoff: int | None = None, dtype=np.float32
+) -> da.Array:
     """Counts of raw frames as ``dtype`` (float32/float64): NaN where invalid (all bits set
     in the input dtype, or flagged in ``pixel_mask`` (ny, nx)), +inf where a valid count is
     >= ``cutoff``. ``pixel_mask`` may be an array, or an object ``np.asarray`` loads inside
     the task (:class:`lbnl_dask.eiger.PixelMask`), which keeps the graph small."""
-    return frames.map_blocks(_counts_block, pixel_mask, cutoff, np.dtype(dtype), dtype=np.dtype(dtype))
+    return frames.map_blocks(
+        _counts_block, pixel_mask, cutoff, np.dtype(dtype), dtype=np.dtype(dtype)
+    )
 
 
 def _pad_last(block, axis, factor, block_info=None):
@@ -247,8 +265,15 @@ def coarsen(reduction, x: da.Array, axes: dict) -> da.Array:
             raise ValueError(f"chunks {x.chunks[i]} along axis {i} are not multiples of {f}")
     chunks = tuple(tuple(c // axes[i] for c in x.chunks[i]) for i in range(x.ndim))
     dtype = np.asarray(reduction(np.empty((1,) * x.ndim, x.dtype))).dtype  # as da.coarsen finds it
-    return x.map_blocks(_coarsen_block, reduction, axes, chunks=chunks, dtype=dtype,
-                        meta=np.empty((0,) * x.ndim, dtype), token="coarsen")
+    return x.map_blocks(
+        _coarsen_block,
+        reduction,
+        axes,
+        chunks=chunks,
+        dtype=dtype,
+        meta=np.empty((0,) * x.ndim, dtype),
+        token="coarsen",
+    )
 
 
 def _coarsen_sum(x: da.Array, factors: dict) -> da.Array:
@@ -264,15 +289,23 @@ def sum_frames(x: da.Array, s: int) -> da.Array:
     return _coarsen_sum(x, {0: s})
 
 
-def summed_counts(frames: da.Array, s: int, pixel_mask=None, cutoff: int | None = None,
-                  dtype=np.float32) -> da.Array:
+def summed_counts(
+    frames: da.Array, s: int, pixel_mask=None, cutoff: int | None = None, dtype=np.float32
+) -> da.Array:
     """``sum_frames(to_counts(frames, pixel_mask, cutoff, dtype), s)``: raw integer frames
     (n, ny, nx) -> (ceil(n/s), ny, nx) (:func:`summed_binned_counts` with b = 1)."""
     return summed_binned_counts(frames, s, 1, pixel_mask, cutoff, dtype)
 
 
-def summed_binned_counts(frames: da.Array, s: int, b: int, pixel_mask=None, cutoff: int | None = None,
-                         dtype=np.float32, frame_shape: tuple | None = None) -> da.Array:
+def summed_binned_counts(
+    frames: da.Array,
+    s: int,
+    b: int,
+    pixel_mask=None,
+    cutoff: int | None = None,
+    dtype=np.float32,
+    frame_shape: tuple | None = None,
+) -> da.Array:
     """Counts of raw integer frames (n, ny, nx) summed s at a time and binned b x b:
     (ceil(n/s), ceil(ny/b), ceil(nx/b)) of ``dtype``, the values and markers of
     ``bin_pixels(sum_frames(to_counts(frames, pixel_mask, cutoff, dtype), s), b)``.
@@ -291,12 +324,17 @@ def summed_binned_counts(frames: da.Array, s: int, b: int, pixel_mask=None, cuto
     for axis, f in ((0, s), (1, b), (2, b)):
         x = pad_to_multiple(x, axis, f)  # the last chunk; coarsen refuses other misfits
     # the options in the reduction itself (coarsen passes the reduction nothing else)
-    reduction = partial(_summed_binned_block, mask=pixel_mask, cutoff=cutoff, dtype=np.dtype(dtype), shape=shape)
+    reduction = partial(
+        _summed_binned_block, mask=pixel_mask, cutoff=cutoff, dtype=np.dtype(dtype), shape=shape
+    )
     return coarsen(reduction, x, {0: s, 1: b, 2: b})
 
 
 def bin_pixels(x: da.Array, b: int) -> da.Array:
-    """Sum b x b pixel blocks, zero-padding bottom/right: (n, ny, nx) -> (n, ceil(ny/b), ceil(nx/b))."""
+    """Sum b x b pixel blocks, zero-padding bottom/right.
+
+    (n, ny, nx) -> (n, ceil(ny/b), ceil(nx/b)).
+    """
     return _coarsen_sum(x, {1: b, 2: b})
 
 
@@ -311,11 +349,16 @@ def log_transform(x: da.Array, base: float, signed: bool = False) -> da.Array:
     """``ln(v+1)/ln(base)``; negatives give ``-ln(1-v)/ln(base)`` if ``signed`` else 0."""
     lb = x.dtype.type(np.log(base))
     neg = -da.log1p(-x) / lb if signed else 0
-    return da.where(x >= 0, da.log1p(da.maximum(x, 0)) / lb, da.where(np.isnan(x), np.nan, neg)).astype(x.dtype)
+    return da.where(
+        x >= 0, da.log1p(da.maximum(x, 0)) / lb, da.where(np.isnan(x), np.nan, neg)
+    ).astype(x.dtype)
 
 
 def exp_transform(x: da.Array, base: float, signed: bool = False) -> da.Array:
-    """Inverse of :func:`log_transform`: ``base**w - 1``; negatives ``-(base**-w - 1)`` if ``signed`` else 0."""
+    """Inverse of :func:`log_transform`: ``base**w - 1``.
+
+    Negatives are ``-(base**-w - 1)`` if ``signed``, else 0.
+    """
     b = x.dtype.type(base)
     pos = da.power(b, da.maximum(x, 0)) - 1
     neg = -(da.power(b, da.maximum(-x, 0)) - 1) if signed else 0
@@ -361,8 +404,10 @@ def region_mask(specs, shape) -> np.ndarray:
         try:
             nums = [int(t) for t in spec.split(",")]
         except ValueError:
-            raise ValueError(f"region {spec!r}: not one of columns_S::T, rows_S::T, "
-                             "zero_N_of_M_columns|rows, a,b or a,b,c,d") from None
+            raise ValueError(
+                f"region {spec!r}: not one of columns_S::T, rows_S::T, "
+                "zero_N_of_M_columns|rows, a,b or a,b,c,d"
+            ) from None
         if len(nums) == 2:
             out[:, nums[0] : nums[1] + 1] = True
         elif len(nums) == 4:
@@ -390,7 +435,9 @@ def _finalize_block(x, dtype, saturation, integral=False):
     invalid = np.isnan(x)
     out = np.empty(x.shape, dtype)
     with np.errstate(invalid="ignore"):  # NaN casts to garbage here, overwritten just below
-        np.clip(x if integral else np.rint(x), 0, saturation, out=out, casting="unsafe")  # +inf -> saturation
+        np.clip(
+            x if integral else np.rint(x), 0, saturation, out=out, casting="unsafe"
+        )  # +inf -> saturation
     np.copyto(out, invalid_value(dtype), where=invalid)
     return out
 
@@ -401,4 +448,6 @@ def finalize(x: da.Array, dtype, saturation, integral: bool = False) -> da.Array
     (+inf) pixels = ``saturation``, invalid (NaN) pixels = all bits set (NaN for floats).
     ``integral``: the counts are whole numbers already (no log/exp), so rounding is skipped
     (one whole-frame pass less)."""
-    return x.map_blocks(_finalize_block, np.dtype(dtype), saturation, bool(integral), dtype=np.dtype(dtype))
+    return x.map_blocks(
+        _finalize_block, np.dtype(dtype), saturation, bool(integral), dtype=np.dtype(dtype)
+    )

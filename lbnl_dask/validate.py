@@ -11,6 +11,7 @@ Each rule is a function ``check_*(ctx, result)`` of :data:`CHECKS`, run in that 
 :class:`Context` (the open master and its data blocks); a check returning False stops the
 run, as nothing after it could be checked.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,25 @@ import h5py
 import hdf5plugin
 import numpy as np
 
-from .layout import (BLOCK_RE, BSHUF_CD_COMPRESSOR, BSHUF_LZ4, BSHUF_NONE, CUTOFFS, DATA_GROUP,
-                     DET, DISTANCES, MASTER_SUFFIX, NX_CLASS, PIXEL_MASK, SAMPLE,
-                     SAMPLE_GONIOMETERS, SATURATIONS, SPEC, WAVELENGTHS, block_name)
+from .layout import (
+    BLOCK_RE,
+    BSHUF_CD_COMPRESSOR,
+    BSHUF_LZ4,
+    BSHUF_NONE,
+    CUTOFFS,
+    DATA_GROUP,
+    DET,
+    DISTANCES,
+    MASTER_SUFFIX,
+    NX_CLASS,
+    PIXEL_MASK,
+    SAMPLE,
+    SAMPLE_GONIOMETERS,
+    SATURATIONS,
+    SPEC,
+    WAVELENGTHS,
+    block_name,
+)
 
 
 @dataclass
@@ -49,8 +66,9 @@ class Result:
 def _filters(d: h5py.Dataset) -> list[tuple[int, tuple]]:
     """The dataset's HDF5 filters as [(filter id, cd_values)]."""
     plist = d.id.get_create_plist()
-    return [(plist.get_filter(i)[0], tuple(plist.get_filter(i)[2]))
-            for i in range(plist.get_nfilters())]
+    return [
+        (plist.get_filter(i)[0], tuple(plist.get_filter(i)[2])) for i in range(plist.get_nfilters())
+    ]
 
 
 @dataclass
@@ -107,8 +125,11 @@ class Context:
         try:
             d = g[name]
         except (KeyError, OSError) as e:
-            return Block(name, path,
-                         error=f"{name}: cannot open {getattr(link, 'path', name)} in {path} ({e})")
+            return Block(
+                name,
+                path,
+                error=f"{name}: cannot open {getattr(link, 'path', name)} in {path} ({e})",
+            )
         if not isinstance(d, h5py.Dataset):
             return Block(name, path, error=f"{name}: {d.name} in {path} is not a dataset")
         return Block(name, path, d.shape, d.dtype, d.chunks, _filters(d))
@@ -168,8 +189,11 @@ def check_links(ctx: Context, r: Result):
         r.add("FAIL", f"no {DATA_GROUP}/data_NNNNNN links (Neggia needs {block_name(1)}, ...)")
         return False
     ok = names == [block_name(k) for k in range(1, len(names) + 1)]
-    r.add("OK" if ok else "FAIL", f"{len(names)} data links"
-          + ("" if ok else f", not numbered {block_name(1)}..: {names[:3]}"))
+    r.add(
+        "OK" if ok else "FAIL",
+        f"{len(names)} data links"
+        + ("" if ok else f", not numbered {block_name(1)}..: {names[:3]}"),
+    )
 
 
 def block_failures(ctx: Context, b: Block) -> list[str]:
@@ -181,8 +205,10 @@ def block_failures(ctx: Context, b: Block) -> list[str]:
         return [f"{b.name}: data has shape {b.shape}, not (n, ny, nx)"]
     out = []
     if b is not ctx.first and (b.shape[1:] != ctx.shape or b.dtype != ctx.dtype):
-        out.append(f"{b.name}: frames {b.shape[1:]} {b.dtype} differ from {block_name(1)}'s "
-                   f"{ctx.shape} {ctx.dtype}")
+        out.append(
+            f"{b.name}: frames {b.shape[1:]} {b.dtype} differ from {block_name(1)}'s "
+            f"{ctx.shape} {ctx.dtype}"
+        )
     if b.chunks != (1,) + b.shape[1:]:
         out.append(f"{b.name}: chunks {b.chunks}, the plugins need (1, {b.shape[1]}, {b.shape[2]})")
     return out
@@ -236,8 +262,11 @@ def check_block_sizes(ctx: Context, r: Result):
     if len(set(sizes[:-1])) <= 1 and (len(sizes) == 1 or sizes[-1] <= sizes[0]):
         r.add("OK", f"block sizes {sizes[0]} (last {sizes[-1]}): equal but the last")
     else:
-        r.add("FAIL", f"block sizes {sizes}: every data file but the last must hold the same "
-                      "number of frames")
+        r.add(
+            "FAIL",
+            f"block sizes {sizes}: every data file but the last must hold the same "
+            "number of frames",
+        )
 
 
 def check_frame_count(ctx: Context, r: Result):
@@ -249,8 +278,11 @@ def check_frame_count(ctx: Context, r: Result):
         r.add("FAIL", "detectorSpecific/nimages is missing")
         return
     prod, total = int(n[()]) * (int(t[()]) if t is not None else 1), sum(ctx.sizes)
-    r.add("OK" if prod == total else "FAIL", f"nimages x ntrigger = {prod}"
-          + ("" if prod == total else f", but the data files hold {total} frames"))
+    r.add(
+        "OK" if prod == total else "FAIL",
+        f"nimages x ntrigger = {prod}"
+        + ("" if prod == total else f", but the data files hold {total} frames"),
+    )
 
 
 def check_pixel_mask(ctx: Context, r: Result):
@@ -266,8 +298,10 @@ def check_pixel_mask(ctx: Context, r: Result):
         probs.append(f"shape {m.shape} differs from the frames {tuple(ctx.shape)}")
     if m.chunks is not None or _filters(m):
         probs.append("chunked or filtered (Neggia aborts on that)")
-    r.add("FAIL" if probs else "OK",
-          "pixel_mask " + ("; ".join(probs) if probs else "uint32, frame shape, plain"))
+    r.add(
+        "FAIL" if probs else "OK",
+        "pixel_mask " + ("; ".join(probs) if probs else "uint32, frame shape, plain"),
+    )
 
 
 def check_nx_class_ascii(ctx: Context, r: Result):
@@ -278,19 +312,33 @@ def check_nx_class_ascii(ctx: Context, r: Result):
         if NX_CLASS in obj.attrs:
             t = obj.attrs.get_id(NX_CLASS).get_type()
             if t.get_class() == h5py.h5t.STRING and (
-                    t.is_variable_str() or t.get_cset() != h5py.h5t.CSET_ASCII):
+                t.is_variable_str() or t.get_cset() != h5py.h5t.CSET_ASCII
+            ):
                 bad.append(name)
 
     ctx.f.visititems(visit)
-    r.add("FAIL" if bad else "OK", "NX_class attributes " + (
-        f"not fixed-length ASCII in {bad[:3]} (durin cannot read them)" if bad
-        else "fixed-length ASCII"))
+    r.add(
+        "FAIL" if bad else "OK",
+        "NX_class attributes "
+        + (
+            f"not fixed-length ASCII in {bad[:3]} (durin cannot read them)"
+            if bad
+            else "fixed-length ASCII"
+        ),
+    )
 
 
 #: Detector fields XDS and DIALS use: (name, needed); a missing one fails if needed, else warns.
-GEOMETRY = (("x_pixel_size", True), ("y_pixel_size", True), ("beam_center_x", True),
-            ("beam_center_y", True), ("count_time", False), ("frame_time", False),
-            ("sensor_thickness", False), ("bit_depth_image", False))
+GEOMETRY = (
+    ("x_pixel_size", True),
+    ("y_pixel_size", True),
+    ("beam_center_x", True),
+    ("beam_center_y", True),
+    ("count_time", False),
+    ("frame_time", False),
+    ("sensor_thickness", False),
+    ("bit_depth_image", False),
+)
 
 
 def check_geometry(ctx: Context, r: Result):
@@ -331,9 +379,11 @@ def check_decode(ctx: Context, r: Result):
     ctx.close()  # the reader opens every file again by path
     try:
         frames = open_dataset(ctx.master).frames
-        counts = frames.map_blocks(lambda b: np.array([b.shape[0]])[:, None, None],
-                                   chunks=((1,) * frames.numblocks[0], (1,), (1,)),
-                                   dtype=int).compute(scheduler="threads")
+        counts = frames.map_blocks(
+            lambda b: np.array([b.shape[0]])[:, None, None],
+            chunks=((1,) * frames.numblocks[0], (1,), (1,)),
+            dtype=int,
+        ).compute(scheduler="threads")
         r.add("OK", f"decoded all {int(counts.sum())} frames")
     except Exception as e:  # noqa: BLE001 - any decode failure is a validation failure
         r.add("FAIL", f"decoding frames failed: {e}")
@@ -357,9 +407,21 @@ def check_checksums(ctx: Context, r: Result):
         r.add("OK", f"checksums of {recorded} data file(s) match what was written")
 
 
-CHECKS = [check_file, check_name, check_links, check_data_files, check_block_sizes,
-          check_frame_count, check_pixel_mask, check_nx_class_ascii, check_geometry,
-          check_saturation, check_omega, check_checksums, check_decode]
+CHECKS = [
+    check_file,
+    check_name,
+    check_links,
+    check_data_files,
+    check_block_sizes,
+    check_frame_count,
+    check_pixel_mask,
+    check_nx_class_ascii,
+    check_geometry,
+    check_saturation,
+    check_omega,
+    check_checksums,
+    check_decode,
+]
 
 
 def validate(master, decode: bool = True) -> Result:

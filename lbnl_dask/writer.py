@@ -2,11 +2,12 @@
 
 Every file is written under a temporary name (``<name>.part``) in its final folder and
 renamed when complete, so a crash never leaves a file that looks finished; a failed write
-removes its temporary. The master is written last. Layout (:mod:`lbnl_dask.layout`): ``/entry/data/data``
-(n, ny, nx) unsigned, chunks (1, ny, nx), lossless filter, ``image_nr_low/high``; master
-links ``/entry/data/data_NNNNNN`` to each file; pixel_mask uint32, unchunked, unfiltered;
-string attributes fixed-length ASCII.
+removes its temporary. The master is written last. Layout (:mod:`lbnl_dask.layout`):
+``/entry/data/data`` (n, ny, nx) unsigned, chunks (1, ny, nx), lossless filter,
+``image_nr_low/high``; master links ``/entry/data/data_NNNNNN`` to each file; pixel_mask
+uint32, unchunked, unfiltered; string attributes fixed-length ASCII.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,16 @@ def _frame_count_attrs(d: h5py.Dataset, first_frame: int, n: int, token: str) ->
     d.attrs[JOB_ATTR] = ascii_attr(token)
 
 
-def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz4",
-                    level: int | None = None, token: str = "", frame_shape=None, dtype=None) -> dict:
+def write_datablock(
+    path: str,
+    parts,
+    first_frame: int,
+    compression: str = "bslz4",
+    level: int | None = None,
+    token: str = "",
+    frame_shape=None,
+    dtype=None,
+) -> dict:
     """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or, for
     bslz4, object arrays of n_i chunks already encoded by :class:`~lbnl_dask.codecs.BitshuffleLZ4`
     (then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
@@ -96,8 +105,13 @@ def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             d = _data_group(f).create_dataset(
-                layout.DATA.rsplit("/", 1)[1], shape=(n, ny, nx), maxshape=(None, ny, nx),
-                dtype=dtype, chunks=(1, ny, nx), **lossless_filter(compression, level))
+                layout.DATA.rsplit("/", 1)[1],
+                shape=(n, ny, nx),
+                maxshape=(None, ny, nx),
+                dtype=dtype,
+                chunks=(1, ny, nx),
+                **lossless_filter(compression, level),
+            )
             _frame_count_attrs(d, first_frame, n, token)
             i = 0
             for p in parts:
@@ -114,8 +128,9 @@ def write_datablock(path: str, parts, first_frame: int, compression: str = "bslz
 
 def chunk_checksums(d: h5py.Dataset) -> np.ndarray:
     """CRC-32 of each stored (filtered) chunk of a frames dataset (n, ny, nx): uint32 (n,)."""
-    return np.array([zlib.crc32(d.id.read_direct_chunk((i, 0, 0))[1]) for i in range(d.shape[0])],
-                    np.uint32)
+    return np.array(
+        [zlib.crc32(d.id.read_direct_chunk((i, 0, 0))[1]) for i in range(d.shape[0])], np.uint32
+    )
 
 
 def damaged_frames(path: str) -> list[int] | None:
@@ -140,7 +155,9 @@ def damaged_frames(path: str) -> list[int] | None:
 
 
 def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: str = "") -> dict:
-    """Write the raw codec bytes of every frame (``parts``: lists of bytes, in order) to a squash file.
+    """Write the raw codec bytes of every frame to a squash file.
+
+    ``parts`` holds the frames' lists of bytes, in order.
 
     ``/entry/data/data`` is a variable-length uint8 dataset, one entry per frame, with the
     codec's numcodecs config (JSON) in its ``codec`` attribute; read back by :func:`read_squash`.
@@ -148,8 +165,9 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: 
     frames = [b for part in parts for b in part]
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
-            d = _data_group(f).create_dataset(layout.DATA.rsplit("/", 1)[1], shape=(len(frames),),
-                                              dtype=h5py.vlen_dtype(np.uint8))
+            d = _data_group(f).create_dataset(
+                layout.DATA.rsplit("/", 1)[1], shape=(len(frames),), dtype=h5py.vlen_dtype(np.uint8)
+            )
             for i, b in enumerate(frames):
                 d[i] = np.frombuffer(b, np.uint8)
             d.attrs["codec"] = ascii_attr(json.dumps(codec_config))
@@ -185,16 +203,25 @@ def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain:
     kwargs = {}
     if not plain and like.chunks is not None and np.ndim(value) > 0:
         same = np.shape(value) == like.shape
-        kwargs = dict(chunks=like.chunks if same else True, compression=like.compression,
-                      compression_opts=like.compression_opts)
+        kwargs = dict(
+            chunks=like.chunks if same else True,
+            compression=like.compression,
+            compression_opts=like.compression_opts,
+        )
     d = group.create_dataset(name, data=value, **kwargs)
     for k, v in like.attrs.items():
         d.attrs[k] = v
     return d
 
 
-def write_master(path: str, src_master: str, data_files: list[str], rewriter: MasterRewriter,
-                 pixel_mask: np.ndarray | None, token: str = "") -> dict:
+def write_master(
+    path: str,
+    src_master: str,
+    data_files: list[str],
+    rewriter: MasterRewriter,
+    pixel_mask: np.ndarray | None,
+    token: str = "",
+) -> dict:
     """Write the output master ``path`` from ``src_master``: every group and dataset copied,
     the values summing and binning change rewritten (``rewriter``), ``pixel_mask`` (binned
     uint32, unchunked, unfiltered) replaced, and ``/entry/data/data_NNNNNN`` external links
@@ -280,8 +307,11 @@ def package_frames(final_block, encoded_block, bslz4, lossy_bytes=False):
         frame = final_block[i]
         stored = frame if bslz4 is None else np.frombuffer(bslz4.encode(frame), np.uint8)
         lossy = None if encoded_block is None else encoded_block[i].item()
-        out[i, 0, 0] = (stored, None if lossy is None else len(lossy),
-                        lossy if lossy_bytes else None)
+        out[i, 0, 0] = (
+            stored,
+            None if lossy is None else len(lossy),
+            lossy if lossy_bytes else None,
+        )
     return out
 
 

@@ -2,6 +2,7 @@
 
 Helpers that tests import live in :mod:`tests.helpers`, not here.
 """
+
 import os
 from pathlib import Path
 
@@ -25,13 +26,19 @@ def realdata() -> Path:
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> str:
     """A 20-frame synthetic dataset on the 'tiny' detector, uint16, 2 data files of 10."""
-    return make_dataset(tmp_path_factory.mktemp("tiny") / "tiny", "tiny", nframes=20,
-                        frames_per_file=10)
+    return make_dataset(
+        tmp_path_factory.mktemp("tiny") / "tiny", "tiny", nframes=20, frames_per_file=10
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny32(tmp_path_factory) -> str:
     """A 14-frame synthetic uint32 dataset, data files of 5, 5 and 4 frames."""
-    return make_dataset(tmp_path_factory.mktemp("tiny32") / "t32", "tiny", nframes=14,
-                        frames_per_file=5, dtype="uint32", seed=3)
-
+    return make_dataset(
+        tmp_path_factory.mktemp("tiny32") / "t32",
+        "tiny",
+        nframes=14,
+        frames_per_file=5,
+        dtype="uint32",
+        seed=3,
+    )

@@ -1,4 +1,5 @@
 """Helpers the tests share (imported as ``tests.helpers``; fixtures stay in conftest.py)."""
+
 from pathlib import Path
 
 import h5py
@@ -42,23 +43,33 @@ def eiger_from_cbf(prefix, cbf_files, frames_per_file=10):
         part = data[i0 : i0 + frames_per_file]
         path = f"{prefix}_data_{k:06d}.h5"
         with h5py.File(path, "w") as f:
-            d = f.create_dataset("entry/data/data", data=part, chunks=(1,) + part.shape[1:],
-                                 **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))
+            d = f.create_dataset(
+                "entry/data/data",
+                data=part,
+                chunks=(1,) + part.shape[1:],
+                **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"),
+            )
             d.attrs["image_nr_low"] = np.uint64(i0 + 1)
             d.attrs["image_nr_high"] = np.uint64(i0 + len(part))
         files.append(path)
     det, spec = "entry/instrument/detector", "entry/instrument/detector/detectorSpecific"
     n = len(data)
     omega = -145.0 + 0.1 * np.arange(n)
-    extra = {f"{det}/x_pixel_size": np.float32(172e-6), f"{det}/y_pixel_size": np.float32(172e-6),
-             f"{det}/beam_center_x": np.float32(730.0), f"{det}/beam_center_y": np.float32(865.0),
-             f"{det}/detector_distance": np.float32(0.16), f"{det}/count_time": np.float32(0.0964),
-             f"{det}/frame_time": np.float32(0.1), f"{det}/bit_depth_image": np.uint32(32),
-             "entry/instrument/beam/incident_wavelength": np.float32(0.6889),
-             f"{spec}/countrate_correction_count_cutoff": np.uint32(388705),
-             f"{spec}/x_pixels_in_detector": np.uint32(data.shape[2]),
-             f"{spec}/y_pixels_in_detector": np.uint32(data.shape[1]),
-             f"{spec}/pixel_mask": mask,
-             "entry/sample/goniometer/omega": omega.astype(np.float32),
-             "entry/sample/goniometer/omega_increment": np.float32(0.1)}
+    extra = {
+        f"{det}/x_pixel_size": np.float32(172e-6),
+        f"{det}/y_pixel_size": np.float32(172e-6),
+        f"{det}/beam_center_x": np.float32(730.0),
+        f"{det}/beam_center_y": np.float32(865.0),
+        f"{det}/detector_distance": np.float32(0.16),
+        f"{det}/count_time": np.float32(0.0964),
+        f"{det}/frame_time": np.float32(0.1),
+        f"{det}/bit_depth_image": np.uint32(32),
+        "entry/instrument/beam/incident_wavelength": np.float32(0.6889),
+        f"{spec}/countrate_correction_count_cutoff": np.uint32(388705),
+        f"{spec}/x_pixels_in_detector": np.uint32(data.shape[2]),
+        f"{spec}/y_pixels_in_detector": np.uint32(data.shape[1]),
+        f"{spec}/pixel_mask": mask,
+        "entry/sample/goniometer/omega": omega.astype(np.float32),
+        "entry/sample/goniometer/omega_increment": np.float32(0.1),
+    }
     return write_master(f"{prefix}_master.h5", files, nimages=n, extra=extra)

@@ -1,5 +1,6 @@
 """A deliberately plain numpy reference of sum + bin (+ scale, saturation, invalid pixels):
 explicit loops over output pixels, independent of lbnl_dask's coarsen code."""
+
 import numpy as np
 
 

@@ -1,4 +1,5 @@
 """Local background: cell means of valid pixels, and filling the pixels a codec does not carry."""
+
 import numpy as np
 
 from lbnl_dask.background import cell_means, fill_invalid, local_mean

@@ -1,4 +1,8 @@
-"""End to end through lbnl-compress: each lossy mode, each lossless filter, ranges, schedulers, errors."""
+"""End to end through lbnl-compress.
+
+Each lossy mode, each lossless filter, ranges, schedulers, errors.
+"""
+
 import os
 import subprocess
 import sys
@@ -11,7 +15,6 @@ import pytest
 import lbnl_dask
 from lbnl_dask import cli
 from lbnl_dask.layout import DATA, PIXEL_MASK, SPEC
-
 from tests.reference import expected_output, sum_bin_reference
 
 
@@ -35,18 +38,34 @@ def read(master):
 
 def test_lossless_b2_s2_equals_reference(source, tmp_path, capsys):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        ["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "--scheduler", "threads"],
+        capsys,
+    )
     assert rc == 0, out.err
     assert "ratio" in out.out and "vs 2-byte raw" in out.out
     got = read(tmp_path / "o_master.h5")
-    np.testing.assert_array_equal(got, expected_output(frames, mask, 12440, 2, 2, np.uint32, 12440 * 8))
+    np.testing.assert_array_equal(
+        got, expected_output(frames, mask, 12440, 2, 2, np.uint32, 12440 * 8)
+    )
 
 
-@pytest.mark.parametrize("lossy,tol", [(["-H", "12"], 12), (["-J", "120"], None), (["-K", "120"], None),
-                                       (["-J", "120", "--j2k-reversible"], None)])
+@pytest.mark.parametrize(
+    "lossy,tol",
+    [
+        (["-H", "12"], 12),
+        (["-J", "120"], None),
+        (["-K", "120"], None),
+        (["-J", "120", "--j2k-reversible"], None),
+    ],
+)
 def test_lossy_modes(source, tmp_path, capsys, lossy, tol):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "--scheduler", "threads"] + lossy, capsys)
+    rc, out = compress(
+        ["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "--scheduler", "threads"]
+        + lossy,
+        capsys,
+    )
     assert rc == 0, out.err
     got = read(tmp_path / "o_master.h5").astype(np.int64)
     vals, inv, sat = sum_bin_reference(frames, mask, 12440, 2, 2)
@@ -60,7 +79,9 @@ def test_lossy_modes(source, tmp_path, capsys, lossy, tol):
     err = np.abs(got[ok] - np.clip(vals[ok], 0, satval))
     if tol is not None:
         assert err.max() <= tol  # HCompress' scale is an absolute error bound in counts
-    label = "hcomp avg compressed image size: " if "-H" in lossy else "j2k avg compressed imgage size: "
+    label = (
+        "hcomp avg compressed image size: " if "-H" in lossy else "j2k avg compressed imgage size: "
+    )
     sizes = [int(line.split(": ")[1]) for line in out.out.splitlines() if line.startswith(label)]
     assert len(sizes) == 1 and 0 < sizes[0] < 51 * 66 * 4  # one data file; a frame's codec bytes
     assert err.mean() < 25
@@ -72,18 +93,32 @@ def test_j2k_and_k_ladders_differ_and_both_compress(source, tmp_path, capsys):
     sizes = {}
     for flag in (None, "-J", "-K"):
         o = tmp_path / (flag or "none").strip("-")
-        args = ["-i", tiny, "-o", str(o), "-b", "2", "-s", "2", "--scheduler", "threads"] + ([flag, "60"] if flag else [])
+        args = ["-i", tiny, "-o", str(o), "-b", "2", "-s", "2", "--scheduler", "threads"] + (
+            [flag, "60"] if flag else []
+        )
         assert compress(args, capsys)[0] == 0
         sizes[flag] = sum(os.path.getsize(f"{o}_{k:06d}.h5") for k in (1,))
     assert sizes["-J"] < sizes[None] and sizes["-K"] < sizes[None]
     assert not np.array_equal(read(tmp_path / "J_master.h5"), read(tmp_path / "K_master.h5"))
 
 
-@pytest.mark.parametrize("name,filter_id,extra", [("bslz4", 32008, []), ("bszstd", 32008, ["-l", "5"]),
-                                                  ("bshuf", 32008, []), ("zstd", 32001, ["-l", "4"]), ("none", None, [])])
+@pytest.mark.parametrize(
+    "name,filter_id,extra",
+    [
+        ("bslz4", 32008, []),
+        ("bszstd", 32008, ["-l", "5"]),
+        ("bshuf", 32008, []),
+        ("zstd", 32001, ["-l", "4"]),
+        ("none", None, []),
+    ],
+)
 def test_each_lossless_compression(source, tmp_path, capsys, name, filter_id, extra):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-s", "2", "-c", name, "--scheduler", "threads"] + extra, capsys)
+    rc, out = compress(
+        ["-i", tiny, "-o", str(tmp_path / "o"), "-s", "2", "-c", name, "--scheduler", "threads"]
+        + extra,
+        capsys,
+    )
     assert rc == 0, out.err
     if name in ("bszstd", "bshuf", "zstd"):
         assert "NOT" in out.out and f"-c {name}" in out.out  # in the report
@@ -95,34 +130,77 @@ def test_each_lossless_compression(source, tmp_path, capsys, name, filter_id, ex
     assert ids == ([filter_id] if filter_id else [])
     with h5py.File(tmp_path / "o_master.h5", "r") as f:
         assert f[SPEC + "/compression"][()] == name.encode()
-    np.testing.assert_array_equal(read(tmp_path / "o_master.h5"),
-                                  expected_output(frames, mask, 12440, 2, 1, np.uint16, 24880))
+    np.testing.assert_array_equal(
+        read(tmp_path / "o_master.h5"), expected_output(frames, mask, 12440, 2, 1, np.uint16, 24880)
+    )
 
 
 def test_image_range_first_last(source, tmp_path, capsys):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-1", "3", "-N", "12", "-s", "3", "-d", "2",
-                        "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        [
+            "-i",
+            tiny,
+            "-o",
+            str(tmp_path / "o"),
+            "-1",
+            "3",
+            "-N",
+            "12",
+            "-s",
+            "3",
+            "-d",
+            "2",
+            "--scheduler",
+            "threads",
+        ],
+        capsys,
+    )
     assert rc == 0, out.err
     got = read(tmp_path / "o_master.h5")
     assert got.shape[0] == 4  # 10 frames summed 3 at a time: 3, 3, 3, 1
-    np.testing.assert_array_equal(got, expected_output(frames[2:12], mask, 12440, 3, 1, np.uint32, 12440 * 3))
+    np.testing.assert_array_equal(
+        got, expected_output(frames[2:12], mask, 12440, 3, 1, np.uint32, 12440 * 3)
+    )
 
 
 def test_threads_and_local_cluster_give_the_same_output(source, tmp_path):
     tiny = source[0]
-    a = lbnl_dask.compress(tiny, str(tmp_path / "thr"), bin_range=2, sum_range=2, hcomp_scale=8, data_block_size=3,
-                           scheduler="threads", workers=2)
-    b = lbnl_dask.compress(tiny, str(tmp_path / "proc"), bin_range=2, sum_range=2, hcomp_scale=8, data_block_size=3,
-                           scheduler="processes", workers=2)
+    a = lbnl_dask.compress(
+        tiny,
+        str(tmp_path / "thr"),
+        bin_range=2,
+        sum_range=2,
+        hcomp_scale=8,
+        data_block_size=3,
+        scheduler="threads",
+        workers=2,
+    )
+    b = lbnl_dask.compress(
+        tiny,
+        str(tmp_path / "proc"),
+        bin_range=2,
+        sum_range=2,
+        hcomp_scale=8,
+        data_block_size=3,
+        scheduler="processes",
+        workers=2,
+    )
     assert a.frames_out == b.frames_out == 10 and len(b.data_files) == 4
     np.testing.assert_array_equal(read(a.master), read(b.master))
 
 
 def test_negative_values_with_a_space(source, tmp_path, capsys):
     tiny = source[0]
-    assert cli.join_negative_values(["-u", "-2", "-S", "-1.5", "-b", "2"]) == ["-u=-2", "-S=-1.5", "-b", "2"]
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-u", "-2", "--scheduler", "threads"], capsys)
+    assert cli.join_negative_values(["-u", "-2", "-S", "-1.5", "-b", "2"]) == [
+        "-u=-2",
+        "-S=-1.5",
+        "-b",
+        "2",
+    ]
+    rc, out = compress(
+        ["-i", tiny, "-o", str(tmp_path / "o"), "-u", "-2", "--scheduler", "threads"], capsys
+    )
     assert rc == 0, out.err
     with h5py.File(tmp_path / "o_000001.h5", "r") as f:
         assert f[DATA].dtype == np.int16
@@ -147,46 +225,128 @@ def test_missing_input_and_refusal_to_overwrite(source, tmp_path, capsys):
 def test_output_may_not_overwrite_input(source, tmp_path, capsys):
     tiny = source[0]
     prefix = tiny[: -len("_master.h5")]
-    rc, out = compress(["-i", tiny, "-o", prefix, "-m", prefix + "_master", "--overwrite", "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        [
+            "-i",
+            tiny,
+            "-o",
+            prefix,
+            "-m",
+            prefix + "_master",
+            "--overwrite",
+            "--scheduler",
+            "threads",
+        ],
+        capsys,
+    )
     assert rc == 2 and "would overwrite the input" in out.err
 
 
 def test_console_scripts():
     r = subprocess.run([sys.executable, "-m", "lbnl_dask", "-V"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith("lbnl_dask-")
-    r = subprocess.run([sys.executable, "-m", "lbnl_dask", "--help"], capture_output=True, text=True)
-    for opt in ("--first_image", "--last_image", "--bin", "--sum", "--data_block_size", "--compression",
-                "--compression_level", "--Hcompress", "--J2K", "--J2K2", "--infile", "--out_file", "--out_master",
-                "--out_squash", "--scale", "--uint", "--float", "--logarithm", "--exponential", "--RO", "--CO",
-                "--parallel", "--thread", "--verbose", "--version", "--overwrite", "--scheduler"):
+    r = subprocess.run(
+        [sys.executable, "-m", "lbnl_dask", "--help"], capture_output=True, text=True
+    )
+    for opt in (
+        "--first_image",
+        "--last_image",
+        "--bin",
+        "--sum",
+        "--data_block_size",
+        "--compression",
+        "--compression_level",
+        "--Hcompress",
+        "--J2K",
+        "--J2K2",
+        "--infile",
+        "--out_file",
+        "--out_master",
+        "--out_squash",
+        "--scale",
+        "--uint",
+        "--float",
+        "--logarithm",
+        "--exponential",
+        "--RO",
+        "--CO",
+        "--parallel",
+        "--thread",
+        "--verbose",
+        "--version",
+        "--overwrite",
+        "--scheduler",
+    ):
         assert opt in r.stdout
 
 
 def test_squash_through_the_command(source, tmp_path, capsys):
     tiny = source[0]
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-b", "2", "-s", "2", "-J", "40", "-q", "out_file",
-                        "-d", "5", "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        [
+            "-i",
+            tiny,
+            "-o",
+            str(tmp_path / "o"),
+            "-b",
+            "2",
+            "-s",
+            "2",
+            "-J",
+            "40",
+            "-q",
+            "out_file",
+            "-d",
+            "5",
+            "--scheduler",
+            "threads",
+        ],
+        capsys,
+    )
     assert rc == 0, out.err
     got = lbnl_dask.read_squash(tmp_path / "o_squash_000001.h5")
     data = read(tmp_path / "o_master.h5")[:5]
     ok = (data != np.iinfo(data.dtype).max) & (data < 65534)
-    np.testing.assert_array_equal(np.clip(got, 0, None)[ok], data[ok])  # the data files were decoded from these codestreams
+    np.testing.assert_array_equal(
+        np.clip(got, 0, None)[ok], data[ok]
+    )  # the data files were decoded from these codestreams
 
 
 def test_scale_updates_saturation_in_master(source, tmp_path, capsys):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-S", "2", "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        ["-i", tiny, "-o", str(tmp_path / "o"), "-S", "2", "--scheduler", "threads"], capsys
+    )
     assert rc == 0, out.err
     with h5py.File(tmp_path / "o_master.h5", "r") as f:
         assert f[SPEC + "/countrate_correction_count_cutoff"][()] == 24880
-    np.testing.assert_array_equal(read(tmp_path / "o_master.h5"),
-                                  expected_output(frames, mask, 12440, 1, 1, np.uint16, 24880, scale=2.0))
+    np.testing.assert_array_equal(
+        read(tmp_path / "o_master.h5"),
+        expected_output(frames, mask, 12440, 1, 1, np.uint16, 24880, scale=2.0),
+    )
 
 
 def test_log_to_float_and_region_omission(source, tmp_path, capsys):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-L", "2", "-f", "4", "-R", "0,9", "-C", "rows_0::10",
-                        "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        [
+            "-i",
+            tiny,
+            "-o",
+            str(tmp_path / "o"),
+            "-L",
+            "2",
+            "-f",
+            "4",
+            "-R",
+            "0,9",
+            "-C",
+            "rows_0::10",
+            "--scheduler",
+            "threads",
+        ],
+        capsys,
+    )
     assert rc == 0, out.err
     with h5py.File(tmp_path / "o_000001.h5", "r") as f:
         got = f[DATA][()]
@@ -198,12 +358,15 @@ def test_log_to_float_and_region_omission(source, tmp_path, capsys):
     keep[:, ::10] = False
     np.testing.assert_allclose(got[keep], np.log2(vals[keep] + 1.0), rtol=1e-5)
     assert np.isnan(got[inv]).all()
-    assert (got[sat & ~inv] == pytest.approx(np.log2(12441.0)))  # saturation follows the transform
+    assert got[sat & ~inv] == pytest.approx(np.log2(12441.0))  # saturation follows the transform
 
 
 def test_cap_sums_like_the_published_tool(source, tmp_path, capsys):
     tiny, frames, mask = source
-    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-s", "4", "--cap-sums", "--scheduler", "threads"], capsys)
+    rc, out = compress(
+        ["-i", tiny, "-o", str(tmp_path / "o"), "-s", "4", "--cap-sums", "--scheduler", "threads"],
+        capsys,
+    )
     assert rc == 0, out.err
     got = read(tmp_path / "o_master.h5")
     with h5py.File(tmp_path / "o_master.h5", "r") as f:
@@ -212,7 +375,9 @@ def test_cap_sums_like_the_published_tool(source, tmp_path, capsys):
     vals, inv, sat = sum_bin_reference(frames, mask, 12440, 4, 1)
     assert (got[~inv] <= 12440).all()
     over = ~inv & (vals >= 12440)
-    assert (got[over | sat] == 12440).all()  # sums of strong pixels at or above the cap are overloads
+    assert (
+        got[over | sat] == 12440
+    ).all()  # sums of strong pixels at or above the cap are overloads
 
 
 def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
@@ -222,7 +387,9 @@ def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
 
     tiny = source[0]
     calls = []
-    real = T._summed_binned_block  # the raw frames go straight into the summing and binning reduction
+    real = (
+        T._summed_binned_block
+    )  # the raw frames go straight into the summing and binning reduction
 
     def spy(x, axis=None, **kw):
         if axis is not None:  # dask also calls it once on a (1, 1, 1) array for metadata
@@ -230,8 +397,17 @@ def test_each_chunk_is_read_and_summed_once(source, tmp_path, monkeypatch):
         return real(x, axis, **kw)
 
     monkeypatch.setattr(T, "_summed_binned_block", spy)
-    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), sum_range=2, bin_range=2, hcomp_scale=4, data_block_size=2,
-                             chunk_frames=4, out_squash=str(tmp_path / "sq"), scheduler="sync")
+    rep = lbnl_dask.compress(
+        tiny,
+        str(tmp_path / "o"),
+        sum_range=2,
+        bin_range=2,
+        hcomp_scale=4,
+        data_block_size=2,
+        chunk_frames=4,
+        out_squash=str(tmp_path / "sq"),
+        scheduler="sync",
+    )
     assert sum(calls) == 20 and len(calls) == 5  # 20 frames in chunks of 4, each once
     assert len(rep.data_files) == 5
 
@@ -250,22 +426,43 @@ def test_keep_spots_stores_spot_neighbourhoods_exactly(source, tmp_path, capsys)
     plain = read(tmp_path / "h_master.h5").astype(np.int64)
     vals, inv, sat = sum_bin_reference(frames, mask, 12440, 2, 2)
     counts = np.where(inv, np.nan, np.where(sat, np.inf, vals))
-    keep = spot_regions(da.from_array(counts, chunks=(1, -1, -1)), 5.0, 3, 2).compute()  # the defaults
+    keep = spot_regions(
+        da.from_array(counts, chunks=(1, -1, -1)), 5.0, 3, 2
+    ).compute()  # the defaults
     ok = ~inv & ~sat
     assert 0 < (keep & ok).sum() < 0.5 * ok.sum()  # the synthetic spots, not the background
     np.testing.assert_array_equal(got[keep & ok], vals[keep & ok])  # kept exactly
     assert (plain[keep & ok] != vals[keep & ok]).any()  # which -H 64 alone does not do
     rest = ~keep & ok
-    assert (got[rest] != vals[rest]).any() and np.abs(got[rest] - vals[rest]).mean() < 64  # lossy elsewhere
+    assert (got[rest] != vals[rest]).any() and np.abs(
+        got[rest] - vals[rest]
+    ).mean() < 64  # lossy elsewhere
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
 def test_batch_log_gets_a_line_per_data_file(source, tmp_path, scheduler):
     """No terminal (an HPC batch log): no progress bar, but a line as each data file is written."""
     tiny = source[0]
-    cmd = [sys.executable, "-m", "lbnl_dask", "-i", tiny, "-o", str(tmp_path / "o"), "-d", "3",
-           "-s", "2", "--scheduler", scheduler, "-p", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lbnl_dask",
+        "-i",
+        tiny,
+        "-o",
+        str(tmp_path / "o"),
+        "-d",
+        "3",
+        "-s",
+        "2",
+        "--scheduler",
+        scheduler,
+        "-p",
+        "1",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("progress:")]
-    assert [ln.split(" (")[0] for ln in lines] == [f"progress: {k} of 4 data files written" for k in range(1, 5)]
+    assert [ln.split(" (")[0] for ln in lines] == [
+        f"progress: {k} of 4 data files written" for k in range(1, 5)
+    ]

@@ -1,4 +1,5 @@
 """Schedulers: a running scheduler by address, a performance report, the SLURM job script."""
+
 import os
 
 import numpy as np
@@ -6,26 +7,42 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import cli
-from lbnl_dask.cluster import WORKER_MALLOC, SlurmOptions, client_for, slurm_cluster, slurm_job_script
+from lbnl_dask.cluster import (
+    WORKER_MALLOC,
+    SlurmOptions,
+    client_for,
+    slurm_job_script,
+)
 from lbnl_dask.errors import OptionError
 
 
 def test_scheduler_address_and_performance_report(tiny, tmp_path):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0") as cluster:
-        rep = lbnl_dask.compress(tiny, str(tmp_path / "a"), bin_range=2, scheduler=cluster.scheduler_address,
-                                 report=str(tmp_path / "perf.html"))
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+    ) as cluster:
+        rep = lbnl_dask.compress(
+            tiny,
+            str(tmp_path / "a"),
+            bin_range=2,
+            scheduler=cluster.scheduler_address,
+            report=str(tmp_path / "perf.html"),
+        )
     ref = lbnl_dask.compress(tiny, str(tmp_path / "b"), bin_range=2, scheduler="sync")
-    np.testing.assert_array_equal(lbnl_dask.open_dataset(rep.master).frames.compute(),
-                                  lbnl_dask.open_dataset(ref.master).frames.compute())
+    np.testing.assert_array_equal(
+        lbnl_dask.open_dataset(rep.master).frames.compute(),
+        lbnl_dask.open_dataset(ref.master).frames.compute(),
+    )
     html = (tmp_path / "perf.html").read_text()
     assert "<html" in html.lower() and os.path.getsize(tmp_path / "perf.html") > 10000
 
 
 def test_report_needs_a_distributed_scheduler(tiny, tmp_path):
     with pytest.raises(OptionError, match="--report needs a distributed scheduler"):
-        lbnl_dask.compress(tiny, str(tmp_path / "a"), scheduler="threads", report=str(tmp_path / "r.html"))
+        lbnl_dask.compress(
+            tiny, str(tmp_path / "a"), scheduler="threads", report=str(tmp_path / "r.html")
+        )
 
 
 def test_unknown_scheduler(tiny, tmp_path):
@@ -34,8 +51,15 @@ def test_unknown_scheduler(tiny, tmp_path):
 
 
 def test_slurm_job_script_is_printed_not_submitted(capsys):
-    script = slurm_job_script(SlurmOptions(cores=8, memory="32GB", walltime="02:00:00", queue="mx", account="bl17"))
-    for line in ("#SBATCH -p mx", "#SBATCH -A bl17", "#SBATCH --cpus-per-task=8", "#SBATCH -t 02:00:00"):
+    script = slurm_job_script(
+        SlurmOptions(cores=8, memory="32GB", walltime="02:00:00", queue="mx", account="bl17")
+    )
+    for line in (
+        "#SBATCH -p mx",
+        "#SBATCH -A bl17",
+        "#SBATCH --cpus-per-task=8",
+        "#SBATCH -t 02:00:00",
+    ):
         assert line in script
     assert "distributed.cli.dask_worker" in script
     assert cli.main(["--print-job-script", "--cores", "4", "--memory", "8GB"]) == 0
@@ -50,16 +74,25 @@ def worker_env(*names):
 
 def test_local_cluster_workers_get_the_malloc_settings(monkeypatch):
     names = (*WORKER_MALLOC, "MALLOC_ARENA_MAX")
-    for k in names:  # an earlier LocalCluster in this process may have left dask's values in os.environ
+    for (
+        k
+    ) in names:  # an earlier LocalCluster in this process may have left dask's values in os.environ
         monkeypatch.delenv(k, raising=False)
-    assert worker_env(*names, "OMP_NUM_THREADS") == {**WORKER_MALLOC, "MALLOC_ARENA_MAX": "1", "OMP_NUM_THREADS": "1"}
+    assert worker_env(*names, "OMP_NUM_THREADS") == {
+        **WORKER_MALLOC,
+        "MALLOC_ARENA_MAX": "1",
+        "OMP_NUM_THREADS": "1",
+    }
     # a value the user exported wins (dask's precedence for pre-spawn variables)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
     assert worker_env("MALLOC_TRIM_THRESHOLD_") == {"MALLOC_TRIM_THRESHOLD_": "1000000"}
 
 
 def test_local_workers_profile_only_when_asked():
-    """The workers' stack-sampling profiler costs 3-4% of throughput: off unless a report wants it."""
+    """The workers' stack-sampling profiler costs 3-4% of throughput.
+
+    It is off unless a report wants it.
+    """
     from dask import config
 
     before = config.get("distributed.worker.profile.enabled")
@@ -67,7 +100,9 @@ def test_local_workers_profile_only_when_asked():
         with client_for("processes", workers=1, profile=profile) as client:
             running = client.run(lambda dask_worker: "profile" in dask_worker.periodic_callbacks)
             assert set(running.values()) == {profile}
-    assert config.get("distributed.worker.profile.enabled") == before  # the caller's config untouched
+    assert (
+        config.get("distributed.worker.profile.enabled") == before
+    )  # the caller's config untouched
 
 
 def test_slurm_workers_get_the_malloc_settings():
@@ -77,8 +112,12 @@ def test_slurm_workers_get_the_malloc_settings():
     (line,) = [ln for ln in script.splitlines() if "PRE_SPAWN_ENVIRON" in ln]
     env = ast.literal_eval(line.split("=", 1)[1].strip('"'))  # as dask's config parses the variable
     assert {k: env[k] for k in WORKER_MALLOC} == WORKER_MALLOC
-    assert env["MALLOC_ARENA_MAX"] == "1" and env["OMP_NUM_THREADS"] == "1"  # single-threaded workers
-    assert line.startswith("export ") and script.index(line) < script.index("distributed.cli.dask_worker")
+    assert (
+        env["MALLOC_ARENA_MAX"] == "1" and env["OMP_NUM_THREADS"] == "1"
+    )  # single-threaded workers
+    assert line.startswith("export ") and script.index(line) < script.index(
+        "distributed.cli.dask_worker"
+    )
 
 
 def test_slurm_needs_cores_and_memory(capsys):
@@ -92,7 +131,9 @@ def test_importing_the_package_leaves_the_environment_alone():
 
     code = "import os, lbnl_dask; print(os.environ.get('OMP_NUM_THREADS'))"
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "None"
 
 
@@ -108,12 +149,19 @@ def _python(tmp_path, source, how):
     import sys
 
     if how == "stdin":
-        return subprocess.run([sys.executable, "-"], input=source, capture_output=True, text=True,
-                              cwd=tmp_path, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-"],
+            input=source,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
     script = tmp_path / "job.py"
     script.write_text(source)
-    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
 
 
 @pytest.mark.parametrize("how", ["script", "stdin"])
@@ -140,7 +188,9 @@ def test_a_scheduler_nobody_answers_is_one_line(tiny, tmp_path, capsys):
     import dask
 
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
-        rc = cli.main(["-i", tiny, "-o", str(tmp_path / "out" / "o"), "--scheduler", "tcp://127.0.0.1:9"])
+        rc = cli.main(
+            ["-i", tiny, "-o", str(tmp_path / "out" / "o"), "--scheduler", "tcp://127.0.0.1:9"]
+        )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "tcp://127.0.0.1:9: no dask scheduler answered within 2s" in err

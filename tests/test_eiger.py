@@ -1,4 +1,5 @@
 """The lazy reader: metadata, frames equal to h5py's, ranges, chunking, schedulers, errors."""
+
 import os
 import shutil
 
@@ -10,10 +11,14 @@ import numpy as np
 import pytest
 
 import lbnl_dask
-from lbnl_dask.errors import (ImageRangeError, InputFileError, MissingDataFileError, NotEigerError,
-                              TruncatedDataError)
+from lbnl_dask.errors import (
+    ImageRangeError,
+    InputFileError,
+    MissingDataFileError,
+    NotEigerError,
+    TruncatedDataError,
+)
 from lbnl_dask.layout import BLOCK_RE, DATA, DATA_GROUP, PIXEL_MASK, SPEC, data_file_name
-
 from tests.helpers import NEXGEN_MASTER, write_master
 
 
@@ -45,11 +50,15 @@ def test_padded_frames_are_the_frames_with_zeros(tiny, tmp_path):
         assert got.shape == want.shape and got.chunks[0] == ds.frames.chunks[0]
         np.testing.assert_array_equal(got.compute(), want)
     part = lbnl_dask.open_dataset(tiny, 3, 17, datablock=4)  # a range across both data files
-    np.testing.assert_array_equal(part.padded_frames(4).compute(), np.pad(ref[2:17], [(0, 0), (0, 2), (0, 0)]))
+    np.testing.assert_array_equal(
+        part.padded_frames(4).compute(), np.pad(ref[2:17], [(0, 0), (0, 2), (0, 0)])
+    )
     rep = lbnl_dask.compress(tiny, str(tmp_path / "z"), compression="zstd", scheduler="sync")
     out = lbnl_dask.open_dataset(rep.master)
     assert not out.blocks[0].direct
-    np.testing.assert_array_equal(out.padded_frames(5).compute(), np.pad(out.frames.compute(), [(0, 0), (0, 3), (0, 3)]))
+    np.testing.assert_array_equal(
+        out.padded_frames(5).compute(), np.pad(out.frames.compute(), [(0, 0), (0, 3), (0, 3)])
+    )
 
 
 def test_metadata_of_synthetic_master(tiny):
@@ -70,8 +79,11 @@ def test_metadata_of_synthetic_master(tiny):
 def test_nothing_read_before_compute(tiny, monkeypatch):
     calls = []
     real = lbnl_dask.eiger.FrameSource.read
-    monkeypatch.setattr(lbnl_dask.eiger.FrameSource, "read",
-                        lambda self, a, b: calls.append((a, b)) or real(self, a, b))
+    monkeypatch.setattr(
+        lbnl_dask.eiger.FrameSource,
+        "read",
+        lambda self, a, b: calls.append((a, b)) or real(self, a, b),
+    )
     ds = lbnl_dask.open_dataset(tiny, datablock=4)
     frames = ds.frames[2:6]
     assert calls == []
@@ -105,8 +117,12 @@ def test_threads_and_local_cluster_processes_agree(tiny32):
     ref = h5py_frames(tiny32)[1:13]
     with dask.config.set(scheduler="threads"):
         np.testing.assert_array_equal(ds.frames.compute(), ref)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
-            Client(cl) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cl,
+        Client(cl) as client,
+    ):
         got = client.compute(ds.frames.sum(axis=(1, 2), dtype=np.uint64)).result()
         np.testing.assert_array_equal(got, ref.sum(axis=(1, 2), dtype=np.uint64))
         np.testing.assert_array_equal(client.compute(ds.frames).result(), ref)
@@ -116,20 +132,26 @@ def test_single_data_dataset_in_master(tmp_path, tiny):
     ref = h5py_frames(tiny)
     path = tmp_path / "single_master.h5"
     with h5py.File(path, "w") as f:
-        f.create_dataset(DATA, data=ref[:7], chunks=(1,) + ref.shape[1:],
-                         **hdf5plugin.Bitshuffle(cname="lz4"))
+        f.create_dataset(
+            DATA, data=ref[:7], chunks=(1,) + ref.shape[1:], **hdf5plugin.Bitshuffle(cname="lz4")
+        )
         f[SPEC + "/nimages"] = np.uint32(7)
     ds = lbnl_dask.open_dataset(path, datablock=2)
     np.testing.assert_array_equal(ds.frames.compute(), ref[:7])
 
 
 # ---------------------------------------------------------------- real Dectris files
-@pytest.mark.parametrize("name,dtype", [("datasets_eiger1/eiger1_testmode10_2datafiles_4images_bslz4", "uint16"),
-                                         ("datasets_eiger1/eiger1_testmode10_2datafiles_4images_lz4", "uint16"),
-                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4", "uint16"),
-                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint8", "uint8"),
-                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint32", "uint32"),
-                                         ("datasets_eiger2/eiger2_simread7_2datafiles_4images_lz4", "uint16")])
+@pytest.mark.parametrize(
+    "name,dtype",
+    [
+        ("datasets_eiger1/eiger1_testmode10_2datafiles_4images_bslz4", "uint16"),
+        ("datasets_eiger1/eiger1_testmode10_2datafiles_4images_lz4", "uint16"),
+        ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4", "uint16"),
+        ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint8", "uint8"),
+        ("datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint32", "uint32"),
+        ("datasets_eiger2/eiger2_simread7_2datafiles_4images_lz4", "uint16"),
+    ],
+)
 def test_real_dectris_data_files(tmp_path, realdata, name, dtype):
     files = [realdata / "dectris-h5-testfiles" / data_file_name(name, k) for k in (1, 2)]
     master = write_master(tmp_path / "real_master.h5", files, nimages=4)
@@ -149,7 +171,9 @@ def test_real_dectris_data_files(tmp_path, realdata, name, dtype):
 def test_real_artificial_small_master(realdata):
     master = realdata / "dectris-h5-testfiles/dataset_artificial_small_001/test_master.h5"
     ds = lbnl_dask.open_dataset(master)
-    assert ds.meta.x_pixel_size == pytest.approx(0.25) and ds.meta.y_pixel_size == pytest.approx(0.5)
+    assert ds.meta.x_pixel_size == pytest.approx(0.25) and ds.meta.y_pixel_size == pytest.approx(
+        0.5
+    )
     np.testing.assert_array_equal(ds.frames.compute(), h5py_frames(master))
     assert ds.pixel_mask().shape == (13, 11)
 
@@ -227,8 +251,15 @@ def test_data_shorter_than_master(tmp_path, tiny32):
         lbnl_dask.open_dataset(master).frames
 
 
-@pytest.mark.parametrize("first,last,msg", [(0, None, "before image 1"), (5, 4, "after last image"),
-                                            (1, 21, "beyond the 20 frames"), (21, None, "after last image")])
+@pytest.mark.parametrize(
+    "first,last,msg",
+    [
+        (0, None, "before image 1"),
+        (5, 4, "after last image"),
+        (1, 21, "beyond the 20 frames"),
+        (21, None, "after last image"),
+    ],
+)
 def test_image_range_errors(tiny, first, last, msg):
     with pytest.raises(ImageRangeError, match=msg):
         lbnl_dask.open_dataset(tiny, first, last).frames
@@ -253,7 +284,9 @@ def test_shape_and_rechunk_without_rereading(tiny32, monkeypatch):
     ds = lbnl_dask.open_dataset(tiny32, first_image=2)
     assert ds.shape == (13, 102, 132)
     blocks = ds.blocks
-    monkeypatch.setattr(lbnl_dask.eiger, "_data_blocks", lambda m: pytest.fail("data files opened again"))
+    monkeypatch.setattr(
+        lbnl_dask.eiger, "_data_blocks", lambda m: pytest.fail("data files opened again")
+    )
     other = ds.with_datablock(4)
     assert other.blocks is blocks and other.frames.chunks[0] == (4, 4, 4, 1)
     np.testing.assert_array_equal(other.frames.compute(), ds.frames.compute())

@@ -1,4 +1,8 @@
-"""Bad input: one clear line naming the file and the problem, exit status 2, no output left behind."""
+"""Bad input: one clear line naming the file and the problem.
+
+Exit status 2, no output left behind.
+"""
+
 import os
 import shutil
 
@@ -9,7 +13,6 @@ import pytest
 
 from lbnl_dask import cli
 from lbnl_dask.layout import DATA, DATA_GROUP, SPEC, data_file_name
-
 from tests.helpers import write_master
 
 
@@ -103,15 +106,25 @@ def case_float_data(tmp_path, tiny):
 def case_empty_dataset(tmp_path, tiny):
     data = tmp_path / data_file_name("e", 1)
     with h5py.File(data, "w") as f:
-        f.create_dataset(DATA, shape=(0, 8, 8), dtype=np.uint16, chunks=(1, 8, 8),
-                         maxshape=(None, 8, 8))
+        f.create_dataset(
+            DATA, shape=(0, 8, 8), dtype=np.uint16, chunks=(1, 8, 8), maxshape=(None, 8, 8)
+        )
     return write_master(tmp_path / "e_master.h5", [data], 0), "hold no frames"
 
 
-INPUT_CASES = [case_missing, case_directory, case_not_hdf5, case_not_eiger, case_missing_data_file,
-               case_truncated_data_file, case_data_shorter_than_master, case_corrupt_chunk, case_corrupt_block_size,
-               case_float_data,
-               case_empty_dataset]
+INPUT_CASES = [
+    case_missing,
+    case_directory,
+    case_not_hdf5,
+    case_not_eiger,
+    case_missing_data_file,
+    case_truncated_data_file,
+    case_data_shorter_than_master,
+    case_corrupt_chunk,
+    case_corrupt_block_size,
+    case_float_data,
+    case_empty_dataset,
+]
 
 
 @pytest.mark.parametrize("case", INPUT_CASES, ids=[c.__name__[5:] for c in INPUT_CASES])
@@ -136,7 +149,19 @@ def test_output_folder_cannot_be_written(tmp_path, tiny, capsys):
 
 def test_output_would_overwrite_input(tmp_path, tiny, capsys):
     d, m = copy_dataset(tiny, tmp_path)
-    rc = cli.main(["-i", str(m), "-o", str(d / "tiny_data"), "-d", "10", "--overwrite", "--scheduler", "threads"])
+    rc = cli.main(
+        [
+            "-i",
+            str(m),
+            "-o",
+            str(d / "tiny_data"),
+            "-d",
+            "10",
+            "--overwrite",
+            "--scheduler",
+            "threads",
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "would overwrite the input" in err
     with h5py.File(d / data_file_name("tiny", 1), "r") as f:  # untouched

@@ -1,9 +1,9 @@
 """lbnl-explore on data without a reflection table (synthetic with its table removed, real
 Eiger and PILATUS frames): the spot finder on numpy and dask input, progress lines in a batch
 log, the help text, the plot's labels and the choice of the best setting."""
+
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,8 +27,11 @@ def console_script(name):
     exe = Path(sys.executable).parent / name
     if exe.exists():
         return [str(exe)]
-    return [sys.executable, "-m", {"lbnl-explore": "lbnl_dask.explore",
-                                   "lbnl-synth": "lbnl_dask.synth"}[name]]
+    return [
+        sys.executable,
+        "-m",
+        {"lbnl-explore": "lbnl_dask.explore", "lbnl-synth": "lbnl_dask.synth"}[name],
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -55,10 +58,25 @@ def test_spot_finder_takes_numpy_and_dask_alike(no_table):
 def test_explore_without_a_table_prints_progress_to_a_batch_log(no_table, tmp_path):
     """The entry point, stdout a pipe (not a terminal): a line per setting as it finishes."""
     out = tmp_path / "ex"
-    p = subprocess.run(console_script("lbnl-explore") + [no_table, *SMALL_GRID, "--hcomp", "8",
-                                                        "64", "--windows", "3", "--frames",
-                                                        "10", "-o", str(out)],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=600)
+    p = subprocess.run(
+        console_script("lbnl-explore")
+        + [
+            no_table,
+            *SMALL_GRID,
+            "--hcomp",
+            "8",
+            "64",
+            "--windows",
+            "3",
+            "--frames",
+            "10",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     progress = [ln for ln in lines if ln.startswith("lbnl-explore: ")]
@@ -79,8 +97,26 @@ def test_explore_on_real_pilatus_frames_without_a_table(realdata, tmp_path, caps
     cbf = sorted((realdata / "dials-l-cysteine").glob("l-cyst_01_*.cbf.gz"))
     assert len(cbf) == 15
     master = eiger_from_cbf(tmp_path / "lcys", cbf)
-    rc = E.main([master, "--bins", "2", "--sums", "1", "--hcomp", "8", "--j2k", "--keep", "0",
-                 "--windows", "2", "--frames", "5", "-o", str(tmp_path / "ex")])
+    rc = E.main(
+        [
+            master,
+            "--bins",
+            "2",
+            "--sums",
+            "1",
+            "--hcomp",
+            "8",
+            "--j2k",
+            "--keep",
+            "0",
+            "--windows",
+            "2",
+            "--frames",
+            "5",
+            "-o",
+            str(tmp_path / "ex"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     rows = {r["setting"]: r for r in json.loads((tmp_path / "ex.json").read_text())}
@@ -95,8 +131,21 @@ def test_explore_on_real_eiger2_files_with_no_spots(realdata, tmp_path, capsys):
     name = "dectris-h5-testfiles/datasets_eiger2/eiger2_simread7_2datafiles_4images_bslz4_uint32"
     files = [realdata / f"{name}_data_00000{k}.h5" for k in (1, 2)]
     master = write_master(tmp_path / "e2_master.h5", files, nimages=4)
-    rc = E.main([master, *SMALL_GRID[:2], "--sums", "1", *SMALL_GRID[4:], "--windows", "1",
-                 "--frames", "4", "-o", str(tmp_path / "e2")])
+    rc = E.main(
+        [
+            master,
+            *SMALL_GRID[:2],
+            "--sums",
+            "1",
+            *SMALL_GRID[4:],
+            "--windows",
+            "1",
+            "--frames",
+            "4",
+            "-o",
+            str(tmp_path / "e2"),
+        ]
+    )
     assert rc == 0
     assert "best: none of the settings" in capsys.readouterr().out
     rows = json.loads((tmp_path / "e2.json").read_text())
@@ -109,20 +158,33 @@ def test_explore_help_shows_defaults_and_plain_text(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "``" not in out and "Compression ratio against spot fidelity" in out
-    for text in ("(default: [1, 2])", "(default: 3)", "(default: 20)", "(default: explore)",
-                 "(default: threads)", "(default: [0, 5])"):
+    for text in (
+        "(default: [1, 2])",
+        "(default: 3)",
+        "(default: 20)",
+        "(default: explore)",
+        "(default: threads)",
+        "(default: [0, 5])",
+    ):
         assert text in " ".join(out.split()), text
 
 
 def rows_close_together():
     """Rows like a real grid's: several Pareto-front points close together."""
-    rows = [dict(setting=n, codec=c, keep=k, ratio_raw2=x, cc=y, mean_ratio=m)
-            for n, c, k, x, y, m in [
-                ("b2s2", "none", 0, 24.0, 1.0, 1.0), ("b2s2h8", "H", 0, 24.5, 0.9995, 0.99),
-                ("b2s2h8k5", "H", 5, 25.0, 0.9993, 1.0), ("b2s2h16", "H", 0, 26.0, 0.999, 0.98),
-                ("b2s2h16k5", "H", 5, 26.5, 0.9989, 1.0), ("b2s2h32", "H", 0, 27.0, 0.998, 0.95),
-                ("b2s2h64", "H", 0, 40.0, 0.995, 0.88), ("b2s2j60", "J", 0, 41.0, 0.96, 0.8),
-                ("b1s2j60", "J", 0, 12.0, 0.9, 0.7)]]
+    rows = [
+        dict(setting=n, codec=c, keep=k, ratio_raw2=x, cc=y, mean_ratio=m)
+        for n, c, k, x, y, m in [
+            ("b2s2", "none", 0, 24.0, 1.0, 1.0),
+            ("b2s2h8", "H", 0, 24.5, 0.9995, 0.99),
+            ("b2s2h8k5", "H", 5, 25.0, 0.9993, 1.0),
+            ("b2s2h16", "H", 0, 26.0, 0.999, 0.98),
+            ("b2s2h16k5", "H", 5, 26.5, 0.9989, 1.0),
+            ("b2s2h32", "H", 0, 27.0, 0.998, 0.95),
+            ("b2s2h64", "H", 0, 40.0, 0.995, 0.88),
+            ("b2s2j60", "J", 0, 41.0, 0.96, 0.8),
+            ("b1s2j60", "J", 0, 12.0, 0.9, 0.7),
+        ]
+    ]
     R.pareto(rows)
     return rows
 

@@ -1,5 +1,6 @@
 """Another project's reader agrees: FabIO (ESRF's image library, its EigerImage class) reads
 our synthetic input and our compressed output master frame for frame."""
+
 import fabio
 import numpy as np
 import pytest
@@ -7,11 +8,17 @@ import pytest
 import lbnl_dask
 
 
-
 @pytest.mark.parametrize("codec", [{}, {"hcomp_scale": 8}])
 def test_fabio_reads_our_output(tiny, tmp_path, codec):
-    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2, data_block_size=3,
-                             scheduler="threads", **codec)
+    rep = lbnl_dask.compress(
+        tiny,
+        str(tmp_path / "o"),
+        bin_range=2,
+        sum_range=2,
+        data_block_size=3,
+        scheduler="threads",
+        **codec,
+    )
     ours = lbnl_dask.open_dataset(rep.master).frames.compute()
     img = fabio.open(rep.master)
     assert img.nframes == ours.shape[0] == 10

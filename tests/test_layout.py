@@ -1,4 +1,5 @@
 """The file layout module: the Dectris paths and names, and the filters h5py records."""
+
 import h5py
 import hdf5plugin
 import numpy as np
@@ -31,8 +32,7 @@ def test_block_name_round_trip(k):
 def test_block_names():
     assert L.block_name(1) == "data_000001"
     assert L.data_file_name("dir/run", 3) == "dir/run_data_000003.h5"
-    for other in ("data", "data_1", "data_0000001", "data_00000a", "xdata_000001",
-                  "data_000001 "):
+    for other in ("data", "data_1", "data_0000001", "data_00000a", "xdata_000001", "data_000001 "):
         assert L.block_number(other) is None and not L.BLOCK_RE.match(other)
     names = sorted(L.block_name(k) for k in (10, 2, 1))  # sorting names sorts the numbers
     assert names == ["data_000001", "data_000002", "data_000010"]
@@ -41,8 +41,14 @@ def test_block_names():
 def test_filter_ids_are_hdf5plugins():
     assert (hdf5plugin.BSHUF_ID, hdf5plugin.LZ4_ID, hdf5plugin.BLOSC_ID) == (32008, 32004, 32001)
     ids = {n: c.filter_id for n, c in L.FILTERS.items()}
-    assert ids == {"bslz4": 32008, "bszstd": 32008, "bshuf": 32008, "zstd": 32001, "none": None,
-                   "lz4": 32004}
+    assert ids == {
+        "bslz4": 32008,
+        "bszstd": 32008,
+        "bshuf": 32008,
+        "zstd": 32001,
+        "none": None,
+        "lz4": 32004,
+    }
     for c in L.FILTERS.values():  # what -c prints names the filter that ends up in the file
         assert c.filter_id is None or f"HDF5 filter {c.filter_id}" in c.note
 

@@ -1,5 +1,6 @@
 """MasterRewriter rules on real h5py datasets: excluded pixels after binning, a binned
 flatfield's edge cells, saturation values of every kind (integer, -L's fraction, -X's huge)."""
+
 import h5py
 import numpy as np
 import pytest
@@ -11,8 +12,18 @@ SPEC = "/entry/instrument/detector/detectorSpecific"
 
 
 def rewriter(b=1, saturation=12440, frame_shape=(7, 8), **kw):
-    return MasterRewriter(n_total=4, first=1, last=4, s=1, b=b, saturation=saturation, bit_depth=32,
-                          compression="bslz4", frame_shape=frame_shape, **kw)
+    return MasterRewriter(
+        n_total=4,
+        first=1,
+        last=4,
+        s=1,
+        b=b,
+        saturation=saturation,
+        bit_depth=32,
+        compression="bslz4",
+        frame_shape=frame_shape,
+        **kw,
+    )
 
 
 def small_master(path, mask, flatfield=None, excluded=38170):
@@ -53,8 +64,9 @@ def test_excluded_pixels_count_the_binned_mask(tmp_path):
     assert rewriter(b=3, excluded_pixels=9845).excluded_pixels == 9845
 
 
-@pytest.mark.parametrize("shape,b", [((7, 8), 3), ((9, 10), 3), ((5, 5), 2), ((6, 6), 2),
-                                     ((3, 7), 4)])
+@pytest.mark.parametrize(
+    "shape,b", [((7, 8), 3), ((9, 10), 3), ((5, 5), 2), ((6, 6), 2), ((3, 7), 4)]
+)
 def test_binned_flatfield_edge_cells_average_real_pixels_only(tmp_path, shape, b):
     assert (_bin_mean(np.full(shape, 1.5), b) == 1.5).all()
     ff = np.random.default_rng(1).uniform(0.5, 2, shape)
@@ -69,13 +81,16 @@ def test_binned_flatfield_edge_cells_average_real_pixels_only(tmp_path, shape, b
     assert new.dtype == np.float32 and (new == 1.5).all()
 
 
-@pytest.mark.parametrize("saturation,value,dtype", [
-    (12440, 12440, np.uint32),  # fits the dataset's type: kept
-    (49760.0, 49760, np.uint32),  # a whole float is an integer
-    (99520 * 70000, 99520 * 70000, np.int64),  # above uint32: int64
-    (11.966, 11.966, np.float64),  # after -L: not truncated to 11
-    (float(np.finfo(np.float32).max), float(np.finfo(np.float32).max), np.float64),  # after -X
-])
+@pytest.mark.parametrize(
+    "saturation,value,dtype",
+    [
+        (12440, 12440, np.uint32),  # fits the dataset's type: kept
+        (49760.0, 49760, np.uint32),  # a whole float is an integer
+        (99520 * 70000, 99520 * 70000, np.int64),  # above uint32: int64
+        (11.966, 11.966, np.float64),  # after -L: not truncated to 11
+        (float(np.finfo(np.float32).max), float(np.finfo(np.float32).max), np.float64),  # after -X
+    ],
+)
 def test_saturation_values_of_every_kind(tmp_path, saturation, value, dtype):
     src = small_master(tmp_path / "x_master.h5", np.zeros((7, 8)))
     rw = rewriter(saturation=saturation)

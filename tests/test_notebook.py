@@ -1,4 +1,5 @@
 """The example notebook runs top to bottom (nbclient, a real kernel), on a small dataset."""
+
 from pathlib import Path
 
 import nbformat
@@ -9,7 +10,9 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "explore.ipynb"
 
 def test_explore_notebook_runs(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     images = [o for o in outputs if "image/png" in o.get("data", {})]

@@ -1,4 +1,8 @@
-"""Options: the one list of bad options (one line, exit 2, nothing written), checked on construction."""
+"""Options: the one list of bad options, checked on construction.
+
+Each bad option gives one line, exit 2, nothing written.
+"""
+
 import os
 
 import numpy as np
@@ -78,13 +82,16 @@ def test_job_token_ignores_run_settings_but_not_output_options(tiny, tmp_path):
     assert a != job_token(tiny, out, OutputOptions(bin_range=3))
 
 
-@pytest.mark.parametrize("kw,sat,dtype,cap", [
-    (dict(), 30000, np.uint16, 30000),
-    (dict(), 40000, np.uint32, 40000),
-    (dict(), 2**33, np.uint32, 2**31 - 2),  # Neggia reads 2**31-1 and above as invalid
-    (dict(uint=2), 70000, np.uint16, 65534),
-    (dict(ufloat=4), 1e40, np.float32, float(np.finfo(np.float32).max)),
-])
+@pytest.mark.parametrize(
+    "kw,sat,dtype,cap",
+    [
+        (dict(), 30000, np.uint16, 30000),
+        (dict(), 40000, np.uint32, 40000),
+        (dict(), 2**33, np.uint32, 2**31 - 2),  # Neggia reads 2**31-1 and above as invalid
+        (dict(uint=2), 70000, np.uint16, 65534),
+        (dict(ufloat=4), 1e40, np.float32, float(np.finfo(np.float32).max)),
+    ],
+)
 def test_output_dtype_keeps_the_saturation_readable(kw, sat, dtype, cap):
     notes = []
     dt, s = output_dtype(OutputOptions(**kw), sat, notes)

@@ -10,6 +10,7 @@ change that is meant to alter the output::
 The synthetic input is hashed too: if numpy ever draws different random numbers, the test
 skips with that reason instead of blaming the pipeline.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,12 +38,18 @@ SETTINGS = {
     "tiny-b3s2-S2-u4": ("tiny32", dict(bin_range=3, sum_range=2, scale_factor=2.0, uint=4)),
     "tiny-b2-f4-L": ("tiny16", dict(bin_range=2, ufloat=4, logarithm_base="e")),
     "tiny-b2s2h8-keep": ("tiny16", dict(bin_range=2, sum_range=2, hcomp_scale=8, keep_spots=5.0)),
-    "tiny-b1s2-R-range": ("tiny32", dict(sum_range=2, regions=["10,20"], first_image=3,
-                                         last_image=12)),
-    "tiny-b2s2k60-q": ("tiny16", dict(bin_range=2, sum_range=2, j2k_alt_ratio=60,
-                                      out_squash="out_file")),
-    "tiny-bszstd-cap": ("tiny32", dict(bin_range=2, sum_range=2, compression="bszstd",
-                                       cap_sums=True)),
+    "tiny-b1s2-R-range": (
+        "tiny32",
+        dict(sum_range=2, regions=["10,20"], first_image=3, last_image=12),
+    ),
+    "tiny-b2s2k60-q": (
+        "tiny16",
+        dict(bin_range=2, sum_range=2, j2k_alt_ratio=60, out_squash="out_file"),
+    ),
+    "tiny-bszstd-cap": (
+        "tiny32",
+        dict(bin_range=2, sum_range=2, compression="bszstd", cap_sums=True),
+    ),
     "eiger_1m-b2s2h12": ("eiger_1m", dict(bin_range=2, sum_range=2, hcomp_scale=12)),
     "eiger2_4m-b2s2h12": ("eiger2_4m", dict(bin_range=2, sum_range=2, hcomp_scale=12)),
 }
@@ -59,7 +66,9 @@ def _make(name: str, folder: Path) -> str:
 
 def _sha(a) -> str:
     a = np.ascontiguousarray(a)
-    return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()[:20]
+    return hashlib.sha256(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes()).hexdigest()[
+        :20
+    ]
 
 
 def _attrs(obj) -> dict:
@@ -139,8 +148,10 @@ def current(tmp_path_factory):
 
 def test_inputs_as_recorded(recorded, current):
     if current["inputs"] != recorded["inputs"]:
-        pytest.skip("the synthetic input differs from the recording (another numpy?): "
-                    "the output comparison would say nothing")
+        pytest.skip(
+            "the synthetic input differs from the recording (another numpy?): "
+            "the output comparison would say nothing"
+        )
 
 
 @pytest.mark.parametrize("key", sorted(SETTINGS))
@@ -148,11 +159,16 @@ def test_output_unchanged(key, recorded, current):
     if current["inputs"] != recorded["inputs"]:
         pytest.skip("the synthetic input differs from the recording (another numpy?)")
     want, got = recorded[key], current[key]
-    changed = [i for i, (a, b) in enumerate(zip(want["frames"], got["frames"])) if a != b]
+    changed = [
+        i for i, (a, b) in enumerate(zip(want["frames"], got["frames"], strict=False)) if a != b
+    ]
     assert len(got["frames"]) == len(want["frames"])
     assert not changed, f"{key}: frames {changed[:5]} differ from the recording"
-    diff = sorted(k for k in set(want["master"]) | set(got["master"])
-                  if want["master"].get(k) != got["master"].get(k))
+    diff = sorted(
+        k
+        for k in set(want["master"]) | set(got["master"])
+        if want["master"].get(k) != got["master"].get(k)
+    )
     assert not diff, f"{key}: master items differ: {diff[:8]}"
     assert got.get("squash") == want.get("squash")
 

@@ -1,4 +1,5 @@
 """Ratios and spot-level fidelity; the explorer (grid, Pareto front, files written)."""
+
 import json
 import os
 
@@ -14,16 +15,24 @@ from lbnl_dask.synth import make_dataset
 @pytest.fixture(scope="module")
 def spots(tmp_path_factory):
     """40 frames of the tiny detector with ground truth."""
-    return make_dataset(tmp_path_factory.mktemp("q") / "q", "tiny", nframes=40, frames_per_file=20, seed=4)
+    return make_dataset(
+        tmp_path_factory.mktemp("q") / "q", "tiny", nframes=40, frames_per_file=20, seed=4
+    )
 
 
 @pytest.fixture(scope="module")
 def runs(spots, tmp_path_factory):
     d = tmp_path_factory.mktemp("qo")
     out = {}
-    for name, opts in {"lossless": {}, "h8": dict(hcomp_scale=8), "h64": dict(hcomp_scale=64),
-                       "j40": dict(j2k_ratio=40)}.items():
-        out[name] = lbnl_dask.compress(spots, str(d / name), bin_range=2, sum_range=2, scheduler="threads", **opts)
+    for name, opts in {
+        "lossless": {},
+        "h8": dict(hcomp_scale=8),
+        "h64": dict(hcomp_scale=64),
+        "j40": dict(j2k_ratio=40),
+    }.items():
+        out[name] = lbnl_dask.compress(
+            spots, str(d / name), bin_range=2, sum_range=2, scheduler="threads", **opts
+        )
     return out
 
 
@@ -38,15 +47,26 @@ def test_ratios_match_the_files(spots, runs):
 
 
 def test_infer_run(spots, tmp_path):
-    rep = lbnl_dask.compress(spots, str(tmp_path / "x"), first_image=5, last_image=34, bin_range=2, sum_range=3,
-                             scheduler="threads")
+    rep = lbnl_dask.compress(
+        spots,
+        str(tmp_path / "x"),
+        first_image=5,
+        last_image=34,
+        bin_range=2,
+        sum_range=3,
+        scheduler="threads",
+    )
     assert Q.infer_run(spots, rep.master) == Q.RunGeometry(first=5, last=34, s=3, b=2)
 
 
 def test_lossless_is_perfect_and_close_to_truth(spots, runs):
     f = Q.fidelity(spots, runs["lossless"].master)
     assert f.source == "ground truth" and f.overall.n >= 10
-    assert f.overall.cc == pytest.approx(1.0) and f.overall.mean_ratio == pytest.approx(1.0) and f.overall.r_factor == 0
+    assert (
+        f.overall.cc == pytest.approx(1.0)
+        and f.overall.mean_ratio == pytest.approx(1.0)
+        and f.overall.r_factor == 0
+    )
     assert f.truth_ref.cc > 0.9  # the integration measures what was put in
 
 
@@ -96,25 +116,57 @@ def test_invalid_pixels_never_count():
 
 
 def test_pareto_front():
-    rows = [dict(ratio_raw2=10, cc=1.0), dict(ratio_raw2=20, cc=0.99), dict(ratio_raw2=15, cc=0.98),
-            dict(ratio_raw2=30, cc=float("nan"))]
+    rows = [
+        dict(ratio_raw2=10, cc=1.0),
+        dict(ratio_raw2=20, cc=0.99),
+        dict(ratio_raw2=15, cc=0.98),
+        dict(ratio_raw2=30, cc=float("nan")),
+    ]
     E.pareto(rows)
     assert [r["pareto"] for r in rows] == [True, True, False, False]
 
 
 def test_explorer_command(spots, tmp_path, capsys):
-    rc = E.main([spots, "--bins", "2", "--sums", "2", "--hcomp", "8", "64", "--j2k", "40", "--windows", "2",
-                 "--frames", "10", "-o", str(tmp_path / "ex")])
+    rc = E.main(
+        [
+            spots,
+            "--bins",
+            "2",
+            "--sums",
+            "2",
+            "--hcomp",
+            "8",
+            "64",
+            "--j2k",
+            "40",
+            "--windows",
+            "2",
+            "--frames",
+            "10",
+            "-o",
+            str(tmp_path / "ex"),
+        ]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "b2s2h8" in out and "b2s2j40" in out and "*" in out
     rows = json.loads((tmp_path / "ex.json").read_text())
-    assert {r["setting"] for r in rows} == {"b2s2", "b2s2h8", "b2s2h64", "b2s2j40", "b2s2h8k5", "b2s2h64k5", "b2s2j40k5"}
+    assert {r["setting"] for r in rows} == {
+        "b2s2",
+        "b2s2h8",
+        "b2s2h64",
+        "b2s2j40",
+        "b2s2h8k5",
+        "b2s2h64k5",
+        "b2s2j40k5",
+    }
     by = {r["setting"]: r for r in rows}
     for lossy in ("b2s2h64", "b2s2j40"):  # spots kept exactly: their intensities come back
         assert abs(by[lossy + "k5"]["mean_ratio"] - 1) < min(0.02, abs(by[lossy]["mean_ratio"] - 1))
         assert by[lossy + "k5"]["cc"] > 0.99
-    assert E.Setting.from_row(by["b2s2h64k5"]).kwargs() == dict(bin_range=2, sum_range=2, hcomp_scale=64, keep_spots=5)
+    assert E.Setting.from_row(by["b2s2h64k5"]).kwargs() == dict(
+        bin_range=2, sum_range=2, hcomp_scale=64, keep_spots=5
+    )
     assert E.Setting.from_row(by["b2s2"]).kwargs() == dict(bin_range=2, sum_range=2)
     assert by["b2s2"]["cc"] == pytest.approx(1.0) and by["b2s2"]["pareto"]
     assert by["b2s2h64"]["ratio_raw2"] > by["b2s2h8"]["ratio_raw2"] > by["b2s2"]["ratio_raw2"] * 0.9

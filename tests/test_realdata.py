@@ -1,5 +1,6 @@
 """The suite without the real test files: tests needing them skip with one line; the nexgen
 master committed under tests/data keeps its tests running."""
+
 import hashlib
 import os
 import subprocess
@@ -15,9 +16,24 @@ NEXGEN_SHA256 = "91e3890dd21ecc0d737ecb1204286de74cebe5b39c1f757f13e1599537ece09
 def run_pytest(args, tmp_path, cwd=REPO):
     """pytest in a subprocess with no real-data folder; (returncode, stdout + stderr)."""
     env = dict(os.environ, LBNL_REALDATA=str(tmp_path / "absent"))
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
-                        f"--basetemp={tmp_path / 'bt'}", *args], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+            f"--basetemp={tmp_path / 'bt'}",
+            *args,
+        ],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return p.returncode, p.stdout + p.stderr
 
 
@@ -31,8 +47,9 @@ def test_real_file_tests_skip_where_the_files_are_absent(tmp_path):
 
 
 def test_helpers_import_from_another_working_directory(tmp_path):
-    rc, out = run_pytest([str(REPO / "tests/test_eiger.py"), "-k", "nexgen"], tmp_path,
-                         cwd=tmp_path)
+    rc, out = run_pytest(
+        [str(REPO / "tests/test_eiger.py"), "-k", "nexgen"], tmp_path, cwd=tmp_path
+    )
     assert rc == 0 and "1 passed" in out, out
 
 

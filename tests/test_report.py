@@ -1,16 +1,27 @@
 """The run's report: data-file and with-master ratios, squash files, throughput of this run only."""
+
 import os
 
 import lbnl_dask
 
 
 def test_report_counts_the_master_and_lists_squash_files(tiny, tmp_path):
-    r = lbnl_dask.compress(tiny, str(tmp_path / "o"), sum_range=2, hcomp_scale=8, data_block_size=3,
-                           out_squash="out_file", scheduler="threads")
+    r = lbnl_dask.compress(
+        tiny,
+        str(tmp_path / "o"),
+        sum_range=2,
+        hcomp_scale=8,
+        data_block_size=3,
+        out_squash="out_file",
+        scheduler="threads",
+    )
     assert r.bytes_master == os.path.getsize(tmp_path / "o_master.h5")
     assert r.ratio_raw2_with_master == r.raw2_bytes / (r.bytes_out + r.bytes_master) < r.ratio_raw2
     text = str(r)
-    assert f"data files: {r.ratio_files:.1f}x vs input files, {r.ratio_raw2:.1f}x vs 2-byte raw" in text
+    assert (
+        f"data files: {r.ratio_files:.1f}x vs input files, {r.ratio_raw2:.1f}x vs 2-byte raw"
+        in text
+    )
     assert f"data files and master: {r.ratio_raw2_with_master:.1f}x vs 2-byte raw" in text
     assert r.squash_files == [str(tmp_path / f"o_squash_{k:06d}.h5") for k in range(1, 5)]
     assert "squash files   4 (o_squash_000001.h5 ...)" in text

@@ -1,4 +1,5 @@
 """Atomic, resumable runs: SIGKILL part-way then re-run; a worker killed during a run."""
+
 import os
 import signal
 import subprocess
@@ -16,7 +17,9 @@ from lbnl_dask.synth import make_dataset
 @pytest.fixture(scope="module")
 def medium(tmp_path_factory):
     """60 frames of a synthetic Eiger 1M: slow enough to interrupt part-way."""
-    return make_dataset(tmp_path_factory.mktemp("medium") / "m", "eiger_1m", nframes=60, frames_per_file=30, seed=2)
+    return make_dataset(
+        tmp_path_factory.mktemp("medium") / "m", "eiger_1m", nframes=60, frames_per_file=30, seed=2
+    )
 
 
 def frames(master):
@@ -24,12 +27,28 @@ def frames(master):
 
 
 def data_files(folder, prefix):
-    return sorted(p for p in os.listdir(folder) if p.startswith(prefix + "_0") and p.endswith(".h5"))
+    return sorted(
+        p for p in os.listdir(folder) if p.startswith(prefix + "_0") and p.endswith(".h5")
+    )
 
 
 def test_sigkill_then_rerun_resumes(medium, tmp_path):
-    args = ["-i", medium, "-d", "2", "-H", "4", "--scheduler", "threads", "-p", "1", "--no-progress"]
-    ref = lbnl_dask.compress(medium, str(tmp_path / "ref"), data_block_size=2, hcomp_scale=4, scheduler="threads")
+    args = [
+        "-i",
+        medium,
+        "-d",
+        "2",
+        "-H",
+        "4",
+        "--scheduler",
+        "threads",
+        "-p",
+        "1",
+        "--no-progress",
+    ]
+    ref = lbnl_dask.compress(
+        medium, str(tmp_path / "ref"), data_block_size=2, hcomp_scale=4, scheduler="threads"
+    )
     out = tmp_path / "run"
     out.mkdir()
     cmd = [sys.executable, "-m", "lbnl_dask", *args, "-o", str(out / "o")]
@@ -56,17 +75,33 @@ def test_sigkill_then_rerun_resumes(medium, tmp_path):
 def test_killed_worker_does_not_spoil_the_run(medium, tmp_path):
     from distributed import Client, LocalCluster
 
-    ref = lbnl_dask.compress(medium, str(tmp_path / "ref"), bin_range=2, data_block_size=3, hcomp_scale=4,
-                             scheduler="threads")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    ref = lbnl_dask.compress(
+        medium,
+        str(tmp_path / "ref"),
+        bin_range=2,
+        data_block_size=3,
+        hcomp_scale=4,
+        scheduler="threads",
+    )
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         pids = list(client.run(os.getpid).values())
         result = {}
 
         def job():
             try:
-                result["report"] = lbnl_dask.compress(medium, str(tmp_path / "o"), bin_range=2, data_block_size=3,
-                                                      hcomp_scale=4, scheduler=cluster.scheduler_address)
+                result["report"] = lbnl_dask.compress(
+                    medium,
+                    str(tmp_path / "o"),
+                    bin_range=2,
+                    data_block_size=3,
+                    hcomp_scale=4,
+                    scheduler=cluster.scheduler_address,
+                )
             except Exception as e:  # noqa: BLE001 - reported below
                 result["error"] = e
 
@@ -98,7 +133,11 @@ def _damage(path, frame, nbytes, seed=0):
         fh.seek(off + size // 2)
         old = fh.read(nbytes)
         fh.seek(off + size // 2)
-        fh.write(bytes((b ^ int(x)) or 1 for b, x in zip(old, rng.integers(1, 256, nbytes))))
+        fh.write(
+            bytes(
+                (b ^ int(x)) or 1 for b, x in zip(old, rng.integers(1, 256, nbytes), strict=False)
+            )
+        )
 
 
 @pytest.fixture()

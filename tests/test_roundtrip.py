@@ -1,4 +1,5 @@
 """The per-frame lossy round trip: markers and kept pixels come back unchanged, nothing rings."""
+
 import numpy as np
 import pytest
 

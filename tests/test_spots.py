@@ -1,4 +1,5 @@
 """Bragg-spot neighbourhoods (--keep-spots): grown in pixels and across chunked frames."""
+
 import dask.array as da
 import numpy as np
 import pytest
@@ -15,12 +16,18 @@ def spot_frames(n=9, ny=40, nx=48, spot_frame=4, seed=0):
     return x
 
 
-@pytest.mark.parametrize("chunk", [1, 2, 3, 9])  # chunks merged for the overlap; a short tail merged; as is; one
+@pytest.mark.parametrize(
+    "chunk", [1, 2, 3, 9]
+)  # chunks merged for the overlap; a short tail merged; as is; one
 def test_spot_regions_grow_in_pixels_and_across_chunked_frames(chunk):
     x = spot_frames()
     lazy = S.spot_regions(da.from_array(x, chunks=(chunk, -1, -1)), sigma=5, grow=3, frames=2)
     assert lazy.dtype == bool and lazy.nbytes == x.size  # 1 byte per pixel
-    assert lazy.chunks == ((chunk,) * (9 // chunk) + ((9 % chunk,) if 9 % chunk else ()), (40,), (48,))
+    assert lazy.chunks == (
+        (chunk,) * (9 // chunk) + ((9 % chunk,) if 9 % chunk else ()),
+        (40,),
+        (48,),
+    )
     keep = lazy.compute()
     assert keep.dtype == bool and keep.shape == x.shape
     # strong pixels are the spot and its 3x3-sum neighbours (18..22, 28..32), grown by 3

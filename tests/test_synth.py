@@ -1,4 +1,8 @@
-"""Synthetic datasets: FileWriter layout, detector presets, invalid pixels, ground truth, determinism."""
+"""Synthetic datasets.
+
+FileWriter layout, detector presets, invalid pixels, ground truth, determinism.
+"""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -9,15 +13,33 @@ import numpy as np
 import pytest
 
 from lbnl_dask import synth
-from lbnl_dask.layout import (DATA, DATA_GROUP, DET, ENTRY, NX_CLASS, PIXEL_MASK, SPEC, block_name,
-                              block_path, data_file_name)
+from lbnl_dask.layout import (
+    DATA,
+    DATA_GROUP,
+    DET,
+    ENTRY,
+    NX_CLASS,
+    PIXEL_MASK,
+    SPEC,
+    block_name,
+    block_path,
+    data_file_name,
+)
 from lbnl_dask.synth import DETECTORS, make_dataset, read_reflections
 
 
-@pytest.mark.parametrize("name,nx,ny", [("eiger_1m", 1030, 1065), ("eiger_4m", 2070, 2167),
-                                        ("eiger_9m", 3110, 3269), ("eiger_16m", 4150, 4371),
-                                        ("eiger2_4m", 2068, 2162), ("eiger2_9m", 3108, 3262),
-                                        ("eiger2_16m", 4148, 4362)])
+@pytest.mark.parametrize(
+    "name,nx,ny",
+    [
+        ("eiger_1m", 1030, 1065),
+        ("eiger_4m", 2070, 2167),
+        ("eiger_9m", 3110, 3269),
+        ("eiger_16m", 4150, 4371),
+        ("eiger2_4m", 2068, 2162),
+        ("eiger2_9m", 3108, 3262),
+        ("eiger2_16m", 4148, 4362),
+    ],
+)
 def test_detector_presets_have_real_sizes(name, nx, ny):
     assert (DETECTORS[name].nx, DETECTORS[name].ny) == (nx, ny)
 
@@ -88,8 +110,15 @@ def test_ground_truth_spots_are_in_the_frames(tmp_path):
         mask = f[PIXEL_MASK][()]
     ny, nx = mask.shape
     hot = (frames >= 12440).any(axis=0)
-    strong = refl[(refl["counts"] > 300) & (refl["frame"] > 3) & (refl["frame"] < 58)
-                  & (refl["x"] > 8) & (refl["x"] < nx - 9) & (refl["y"] > 8) & (refl["y"] < ny - 9)]
+    strong = refl[
+        (refl["counts"] > 300)
+        & (refl["frame"] > 3)
+        & (refl["frame"] < 58)
+        & (refl["x"] > 8)
+        & (refl["x"] < nx - 9)
+        & (refl["y"] > 8)
+        & (refl["y"] < ny - 9)
+    ]
     assert len(strong) >= 3
     checked = 0
     for r in strong:
@@ -97,7 +126,11 @@ def test_ground_truth_spots_are_in_the_frames(tmp_path):
         box = np.s_[y - 7 : y + 8, x - 7 : x + 8]
         if mask[box].any() or hot[box].any():
             continue
-        near = (np.abs(refl["x"] - r["x"]) < 12) & (np.abs(refl["y"] - r["y"]) < 12) & (np.abs(refl["frame"] - r["frame"]) < 5)
+        near = (
+            (np.abs(refl["x"] - r["x"]) < 12)
+            & (np.abs(refl["y"] - r["y"]) < 12)
+            & (np.abs(refl["frame"] - r["frame"]) < 5)
+        )
         if near.sum() > 1:  # an overlapping neighbour would bias this simple integration
             continue
         frames_near = frames[(slice(fr - 2, fr + 3),) + box]
@@ -128,7 +161,12 @@ def test_refuses_to_overwrite(tmp_path):
 
 
 def test_console_script(tmp_path, capsys):
-    assert synth.main([str(tmp_path / "cli"), "--detector", "tiny", "-n", "3", "--frames-per-file", "2"]) == 0
+    assert (
+        synth.main(
+            [str(tmp_path / "cli"), "--detector", "tiny", "-n", "3", "--frames-per-file", "2"]
+        )
+        == 0
+    )
     assert capsys.readouterr().out.strip().endswith("cli_master.h5")
     assert synth.main([str(tmp_path / "cli"), "--detector", "tiny", "-n", "3"]) == 2
     assert "exists" in capsys.readouterr().err
@@ -139,13 +177,17 @@ def test_console_script_prints_a_line_per_data_file_to_a_batch_log(tmp_path):
     written, the master's path last."""
     exe = Path(sys.executable).parent / "lbnl-synth"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "lbnl_dask.synth"]
-    p = subprocess.run(cmd + [str(tmp_path / "log"), "--detector", "tiny", "-n", "25",
-                              "--frames-per-file", "10"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    p = subprocess.run(
+        cmd + [str(tmp_path / "log"), "--detector", "tiny", "-n", "25", "--frames-per-file", "10"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
     assert [ln.split(" (")[0] for ln in lines[:-1]] == [
-        f"lbnl-synth: wrote log_data_00000{k}.h5" for k in (1, 2, 3)]
+        f"lbnl-synth: wrote log_data_00000{k}.h5" for k in (1, 2, 3)
+    ]
     assert "(frames 21-25 of 25, file 3/3" in lines[2]
     assert lines[-1] == str(tmp_path / "log_master.h5")
 
@@ -154,8 +196,14 @@ def test_help_describes_every_option(capsys):
     with pytest.raises(SystemExit):
         synth.main(["--help"])
     out = " ".join(capsys.readouterr().out.split())
-    for text in ("detector model", "(default: eiger_4m)", "frames in the dataset (default: 100)",
-                 "frames per data file", "pixel type of the frames (default: uint32)",
-                 "HDF5 filter of the data files (default: bslz4)", "random seed",
-                 "replace existing files"):
+    for text in (
+        "detector model",
+        "(default: eiger_4m)",
+        "frames in the dataset (default: 100)",
+        "frames per data file",
+        "pixel type of the frames (default: uint32)",
+        "HDF5 filter of the data files (default: bslz4)",
+        "random seed",
+        "replace existing files",
+    ):
         assert text in out, text

@@ -1,11 +1,14 @@
-"""Sum, bin, scale and output type against a plain numpy reference; markers; region omission; log/exp."""
+"""Sum, bin, scale and output type against a plain numpy reference.
+
+Also markers, region omission and log/exp.
+"""
+
 import dask
 import dask.array as da
 import numpy as np
 import pytest
 
 from lbnl_dask import transform as T
-
 from tests.reference import expected_output, sum_bin_reference
 
 
@@ -31,7 +34,9 @@ def run(frames, mask, cutoff, s, b, chunk, dtype, saturation, scale=1.0, counts=
     return T.finalize(v, dtype, saturation).compute()
 
 
-@pytest.mark.parametrize("s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (7, 3, 7), (2, 4, 6)])
+@pytest.mark.parametrize(
+    "s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (7, 3, 7), (2, 4, 6)]
+)
 def test_sum_bin_equal_numpy_reference(s, b, chunk):
     frames, mask = make_frames()
     sat = 1000 * s * b * b
@@ -85,10 +90,14 @@ def test_scale_S(scale):
     frames, mask = make_frames(seed=4)
     sat = int(1000 * 4 * scale + 0.5)
     got = run(frames, mask, 1000, 1, 2, 3, np.uint32, sat, scale=scale)
-    np.testing.assert_array_equal(got, expected_output(frames, mask, 1000, 1, 2, np.uint32, sat, scale))
+    np.testing.assert_array_equal(
+        got, expected_output(frames, mask, 1000, 1, 2, np.uint32, sat, scale)
+    )
 
 
-@pytest.mark.parametrize("dtype,allbits", [(np.uint16, 0xFFFF), (np.int16, -1), (np.int32, -1), (np.uint32, 0xFFFFFFFF)])
+@pytest.mark.parametrize(
+    "dtype,allbits", [(np.uint16, 0xFFFF), (np.int16, -1), (np.int32, -1), (np.uint32, 0xFFFFFFFF)]
+)
 def test_integer_output_types_u(dtype, allbits):
     frames, mask = make_frames(seed=5)
     got = run(frames, mask, 1000, 2, 1, 2, dtype, 2000)
@@ -138,8 +147,11 @@ def test_coarsen_is_dask_coarsen_fused_one_task_per_chunk():
     x = da.from_array(a, chunks=(4, 6, 10))
     got = T.coarsen(T.block_sum, x, {0: 2, 1: 3, 2: 2})
     assert got.chunks == ((2, 2, 2), (2,), (5,))
-    np.testing.assert_array_equal(got.compute(), da.coarsen(np.sum, x, {0: 2, 1: 3, 2: 2}).compute())
-    # making the chunks, coarsen and the next per-chunk step fuse into one task per chunk (no alias tasks)
+    np.testing.assert_array_equal(
+        got.compute(), da.coarsen(np.sum, x, {0: 2, 1: 3, 2: 2}).compute()
+    )
+    # making the chunks, coarsen and the next per-chunk step fuse into one task per chunk
+    # (no alias tasks)
     made = da.ones((12, 6, 10), chunks=(4, 6, 10))
     (opt,) = dask.optimize(T.coarsen(T.block_sum, made, {0: 2, 1: 3, 2: 2}).map_blocks(np.negative))
     tasks = [k for k in dict(opt.__dask_graph__()) if isinstance(k, tuple)]
@@ -173,7 +185,9 @@ def test_summed_counts_equal_counts_then_sum(dtype, s, chunk, cutoff):
 
 
 @pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.int32])
-@pytest.mark.parametrize("s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (2, 3, 6), (7, 4, 7)])
+@pytest.mark.parametrize(
+    "s,b,chunk", [(1, 1, 3), (2, 1, 4), (1, 2, 7), (2, 2, 2), (3, 2, 3), (2, 3, 6), (7, 4, 7)]
+)
 @pytest.mark.parametrize("band_bytes", [64, None])
 def test_summed_binned_counts_equal_sum_then_bin(dtype, s, b, chunk, band_bytes, monkeypatch):
     """The band-by-band reduction gives the values and markers of converting each frame,
@@ -208,7 +222,9 @@ def test_summed_binned_counts_of_frames_padded_already(dtype, cutoff):
     frames, mask = make_frames(dtype=np.uint16)
     frames = frames.astype(dtype)
     x = da.from_array(frames, chunks=(2, -1, -1))
-    padded = da.from_array(np.pad(frames, [(0, 0), (0, 3), (0, 1)]), chunks=(2, -1, -1))  # 9 x 11 -> 12 x 12
+    padded = da.from_array(
+        np.pad(frames, [(0, 0), (0, 3), (0, 1)]), chunks=(2, -1, -1)
+    )  # 9 x 11 -> 12 x 12
     for m in (None, mask):
         want = T.summed_binned_counts(x, 2, 4, m, cutoff).compute()
         got = T.summed_binned_counts(padded, 2, 4, m, cutoff, frame_shape=(9, 11)).compute()
@@ -225,8 +241,10 @@ def test_markers_survive_blocks_not_in_c_order():
     np.testing.assert_array_equal(got, want)
     assert np.isnan(want).any() and np.isposinf(want).any()
     x = da.from_array(np.asfortranarray(frames), chunks=(2, -1, -1))
-    np.testing.assert_array_equal(T.summed_counts(x, 2, mask, 1000).compute(),
-                                  T.sum_frames(T.to_counts(x, mask, 1000), 2).compute())
+    np.testing.assert_array_equal(
+        T.summed_counts(x, 2, mask, 1000).compute(),
+        T.sum_frames(T.to_counts(x, mask, 1000), 2).compute(),
+    )
 
 
 def test_summed_counts_refuse_chunks_not_multiple_of_sum():
@@ -236,7 +254,10 @@ def test_summed_counts_refuse_chunks_not_multiple_of_sum():
 
 
 def test_sums_of_large_counts_are_exact():
-    """uint16 frames near their top sum above 65535, uint32 ones without a cutoff above 2**32 (float64)."""
+    """uint16 frames near their top sum above 65535.
+
+    uint32 ones without a cutoff sum above 2**32 (float64).
+    """
     x = da.from_array(np.full((2, 2, 2), 65000, np.uint16), chunks=(2, -1, -1))
     assert (T.summed_counts(x, 2, None, 65500, np.float64).compute() == 130000).all()
     y = da.from_array(np.full((2, 2, 2), 2**31 + 5, np.uint32), chunks=(2, -1, -1))
@@ -270,23 +291,34 @@ def test_markers_invalid_nan_saturated_inf():
     frames = np.array([[[5, 0xFFFF, 100, 3]]], np.uint16)
     mask = np.array([[0, 0, 0, 2]], np.uint32)
     c = T.to_counts(da.from_array(frames), mask, cutoff=100).compute()
-    assert c[0, 0, 0] == 5 and np.isnan(c[0, 0, 1]) and np.isposinf(c[0, 0, 2]) and np.isnan(c[0, 0, 3])
+    assert (
+        c[0, 0, 0] == 5
+        and np.isnan(c[0, 0, 1])
+        and np.isposinf(c[0, 0, 2])
+        and np.isnan(c[0, 0, 3])
+    )
     # invalid wins over saturated when both fall in one output pixel
     assert np.isnan(T.bin_pixels(da.from_array(c[:, :, 1:3]), 2).compute()[0, 0, 0])
     # a flagged pixel is invalid whatever it holds, saturated count or all bits set
-    flagged = T.to_counts(da.from_array(frames), np.array([[0, 1, 1, 0]], np.uint32), cutoff=100).compute()
+    flagged = T.to_counts(
+        da.from_array(frames), np.array([[0, 1, 1, 0]], np.uint32), cutoff=100
+    ).compute()
     assert np.isnan(flagged[0, 0, 1:3]).all() and flagged[0, 0, 0] == 5
 
 
 def test_log_and_exp_are_inverse():
     x = da.from_array(np.array([[[0, 1, 7, 1000, 65000]]], np.float32))
     lg = T.log_transform(x, 2.0)
-    np.testing.assert_allclose(lg.compute(), np.log2(np.array([1, 2, 8, 1001, 65001.0]))[None, None], rtol=1e-6)
+    np.testing.assert_allclose(
+        lg.compute(), np.log2(np.array([1, 2, 8, 1001, 65001.0]))[None, None], rtol=1e-6
+    )
     np.testing.assert_allclose(T.exp_transform(lg, 2.0).compute(), x.compute(), rtol=1e-4)
     neg = da.from_array(np.array([[[-3]]], np.float32))
     assert T.log_transform(neg, 2.0).compute()[0, 0, 0] == 0
     assert T.log_transform(neg, 2.0, signed=True).compute()[0, 0, 0] == pytest.approx(-2.0)
-    assert T.exp_transform(da.from_array(np.array([[[-2.0]]])), 2.0, signed=True).compute()[0, 0, 0] == pytest.approx(-3.0)
+    assert T.exp_transform(da.from_array(np.array([[[-2.0]]])), 2.0, signed=True).compute()[
+        0, 0, 0
+    ] == pytest.approx(-3.0)
     special = da.from_array(np.array([[[np.nan, np.inf]]], np.float32))
     got = T.log_transform(special, 2.0).compute()
     assert np.isnan(got[0, 0, 0]) and np.isposinf(got[0, 0, 1])
@@ -314,10 +346,11 @@ def test_region_mask_formats():
 def test_omit_regions_applies_to_every_frame():
     a = np.ones((3, 4, 5), np.float32)
     a[:, 0, 0] = np.nan
-    got = T.omit_regions(da.from_array(a, chunks=(1, 4, 5)), T.region_mask(["0,1"], (4, 5))).compute()
+    got = T.omit_regions(
+        da.from_array(a, chunks=(1, 4, 5)), T.region_mask(["0,1"], (4, 5))
+    ).compute()
     assert (got[:, 1:, :2] == 0).all() and (got[:, :, 2:] == 1).all()
     assert np.isnan(got[:, 0, 0]).all()  # invalid pixels stay invalid
-
 
 
 @pytest.mark.parametrize("dtype", [np.int16, np.int32, np.uint16, np.float32, np.float16])
@@ -343,4 +376,6 @@ def test_scaled_and_log_counts_round_to_nearest_half_to_even():
     rng = np.random.default_rng(0)  # the mean of many scaled counts stays near; truncation's falls
     v = rng.poisson(7, 100000).astype(np.float32).reshape(1, 100, 1000)
     scaled = T.scale(da.from_array(v, chunks=-1), 0.3).compute()
-    assert abs(scaled.mean() - 0.3 * v.mean()) < 0.1 < 0.3 < 0.3 * v.mean() - np.trunc(0.3 * v).mean()
+    assert (
+        abs(scaled.mean() - 0.3 * v.mean()) < 0.1 < 0.3 < 0.3 * v.mean() - np.trunc(0.3 * v).mean()
+    )

@@ -1,4 +1,5 @@
 """lbnl-validate: passes our outputs and the synthetic input, fails each broken rule."""
+
 import os
 
 import h5py
@@ -8,15 +9,34 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import validate as V
-from lbnl_dask.layout import (DATA, DATA_GROUP, DET, ENTRY, INSTRUMENT, NX_CLASS, PIXEL_MASK, SPEC,
-                              block_name, block_path, data_file_name, nx_group)
+from lbnl_dask.layout import (
+    DATA,
+    DATA_GROUP,
+    DET,
+    ENTRY,
+    INSTRUMENT,
+    NX_CLASS,
+    PIXEL_MASK,
+    SPEC,
+    block_name,
+    block_path,
+    data_file_name,
+    nx_group,
+)
 from lbnl_dask.validate import main, validate
 
 
 @pytest.fixture()
 def good(tiny, tmp_path):
-    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2, hcomp_scale=4, data_block_size=4,
-                             scheduler="threads")
+    rep = lbnl_dask.compress(
+        tiny,
+        str(tmp_path / "o"),
+        bin_range=2,
+        sum_range=2,
+        hcomp_scale=4,
+        data_block_size=4,
+        scheduler="threads",
+    )
     return rep.master
 
 
@@ -28,7 +48,9 @@ def test_valid_output_and_input(good, tiny, capsys):
 
 
 def test_compress_validate_option(tiny, tmp_path):
-    rep = lbnl_dask.compress(tiny, str(tmp_path / "v"), bin_range=2, validate=True, scheduler="threads")
+    rep = lbnl_dask.compress(
+        tiny, str(tmp_path / "v"), bin_range=2, validate=True, scheduler="threads"
+    )
     assert "[ OK ] decoded all 20 frames" in rep.validation
 
 
@@ -64,7 +86,9 @@ def test_pixel_mask_rules(good):
 def test_variable_length_nx_class_fails(good):
     with h5py.File(good, "r+") as f:
         f[INSTRUMENT].attrs["NX_class"] = "NXinstrument"  # h5py writes variable-length UTF-8
-    assert "[FAIL] NX_class attributes not fixed-length ASCII in ['entry/instrument']" in lines(good)
+    assert "[FAIL] NX_class attributes not fixed-length ASCII in ['entry/instrument']" in lines(
+        good
+    )
 
 
 def test_missing_data_file_and_geometry(good):
@@ -131,20 +155,32 @@ def run_check(check, master):
     return r.lines
 
 
-@pytest.mark.parametrize("shape,dtype,chunks,level,text", [
-    ((4, 5), np.uint32, None, "OK", "pixel_mask uint32, frame shape, plain"),
-    ((4, 5), np.uint16, None, "FAIL", "pixel_mask type uint16 (Neggia needs uint32)"),
-    ((5, 4), np.uint32, None, "FAIL", "pixel_mask shape (5, 4) differs from the frames (4, 5)"),
-    ((4, 5), np.uint32, (2, 5), "FAIL", "pixel_mask chunked or filtered (Neggia aborts on that)"),
-    (None, None, None, "WARN", "no detectorSpecific/pixel_mask")])
+@pytest.mark.parametrize(
+    "shape,dtype,chunks,level,text",
+    [
+        ((4, 5), np.uint32, None, "OK", "pixel_mask uint32, frame shape, plain"),
+        ((4, 5), np.uint16, None, "FAIL", "pixel_mask type uint16 (Neggia needs uint32)"),
+        ((5, 4), np.uint32, None, "FAIL", "pixel_mask shape (5, 4) differs from the frames (4, 5)"),
+        (
+            (4, 5),
+            np.uint32,
+            (2, 5),
+            "FAIL",
+            "pixel_mask chunked or filtered (Neggia aborts on that)",
+        ),
+        (None, None, None, "WARN", "no detectorSpecific/pixel_mask"),
+    ],
+)
 def test_check_pixel_mask_alone(tmp_path, shape, dtype, chunks, level, text):
     mask = None if shape is None else np.zeros(shape, dtype)
     master = small_master(tmp_path, [2], mask=mask, mask_chunks=chunks)
     assert run_check(V.check_pixel_mask, master) == [(level, text)]
 
 
-@pytest.mark.parametrize("sizes,level", [([4, 4, 2], "OK"), ([3], "OK"), ([4, 4, 4], "OK"),
-                                         ([4, 2, 4], "FAIL"), ([2, 4], "FAIL")])
+@pytest.mark.parametrize(
+    "sizes,level",
+    [([4, 4, 2], "OK"), ([3], "OK"), ([4, 4, 4], "OK"), ([4, 2, 4], "FAIL"), ([2, 4], "FAIL")],
+)
 def test_check_block_sizes_alone(tmp_path, sizes, level):
     [(got, text)] = run_check(V.check_block_sizes, small_master(tmp_path, sizes))
     want = f"block sizes {sizes[0]} (last {sizes[-1]})" if level == "OK" else f"block sizes {sizes}"
@@ -157,12 +193,17 @@ def test_check_nx_class_ascii_alone(tmp_path):
         nx_group(f, ENTRY)
         nx_group(f, DET)
     assert run_check(V.check_nx_class_ascii, p) == [
-        ("OK", "NX_class attributes fixed-length ASCII")]
+        ("OK", "NX_class attributes fixed-length ASCII")
+    ]
     with h5py.File(p, "r+") as f:
         f[DET].attrs[NX_CLASS] = "NXdetector"  # h5py writes a str as variable-length UTF-8
     assert run_check(V.check_nx_class_ascii, p) == [
-        ("FAIL", "NX_class attributes not fixed-length ASCII in ['entry/instrument/detector'] "
-                 "(durin cannot read them)")]
+        (
+            "FAIL",
+            "NX_class attributes not fixed-length ASCII in ['entry/instrument/detector'] "
+            "(durin cannot read them)",
+        )
+    ]
 
 
 def test_check_links_and_frame_count_alone(tmp_path):
@@ -176,7 +217,8 @@ def test_check_links_and_frame_count_alone(tmp_path):
     [(level, text)] = run_check(V.check_links, master)
     assert level == "FAIL" and "not numbered data_000001" in text
     assert run_check(V.check_frame_count, master) == [
-        ("FAIL", "nimages x ntrigger = 10, but the data files hold 5 frames")]
+        ("FAIL", "nimages x ntrigger = 10, but the data files hold 5 frames")
+    ]
 
 
 def test_missing_file_says_no_such_file(tmp_path, capsys):
@@ -196,8 +238,11 @@ def test_checks_run_in_order_and_a_small_master_passes(tmp_path):
     master = small_master(tmp_path, [3, 2], mask=np.zeros((4, 5), np.uint32))
     r = validate(master, decode=False)
     assert [msg for _, msg in r.lines[:5]] == [
-        "2 data links", "data type uint16, frames 4 x 5", "filter: no filter",
+        "2 data links",
+        "data type uint16, frames 4 x 5",
+        "filter: no filter",
         "all 2 data files present, chunked one frame per chunk",
-        "block sizes 3 (last 2): equal but the last"]
+        "block sizes 3 (last 2): equal but the last",
+    ]
     assert ("FAIL", "x_pixel_size is missing") in r.lines  # a master without geometry fails...
     assert not any("decod" in msg for _, msg in validate(master).lines)  # ...before decoding

@@ -1,4 +1,5 @@
 """The written master and data files: every metadata change of SPEC A2, the layout of SPEC A3."""
+
 import os
 
 import h5py
@@ -8,8 +9,17 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask.errors import OptionError
-from lbnl_dask.layout import (DATA, DATA_GROUP, DET, ENTRY, GONIOMETER, INSTRUMENT, PIXEL_MASK,
-                              SPEC, block_name)
+from lbnl_dask.layout import (
+    DATA,
+    DATA_GROUP,
+    DET,
+    ENTRY,
+    GONIOMETER,
+    INSTRUMENT,
+    PIXEL_MASK,
+    SPEC,
+    block_name,
+)
 from lbnl_dask.meta import MasterRewriter, bin_pixel_mask
 from lbnl_dask.pipeline import compress
 from lbnl_dask.writer import lossless_filter, read_squash, write_master
@@ -19,8 +29,16 @@ from lbnl_dask.writer import lossless_filter, read_squash, write_master
 def run(tiny, tmp_path_factory):
     """tiny (20 frames, 132 x 102, uint16), images 2..16, sum 3, bin 2 -> 5 frames of 66 x 51."""
     out = tmp_path_factory.mktemp("w") / "out"
-    rep = compress(tiny, str(out), first_image=2, last_image=16, sum_range=3, bin_range=2,
-                   data_block_size=2, scheduler="threads")
+    rep = compress(
+        tiny,
+        str(out),
+        first_image=2,
+        last_image=16,
+        sum_range=3,
+        bin_range=2,
+        data_block_size=2,
+        scheduler="threads",
+    )
     src = h5py.File(tiny, "r")
     dst = h5py.File(rep.master, "r")
     yield src, dst, rep
@@ -52,7 +70,9 @@ def test_times_times_sum(run):
     src, dst, _ = run
     for k in ("count_time", "frame_time"):
         assert dst[f"{DET}/{k}"][()] == pytest.approx(3 * src[f"{DET}/{k}"][()])
-    assert dst[f"{SPEC}/frame_count_time"][()] == pytest.approx(3 * src[f"{SPEC}/frame_count_time"][()])
+    assert dst[f"{SPEC}/frame_count_time"][()] == pytest.approx(
+        3 * src[f"{SPEC}/frame_count_time"][()]
+    )
 
 
 def test_angles(run):
@@ -72,8 +92,17 @@ def test_angles(run):
 
 def test_summed_angles_worked_example():
     # SPEC B14: first 1, last 7, s 2, omega 0, 0.5, ...: starts 0,1,2,3; ends 1,2,3,3.5
-    rw = MasterRewriter(n_total=7, first=1, last=7, s=2, b=1, saturation=1, bit_depth=16, compression="bslz4",
-                        frame_shape=(4, 4))
+    rw = MasterRewriter(
+        n_total=7,
+        first=1,
+        last=7,
+        s=2,
+        b=1,
+        saturation=1,
+        bit_depth=16,
+        compression="bslz4",
+        frame_shape=(4, 4),
+    )
     omega = np.arange(7) * 0.5
     assert rw.per_frame(omega, end=False).tolist() == [0, 1, 2, 3]
     assert rw.per_frame(omega + 0.5, end=True).tolist() == [1, 2, 3, 3.5]
@@ -83,7 +112,9 @@ def test_pixel_mask_binned_or_uint32_plain(run):
     src, dst, _ = run
     m = dst[PIXEL_MASK]
     assert m.dtype == np.uint32 and m.shape == (51, 66)
-    assert m.chunks is None and m.compression is None and m.id.get_create_plist().get_nfilters() == 0
+    assert (
+        m.chunks is None and m.compression is None and m.id.get_create_plist().get_nfilters() == 0
+    )
     np.testing.assert_array_equal(m[()], bin_pixel_mask(src[f"{SPEC}/pixel_mask"][()], 2))
 
 
@@ -105,7 +136,9 @@ def test_bin_pixel_mask_ors_each_cell(shape, b):
     assert got.shape == (oy, ox) and got.dtype == np.uint32
     for y in range(oy):
         for x in range(ox):
-            assert got[y, x] == np.bitwise_or.reduce(m[y * b : (y + 1) * b, x * b : (x + 1) * b], axis=None)
+            assert got[y, x] == np.bitwise_or.reduce(
+                m[y * b : (y + 1) * b, x * b : (x + 1) * b], axis=None
+            )
 
 
 def test_saturation_and_bit_depth(run):
@@ -120,18 +153,28 @@ def test_saturation_and_bit_depth(run):
 
 def test_module_sizes_and_pixel_counts(run):
     src, dst, _ = run
-    assert dst[f"{SPEC}/x_pixels_in_detector"][()] == 66 and dst[f"{SPEC}/y_pixels_in_detector"][()] == 51
+    assert (
+        dst[f"{SPEC}/x_pixels_in_detector"][()] == 66
+        and dst[f"{SPEC}/y_pixels_in_detector"][()] == 51
+    )
     for m in range(4):
         g = f"{SPEC}/detectorModule_{m:03d}"
         np.testing.assert_array_equal(dst[g + "/data_origin"][()], src[g + "/data_origin"][()] // 2)
-        np.testing.assert_array_equal(dst[g + "/data_size"][()], (src[g + "/data_size"][()] + 1) // 2)
+        np.testing.assert_array_equal(
+            dst[g + "/data_size"][()], (src[g + "/data_size"][()] + 1) // 2
+        )
 
 
 def test_everything_else_copied_intact(run):
     src, dst, _ = run
-    for p in (f"{DET}/detector_distance", f"{DET}/sensor_thickness", f"{DET}/description",
-              f"{SPEC}/eiger_fw_version", INSTRUMENT + "/beam/incident_wavelength",
-              f"{DET}/goniometer/two_theta"):
+    for p in (
+        f"{DET}/detector_distance",
+        f"{DET}/sensor_thickness",
+        f"{DET}/description",
+        f"{SPEC}/eiger_fw_version",
+        INSTRUMENT + "/beam/incident_wavelength",
+        f"{DET}/goniometer/two_theta",
+    ):
         np.testing.assert_array_equal(dst[p][()], src[p][()])
         assert dict(dst[p].attrs) == dict(src[p].attrs)
     assert dst[f"{DET}/goniometer"].attrs["NX_class"] == b"NXtransformations"
@@ -151,10 +194,15 @@ def test_string_attributes_fixed_length_ascii(run):
 
 def test_data_files_layout(run):
     _, dst, rep = run
-    assert [os.path.basename(p) for p in rep.data_files] == ["out_000001.h5", "out_000002.h5", "out_000003.h5"]
+    assert [os.path.basename(p) for p in rep.data_files] == [
+        "out_000001.h5",
+        "out_000002.h5",
+        "out_000003.h5",
+    ]
     links = [dst[DATA_GROUP].get(block_name(k), getlink=True) for k in (1, 2, 3)]
-    assert [(ln.filename, ln.path) for ln in links] == [(f"out_{k:06d}.h5", DATA)
-                                                        for k in (1, 2, 3)]
+    assert [(ln.filename, ln.path) for ln in links] == [
+        (f"out_{k:06d}.h5", DATA) for k in (1, 2, 3)
+    ]
     sizes = []
     for k, p in enumerate(rep.data_files):
         with h5py.File(p, "r") as f:
@@ -162,8 +210,13 @@ def test_data_files_layout(run):
             sizes.append(d.shape[0])
             assert d.chunks == (1, 51, 66) and d.dtype == np.uint32
             plist = d.id.get_create_plist()
-            assert plist.get_filter(0)[0] == 32008 and plist.get_filter(0)[2][4] == 2  # bitshuffle + LZ4
-            assert (d.attrs["image_nr_low"], d.attrs["image_nr_high"]) == (2 * k + 1, 2 * k + sizes[-1])
+            assert (
+                plist.get_filter(0)[0] == 32008 and plist.get_filter(0)[2][4] == 2
+            )  # bitshuffle + LZ4
+            assert (d.attrs["image_nr_low"], d.attrs["image_nr_high"]) == (
+                2 * k + 1,
+                2 * k + sizes[-1],
+            )
             assert f[ENTRY].attrs["NX_class"] == b"NXentry"
     assert sizes == [2, 2, 1]  # every file holds -d frames but the last
     assert not [p for p in os.listdir(os.path.dirname(rep.master)) if p.endswith(".part")]
@@ -178,19 +231,34 @@ def test_read_back_through_open_dataset(run, tiny):
     with h5py.File(tiny, "r") as f:
         mask = f[f"{SPEC}/pixel_mask"][()]
     from tests.reference import expected_output
-    np.testing.assert_array_equal(ds.frames.compute(), expected_output(src[1:16], mask, 12440, 3, 2, np.uint32, 12440 * 12))
+
+    np.testing.assert_array_equal(
+        ds.frames.compute(), expected_output(src[1:16], mask, 12440, 3, 2, np.uint32, 12440 * 12)
+    )
 
 
 def test_master_rewrite_of_real_eiger9m_master(realdata, tmp_path):
     src = realdata / "dials-data-files/dectris_eiger_master.h5"
-    rw = MasterRewriter(n_total=1, first=1, last=1, s=1, b=2, saturation=49760, bit_depth=32,
-                        compression="bslz4", frame_shape=(3269, 3110))
+    rw = MasterRewriter(
+        n_total=1,
+        first=1,
+        last=1,
+        s=1,
+        b=2,
+        saturation=49760,
+        bit_depth=32,
+        compression="bslz4",
+        frame_shape=(3269, 3110),
+    )
     with h5py.File(src, "r") as f:
         mask = bin_pixel_mask(f[PIXEL_MASK][()], 2)
     out = tmp_path / "x_master.h5"
     write_master(str(out), str(src), ["x_000001.h5"], rw, mask)
     with h5py.File(src, "r") as s, h5py.File(out, "r") as d:
-        assert d[f"{SPEC}/x_pixels_in_detector"][()] == 1555 and d[f"{SPEC}/y_pixels_in_detector"][()] == 1635
+        assert (
+            d[f"{SPEC}/x_pixels_in_detector"][()] == 1555
+            and d[f"{SPEC}/y_pixels_in_detector"][()] == 1635
+        )
         assert d[f"{DET}/x_pixel_size"][()] == pytest.approx(150e-6)
         assert d[PIXEL_MASK].shape == (1635, 1555) and d[PIXEL_MASK].dtype == np.uint32
         assert d[f"{SPEC}/flatfield"].shape == (1635, 1555)
@@ -201,26 +269,45 @@ def test_master_rewrite_of_real_eiger9m_master(realdata, tmp_path):
         assert d[f"{DET}/geometry/translation/distances"].shape == (3,)
         assert d[DATA_GROUP].get(block_name(1), getlink=True).filename == "x_000001.h5"
         assert d[f"{DET}/beam_center_x"].attrs["units"] == b"pixel"
-    # the binned mask must be stored plain (1635 x 1555 x 4 bytes); the rest stays as small as the source
+    # the binned mask must be stored plain (1635 x 1555 x 4 bytes); the rest stays as small
+    # as the source
     assert os.path.getsize(out) < 1.3 * 1635 * 1555 * 4
 
 
-@pytest.mark.parametrize("name,level,msg", [("lzma", None, "unknown compression"), ("bslz4", 3, "applies to bszstd and zstd"),
-                                             ("zstd", 10, "0..9"), ("bszstd", 0, "1..22")])
+@pytest.mark.parametrize(
+    "name,level,msg",
+    [
+        ("lzma", None, "unknown compression"),
+        ("bslz4", 3, "applies to bszstd and zstd"),
+        ("zstd", 10, "0..9"),
+        ("bszstd", 0, "1..22"),
+    ],
+)
 def test_lossless_filter_validation(name, level, msg):
     with pytest.raises(OptionError, match=msg):
         lossless_filter(name, level)
 
 
 def test_squash_files_round_trip(tiny, tmp_path):
-    rep = compress(tiny, str(tmp_path / "sq"), sum_range=2, bin_range=2, hcomp_scale=4, out_squash=str(tmp_path / "raw"),
-                   data_block_size=4, scheduler="threads")
+    rep = compress(
+        tiny,
+        str(tmp_path / "sq"),
+        sum_range=2,
+        bin_range=2,
+        hcomp_scale=4,
+        out_squash=str(tmp_path / "raw"),
+        data_block_size=4,
+        scheduler="threads",
+    )
     out = lbnl_dask.open_dataset(rep.master).frames.compute()
     got = np.concatenate([read_squash(tmp_path / f"raw_{k:06d}.h5") for k in (1, 2, 3)])
     assert got.shape == out.shape
     valid = out != np.iinfo(out.dtype).max
-    # squash holds the codec bytes the data files were decoded from (saturated/invalid pixels restored there)
+    # squash holds the codec bytes the data files were decoded from (saturated/invalid pixels
+    # restored there)
     sat = out == rep.saturation_out
-    np.testing.assert_array_equal(np.clip(got, 0, None)[valid & ~sat], out[valid & ~sat])  # output counts are >= 0
+    np.testing.assert_array_equal(
+        np.clip(got, 0, None)[valid & ~sat], out[valid & ~sat]
+    )  # output counts are >= 0
     with h5py.File(tmp_path / "raw_000001.h5", "r") as f:
         assert b"lbnl_hcompress" in f[DATA].attrs["codec"]
