@@ -28,8 +28,9 @@ import hdf5plugin
 import numpy as np
 
 from lbnl_dask import transform as T
+from lbnl_dask.bslz4 import BitshuffleLZ4
 from lbnl_dask.cluster import worker_environ
-from lbnl_dask.codecs import JPEG2000, BitshuffleLZ4, HCompress
+from lbnl_dask.codecs import JPEG2000, HCompress
 from lbnl_dask.eiger import open_dataset
 from lbnl_dask.roundtrip import _prepared, _special, decode_frames, encode_frames
 from lbnl_dask.synth import make_dataset

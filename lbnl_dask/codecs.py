@@ -1,4 +1,4 @@
-"""The codecs, as numcodecs codecs: HCompress (astropy), JPEG-2000 (OpenJPEG via glymur), bslz4.
+"""The lossy codecs, as numcodecs codecs: HCompress (astropy) and JPEG-2000 (OpenJPEG via glymur).
 
 Each codec encodes one 2-D integer frame to bytes and decodes it back; all are registered
 under the ``numcodecs.codecs`` entry point, so ``numcodecs.get_codec({"id": "lbnl_hcompress",
@@ -12,7 +12,6 @@ import struct
 import tempfile
 import threading
 import uuid
-from functools import lru_cache
 
 import numpy as np
 from numcodecs.abc import Codec
@@ -273,143 +272,5 @@ class JPEG2000(Codec):
         return result
 
 
-class BitshuffleLZ4(Codec):
-    """Bitshuffle + LZ4 of one frame, as a chunk of the HDF5 filter 32008 (what Dectris writes).
-
-    The encoded bytes are exactly what the HDF5 filter stores (a 12-byte header: big-endian
-    uint64 byte count and uint32 block size in bytes, then the LZ4 blocks), so they go into
-    a file with ``write_direct_chunk`` and come out with ``read_direct_chunk``, outside
-    HDF5's per-process lock. ``decode`` returns a 1-D array of ``dtype``.
-    """
-
-    codec_id = "lbnl_bslz4"
-
-    def __init__(self, dtype="uint16", block_size: int = 0):
-        self.dtype = np.dtype(dtype)
-        self.block_size = int(block_size)
-
-    def get_config(self):
-        return {"id": self.codec_id, "dtype": self.dtype.str, "block_size": self.block_size}
-
-    def _block(self) -> int:
-        if self.block_size:
-            return self.block_size
-        es = (
-            self.dtype.itemsize
-        )  # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, >= 128
-        return max((8192 // es) // 8 * 8, 128)
-
-    def encode(self, buf):
-        import bitshuffle
-
-        a = np.ascontiguousarray(buf, dtype=self.dtype).reshape(-1)
-        block = self._block()
-        body = bitshuffle.compress_lz4(a, block)
-        return b"".join(
-            (struct.pack(">QI", a.nbytes, block * self.dtype.itemsize), body)
-        )  # one copy
-
-    def decode(self, buf, out=None):
-        import bitshuffle
-
-        b = np.frombuffer(buf, dtype=np.uint8)
-        nbytes, block_bytes = struct.unpack(">QI", b[:12].tobytes())
-        n = nbytes // self.dtype.itemsize
-        if (
-            out is not None
-            and n != np.asarray(out).size
-            or block_bytes == 0
-            or block_bytes % self.dtype.itemsize
-        ):
-            raise ValueError(
-                f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})"
-            )
-        block = block_bytes // self.dtype.itemsize
-        _check_blocks(b, n, self.dtype.itemsize, block)
-        if out is not None:
-            dest = np.asarray(out)
-            if (
-                dest.flags.c_contiguous
-                and dest.dtype == self.dtype
-                and _decompress_into(b[12:], dest, block)
-            ):
-                return out
-            dest[...] = bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block).reshape(
-                dest.shape
-            )
-            return out
-        return bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block)
-
-
-_BLOCK_SIZE = struct.Struct(">I")
-
-
-def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
-    """Raise ValueError unless the LZ4 blocks of a bitshuffle chunk (12-byte header, then per
-    block of ``block`` elements a big-endian uint32 compressed size and the data; a last
-    partial block of a multiple of 8 elements; the last n % 8 elements raw) fill it exactly.
-    bitshuffle's decoder is given no input length and follows these sizes: a corrupt one
-    makes it read past the chunk and crash the process (a changed block-size byte of the
-    header gave a segfault). Cheap beside the decoding itself."""
-    nblocks = n // block + (1 if n % block >= 8 else 0)
-    bound = block * itemsize + block * itemsize // 255 + 16  # LZ4_compressBound of a block
-    end, pos = len(chunk), 12
-    size_at = _BLOCK_SIZE.unpack_from
-    for k in range(nblocks):
-        if pos + 4 > end:
-            raise ValueError(
-                f"corrupt bitshuffle-LZ4 chunk: it ends inside block {k + 1} of {nblocks}"
-            )
-        (size,) = size_at(chunk, pos)
-        pos += 4 + size
-        if size > bound or pos > end:
-            raise ValueError(
-                f"corrupt bitshuffle-LZ4 chunk: block {k + 1} of {nblocks} claims {size} bytes"
-            )
-    if pos + (n % 8) * itemsize != end:
-        raise ValueError(
-            f"corrupt bitshuffle-LZ4 chunk: {end} bytes "
-            f"where its blocks take {pos + (n % 8) * itemsize}"
-        )
-
-
-@lru_cache(maxsize=1)
-def _bshuf_c():
-    """bitshuffle's C function ``bshuf_decompress_lz4`` (its public C API, exported by the
-    Python extension), or None. Through ctypes it runs without the GIL and writes straight
-    into the caller's array: the Python API allocates a new one, and a copy."""
-    import ctypes
-
-    import bitshuffle.ext
-
-    try:
-        fn = ctypes.CDLL(bitshuffle.ext.__file__).bshuf_decompress_lz4
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_int64
-    fn.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_size_t,
-        ctypes.c_size_t,
-    ]
-    return fn
-
-
-def _decompress_into(body: np.ndarray, dest: np.ndarray, block: int) -> bool:
-    """Decode bitshuffle-LZ4 blocks ``body`` into the contiguous array ``dest``; False if the C
-    function is not available. Raises ValueError on corrupt input (as the Python API does)."""
-    fn = _bshuf_c()
-    if fn is None:
-        return False
-    src = np.ascontiguousarray(body)
-    used = fn(src.ctypes.data, dest.ctypes.data, dest.size, dest.dtype.itemsize, block)
-    if used < 0 or used > src.nbytes:
-        raise ValueError(f"corrupt bitshuffle-LZ4 data (error {used})")
-    return True
-
-
 register_codec(HCompress)
 register_codec(JPEG2000)
-register_codec(BitshuffleLZ4)

@@ -19,7 +19,7 @@ import hdf5plugin  # also registers the bitshuffle/LZ4 filters in every process 
 import numpy as np
 from dask.base import tokenize
 
-from .codecs import BitshuffleLZ4
+from .bslz4 import BitshuffleLZ4
 from .errors import (
     ImageRangeError,
     InputFileError,

@@ -22,8 +22,8 @@ import numpy as np
 
 from . import quality as Q
 from . import transform as T
+from .bslz4 import BitshuffleLZ4
 from .cluster import one_openmp_thread
-from .codecs import BitshuffleLZ4
 from .eiger import open_dataset
 from .errors import LbnlDaskError
 from .explore_results import acceptable, best_setting, describe_best, pareto, plot, save, table

@@ -22,8 +22,9 @@ import numpy as np
 
 from . import resume
 from . import transform as T
+from .bslz4 import BitshuffleLZ4
 from .cluster import choose_scheduler, client_for, run
-from .codecs import JPEG2000, BitshuffleLZ4, check_openjpeg
+from .codecs import JPEG2000, check_openjpeg
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OptionError, OutputError
 from .meta import MasterRewriter
@@ -36,6 +37,7 @@ from .options import (
     split_options,
 )
 from .plan import Plan, chunk_frames, make_plan
+from .regions import omit_regions, region_mask
 from .report import Report
 from .roundtrip import decode_frames, encode_frames
 from .spots import spot_regions
@@ -78,10 +80,10 @@ def output_frames(
         values = T.exp_transform(values, log_base(o.exponent, "-X"), signed)
     if o.regions:
         try:
-            omit = T.region_mask(o.regions, values.shape[1:])
+            omit = region_mask(o.regions, values.shape[1:])
         except ValueError as e:
             raise OptionError(str(e)) from None
-        values = T.omit_regions(values, omit)
+        values = omit_regions(values, omit)
 
     codec, encoded = o.codec(), None
     if isinstance(codec, JPEG2000):

@@ -31,9 +31,8 @@ import numpy as np
 
 from . import transform as T
 from .eiger import open_dataset, read_meta
+from .spots import REFL_DTYPE, find_spots
 from .synth import read_reflections
-
-REFL_DTYPE = [("frame", "f8"), ("y", "f8"), ("x", "f8"), ("d", "f8"), ("truth", "f8")]
 
 
 # ---------------------------------------------------------------- ratios
@@ -123,58 +122,6 @@ def truth_reflections(original_master, run: RunGeometry) -> np.ndarray | None:
     out["d"] = t["d"]
     out["truth"] = t["counts"]
     return out
-
-
-def _local_max(frames: np.ndarray, k: int = 1) -> np.ndarray:
-    """True where a pixel is the maximum of its (2k+1)^3 neighbourhood (frames, y, x)."""
-    pad = np.pad(np.nan_to_num(frames, nan=-np.inf, posinf=-np.inf), k, constant_values=-np.inf)
-    win = np.lib.stride_tricks.sliding_window_view(pad, (2 * k + 1,) * 3)
-    return frames >= win.max(axis=(3, 4, 5))
-
-
-def _find_in_block(block: np.ndarray, offset: int, sigma: float, min_counts: float) -> np.ndarray:
-    from .background import local_mean
-
-    peaks = []
-    cand = np.zeros(block.shape, bool)
-    for i, fr in enumerate(block):
-        finite = np.isfinite(fr)
-        bg = local_mean(fr, finite, tile=16)
-        cand[i] = finite & (fr > bg + sigma * np.sqrt(np.maximum(bg, 1.0))) & (fr >= min_counts)
-    cand &= _local_max(block)
-    for k, y, x in zip(*np.nonzero(cand), strict=False):
-        peaks.append((k + offset, y, x, np.nan, np.nan))
-    return np.array(peaks, REFL_DTYPE) if peaks else np.zeros(0, REFL_DTYPE)
-
-
-def find_spots(counts, sigma: float = 6.0, min_counts: float = 10.0) -> np.ndarray:
-    """Strong spots of (n, ny, nx) counts (a dask or numpy array): pixels above ``local mean
-    + sigma * sqrt(local mean)`` (and ``min_counts``) that are the maximum of their 3 x 3 x 3
-    neighbourhood. The local mean is that of the pixel's 16 x 16 tile. Returns reflections
-    (frame, y, x). A dask array is searched chunk by chunk in parallel; a numpy array (what
-    a ``dask.delayed`` call hands over) in this thread, whole: the same spots."""
-    if not isinstance(counts, da.Array):
-        counts = np.asarray(counts)
-        if counts.ndim != 3:
-            raise ValueError(f"find_spots needs (frames, ny, nx) counts, not shape {counts.shape}")
-        return _find_in_block(counts, 0, sigma, min_counts)
-    parts = []
-    starts = np.cumsum((0,) + counts.chunks[0][:-1])
-    for i, st in enumerate(starts):
-        lo, hi = max(0, st - 1), min(counts.shape[0], st + counts.chunks[0][i] + 1)
-        parts.append(
-            dask.delayed(_keep_inside)(
-                dask.delayed(_find_in_block)(counts[lo:hi], lo, sigma, min_counts),
-                st,
-                st + counts.chunks[0][i],
-            )
-        )
-    found = dask.compute(*parts)
-    return np.concatenate(found) if found else np.zeros(0, REFL_DTYPE)
-
-
-def _keep_inside(refl, lo, hi):
-    return refl[(refl["frame"] >= lo) & (refl["frame"] < hi)]
 
 
 def resolution(refl: np.ndarray, meta) -> np.ndarray:

@@ -1,16 +1,22 @@
-"""The neighbourhoods of Bragg spots in counts: the pixels ``--keep-spots`` stores exactly.
+"""Bragg spots in counts (n, ny, nx): their neighbourhoods, and their peaks.
 
-:func:`spot_regions` marks, in summed and binned counts (n, ny, nx), the pixels around
-every strong pixel, within the frame and across frames (a spot's rocking curve), lazily
-on the dask array, with the chunks of its input.
+:func:`spot_regions` marks, in summed and binned counts, the pixels around every strong
+pixel, within the frame and across frames (a spot's rocking curve), lazily on the dask
+array, with the chunks of its input: what ``--keep-spots`` stores exactly.
+:func:`find_spots` lists the peaks of strong spots, where a dataset has no reflection table
+(:mod:`lbnl_dask.quality` integrates them).
 """
 
 from __future__ import annotations
 
+import dask
 import dask.array as da
 import numpy as np
 
-from .background import cell_means, cells_to_pixels
+from .background import cell_means, cells_to_pixels, local_mean
+
+#: A reflection list: frame (0-based, output frames), y, x (pixels), d (Å) and true counts.
+REFL_DTYPE = [("frame", "f8"), ("y", "f8"), ("x", "f8"), ("d", "f8"), ("truth", "f8")]
 
 
 def _with_neighbours(a: np.ndarray, axis: int, op) -> np.ndarray:
@@ -84,3 +90,53 @@ def spot_regions(
         _grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool, f=f
     )
     return grown.rechunk(m.chunks) if wide != m.chunks[0] else grown
+
+
+def _local_max(frames: np.ndarray, k: int = 1) -> np.ndarray:
+    """True where a pixel is the maximum of its (2k+1)^3 neighbourhood (frames, y, x)."""
+    pad = np.pad(np.nan_to_num(frames, nan=-np.inf, posinf=-np.inf), k, constant_values=-np.inf)
+    win = np.lib.stride_tricks.sliding_window_view(pad, (2 * k + 1,) * 3)
+    return frames >= win.max(axis=(3, 4, 5))
+
+
+def _find_in_block(block: np.ndarray, offset: int, sigma: float, min_counts: float) -> np.ndarray:
+    peaks = []
+    cand = np.zeros(block.shape, bool)
+    for i, fr in enumerate(block):
+        finite = np.isfinite(fr)
+        bg = local_mean(fr, finite, tile=16)
+        cand[i] = finite & (fr > bg + sigma * np.sqrt(np.maximum(bg, 1.0))) & (fr >= min_counts)
+    cand &= _local_max(block)
+    for k, y, x in zip(*np.nonzero(cand), strict=False):
+        peaks.append((k + offset, y, x, np.nan, np.nan))
+    return np.array(peaks, REFL_DTYPE) if peaks else np.zeros(0, REFL_DTYPE)
+
+
+def find_spots(counts, sigma: float = 6.0, min_counts: float = 10.0) -> np.ndarray:
+    """Strong spots of (n, ny, nx) counts (a dask or numpy array): pixels above ``local mean
+    + sigma * sqrt(local mean)`` (and ``min_counts``) that are the maximum of their 3 x 3 x 3
+    neighbourhood. The local mean is that of the pixel's 16 x 16 tile. Returns reflections
+    (frame, y, x). A dask array is searched chunk by chunk in parallel; a numpy array (what
+    a ``dask.delayed`` call hands over) in this thread, whole: the same spots."""
+    if not isinstance(counts, da.Array):
+        counts = np.asarray(counts)
+        if counts.ndim != 3:
+            raise ValueError(f"find_spots needs (frames, ny, nx) counts, not shape {counts.shape}")
+        return _find_in_block(counts, 0, sigma, min_counts)
+    parts = []
+    starts = np.cumsum((0,) + counts.chunks[0][:-1])
+    for i, st in enumerate(starts):
+        lo, hi = max(0, st - 1), min(counts.shape[0], st + counts.chunks[0][i] + 1)
+        parts.append(
+            dask.delayed(_keep_inside)(
+                dask.delayed(_find_in_block)(counts[lo:hi], lo, sigma, min_counts),
+                st,
+                st + counts.chunks[0][i],
+            )
+        )
+    found = dask.compute(*parts)
+    return np.concatenate(found) if found else np.zeros(0, REFL_DTYPE)
+
+
+def _keep_inside(refl, lo, hi):
+    return refl[(refl["frame"] >= lo) & (refl["frame"] < hi)]

@@ -1,7 +1,7 @@
 """``lbnl-validate MASTER``: check a dataset the way XDS' plugins (Neggia, durin) and DIALS read it.
 
 Prints one ``[ OK ]``, ``[WARN]`` or ``[FAIL]`` line per check and exits 1 on any failure.
-The rules are SPEC A3 and B 10.1: links ``/entry/data/data_NNNNNN`` to existing files,
+The rules are those of the plugins: links ``/entry/data/data_NNNNNN`` to existing files,
 3-D unsigned 1/2/4-byte data chunked (1, ny, nx), filters the plugins decode, equal block
 sizes but the last, a uint32 unchunked unfiltered ``pixel_mask`` of the frame shape,
 fixed-length ASCII ``NX_class`` attributes, nimages x ntrigger equal to the frames, the
@@ -17,15 +17,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import dataclass, field
-from functools import cached_property
 
 import h5py
 import hdf5plugin
 import numpy as np
 
 from .layout import (
-    BLOCK_RE,
     BSHUF_CD_COMPRESSOR,
     BSHUF_LZ4,
     BSHUF_NONE,
@@ -43,120 +40,7 @@ from .layout import (
     WAVELENGTHS,
     block_name,
 )
-
-
-@dataclass
-class Result:
-    """Lines of a validation: (level, message) with level OK, WARN or FAIL."""
-
-    lines: list = field(default_factory=list)
-
-    def add(self, level: str, msg: str):
-        self.lines.append((level, msg))
-
-    @property
-    def failed(self) -> bool:
-        return any(level == "FAIL" for level, _ in self.lines)
-
-    def __str__(self):
-        tag = {"OK": "[ OK ]", "WARN": "[WARN]", "FAIL": "[FAIL]"}
-        return "\n".join(f"{tag[level]} {msg}" for level, msg in self.lines)
-
-
-def _filters(d: h5py.Dataset) -> list[tuple[int, tuple]]:
-    """The dataset's HDF5 filters as [(filter id, cd_values)]."""
-    plist = d.id.get_create_plist()
-    return [
-        (plist.get_filter(i)[0], tuple(plist.get_filter(i)[2])) for i in range(plist.get_nfilters())
-    ]
-
-
-@dataclass
-class Block:
-    """One ``data_NNNNNN`` link as the checks see it: the data file it points into and its
-    dataset's shape, dtype, chunks and filters; or ``error``, why it cannot be opened."""
-
-    name: str
-    path: str
-    shape: tuple = ()
-    dtype: np.dtype | None = None
-    chunks: tuple | None = None
-    filters: list = field(default_factory=list)
-    error: str | None = None
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-
-class Context:
-    """What the checks share: the master's path, the open master ``f`` (opened by
-    :func:`check_file` unless given) and its data links resolved to :class:`Block` s."""
-
-    def __init__(self, master, f: h5py.File | None = None, decode: bool = True):
-        self.master = os.fspath(master)
-        self.f = f
-        self.decode = decode
-
-    def close(self):
-        if self.f is not None:
-            self.f.close()
-            self.f = None
-
-    @cached_property
-    def names(self) -> list[str]:
-        """The master's ``data_NNNNNN`` links, sorted."""
-        if DATA_GROUP not in self.f:
-            return []
-        return sorted(k for k in self.f[DATA_GROUP] if BLOCK_RE.match(k))
-
-    @cached_property
-    def blocks(self) -> list[Block]:
-        return [self._block(k) for k in self.names]
-
-    def _block(self, name: str) -> Block:
-        g = self.f[DATA_GROUP]
-        link = g.get(name, getlink=True)
-        path = self.master
-        if isinstance(link, h5py.ExternalLink):
-            path = os.path.join(os.path.dirname(os.path.abspath(self.master)), link.filename)
-        if not os.path.exists(path):
-            return Block(name, path, error=f"{name}: data file {path} is missing")
-        try:
-            d = g[name]
-        except (KeyError, OSError) as e:
-            return Block(
-                name,
-                path,
-                error=f"{name}: cannot open {getattr(link, 'path', name)} in {path} ({e})",
-            )
-        if not isinstance(d, h5py.Dataset):
-            return Block(name, path, error=f"{name}: {d.name} in {path} is not a dataset")
-        return Block(name, path, d.shape, d.dtype, d.chunks, _filters(d))
-
-    @cached_property
-    def first(self) -> Block | None:
-        """The first block of 3-D data: every other must hold frames like it."""
-        return next((b for b in self.blocks if b.error is None and b.ndim == 3), None)
-
-    @property
-    def shape(self) -> tuple | None:
-        """(ny, nx) of the frames (of the first block), or None."""
-        return None if self.first is None else self.first.shape[1:]
-
-    @property
-    def dtype(self) -> np.dtype | None:
-        return None if self.first is None else self.first.dtype
-
-    @property
-    def sizes(self) -> list[int]:
-        """Frames in each block that opened (0 if not 3-D)."""
-        return [b.shape[0] if b.ndim == 3 else 0 for b in self.blocks if b.error is None]
-
-    @property
-    def ok_files(self) -> bool:
-        """Every block opened and is 3-D, like the first, one frame per chunk."""
-        return all(not block_failures(self, b) for b in self.blocks)
+from .validate_context import Block, Context, Result, dataset_filters
 
 
 # --------------------------------------------------------------------------- the checks
@@ -194,6 +78,11 @@ def check_links(ctx: Context, r: Result):
         f"{len(names)} data links"
         + ("" if ok else f", not numbered {block_name(1)}..: {names[:3]}"),
     )
+
+
+def ok_files(ctx: Context) -> bool:
+    """Every block opened and is 3-D, like the first, one frame per chunk."""
+    return all(not block_failures(ctx, b) for b in ctx.blocks)
 
 
 def block_failures(ctx: Context, b: Block) -> list[str]:
@@ -250,7 +139,7 @@ def check_data_files(ctx: Context, r: Result):
             _check_type_and_filter(b, r)
         for msg in block_failures(ctx, b):
             r.add("FAIL", msg)
-    if ctx.ok_files:
+    if ok_files(ctx):
         r.add("OK", f"all {len(ctx.blocks)} data files present, chunked one frame per chunk")
 
 
@@ -271,7 +160,7 @@ def check_block_sizes(ctx: Context, r: Result):
 
 def check_frame_count(ctx: Context, r: Result):
     """nimages x ntrigger equals the frames of the data files (when they all opened)."""
-    if not ctx.ok_files:
+    if not ok_files(ctx):
         return
     n, t = ctx.f.get(SPEC + "/nimages"), ctx.f.get(SPEC + "/ntrigger")
     if n is None:
@@ -296,7 +185,7 @@ def check_pixel_mask(ctx: Context, r: Result):
         probs.append(f"type {m.dtype} (Neggia needs uint32)")
     if ctx.shape is not None and m.shape != tuple(ctx.shape):
         probs.append(f"shape {m.shape} differs from the frames {tuple(ctx.shape)}")
-    if m.chunks is not None or _filters(m):
+    if m.chunks is not None or dataset_filters(m):
         probs.append("chunked or filtered (Neggia aborts on that)")
     r.add(
         "FAIL" if probs else "OK",

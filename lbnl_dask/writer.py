@@ -87,7 +87,7 @@ def write_datablock(
     dtype=None,
 ) -> dict:
     """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or, for
-    bslz4, object arrays of n_i chunks already encoded by :class:`~lbnl_dask.codecs.BitshuffleLZ4`
+    bslz4, object arrays of n_i chunks already encoded by :class:`~lbnl_dask.bslz4.BitshuffleLZ4`
     (then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
 
     ``first_frame`` is the 1-based output number of its first frame (image_nr_low);
