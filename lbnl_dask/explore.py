@@ -305,8 +305,8 @@ and the best setting (highest ratio with CC >= 0.99 and mean intensity ratio wit
 and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
-def main(argv=None) -> int:
-    one_openmp_thread()
+def parser() -> argparse.ArgumentParser:
+    """The options of ``lbnl-explore``."""
     p = argparse.ArgumentParser(
         prog="lbnl-explore", description=DESCRIPTION, formatter_class=_HelpFormatter
     )
@@ -357,7 +357,12 @@ def main(argv=None) -> int:
         default=None,
         help="dask's progress bar on stderr (default: if stderr is a terminal)",
     )
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    one_openmp_thread()
+    a = parser().parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
     try:
         rows = explore(

@@ -125,82 +125,54 @@ def build(
 
 def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask):
     """One task per output data file (and squash file), then the master's, which takes them all."""
-    # Everything a chunk gives the files comes from ONE array, so dask fuses each chunk's
-    # chain into one task and computes it once; chunks never straddle two data files.
-    bslz4 = BitshuffleLZ4(graph.dtype) if o.compression == "bslz4" else None
-    final = graph.final
-    packages = da.map_blocks(
-        package_frames,
-        final,
-        graph.encoded,
-        bslz4,
-        bool(plan.squash_files),
-        dtype=object,
-        chunks=(final.chunks[0], (1,), (1,)),
-    )
-    parts = packages.to_delayed().ravel()
-    d, starts = o.data_block_size, np.cumsum((0,) + final.chunks[0][:-1])
-    by_block = [
-        [parts[i] for i, st in enumerate(starts) if st // d == k] for k in range(plan.nblocks)
-    ]
-    write, squash = (
-        dask.delayed(write_block_task, pure=False),
-        dask.delayed(write_squash_task, pure=False),
-    )
+    by_block = _chunk_packages(o, graph, plan)
+    d, write = o.data_block_size, dask.delayed(write_block_task, pure=False)
     blocks = [
-        write(
-            path,
-            by_block[k],
-            k * d + 1,
-            o.compression,
-            o.compression_level,
-            plan.token,
-            plan.frame_shape_out,
-            plan.dtype,
-            dask_key_name=f"write-datablock-{k + 1:06d}-{plan.token}",
-        )
+        write(path, by_block[k], k * d + 1, o.compression, o.compression_level, plan.token,
+              plan.frame_shape_out, plan.dtype,
+              dask_key_name=f"write-datablock-{k + 1:06d}-{plan.token}")
         if plan.redo[k]
         else resume.kept_record(path, plan.block_sizes[k])
         for k, path in enumerate(plan.data_files)
-    ]
+    ]  # fmt: skip
+    squash = dask.delayed(write_squash_task, pure=False)
     squashed = [
-        squash(
-            path,
-            by_block[k],
-            k * d + 1,
-            graph.codec.get_config(),
-            plan.token,
-            dask_key_name=f"write-squash-{k + 1:06d}-{plan.token}",
-        )
+        squash(path, by_block[k], k * d + 1, graph.codec.get_config(), plan.token,
+               dask_key_name=f"write-squash-{k + 1:06d}-{plan.token}")
         if plan.redo_squash[k]
         else resume.kept_record(path, plan.block_sizes[k])
         for k, path in enumerate(plan.squash_files)
-    ]
-    rewriter = MasterRewriter(
-        n_total=ds.meta.n_frames or ds.n_available,
-        first=ds.first_image,
-        last=ds.last_image,
-        s=o.sum_range,
-        b=o.bin_range,
-        saturation=_as_stored(plan.saturation, plan.dtype),
-        bit_depth=8 * plan.dtype.itemsize,
-        compression=o.compression,
-        frame_shape=plan.frame_shape_in,
-    )
+    ]  # fmt: skip
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
     return dask.delayed(write_master_task, pure=False)(
-        plan.master,
-        ds.master,
-        links,
-        rewriter,
-        mask,
-        o.bin_range,
-        plan.token,
-        blocks,
-        squashed,
-        dask_key_name=f"write-master-{plan.token}",
-    )
+        plan.master, ds.master, links, _rewriter(ds, o, plan), mask, o.bin_range, plan.token,
+        blocks, squashed, dask_key_name=f"write-master-{plan.token}",
+    )  # fmt: skip
+
+
+def _chunk_packages(o: OutputOptions, graph: OutputGraph, plan: Plan) -> list[list]:
+    """Per output data file, the Delayed packages (:func:`package_frames`) of its chunks.
+    Everything a chunk gives the files comes from ONE array, so dask fuses each chunk's
+    chain into one task and computes it once; chunks never straddle two data files."""
+    bslz4 = BitshuffleLZ4(graph.dtype) if o.compression == "bslz4" else None
+    final = graph.final
+    packages = da.map_blocks(package_frames, final, graph.encoded, bslz4,
+                             bool(plan.squash_files), dtype=object,
+                             chunks=(final.chunks[0], (1,), (1,)))  # fmt: skip
+    parts = packages.to_delayed().ravel()
+    d, starts = o.data_block_size, np.cumsum((0,) + final.chunks[0][:-1])
+    return [[parts[i] for i, st in enumerate(starts) if st // d == k] for k in range(plan.nblocks)]
+
+
+def _rewriter(ds, o: OutputOptions, plan: Plan) -> MasterRewriter:
+    """The master's rewrite rules for this output."""
+    return MasterRewriter(
+        n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image, last=ds.last_image,
+        s=o.sum_range, b=o.bin_range, saturation=_as_stored(plan.saturation, plan.dtype),
+        bit_depth=8 * plan.dtype.itemsize, compression=o.compression,
+        frame_shape=plan.frame_shape_in,
+    )  # fmt: skip
 
 
 def _as_stored(saturation, dtype: np.dtype):

@@ -146,73 +146,73 @@ def make_dataset(
     prefix = os.fspath(prefix)
     master = prefix + MASTER_SUFFIX
     nfiles = -(-nframes // frames_per_file)
-    outputs = [master, prefix + "_reflections.csv"] + [
-        data_file_name(prefix, k) for k in range(1, nfiles + 1)
-    ]
-    if not overwrite:
-        for p in outputs:
-            if os.path.exists(p):
-                raise OutputError(f"{p}: exists (use overwrite=True / --overwrite)")
+    data = [data_file_name(prefix, k) for k in range(1, nfiles + 1)]
+    _check_free([master, prefix + "_reflections.csv"] + data, overwrite)
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
 
-    refl = reflections(det, exp, nframes, seed)
-    mask, hot, dead = masks(det, seed)
-    invalid = np.iinfo(dtype).max
-    dist, bcx, bcy, _ = geometry(det, exp)
-    bg = background(det, exp, bcx, bcy)
-    expected_total = np.zeros(len(refl))
+    scene = _Scene(det, exp, nframes, seed, dtype)
     t0 = time.monotonic()
-
-    for k in range(nfiles):
+    for k, path in enumerate(data):
         i0, i1 = k * frames_per_file, min(nframes, (k + 1) * frames_per_file)
-        path = outputs[2 + k]
-        with h5py.File(path, "w") as f:
-            nx_group(f, ENTRY)
-            nx_group(f, DATA_GROUP)
-            d = f.create_dataset(
-                DATA,
-                shape=(i1 - i0, det.ny, det.nx),
-                dtype=dtype,
-                chunks=(1, det.ny, det.nx),
-                **COMPRESSIONS[compression].make(None),
-            )
-            d.attrs["image_nr_low"] = np.uint64(i0 + 1)
-            d.attrs["image_nr_high"] = np.uint64(i1)
-            for i in range(i0, i1):
-                lam = bg.copy()
-                add_spots(lam, refl, exp, i, expected_total)
-                rng = np.random.default_rng([seed, i])
-                img = rng.poisson(lam).astype(np.int64)
-                img.flat[hot] = exp.saturation + rng.integers(0, 1000, len(hot))
-                img.flat[dead] = 0
-                img = np.minimum(img, invalid - 1).astype(dtype)
-                img[mask != 0] = invalid
-                d[i - i0] = img
+        _write_data_file(path, scene, i0, i1, compression)
         if log is not None:
-            print(
-                f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of {nframes}, "
-                f"file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)",
-                file=log,
-                flush=True,
-            )
-    refl = refl.copy()
-    refl["counts"] = expected_total
-    _write_reflections(outputs[1], refl, nframes)
-    _write_master(
-        master,
-        det,
-        exp,
-        dist,
-        bcx,
-        bcy,
-        nframes,
-        frames_per_file,
-        dtype,
-        mask,
-        compression,
-        [os.path.basename(p) for p in outputs[2:]],
-    )
+            print(f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of "
+                  f"{nframes}, file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)",
+                  file=log, flush=True)  # fmt: skip
+    refl = scene.refl.copy()
+    refl["counts"] = scene.expected_total
+    _write_reflections(prefix + "_reflections.csv", refl, nframes)
+    _write_master(master, det, exp, scene.dist, scene.bcx, scene.bcy, nframes, frames_per_file,
+                  dtype, scene.mask, compression, [os.path.basename(p) for p in data])  # fmt: skip
     return master
+
+
+def _check_free(paths: list[str], overwrite: bool) -> None:
+    if not overwrite:
+        for p in paths:
+            if os.path.exists(p):
+                raise OutputError(f"{p}: exists (use overwrite=True / --overwrite)")
+
+
+class _Scene:
+    """What every frame of a synthetic dataset shares: reflections, masks, geometry,
+    background; ``expected_total`` sums each reflection's expected counts as frames are drawn."""
+
+    def __init__(self, det, exp, nframes: int, seed: int, dtype):
+        self.det, self.exp, self.seed, self.dtype = det, exp, seed, dtype
+        self.refl = reflections(det, exp, nframes, seed)
+        self.mask, self.hot, self.dead = masks(det, seed)
+        self.dist, self.bcx, self.bcy, _ = geometry(det, exp)
+        self.bg = background(det, exp, self.bcx, self.bcy)
+        self.expected_total = np.zeros(len(self.refl))
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame ``i`` (0-based): Poisson counts of background and spots, hot and dead
+        pixels, masked pixels at the invalid value; depends only on (seed, i)."""
+        invalid = np.iinfo(self.dtype).max
+        lam = self.bg.copy()
+        add_spots(lam, self.refl, self.exp, i, self.expected_total)
+        rng = np.random.default_rng([self.seed, i])
+        img = rng.poisson(lam).astype(np.int64)
+        img.flat[self.hot] = self.exp.saturation + rng.integers(0, 1000, len(self.hot))
+        img.flat[self.dead] = 0
+        img = np.minimum(img, invalid - 1).astype(self.dtype)
+        img[self.mask != 0] = invalid
+        return img
+
+
+def _write_data_file(path: str, scene: _Scene, i0: int, i1: int, compression: str) -> None:
+    det = scene.det
+    with h5py.File(path, "w") as f:
+        nx_group(f, ENTRY)
+        nx_group(f, DATA_GROUP)
+        shape, filters = (i1 - i0, det.ny, det.nx), COMPRESSIONS[compression].make(None)
+        d = f.create_dataset(DATA, shape=shape, dtype=scene.dtype, chunks=(1,) + shape[1:],
+                             **filters)  # fmt: skip
+        d.attrs["image_nr_low"] = np.uint64(i0 + 1)
+        d.attrs["image_nr_high"] = np.uint64(i1)
+        for i in range(i0, i1):
+            d[i - i0] = scene.frame(i)
 
 
 def _write_reflections(path, refl, nframes):
