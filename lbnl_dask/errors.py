@@ -39,3 +39,7 @@ class OutputError(LbnlDaskError, OSError):
 
 class SchedulerError(LbnlDaskError, ConnectionError):
     """The dask scheduler given by address cannot be reached."""
+
+
+class MetadataError(LbnlDaskError, ValueError):
+    """A master's field that the output needs is of the wrong type or cannot be right."""

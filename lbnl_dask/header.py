@@ -7,16 +7,20 @@ items a master does not carry are None. Every path comes from :mod:`lbnl_dask.la
 from __future__ import annotations
 
 import os
+import re
 
 import h5py
 import numpy as np
 
-from .errors import InputFileError, NotEigerError
+from .errors import InputFileError, MetadataError, NotEigerError
 from .layout import (
     CUTOFFS,
+    DATA,
     DATA_GROUP,
     DET,
     DISTANCES,
+    INSTRUMENT,
+    MASTER_SUFFIX,
     OMEGA_GROUPS,
     OMEGA_INCREMENTS,
     PIXEL_MASKS,
@@ -54,14 +58,21 @@ _TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "microns": 1e-6, "c
 
 def _scalar(f: h5py.File, path: str, kind=float, length=False):
     """A scalar dataset's value (first element of a 1-element array), or None if absent.
-    With ``length`` the value is converted to metres from its ``units`` attribute."""
+    With ``length`` the value is converted to metres from its ``units`` attribute. A number
+    stored as text (or anything but a number) raises MetadataError: the output would carry
+    it rewritten as text (a pixel size "binned" into b'0.0000750.000075')."""
     d = f.get(path)
     if not isinstance(d, h5py.Dataset) or d.size == 0:
         return None
     v = d[()]
     if kind is str:
         return _text(v)
+    if d.dtype.kind not in "iuf" + ("b" if kind is int else ""):
+        raise MetadataError(f"{f.filename}: {path} is stored as {d.dtype} ({_text(v)!r}), "
+                            "not as a number")  # fmt: skip
     v = np.asarray(v).reshape(-1)[0]
+    if kind is int and not float(v).is_integer():
+        raise MetadataError(f"{f.filename}: {path} is {v}, not a whole number")
     v = kind(v)
     if length:
         units = _text(d.attrs.get("units", b"m")).strip()
@@ -77,50 +88,100 @@ def _first(f, paths, **kw):
     return None, None
 
 
+def _refuse_data_file(f: h5py.File, master: str) -> None:
+    """A data file given as the master: it holds the frames but no instrument; name the
+    master it probably belongs to."""
+    if INSTRUMENT in f or not isinstance(f.get(DATA), h5py.Dataset):
+        return
+    m = re.match(r"^(.*)_data_\d{6}\.h5$", os.path.basename(master))
+    if m is None:
+        hint = "give its *_master.h5"
+    else:
+        guess = os.path.join(os.path.dirname(master), m.group(1) + MASTER_SUFFIX)
+        hint = f"give its master, probably {guess}" + (
+            "" if os.path.exists(guess) else " (not found beside it)"
+        )
+    raise NotEigerError(f"{master}: a data file (frames but no {INSTRUMENT}), not a master: {hint}")
+
+
 def read_meta(master) -> DetectorMeta:
     """Parse the metadata of a FileWriter or NXmx master into a :class:`DetectorMeta`.
 
-    Raises InputFileError (missing / directory / not HDF5) or NotEigerError (no /entry/data).
+    Raises InputFileError (missing / directory / not HDF5), NotEigerError (no /entry/data,
+    or a data file given as the master) or MetadataError (a field the output needs that is
+    not a number or cannot be right); values that are odd but usable go to ``meta.warnings``.
     """
     master = os.fspath(master)
     with open_master(master) as f:
         if not isinstance(f.get(DATA_GROUP), h5py.Group):
             raise NotEigerError(f"{master}: no {DATA_GROUP} group: not an Eiger/NXmx master")
-        nimages = _scalar(f, SPEC + "/nimages", int)
-        ntrigger = _scalar(f, SPEC + "/ntrigger", int) or 1
-        wavelength, wpath = _first(f, WAVELENGTHS)
-        if wavelength is not None and _text(f[wpath].attrs.get("units", b"")).strip() == "nm":
-            wavelength *= 10.0
-        omega, omega_inc = _read_omega(f)
-        mask_path = next((p for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)), None)
-        meta = DetectorMeta(
-            master=master,
-            nimages=nimages if nimages is not None else 0,
-            ntrigger=ntrigger,
-            nx=_scalar(f, SPEC + "/x_pixels_in_detector", int),
-            ny=_scalar(f, SPEC + "/y_pixels_in_detector", int),
-            x_pixel_size=_scalar(f, DET + "/x_pixel_size", length=True),
-            y_pixel_size=_scalar(f, DET + "/y_pixel_size", length=True),
-            beam_center_x=_scalar(f, DET + "/beam_center_x"),
-            beam_center_y=_scalar(f, DET + "/beam_center_y"),
-            detector_distance=_first(f, DISTANCES, length=True)[0],
-            sensor_thickness=_scalar(f, DET + "/sensor_thickness", length=True),
-            wavelength=wavelength,
-            count_time=_scalar(f, DET + "/count_time"),
-            frame_time=_scalar(f, DET + "/frame_time"),
-            omega=omega,
-            omega_increment=omega_inc,
-            saturation_value=_first(f, SATURATIONS, kind=int)[0],
-            countrate_cutoff=_first(f, CUTOFFS, kind=int)[0],
-            bit_depth_image=_scalar(f, DET + "/bit_depth_image", int),
-            bit_depth_readout=_scalar(f, DET + "/bit_depth_readout", int),
-            description=_scalar(f, DET + "/description", str),
-            detector_number=_scalar(f, DET + "/detector_number", str),
-            eiger_fw_version=_scalar(f, SPEC + "/eiger_fw_version", str),
-            software_version=_scalar(f, SPEC + "/software_version", str),
-            pixel_mask_path=mask_path,
-        )
+        _refuse_data_file(f, master)
+        meta = _read_fields(f, master)
+    check_meta(meta)
     return meta
+
+
+def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
+    ntrigger = _scalar(f, SPEC + "/ntrigger", int)
+    wavelength, wpath = _first(f, WAVELENGTHS)
+    if wavelength is not None and _text(f[wpath].attrs.get("units", b"")).strip() == "nm":
+        wavelength *= 10.0
+    omega, omega_inc = _read_omega(f)
+    return DetectorMeta(
+        master=master,
+        nimages=_scalar(f, SPEC + "/nimages", int) or 0,
+        ntrigger=1 if ntrigger is None else ntrigger,
+        nx=_scalar(f, SPEC + "/x_pixels_in_detector", int),
+        ny=_scalar(f, SPEC + "/y_pixels_in_detector", int),
+        x_pixel_size=_scalar(f, DET + "/x_pixel_size", length=True),
+        y_pixel_size=_scalar(f, DET + "/y_pixel_size", length=True),
+        beam_center_x=_scalar(f, DET + "/beam_center_x"),
+        beam_center_y=_scalar(f, DET + "/beam_center_y"),
+        detector_distance=_first(f, DISTANCES, length=True)[0],
+        sensor_thickness=_scalar(f, DET + "/sensor_thickness", length=True),
+        wavelength=wavelength,
+        count_time=_scalar(f, DET + "/count_time"),
+        frame_time=_scalar(f, DET + "/frame_time"),
+        omega=omega,
+        omega_increment=omega_inc,
+        saturation_value=_first(f, SATURATIONS, kind=int)[0],
+        countrate_cutoff=_first(f, CUTOFFS, kind=int)[0],
+        bit_depth_image=_scalar(f, DET + "/bit_depth_image", int),
+        bit_depth_readout=_scalar(f, DET + "/bit_depth_readout", int),
+        description=_scalar(f, DET + "/description", str),
+        detector_number=_scalar(f, DET + "/detector_number", str),
+        eiger_fw_version=_scalar(f, SPEC + "/eiger_fw_version", str),
+        software_version=_scalar(f, SPEC + "/software_version", str),
+        pixel_mask_path=next((p for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)), None),
+    )
+
+
+#: Fields the output rewrites or counts with: a value that cannot be right is an error.
+_MUST_BE_POSITIVE = ("x_pixel_size", "y_pixel_size", "saturation_value", "countrate_cutoff",
+                     "ntrigger", "nx", "ny")  # fmt: skip
+#: Fields copied (or scaled) into the output: an odd value is a warning, copied as it is.
+_SHOULD_BE_POSITIVE = ("detector_distance", "wavelength", "count_time", "frame_time",
+                       "sensor_thickness")  # fmt: skip
+
+
+def check_meta(meta: DetectorMeta) -> None:
+    """Raise MetadataError for a value the output cannot use (a negative or non-finite pixel
+    size or saturation value, a negative frame count...); note odd but usable ones (a NaN
+    beam centre, a negative distance) in ``meta.warnings``."""
+    if meta.nimages < 0:
+        raise MetadataError(f"{meta.master}: nimages is {meta.nimages}, a negative frame count")
+    for name in _MUST_BE_POSITIVE:
+        v = getattr(meta, name)
+        if v is not None and not (np.isfinite(v) and v > 0):
+            raise MetadataError(f"{meta.master}: {name} is {v}: it must be a positive number")
+    for name in ("beam_center_x", "beam_center_y"):
+        v = getattr(meta, name)
+        if v is not None and not np.isfinite(v):
+            meta.warnings.append(f"{name} is {v} in the master: copied as it is")
+    for name in _SHOULD_BE_POSITIVE:
+        v = getattr(meta, name)
+        if v is not None and not (np.isfinite(v) and v > 0):
+            meta.warnings.append(f"{name} is {v} in the master: copied as it is")
 
 
 def _read_omega(f: h5py.File):

@@ -10,7 +10,7 @@ rule lives here once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
@@ -50,6 +50,7 @@ class DetectorMeta:
     eiger_fw_version: str | None = None
     software_version: str | None = None
     pixel_mask_path: str | None = None  # HDF5 path of the pixel mask in the master
+    warnings: list = field(default_factory=list)  # odd but usable values, one line each
 
     @property
     def n_frames(self) -> int:

@@ -114,7 +114,7 @@ def build(
     if o.sum_range > n_in:
         raise OptionError(f"sum (-s {o.sum_range}) is larger than the {n_in} frames selected")
     ds = ds.with_datablock(chunk_frames(o, run_settings, ny * nx))
-    notes, mask = [], ds.pixel_mask()
+    notes, mask = [f"master: {w}" for w in ds.meta.warnings], ds.pixel_mask()
     if mask is not None and tuple(mask.shape) != (ny, nx):
         notes.append(f"pixel_mask {mask.shape} does not match the frames {(ny, nx)}: ignored")
         mask = None

@@ -18,7 +18,7 @@ from lbnl_dask.errors import (
     NotEigerError,
     TruncatedDataError,
 )
-from lbnl_dask.layout import BLOCK_RE, DATA, DATA_GROUP, PIXEL_MASK, SPEC, data_file_name
+from lbnl_dask.layout import BLOCK_RE, DATA, DATA_GROUP, SPEC, data_file_name
 from tests.helpers import NEXGEN_MASTER, write_master
 
 
@@ -59,21 +59,6 @@ def test_padded_frames_are_the_frames_with_zeros(tiny, tmp_path):
     np.testing.assert_array_equal(
         out.padded_frames(5).compute(), np.pad(out.frames.compute(), [(0, 0), (0, 3), (0, 3)])
     )
-
-
-def test_metadata_of_synthetic_master(tiny):
-    m = lbnl_dask.read_meta(tiny)
-    assert (m.nx, m.ny) == (132, 102)
-    assert m.x_pixel_size == pytest.approx(75e-6) and m.y_pixel_size == pytest.approx(75e-6)
-    assert m.wavelength == pytest.approx(0.9762, rel=1e-6)
-    assert m.count_time == pytest.approx(0.0099) and m.frame_time == pytest.approx(0.01)
-    assert m.omega.shape == (20,) and m.omega[1] - m.omega[0] == pytest.approx(0.1)
-    assert m.omega_increment == pytest.approx(0.1)
-    assert m.countrate_cutoff == 12440 and m.saturation_value == 12440
-    assert m.bit_depth_image == 16
-    assert m.eiger_fw_version.startswith("release")
-    assert m.pixel_mask_path == PIXEL_MASK
-    assert 0 < m.beam_center_x < 132 and 0 < m.detector_distance < 1
 
 
 def test_nothing_read_before_compute(tiny, monkeypatch):

@@ -11,10 +11,8 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
-from matplotlib.text import Text
 
 from lbnl_dask import explore as E
-from lbnl_dask import explore_results as R
 from lbnl_dask import quality as Q
 from lbnl_dask.synth import make_dataset
 from tests.helpers import eiger_from_cbf, write_master
@@ -167,56 +165,3 @@ def test_explore_help_shows_defaults_and_plain_text(capsys):
         "(default: [0, 5])",
     ):
         assert text in " ".join(out.split()), text
-
-
-def rows_close_together():
-    """Rows like a real grid's: several Pareto-front points close together."""
-    rows = [
-        dict(setting=n, codec=c, keep=k, ratio_raw2=x, cc=y, mean_ratio=m)
-        for n, c, k, x, y, m in [
-            ("b2s2", "none", 0, 24.0, 1.0, 1.0),
-            ("b2s2h8", "H", 0, 24.5, 0.9995, 0.99),
-            ("b2s2h8k5", "H", 5, 25.0, 0.9993, 1.0),
-            ("b2s2h16", "H", 0, 26.0, 0.999, 0.98),
-            ("b2s2h16k5", "H", 5, 26.5, 0.9989, 1.0),
-            ("b2s2h32", "H", 0, 27.0, 0.998, 0.95),
-            ("b2s2h64", "H", 0, 40.0, 0.995, 0.88),
-            ("b2s2j60", "J", 0, 41.0, 0.96, 0.8),
-            ("b1s2j60", "J", 0, 12.0, 0.9, 0.7),
-        ]
-    ]
-    R.pareto(rows)
-    return rows
-
-
-def test_plot_labels_of_close_pareto_points_do_not_overlap():
-    rows = rows_close_together()
-    fig = R.plot(rows)
-    ax = fig.axes[0]
-    fig.canvas.draw()  # as savefig does: the labels take their final places
-    renderer = fig.canvas.get_renderer()
-    front = sorted(r["setting"] for r in rows if r["pareto"])
-    assert len(front) == 8
-    labels = [t for t in ax.texts if t.get_text() in front]
-    assert sorted(t.get_text() for t in labels) == front
-    boxes = [Text.get_window_extent(t, renderer) for t in labels]
-    for i, a in enumerate(boxes):
-        for b in boxes[i + 1 :]:
-            assert not a.overlaps(b), (a, b)
-    page = fig.bbox
-    assert all(page.x0 <= b.x0 and b.x1 <= page.x1 for b in boxes)
-
-
-def test_best_setting_needs_cc_and_mean_intensity_ratio():
-    rows = rows_close_together()
-    best = R.best_setting(rows)
-    # b2s2h64 has the highest ratio with CC 0.995, but its intensities come back at 0.88
-    assert best["setting"] == "b2s2h16k5"
-    assert not R.acceptable(next(r for r in rows if r["setting"] == "b2s2h64"))
-    assert R.acceptable(dict(cc=0.99, mean_ratio=0.98))
-    assert R.acceptable(dict(cc=1, mean_ratio=1.02))
-    assert not R.acceptable(dict(cc=0.9899, mean_ratio=1.0))
-    assert not R.acceptable(dict(cc=1.0, mean_ratio=1.021))
-    assert not R.acceptable(dict(cc=float("nan"), mean_ratio=float("nan")))
-    assert R.best_setting([dict(setting="x", cc=0.5, mean_ratio=1.0, ratio_raw2=9)]) is None
-    assert R.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")

@@ -115,17 +115,6 @@ def test_invalid_pixels_never_count():
     assert np.isnan(Q._integrate_block(ref, out, refl, 0, box)).all()
 
 
-def test_pareto_front():
-    rows = [
-        dict(ratio_raw2=10, cc=1.0),
-        dict(ratio_raw2=20, cc=0.99),
-        dict(ratio_raw2=15, cc=0.98),
-        dict(ratio_raw2=30, cc=float("nan")),
-    ]
-    E.pareto(rows)
-    assert [r["pareto"] for r in rows] == [True, True, False, False]
-
-
 def test_explorer_command(spots, tmp_path, capsys):
     rc = E.main(
         [

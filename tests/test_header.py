@@ -1,0 +1,90 @@
+"""A master's metadata: read into DetectorMeta; fields of the wrong type or range refused or
+warned about when the dataset is opened; a data file given as the master refused."""
+
+import os
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+
+import lbnl_dask
+from lbnl_dask import cli
+from lbnl_dask.errors import MetadataError, NotEigerError
+from lbnl_dask.layout import DET, PIXEL_MASK, SPEC
+
+
+def test_metadata_of_synthetic_master(tiny):
+    m = lbnl_dask.read_meta(tiny)
+    assert (m.nx, m.ny) == (132, 102)
+    assert m.x_pixel_size == pytest.approx(75e-6) and m.y_pixel_size == pytest.approx(75e-6)
+    assert m.wavelength == pytest.approx(0.9762, rel=1e-6)
+    assert m.count_time == pytest.approx(0.0099) and m.frame_time == pytest.approx(0.01)
+    assert m.omega.shape == (20,) and m.omega[1] - m.omega[0] == pytest.approx(0.1)
+    assert m.omega_increment == pytest.approx(0.1)
+    assert m.countrate_cutoff == 12440 and m.saturation_value == 12440
+    assert m.bit_depth_image == 16
+    assert m.eiger_fw_version.startswith("release")
+    assert m.pixel_mask_path == PIXEL_MASK
+    assert 0 < m.beam_center_x < 132 and 0 < m.detector_distance < 1
+
+
+def copy_with(tiny, tmp_path, path, value):
+    """A copy of the tiny dataset whose master has ``path`` replaced by ``value``."""
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), d)
+    master = d / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        attrs = dict(f[path].attrs)
+        del f[path]
+        f[path] = value
+        f[path].attrs.update(attrs)
+    return str(master)
+
+
+@pytest.mark.parametrize("path,value,msg", [
+    (DET + "/x_pixel_size", np.bytes_(b"0.000075"),
+     "x_pixel_size is stored as |S8 ('0.000075'), not as a number"),
+    (SPEC + "/nimages", np.bytes_(b"20"), "nimages is stored as |S2"),
+    (SPEC + "/countrate_correction_count_cutoff", np.int32(-1),
+     "countrate_cutoff is -1: it must be a positive number"),
+    (DET + "/y_pixel_size", np.float64(np.nan), "y_pixel_size is nan"),
+    (DET + "/x_pixel_size", np.float64(-7.5e-5), "x_pixel_size is -7.5e-05"),
+    (SPEC + "/ntrigger", np.int32(-2), "ntrigger is -2"),
+    (SPEC + "/nimages", np.float64(20.5), "nimages is 20.5, not a whole number"),
+])  # fmt: skip
+def test_fields_that_cannot_be_used_are_one_line_errors(tiny, tmp_path, capsys, path, value, msg):
+    master = copy_with(tiny, tmp_path, path, value)
+    with pytest.raises(MetadataError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        lbnl_dask.read_meta(master)
+    out = tmp_path / "out"
+    rc = cli.main(["-i", master, "-o", str(out / "o"), "--scheduler", "threads"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and master in err and msg in err, err
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_odd_but_usable_fields_are_warned_about_in_the_report(tiny, tmp_path):
+    master = copy_with(tiny, tmp_path, DET + "/beam_center_x", np.float64(np.nan))
+    assert lbnl_dask.read_meta(master).warnings == [
+        "beam_center_x is nan in the master: copied as it is"
+    ]
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, scheduler="threads")
+    assert "master: beam_center_x is nan in the master: copied as it is" in report.notes
+    assert "note           master: beam_center_x is nan" in str(report)
+    assert lbnl_dask.read_meta(tiny).warnings == []
+
+
+def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):
+    data = os.path.join(os.path.dirname(tiny), "tiny_data_000001.h5")
+    with pytest.raises(
+        NotEigerError,
+        match="a data file .* not a master: give its master, probably .*tiny_master.h5$",
+    ):
+        lbnl_dask.open_dataset(data)
+    alone = tmp_path / "x_data_000003.h5"
+    shutil.copy(data, alone)
+    rc = cli.main(["-i", str(alone), "-o", str(tmp_path / "o"), "--scheduler", "threads"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "probably" in err and "x_master.h5 (not found beside it)" in err, err
+    assert sorted(os.listdir(tmp_path)) == ["x_data_000003.h5"]
