@@ -22,7 +22,12 @@ class BitshuffleLZ4(Codec):
     The encoded bytes are exactly what the HDF5 filter stores (a 12-byte header: big-endian
     uint64 byte count and uint32 block size in bytes, then the LZ4 blocks), so they go into
     a file with ``write_direct_chunk`` and come out with ``read_direct_chunk``, outside
-    HDF5's per-process lock. ``decode`` returns a 1-D array of ``dtype``.
+    HDF5's per-process lock. ``decode`` returns a 1-D array of ``dtype`` (or fills ``out``).
+
+    Example::
+
+        chunk = dset.id.read_direct_chunk((i, 0, 0))[1]        # a Dectris frame, as stored
+        frame = BitshuffleLZ4(dset.dtype).decode(chunk).reshape(dset.shape[1:])
     """
 
     codec_id = "lbnl_bslz4"

@@ -208,6 +208,11 @@ class JPEG2000(Codec):
     paper; False gives the reversible 5/3 of the published tool. ``ladder`` lists the
     quality layers' ratios (default: just ``[ratio]``; see :func:`glymur_ladder`). glymur
     only writes files, so codestreams pass through unique scratch files, removed at once.
+
+    Example::
+
+        codec = JPEG2000(ratio=120)
+        approx = codec.decode(codec.encode(frame))   # frame: 2-D uint16 (ny, nx)
     """
 
     codec_id = "lbnl_jpeg2000"

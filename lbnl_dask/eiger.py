@@ -297,9 +297,18 @@ def open_dataset(
 ) -> EigerDataset:
     """Open an Eiger master (``*_master.h5``) lazily.
 
-    Only metadata is read now. ``first_image``/``last_image`` are 1-based and inclusive
-    (default: all frames); ``datablock`` is the number of frames per dask chunk (default:
-    the frames per data file). Frames are read when ``ds.frames`` is computed.
+    Only metadata is read now (``ds.meta``: lengths in metres, angles in degrees, the
+    wavelength in ångström; fields that cannot be right raise MetadataError).
+    ``first_image``/``last_image`` are 1-based and inclusive (default: all frames);
+    ``datablock`` is the number of frames per dask chunk (default: the frames per data file).
+    ``ds.frames`` is a dask array (n, ny, nx) of the data files' integer type, read when it
+    is computed; invalid pixels hold all bits set (``ds.pixel_mask()`` flags the masked ones).
+
+    Example::
+
+        ds = open_dataset("data_master.h5", 1, 100)
+        ds.meta.x_pixel_size, ds.frames.shape        # 7.5e-05, (100, 2167, 2070)
+        mean = ds.frames[:10].mean(axis=0).compute()
     """
     master = os.fspath(master)
     meta = read_meta(master)

@@ -75,6 +75,18 @@ def block_number(name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def output_file_name(prefix: str, k: int) -> str:
+    """lbnl-compress's (and l_bnl_compress') name of output data file ``k``:
+    ``<prefix>_NNNNNN.h5``."""
+    return f"{prefix}_{int(k):06d}.h5"
+
+
+#: A glob of every output data file name of a prefix (``glob.escape(prefix) + OUTPUT_GLOB``).
+OUTPUT_GLOB = "_" + "[0-9]" * 6 + ".h5"
+#: The detector module groups inside detectorSpecific (``detectorModule_000``...).
+MODULE_PREFIX = "detectorModule_"
+
+
 def data_file_name(prefix: str, k: int) -> str:
     """The Dectris FileWriter's name of data file ``k``: ``<prefix>_data_NNNNNN.h5``."""
     return f"{prefix}_{block_name(k)}.h5"

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
+from .layout import MODULE_PREFIX, SPEC
+
 
 @dataclass
 class DetectorMeta:
@@ -166,7 +168,7 @@ class MasterRewriter:
             return np.asarray(1, d.dtype)
         if name in ("x_pixels_in_detector", "x_pixels", "y_pixels_in_detector", "y_pixels"):
             return np.asarray(binned_size(d[()], b), d.dtype)
-        if name == "compression" and parent == "detectorSpecific":
+        if name == "compression" and parent == SPEC.rsplit("/", 1)[1]:
             return np.bytes_(self.compression.encode("ascii"))
         if name == "bit_depth_image":
             return np.asarray(self.bit_depth, d.dtype)
@@ -174,7 +176,7 @@ class MasterRewriter:
             return saturation_value(self.saturation, d.dtype)
         if name == "number_of_excluded_pixels" and self.excluded_pixels is not None:
             return np.asarray(self.excluded_pixels, d.dtype if d.dtype.kind in "ui" else np.int64)
-        if parent.startswith("detectorModule_") or parent == "module":
+        if parent.startswith(MODULE_PREFIX) or parent == "module":
             if name == "data_origin":
                 return (np.asarray(d[()]) // b).astype(d.dtype)
             if name == "data_size":

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .layout import MASTER_SUFFIX, output_file_name
 from .options import OutputOptions, RunSettings, job_token
 from .resume import check_outputs, output_states
 
@@ -40,14 +41,14 @@ def output_names(out: str, o: OutputOptions, nblocks: int) -> tuple[list, str, l
     """(data files, master, squash files) of output prefix ``out``: ``<out>_NNNNNN.h5``,
     ``<out>_master.h5`` (or ``-m``) and, with ``-q``, ``<q>_NNNNNN.h5``
     (``-q out_file``: ``<out>_squash_NNNNNN.h5``)."""
-    data = [f"{out}_{k:06d}.h5" for k in range(1, nblocks + 1)]
+    data = [output_file_name(out, k) for k in range(1, nblocks + 1)]
     m = o.out_master
-    master = f"{out}_master.h5" if m in (None, "out_file") else f"{m}.h5"
+    master = out + MASTER_SUFFIX if m in (None, "out_file") else f"{m}.h5"
     sq = o.out_squash
     if sq is None:
         return data, master, []
     stem = f"{out}_squash" if sq == "out_file" else sq
-    return data, master, [f"{stem}_{k:06d}.h5" for k in range(1, nblocks + 1)]
+    return data, master, [output_file_name(stem, k) for k in range(1, nblocks + 1)]
 
 
 @dataclass

@@ -124,7 +124,7 @@ def remove_stale(master: str, data_files: list[str]) -> None:
     files of an earlier, longer run that this one would not replace."""
     if os.path.exists(master):
         os.unlink(master)
-    prefix = data_files[0][: -len("000001.h5")]
-    for p in glob.glob(glob.escape(prefix) + "[0-9]" * 6 + ".h5"):
+    prefix = data_files[0][: -len(layout.output_file_name("", 1))]
+    for p in glob.glob(glob.escape(prefix) + layout.OUTPUT_GLOB):
         if p not in data_files:
             os.unlink(p)

@@ -37,6 +37,7 @@ from .layout import (
     GONIOMETER,
     INSTRUMENT,
     MASTER_SUFFIX,
+    MODULE_PREFIX,
     SAMPLE,
     SPEC,
     SYNTH_COMPRESSIONS,
@@ -304,7 +305,7 @@ def _write_master(
         _ds(ds, "photon_energy", 12398.42 / exp.wavelength, "eV", np.float32)
         ds.create_dataset("pixel_mask", data=mask)  # uint32, not chunked, not filtered
         for m, (x0, y0) in enumerate(det.module_origins()):
-            mg = ds.create_group(f"detectorModule_{m:03d}")
+            mg = ds.create_group(f"{MODULE_PREFIX}{m:03d}")
             _ds(mg, "data_origin", [x0, y0], None, np.int32)
             _ds(mg, "data_size", [det.module_nx, det.module_ny], None, np.uint32)
             _ds(mg, "countrate_correction_count_cutoff", exp.saturation, None, np.uint32)

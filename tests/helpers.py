@@ -5,18 +5,20 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from lbnl_dask import layout as L
+
 DATA = Path(__file__).resolve().parent / "data"
 #: The nexgen NXmx master committed with the tests (BSD-3, see data/nexgen/README.md).
 NEXGEN_MASTER = DATA / "nexgen" / "xrc_209_master.h5"
 
 
-def write_master(path, data_files, nimages, ntrigger=1, dset="/entry/data/data", extra=None):
+def write_master(path, data_files, nimages, ntrigger=1, dset=L.DATA, extra=None):
     """A minimal FileWriter-style master linking ``data_files`` (absolute paths)."""
     with h5py.File(path, "w") as f:
-        g = f.create_group("entry/data")
         for k, df in enumerate(data_files, start=1):
-            g[f"data_{k:06d}"] = h5py.ExternalLink(str(df), dset)
-        s = f.create_group("entry/instrument/detector/detectorSpecific")
+            f[L.block_path(k)] = h5py.ExternalLink(str(df), dset)
+        f.require_group(L.DATA_GROUP)
+        s = f.create_group(L.SPEC)
         s["nimages"] = np.uint32(nimages)
         s["ntrigger"] = np.uint32(ntrigger)
         for k, v in (extra or {}).items():
@@ -41,10 +43,10 @@ def eiger_from_cbf(prefix, cbf_files, frames_per_file=10):
     files = []
     for k, i0 in enumerate(range(0, len(data), frames_per_file), start=1):
         part = data[i0 : i0 + frames_per_file]
-        path = f"{prefix}_data_{k:06d}.h5"
+        path = L.data_file_name(prefix, k)
         with h5py.File(path, "w") as f:
             d = f.create_dataset(
-                "entry/data/data",
+                L.DATA,
                 data=part,
                 chunks=(1,) + part.shape[1:],
                 **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"),
@@ -52,7 +54,7 @@ def eiger_from_cbf(prefix, cbf_files, frames_per_file=10):
             d.attrs["image_nr_low"] = np.uint64(i0 + 1)
             d.attrs["image_nr_high"] = np.uint64(i0 + len(part))
         files.append(path)
-    det, spec = "entry/instrument/detector", "entry/instrument/detector/detectorSpecific"
+    det, spec = L.DET, L.SPEC
     n = len(data)
     omega = -145.0 + 0.1 * np.arange(n)
     extra = {

@@ -5,10 +5,9 @@ import h5py
 import numpy as np
 import pytest
 
+from lbnl_dask.layout import SPEC
 from lbnl_dask.meta import MasterRewriter, _bin_mean, bin_pixel_mask
 from lbnl_dask.writer import write_master
-
-SPEC = "/entry/instrument/detector/detectorSpecific"
 
 
 def rewriter(b=1, saturation=12440, frame_shape=(7, 8), **kw):

@@ -26,6 +26,7 @@ import pytest
 
 from lbnl_dask import compress
 from lbnl_dask.eiger import open_dataset
+from lbnl_dask.layout import DATA_GROUP
 from lbnl_dask.synth import make_dataset
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden_outputs.json"
@@ -101,7 +102,7 @@ def output_digest(master: str) -> dict:
     """Per output frame a hash of its pixels, and the master's :func:`master_digest`."""
     hashes = []
     with h5py.File(master, "r") as f:  # h5py, not open_dataset: float output is not Eiger data
-        g = f["/entry/data"]
+        g = f[DATA_GROUP]
         for name in sorted(k for k in g if k.startswith("data_")):
             d = g[name]
             hashes += [_sha(d[i]) for i in range(d.shape[0])]
