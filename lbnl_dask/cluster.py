@@ -220,12 +220,30 @@ def client_for(
     workers: int | None = None,
     slurm: SlurmOptions | None = None,
     profile: bool = False,
+    quiet: bool = True,
 ):
     """A dask context: 'threads' / 'sync' (yields None), 'processes' (a LocalCluster of
     ``workers`` single-threaded worker processes, their profiler on if ``profile``), a
     scheduler address ``host:port`` or ``tcp://...``, or SLURM jobs (``slurm``). Prints the
-    dashboard link when there is one."""
-    workers = workers or available_cores()
+    dashboard link when there is one. ``quiet``: dask's own log lines below ERROR (worker
+    restarts, sizeof fallbacks) stay out of the user's terminal meanwhile."""
+    with quiet_dask_logs() if quiet else contextlib.nullcontext():
+        yield from _client_for(scheduler, workers or available_cores(), slurm, profile)
+
+
+@contextlib.contextmanager
+def quiet_dask_logs(level: int = logging.ERROR):
+    """The ``distributed`` loggers of this process at ``level`` or above, for the block."""
+    log = logging.getLogger("distributed")
+    before = log.level
+    log.setLevel(max(level, before))
+    try:
+        yield
+    finally:
+        log.setLevel(before)
+
+
+def _client_for(scheduler, workers, slurm, profile):
     if slurm is not None:
         from distributed import Client
 

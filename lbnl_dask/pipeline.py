@@ -224,7 +224,11 @@ def compress(master, out: str = "out_data", **options) -> Report:
             if why:
                 plan.notes.append(why)
             with client_for(
-                scheduler, settings.workers, settings.slurm, profile=bool(settings.report)
+                scheduler,
+                settings.workers,
+                settings.slurm,
+                profile=bool(settings.report),
+                quiet=not settings.verbose,
             ) as client:
                 log = sys.stdout if settings.progress_lines else None
                 blocks = run(job, client, settings.progress, settings.report, log)

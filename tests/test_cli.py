@@ -466,3 +466,20 @@ def test_batch_log_gets_a_line_per_data_file(source, tmp_path, scheduler):
     assert [ln.split(" (")[0] for ln in lines] == [
         f"progress: {k} of 4 data files written" for k in range(1, 5)
     ]
+
+
+def test_exp_transform_runs_and_records_a_float_saturation(source, tmp_path, capsys):
+    """-X (exp) used to fail on its float32-max saturation (OverflowError, a data file and no
+    master left)."""
+    tiny = source[0]
+    for extra in (["-X", "2", "-f", "4"], ["-X"]):
+        out = tmp_path / "x".join(extra).replace("-", "")
+        args = ["-i", tiny, "-o", str(out), "-b", "2", "--scheduler", "threads", *extra]
+        rc, cap = compress(args, capsys)
+        assert rc == 0, cap.err
+        with h5py.File(f"{out}_master.h5", "r") as f:
+            sat = f[SPEC + "/countrate_correction_count_cutoff"][()]
+            assert f[SPEC + "/countrate_correction_count_cutoff"].dtype.kind == "f" and sat > 1e30
+        with h5py.File(f"{out}_000001.h5", "r") as f:
+            d = f["/entry/data/data"][()]
+            assert d.dtype == np.float32 and np.nanmax(d) <= sat

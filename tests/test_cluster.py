@@ -204,3 +204,16 @@ def test_slurm_workers_are_single_threaded_processes_like_the_local_cluster(caps
     assert "--nthreads 1" in script and "--nworkers 32" in script, script
     three = slurm_job_script(SlurmOptions(cores=32, memory="64GB", processes=4))  # asked: kept
     assert "--nthreads 8" in three and "--nworkers 4" in three
+
+
+def test_dask_warnings_stay_out_of_the_users_terminal():
+    """dask's own WARNING lines (a sizeof fallback on a profile tree with --report, worker
+    restarts) are not the user's business: the local cluster logs errors only."""
+    import logging
+
+    def level():
+        return logging.getLogger("distributed.sizeof").getEffectiveLevel()
+
+    with client_for("processes", workers=1, profile=True) as client:
+        assert level() >= logging.ERROR
+        assert set(client.run(level).values()) == {logging.ERROR}
