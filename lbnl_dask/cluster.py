@@ -64,8 +64,12 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
 
     kwargs.setdefault("dashboard_address", None)
     kwargs.setdefault("silence_logs", logging.ERROR)  # dask's warnings are not the user's
+    environ = worker_environ(single_threaded=True)
+    if kwargs["silence_logs"]:  # the workers' own loggers, from their start
+        level = logging.getLevelName(kwargs["silence_logs"]).lower()
+        environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
     config = {
-        "distributed.nanny.pre-spawn-environ": worker_environ(single_threaded=True),
+        "distributed.nanny.pre-spawn-environ": environ,
         "distributed.worker.profile.enabled": bool(profile),
     }
     with dask.config.set(config), warnings.catch_warnings():
@@ -228,7 +232,7 @@ def client_for(
     dashboard link when there is one. ``quiet``: dask's own log lines below ERROR (worker
     restarts, sizeof fallbacks) stay out of the user's terminal meanwhile."""
     with quiet_dask_logs() if quiet else contextlib.nullcontext():
-        yield from _client_for(scheduler, workers or available_cores(), slurm, profile)
+        yield from _client_for(scheduler, workers or available_cores(), slurm, profile, quiet)
 
 
 @contextlib.contextmanager
@@ -243,7 +247,7 @@ def quiet_dask_logs(level: int = logging.ERROR):
         log.setLevel(before)
 
 
-def _client_for(scheduler, workers, slurm, profile):
+def _client_for(scheduler, workers, slurm, profile, quiet=True):
     if slurm is not None:
         from distributed import Client
 
@@ -266,7 +270,10 @@ def _client_for(scheduler, workers, slurm, profile):
 
     if scheduler == "processes":
         cluster = local_cluster(
-            workers, profile=profile, dashboard_address=":0" if has_bokeh() else None
+            workers,
+            profile=profile,
+            dashboard_address=":0" if has_bokeh() else None,
+            silence_logs=logging.ERROR if quiet else False,
         )
         with cluster, Client(cluster) as client:
             _dashboard(client)
