@@ -42,10 +42,8 @@ class BitshuffleLZ4(Codec):
     def _block(self) -> int:
         if self.block_size:
             return self.block_size
-        es = (
-            self.dtype.itemsize
-        )  # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, >= 128
-        return max((8192 // es) // 8 * 8, 128)
+        # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, at least 128
+        return max((8192 // self.dtype.itemsize) // 8 * 8, 128)
 
     def encode(self, buf):
         import bitshuffle
@@ -61,19 +59,7 @@ class BitshuffleLZ4(Codec):
         import bitshuffle
 
         b = np.frombuffer(buf, dtype=np.uint8)
-        nbytes, block_bytes = struct.unpack(">QI", b[:12].tobytes())
-        n = nbytes // self.dtype.itemsize
-        if (
-            out is not None
-            and n != np.asarray(out).size
-            or block_bytes == 0
-            or block_bytes % self.dtype.itemsize
-        ):
-            raise ValueError(
-                f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})"
-            )
-        block = block_bytes // self.dtype.itemsize
-        _check_blocks(b, n, self.dtype.itemsize, block)
+        n, block = check_chunk(b, self.dtype, None if out is None else np.asarray(out).size)
         if out is not None:
             dest = np.asarray(out)
             if (
@@ -90,6 +76,24 @@ class BitshuffleLZ4(Codec):
 
 
 _BLOCK_SIZE = struct.Struct(">I")
+
+
+def check_chunk(chunk, dtype, n: int | None = None) -> tuple[int, int]:
+    """(elements, elements per block) of a bitshuffle-LZ4 chunk (bytes or uint8), after
+    checking that its header and block layout fit its length (and that it holds ``n``
+    elements, if given): ValueError otherwise, before any decoder follows them."""
+    b = np.frombuffer(chunk, dtype=np.uint8)
+    itemsize = np.dtype(dtype).itemsize
+    if len(b) < 12:
+        raise ValueError(f"corrupt bitshuffle-LZ4 chunk: {len(b)} bytes, shorter than its header")
+    nbytes, block_bytes = struct.unpack(">QI", b[:12].tobytes())
+    count = nbytes // itemsize
+    if (n is not None and count != n) or block_bytes == 0 or block_bytes % itemsize:
+        raise ValueError(
+            f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})"
+        )
+    _check_blocks(b, count, itemsize, block_bytes // itemsize)
+    return count, block_bytes // itemsize
 
 
 def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:

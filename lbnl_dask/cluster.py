@@ -63,7 +63,7 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
     from distributed import LocalCluster
 
     kwargs.setdefault("dashboard_address", None)
-    kwargs.setdefault("silence_logs", logging.ERROR)  # dask's warnings are not the user's
+    kwargs.setdefault("silence_logs", logging.CRITICAL)  # our own errors reach the user
     environ = worker_environ(single_threaded=True)
     if kwargs["silence_logs"]:  # the workers' own loggers, from their start
         level = logging.getLevelName(kwargs["silence_logs"]).lower()
@@ -236,7 +236,7 @@ def client_for(
 
 
 @contextlib.contextmanager
-def quiet_dask_logs(level: int = logging.ERROR):
+def quiet_dask_logs(level: int = logging.CRITICAL):
     """The ``distributed`` loggers of this process at ``level`` or above, for the block."""
     log = logging.getLogger("distributed")
     before = log.level
@@ -273,7 +273,7 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
             workers,
             profile=profile,
             dashboard_address=":0" if has_bokeh() else None,
-            silence_logs=logging.ERROR if quiet else False,
+            silence_logs=logging.CRITICAL if quiet else False,
         )
         with cluster, Client(cluster) as client:
             _dashboard(client)

@@ -11,8 +11,9 @@ import hdf5plugin  # noqa: F401
 import numpy as np
 import pytest
 
+import lbnl_dask
 from lbnl_dask import cli
-from lbnl_dask.layout import DATA, DATA_GROUP, SPEC, data_file_name
+from lbnl_dask.layout import DATA, DATA_GROUP, SPEC, block_path, data_file_name
 from tests.helpers import write_master
 
 
@@ -166,3 +167,49 @@ def test_output_would_overwrite_input(tmp_path, tiny, capsys):
     assert rc == 2 and "would overwrite the input" in err
     with h5py.File(d / data_file_name("tiny", 1), "r") as f:  # untouched
         assert f[DATA].shape == (10, 102, 132)
+
+
+def _two_frame_chunks(tmp_path, tiny):
+    """The tiny dataset rewritten with bitshuffle-LZ4 chunks of two frames (read through
+    HDF5's filter, not the one-frame raw-chunk path), 1-s bitshuffle blocks."""
+
+    frames = lbnl_dask.open_dataset(tiny).frames.compute()
+    data = tmp_path / data_file_name("two", 1)
+    with h5py.File(data, "w") as f:
+        f.create_dataset(DATA, data=frames, chunks=(2,) + frames.shape[1:],
+                         **hdf5plugin.Bitshuffle(nelems=0, cname="lz4"))  # fmt: skip
+    with h5py.File(tiny, "r") as src, h5py.File(tmp_path / "two_master.h5", "w") as m:
+        src.copy(src["entry/instrument"], m.require_group("entry"), name="instrument")
+        m[block_path(1)] = h5py.ExternalLink(data.name, DATA)
+    return frames, data, tmp_path / "two_master.h5"
+
+
+def test_two_frame_chunks_read_as_stored(tmp_path, tiny):
+    frames, _, master = _two_frame_chunks(tmp_path, tiny)
+    ds = lbnl_dask.open_dataset(master, datablock=3)  # chunks of 3 frames: across stored chunks
+    assert ds.blocks[0].check_chunks and not ds.blocks[0].direct
+    np.testing.assert_array_equal(ds.frames.compute(), frames)
+
+
+def test_garbage_in_a_multi_frame_chunk_is_one_line_not_a_crash(tmp_path, tiny):
+    """8 KiB of garbage inside a (2, ny, nx) chunk: HDF5's bitshuffle filter would follow its
+    block sizes out of the chunk and kill the worker (a segfault). Run in a child process."""
+    import subprocess
+    import sys
+
+    _, data, master = _two_frame_chunks(tmp_path, tiny)
+    with h5py.File(data, "r") as f:
+        info = f[DATA].id.get_chunk_info(1)  # frames 3-4
+    with open(data, "r+b") as fh:
+        fh.seek(info.byte_offset + 12)
+        fh.write(np.random.default_rng(1).integers(0, 256, 8192, dtype=np.uint8).tobytes())
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lbnl_dask", "-i", str(master), "-o", str(out / "o"), "-d", "3",
+           "--scheduler", "processes", "-p", "1"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if not ln.startswith("dask dashboard:")]
+    err = "\n".join(lines)
+    assert r.returncode == 2, err
+    assert len(lines) == 1 and data.name in err and "chunk at (2, 0, 0)" in err, err
+    assert "corrupt bitshuffle-LZ4 chunk" in err
+    assert not out.exists() or os.listdir(out) == []
