@@ -184,38 +184,48 @@ def _main_guard_lines(path: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def can_start_processes() -> bool:
-    """Whether worker processes can start from here. They import the ``__main__`` module
-    afresh: code read from stdin cannot be imported again, and a script's top level would
-    run again in every worker unless the call sits inside ``if __name__ == "__main__":``.
-    Notebooks, ``python -c`` and the console scripts have nothing to import again."""
+def why_no_processes() -> str | None:
+    """Why worker processes cannot start from here, or None if they can. They import the
+    ``__main__`` module afresh: code read from stdin cannot be imported again, and a script's
+    top level would run again in every worker unless the call sits inside
+    ``if __name__ == "__main__":``. Notebooks, ``python -c``, ``-m`` and the console scripts
+    have nothing to import again."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     if main is None or path is None or getattr(main, "__spec__", None) is not None:
-        return True  # interactive, -c, -m or a console script: workers import no script
+        return None  # interactive, -c, -m or a console script: workers import no script
     if not os.path.isfile(path):
-        return False  # stdin ('<stdin>'), or a script that has gone
+        return "code read from stdin cannot be imported by worker processes (save it as a script)"
     frame = sys._getframe(1)
     while frame is not None and frame.f_globals is not vars(main):
         frame = frame.f_back
     if frame is None:
-        return True  # not called from the script (a thread it started, ...): nothing runs twice
+        return None  # not called from the script (a thread it started, ...): nothing runs twice
     while frame.f_back is not None and frame.f_back.f_globals is vars(main):
         frame = frame.f_back  # the script's top level, whatever function of it called us
-    return any(a <= frame.f_lineno <= b for a, b in _main_guard_lines(path))
+    if any(a <= frame.f_lineno <= b for a, b in _main_guard_lines(path)):
+        return None
+    return (f"worker processes would run {os.path.basename(path)} again: call compress inside "
+            "'if __name__ == \"__main__\":'")  # fmt: skip
+
+
+def can_start_processes() -> bool:
+    """Whether worker processes can start from here (see :func:`why_no_processes`)."""
+    return why_no_processes() is None
 
 
 def choose_scheduler(scheduler: str) -> tuple[str, str | None]:
-    """``scheduler`` with ``auto`` resolved: ``processes`` where :func:`can_start_processes`,
-    else ``threads``; and a note saying why threads were chosen (or None)."""
-    if scheduler != "auto":
+    """``scheduler`` with ``auto`` resolved: ``processes`` where they can start, else
+    ``threads``; and a note saying why threads were chosen (or None). ``processes`` asked
+    for where they cannot start is an OptionError saying why."""
+    if scheduler not in ("auto", "processes"):
         return scheduler, None
-    if can_start_processes():
+    why = why_no_processes()
+    if why is None:
         return "processes", None
-    return "threads", (
-        "scheduler: threads, as worker processes cannot start from this script "
-        "(call compress inside 'if __name__ == \"__main__\":' for a local cluster)"
-    )
+    if scheduler == "processes":
+        raise OptionError(f"scheduler 'processes': {why}")
+    return "threads", f"scheduler: threads, not a local cluster of processes: {why}"
 
 
 @contextlib.contextmanager

@@ -18,13 +18,18 @@ from .synth import make_dataset
 
 def main(argv=None) -> int:
     one_openmp_thread()
-    p = argparse.ArgumentParser(prog="lbnl-demo", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="lbnl-demo",
+        description="Make a small synthetic Eiger dataset, compress it with -b 2 -s 2 -H 12 "
+        "and print the report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument(
         "--dir", default="demo_out", help="folder for the synthetic input and the output"
     )
-    p.add_argument("--detector", default="eiger_4m")
-    p.add_argument("-n", "--nframes", type=int, default=40)
-    p.add_argument("--scheduler", default="processes")
+    p.add_argument("--detector", default="eiger_4m", help="a preset of lbnl-synth")
+    p.add_argument("-n", "--nframes", type=int, default=40, help="frames of the synthetic dataset")
+    p.add_argument("--scheduler", default="processes", help="as lbnl-compress --scheduler")
     a = p.parse_args(argv)
     os.makedirs(a.dir, exist_ok=True)
     prefix = os.path.join(a.dir, f"synth_{a.detector}")
@@ -48,6 +53,8 @@ def main(argv=None) -> int:
     except LbnlDaskError as e:
         print(f"lbnl-demo: error: {e}", file=sys.stderr)
         return 2
+    for line in report.block_messages():
+        print(line)
     print(report)
     return 0
 

@@ -108,7 +108,8 @@ class Report:
         mb = 1e6
         lines = [
             f"master         {self.master}",
-            f"data files     {len(self.data_files)} ({os.path.basename(self.data_files[0])} ...)",
+            f"data files     {len(self.data_files)} ({os.path.basename(self.data_files[0])}"
+            f"{' ...' if len(self.data_files) > 1 else ''})",
             f"frames         {self.frames_in} in {self.frame_shape_in} -> {self.frames_out} out "
             f"{self.frame_shape_out} {self.dtype_out}, saturation {self.saturation_out:g}",
             f"bytes          {self.bytes_in / mb:.2f} MB in (data files) -> "
@@ -117,8 +118,7 @@ class Report:
             f"ratio          data files: {self.ratio_files:.1f}x vs input files, "
             f"{self.ratio_raw2:.1f}x vs "
             f"2-byte raw, {self.ratio_raw4:.1f}x vs 4-byte raw",
-            "ratio + master data files and master: "
-            f"{self.ratio_raw2_with_master:.1f}x vs 2-byte raw",
+            f"               data files + master: {self.ratio_raw2_with_master:.1f}x vs 2-byte raw",
             self._time_line(),
         ]
         if self.squash_files:

@@ -327,9 +327,17 @@ def validate(master, decode: bool = True) -> Result:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="lbnl-validate", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="lbnl-validate",
+        description="Check a dataset the way XDS' plugins (Neggia, durin) and DIALS read it: "
+        "one [ OK ]/[WARN]/[FAIL] line per rule; exit status 1 on any failure.",
+    )
     p.add_argument("master", help="the *_master.h5 file to check")
-    p.add_argument("--no-decode", action="store_true", help="skip decoding every frame")
+    p.add_argument(
+        "--no-decode",
+        action="store_true",
+        help="skip decoding every frame and checking the chunks' checksums",
+    )
     a = p.parse_args(argv)
     r = validate(a.master, decode=not a.no_decode)
     print(r)

@@ -217,3 +217,16 @@ def test_dask_warnings_stay_out_of_the_users_terminal():
     with client_for("processes", workers=1, profile=True) as client:
         assert level() >= logging.CRITICAL
         assert set(client.run(level).values()) == {logging.CRITICAL}
+
+
+@pytest.mark.parametrize("how,why", [("stdin", "code read from stdin cannot be imported"),
+                                     ("script", "would run job.py again")])  # fmt: skip
+def test_processes_asked_for_where_they_cannot_start_is_a_clear_error(tiny, tmp_path, how, why):
+    source = SCRIPT.format(master=tiny, out=str(tmp_path / "o")).replace(
+        "hcomp_scale=12)", "hcomp_scale=12, scheduler='processes')"
+    )
+    r = _python(tmp_path, source, how)
+    assert r.returncode == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("lbnl_dask.errors.OptionError: scheduler 'processes': ") and why in last
+    assert "Nanny failed to start" not in r.stderr and len(r.stderr.splitlines()) < 30

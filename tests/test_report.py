@@ -22,7 +22,7 @@ def test_report_counts_the_master_and_lists_squash_files(tiny, tmp_path):
         f"data files: {r.ratio_files:.1f}x vs input files, {r.ratio_raw2:.1f}x vs 2-byte raw"
         in text
     )
-    assert f"data files and master: {r.ratio_raw2_with_master:.1f}x vs 2-byte raw" in text
+    assert f"data files + master: {r.ratio_raw2_with_master:.1f}x vs 2-byte raw" in text
     assert r.squash_files == [str(tmp_path / f"o_squash_{k:06d}.h5") for k in range(1, 5)]
     assert "squash files   4 (o_squash_000001.h5 ...)" in text
     assert r.frames_processed == 20 and "(20 of" not in text
