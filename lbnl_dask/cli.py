@@ -7,12 +7,14 @@ and exit with status 2, without a traceback; nothing that looks complete is left
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import signal
 import sys
 
 from . import __version__
 from .cluster import SlurmOptions, one_openmp_thread, slurm_job_script
-from .errors import LbnlDaskError
+from .errors import Interrupted, LbnlDaskError
 from .options import option_names, split_options
 from .pipeline import compress
 from .writer import COMPRESSIONS, XDS_READABLE
@@ -351,6 +353,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every ``finally`` runs: the cluster
+    stops, temporaries go, and the user reads what was kept."""
+
+    signal = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """SIGTERM (what SLURM sends at the wall-time limit) raises :class:`Terminated`."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        before = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def main(argv=None) -> int:
     one_openmp_thread()
     argv = join_negative_values(list(sys.argv[1:] if argv is None else argv))
@@ -396,13 +423,17 @@ def main(argv=None) -> int:
         name = split_options(**opts)[0].compression  # checked before anything starts
         if name not in XDS_READABLE:
             print(f"lbnl-compress: warning: -c {name}: {COMPRESSIONS[name]}", file=sys.stderr)
-        report = compress(args.infile, args.out_file, **opts)
+        with stop_on_sigterm():
+            report = compress(args.infile, args.out_file, **opts)
+    except Interrupted as e:
+        print(f"lbnl-compress: {e}", file=sys.stderr)
+        return 128 + e.signal  # 130 for Ctrl-C, 143 for SIGTERM (a batch system's time limit)
     except LbnlDaskError as e:
         print(f"lbnl-compress: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("lbnl-compress: interrupted; no master was written", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # before the run started: nothing was written
+        print("lbnl-compress: interrupted before anything was written", file=sys.stderr)
+        return 128 + getattr(e, "signal", signal.SIGINT)
     for line in report.block_messages():
         print(line)
     print(report)

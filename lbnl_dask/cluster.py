@@ -68,7 +68,9 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
     if kwargs["silence_logs"]:  # the workers' own loggers, from their start
         level = logging.getLevelName(kwargs["silence_logs"]).lower()
         environ.setdefault("DASK_LOGGING__DISTRIBUTED", level)
+    preload = list(dask.config.get("distributed.worker.preload", None) or [])
     config = {
+        "distributed.worker.preload": preload + ["lbnl_dask.worker_setup"],
         "distributed.nanny.pre-spawn-environ": environ,
         "distributed.worker.profile.enabled": bool(profile),
     }

@@ -41,5 +41,14 @@ class SchedulerError(LbnlDaskError, ConnectionError):
     """The dask scheduler given by address cannot be reached."""
 
 
+class Interrupted(LbnlDaskError):
+    """The run was stopped (Ctrl-C, SIGTERM): ``str()`` says what was kept; ``signal`` is
+    the signal number (SIGINT or SIGTERM)."""
+
+    def __init__(self, message: str, cause: BaseException | None = None):
+        super().__init__(message)
+        self.signal = getattr(cause, "signal", 2)
+
+
 class MetadataError(LbnlDaskError, ValueError):
     """A master's field that the output needs is of the wrong type or cannot be right."""

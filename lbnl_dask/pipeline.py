@@ -26,7 +26,7 @@ from .bslz4 import BitshuffleLZ4
 from .cluster import choose_scheduler, client_for, run
 from .codecs import JPEG2000, check_openjpeg
 from .eiger import open_dataset
-from .errors import LbnlDaskError, OptionError, OutputError
+from .errors import Interrupted, LbnlDaskError, OptionError, OutputError
 from .meta import MasterRewriter
 from .options import (
     OutputOptions,
@@ -36,7 +36,7 @@ from .options import (
     output_saturation,
     split_options,
 )
-from .plan import Plan, chunk_frames, make_plan
+from .plan import Plan, chunk_frames, make_plan, output_names
 from .regions import omit_regions, region_mask
 from .report import Report
 from .roundtrip import decode_frames, encode_frames
@@ -200,43 +200,54 @@ def compress(master, out: str = "out_data", **options) -> Report:
     """
     o, settings = split_options(**options)
     t0 = time.perf_counter()
-    job, plan = build(os.fspath(master), os.fspath(out), o, settings)
-    resume.remove_partials(plan.outputs())
-    if settings.verbose:
-        print(
-            f"plan: {plan.frames_in} frames in dask chunks of {plan.chunk_frames} input frames -> "
-            f"{plan.frames_out} x {plan.frame_shape_out} {plan.dtype} "
-            f"(saturation {plan.saturation:g}), "
-            f"{plan.nblocks} data file(s), {plan.skipped} kept from an earlier run, "
-            f"job {plan.token}",
-            file=sys.stderr,
-        )
-    if settings.overwrite:
-        resume.remove_stale(plan.master, plan.data_files)
-    if plan.complete:
-        blocks = [resume.kept_record(p, 0) for p in plan.data_files]
-        plan.notes.append(
-            "already complete: the master of this same job exists; nothing was rewritten"
-        )
-    else:
-        try:
-            scheduler, why = choose_scheduler(settings.scheduler)
-            if why:
-                plan.notes.append(why)
-            with client_for(
-                scheduler,
-                settings.workers,
-                settings.slurm,
-                profile=bool(settings.report),
-                quiet=not settings.verbose,
-            ) as client:
-                log = sys.stdout if settings.progress_lines else None
-                blocks = run(job, client, settings.progress, settings.report, log)
-        except LbnlDaskError:
-            resume.remove_outputs(plan.outputs(), plan.token)  # bad input found while reading
-            raise
+    master, out = os.fspath(master), os.fspath(out)
+    with resume.output_lock(output_names(out, o, 1)[1]):
+        job, plan = build(master, out, o, settings)
+        resume.remove_partials(plan.outputs())
+        if settings.verbose:
+            _print_plan(plan)
+        if settings.overwrite:
+            resume.remove_stale(plan.master, plan.data_files)
+        if plan.complete:
+            blocks = [resume.kept_record(p, 0) for p in plan.data_files]
+            plan.notes.append("already complete: this job's master and data files are all "
+                              "there and undamaged; nothing was rewritten")  # fmt: skip
+        else:
+            blocks = _run(job, plan, settings)
     validation = _validate_output(plan.master) if settings.validate else None
     return Report.of(plan, blocks, time.perf_counter() - t0, validation)
+
+
+def _run(job, plan: Plan, settings: RunSettings) -> list:
+    """Run the write tasks; on bad input remove what was written, on an interrupt the
+    temporaries only (finished files stay for the next run), saying what was kept."""
+    try:
+        scheduler, why = choose_scheduler(settings.scheduler)
+        if why:
+            plan.notes.append(why)
+        with client_for(
+            scheduler,
+            settings.workers,
+            settings.slurm,
+            profile=bool(settings.report),
+            quiet=not settings.verbose,
+        ) as client:
+            log = sys.stdout if settings.progress_lines else None
+            return run(job, client, settings.progress, settings.report, log)
+    except LbnlDaskError:
+        resume.remove_outputs(plan.outputs(), plan.token)  # bad input found while reading
+        raise
+    except KeyboardInterrupt as e:
+        resume.remove_partials(plan.outputs())
+        raise Interrupted(resume.what_was_kept(plan.data_files, plan.master, plan.token,
+                                               plan.block_sizes), e) from None  # fmt: skip
+
+
+def _print_plan(plan: Plan) -> None:
+    print(f"plan: {plan.frames_in} frames in dask chunks of {plan.chunk_frames} input frames "
+          f"-> {plan.frames_out} x {plan.frame_shape_out} {plan.dtype} (saturation "
+          f"{plan.saturation:g}), {plan.nblocks} data file(s), {plan.skipped} kept from an "
+          f"earlier run, job {plan.token}", file=sys.stderr)  # fmt: skip
 
 
 def _validate_output(master: str) -> str:

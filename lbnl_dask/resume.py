@@ -9,6 +9,8 @@ a run that fails on bad input removes what it wrote, so nothing half-written loo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import os
 
@@ -128,3 +130,52 @@ def remove_stale(master: str, data_files: list[str]) -> None:
     for p in glob.glob(glob.escape(prefix) + layout.OUTPUT_GLOB):
         if p not in data_files:
             os.unlink(p)
+
+
+def what_was_kept(data_files: list[str], master: str, token: str, sizes: list[int]) -> str:
+    """One true sentence on what an interrupted run leaves: a complete output, or how many
+    data files are finished (kept for the next run of the same command)."""
+    if os.path.exists(master) and master_job(master) == token:
+        return f"interrupted after the output was complete: {master} and its data files are kept"
+    done = sum(block_is_done(p, token, n) for p, n in zip(data_files, sizes, strict=True))
+    return (
+        f"interrupted: {done} of {len(data_files)} data file(s) finished and kept, no "
+        "master yet; run the same command again to finish"
+    )
+
+
+@contextlib.contextmanager
+def output_lock(master: str):
+    """Hold ``<master>.lock`` (an flock, which the kernel drops when a process dies, so a
+    killed run leaves nothing stuck) for the block; OutputError if another live run holds it."""
+    path = master + ".lock"
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{master}: cannot create the output folder ({e.strerror})") from e
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise OutputError(f"{path}: cannot create the output's lock ({e.strerror})") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputError(
+                f"{master}: another run is writing this output now (it holds "
+                f"{os.path.basename(path)}); wait for it, or choose another -o"
+            ) from None
+        try:  # the lock's file may have been removed by the run that held it: lock the new one
+            if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break
+        except OSError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)

@@ -180,3 +180,59 @@ def test_a_damaged_file_of_another_job_is_not_touched(tiny, tmp_path, finished):
     with pytest.raises(lbnl_dask.LbnlDaskError, match="exists .use --overwrite"):
         lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)
     assert os.path.getsize(report.data_files[0]) == 100
+
+
+def _start(medium, out, *extra):
+    cmd = [sys.executable, "-m", "lbnl_dask", "-i", medium, "-o", str(out / "o"), "-d", "2",
+           "-H", "4", "-p", "1", *extra]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # fmt: skip
+
+
+def _wait_for(cond, proc, seconds=120):
+    deadline = time.time() + seconds
+    while not cond() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert cond(), "the run finished (or hung) before the moment to interrupt it"
+
+
+@pytest.mark.parametrize("how,status", [("SIGINT to the group", 130), ("SIGTERM", 143)])
+def test_interrupt_stops_the_workers_and_says_what_was_kept(medium, tmp_path, how, status):
+    ref = lbnl_dask.compress(medium, str(tmp_path / "ref"), data_block_size=2, hcomp_scale=4,
+                             scheduler="threads")  # fmt: skip
+    out = tmp_path / "run"
+    out.mkdir()
+    proc = _start(medium, out, "--scheduler", "processes")
+    _wait_for(lambda: len(data_files(out, "o")) >= 2, proc)
+    if how == "SIGTERM":
+        proc.send_signal(signal.SIGTERM)
+    else:  # what Ctrl-C in a terminal does: every process of the group gets it
+        os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == status, stderr
+    lines = [ln for ln in stderr.splitlines() if not ln.startswith("dask dashboard:")]
+    assert len(lines) == 1 and lines[0].startswith("lbnl-compress: interrupted: "), stderr
+    assert "finished and kept, no master yet" in lines[0]
+    assert "Traceback" not in stderr and "leaked" not in stderr
+    assert not [p for p in os.listdir(out) if p.endswith((".part", ".lock"))]
+    rerun = subprocess.run(proc.args, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    np.testing.assert_array_equal(frames(out / "o_master.h5"), frames(ref.master))
+
+
+def test_a_second_run_into_a_live_runs_output_is_refused(medium, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    first = _start(medium, out, "--scheduler", "threads")
+    _wait_for(lambda: (out / "o_master.h5.lock").exists(), first)
+    second = subprocess.run(first.args, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2
+    assert second.stderr.strip().endswith(
+        "another run is writing this output now (it holds "
+        "o_master.h5.lock); wait for it, or choose another -o"
+    )
+    first.kill()  # a killed run's lock is not left stuck: the kernel drops it
+    first.wait()
+    third = subprocess.run(first.args, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stderr
+    assert not (out / "o_master.h5.lock").exists()
