@@ -357,8 +357,9 @@ def run(
         if progress:
             dprogress(fut)
             print(file=sys.stderr)
-        for _ in as_completed(parts):
-            lines.done()
+        for part in as_completed(parts):
+            if part.status == "finished":  # a failed one fails the job just below
+                lines.done()
         return fut.result()
 
 

@@ -41,6 +41,10 @@ class SchedulerError(LbnlDaskError, ConnectionError):
     """The dask scheduler given by address cannot be reached."""
 
 
+class NoSpaceError(OutputError):
+    """The output's file system is full."""
+
+
 class Interrupted(LbnlDaskError):
     """The run was stopped (Ctrl-C, SIGTERM): ``str()`` says what was kept; ``signal`` is
     the signal number (SIGINT or SIGTERM)."""

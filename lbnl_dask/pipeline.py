@@ -12,6 +12,7 @@ returns a :class:`~lbnl_dask.report.Report`.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from .bslz4 import BitshuffleLZ4
 from .cluster import choose_scheduler, client_for, run
 from .codecs import JPEG2000, check_openjpeg
 from .eiger import open_dataset
-from .errors import Interrupted, LbnlDaskError, OptionError, OutputError
+from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
 from .meta import MasterRewriter
 from .options import (
     OutputOptions,
@@ -213,6 +214,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
             plan.notes.append("already complete: this job's master and data files are all "
                               "there and undamaged; nothing was rewritten")  # fmt: skip
         else:
+            _warn_if_short_of_space(plan)
             blocks = _run(job, plan, settings)
     validation = _validate_output(plan.master) if settings.validate else None
     return Report.of(plan, blocks, time.perf_counter() - t0, validation)
@@ -234,13 +236,27 @@ def _run(job, plan: Plan, settings: RunSettings) -> list:
         ) as client:
             log = sys.stdout if settings.progress_lines else None
             return run(job, client, settings.progress, settings.report, log)
+    except NoSpaceError as e:
+        resume.remove_outputs(plan.outputs(), plan.token, plan.written())  # free what it took
+        need = plan.bytes_needed() / 1e6
+        raise NoSpaceError(f"{e}; this output needs about {need:.0f} MB") from None
     except LbnlDaskError:
-        resume.remove_outputs(plan.outputs(), plan.token)  # bad input found while reading
+        resume.remove_outputs(plan.outputs(), plan.token, plan.written())  # bad input
         raise
     except KeyboardInterrupt as e:
         resume.remove_partials(plan.outputs())
         raise Interrupted(resume.what_was_kept(plan.data_files, plan.master, plan.token,
                                                plan.block_sizes), e) from None  # fmt: skip
+
+
+def _warn_if_short_of_space(plan: Plan) -> None:
+    """A line before the run when the output's file system has less free space than the
+    data files may need (an estimate: lossy steps need less, so this does not refuse)."""
+    folder = os.path.dirname(os.path.abspath(plan.master))
+    free, need = shutil.disk_usage(folder).free, plan.bytes_needed()
+    if free < need:
+        print(f"lbnl-compress: warning: {folder}: {free / 1e6:.1f} MB free; the data files may "
+              f"need about {need / 1e6:.0f} MB", file=sys.stderr)  # fmt: skip
 
 
 def _print_plan(plan: Plan) -> None:

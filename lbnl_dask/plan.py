@@ -88,6 +88,17 @@ class Plan:
         """Data files kept from an earlier run."""
         return len(self.data_files) if self.complete else sum(not r for r in self.redo)
 
+    def bytes_needed(self) -> int:
+        """A rough size of the data files still to write: the input's data files' bytes
+        scaled by output pixels and pixel size (lossy round trips shrink it further)."""
+        if not self.frames_in or self.complete:
+            return 0
+        share = self.frames_to_write() / self.frames_in
+        pixels = (self.frames_out * np.prod(self.frame_shape_out)) / (
+            self.frames_in * np.prod(self.frame_shape_in)
+        )
+        return int(self.bytes_in * share * pixels * self.dtype.itemsize / 2)  # fmt: skip
+
     def frames_to_write(self) -> int:
         """Input frames behind the data files this run writes (none if complete)."""
         if self.complete:
@@ -100,6 +111,12 @@ class Plan:
                 if redo
             )
         )
+
+    def written(self) -> list[str]:
+        """The files this run writes (not those kept from an earlier run), master included."""
+        redo = [p for p, r in zip(self.data_files, self.redo, strict=True) if r]
+        redo += [p for p, r in zip(self.squash_files, self.redo_squash, strict=True) if r]
+        return redo + [self.master]
 
     def outputs(self) -> list[str]:
         return self.data_files + self.squash_files + [self.master]

@@ -113,11 +113,16 @@ def remove_partials(paths: list[str]) -> None:
             os.unlink(p + ".part")
 
 
-def remove_outputs(paths: list[str], token: str) -> None:
-    """The files of job ``token`` among ``paths`` and every temporary: a failed run's output."""
+def remove_outputs(paths: list[str], token: str, written=()) -> None:
+    """A failed run's output: the files of job ``token`` among ``paths``, complete or not,
+    every temporary, and whatever stands at the paths this run was ``written`` (which it
+    rewrote, so nothing of another job's can be there)."""
     for p in paths:
         for q in (p, p + ".part"):
-            if os.path.exists(q) and (q.endswith(".part") or block_is_done(q, token, None)):
+            if not os.path.exists(q):
+                continue
+            if q.endswith(".part") or q in written or file_state(q, token, None) in (
+                "done", "damaged"):  # fmt: skip
                 os.unlink(q)
 
 

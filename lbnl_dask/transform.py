@@ -358,10 +358,14 @@ def exp_transform(x: da.Array, base: float, signed: bool = False) -> da.Array:
 
     Negatives are ``-(base**-w - 1)`` if ``signed``, else 0.
     """
-    b = x.dtype.type(base)
-    pos = da.power(b, da.maximum(x, 0)) - 1
-    neg = -(da.power(b, da.maximum(-x, 0)) - 1) if signed else 0
-    return da.where(x >= 0, pos, da.where(np.isnan(x), np.nan, neg)).astype(x.dtype)
+    return x.map_blocks(_exp_block, x.dtype.type(base), bool(signed), dtype=x.dtype)
+
+
+def _exp_block(x: np.ndarray, b, signed: bool) -> np.ndarray:
+    with np.errstate(over="ignore"):  # large counts overflow to +inf: saturated, as they should
+        pos = np.power(b, np.maximum(x, 0)) - 1
+        neg = -(np.power(b, np.maximum(-x, 0)) - 1) if signed else 0
+    return np.where(x >= 0, pos, np.where(np.isnan(x), np.nan, neg)).astype(x.dtype)
 
 
 # ---------------------------------------------------------------- final output pixels

@@ -10,8 +10,10 @@ uint32, unchunked, unfiltered; string attributes fixed-length ASCII.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import shutil
 import zlib
 from contextlib import contextmanager
 
@@ -19,7 +21,7 @@ import h5py
 import numpy as np
 
 from . import layout
-from .errors import OptionError
+from .errors import NoSpaceError, OptionError
 from .meta import ANGLE, MasterRewriter, bin_pixel_mask
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
@@ -56,10 +58,24 @@ def atomic_path(path: str):
         os.unlink(tmp)
     try:
         yield tmp
+        with h5py.File(tmp, "r"):  # h5py reports a failed close only as a warning: reopen
+            pass
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        if not no_space(e):
+            raise
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        raise NoSpaceError(f"{path}: no space left on the device ({free / 1e6:.1f} MB free "
+                           "there)") from None  # fmt: skip
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def no_space(e: BaseException) -> bool:
+    """Whether an error from writing (h5py's, or the OS's) is a full file system."""
+    return getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e) or (
+        "errno = 28" in str(e))  # fmt: skip
 
 
 JOB_ATTR = layout.JOB_ATTR
@@ -123,6 +139,7 @@ def write_datablock(
                     d[i : i + p.shape[0]] = p
                     i += p.shape[0]
             f.create_dataset(layout.CHUNK_CRC, data=chunk_checksums(d))
+            f.flush()  # a write that fails (a full disk) raises here, not silently at close
     return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
 
 
@@ -172,6 +189,7 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: 
                 d[i] = np.frombuffer(b, np.uint8)
             d.attrs["codec"] = ascii_attr(json.dumps(codec_config))
             _frame_count_attrs(d, first_frame, len(frames), token)
+            f.flush()
     return {"path": path, "frames": len(frames), "bytes": os.path.getsize(path)}
 
 
@@ -236,6 +254,7 @@ def write_master(
                     like = dst[p + "_start"]
                     like[()] = np.asarray(start, like.dtype)
             dst[layout.ENTRY].attrs[JOB_ATTR] = ascii_attr(token)
+            dst.flush()
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path)}

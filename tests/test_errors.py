@@ -213,3 +213,38 @@ def test_garbage_in_a_multi_frame_chunk_is_one_line_not_a_crash(tmp_path, tiny):
     assert len(lines) == 1 and data.name in err and "chunk at (2, 0, 0)" in err, err
     assert "corrupt bitshuffle-LZ4 chunk" in err
     assert not out.exists() or os.listdir(out) == []
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 3 MB file system (tmpfs), where one can be mounted here (root in a container that
+    allows it); skips with the reason elsewhere."""
+    import subprocess
+
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)  # fmt: skip
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode})")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk, scheduler):
+    import subprocess
+    import sys
+
+    from lbnl_dask.synth import make_dataset
+
+    master = make_dataset(tmp_path / "in" / "big", "eiger_1m", nframes=16, frames_per_file=8)
+    cmd = [sys.executable, "-m", "lbnl_dask", "-i", master, "-o", str(small_disk / "o"),
+           "-d", "4", "--scheduler", scheduler, "-p", "1"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stderr.splitlines() if not ln.startswith("dask dashboard:")]
+    assert r.returncode == 2, r.stderr
+    assert lines[0].startswith(f"lbnl-compress: warning: {small_disk}: ") and "may need" in lines[0]
+    assert len(lines) == 2 and lines[1].startswith("lbnl-compress: error: "), r.stderr
+    assert "no space left on the device" in lines[1] and "this output needs about" in lines[1]
+    assert os.listdir(small_disk) == []  # nothing a later run could take for finished
