@@ -353,7 +353,8 @@ def run(
     ctx = performance_report(filename=report) if report else contextlib.nullcontext()
     with ctx:
         keys = [k for k in job.dask if str(k).startswith(prefix)] if log else []
-        fut, *parts = client.compute([job] + [Delayed(k, job.dask) for k in keys])
+        layer = job.__dask_layers__()[0]
+        fut, *parts = client.compute([job] + [Delayed(k, job.dask, layer=layer) for k in keys])
         if progress:
             dprogress(fut)
             print(file=sys.stderr)
@@ -364,15 +365,20 @@ def run(
 
 
 class _LineLog:
-    """Progress as lines: ``done()`` prints 'k of n ... (elapsed)' to ``stream`` (if any)."""
+    """Progress as lines: ``done()`` prints 'k of n ... (elapsed)' to ``stream`` (if any)
+    for the first and the last, and at most every ``every`` seconds between them."""
 
-    def __init__(self, stream, total: int, prefix: str):
+    def __init__(self, stream, total: int, prefix: str, every: float = 5.0):
         self.stream, self.total, self.prefix, self.count = stream, total, prefix, 0
-        self.t0 = time.perf_counter()
+        self.t0 = self.last = time.perf_counter()
+        self.every = every
 
     def done(self):
         self.count += 1
-        if self.stream is not None:
+        now = time.perf_counter()
+        due = self.count in (1, self.total) or now - self.last >= self.every
+        if self.stream is not None and due:
+            self.last = now
             print(
                 f"progress: {self.count} of {self.total} data files written "
                 f"({time.perf_counter() - self.t0:.1f} s)",

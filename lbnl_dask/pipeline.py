@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
 
 from . import resume
 from . import transform as T
@@ -124,46 +126,55 @@ def build(
     return _write_tasks(ds, o, graph, plan, mask), plan
 
 
-def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask):
-    """One task per output data file (and squash file), then the master's, which takes them all."""
-    by_block = _chunk_packages(o, graph, plan)
-    d, write = o.data_block_size, dask.delayed(write_block_task, pure=False)
-    blocks = [
-        write(path, by_block[k], k * d + 1, o.compression, o.compression_level, plan.token,
-              plan.frame_shape_out, plan.dtype,
-              dask_key_name=f"write-datablock-{k + 1:06d}-{plan.token}")
-        if plan.redo[k]
-        else resume.kept_record(path, plan.block_sizes[k])
-        for k, path in enumerate(plan.data_files)
-    ]  # fmt: skip
-    squash = dask.delayed(write_squash_task, pure=False)
-    squashed = [
-        squash(path, by_block[k], k * d + 1, graph.codec.get_config(), plan.token,
-               dask_key_name=f"write-squash-{k + 1:06d}-{plan.token}")
-        if plan.redo_squash[k]
-        else resume.kept_record(path, plan.block_sizes[k])
-        for k, path in enumerate(plan.squash_files)
-    ]  # fmt: skip
+def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> Delayed:
+    """One task per output data file (and squash file), then the master's, which takes them
+    all. The tasks are one graph layer written out here: a ``dask.delayed`` call per file
+    would merge the whole graph again for each (quadratic: minutes at 10^6 frames)."""
+    packages, by_block = _chunk_packages(o, graph, plan)
+    d, token, layer = o.data_block_size, plan.token, {}
+    blocks, squashed = [], []
+    for k, path in enumerate(plan.data_files):
+        if not plan.redo[k]:
+            blocks.append(resume.kept_record(path, plan.block_sizes[k]))
+            continue
+        key = f"write-datablock-{k + 1:06d}-{token}"
+        layer[key] = (write_block_task, path, by_block[k], k * d + 1, o.compression,
+                      o.compression_level, token, plan.frame_shape_out, plan.dtype)  # fmt: skip
+        blocks.append(key)
+    for k, path in enumerate(plan.squash_files):
+        if not plan.redo_squash[k]:
+            squashed.append(resume.kept_record(path, plan.block_sizes[k]))
+            continue
+        key = f"write-squash-{k + 1:06d}-{token}"
+        layer[key] = (write_squash_task, path, by_block[k], k * d + 1, graph.codec.get_config(),
+                      token)  # fmt: skip
+        squashed.append(key)
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
-    return dask.delayed(write_master_task, pure=False)(
-        plan.master, ds.master, links, _rewriter(ds, o, plan), mask, o.bin_range, plan.token,
-        blocks, squashed, dask_key_name=f"write-master-{plan.token}",
-    )  # fmt: skip
+    master_key = f"write-master-{token}"
+    layer[master_key] = (write_master_task, plan.master, ds.master, links, _rewriter(ds, o, plan),
+                         mask, o.bin_range, token, blocks, squashed)  # fmt: skip
+    hlg = HighLevelGraph.from_collections(f"write-{token}", layer, dependencies=[packages])
+    return Delayed(master_key, hlg, layer=f"write-{token}")
 
 
-def _chunk_packages(o: OutputOptions, graph: OutputGraph, plan: Plan) -> list[list]:
-    """Per output data file, the Delayed packages (:func:`package_frames`) of its chunks.
-    Everything a chunk gives the files comes from ONE array, so dask fuses each chunk's
-    chain into one task and computes it once; chunks never straddle two data files."""
+def _chunk_packages(o: OutputOptions, graph: OutputGraph, plan: Plan):
+    """The packages array (:func:`package_frames`, one object per frame) and, per output
+    data file, the keys of its chunks. Everything a chunk gives the files comes from ONE
+    array, so dask fuses each chunk's chain into one task and computes it once; chunks
+    never straddle two data files."""
     bslz4 = BitshuffleLZ4(graph.dtype) if o.compression == "bslz4" else None
     final = graph.final
     packages = da.map_blocks(package_frames, final, graph.encoded, bslz4,
                              bool(plan.squash_files), dtype=object,
                              chunks=(final.chunks[0], (1,), (1,)))  # fmt: skip
-    parts = packages.to_delayed().ravel()
-    d, starts = o.data_block_size, np.cumsum((0,) + final.chunks[0][:-1])
-    return [[parts[i] for i, st in enumerate(starts) if st // d == k] for k in range(plan.nblocks)]
+    (packages,) = dask.optimize(packages)  # the chain of each chunk fused into one task
+    by_block = [[] for _ in range(plan.nblocks)]
+    start = 0
+    for i, c in enumerate(final.chunks[0]):
+        by_block[start // o.data_block_size].append((packages.name, i, 0, 0))
+        start += c
+    return packages, by_block
 
 
 def _rewriter(ds, o: OutputOptions, plan: Plan) -> MasterRewriter:

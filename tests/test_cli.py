@@ -462,10 +462,10 @@ def test_batch_log_gets_a_line_per_data_file(source, tmp_path, scheduler):
     ]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("progress:")]
-    assert [ln.split(" (")[0] for ln in lines] == [
-        f"progress: {k} of 4 data files written" for k in range(1, 5)
-    ]
+    lines = [ln.split(" (")[0] for ln in r.stdout.splitlines() if ln.startswith("progress:")]
+    # the first and the last, and one every few seconds between them
+    assert lines[0] == "progress: 1 of 4 data files written" and len(lines) <= 4
+    assert lines[-1] == "progress: 4 of 4 data files written"
 
 
 def test_exp_transform_runs_and_records_a_float_saturation(source, tmp_path, capsys):
