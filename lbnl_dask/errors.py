@@ -41,6 +41,10 @@ class SchedulerError(LbnlDaskError, ConnectionError):
     """The dask scheduler given by address cannot be reached."""
 
 
+class LimitError(LbnlDaskError, ValueError):
+    """A job too large to plan, or frames too large for a worker's memory."""
+
+
 class NoSpaceError(OutputError):
     """The output's file system is full."""
 

@@ -39,7 +39,7 @@ from .options import (
     output_saturation,
     split_options,
 )
-from .plan import Plan, chunk_frames, make_plan, output_names
+from .plan import Plan, check_size, chunk_frames, make_plan, output_names
 from .regions import omit_regions, region_mask
 from .report import Report
 from .roundtrip import decode_frames, encode_frames
@@ -116,7 +116,9 @@ def build(
     n_in, ny, nx = ds.shape
     if o.sum_range > n_in:
         raise OptionError(f"sum (-s {o.sum_range}) is larger than the {n_in} frames selected")
-    ds = ds.with_datablock(chunk_frames(o, run_settings, ny * nx))
+    chunk = chunk_frames(o, run_settings, ny * nx)
+    check_size(ds.master, n_in, (ny, nx), chunk, o, run_settings)
+    ds = ds.with_datablock(chunk)
     notes, mask = [f"master: {w}" for w in ds.meta.warnings], ds.pixel_mask()
     if mask is not None and tuple(mask.shape) != (ny, nx):
         notes.append(f"pixel_mask {mask.shape} does not match the frames {(ny, nx)}: ignored")

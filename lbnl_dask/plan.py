@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cluster import available_cores
+from .errors import LimitError
 from .layout import MASTER_SUFFIX, output_file_name
 from .options import OutputOptions, RunSettings, job_token
 from .resume import check_outputs, output_states
@@ -35,6 +37,39 @@ def chunk_frames(o: OutputOptions, run: RunSettings, frame_pixels: int) -> int:
     while d % c_out:
         c_out -= 1
     return c_out * s
+
+
+#: Most dask tasks (input chunks) one run plans: building the graph costs about a
+#: millisecond per chunk, and a larger job is better run in parts (-1/-N).
+MAX_CHUNKS = 100_000
+#: Bytes of worker memory a task needs per input pixel of its chunk, and per frame pixel
+#: for the frame-sized masks and buffers (a generous bound of what the kernels allocate).
+TASK_BYTES_PER_PIXEL, FRAME_BYTES_PER_PIXEL = 16, 16
+
+
+def check_size(master: str, n: int, frame: tuple, chunk: int, o, run) -> None:
+    """Refuse, in one line, a job whose graph would be too large (more than MAX_CHUNKS
+    tasks) or whose frames do not fit a worker's memory (local schedulers: the machine's
+    memory shared by the workers)."""
+    tasks = -(-n // chunk)
+    if tasks > MAX_CHUNKS:
+        part = MAX_CHUNKS * chunk
+        raise LimitError(f"{master}: {n} frames make {tasks} dask tasks, more than one run "
+                         f"plans ({MAX_CHUNKS}); compress it in parts of at most {part} frames "
+                         f"(-1 1 -N {part}, then -1 {part + 1} ...)")  # fmt: skip
+    if run.slurm is not None or run.scheduler not in ("auto", "processes", "threads", "sync"):
+        return  # remote workers: their memory is not known here
+    import psutil
+
+    pixels = int(np.prod(frame))
+    need = pixels * (TASK_BYTES_PER_PIXEL * chunk + FRAME_BYTES_PER_PIXEL)
+    workers = run.workers or available_cores()
+    have = psutil.virtual_memory().total / workers
+    if need > have:
+        raise LimitError(f"{master}: frames of {frame[1]} x {frame[0]} pixels need about "
+                         f"{need / 1e9:.1f} GB per task ({chunk} frame(s) at -s {o.sum_range}); "
+                         f"a worker here has {have / 1e9:.1f} GB (fewer workers, -p, give each "
+                         "more)")  # fmt: skip
 
 
 def output_names(out: str, o: OutputOptions, nblocks: int) -> tuple[list, str, list]:

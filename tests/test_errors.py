@@ -248,3 +248,66 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk, schedule
     assert len(lines) == 2 and lines[1].startswith("lbnl-compress: error: "), r.stderr
     assert "no space left on the device" in lines[1] and "this output needs about" in lines[1]
     assert os.listdir(small_disk) == []  # nothing a later run could take for finished
+
+
+def _hostile(tmp_path, tiny, n, ny, nx):
+    """A master claiming ``n`` frames of ny x nx, its data file as large (HDF5 allocates
+    nothing until chunks are written: a few kB on disk)."""
+    data = tmp_path / data_file_name("huge", 1)
+    with h5py.File(data, "w") as f:
+        f.create_dataset(DATA, shape=(n, ny, nx), dtype=np.uint16, chunks=(1, ny, nx))
+    master = tmp_path / "huge_master.h5"
+    shutil.copy(tiny, master)
+    with h5py.File(master, "r+") as f:
+        for k in [k for k in f[DATA_GROUP] if k.startswith("data_")]:
+            del f[f"{DATA_GROUP}/{k}"]
+        f[block_path(1)] = h5py.ExternalLink(data.name, DATA)
+        f[SPEC + "/nimages"][()] = n
+        del f[SPEC + "/pixel_mask"]
+    return master
+
+
+@pytest.mark.parametrize("n,ny,nx,msg", [
+    (10**9, 4096, 4096, "1000000000 frames make 500000000 dask tasks, more than one run plans"),
+    (10, 30000, 30000, "frames of 30000 x 30000 pixels need about"),
+])  # fmt: skip
+def test_hostile_sizes_are_refused_up_front(tmp_path, tiny, n, ny, nx, msg):
+    import subprocess
+    import sys
+    import time
+
+    master = _hostile(tmp_path, tiny, n, ny, nx)
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "lbnl_dask", "-i", str(master), "-o", str(out / "o")],
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 2 and msg in r.stderr and len(r.stderr.strip().splitlines()) == 1, (
+        r.stderr
+    )
+    assert time.perf_counter() - t0 < 120  # refused before any graph grows with the frames
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_a_million_frames_start_writing(tmp_path, tiny):
+    """10^6 (small) frames: the graph is built without per-file merges, so data files come
+    out soon; the run is then stopped (SIGTERM) and says what it kept."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    master = _hostile(tmp_path, tiny, 10**6, 102, 132)
+    out = tmp_path / "out"
+    out.mkdir()
+    cmd = [sys.executable, "-m", "lbnl_dask", "-i", str(master), "-o", str(out / "o"), "-b", "2",
+           "-s", "2", "--scheduler", "threads"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if [p for p in os.listdir(out) if p.endswith("1.h5")]:
+            break
+        time.sleep(0.1)
+    assert proc.poll() is None and os.listdir(out), "no data file written in time"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "interrupted: " in err, err
