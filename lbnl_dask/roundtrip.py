@@ -66,3 +66,35 @@ def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
     """Encode and decode every frame of a block of counts (n, ny, nx) with ``codec`` (see
     :func:`encode_frames` and :func:`decode_frames`)."""
     return decode_frames(block, encode_frames(block, codec), codec)
+
+
+# ---------------------------------------------------------------- HCompress without its coder
+def hcompress_frames(block: np.ndarray, codec, keep: np.ndarray | None = None) -> np.ndarray:
+    """:func:`decode_frames` of :func:`encode_frames` for an HCompress ``codec``, pixel for
+    pixel, without HCompress' lossless quadtree coder (nor its process-wide lock): the loss
+    is all in the H-transform's quantisation, which :mod:`lbnl_dask.hcompress_fast` applies
+    in numpy."""
+    from .hcompress_fast import roundtrip_frame
+
+    out = np.empty(block.shape, block.dtype)
+    for i in range(block.shape[0]):
+        special = _special(block[i], None if keep is None else keep[i])
+        prepared = _prepared(block[i], codec, special)
+        out[i] = roundtrip_frame(prepared, codec.scale, codec.tile_rows)
+        out[i].reshape(-1)[special] = block[i].reshape(-1)[special]
+    return out
+
+
+def sampled_sizes(
+    block: np.ndarray, codec, keep: np.ndarray | None, every: int, block_info=None
+) -> np.ndarray:
+    """Object (n, 1, 1): the codec's byte count for the frames whose output index is a
+    multiple of ``every`` (the first of each data file), None for the others. What the
+    per-data-file line of l_bnl_compress reports, measured on a sample instead of every frame."""
+    first = block_info[0]["array-location"][0][0] if block_info else 0
+    out = np.full((block.shape[0], 1, 1), None, dtype=object)
+    for i in range(block.shape[0]):
+        if (first + i) % every == 0:
+            special = _special(block[i], None if keep is None else keep[i])
+            out[i, 0, 0] = len(codec.encode(_prepared(block[i], codec, special)))
+    return out
