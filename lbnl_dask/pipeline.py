@@ -27,7 +27,7 @@ from . import resume
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
 from .cluster import choose_scheduler, client_for, run
-from .codecs import JPEG2000, check_openjpeg
+from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
 from .meta import MasterRewriter
@@ -42,7 +42,7 @@ from .options import (
 from .plan import Plan, check_size, chunk_frames, make_plan, output_names
 from .regions import omit_regions, region_mask
 from .report import Report
-from .roundtrip import decode_frames, encode_frames
+from .roundtrip import decode_frames, encode_frames, hcompress_frames, sampled_sizes
 from .spots import spot_regions
 from .writer import package_frames, write_block_task, write_master_task, write_squash_task
 
@@ -95,10 +95,17 @@ def output_frames(
         keep = None  # pixels stored exactly: invalid/saturated ones always, spots if asked
         if o.keep_spots is not None:
             keep = spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
-        encoded = da.map_blocks(
-            encode_frames, values, codec, keep, dtype=object, chunks=(values.chunks[0], (1,), (1,))
-        )
-        values = da.map_blocks(decode_frames, values, encoded, codec, keep, dtype=values.dtype)
+        per_frame = (values.chunks[0], (1,), (1,))
+        if isinstance(codec, HCompress) and o.out_squash is None:
+            # no coder: the pixels from the H-transform alone, the byte count from a sample
+            encoded = da.map_blocks(sampled_sizes, values, codec, keep, o.data_block_size,
+                                    dtype=object, chunks=per_frame)  # fmt: skip
+            values = da.map_blocks(hcompress_frames, values, codec, keep, dtype=values.dtype)
+        else:  # encoded once: the bytes serve the round trip, the sizes and -q
+            encoded = da.map_blocks(encode_frames, values, codec, keep, dtype=object,
+                                    chunks=per_frame)  # fmt: skip
+            values = da.map_blocks(decode_frames, values, encoded, codec, keep,
+                                   dtype=values.dtype)  # fmt: skip
     final = T.finalize(values, dtype, saturation, o.integral)
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(values.shape[1:]), notes)
 

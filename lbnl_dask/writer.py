@@ -326,11 +326,8 @@ def package_frames(final_block, encoded_block, bslz4, lossy_bytes=False):
         frame = final_block[i]
         stored = frame if bslz4 is None else np.frombuffer(bslz4.encode(frame), np.uint8)
         lossy = None if encoded_block is None else encoded_block[i].item()
-        out[i, 0, 0] = (
-            stored,
-            None if lossy is None else len(lossy),
-            lossy if lossy_bytes else None,
-        )
+        size = lossy if lossy is None or isinstance(lossy, int) else len(lossy)  # a count: sampled
+        out[i, 0, 0] = (stored, size, lossy if lossy_bytes else None)
     return out
 
 
@@ -344,8 +341,9 @@ def write_block_task(path, packages, first_frame, compression, level, token, sha
     else:
         stored = np.stack([it[0] for it in items])
     rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype)
-    if items[0][1] is not None:
-        rec["lossy_bytes_mean"] = float(np.mean([it[1] for it in items]))
+    sizes = [it[1] for it in items if it[1] is not None]
+    if sizes:
+        rec["lossy_bytes_mean"] = float(np.mean(sizes))
     return rec
 
 

@@ -1,0 +1,90 @@
+"""The whole `lbnl-compress` command, start-up included, against the published tool's times.
+
+    python benchmarks/bench_command.py [--frames 400] [--background 1.5] [--workers 1 2]
+
+Makes (once, in --dir) a synthetic Eiger 4M dataset (uint32) whose background is about
+--background counts/pixel/frame near the beam, then times the command as a user runs it
+(a new process: imports, the cluster's start, the run, the master) for each setting, run
+length, scheduler and worker count, and prints input frames/s beside the published tool's
+figures measured on the same kind of data and machine (l_bnl_compress revision 133b8b3,
+2 cores: b2s2h12 68.2 s for 400 frames and 18.7 s for 100; b2s2j120 ~110 s for 400).
+Not a test: timings depend on the machine. Writes JSON (--json).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+from lbnl_dask.synth import Experiment, make_dataset
+
+#: The published tool's whole-command seconds on this kind of data (2 cores).
+PUBLISHED = {("b2s2h12", 400): 68.2, ("b2s2h12", 100): 18.7, ("b2s2j120", 400): 110.0}
+SETTINGS = {
+    "b2s2h12": ["-b", "2", "-s", "2", "-H", "12"],
+    "b2s2j120": ["-b", "2", "-s", "2", "-J", "120"],
+}
+
+
+def dataset(folder: str, frames: int, background: float) -> str:
+    prefix = os.path.join(folder, f"bg{background:g}_{frames}")
+    master = prefix + "_master.h5"
+    if not os.path.exists(master):
+        print(f"making {frames} frames of a synthetic Eiger 4M (background {background:g})")
+        exp = Experiment(background=background, background_floor=background / 10)
+        make_dataset(prefix, "eiger_4m", nframes=frames, frames_per_file=100, dtype="uint32",
+                     experiment=exp)  # fmt: skip
+    return master
+
+
+def run(master, out, setting, frames, scheduler, workers) -> float:
+    exe = os.path.join(os.path.dirname(sys.executable), "lbnl-compress")
+    cmd = [exe, "-i", master, "-o", out, "-N", str(frames), "-d", "100", *SETTINGS[setting],
+           "--scheduler", scheduler, "-p", str(workers), "--overwrite"]  # fmt: skip
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=400)
+    p.add_argument("--short", type=int, default=100, help="the short run's frames")
+    p.add_argument("--background", type=float, default=1.5)
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--schedulers", nargs="+", default=["processes", "threads"])
+    p.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    p.add_argument("--repeat", type=int, default=2, help="runs of each; the fastest counts")
+    p.add_argument("--dir", default="/tmp/lbnl_bench_command")
+    p.add_argument("--json", default="benchmarks/results_command.json")
+    a = p.parse_args(argv)
+    os.makedirs(a.dir, exist_ok=True)
+    master = dataset(a.dir, a.frames, a.background)
+    rows = []
+    for setting in a.settings:
+        for frames in (a.frames, a.short):
+            for scheduler in a.schedulers:
+                for w in a.workers:
+                    out = os.path.join(a.dir, "out", setting)
+                    sec = min(run(master, out, setting, frames, scheduler, w)
+                              for _ in range(a.repeat))  # fmt: skip
+                    ref = PUBLISHED.get((setting, frames))
+                    row = dict(setting=setting, frames=frames, scheduler=scheduler, workers=w,
+                               seconds=round(sec, 2), frames_per_s=round(frames / sec, 1),
+                               published_s=ref,
+                               speedup=None if ref is None else round(ref / sec, 1))  # fmt: skip
+                    rows.append(row)
+                    vs = "" if ref is None else f"  {ref / sec:4.1f}x the published tool"
+                    print(f"{setting:9s} {frames:4d} frames {scheduler:9s} {w} worker(s): "
+                          f"{sec:6.2f} s {frames / sec:6.1f} frames/s{vs}", flush=True)  # fmt: skip
+    with open(a.json, "w") as fh:
+        json.dump(dict(machine=platform.platform(), cpus=os.cpu_count(), background=a.background,
+                       rows=rows), fh, indent=1)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
