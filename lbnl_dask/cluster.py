@@ -22,6 +22,7 @@ import dask
 from .errors import OptionError, SchedulerError
 
 LOCAL = ("threads", "sync", "synchronous", "single-threaded")
+_ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$")
 
 #: glibc malloc settings for worker processes. A task allocates and frees arrays of tens of
 #: MB; with dask's default (trim the heap above 64 kB) each of them is fresh memory, paid for
@@ -194,8 +195,9 @@ def why_no_processes() -> str | None:
     have nothing to import again."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if main is None or path is None or getattr(main, "__spec__", None) is not None:
-        return None  # interactive, -c, -m or a console script: workers import no script
+    spec = getattr(main, "__spec__", None)
+    if main is None or path is None or (spec is not None and spec.name.endswith("__main__")):
+        return None  # interactive, -c, -m pkg (its __main__) or a console script: nothing re-run
     if not os.path.isfile(path):
         return "code read from stdin cannot be imported by worker processes (save it as a script)"
     frame = sys._getframe(1)
@@ -221,6 +223,9 @@ def choose_scheduler(scheduler: str) -> tuple[str, str | None]:
     ``threads``; and a note saying why threads were chosen (or None). ``processes`` asked
     for where they cannot start is an OptionError saying why."""
     if scheduler not in ("auto", "processes"):
+        if scheduler not in LOCAL and not _ADDRESS.match(scheduler):
+            raise OptionError(f"unknown scheduler {scheduler!r}: auto, processes, threads, sync "
+                              "or an address host:port")  # fmt: skip
         return scheduler, None
     why = why_no_processes()
     if why is None:
@@ -291,7 +296,7 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
             _dashboard(client)
             yield client
         return
-    if re.match(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$", scheduler):
+    if _ADDRESS.match(scheduler):
         with _connect(scheduler) as client:
             _dashboard(client)
             yield client
@@ -355,13 +360,33 @@ def run(
         keys = [k for k in job.dask if str(k).startswith(prefix)] if log else []
         layer = job.__dask_layers__()[0]
         fut, *parts = client.compute([job] + [Delayed(k, job.dask, layer=layer) for k in keys])
-        if progress:
-            dprogress(fut)
-            print(file=sys.stderr)
-        for part in as_completed(parts):
-            if part.status == "finished":  # a failed one fails the job just below
+        try:
+            if progress:
+                dprogress(fut)
+                print(file=sys.stderr)
+            for part in as_completed(parts + [fut]):
+                if part is fut or part.status != "finished":
+                    break  # done, or failed: the result says which, now
                 lines.done()
-        return fut.result()
+            return fut.result()
+        except BaseException:
+            _stop(client, [fut, *parts], job)
+            raise
+
+
+def _stop(client, futures, job, seconds: float = 60.0) -> None:
+    """Cancel a failed or interrupted job and wait (up to ``seconds``) until none of its
+    tasks runs on a worker any more: a remote cluster outlives the run, and a write task
+    finishing after the clean-up would leave a file that looks finished."""
+    keys = {str(k) for k in job.dask}
+    with contextlib.suppress(Exception):
+        client.cancel(futures, force=True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            running = {str(k) for ks in client.processing().values() for k in ks}
+            if not running & keys:
+                break
+            time.sleep(0.1)
 
 
 class _LineLog:

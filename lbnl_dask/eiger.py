@@ -98,15 +98,15 @@ class FrameSource:
             try:
                 with h5py.File(blk.path, "r") as f:
                     d = f[blk.name]
-                    if (
-                        blk.direct
-                    ):  # raw chunks (~0.1 ms each under HDF5's lock), decoded outside it
+                    if blk.direct:  # raw chunks (quick under HDF5's lock), decoded outside it
                         codec = BitshuffleLZ4(d.dtype)
                         for i in range(lo, hi):
-                            codec.decode(
-                                d.id.read_direct_chunk((i - blk.start, 0, 0))[1],
-                                out=out[i - g0, :ny, :nx],
-                            )
+                            skipped, raw = d.id.read_direct_chunk((i - blk.start, 0, 0))
+                            dest = out[i - g0, :ny, :nx]
+                            if skipped:  # stored unfiltered (the filter could not shrink it)
+                                dest[...] = np.frombuffer(raw, d.dtype).reshape(ny, nx)
+                            else:
+                                codec.decode(raw, out=dest)
                     else:
                         if blk.check_chunks:  # HDF5's bitshuffle filter would follow them blindly
                             check_bslz4_chunks(d, lo - blk.start, hi - blk.start)

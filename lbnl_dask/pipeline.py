@@ -147,22 +147,25 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
             blocks.append(resume.kept_record(path, plan.block_sizes[k]))
             continue
         key = f"write-datablock-{k + 1:06d}-{token}"
-        layer[key] = (write_block_task, path, by_block[k], k * d + 1, o.compression,
-                      o.compression_level, token, plan.frame_shape_out, plan.dtype)  # fmt: skip
+        layer[key] = (write_block_task, os.path.abspath(path), by_block[k], k * d + 1,
+                      o.compression, o.compression_level, token, plan.frame_shape_out,
+                      plan.dtype)  # fmt: skip
         blocks.append(key)
     for k, path in enumerate(plan.squash_files):
         if not plan.redo_squash[k]:
             squashed.append(resume.kept_record(path, plan.block_sizes[k]))
             continue
         key = f"write-squash-{k + 1:06d}-{token}"
-        layer[key] = (write_squash_task, path, by_block[k], k * d + 1, graph.codec.get_config(),
-                      token)  # fmt: skip
+        layer[key] = (write_squash_task, os.path.abspath(path), by_block[k], k * d + 1,
+                      graph.codec.get_config(), token)  # fmt: skip
         squashed.append(key)
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
     master_key = f"write-master-{token}"
-    layer[master_key] = (write_master_task, plan.master, ds.master, links, _rewriter(ds, o, plan),
-                         mask, o.bin_range, token, blocks, squashed)  # fmt: skip
+    # absolute paths everywhere: a remote worker's working directory is not the client's
+    layer[master_key] = (write_master_task, os.path.abspath(plan.master), ds.master, links,
+                         _rewriter(ds, o, plan), mask, o.bin_range, token, blocks,
+                         squashed)  # fmt: skip
     hlg = HighLevelGraph.from_collections(f"write-{token}", layer, dependencies=[packages])
     return Delayed(master_key, hlg, layer=f"write-{token}")
 
@@ -222,31 +225,44 @@ def compress(master, out: str = "out_data", **options) -> Report:
     o, settings = split_options(**options)
     t0 = time.perf_counter()
     master, out = os.fspath(master), os.fspath(out)
+    scheduler, why = choose_scheduler(settings.scheduler)  # before anything is written
+    if (
+        settings.report
+        and scheduler in ("threads", "sync", "synchronous", "single-threaded")
+        and settings.slurm is None
+    ):
+        raise OptionError(
+            "--report needs a distributed scheduler (processes, an address or --slurm)"
+        )
     with resume.output_lock(output_names(out, o, 1)[1]):
         job, plan = build(master, out, o, settings)
+        if why:
+            plan.notes.append(why)
         resume.remove_partials(plan.outputs())
         if settings.verbose:
             _print_plan(plan)
         if settings.overwrite:
-            resume.remove_stale(plan.master, plan.data_files)
+            resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
         if plan.complete:
             blocks = [resume.kept_record(p, 0) for p in plan.data_files]
             plan.notes.append("already complete: this job's master and data files are all "
                               "there and undamaged; nothing was rewritten")  # fmt: skip
         else:
             _warn_if_short_of_space(plan)
-            blocks = _run(job, plan, settings)
-    validation = _validate_output(plan.master) if settings.validate else None
+            blocks = _run(job, plan, settings, scheduler)
+        try:
+            validation = _validate_output(plan.master) if settings.validate else None
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while validating; the output is complete: "
+                              f"{plan.master}") from None  # fmt: skip
     return Report.of(plan, blocks, time.perf_counter() - t0, validation)
 
 
-def _run(job, plan: Plan, settings: RunSettings) -> list:
-    """Run the write tasks; on bad input remove what was written, on an interrupt the
-    temporaries only (finished files stay for the next run), saying what was kept."""
+def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:
+    """Run the write tasks; on bad input remove what this run wrote, on a full disk or an
+    interrupt the temporaries only (finished files stay for the next run), saying what
+    was kept."""
     try:
-        scheduler, why = choose_scheduler(settings.scheduler)
-        if why:
-            plan.notes.append(why)
         with client_for(
             scheduler,
             settings.workers,
@@ -256,17 +272,19 @@ def _run(job, plan: Plan, settings: RunSettings) -> list:
         ) as client:
             log = sys.stdout if settings.progress_lines else None
             return run(job, client, settings.progress, settings.report, log)
-    except NoSpaceError as e:
-        resume.remove_outputs(plan.outputs(), plan.token, plan.written())  # free what it took
+    except NoSpaceError as e:  # finished files stay: the same command resumes once there is room
+        resume.remove_partials(plan.outputs())
         need = plan.bytes_needed() / 1e6
-        raise NoSpaceError(f"{e}; this output needs about {need:.0f} MB") from None
+        raise NoSpaceError(
+            f"{e}; this output needs about {need:.0f} MB (finished data files "
+            "are kept: run the same command again when there is room)"
+        ) from None
     except LbnlDaskError:
-        resume.remove_outputs(plan.outputs(), plan.token, plan.written())  # bad input
+        resume.remove_outputs(plan.written())  # bad input: what this run wrote, no more
         raise
     except KeyboardInterrupt as e:
         resume.remove_partials(plan.outputs())
-        raise Interrupted(resume.what_was_kept(plan.data_files, plan.master, plan.token,
-                                               plan.block_sizes), e) from None  # fmt: skip
+        raise Interrupted(resume.what_was_kept(plan), e) from None
 
 
 def _warn_if_short_of_space(plan: Plan) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cluster import available_cores
-from .errors import LimitError
+from .errors import LimitError, OptionError
 from .layout import MASTER_SUFFIX, output_file_name
 from .options import OutputOptions, RunSettings, job_token
 from .resume import check_outputs, output_states
@@ -83,6 +83,11 @@ def output_names(out: str, o: OutputOptions, nblocks: int) -> tuple[list, str, l
     if sq is None:
         return data, master, []
     stem = f"{out}_squash" if sq == "out_file" else sq
+    if os.path.abspath(stem) == os.path.abspath(out):
+        raise OptionError(
+            f"-q {sq}: the squash files would take the data files' names "
+            f"({output_file_name(out, 1)}); give another prefix, or -q out_file"
+        )
     return data, master, [output_file_name(stem, k) for k in range(1, nblocks + 1)]
 
 
@@ -108,7 +113,9 @@ class Plan:
     notes: list = field(default_factory=list)
     redo: list = field(default_factory=list)
     redo_squash: list = field(default_factory=list)
-    complete: bool = False  # the master of this same job exists: nothing to do
+    complete: bool = False  # this job's master and files all there and undamaged
+    master_was_done: bool = False  # this job's master was there before the run
+    master_bytes_in: int = 0  # the input master's size: the output master is about as large
 
     @property
     def frames_out(self) -> int:
@@ -132,7 +139,8 @@ class Plan:
         pixels = (self.frames_out * np.prod(self.frame_shape_out)) / (
             self.frames_in * np.prod(self.frame_shape_in)
         )
-        return int(self.bytes_in * share * pixels * self.dtype.itemsize / 2)  # fmt: skip
+        data = self.bytes_in * share * pixels * self.dtype.itemsize / 2
+        return int(data + (0 if self.master_was_done else self.master_bytes_in))  # fmt: skip
 
     def frames_to_write(self) -> int:
         """Input frames behind the data files this run writes (none if complete)."""
@@ -148,10 +156,11 @@ class Plan:
         )
 
     def written(self) -> list[str]:
-        """The files this run writes (not those kept from an earlier run), master included."""
+        """The files this run writes (not those kept from an earlier run), and the master
+        unless this job's master was there already (a repair rewrites it at the very end)."""
         redo = [p for p, r in zip(self.data_files, self.redo, strict=True) if r]
         redo += [p for p, r in zip(self.squash_files, self.redo_squash, strict=True) if r]
-        return redo + [self.master]
+        return redo + ([] if self.master_was_done else [self.master])
 
     def outputs(self) -> list[str]:
         return self.data_files + self.squash_files + [self.master]
@@ -200,4 +209,6 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         redo=[run.overwrite or not done[p] for p in data],
         redo_squash=[run.overwrite or not done[p] for p in squash],
         complete=not run.overwrite and all(done.values()),
+        master_was_done=not run.overwrite and done[master],
+        master_bytes_in=os.path.getsize(ds.master),
     )

@@ -113,40 +113,42 @@ def remove_partials(paths: list[str]) -> None:
             os.unlink(p + ".part")
 
 
-def remove_outputs(paths: list[str], token: str, written=()) -> None:
-    """A failed run's output: the files of job ``token`` among ``paths``, complete or not,
-    every temporary, and whatever stands at the paths this run was ``written`` (which it
-    rewrote, so nothing of another job's can be there)."""
-    for p in paths:
+def remove_outputs(written: list[str]) -> None:
+    """A failed run's output: the files it was writing (``Plan.written``: missing or
+    damaged ones of its own job, so nothing of another job's and none of an earlier run's
+    finished files) and their temporaries."""
+    for p in written:
         for q in (p, p + ".part"):
-            if not os.path.exists(q):
-                continue
-            if q.endswith(".part") or q in written or file_state(q, token, None) in (
-                "done", "damaged"):  # fmt: skip
+            if os.path.exists(q):
                 os.unlink(q)
 
 
-def remove_stale(master: str, data_files: list[str]) -> None:
+def remove_stale(master: str, data_files: list[str], squash_files=()) -> None:
     """With --overwrite: the old master first (so a failed run leaves none) and the data
     files of an earlier, longer run that this one would not replace."""
     if os.path.exists(master):
         os.unlink(master)
-    prefix = data_files[0][: -len(layout.output_file_name("", 1))]
-    for p in glob.glob(glob.escape(prefix) + layout.OUTPUT_GLOB):
-        if p not in data_files:
-            os.unlink(p)
+    for files in (data_files, list(squash_files)):
+        if not files:
+            continue
+        prefix = files[0][: -len(layout.output_file_name("", 1))]
+        for p in glob.glob(glob.escape(prefix) + layout.OUTPUT_GLOB):
+            if p not in files and p not in data_files:
+                os.unlink(p)
 
 
-def what_was_kept(data_files: list[str], master: str, token: str, sizes: list[int]) -> str:
-    """One true sentence on what an interrupted run leaves: a complete output, or how many
-    data files are finished (kept for the next run of the same command)."""
-    if os.path.exists(master) and master_job(master) == token:
-        return f"interrupted after the output was complete: {master} and its data files are kept"
-    done = sum(block_is_done(p, token, n) for p, n in zip(data_files, sizes, strict=True))
-    return (
-        f"interrupted: {done} of {len(data_files)} data file(s) finished and kept, no "
-        "master yet; run the same command again to finish"
-    )
+def what_was_kept(plan) -> str:
+    """One true sentence on what an interrupted run of ``plan`` leaves: a complete output,
+    or how many data files are finished (kept for the next run of the same command). Files
+    are renamed into place only when complete, so one at its final name is finished."""
+    done = [p for p in plan.data_files if os.path.exists(p)]
+    master_new = plan.master in plan.written() and os.path.exists(plan.master)
+    if master_new and len(done) == len(plan.data_files):
+        return (
+            f"interrupted after the output was complete: {plan.master} and its data files are kept"
+        )
+    return (f"interrupted: {len(done)} of {len(plan.data_files)} data file(s) finished and kept, "
+            "the output is not complete; run the same command again to finish")  # fmt: skip
 
 
 @contextlib.contextmanager

@@ -74,8 +74,10 @@ def atomic_path(path: str):
 
 def no_space(e: BaseException) -> bool:
     """Whether an error from writing (h5py's, or the OS's) is a full file system."""
-    return getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e) or (
-        "errno = 28" in str(e))  # fmt: skip
+    text = str(e)
+    return (getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            or "No space left" in text or "Disk quota exceeded" in text
+            or "errno = 28" in text or f"errno = {errno.EDQUOT}" in text)  # fmt: skip
 
 
 JOB_ATTR = layout.JOB_ATTR

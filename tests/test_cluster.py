@@ -230,3 +230,62 @@ def test_processes_asked_for_where_they_cannot_start_is_a_clear_error(tiny, tmp_
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("lbnl_dask.errors.OptionError: scheduler 'processes': ") and why in last
     assert "Nanny failed to start" not in r.stderr and len(r.stderr.splitlines()) < 30
+
+
+def test_a_module_run_with_dash_m_is_a_script_to_the_workers(tmp_path):
+    """``python -m pkg.job`` is imported again by spawned workers (as __mp_main__), like a
+    script; only a package's __main__ is not."""
+    import subprocess
+    import sys
+
+    pkg = tmp_path / "jobpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    code = "from lbnl_dask.cluster import why_no_processes\nprint(why_no_processes())\n"
+    (pkg / "job.py").write_text(code)
+    (pkg / "__main__.py").write_text(code)
+    run = [sys.executable, "-m"]
+    top = subprocess.run(run + ["jobpkg.job"], cwd=tmp_path, capture_output=True, text=True)
+    assert "would run job.py again" in top.stdout, top.stderr
+    main = subprocess.run(run + ["jobpkg"], cwd=tmp_path, capture_output=True, text=True)
+    assert main.stdout.strip() == "None", main.stderr
+
+
+def test_relative_output_paths_on_a_remote_cluster(tiny, tmp_path, monkeypatch):
+    import sys
+
+    """Workers started elsewhere (another working directory) write where the client means."""
+    import subprocess
+    import time
+
+    bindir = os.path.dirname(sys.executable)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sfile = tmp_path / "scheduler.json"
+    quiet = dict(cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen([f"{bindir}/dask", "scheduler", "--scheduler-file", str(sfile),
+                              "--port", "0", "--no-dashboard"], **quiet)  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while not sfile.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        worker = subprocess.Popen([f"{bindir}/dask", "worker", "--scheduler-file", str(sfile),
+                                   "--nthreads", "1", "--no-dashboard"], **quiet)  # fmt: skip
+        try:
+            import json
+
+            address = json.loads(sfile.read_text())["address"]
+            client_dir = tmp_path / "client"
+            client_dir.mkdir()
+            monkeypatch.chdir(client_dir)
+            report = lbnl_dask.compress(tiny, "out/y", data_block_size=10, scheduler=address)
+            assert report.frames_out == 20
+            assert sorted(os.listdir(client_dir / "out")) == ["y_000001.h5", "y_000002.h5",
+                                                              "y_master.h5"]  # fmt: skip
+            assert not os.path.exists(elsewhere / "out")
+        finally:
+            worker.terminate()
+            worker.wait()
+    finally:
+        sched.terminate()
+        sched.wait()

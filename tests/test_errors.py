@@ -232,11 +232,12 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
-def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk, scheduler):
+def test_full_disk_is_one_line_and_resumes_when_there_is_room(tmp_path, small_disk, scheduler):
     import subprocess
     import sys
 
     from lbnl_dask.synth import make_dataset
+    from lbnl_dask.writer import damaged_frames
 
     master = make_dataset(tmp_path / "in" / "big", "eiger_1m", nframes=16, frames_per_file=8)
     cmd = [sys.executable, "-m", "lbnl_dask", "-i", master, "-o", str(small_disk / "o"),
@@ -247,7 +248,16 @@ def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk, schedule
     assert lines[0].startswith(f"lbnl-compress: warning: {small_disk}: ") and "may need" in lines[0]
     assert len(lines) == 2 and lines[1].startswith("lbnl-compress: error: "), r.stderr
     assert "no space left on the device" in lines[1] and "this output needs about" in lines[1]
-    assert os.listdir(small_disk) == []  # nothing a later run could take for finished
+    left = os.listdir(small_disk)
+    assert not [p for p in left if p.endswith((".part", ".lock")) or "master" in p], left
+    for p in left:  # whatever is left is finished (every chunk as written)
+        assert damaged_frames(str(small_disk / p)) == [], p
+    subprocess.run(["mount", "-o", "remount,size=40m", str(small_disk)], check=True)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    ref = lbnl_dask.compress(master, str(tmp_path / "ref"), data_block_size=4, scheduler="threads")
+    np.testing.assert_array_equal(lbnl_dask.open_dataset(small_disk / "o_master.h5").frames,
+                                  lbnl_dask.open_dataset(ref.master).frames)  # fmt: skip
 
 
 def _hostile(tmp_path, tiny, n, ny, nx):

@@ -212,7 +212,7 @@ def test_interrupt_stops_the_workers_and_says_what_was_kept(medium, tmp_path, ho
     assert proc.returncode == status, stderr
     lines = [ln for ln in stderr.splitlines() if not ln.startswith("dask dashboard:")]
     assert len(lines) == 1 and lines[0].startswith("lbnl-compress: interrupted: "), stderr
-    assert "finished and kept, no master yet" in lines[0]
+    assert "finished and kept, the output is not complete" in lines[0]
     assert "Traceback" not in stderr and "leaked" not in stderr
     assert not [p for p in os.listdir(out) if p.endswith((".part", ".lock"))]
     rerun = subprocess.run(proc.args, capture_output=True, text=True, timeout=300)
@@ -236,3 +236,32 @@ def test_a_second_run_into_a_live_runs_output_is_refused(medium, tmp_path):
     third = subprocess.run(first.args, capture_output=True, text=True, timeout=300)
     assert third.returncode == 0, third.stderr
     assert not (out / "o_master.h5.lock").exists()
+
+
+def test_a_failed_rerun_keeps_what_earlier_runs_finished(tiny, tmp_path, finished):
+    kw, report, want = finished
+    os.unlink(report.data_files[2])
+    kept = {p: os.stat(p).st_mtime_ns for p in report.data_files if os.path.exists(p)}
+    kept[report.master] = os.stat(report.master).st_mtime_ns
+    for bad in (dict(scheduler="thread"), dict(scheduler="threads", report="r.html")):
+        with pytest.raises(lbnl_dask.LbnlDaskError):
+            lbnl_dask.compress(tiny, str(tmp_path / "o"), **{**kw, **bad})
+        assert {p: os.stat(p).st_mtime_ns for p in kept} == kept  # nothing removed or rewritten
+    again = lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)
+    np.testing.assert_array_equal(frames(again.master), want)
+
+
+def test_overwrite_removes_a_longer_runs_squash_files(tiny, tmp_path):
+    kw = dict(hcomp_scale=4, data_block_size=3, out_squash="out_file", scheduler="threads")
+    lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)
+    assert len(list(tmp_path.glob("o_squash_*.h5"))) == 7
+    short = lbnl_dask.compress(tiny, str(tmp_path / "o"), last_image=8, overwrite=True, **kw)
+    assert sorted(str(p) for p in tmp_path.glob("o_squash_*.h5")) == short.squash_files
+    assert sorted(str(p) for p in tmp_path.glob("o_0*.h5")) == short.data_files
+
+
+def test_squash_files_may_not_take_the_data_files_names(tiny, tmp_path):
+    with pytest.raises(lbnl_dask.LbnlDaskError, match="squash files would take the data files"):
+        lbnl_dask.compress(tiny, str(tmp_path / "o"), hcomp_scale=4, out_squash=str(tmp_path / "o"),
+                           scheduler="threads")  # fmt: skip
+    assert os.listdir(tmp_path) == []
