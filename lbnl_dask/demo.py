@@ -1,7 +1,8 @@
 """``lbnl-demo``: make a small synthetic Eiger dataset, compress it, print the report.
 
 The README's first command. Default: a 40-frame Eiger 4M (uint32) dataset in
-``demo_out/``, compressed with ``-b 2 -s 2 -H 12`` on a local cluster of worker processes.
+``demo_out/``, compressed with ``-b 2 -s 2 -H 12`` on threads (a run this short is over
+before a local cluster of processes would have started).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ def main(argv=None) -> int:
     )
     p.add_argument("--detector", default="eiger_4m", help="a preset of lbnl-synth")
     p.add_argument("-n", "--nframes", type=int, default=40, help="frames of the synthetic dataset")
-    p.add_argument("--scheduler", default="processes", help="as lbnl-compress --scheduler")
+    p.add_argument("--scheduler", default="threads",
+                   help="as lbnl-compress --scheduler (threads: a short run is done before a "
+                   "local cluster has started)")  # fmt: skip
     a = p.parse_args(argv)
     os.makedirs(a.dir, exist_ok=True)
     prefix = os.path.join(a.dir, f"synth_{a.detector}")
@@ -39,7 +42,8 @@ def main(argv=None) -> int:
             print(f"making a synthetic {a.detector} dataset of {a.nframes} frames: {master}")
             make_dataset(prefix, a.detector, nframes=a.nframes, frames_per_file=20, dtype="uint32")
         out = os.path.join(a.dir, "b2s2h12")
-        print(f"lbnl-compress -i {master} -o {out} -b 2 -s 2 -H 12 --overwrite")
+        print(f"lbnl-compress -i {master} -o {out} -b 2 -s 2 -H 12 --overwrite "
+              f"--scheduler {a.scheduler}")  # fmt: skip
         report = compress(
             master,
             out,
