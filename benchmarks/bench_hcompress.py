@@ -11,9 +11,9 @@ depend on the machine (and on what else runs on it): figures, not tests.
 
 import argparse
 import platform
-import time
 
 import numpy as np
+from bench_stages import timeit  # the median of repeated runs, after a warm-up (seconds)
 
 from lbnl_dask.codecs import HCompress
 from lbnl_dask.hcompress_fast import roundtrip_frame
@@ -33,13 +33,7 @@ def make_frame(shape, background=1.5, spots=40, seed=0):
 
 
 def median_ms(fn, repeat):
-    fn()  # warm up
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(ts))
+    return 1e3 * timeit(fn, repeat)
 
 
 def main(argv=None):

@@ -168,6 +168,12 @@ def plot(rows):
 _OFFSETS = [(dx, dy) for dy in (6, -6, 16, -16, 26, -26, 36, -36, 46, -46) for dx in (5, -5)]
 
 
+def _label(ax, text: str, xy, dx: float, dy: float, **kw):
+    """``text`` beside the point ``xy``, offset by (dx, dy) points, on the side of dx."""
+    return ax.annotate(text, xy, xytext=(dx, dy), textcoords="offset points", fontsize=7,
+                       ha="left" if dx > 0 else "right", va="center", **kw)  # fmt: skip
+
+
 def _label_points(ax, rows, markers=()) -> None:
     """Name each row's point on ``ax``, at the first offset where its text overlaps no label
     placed before and no marker of ``markers`` (rows) and stays inside the axes (else at the
@@ -186,15 +192,7 @@ def _label_points(ax, rows, markers=()) -> None:
         xy = (r["ratio_raw2"], r["cc"])
         choice = None
         for dx, dy in _OFFSETS:
-            ann = ax.annotate(
-                r["setting"],
-                xy,
-                xytext=(dx, dy),
-                textcoords="offset points",
-                fontsize=7,
-                ha="left" if dx > 0 else "right",
-                va="center",
-            )
+            ann = _label(ax, r["setting"], xy, dx, dy)
             ann.update_positions(renderer)
             box = Text.get_window_extent(ann, renderer)  # the text alone, not its leader line
             ann.remove()
@@ -212,15 +210,6 @@ def _label_points(ax, rows, markers=()) -> None:
                 break
         dx, dy, box = choice or (*_OFFSETS[0], None)
         leader = dict(arrowstyle="-", lw=0.5, color="0.4") if abs(dy) > 6 else None
-        ax.annotate(
-            r["setting"],
-            xy,
-            xytext=(dx, dy),
-            textcoords="offset points",
-            fontsize=7,
-            ha="left" if dx > 0 else "right",
-            va="center",
-            arrowprops=leader,
-        )
+        _label(ax, r["setting"], xy, dx, dy, arrowprops=leader)
         if box is not None:
             placed.append(box)
