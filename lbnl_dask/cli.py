@@ -333,6 +333,13 @@ def parser() -> argparse.ArgumentParser:
         help="check the output the way XDS' plugins read it (lbnl-validate)",
     )
     a("--report", default=None, metavar="FILE.html", help="save dask's performance report")
+    a(
+        "--no-fidelity",
+        dest="fidelity",
+        action="store_false",
+        help="skip the estimate a lossy run ends with (background and spot counts out/in on a "
+        "few sampled frames)",
+    )
     g = p.add_argument_group("SLURM (dask-jobqueue; defaults from dask's jobqueue.slurm config)")
     g.add_argument(
         "--slurm",

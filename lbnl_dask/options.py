@@ -184,6 +184,7 @@ class RunSettings:
     slurm: SlurmOptions | None = None
     report: str | None = None  # dask performance report (HTML)
     validate: bool = False
+    fidelity: bool = True  # a lossy run ends with an estimate of what it did (a few frames)
 
 
 def option_names() -> set[str]:

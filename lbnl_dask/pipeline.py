@@ -255,7 +255,22 @@ def compress(master, out: str = "out_data", **options) -> Report:
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted while validating; the output is complete: "
                               f"{plan.master}") from None  # fmt: skip
-    return Report.of(plan, blocks, time.perf_counter() - t0, validation)
+        fidelity = _sample_fidelity(master, plan, o) if settings.fidelity else None
+    return Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
+
+
+def _sample_fidelity(master: str, plan: Plan, o: OutputOptions) -> str | None:
+    """The report's fidelity line for a lossy run whose output is in counts (not -S, -L,
+    -X or -R, which change them on purpose)."""
+    from . import quality
+
+    if o.lossy is None:
+        return None
+    if not o.integral or o.scale_factor != 1 or o.regions:
+        return "not estimated: -S, -L, -X or -R change the counts on purpose"
+    run = quality.RunGeometry(o.first_image, o.first_image + plan.frames_in - 1, o.sum_range,
+                              o.bin_range)  # fmt: skip
+    return quality.describe_sample_fidelity(quality.sample_fidelity(master, plan.master, run))
 
 
 def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import transform as T
 from .eiger import open_dataset, read_meta
-from .spots import REFL_DTYPE, find_spots
+from .spots import REFL_DTYPE, find_spots, spot_regions
 from .synth import read_reflections
 
 
@@ -367,3 +367,36 @@ def fidelity(
     else:
         refl = refl[(refl["frame"] > -0.5) & (refl["frame"] < ref.shape[0] - 0.5)]
     return compare(ref, out.rechunk((ref.chunks[0], -1, -1)), refl, box, shells, source)
+
+
+# ---------------------------------------------------------------- a run's own estimate
+def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames: int = 4,
+                    sigma: float = 5.0) -> dict:  # fmt: skip
+    """What a lossy run did to the data, on ``frames`` output frames spread over it: the
+    summed counts of the background (pixels away from any spot found in the lossless
+    reference) and of the spots' neighbourhoods (:func:`lbnl_dask.spots.spot_regions`),
+    in the original summed and binned losslessly and in the output. Only the sampled
+    frames are read."""
+    ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
+    n = ref.shape[0]
+    idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
+    r = ref[idx].compute(scheduler="threads")
+    o = output_counts(compressed_master, 1)[idx].compute(scheduler="threads")
+    both = np.isfinite(r) & np.isfinite(o)
+    kept = spot_regions(da.from_array(r, chunks=(1, -1, -1)), sigma, 2, 0).compute()
+    bg, sp = both & ~kept, both & kept
+    return dict(frames=len(idx), background_in=float(r[bg].sum()),
+                background_out=float(o[bg].sum()), spots_in=float(r[sp].sum()),
+                spots_out=float(o[sp].sum()), spot_pixels=int(sp.sum()))  # fmt: skip
+
+
+def describe_sample_fidelity(f: dict) -> str:
+    """One line for a run's report from :func:`sample_fidelity`."""
+    bg = f["background_out"] / f["background_in"] if f["background_in"] else float("nan")
+    text = f"{f['frames']} sampled output frame(s): background out/in {bg:.3f}"
+    if f["spot_pixels"]:
+        text += (f", spot neighbourhoods out/in {f['spots_out'] / f['spots_in']:.3f} "
+                 f"({f['spot_pixels']} px)")  # fmt: skip
+    else:
+        text += ", no spots found in them"
+    return text + " (--no-fidelity skips this)"

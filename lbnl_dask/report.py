@@ -27,6 +27,7 @@ class Report:
     notes: list = field(default_factory=list)
     blocks_skipped: int = 0
     validation: str | None = None
+    fidelity: str | None = None  # the sampled estimate of a lossy run (quality.sample_fidelity)
     lossy: str | None = None  # "hcomp" or "j2k"
     lossy_bytes: list = field(
         default_factory=list
@@ -36,7 +37,8 @@ class Report:
     bytes_squash: int = 0
 
     @classmethod
-    def of(cls, plan, blocks: list, seconds: float, validation: str | None = None) -> Report:
+    def of(cls, plan, blocks: list, seconds: float, validation: str | None = None,
+           fidelity: str | None = None) -> Report:  # fmt: skip
         """The report of a run of ``plan`` (:class:`lbnl_dask.plan.Plan`) whose data files'
         write records are ``blocks``, after ``seconds``."""
         squash = plan.squash_files
@@ -56,6 +58,7 @@ class Report:
             notes=plan.notes,
             blocks_skipped=plan.skipped,
             validation=validation,
+            fidelity=fidelity,
             lossy=plan.lossy,
             lossy_bytes=[b.get("lossy_bytes_mean") for b in blocks],
             frames_processed=plan.frames_to_write(),
@@ -131,6 +134,8 @@ class Report:
             lines.append(
                 f"resumed        {self.blocks_skipped} finished data file(s) of an earlier run kept"
             )
+        if self.fidelity:
+            lines.append(f"fidelity       {self.fidelity}")
         lines += [f"note           {n}" for n in self.notes]
         if self.validation:
             lines.append(self.validation)

@@ -167,3 +167,13 @@ def test_explorer_command(spots, tmp_path, capsys):
 def test_windows_spread_over_the_data():
     assert E.windows(100, 3, 20) == [(1, 20), (41, 60), (81, 100)]
     assert E.windows(10, 3, 20) == [(1, 10)]
+
+
+def test_sample_fidelity_of_a_lossless_run_is_exactly_one(tiny, tmp_path):
+    r = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2, scheduler="threads")
+    f = Q.sample_fidelity(tiny, r.master, Q.RunGeometry(1, 20, 2, 2), frames=3)
+    assert f["frames"] == 3 and f["spot_pixels"] > 0 and f["background_in"] > 0
+    assert f["background_out"] == f["background_in"] and f["spots_out"] == f["spots_in"]
+    assert Q.describe_sample_fidelity(f).startswith(
+        "3 sampled output frame(s): background out/in 1.000, spot neighbourhoods out/in 1.000"
+    )

@@ -40,3 +40,20 @@ def test_rate_counts_only_the_frames_this_run_processed(tiny, tmp_path):
     resumed = lbnl_dask.compress(tiny, str(tmp_path / "o"), **kw)
     assert resumed.frames_processed == 6 and resumed.blocks_skipped == 3
     assert "(6 of 20 frames this run)" in str(resumed)
+
+
+def test_a_lossy_run_ends_with_a_sampled_fidelity_estimate(tiny, tmp_path):
+    kw = dict(bin_range=2, sum_range=2, scheduler="threads")
+    plain = lbnl_dask.compress(tiny, str(tmp_path / "h"), hcomp_scale=64, **kw)
+    kept = lbnl_dask.compress(tiny, str(tmp_path / "k"), hcomp_scale=64, keep_spots=5.0, **kw)
+    for r in (plain, kept):
+        assert r.fidelity.startswith("4 sampled output frame(s): background out/in ")
+        assert f"fidelity       {r.fidelity}" in str(r)
+    # spots kept exactly: their counts come back unchanged; -H 64 alone does not keep them
+    assert "spot neighbourhoods out/in 1.000 " in kept.fidelity
+    assert "spot neighbourhoods out/in 1.000 " not in plain.fidelity
+    quiet = lbnl_dask.compress(tiny, str(tmp_path / "q"), hcomp_scale=64, fidelity=False, **kw)
+    assert quiet.fidelity is None and "fidelity" not in str(quiet)
+    assert lbnl_dask.compress(tiny, str(tmp_path / "l"), **kw).fidelity is None  # lossless
+    logs = lbnl_dask.compress(tiny, str(tmp_path / "x"), hcomp_scale=8, logarithm_base="e", **kw)
+    assert logs.fidelity.startswith("not estimated: -S, -L, -X or -R")
