@@ -375,8 +375,9 @@ def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames
     """What a lossy run did to the data, on ``frames`` output frames spread over it: the
     summed counts of the background (pixels away from any spot found in the lossless
     reference) and of the spots' neighbourhoods (:func:`lbnl_dask.spots.spot_regions`),
-    in the original summed and binned losslessly and in the output. Only the sampled
-    frames are read."""
+    in the original summed and binned losslessly and in the output; and the background's
+    noise: the variance of differences between neighbouring background pixels (a lossy
+    step that flattens the background lowers it). Only the sampled frames are read."""
     ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
     n = ref.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
@@ -385,15 +386,20 @@ def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames
     both = np.isfinite(r) & np.isfinite(o)
     kept = spot_regions(da.from_array(r, chunks=(1, -1, -1)), sigma, 2, 0).compute()
     bg, sp = both & ~kept, both & kept
+    pairs = bg[..., 1:] & bg[..., :-1]  # neighbours along a row, both in the background
     return dict(frames=len(idx), background_in=float(r[bg].sum()),
                 background_out=float(o[bg].sum()), spots_in=float(r[sp].sum()),
-                spots_out=float(o[sp].sum()), spot_pixels=int(sp.sum()))  # fmt: skip
+                spots_out=float(o[sp].sum()), spot_pixels=int(sp.sum()),
+                noise_in=float(np.diff(r)[pairs].var()) if pairs.any() else 0.0,
+                noise_out=float(np.diff(o)[pairs].var()) if pairs.any() else 0.0)  # fmt: skip
 
 
 def describe_sample_fidelity(f: dict) -> str:
     """One line for a run's report from :func:`sample_fidelity`."""
     bg = f["background_out"] / f["background_in"] if f["background_in"] else float("nan")
-    text = f"{f['frames']} sampled output frame(s): background out/in {bg:.3f}"
+    noise = f["noise_out"] / f["noise_in"] if f["noise_in"] else float("nan")
+    text = (f"{f['frames']} sampled output frame(s): background out/in {bg:.3f}, its noise "
+            f"out/in {noise:.2f}")  # fmt: skip
     if f["spot_pixels"]:
         text += (f", spot neighbourhoods out/in {f['spots_out'] / f['spots_in']:.3f} "
                  f"({f['spot_pixels']} px)")  # fmt: skip

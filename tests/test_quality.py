@@ -174,6 +174,8 @@ def test_sample_fidelity_of_a_lossless_run_is_exactly_one(tiny, tmp_path):
     f = Q.sample_fidelity(tiny, r.master, Q.RunGeometry(1, 20, 2, 2), frames=3)
     assert f["frames"] == 3 and f["spot_pixels"] > 0 and f["background_in"] > 0
     assert f["background_out"] == f["background_in"] and f["spots_out"] == f["spots_in"]
+    assert f["noise_out"] == f["noise_in"] > 0
     assert Q.describe_sample_fidelity(f).startswith(
-        "3 sampled output frame(s): background out/in 1.000, spot neighbourhoods out/in 1.000"
+        "3 sampled output frame(s): background out/in 1.000, its noise out/in 1.00, spot "
+        "neighbourhoods out/in 1.000"
     )

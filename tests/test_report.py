@@ -48,6 +48,7 @@ def test_a_lossy_run_ends_with_a_sampled_fidelity_estimate(tiny, tmp_path):
     kept = lbnl_dask.compress(tiny, str(tmp_path / "k"), hcomp_scale=64, keep_spots=5.0, **kw)
     for r in (plain, kept):
         assert r.fidelity.startswith("4 sampled output frame(s): background out/in ")
+        assert ", its noise out/in " in r.fidelity
         assert f"fidelity       {r.fidelity}" in str(r)
     # spots kept exactly: their counts come back unchanged; -H 64 alone does not keep them
     assert "spot neighbourhoods out/in 1.000 " in kept.fidelity
