@@ -171,7 +171,8 @@ def _evaluate(master, setting: Setting, wins, box_for):
 
 
 def _integrate(ref, out, refl, box):
-    return Q._integrate_block(ref, out, refl, 0, box)
+    """(I and sigma per reflection, background sums (reference, output)) of one window."""
+    return Q._integrate_block(ref, out, refl, 0, box), Q.background_sums(ref, out, refl, box)
 
 
 def _collect(*values):
@@ -183,7 +184,8 @@ def _row(st: Setting, parts, values) -> dict:
     nbytes = sum(int(v) for v in values[0::2])
     n_in = sum(p["frames"] for p in parts)
     raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
-    res = np.concatenate(values[1::2]) if parts else np.zeros((0, 4))
+    res = np.concatenate([v[0] for v in values[1::2]]) if parts else np.zeros((0, 4))
+    bg_in, bg_out = (sum(v[1][i] for v in values[1::2]) for i in (0, 1))
     s = Q.summarize(res).overall
     return dict(
         setting=st.name,
@@ -202,6 +204,7 @@ def _row(st: Setting, parts, values) -> dict:
         r_factor=s.r_factor,
         i_sigma_ref=s.i_sigma_ref,
         i_sigma_out=s.i_sigma_out,
+        background_ratio=bg_out / bg_in if bg_in else float("nan"),
     )
 
 

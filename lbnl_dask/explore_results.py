@@ -16,18 +16,30 @@ import numpy as np
 #: ratio within RATIO_TOLERANCE of 1 (a CC near 1 can hide a scaled-down intensity).
 MIN_CC = 0.99
 RATIO_TOLERANCE = 0.02
+#: The background (summed away from every reflection's shoebox) out/in within this of 1.
+BACKGROUND_TOLERANCE = 0.02
+#: The mean I/sigma after within this fraction of before.
+ISIGMA_TOLERANCE = 0.05
+
+
+def _within(value, tolerance: float) -> bool:
+    # 1e-12: a ratio of exactly 1 - tolerance (0.98 is 1 - 0.0200...02 in binary) counts
+    return bool(np.isfinite(value) and abs(value - 1) <= tolerance + 1e-12)
 
 
 def acceptable(row: dict, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> bool:
-    """True if a row of :func:`explore` keeps CC >= ``min_cc`` and its mean intensity ratio
-    within ``tolerance`` of 1 (NaN, as with too few reflections, is never acceptable)."""
-    cc, ratio = float(row["cc"]), float(row["mean_ratio"])
-    # 1e-12: a ratio of exactly 1 - tolerance (0.98 is 1 - 0.0200...02 in binary) counts
+    """True if a row of :func:`explore` keeps CC >= ``min_cc``, its mean intensity ratio
+    within ``tolerance`` of 1, its background (out/in) within BACKGROUND_TOLERANCE of 1 and
+    its mean I/sigma within ISIGMA_TOLERANCE of the original's. NaN or a missing measure
+    (too few reflections; a table of an older version) is never acceptable."""
+    cc = float(row["cc"])
+    isig = float(row.get("i_sigma_out", np.nan)) / float(row.get("i_sigma_ref", np.nan) or np.nan)
     return bool(
         np.isfinite(cc)
-        and np.isfinite(ratio)
         and cc >= min_cc
-        and abs(ratio - 1) <= tolerance + 1e-12
+        and _within(float(row["mean_ratio"]), tolerance)
+        and _within(float(row.get("background_ratio", np.nan)), BACKGROUND_TOLERANCE)
+        and _within(isig, ISIGMA_TOLERANCE)
     )
 
 
@@ -40,12 +52,14 @@ def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANC
 def describe_best(rows) -> str:
     """One line naming :func:`best_setting` of ``rows`` (or saying there is none)."""
     best = best_setting(rows)
-    rule = f"CC >= {MIN_CC:g} and mean intensity ratio within {RATIO_TOLERANCE:.0%} of 1"
+    rule = (f"CC >= {MIN_CC:g}, mean intensity ratio and background within "
+            f"{RATIO_TOLERANCE:.0%} of 1, I/sigma within {ISIGMA_TOLERANCE:.0%}")  # fmt: skip
     if best is None:
         return f"best: none of the settings has {rule}"
     return (
         f"best: {best['setting']} (ratio {best['ratio_raw2']:.1f}x vs 2-byte raw, "
-        f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}; {rule})"
+        f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}, background "
+        f"{best['background_ratio']:.4f}; {rule})"
     )
 
 
@@ -66,14 +80,15 @@ def table(rows) -> str:
     """The rows as a fixed-width text table (Pareto front marked *)."""
     head = (
         f"{'setting':14s} {'ratio(2B)':>9s} {'n':>5s} {'CC':>7s} "
-        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s}"
+        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s} {'bg':>6s}"
     )
     lines = [head]
     for r in rows:
         lines.append(
             f"{r['setting']:13s}{'*' if r['pareto'] else ' '} {r['ratio_raw2']:9.1f} {r['n']:5d} "
             f"{r['cc']:7.4f} {r['mean_ratio']:8.4f} {r['r_factor']:6.3f} "
-            f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f}"
+            f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f} "
+            f"{r.get('background_ratio', float('nan')):6.3f}"
         )
     return "\n".join(lines)
 

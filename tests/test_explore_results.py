@@ -8,7 +8,17 @@ from lbnl_dask import explore_results as R
 def rows_close_together():
     """Rows like a real grid's: several Pareto-front points close together."""
     rows = [
-        dict(setting=n, codec=c, keep=k, ratio_raw2=x, cc=y, mean_ratio=m)
+        dict(
+            setting=n,
+            codec=c,
+            keep=k,
+            ratio_raw2=x,
+            cc=y,
+            mean_ratio=m,
+            background_ratio=1.0,
+            i_sigma_ref=8.0,
+            i_sigma_out=8.0,
+        )  # fmt: skip
         for n, c, k, x, y, m in [
             ("b2s2", "none", 0, 24.0, 1.0, 1.0),
             ("b2s2h8", "H", 0, 24.5, 0.9995, 0.99),
@@ -49,12 +59,18 @@ def test_best_setting_needs_cc_and_mean_intensity_ratio():
     # b2s2h64 has the highest ratio with CC 0.995, but its intensities come back at 0.88
     assert best["setting"] == "b2s2h16k5"
     assert not R.acceptable(next(r for r in rows if r["setting"] == "b2s2h64"))
-    assert R.acceptable(dict(cc=0.99, mean_ratio=0.98))
-    assert R.acceptable(dict(cc=1, mean_ratio=1.02))
-    assert not R.acceptable(dict(cc=0.9899, mean_ratio=1.0))
-    assert not R.acceptable(dict(cc=1.0, mean_ratio=1.021))
-    assert not R.acceptable(dict(cc=float("nan"), mean_ratio=float("nan")))
-    assert R.best_setting([dict(setting="x", cc=0.5, mean_ratio=1.0, ratio_raw2=9)]) is None
+    good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
+    assert R.acceptable(dict(good, cc=0.99, mean_ratio=0.98))
+    assert R.acceptable(dict(good, mean_ratio=1.02, background_ratio=0.98, i_sigma_out=8.4))
+    assert not R.acceptable(dict(good, cc=0.9899))
+    assert not R.acceptable(dict(good, mean_ratio=1.021))
+    assert not R.acceptable(dict(good, cc=float("nan"), mean_ratio=float("nan")))
+    # the background and I/sigma count too: a biased background changes the weak reflections
+    assert not R.acceptable(dict(good, background_ratio=1.37))
+    assert not R.acceptable(dict(good, background_ratio=0.67))
+    assert not R.acceptable(dict(good, i_sigma_out=7.5))  # -6%
+    assert not R.acceptable({k: v for k, v in good.items() if k != "background_ratio"})
+    assert R.best_setting([dict(good, setting="x", cc=0.5, ratio_raw2=9)]) is None
     assert R.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")
 
 

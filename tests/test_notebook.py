@@ -19,7 +19,8 @@ def test_explore_notebook_runs(tmp_path):
     assert len(images) >= 2  # the ratio/fidelity plot and the before/after frames
     text = "".join(o.get("text", "") for o in outputs)
     assert "ratio" in text and "CC" in text
-    # "best" is E.best_setting's choice: CC >= 0.99 and intensities within 2%
+    # "best" is E.best_setting's choice: CC >= 0.99, intensities and background within 2%
     best = next(line for line in text.splitlines() if line.startswith("best: "))
-    mean_ratio = float(best.split("mean intensity ratio ")[1].split(";")[0])
-    assert abs(mean_ratio - 1) <= 0.02
+    mean_ratio = float(best.split("mean intensity ratio ")[1].split(",")[0])
+    background = float(best.split("background ")[1].split(";")[0])
+    assert abs(mean_ratio - 1) <= 0.02 and abs(background - 1) <= 0.02

@@ -179,3 +179,14 @@ def test_sample_fidelity_of_a_lossless_run_is_exactly_one(tiny, tmp_path):
         "3 sampled output frame(s): background out/in 1.000, its noise out/in 1.00, spot "
         "neighbourhoods out/in 1.000"
     )
+
+
+def test_background_sums_leave_out_every_shoebox_and_invalid_pixels():
+    ref = np.ones((5, 20, 20))
+    out = 2 * ref
+    ref[0, 0, 0] = np.nan  # invalid in one: left out of both
+    refl = np.zeros(1, Q.REFL_DTYPE)
+    refl["frame"], refl["y"], refl["x"] = 2, 10, 10
+    box = Q.Shoebox(box_half=1, ring=1, frames_half=1)  # 3 frames x 5 x 5 pixels
+    bg_in, bg_out = Q.background_sums(ref, out, refl, box)
+    assert bg_in == 5 * 400 - 1 - 3 * 25 and bg_out == 2 * bg_in
