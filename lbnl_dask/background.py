@@ -80,3 +80,65 @@ def fill_invalid(frame: np.ndarray, bad: np.ndarray, tile: int = 32) -> np.ndarr
     keeps module gaps from ringing into valid pixels."""
     idx = np.flatnonzero(bad)
     return fill_at(np.array(frame, order="C"), idx, tile) if idx.size else frame
+
+
+#: Cells whose totals the lossy round trip keeps: 6 x 6 output pixels, "a region of a few
+#: dozen pixels" over which the background's mean must come back unbiased.
+TOTALS_TILE = 6
+
+
+def _to_cells(a: np.ndarray, tile: int, fill=0) -> np.ndarray:
+    """(ny, nx) -> (cells, tile * tile), each row one cell (the edges padded with ``fill``)."""
+    ny, nx = a.shape
+    py, px = -ny % tile, -nx % tile
+    if py or px:
+        a = np.pad(a, ((0, py), (0, px)), constant_values=fill)
+    cy, cx = a.shape[0] // tile, a.shape[1] // tile
+    return np.ascontiguousarray(a.reshape(cy, tile, cx, tile).swapaxes(1, 2)).reshape(
+        -1, tile * tile
+    )
+
+
+def _from_cells(c: np.ndarray, shape: tuple, tile: int) -> np.ndarray:
+    ny, nx = shape
+    cy, cx = -(-ny // tile), -(-nx // tile)
+    return c.reshape(cy, cx, tile, tile).swapaxes(1, 2).reshape(cy * tile, cx * tile)[:ny, :nx]
+
+
+def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarray,
+                   tile: int = TOTALS_TILE) -> np.ndarray:  # fmt: skip
+    """``decoded`` (ny, nx, whole counts after a lossy round trip) changed so that in each
+    ``tile`` x ``tile`` cell the valid pixels (all but the flat indices ``special``) sum to
+    the ``original``'s, in whole counts, in place: the cell's *strong* pixels (above its
+    mean by 3 Poisson sigmas: spots) and its other pixels (the background) separately, so
+    that a spot's counts the codec smeared over its surroundings go back to it. Each pixel
+    gets its share of its class's total in proportion to its decoded value (clipped at 0;
+    evenly where the class decoded to nothing), rounded down or up so that the total is
+    exact: the round trip's pattern is kept, its bias on the totals is not. Returns
+    ``decoded``."""
+    valid = np.ones(decoded.size, bool)
+    valid[special] = False
+    valid = valid.reshape(decoded.shape)
+    ok = _to_cells(valid, tile, False)
+    orig = _to_cells(np.where(valid, original, 0), tile)
+    n_ok = np.maximum(ok.sum(axis=1, keepdims=True), 1)
+    mean = orig.sum(axis=1, keepdims=True) / n_ok
+    strong = ok & (orig > mean + 3 * np.sqrt(np.maximum(mean, 1)))
+    classes = np.concatenate([ok & ~strong, strong])  # two rows per cell, disjoint
+    dec = _to_cells(np.where(valid, np.maximum(decoded, 0), 0), tile)
+    dec = np.where(classes, np.concatenate([dec, dec]), 0)
+    want = np.where(classes, np.concatenate([orig, orig]), 0).sum(axis=1, keepdims=True)
+    have = dec.sum(axis=1, keepdims=True)
+    empty = have[:, 0] == 0  # a class that decoded to nothing: its total spread evenly
+    if empty.any():
+        dec[empty] = classes[empty]
+        have[empty] = np.maximum(classes[empty].sum(axis=1, keepdims=True), 1)
+    dec *= want / have
+    # whole counts by systematic rounding along the cell: each pixel gets its share rounded
+    # down or up, and the rounded running totals end exactly at the class's total
+    np.cumsum(dec, axis=1, out=dec)
+    np.floor(dec + 0.5, out=dec)
+    dec[:, 1:] -= dec[:, :-1].copy()
+    cells = dec[: len(ok)] + dec[len(ok) :]
+    np.copyto(decoded, _from_cells(cells, decoded.shape, tile), where=valid)
+    return decoded

@@ -334,6 +334,14 @@ def parser() -> argparse.ArgumentParser:
     )
     a("--report", default=None, metavar="FILE.html", help="save dask's performance report")
     a(
+        "--no-restore-totals",
+        dest="restore_totals",
+        action="store_false",
+        help="store the lossy round trip's pixels as decoded, as the HDRMX paper and "
+        "l_bnl_compress did (default: each 6x6 cell keeps the original's total counts, so "
+        "the background is not biased)",
+    )
+    a(
         "--no-fidelity",
         dest="fidelity",
         action="store_false",

@@ -50,6 +50,7 @@ class OutputOptions:
     keep_spots: float | None = None  # sigmas: see transform.spot_regions
     keep_grow: int = 3  # output pixels around strong pixels
     keep_frames: int = 2  # output frames before and after
+    restore_totals: bool = True  # each 6 x 6 cell keeps its total through the lossy step
 
     def __post_init__(self):
         object.__setattr__(self, "compression", (self.compression or "bslz4").lower())
@@ -76,6 +77,11 @@ class OutputOptions:
         """'hcomp', 'j2k' or None: the family of the lossy round trip."""
         flags = self.lossy_flags
         return None if not flags else ("hcomp" if flags == ["-H"] else "j2k")
+
+    @property
+    def restores_totals(self) -> bool:
+        """The lossy round trip keeps each small cell's total counts (not for -L/-X)."""
+        return self.restore_totals and self.lossy is not None and self.integral
 
     @property
     def integral(self) -> bool:

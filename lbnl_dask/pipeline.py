@@ -100,12 +100,13 @@ def output_frames(
             # no coder: the pixels from the H-transform alone, the byte count from a sample
             encoded = da.map_blocks(sampled_sizes, values, codec, keep, o.data_block_size,
                                     dtype=object, chunks=per_frame)  # fmt: skip
-            values = da.map_blocks(hcompress_frames, values, codec, keep, dtype=values.dtype)
+            values = da.map_blocks(hcompress_frames, values, codec, keep, o.restores_totals,
+                                   dtype=values.dtype)  # fmt: skip
         else:  # encoded once: the bytes serve the round trip, the sizes and -q
             encoded = da.map_blocks(encode_frames, values, codec, keep, dtype=object,
                                     chunks=per_frame)  # fmt: skip
             values = da.map_blocks(decode_frames, values, encoded, codec, keep,
-                                   dtype=values.dtype)  # fmt: skip
+                                   o.restores_totals, dtype=values.dtype)  # fmt: skip
     final = T.finalize(values, dtype, saturation, o.integral)
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(values.shape[1:]), notes)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numcodecs.abc import Codec
 
-from .background import fill_at
+from .background import fill_at, restore_totals
 from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000
 
 
@@ -50,16 +50,27 @@ def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = Non
 
 
 def decode_frames(
-    block: np.ndarray, encoded: np.ndarray, codec: Codec, keep: np.ndarray | None = None
+    block: np.ndarray,
+    encoded: np.ndarray,
+    codec: Codec,
+    keep: np.ndarray | None = None,
+    restore: bool = False,
 ) -> np.ndarray:
     """Decode :func:`encode_frames`' bytes back to counts of ``block``'s dtype; the invalid
-    and saturated pixels of ``block``, and those of ``keep``, are put back unchanged."""
+    and saturated pixels of ``block``, and those of ``keep``, are put back unchanged. With
+    ``restore``, each small cell keeps the original's total (:func:`restore_totals`)."""
     out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views
     for i in range(block.shape[0]):
         codec.decode(encoded[i].item(), out=out[i])
-        special = _special(block[i], None if keep is None else keep[i])
-        out[i].reshape(-1)[special] = block[i].reshape(-1)[special]
+        _put_back(out[i], block[i], _special(block[i], None if keep is None else keep[i]), restore)
     return out
+
+
+def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray, restore: bool):
+    """The decoded frame's cell totals restored (if asked), its special pixels put back."""
+    if restore:
+        restore_totals(decoded, original, special)
+    decoded.reshape(-1)[special] = original.reshape(-1)[special]
 
 
 def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
@@ -69,7 +80,9 @@ def roundtrip_frames(block: np.ndarray, codec: Codec) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- HCompress without its coder
-def hcompress_frames(block: np.ndarray, codec, keep: np.ndarray | None = None) -> np.ndarray:
+def hcompress_frames(
+    block: np.ndarray, codec, keep: np.ndarray | None = None, restore: bool = False
+) -> np.ndarray:
     """:func:`decode_frames` of :func:`encode_frames` for an HCompress ``codec``, pixel for
     pixel, without HCompress' lossless quadtree coder (nor its process-wide lock): the loss
     is all in the H-transform's quantisation, which :mod:`lbnl_dask.hcompress_fast` applies
@@ -81,7 +94,7 @@ def hcompress_frames(block: np.ndarray, codec, keep: np.ndarray | None = None) -
         special = _special(block[i], None if keep is None else keep[i])
         prepared = _prepared(block[i], codec, special)
         out[i] = roundtrip_frame(prepared, codec.scale, codec.tile_rows)
-        out[i].reshape(-1)[special] = block[i].reshape(-1)[special]
+        _put_back(out[i], block[i], special, restore)
     return out
 
 

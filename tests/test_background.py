@@ -27,3 +27,25 @@ def test_cell_means_count_only_valid_pixels_and_partial_cells():
     assert cell_means(f, empty, tile=16)[0, 0] == f[20:].mean()
     px = local_mean(f, valid, tile=16)
     assert px.shape == f.shape and px[33, 39] == m[2, 2]
+
+
+def test_restore_totals_keeps_every_cells_total_in_whole_counts():
+    from lbnl_dask.background import TOTALS_TILE, restore_totals
+
+    rng = np.random.default_rng(3)
+    for lam in (0.003, 0.3, 6.0):
+        orig = rng.poisson(lam, (61, 47)).astype(np.float64)
+        dec = np.rint(orig + rng.normal(0.4, 1.0, orig.shape))  # biased, some negative
+        special = np.flatnonzero(rng.random(orig.size) < 0.05)
+        dec.reshape(-1)[special] = -7  # what the codec made of them does not matter
+        out = restore_totals(dec.copy(), orig, special)
+        valid = np.ones(orig.size, bool)
+        valid[special] = False
+        valid = valid.reshape(orig.shape)
+        t = TOTALS_TILE
+        for y in range(0, 61, t):
+            for x in range(0, 47, t):
+                cell = (slice(y, y + t), slice(x, x + t))
+                assert out[cell][valid[cell]].sum() == orig[cell][valid[cell]].sum()
+        assert (out[valid] >= 0).all() and (out == np.rint(out)).all()
+        assert (out.reshape(-1)[special] == -7).all()  # left for the caller to put back
