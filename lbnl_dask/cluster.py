@@ -338,7 +338,9 @@ def run(
     progress bar, saving dask's performance report to ``report`` (HTML) if given. ``log``
     (a text stream, for batch logs where a bar cannot draw): one line each time a task
     whose key starts with ``prefix`` finishes."""
-    lines = _LineLog(log, sum(str(k).startswith(prefix) for k in job.dask), prefix)
+    # the keys to follow (only for a log: listing them walks the whole graph)
+    keys = [k for k in job.dask if str(k).startswith(prefix)] if log else []
+    lines = _LineLog(log, len(keys), prefix)
     if client is None:
         if report:
             raise OptionError(
@@ -357,7 +359,6 @@ def run(
 
     ctx = performance_report(filename=report) if report else contextlib.nullcontext()
     with ctx:
-        keys = [k for k in job.dask if str(k).startswith(prefix)] if log else []
         layer = job.__dask_layers__()[0]
         fut, *parts = client.compute([job] + [Delayed(k, job.dask, layer=layer) for k in keys])
         try:

@@ -26,7 +26,7 @@ from dask.highlevelgraph import HighLevelGraph
 from . import resume
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
-from .cluster import choose_scheduler, client_for, run
+from .cluster import LOCAL, choose_scheduler, client_for, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
@@ -142,24 +142,11 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
     would merge the whole graph again for each (quadratic: minutes at 10^6 frames)."""
     packages, by_block = _chunk_packages(o, graph, plan)
     d, token, layer = o.data_block_size, plan.token, {}
-    blocks, squashed = [], []
-    for k, path in enumerate(plan.data_files):
-        if not plan.redo[k]:
-            blocks.append(resume.kept_record(path, plan.block_sizes[k]))
-            continue
-        key = f"write-datablock-{k + 1:06d}-{token}"
-        layer[key] = (write_block_task, os.path.abspath(path), by_block[k], k * d + 1,
-                      o.compression, o.compression_level, token, plan.frame_shape_out,
-                      plan.dtype)  # fmt: skip
-        blocks.append(key)
-    for k, path in enumerate(plan.squash_files):
-        if not plan.redo_squash[k]:
-            squashed.append(resume.kept_record(path, plan.block_sizes[k]))
-            continue
-        key = f"write-squash-{k + 1:06d}-{token}"
-        layer[key] = (write_squash_task, os.path.abspath(path), by_block[k], k * d + 1,
-                      graph.codec.get_config(), token)  # fmt: skip
-        squashed.append(key)
+    blocks = _file_tasks(layer, "datablock", plan.data_files, plan.redo, plan, lambda k: (
+        write_block_task, by_block[k], k * d + 1, o.compression, o.compression_level, token,
+        plan.frame_shape_out, plan.dtype))  # fmt: skip
+    squashed = _file_tasks(layer, "squash", plan.squash_files, plan.redo_squash, plan, lambda k: (
+        write_squash_task, by_block[k], k * d + 1, graph.codec.get_config(), token))  # fmt: skip
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
     master_key = f"write-master-{token}"
@@ -169,6 +156,22 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
                          squashed)  # fmt: skip
     hlg = HighLevelGraph.from_collections(f"write-{token}", layer, dependencies=[packages])
     return Delayed(master_key, hlg, layer=f"write-{token}")
+
+
+def _file_tasks(layer: dict, kind: str, files: list, redo: list, plan: Plan, task_of) -> list:
+    """Add to ``layer`` a task per file to write (``task_of(k)``: the function and its
+    arguments but the path, made absolute); the record of each file kept from an earlier
+    run instead. Returns, per file, its task's key or its record."""
+    out = []
+    for k, path in enumerate(files):
+        if not redo[k]:
+            out.append(resume.kept_record(path, plan.block_sizes[k]))
+            continue
+        func, *args = task_of(k)
+        key = f"write-{kind}-{k + 1:06d}-{plan.token}"
+        layer[key] = (func, os.path.abspath(path), *args)
+        out.append(key)
+    return out
 
 
 def _chunk_packages(o: OutputOptions, graph: OutputGraph, plan: Plan):
@@ -227,11 +230,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
     t0 = time.perf_counter()
     master, out = os.fspath(master), os.fspath(out)
     scheduler, why = choose_scheduler(settings.scheduler)  # before anything is written
-    if (
-        settings.report
-        and scheduler in ("threads", "sync", "synchronous", "single-threaded")
-        and settings.slurm is None
-    ):
+    if settings.report and scheduler in LOCAL and settings.slurm is None:
         raise OptionError(
             "--report needs a distributed scheduler (processes, an address or --slurm)"
         )

@@ -18,7 +18,7 @@ import h5py
 
 from . import layout
 from .errors import OutputError
-from .writer import JOB_ATTR, ascii_attr, damaged_frames
+from .writer import JOB_ATTR, ascii_attr, damaged_in
 
 
 def block_is_done(path: str, token: str, n: int | None) -> bool:
@@ -35,21 +35,22 @@ def file_state(path: str, token: str, n: int | None) -> str:
     if not os.path.exists(path):
         return "absent"
     try:
-        with h5py.File(path, "r") as f:
-            d = f[layout.DATA]
-            if d.attrs.get(JOB_ATTR) != ascii_attr(token):
-                return "foreign"
-            complete = (n is None or d.shape[0] == n) and (
-                d.ndim == 1 or d.id.get_num_chunks() == d.shape[0]
-            )
-    except (OSError, KeyError):
+        f = h5py.File(path, "r")
+    except OSError:
         return "unreadable"
-    if not complete:
-        return "damaged"
-    try:
-        return "damaged" if damaged_frames(path) else "done"
-    except (OSError, KeyError):
-        return "damaged"
+    with f:  # one opening: the job, the frame count, the chunks and their checksums
+        try:
+            d = f[layout.DATA]
+        except (OSError, KeyError):
+            return "unreadable"
+        if d.attrs.get(JOB_ATTR) != ascii_attr(token):
+            return "foreign"
+        complete = (n is None or d.shape[0] == n) and (
+            d.ndim == 1 or d.id.get_num_chunks() == d.shape[0])  # fmt: skip
+        try:
+            return "damaged" if not complete or damaged_in(f) else "done"
+        except (OSError, KeyError):
+            return "damaged"
 
 
 def master_job(path: str) -> str | None:

@@ -156,21 +156,26 @@ def damaged_frames(path: str) -> list[int] | None:
     """1-based frames of an output data file whose stored chunk no longer has its recorded
     CRC-32 (or is missing); None if the file records no checksums (not written by us)."""
     with h5py.File(path, "r") as f:
-        crc = f.get(layout.CHUNK_CRC)
-        if crc is None:
-            return None
-        d, want = f[layout.DATA], crc[()]
-        if len(want) != d.shape[0]:
-            return list(range(1, d.shape[0] + 1))
-        bad = []
-        for i in range(d.shape[0]):
-            try:
-                ok = zlib.crc32(d.id.read_direct_chunk((i, 0, 0))[1]) == want[i]
-            except (OSError, KeyError, ValueError):  # a chunk that is not there
-                ok = False
-            if not ok:
-                bad.append(i + 1)
-        return bad
+        return damaged_in(f)
+
+
+def damaged_in(f: h5py.File) -> list[int] | None:
+    """:func:`damaged_frames` of an open output data file."""
+    crc = f.get(layout.CHUNK_CRC)
+    if crc is None:
+        return None
+    d, want = f[layout.DATA], crc[()]
+    if len(want) != d.shape[0]:
+        return list(range(1, d.shape[0] + 1))
+    bad = []
+    for i in range(d.shape[0]):
+        try:
+            ok = zlib.crc32(d.id.read_direct_chunk((i, 0, 0))[1]) == want[i]
+        except (OSError, KeyError, ValueError):  # a chunk that is not there
+            ok = False
+        if not ok:
+            bad.append(i + 1)
+    return bad
 
 
 def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: str = "") -> dict:
