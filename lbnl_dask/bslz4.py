@@ -11,9 +11,13 @@ from __future__ import annotations
 import struct
 from functools import lru_cache
 
+import h5py
+import hdf5plugin  # its ids; importing it registers the HDF5 filters in this process
 import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.registry import register_codec
+
+from .layout import BSHUF_CD_COMPRESSOR, BSHUF_LZ4
 
 
 class BitshuffleLZ4(Codec):
@@ -160,6 +164,41 @@ def _decompress_into(body: np.ndarray, dest: np.ndarray, block: int) -> bool:
     if used < 0 or used > src.nbytes:
         raise ValueError(f"corrupt bitshuffle-LZ4 data (error {used})")
     return True
+
+
+# ---------------------------------------------------------------- in HDF5 datasets
+def is_bslz4(d: h5py.Dataset) -> bool:
+    """Filtered by bitshuffle+LZ4 alone."""
+    plist = d.id.get_create_plist()
+    if d.chunks is None or plist.get_nfilters() != 1:
+        return False
+    fid, _, cd, _ = plist.get_filter(0)
+    return (
+        fid == hdf5plugin.BSHUF_ID
+        and len(cd) > BSHUF_CD_COMPRESSOR
+        and cd[BSHUF_CD_COMPRESSOR] == BSHUF_LZ4
+    )
+
+
+def is_bslz4_per_frame(d: h5py.Dataset) -> bool:
+    """One frame per chunk, filtered by bitshuffle+LZ4 alone (Dectris' layout)."""
+    return d.chunks == (1,) + tuple(d.shape[1:]) and d.dtype.byteorder != ">" and is_bslz4(d)
+
+
+def check_dataset_chunks(d: h5py.Dataset, start: int, stop: int) -> None:
+    """Check every stored bitshuffle-LZ4 chunk of frames [start, stop) of ``d`` before HDF5's
+    filter decodes it: ValueError naming the chunk if its blocks do not fit it."""
+    c0, c1, c2 = d.chunks
+    for i in range(start - start % c0, stop, c0):
+        for y in range(0, d.shape[1], c1):
+            for x in range(0, d.shape[2], c2):
+                mask, raw = d.id.read_direct_chunk((i, y, x))
+                if mask:  # stored without the filter (it failed to shrink it): nothing to check
+                    continue
+                try:  # HDF5 stores edge chunks whole
+                    check_chunk(raw, d.dtype, c0 * c1 * c2)
+                except ValueError as e:
+                    raise ValueError(f"chunk at ({i}, {y}, {x}): {e}") from None
 
 
 register_codec(BitshuffleLZ4)

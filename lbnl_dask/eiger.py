@@ -15,11 +15,10 @@ from functools import cached_property
 
 import dask.array as da
 import h5py
-import hdf5plugin  # also registers the bitshuffle/LZ4 filters in every process that reads
 import numpy as np
 from dask.base import tokenize
 
-from .bslz4 import BitshuffleLZ4, check_chunk
+from .bslz4 import BitshuffleLZ4, check_dataset_chunks, is_bslz4, is_bslz4_per_frame
 from .errors import (
     ImageRangeError,
     InputFileError,
@@ -28,7 +27,7 @@ from .errors import (
     TruncatedDataError,
 )
 from .header import open_master, read_meta
-from .layout import BLOCK_RE, BSHUF_CD_COMPRESSOR, BSHUF_LZ4, DATA_GROUP
+from .layout import BLOCK_RE, DATA_GROUP
 from .meta import DetectorMeta
 
 
@@ -109,7 +108,7 @@ class FrameSource:
                                 codec.decode(raw, out=dest)
                     else:
                         if blk.check_chunks:  # HDF5's bitshuffle filter would follow them blindly
-                            check_bslz4_chunks(d, lo - blk.start, hi - blk.start)
+                            check_dataset_chunks(d, lo - blk.start, hi - blk.start)
                         d.read_direct(
                             out,
                             np.s_[lo - blk.start : hi - blk.start],
@@ -332,40 +331,6 @@ def open_dataset(
 
 
 # --------------------------------------------------------------------------- the master's links
-def _is_bslz4(d: h5py.Dataset) -> bool:
-    """Filtered by bitshuffle+LZ4 alone."""
-    plist = d.id.get_create_plist()
-    if d.chunks is None or plist.get_nfilters() != 1:
-        return False
-    fid, _, cd, _ = plist.get_filter(0)
-    return (
-        fid == hdf5plugin.BSHUF_ID
-        and len(cd) > BSHUF_CD_COMPRESSOR
-        and cd[BSHUF_CD_COMPRESSOR] == BSHUF_LZ4
-    )
-
-
-def _is_bslz4_per_frame(d: h5py.Dataset) -> bool:
-    """One frame per chunk, filtered by bitshuffle+LZ4 alone (Dectris' layout)."""
-    return d.chunks == (1,) + tuple(d.shape[1:]) and d.dtype.byteorder != ">" and _is_bslz4(d)
-
-
-def check_bslz4_chunks(d: h5py.Dataset, start: int, stop: int) -> None:
-    """Check every stored bitshuffle-LZ4 chunk of frames [start, stop) of ``d`` before HDF5's
-    filter decodes it: ValueError naming the chunk if its blocks do not fit it."""
-    c0, c1, c2 = d.chunks
-    for i in range(start - start % c0, stop, c0):
-        for y in range(0, d.shape[1], c1):
-            for x in range(0, d.shape[2], c2):
-                mask, raw = d.id.read_direct_chunk((i, y, x))
-                if mask:  # stored without the filter (it failed to shrink it): nothing to check
-                    continue
-                try:  # HDF5 stores edge chunks whole
-                    check_chunk(raw, d.dtype, c0 * c1 * c2)
-                except ValueError as e:
-                    raise ValueError(f"chunk at ({i}, {y}, {x}): {e}") from None
-
-
 def _data_blocks(master: str) -> list[DataBlock]:
     """Resolve /entry/data/data_NNNNNN links into checked DataBlocks.
 
@@ -430,8 +395,8 @@ def _read_block(master: str, path: str, name: str, start: int, like):
                 start,
                 _int_attr(d, "image_nr_low"),
                 _int_attr(d, "image_nr_high"),
-                direct=_is_bslz4_per_frame(d),
-                check_chunks=_is_bslz4(d) and not _is_bslz4_per_frame(d),
+                direct=is_bslz4_per_frame(d),
+                check_chunks=is_bslz4(d) and not is_bslz4_per_frame(d),
             ), kind
     except OSError as e:
         raise InputFileError(f"{path}: cannot open data file ({e})") from e

@@ -88,7 +88,7 @@ def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
         return mask.copy()
     ny, nx = mask.shape
     rows = np.zeros((binned_size(ny, b), nx), np.uint32)
-    for i in range(b):  # OR the b rows of each cell (whole rows), then its b columns: 4M 28 -> 3 ms
+    for i in range(b):  # OR the b rows of each cell (whole rows), then its b columns: fast
         part = mask[i::b]
         rows[: part.shape[0]] |= part
     out = np.zeros((rows.shape[0], binned_size(nx, b)), np.uint32)
