@@ -99,7 +99,7 @@ def main():
                 f"{a.detector} {n:5d} frames, chunk {str(row['chunk_frames']):>7s} input frames: "
                 f"peak worker RSS {peak:7.0f} MB (idle {base:.0f} MB), {rep.seconds:.1f} s"
             )
-    for chunk in a.chunks:  # issue 5's targets
+    for chunk in a.chunks:  # the memory targets
         peaks = {
             r["frames"]: r["peak_rss_mb"] for r in rows if r["chunk_frames"] == (chunk or "default")
         }

@@ -8,7 +8,7 @@
    ``quality.fidelity`` on every frame.
 2. ``lbnl-explore``'s grid on a sample; the best setting by the target below, confirmed on
    the whole dataset.
-Target (issue 4): total ratio >= 100 against 2-byte raw while reflections with I/sigma >= 3
+Target: total ratio >= 100 against 2-byte raw while reflections with I/sigma >= 3
 keep CC >= 0.99 with the lossless-binned original and a mean ratio within 2% of 1.
 """
 

@@ -105,7 +105,7 @@ ANGLE = re.compile(
 
 
 class MasterRewriter:
-    """The rewrite rules of SPEC A2 for a master's datasets, for one output.
+    """The rewrite rules of a master's datasets for one output (summing and binning).
 
     ``n_total`` source frames; the output takes 1-based ``first``..``last`` summed ``s`` at
     a time and binned ``b`` x ``b``; ``saturation`` and ``bit_depth`` of the output pixels.

@@ -1,4 +1,4 @@
-"""The written master and data files: every metadata change of SPEC A2, the layout of SPEC A3."""
+"""The written master and data files: every metadata change summing and binning make, the layout."""
 
 import os
 
@@ -91,7 +91,8 @@ def test_angles(run):
 
 
 def test_summed_angles_worked_example():
-    # SPEC B14: first 1, last 7, s 2, omega 0, 0.5, ...: starts 0,1,2,3; ends 1,2,3,3.5
+    # the published tool's worked example: first 1, last 7, s 2, omega 0, 0.5, ...:
+    # starts 0,1,2,3; ends 1,2,3,3.5
     rw = MasterRewriter(
         n_total=7,
         first=1,
