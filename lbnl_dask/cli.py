@@ -197,7 +197,13 @@ def parser() -> argparse.ArgumentParser:
         default=2,
         help="output frames kept before and after each strong pixel (2)",
     )
-    a("-i", "--infile", default=None, help="input master file (*_master.h5)")
+    a(
+        "-i",
+        "--infile",
+        default=None,
+        help="input: an Eiger master (*_master.h5), or a "
+        "miniCBF series: a template (name_#####.cbf.gz), its first file or its folder",
+    )
     a(
         "-o",
         "--out_file",
@@ -340,6 +346,12 @@ def parser() -> argparse.ArgumentParser:
         help="store the lossy round trip's pixels as decoded, as the HDRMX paper and "
         "l_bnl_compress did (default: each 6x6 cell keeps the original's total counts, so "
         "the background is not biased)",
+    )
+    a(
+        "--cbf",
+        action="store_true",
+        help="also write the output frames as miniCBF files OUT_NNNNN.cbf (PILATUS_1.2 headers "
+        "from the output master; for fast_dp and other CBF-only programs), as lbnl-to-cbf does",
     )
     a(
         "--no-fidelity",

@@ -26,9 +26,11 @@ from .errors import (
     NotEigerError,
     TruncatedDataError,
 )
-from .header import open_master, read_meta
+from .header import open_master
+from .header import read_meta as read_master_meta
 from .layout import BLOCK_RE, DATA_GROUP
 from .meta import DetectorMeta
+from .minicbf import is_cbf_name
 
 
 # --------------------------------------------------------------------------- data blocks
@@ -276,6 +278,14 @@ class EigerDataset:
             src, chunks=chunks, name=name, lock=False, asarray=True, meta=np.empty((0, 0, 0), dtype)
         )
 
+    def master_bytes(self) -> int:
+        """Bytes of the master file."""
+        return os.path.getsize(self.master)
+
+    def master_source(self) -> str:
+        """What the output master is rewritten from: this master's path."""
+        return os.path.abspath(self.master)
+
     def pixel_mask(self) -> PixelMask | None:
         """The master's pixel mask, by reference (``np.asarray`` gives uint32 (ny, nx)), or None."""
         if self.meta.pixel_mask_path is None:
@@ -297,7 +307,9 @@ def _check_range(path: str, first: int, last: int, total: int) -> None:
 def open_dataset(
     master, first_image: int = 1, last_image: int | None = None, datablock: int | None = None
 ) -> EigerDataset:
-    """Open an Eiger master (``*_master.h5``) lazily.
+    """Open an Eiger master (``*_master.h5``) lazily; a miniCBF series (a template
+    ``x_#####.cbf.gz``, a first ``.cbf[.gz|.bz2]`` file or a folder of them) opens as a
+    :class:`~lbnl_dask.cbf_input.CbfSeries` with the same interface.
 
     Only metadata is read now (``ds.meta``: lengths in metres, angles in degrees, the
     wavelength in ångström; fields that cannot be right raise MetadataError).
@@ -313,7 +325,11 @@ def open_dataset(
         mean = ds.frames[:10].mean(axis=0).compute()
     """
     master = os.fspath(master)
-    meta = read_meta(master)
+    if is_cbf_input(master):
+        from .cbf_input import open_series
+
+        return open_series(master, first_image, last_image, datablock)
+    meta = read_master_meta(master)
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{master}: datablock must be at least 1, not {datablock}")
     total = meta.n_frames
@@ -328,6 +344,19 @@ def open_dataset(
         None if last_image is None else int(last_image),
         None if datablock is None else int(datablock),
     )
+
+
+def is_cbf_input(path: str) -> bool:
+    """A miniCBF series rather than an HDF5 master: a ``.cbf[.gz|.bz2]`` name or template, or
+    a folder."""
+    return is_cbf_name(path) or os.path.isdir(path)
+
+
+def read_meta(master) -> DetectorMeta:
+    """The metadata of an Eiger master or of a miniCBF series (see :func:`open_dataset`)."""
+    if is_cbf_input(os.fspath(master)):
+        return open_dataset(master).meta
+    return read_master_meta(master)
 
 
 # --------------------------------------------------------------------------- the master's links

@@ -98,6 +98,10 @@ JOB_ATTR = "lbnl_dask_job"
 #: frame), so damage HDF5 cannot see is found. XDS' plugins read only the ``data`` dataset.
 CHUNK_CRC = DATA_GROUP + "/lbnl_chunk_crc32"
 
+#: The first miniCBF header of a series read as input (its PILATUS_1.2 lines, newline
+#: separated): what ``lbnl-to-cbf`` writes back, with the values the output changed.
+MINICBF_HEADER = SPEC + "/lbnl_minicbf_header"
+
 NX_CLASS = "NX_class"
 #: NX_class of each group the writers create.
 NX_CLASSES = {
@@ -112,6 +116,18 @@ NX_CLASSES = {
     SAMPLE: "NXsample",
     GONIOMETER: "NXtransformations",
 }
+
+
+def write_dataset(group, name: str, value, units: str | None = None, dtype=None):
+    """Create dataset ``name`` in ``group``: text as fixed-length ASCII, numbers as ``dtype``
+    (default: numpy's), with a ``units`` attribute if given."""
+    if isinstance(value, str):
+        d = group.create_dataset(name, data=ascii_attr(value))
+    else:
+        d = group.create_dataset(name, data=np.asarray(value, dtype=dtype))
+    if units is not None:
+        d.attrs["units"] = ascii_attr(units)
+    return d
 
 
 def ascii_attr(text: str) -> np.bytes_:

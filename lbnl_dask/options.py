@@ -191,6 +191,7 @@ class RunSettings:
     report: str | None = None  # dask performance report (HTML)
     validate: bool = False
     fidelity: bool = True  # a lossy run ends with an estimate of what it did (a few frames)
+    cbf: bool = False  # also write the output frames as miniCBF files <out>_NNNNN.cbf
 
 
 def option_names() -> set[str]:

@@ -23,7 +23,7 @@ import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from . import resume
+from . import cbf_output, resume
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
 from .cluster import LOCAL, choose_scheduler, client_for, run
@@ -151,7 +151,7 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
     master_key = f"write-master-{token}"
     # absolute paths everywhere: a remote worker's working directory is not the client's
-    layer[master_key] = (write_master_task, os.path.abspath(plan.master), ds.master, links,
+    layer[master_key] = (write_master_task, os.path.abspath(plan.master), ds.master_source(), links,
                          _rewriter(ds, o, plan), mask, o.bin_range, token, blocks,
                          squashed)  # fmt: skip
     hlg = HighLevelGraph.from_collections(f"write-{token}", layer, dependencies=[packages])
@@ -236,6 +236,9 @@ def compress(master, out: str = "out_data", **options) -> Report:
         )
     with resume.output_lock(output_names(out, o, 1)[1]):
         job, plan = build(master, out, o, settings)
+        cbf_files = _cbf_names(out, o, plan) if settings.cbf else []
+        if cbf_files and not settings.overwrite:
+            cbf_output.check_free(cbf_files)  # before the run, not after it
         if why:
             plan.notes.append(why)
         resume.remove_partials(plan.outputs())
@@ -256,7 +259,18 @@ def compress(master, out: str = "out_data", **options) -> Report:
             raise Interrupted(f"interrupted while validating; the output is complete: "
                               f"{plan.master}") from None  # fmt: skip
         fidelity = _sample_fidelity(master, plan, o) if settings.fidelity else None
-    return Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
+        if cbf_files:
+            cbf_output.to_cbf(plan.master, out, scheduler=scheduler, workers=settings.workers,
+                              overwrite=True, progress=settings.progress,
+                              slurm=settings.slurm)  # fmt: skip
+    report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
+    report.cbf_files = cbf_files
+    return report
+
+
+def _cbf_names(out: str, o: OutputOptions, plan: Plan) -> list[str]:
+    """The miniCBF files ``--cbf`` writes: the output master's image numbers 1..n."""
+    return [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
 
 
 def _sample_fidelity(master: str, plan: Plan, o: OutputOptions) -> str | None:

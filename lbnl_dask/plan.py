@@ -210,5 +210,5 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         redo_squash=[run.overwrite or not done[p] for p in squash],
         complete=not run.overwrite and all(done.values()),
         master_was_done=not run.overwrite and done[master],
-        master_bytes_in=os.path.getsize(ds.master),
+        master_bytes_in=ds.master_bytes(),
     )

@@ -34,6 +34,7 @@ class Report:
     )  # mean codec bytes per frame, per data file written
     frames_processed: int | None = None  # input frames of the data files written by this run
     squash_files: list = field(default_factory=list)
+    cbf_files: list = field(default_factory=list)  # --cbf: the output frames as miniCBF
     bytes_squash: int = 0
 
     @classmethod
@@ -129,6 +130,13 @@ class Report:
                 2,
                 f"squash files   {len(self.squash_files)} "
                 f"({os.path.basename(self.squash_files[0])} ...), {self.bytes_squash / mb:.3f} MB",
+            )
+        if self.cbf_files:
+            cbf_mb = sum(os.path.getsize(p) for p in self.cbf_files if os.path.exists(p)) / mb
+            lines.insert(
+                2,
+                f"cbf files      {len(self.cbf_files)} ({os.path.basename(self.cbf_files[0])}"
+                f" ...), {cbf_mb:.3f} MB",
             )
         if self.blocks_skipped:
             lines.append(

@@ -41,10 +41,10 @@ from .layout import (
     SAMPLE,
     SPEC,
     SYNTH_COMPRESSIONS,
-    ascii_attr,
     block_name,
     data_file_name,
     nx_group,
+    write_dataset,
 )
 
 
@@ -245,16 +245,6 @@ def read_reflections(path) -> np.ndarray:
     return np.loadtxt(path, delimiter=",", skiprows=1, dtype=_CSV_FIELDS, ndmin=1)
 
 
-def _ds(group, name, value, units=None, dtype=None):
-    if isinstance(value, str):
-        d = group.create_dataset(name, data=ascii_attr(value))
-    else:
-        d = group.create_dataset(name, data=np.asarray(value, dtype=dtype))
-    if units is not None:
-        d.attrs["units"] = ascii_attr(units)
-    return d
-
-
 def _write_master(
     master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask, compression, data_files
 ):
@@ -265,50 +255,50 @@ def _write_master(
             data[block_name(k)] = h5py.ExternalLink(name, DATA)
         inst = nx_group(f, INSTRUMENT)
         beam = nx_group(inst, "beam")
-        _ds(beam, "incident_wavelength", exp.wavelength, "angstrom", np.float32)
+        write_dataset(beam, "incident_wavelength", exp.wavelength, "angstrom", np.float32)
         mono = nx_group(inst, "monochromator")
-        _ds(mono, "wavelength", exp.wavelength, "angstrom", np.float32)
+        write_dataset(mono, "wavelength", exp.wavelength, "angstrom", np.float32)
         det_g = nx_group(f, DET)
         bits = 8 * dtype.itemsize
-        _ds(det_g, "description", det.description)
-        _ds(det_g, "detector_number", "SYNTH-0001")
-        _ds(det_g, "beam_center_x", bcx, "pixel", np.float32)
-        _ds(det_g, "beam_center_y", bcy, "pixel", np.float32)
-        _ds(det_g, "bit_depth_image", bits, None, np.uint32)
-        _ds(det_g, "bit_depth_readout", 12 if bits == 16 else 16, None, np.uint32)
-        _ds(det_g, "count_time", exp.count_time, "s", np.float32)
-        _ds(det_g, "frame_time", exp.frame_time, "s", np.float32)
-        _ds(det_g, "detector_distance", dist, "m", np.float32)
-        _ds(det_g, "x_pixel_size", exp.pixel_size, "m", np.float32)
-        _ds(det_g, "y_pixel_size", exp.pixel_size, "m", np.float32)
-        _ds(det_g, "sensor_material", "Si")
-        _ds(det_g, "sensor_thickness", 450e-6, "m", np.float32)
-        _ds(det_g, "countrate_correction_applied", 1, None, np.int32)
-        _ds(det_g, "pixel_mask_applied", 1, None, np.int32)
-        _ds(det_g, "saturation_value", exp.saturation, None, np.uint32)
+        write_dataset(det_g, "description", det.description)
+        write_dataset(det_g, "detector_number", "SYNTH-0001")
+        write_dataset(det_g, "beam_center_x", bcx, "pixel", np.float32)
+        write_dataset(det_g, "beam_center_y", bcy, "pixel", np.float32)
+        write_dataset(det_g, "bit_depth_image", bits, None, np.uint32)
+        write_dataset(det_g, "bit_depth_readout", 12 if bits == 16 else 16, None, np.uint32)
+        write_dataset(det_g, "count_time", exp.count_time, "s", np.float32)
+        write_dataset(det_g, "frame_time", exp.frame_time, "s", np.float32)
+        write_dataset(det_g, "detector_distance", dist, "m", np.float32)
+        write_dataset(det_g, "x_pixel_size", exp.pixel_size, "m", np.float32)
+        write_dataset(det_g, "y_pixel_size", exp.pixel_size, "m", np.float32)
+        write_dataset(det_g, "sensor_material", "Si")
+        write_dataset(det_g, "sensor_thickness", 450e-6, "m", np.float32)
+        write_dataset(det_g, "countrate_correction_applied", 1, None, np.int32)
+        write_dataset(det_g, "pixel_mask_applied", 1, None, np.int32)
+        write_dataset(det_g, "saturation_value", exp.saturation, None, np.uint32)
         gonio = nx_group(det_g, "goniometer")
         for name in ("two_theta", "two_theta_end"):
-            _ds(gonio, name, [0.0], "degree", np.float32)
-        _ds(gonio, "two_theta_range_average", 0.0, "degree", np.float32)
+            write_dataset(gonio, name, [0.0], "degree", np.float32)
+        write_dataset(gonio, "two_theta_range_average", 0.0, "degree", np.float32)
         ds = nx_group(f, SPEC)
-        _ds(ds, "nimages", nframes, None, np.uint32)
-        _ds(ds, "ntrigger", 1, None, np.uint32)
-        _ds(ds, "x_pixels_in_detector", det.nx, None, np.uint32)
-        _ds(ds, "y_pixels_in_detector", det.ny, None, np.uint32)
-        _ds(ds, "countrate_correction_count_cutoff", exp.saturation, None, np.uint32)
-        _ds(ds, "saturation_value", exp.saturation, None, np.uint32)
-        _ds(ds, "eiger_fw_version", "release-2022.1.2 (synthetic)")
-        _ds(ds, "software_version", "1.8.0")
-        _ds(ds, "compression", compression)
-        _ds(ds, "nframes_sum", 1, None, np.uint32)
-        _ds(ds, "frame_count_time", exp.count_time, "s", np.float32)
-        _ds(ds, "photon_energy", 12398.42 / exp.wavelength, "eV", np.float32)
+        write_dataset(ds, "nimages", nframes, None, np.uint32)
+        write_dataset(ds, "ntrigger", 1, None, np.uint32)
+        write_dataset(ds, "x_pixels_in_detector", det.nx, None, np.uint32)
+        write_dataset(ds, "y_pixels_in_detector", det.ny, None, np.uint32)
+        write_dataset(ds, "countrate_correction_count_cutoff", exp.saturation, None, np.uint32)
+        write_dataset(ds, "saturation_value", exp.saturation, None, np.uint32)
+        write_dataset(ds, "eiger_fw_version", "release-2022.1.2 (synthetic)")
+        write_dataset(ds, "software_version", "1.8.0")
+        write_dataset(ds, "compression", compression)
+        write_dataset(ds, "nframes_sum", 1, None, np.uint32)
+        write_dataset(ds, "frame_count_time", exp.count_time, "s", np.float32)
+        write_dataset(ds, "photon_energy", 12398.42 / exp.wavelength, "eV", np.float32)
         ds.create_dataset("pixel_mask", data=mask)  # uint32, not chunked, not filtered
         for m, (x0, y0) in enumerate(det.module_origins()):
             mg = ds.create_group(f"{MODULE_PREFIX}{m:03d}")
-            _ds(mg, "data_origin", [x0, y0], None, np.int32)
-            _ds(mg, "data_size", [det.module_nx, det.module_ny], None, np.uint32)
-            _ds(mg, "countrate_correction_count_cutoff", exp.saturation, None, np.uint32)
+            write_dataset(mg, "data_origin", [x0, y0], None, np.int32)
+            write_dataset(mg, "data_size", [det.module_nx, det.module_ny], None, np.uint32)
+            write_dataset(mg, "countrate_correction_count_cutoff", exp.saturation, None, np.uint32)
         _write_goniometer(f, exp, nframes)
 
 
@@ -317,16 +307,16 @@ def _write_goniometer(f, exp: Experiment, nframes: int):
     nx_group(f, SAMPLE)
     sgon = nx_group(f, GONIOMETER)
     omega = exp.omega_start + exp.omega_increment * np.arange(nframes)
-    _ds(sgon, "omega", omega, "degree", np.float32)
-    _ds(sgon, "omega_end", omega + exp.omega_increment, "degree", np.float32)
-    _ds(sgon, "omega_increment", exp.omega_increment, "degree", np.float32)
-    _ds(sgon, "omega_start", exp.omega_start, "degree", np.float32)
-    _ds(sgon, "omega_range_average", exp.omega_increment, "degree", np.float32)
-    _ds(sgon, "omega_range_total", exp.omega_increment * nframes, "degree", np.float32)
+    write_dataset(sgon, "omega", omega, "degree", np.float32)
+    write_dataset(sgon, "omega_end", omega + exp.omega_increment, "degree", np.float32)
+    write_dataset(sgon, "omega_increment", exp.omega_increment, "degree", np.float32)
+    write_dataset(sgon, "omega_start", exp.omega_start, "degree", np.float32)
+    write_dataset(sgon, "omega_range_average", exp.omega_increment, "degree", np.float32)
+    write_dataset(sgon, "omega_range_total", exp.omega_increment * nframes, "degree", np.float32)
     for axis in ("chi", "kappa", "phi"):
-        _ds(sgon, axis, [0.0], "degree", np.float32)
-        _ds(sgon, axis + "_end", [0.0], "degree", np.float32)
-        _ds(sgon, axis + "_range_average", 0.0, "degree", np.float32)
+        write_dataset(sgon, axis, [0.0], "degree", np.float32)
+        write_dataset(sgon, axis + "_end", [0.0], "degree", np.float32)
+        write_dataset(sgon, axis + "_range_average", 0.0, "degree", np.float32)
 
 
 def main(argv=None) -> int:

@@ -11,6 +11,7 @@ uint32, unchunked, unfiltered; string attributes fixed-length ASCII.
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
@@ -51,15 +52,17 @@ ascii_attr = layout.ascii_attr
 
 
 @contextmanager
-def atomic_path(path: str):
-    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+def atomic_path(path: str, hdf5: bool = True):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds
+    (and, for an ``hdf5`` file, if it opens again)."""
     tmp = f"{path}.part"
     if os.path.exists(tmp):
         os.unlink(tmp)
     try:
         yield tmp
-        with h5py.File(tmp, "r"):  # h5py reports a failed close only as a warning: reopen
-            pass
+        if hdf5:
+            with h5py.File(tmp, "r"):  # h5py reports a failed close only as a warning: reopen
+                pass
         os.replace(tmp, path)
     except (OSError, RuntimeError) as e:
         if not no_space(e):
@@ -241,18 +244,21 @@ def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain:
 
 def write_master(
     path: str,
-    src_master: str,
+    src_master: str | bytes,
     data_files: list[str],
     rewriter: MasterRewriter,
     pixel_mask: np.ndarray | None,
     token: str = "",
 ) -> dict:
-    """Write the output master ``path`` from ``src_master``: every group and dataset copied,
-    the values summing and binning change rewritten (``rewriter``), ``pixel_mask`` (binned
-    uint32, unchunked, unfiltered) replaced, and ``/entry/data/data_NNNNNN`` external links
-    to ``data_files`` (paths relative to the master's folder) instead of the source's data."""
+    """Write the output master ``path`` from ``src_master`` (a path, or an HDF5 file image
+    as bytes, as :meth:`~lbnl_dask.cbf_input.CbfSeries.master_source` gives): every group
+    and dataset copied, the values summing and binning change rewritten (``rewriter``),
+    ``pixel_mask`` (binned uint32, unchunked, unfiltered) replaced, and
+    ``/entry/data/data_NNNNNN`` external links to ``data_files`` (paths relative to the
+    master's folder) instead of the source's data."""
     with atomic_path(path) as tmp:
-        with h5py.File(src_master, "r") as src, h5py.File(tmp, "w") as dst:
+        source = io.BytesIO(src_master) if isinstance(src_master, bytes) else src_master
+        with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
             starts = {}  # per-frame angle dataset -> its first output value
             _copy_group(src, dst, rewriter, pixel_mask, starts)
             _write_data_group(src, dst, rewriter, data_files)

@@ -75,3 +75,69 @@ def eiger_from_cbf(prefix, cbf_files, frames_per_file=10):
         "entry/sample/goniometer/omega_increment": np.float32(0.1),
     }
     return write_master(f"{prefix}_master.h5", files, nimages=n, extra=extra)
+
+
+#: A PILATUS_1.2 header like a beamline's (values of a PILATUS 2M; a date, threshold and
+#: trim-file line that no rewrite touches).
+PILATUS_HEADER = [
+    "Detector: PILATUS 2M, S/N 24-0107 Test",
+    "2016-03-05T09:01:45.613",
+    "Pixel_size 172e-6 m x 172e-6 m",
+    "Silicon sensor, thickness 0.000320 m",
+    "Exposure_time 0.0964000 s",
+    "Exposure_period 0.1000000 s",
+    "Count_cutoff 388705 counts",
+    "Threshold_setting: 9000 eV",
+    "Wavelength 0.68890 A",
+    "Detector_distance 0.16000 m",
+    "Beam_xy (61.00, 47.50) pixels",
+    "Start_angle {start:.4f} deg.",
+    "Angle_increment 0.1000 deg.",
+    "Detector_2theta 30.0000 deg.",
+    "Omega {start:.4f} deg.",
+    "Omega_increment 0.1000 deg.",
+    "Chi -54.7000 deg.",
+    "Phi 0.0000 deg.",
+    "Oscillation_axis OMEGA",
+    "N_oscillations 1",
+]
+
+
+def write_cbf_series(prefix, frames, start=-145.0, suffix=".cbf.gz", number0=1):
+    """Write int32 ``frames`` (n, ny, nx) as miniCBF files ``<prefix>_NNNNN<suffix>`` through
+    FabIO with :data:`PILATUS_HEADER` (Start_angle ``start`` + 0.1 deg per frame); returns
+    the paths. ``.gz`` and ``.bz2`` are compressed after FabIO writes the plain file."""
+    import bz2
+    import gzip
+    import os
+
+    import fabio.cbfimage
+
+    paths = []
+    for i, frame in enumerate(np.asarray(frames, np.int32)):
+        lines = [ln.format(start=start + 0.1 * i) for ln in PILATUS_HEADER]
+        header = {
+            "_array_data.header_convention": "PILATUS_1.2",
+            "_array_data.header_contents": "\r\n".join("# " + ln for ln in lines),
+        }
+        plain = f"{prefix}_{number0 + i:05d}.cbf"
+        fabio.cbfimage.CbfImage(data=frame, header=header).write(plain)
+        path = plain + suffix.removeprefix(".cbf")
+        if path != plain:
+            opener = gzip.open if path.endswith(".gz") else bz2.open
+            with open(plain, "rb") as src, opener(path, "wb") as dst:
+                dst.write(src.read())
+            os.remove(plain)
+        paths.append(path)
+    return paths
+
+
+def cbf_frames(tiny_master, n=None):
+    """The frames of a synthetic Eiger dataset as miniCBF int32: all-bits-set pixels become
+    -1, and the dead pixels (count 0 in every frame) of the first module row -2."""
+    from lbnl_dask import open_dataset
+
+    raw = np.asarray(open_dataset(tiny_master).frames[:n]).astype(np.int64)
+    out = np.where(raw == np.iinfo(np.uint16).max, -1, raw).astype(np.int32)
+    out[:, 3, 5] = -2  # a bad pixel
+    return out

@@ -1,0 +1,354 @@
+"""Read a miniCBF series (PILATUS, or Eiger data exported as CBF) lazily, as an Eiger dataset.
+
+``open_series(path)`` reads every file's header (a few kB each, no pixels) and returns a
+:class:`CbfSeries` with the interface of :class:`lbnl_dask.eiger.EigerDataset`: ``.meta``
+(a :class:`~lbnl_dask.meta.DetectorMeta` from the first header), ``.frames`` (a dask array
+(n, ny, nx) uint32, chunked by datablock, each chunk read by its own task through FabIO),
+``pixel_mask()`` (from the first frame's -1/-2 markers) and ``master_source()``: an NXmx
+master in the Dectris FileWriter layout, as bytes, that the writer rewrites for the output
+exactly as it rewrites a detector's master. So everything downstream (sum, bin, round trips,
+the master's rules, quality, the explorer) is the same for both inputs.
+
+Pixels: int32 counts become uint32; every negative pixel (-1 gap, -2 bad) becomes the
+invalid value (all bits set), and the first frame's markers become the pixel mask (bit 0
+for -1, bit 1 for -2), as a Dectris master flags its gaps and dead pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass
+from functools import cached_property
+
+import dask.array as da
+import h5py
+import numpy as np
+from dask.base import tokenize
+
+from . import minicbf
+from .errors import ImageRangeError, InputFileError, NotEigerError, TruncatedDataError
+from .header import check_meta
+from .layout import (
+    DATA_GROUP,
+    DET,
+    ENTRY,
+    GONIOMETER,
+    INSTRUMENT,
+    MINICBF_HEADER,
+    PIXEL_MASK,
+    SAMPLE,
+    SPEC,
+    nx_group,
+    write_dataset,
+)
+from .meta import DetectorMeta
+
+#: Rotation axes a PILATUS header names (``Oscillation_axis``) and their header keys.
+AXES = ("omega", "phi", "chi", "kappa")
+
+
+def read_cbf(path: str) -> np.ndarray:
+    """One miniCBF file's pixels (ny, nx) int32, through FabIO; InputFileError naming the
+    file if FabIO cannot decode it."""
+    import fabio
+
+    try:
+        return np.asarray(fabio.open(path).data)
+    except Exception as e:  # FabIO raises many types for a damaged file
+        raise TruncatedDataError(f"{path}: cannot decode the CBF pixels ({e})") from e
+
+
+class CbfSource:
+    """A picklable, array-like view (shape, dtype, ``__getitem__``) of a miniCBF series as
+    uint32 frames (invalid pixels all bits set), ``pad`` (rows, columns) of zeros added at
+    the bottom/right as in :class:`lbnl_dask.eiger.FrameSource`."""
+
+    def __init__(self, files: list[str], frame_shape: tuple[int, int], pad=(0, 0)):
+        self.files = list(files)
+        self.frame_shape = tuple(int(x) for x in frame_shape)
+        self.pad = tuple(int(p) for p in pad)
+        self.shape = (len(self.files), self.frame_shape[0] + self.pad[0],
+                      self.frame_shape[1] + self.pad[1])  # fmt: skip
+        self.dtype = np.dtype(np.uint32)
+        self.ndim = 3
+
+    def __dask_tokenize__(self):
+        return ("lbnl_dask.CbfSource", self.files, self.shape, self.pad)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        out = np.zeros((stop - start,) + self.shape[1:], self.dtype)
+        ny, nx = self.frame_shape
+        for i in range(start, stop):
+            px = read_cbf(self.files[i])
+            if px.shape != (ny, nx):
+                raise NotEigerError(f"{self.files[i]}: frame {px.shape} differs from the "
+                                    f"series' {(ny, nx)}")  # fmt: skip
+            dest = out[i - start, :ny, :nx]
+            dest[...] = px.view(np.uint32) if px.dtype == np.int32 else px
+            dest[px < 0] = np.iinfo(np.uint32).max
+        return out
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        f = key[0]
+        if isinstance(f, (int, np.integer)):
+            return self.read(int(f), int(f) + 1)[0][key[1:]]
+        start, stop, step = f.indices(self.shape[0])
+        frames = self.read(start, stop) if stop > start else np.empty((0,) + self.shape[1:],
+                                                                      self.dtype)  # fmt: skip
+        return frames[(slice(None, None, step),) + key[1:]]
+
+
+@dataclass(frozen=True)
+class CbfMask:
+    """The pixel mask of a series by reference (its first file): small in a task graph,
+    decoded in the task that needs it (``np.asarray(mask)`` -> uint32 (ny, nx))."""
+
+    path: str
+    shape: tuple
+
+    def load(self) -> np.ndarray:
+        return minicbf.mask_of(read_cbf(self.path))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.load()
+        return a if dtype is None else a.astype(dtype)
+
+
+class CbfSeries:
+    """An opened miniCBF series: ``.meta``, ``.frames`` (lazy (n, ny, nx) uint32),
+    ``.first_image``/``.last_image`` (1-based, inclusive), ``.datablock``; ``.master`` is
+    the first file (named in messages and in the job token)."""
+
+    def __init__(self, files, headers, meta, first_image, last_image, datablock):
+        self.files, self.headers, self.meta = list(files), list(headers), meta
+        self.master = self.files[0]
+        self._first = int(first_image)
+        self._last = len(self.files) if last_image is None else int(last_image)
+        self._datablock = datablock
+        _check_range(self.master, self._first, self._last, len(self.files))
+
+    def __repr__(self):
+        return f"CbfSeries({self.master!r}, frames={self.frames!r})"
+
+    @property
+    def blocks(self):  # the input files, as the Eiger dataset's data files are listed
+        return [_File(p) for p in self.files]
+
+    @property
+    def n_available(self) -> int:
+        return len(self.files)
+
+    @property
+    def first_image(self) -> int:
+        return self._first
+
+    @property
+    def last_image(self) -> int:
+        return self._last
+
+    @property
+    def datablock(self) -> int:
+        return self._datablock or 100
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self._last - self._first + 1,) + self.headers[0].shape
+
+    def _selected(self) -> list[str]:
+        return self.files[self._first - 1 : self._last]
+
+    def data_bytes(self) -> int:
+        """Bytes of the selected files on disk."""
+        return sum(os.path.getsize(p) for p in self._selected())
+
+    def master_bytes(self) -> int:
+        """Bytes of metadata outside the frames' files: none (each file has its header)."""
+        return 0
+
+    def with_datablock(self, datablock: int) -> CbfSeries:
+        return CbfSeries(self.files, self.headers, self.meta, self._first, self._last,
+                         int(datablock))  # fmt: skip
+
+    @cached_property
+    def frames(self) -> da.Array:
+        return self._frames((0, 0))
+
+    def padded_frames(self, multiple: int) -> da.Array:
+        """The frames zero-padded at the bottom/right to multiples of ``multiple`` pixels."""
+        ny, nx = self.headers[0].shape
+        return self._frames((-ny % int(multiple), -nx % int(multiple)))
+
+    def _frames(self, pad) -> da.Array:
+        src = CbfSource(self._selected(), self.headers[0].shape, pad)
+        chunks = (self.datablock, -1, -1)
+        name = "cbf-frames-" + tokenize(src, chunks)
+        return da.from_array(src, chunks=chunks, name=name, lock=False, asarray=True,
+                             meta=np.empty((0, 0, 0), np.uint32))  # fmt: skip
+
+    def pixel_mask(self) -> CbfMask:
+        """The first frame's markers as a pixel mask, by reference."""
+        return CbfMask(self.files[0], self.headers[0].shape)
+
+    def master_source(self) -> bytes:
+        """An NXmx master (Dectris FileWriter layout) of the whole series, as an HDF5 file
+        image: the source the output master is rewritten from."""
+        return template_master(self)
+
+
+@dataclass(frozen=True)
+class _File:
+    path: str
+
+
+def _check_range(path: str, first: int, last: int, total: int) -> None:
+    if first < 1:
+        raise ImageRangeError(f"{path}: first image {first} is before image 1")
+    if last < first:
+        raise ImageRangeError(f"{path}: first image {first} is after last image {last}")
+    if last > total:
+        raise ImageRangeError(f"{path}: last image {last} is beyond the {total} frames of the "
+                              "series")  # fmt: skip
+
+
+# --------------------------------------------------------------------------- opening
+def open_series(path, first_image: int = 1, last_image: int | None = None,
+                datablock: int | None = None) -> CbfSeries:  # fmt: skip
+    """Open a miniCBF series lazily (a template ``x_#####.cbf.gz``, a first file or a
+    folder). Every header is read now and checked: same frame size and pixel type, a start
+    angle per file; pixels are read when ``.frames`` is computed.
+
+    Example::
+
+        ds = open_series("l-cyst_01_#####.cbf.gz")
+        ds.meta.x_pixel_size, ds.frames.shape        # 0.000172, (15, 1679, 1475)
+    """
+    files = minicbf.find_series(path)
+    headers = [minicbf.read_header(p) for p in files]
+    first = headers[0]
+    if first.element_type and "32-bit" not in first.element_type:
+        raise NotEigerError(f"{first.path}: pixels are {first.element_type!r}; miniCBF input "
+                            "must be 32-bit integers")  # fmt: skip
+    for h in headers[1:]:
+        if h.shape != first.shape:
+            raise NotEigerError(f"{h.path}: frame {h.shape} differs from the first file's "
+                                f"{first.shape} ({first.path})")  # fmt: skip
+    if datablock is not None and int(datablock) < 1:
+        raise ImageRangeError(f"{files[0]}: datablock must be at least 1, not {datablock}")
+    meta = series_meta(files, headers)
+    return CbfSeries(files, headers, meta, first_image, last_image, datablock)
+
+
+def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorMeta:
+    """The metadata of a series: the first header's values, one start angle per file."""
+    h = minicbf.parse_header(headers[0])
+    if "Pixel_size" not in h.values:
+        raise InputFileError(f"{files[0]}: no PILATUS_1.2 header (no Pixel_size line)")
+    starts = [minicbf.parse_header(r).get("Start_angle") for r in headers]
+    description, number = minicbf.detector_name(h)
+    ny, nx = headers[0].shape
+    cutoff = h.get("Count_cutoff")
+    omega = None if None in starts else np.asarray(starts, np.float64)
+    meta = DetectorMeta(
+        master=files[0],
+        nimages=len(files),
+        ntrigger=1,
+        nx=nx,
+        ny=ny,
+        x_pixel_size=h.get("Pixel_size")[0],
+        y_pixel_size=h.get("Pixel_size")[1],
+        beam_center_x=(h.get("Beam_xy") or (None, None))[0],
+        beam_center_y=(h.get("Beam_xy") or (None, None))[1],
+        detector_distance=h.get("Detector_distance"),
+        sensor_thickness=h.get("sensor"),
+        wavelength=h.get("Wavelength"),
+        count_time=h.get("Exposure_time"),
+        frame_time=h.get("Exposure_period"),
+        omega=omega,
+        omega_increment=h.get("Angle_increment"),
+        saturation_value=None if cutoff is None else int(cutoff),
+        countrate_cutoff=None if cutoff is None else int(cutoff),
+        bit_depth_image=32,
+        description=description,
+        detector_number=number,
+    )
+    check_meta(meta)
+    return meta
+
+
+# --------------------------------------------------------------------------- the master
+def template_master(ds: CbfSeries) -> bytes:
+    """The series as an NXmx master in the Dectris FileWriter layout (no data links), as an
+    HDF5 file image; the writer rewrites it for the output's sum and binning."""
+    m, h = ds.meta, minicbf.parse_header(ds.headers[0])
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        nx_group(f, ENTRY)
+        nx_group(f, DATA_GROUP)
+        inst = nx_group(f, INSTRUMENT)
+        if m.wavelength is not None:
+            write_dataset(nx_group(inst, "beam"), "incident_wavelength", m.wavelength,
+                          "angstrom", np.float64)  # fmt: skip
+        det = nx_group(f, DET)
+        for name, value, units in (
+            ("x_pixel_size", m.x_pixel_size, "m"), ("y_pixel_size", m.y_pixel_size, "m"),
+            ("beam_center_x", m.beam_center_x, "pixel"),
+            ("beam_center_y", m.beam_center_y, "pixel"),
+            ("detector_distance", m.detector_distance, "m"),
+            ("sensor_thickness", m.sensor_thickness, "m"),
+            ("count_time", m.count_time, "s"), ("frame_time", m.frame_time, "s"),
+        ):  # fmt: skip
+            if value is not None:
+                write_dataset(det, name, value, units, np.float64)
+        for name, value in (("description", m.description),
+                            ("detector_number", m.detector_number),
+                            ("sensor_material", h.get("sensor_material"))):  # fmt: skip
+            if value is not None:
+                write_dataset(det, name, value)
+        write_dataset(det, "bit_depth_image", 32, None, np.uint32)
+        if m.saturation_value is not None:
+            write_dataset(det, "saturation_value", m.saturation_value, None, np.uint32)
+        two_theta = h.get("Detector_2theta")
+        if two_theta is not None:
+            write_dataset(nx_group(det, "goniometer"), "two_theta", [two_theta], "degree")
+        spec = nx_group(f, SPEC)
+        write_dataset(spec, "nimages", len(ds.files), None, np.uint32)
+        write_dataset(spec, "ntrigger", 1, None, np.uint32)
+        write_dataset(spec, "x_pixels_in_detector", m.nx, None, np.uint32)
+        write_dataset(spec, "y_pixels_in_detector", m.ny, None, np.uint32)
+        write_dataset(spec, "nframes_sum", 1, None, np.uint32)
+        write_dataset(spec, "compression", "none")
+        if m.countrate_cutoff is not None:
+            write_dataset(spec, "countrate_correction_count_cutoff", m.countrate_cutoff, None,
+                          np.uint32)  # fmt: skip
+        # the mask's place (its space is not allocated): the writer puts the binned mask there
+        spec.create_dataset(PIXEL_MASK.rsplit("/", 1)[1], shape=(m.ny, m.nx), dtype=np.uint32)
+        write_dataset(spec, MINICBF_HEADER.rsplit("/", 1)[1], "\n".join(h.lines))
+        _write_goniometer(f, ds, h)
+    return buf.getvalue()
+
+
+def _write_goniometer(f: h5py.File, ds: CbfSeries, h: minicbf.Header) -> None:
+    """The scan axis (``Oscillation_axis``, default omega) per frame from each file's
+    Start_angle; the other axes at their header value."""
+    nx_group(f, SAMPLE)
+    g = nx_group(f, GONIOMETER)
+    axis = (h.get("Oscillation_axis") or "omega").lower()
+    axis = axis if axis in AXES else "omega"
+    inc = h.get("Angle_increment")
+    starts = ds.meta.omega
+    for name in AXES:
+        if name == axis and starts is not None:
+            write_dataset(g, name, starts, "degree")
+            if inc is not None:
+                write_dataset(g, name + "_end", starts + inc, "degree")
+                write_dataset(g, name + "_increment", inc, "degree")
+                write_dataset(g, name + "_range_average", inc, "degree")
+                write_dataset(g, name + "_range_total", inc * len(starts), "degree")
+        else:
+            value = h.get(name.capitalize())
+            if value is not None:
+                write_dataset(g, name, [value], "degree")

@@ -1,0 +1,341 @@
+"""The miniCBF format (PILATUS_1.2 headers), in one place: series names, header text, masks.
+
+A miniCBF series is one file per frame (``<name>_NNNNN.cbf``, optionally ``.gz``/``.bz2``):
+a CIF text header whose ``_array_data.header_contents`` block holds PILATUS_1.2 lines
+(``# Pixel_size 172e-6 m x 172e-6 m``...), then byte-offset compressed signed 32-bit
+pixels, with **-1** for module gaps and **-2** for bad pixels. Pixels are read and written
+through FabIO; this module knows the names, the header lines and the pixel markers:
+
+- :func:`find_series` turns a template (``l-cyst_01_#####.cbf.gz``), a first file or a
+  folder into the ordered list of files, refusing gaps and mixtures;
+- :func:`read_header` reads one file's header text and binary-section sizes without
+  decoding its pixels (the first few kB), :func:`parse_header` gives typed values in the
+  units :class:`~lbnl_dask.meta.DetectorMeta` uses, :func:`format_header` writes them back;
+- :func:`mask_of` / :func:`cbf_pixels` map -1/-2 to Dectris pixel-mask bits and back.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import InputFileError, MetadataError
+
+#: File name endings of a miniCBF file, compressed or not.
+SUFFIXES = (".cbf", ".cbf.gz", ".cbf.bz2")
+#: Where the pixels start: CBF's binary-section marker.
+BINARY_START = b"\x0c\x1a\x04\xd5"
+#: Bytes of a header read at most before giving up on finding the binary section.
+MAX_HEADER = 1 << 17
+
+#: Dectris pixel-mask bits that -1 and -2 become (bit 0: gap, bit 1: dead/bad).
+GAP_BIT, BAD_BIT = 1, 2
+GAP_VALUE, BAD_VALUE = -1, -2
+
+
+def is_cbf_name(path) -> bool:
+    """True if ``path`` ends as a miniCBF file or template does (``.cbf``, ``.cbf.gz``...)."""
+    return os.fspath(path).lower().endswith(SUFFIXES)
+
+
+def _open(path: str):
+    if path.endswith(".gz"):
+        return gzip.open(path, "rb")
+    if path.endswith(".bz2"):
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
+# --------------------------------------------------------------------------- series
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d+)(?P<ext>\.cbf(?:\.gz|\.bz2)?)$", re.I)
+
+
+def find_series(path) -> list[str]:
+    """The files of a miniCBF series, in frame order, as absolute paths.
+
+    ``path`` is a template with a run of ``#`` for the frame number
+    (``l-cyst_01_#####.cbf.gz``), one file of the series (its siblings with the same stem
+    and ending are taken), or a folder holding exactly one series. The numbers must run
+    without a gap; anything else is an InputFileError naming the file or folder.
+    """
+    path = os.path.abspath(os.fspath(path))
+    if os.path.isdir(path):
+        return _series_in_folder(path)
+    name = os.path.basename(path)
+    if "#" in name:
+        m = re.match(r"^(?P<stem>[^#]*)(?P<hashes>#+)(?P<ext>[^#]*)$", name)
+        if m is None or not is_cbf_name(name):
+            raise InputFileError(f"{path}: a template needs one run of # and a .cbf ending")
+        stem, width, ext = m["stem"], len(m["hashes"]), m["ext"]
+    else:
+        if not os.path.exists(path):
+            raise InputFileError(f"{path}: no such file")
+        m = _NUMBERED.match(name)
+        if m is None:
+            raise InputFileError(f"{path}: not a numbered miniCBF file (<name>_NNNNN.cbf)")
+        stem, width, ext = m["stem"], len(m["num"]), m["ext"]
+    folder = os.path.dirname(path)
+    numbered = _numbered(folder, stem, ext, width)
+    if not numbered:
+        raise InputFileError(f"{path}: no file of this series found in {folder}")
+    return _consecutive(numbered, os.path.join(folder, stem + "#" * width + ext))
+
+
+def _numbered(folder: str, stem: str, ext: str, width: int | None) -> dict[int, str]:
+    digits = rf"(\d{{{width}}})" if width else r"(\d+)"
+    pat = re.compile("^" + re.escape(stem) + digits + re.escape(ext) + "$")
+    out = {}
+    for entry in os.listdir(folder):
+        m = pat.match(entry)
+        if m:
+            out[int(m.group(1))] = os.path.join(folder, entry)
+    return out
+
+
+def _series_in_folder(folder: str) -> list[str]:
+    series = {}
+    for entry in sorted(os.listdir(folder)):
+        m = _NUMBERED.match(entry)
+        if m:
+            series.setdefault((m["stem"], m["ext"]), []).append(entry)
+    if not series:
+        raise InputFileError(f"{folder}: no miniCBF files (*_NNNNN.cbf[.gz|.bz2]) in this folder")
+    if len(series) > 1:
+        names = ", ".join(f"{s}#{e}" for s, e in sorted(series)[:4])
+        raise InputFileError(f"{folder}: holds {len(series)} miniCBF series ({names}): "
+                             "give a template or a first file")  # fmt: skip
+    (stem, ext), _ = series.popitem()
+    return _consecutive(_numbered(folder, stem, ext, None), os.path.join(folder, stem + "#" + ext))
+
+
+def _consecutive(numbered: dict[int, str], template: str) -> list[str]:
+    nums = sorted(numbered)
+    missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
+    if missing:
+        raise InputFileError(f"{template}: frame {missing[0]} is missing (the series runs "
+                             f"{nums[0]}-{nums[-1]} with {len(missing)} gap(s))")  # fmt: skip
+    return [numbered[n] for n in nums]
+
+
+def first_number(path: str) -> int:
+    """The frame number in a series file's name (``x_00007.cbf.gz`` -> 7)."""
+    m = _NUMBERED.match(os.path.basename(path))
+    return int(m["num"]) if m else 1
+
+
+# --------------------------------------------------------------------------- header text
+@dataclass
+class RawHeader:
+    """What precedes one file's pixels: the PILATUS_1.2 header lines (without ``# ``), the
+    frame shape (ny, nx) and the element type of the binary section."""
+
+    path: str
+    lines: list[str]
+    shape: tuple[int, int]
+    element_type: str
+
+
+def read_header(path: str) -> RawHeader:
+    """Read a miniCBF file's header (not its pixels). InputFileError if it is unreadable or
+    not a CBF with a PILATUS_1.2 header and a binary section."""
+    try:
+        with _open(path) as fh:
+            head = b""
+            while BINARY_START not in head and len(head) < MAX_HEADER:
+                more = fh.read(4096)
+                if not more:
+                    break
+                head += more
+    except (OSError, EOFError) as e:
+        raise InputFileError(f"{path}: cannot read ({e})") from e
+    cut = head.find(BINARY_START)
+    if not head.startswith(b"###CBF") or cut < 0:
+        raise InputFileError(f"{path}: not a CBF file with a binary section")
+    text = head[:cut].decode("ascii", "replace")
+    sizes = {k: v for k, v in re.findall(r"X-Binary-([\w-]+):\s*\"?([^\"\r\n]*)", text)}
+    try:
+        shape = (int(sizes["Size-Second-Dimension"]), int(sizes["Size-Fastest-Dimension"]))
+    except (KeyError, ValueError):
+        raise InputFileError(f"{path}: the binary section gives no frame size") from None
+    return RawHeader(path, header_lines(text), shape, sizes.get("Element-Type", "").strip())
+
+
+def header_lines(text: str) -> list[str]:
+    """The PILATUS_1.2 lines of a CIF header's ``_array_data.header_contents`` text field
+    (between the lines ``;``), without the leading ``# ``."""
+    m = re.search(r"_array_data\.header_contents\s*\r?\n;(.*?)\r?\n;", text, re.S)
+    if m is None:
+        return []
+    return [ln.strip()[1:].strip() for ln in m.group(1).splitlines() if ln.strip().startswith("#")]
+
+
+_NUM = r"([-+0-9.eE]+)"
+#: PILATUS_1.2 lines this project reads and rewrites: name -> pattern of its values.
+KEYS = {
+    "Detector": r"^Detector:\s*(.*)$",
+    "sensor": rf"^(\w+) sensor, thickness {_NUM} m",
+    "Pixel_size": rf"^Pixel_size {_NUM} m x {_NUM} m",
+    "Exposure_time": rf"^Exposure_time {_NUM} s",
+    "Exposure_period": rf"^Exposure_period {_NUM} s",
+    "Count_cutoff": rf"^Count_cutoff {_NUM} counts",
+    "N_excluded_pixels": rf"^N_excluded_pixels\s*=\s*{_NUM}",
+    "Wavelength": rf"^Wavelength {_NUM} A",
+    "Detector_distance": rf"^Detector_distance {_NUM} m",
+    "Beam_xy": rf"^Beam_xy \(\s*{_NUM},\s*{_NUM}\s*\) pixels",
+    "Start_angle": rf"^Start_angle {_NUM} deg",
+    "Angle_increment": rf"^Angle_increment {_NUM} deg",
+    "Detector_2theta": rf"^Detector_2theta {_NUM} deg",
+    "Omega": rf"^Omega {_NUM} deg",
+    "Omega_increment": rf"^Omega_increment {_NUM} deg",
+    "Chi": rf"^Chi {_NUM} deg",
+    "Chi_increment": rf"^Chi_increment {_NUM} deg",
+    "Kappa": rf"^Kappa {_NUM} deg",
+    "Phi": rf"^Phi {_NUM} deg",
+    "Phi_increment": rf"^Phi_increment {_NUM} deg",
+    "Oscillation_axis": r"^Oscillation_axis\s+(\S+)",
+    "N_oscillations": rf"^N_oscillations {_NUM}",
+}
+_TEXT_KEYS = ("Detector", "Oscillation_axis")
+
+
+def key_of(line: str) -> str | None:
+    """The :data:`KEYS` name a header line sets, or None."""
+    for key, pat in KEYS.items():
+        if re.match(pat, line):
+            return key
+    return None
+
+
+@dataclass
+class Header:
+    """Typed PILATUS_1.2 values: SI lengths (m), seconds, degrees, ångström, pixels;
+    ``lines`` the header as read (the lines no key names are written back as they are)."""
+
+    values: dict = field(default_factory=dict)
+    lines: list = field(default_factory=list)
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+
+def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
+    """Typed values of a header's lines. A known line whose numbers do not parse is a
+    MetadataError naming the file (a pixel size that is text is never carried on)."""
+    lines = raw.lines if isinstance(raw, RawHeader) else list(raw)
+    path = raw.path if isinstance(raw, RawHeader) else path
+    values = {}
+    for line in lines:
+        key = key_of(line)
+        if key is None:
+            continue
+        groups = re.match(KEYS[key], line).groups()
+        if key in _TEXT_KEYS:
+            values[key] = groups[0].strip()
+            continue
+        try:
+            nums = [float(g) for g in groups[-2:] if g is not None] if key in (
+                "Pixel_size", "Beam_xy") else [float(groups[-1])]  # fmt: skip
+        except ValueError:
+            raise MetadataError(f"{path}: header line {line!r} does not hold a number") from None
+        if key == "sensor":
+            values["sensor_material"] = groups[0]
+        values[key] = tuple(nums) if len(nums) > 1 else nums[0]
+    return Header(values, lines)
+
+
+def detector_name(header: Header) -> tuple[str | None, str | None]:
+    """(description, serial number) of ``# Detector: PILATUS 2M, S/N 24-0107 Diamond``."""
+    text = header.get("Detector")
+    if text is None:
+        return None, None
+    m = re.match(r"^(.*?),?\s*S/N\s+(\S+)", text)
+    return (m.group(1).strip(), m.group(2)) if m else (text, None)
+
+
+def _number(v: float, digits: int) -> str:
+    """``v`` with ``digits`` decimals, more when that would not give ``v`` back closely."""
+    text = f"{v:.{digits}f}"
+    if abs(float(text) - v) > 1e-9 * max(1.0, abs(v)):
+        text = f"{v:.10g}"
+    return text
+
+
+def _micro(v: float) -> str:
+    return f"{_number(v * 1e6, 0) if float(v * 1e6).is_integer() else f'{v * 1e6:.10g}'}e-6"
+
+
+def format_line(key: str, value) -> str:
+    """One PILATUS_1.2 header line (without ``# ``) for a :data:`KEYS` name and its value."""
+    if key == "Detector":
+        return f"Detector: {value}"
+    if key == "sensor":
+        material, thickness = value
+        return f"{material} sensor, thickness {_number(thickness, 6)} m"
+    if key == "Pixel_size":
+        return f"Pixel_size {_micro(value[0])} m x {_micro(value[1])} m"
+    if key in ("Exposure_time", "Exposure_period"):
+        return f"{key} {_number(value, 7)} s"
+    if key == "Count_cutoff":
+        return f"Count_cutoff {int(round(value))} counts"
+    if key == "N_excluded_pixels":
+        return f"N_excluded_pixels = {int(value)}"
+    if key == "Wavelength":
+        return f"Wavelength {_number(value, 5)} A"
+    if key == "Detector_distance":
+        return f"Detector_distance {_number(value, 5)} m"
+    if key == "Beam_xy":
+        return f"Beam_xy ({_number(value[0], 2)}, {_number(value[1], 2)}) pixels"
+    if key == "Oscillation_axis":
+        return f"Oscillation_axis {value}"
+    if key == "N_oscillations":
+        return f"N_oscillations {int(value)}"
+    return f"{key} {_number(value, 4)} deg."
+
+
+def format_header(values: dict, base: list[str] = ()) -> str:
+    """The ``_array_data.header_contents`` text: the lines of ``base`` with each line a key
+    of ``values`` names rewritten, then the keys ``base`` lacks; ``# `` before each, CRLF."""
+    out, done = [], set()
+    for line in base:
+        key = key_of(line)
+        if key in values:
+            out.append(format_line(key, values[key]))
+            done.add(key)
+        else:
+            out.append(line)
+    out += [format_line(k, v) for k, v in values.items() if k not in done and v is not None]
+    return "\r\n".join("# " + line for line in out)
+
+
+# --------------------------------------------------------------------------- pixel markers
+def mask_of(pixels: np.ndarray) -> np.ndarray:
+    """The Dectris pixel mask (uint32 (ny, nx)) of a frame's markers: -1 (module gap) sets
+    bit 0, any other negative value (-2: bad pixel) bit 1."""
+    mask = np.zeros(pixels.shape, np.uint32)
+    mask[pixels == GAP_VALUE] = GAP_BIT
+    mask[pixels < GAP_VALUE] = BAD_BIT
+    return mask
+
+
+def cbf_pixels(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """A frame (unsigned or signed integers, invalid pixels all bits set) as miniCBF int32:
+    pixels flagged in ``mask`` become -1 (gap bit) or -2 (other bits), unflagged invalid
+    pixels -1; counts above int32's range are an error, never wrapped."""
+    frame = np.asarray(frame)
+    invalid = frame == np.array(-1).astype(frame.dtype) if frame.dtype.kind in "iu" else None
+    if frame.dtype.kind == "u" and frame.size:
+        top = frame[~invalid].max(initial=0)
+        if top > np.iinfo(np.int32).max:
+            raise ValueError(f"a count of {top} does not fit miniCBF's signed 32-bit pixels")
+    out = frame.astype(np.int32)
+    if invalid is not None:
+        out[invalid] = GAP_VALUE
+    if mask is not None:
+        out[(mask & GAP_BIT) != 0] = GAP_VALUE
+        out[(mask != 0) & ((mask & GAP_BIT) == 0)] = BAD_VALUE
+    return out

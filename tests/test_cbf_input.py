@@ -1,0 +1,143 @@
+"""miniCBF series as input: lazy frames, metadata, the template master, compress, quality."""
+
+import glob
+import subprocess
+import sys
+
+import fabio
+import h5py
+import hdf5plugin  # noqa: F401  (the output's filters)
+import numpy as np
+import pytest
+
+from lbnl_dask import compress, layout, open_dataset, read_meta
+from lbnl_dask.errors import ImageRangeError, NotEigerError, TruncatedDataError
+from lbnl_dask.validate import validate
+from tests.helpers import cbf_frames, write_cbf_series
+
+
+@pytest.fixture(scope="module")
+def pilatus(tiny, tmp_path_factory):
+    """(template, int32 frames) of a 12-frame miniCBF series made of the tiny dataset."""
+    frames = cbf_frames(tiny, 12)
+    folder = tmp_path_factory.mktemp("cbf")
+    write_cbf_series(folder / "p", frames)
+    return str(folder / "p_#####.cbf.gz"), frames
+
+
+def as_stored(frames):
+    return np.where(frames < 0, 0xFFFFFFFF, frames).astype(np.uint32)
+
+
+def test_frames_are_lazy_uint32_with_invalid_markers(pilatus):
+    template, frames = pilatus
+    ds = open_dataset(template, datablock=5)
+    assert ds.frames.dtype == np.uint32 and ds.frames.chunks[0] == (5, 5, 2)
+    assert np.array_equal(ds.frames.compute(), as_stored(frames))
+    mask = np.asarray(ds.pixel_mask())
+    assert mask[3, 5] == 2 and np.array_equal(mask == 1, frames[0] == -1)
+
+
+def test_meta_comes_from_the_headers(pilatus):
+    m = read_meta(pilatus[0])
+    assert (m.x_pixel_size, m.beam_center_x, m.beam_center_y) == (172e-6, 61.0, 47.5)
+    assert (m.wavelength, m.detector_distance, m.count_time) == (0.6889, 0.16, 0.0964)
+    assert m.overload == 388705 and m.n_frames == 12
+    assert m.omega == pytest.approx(-145.0 + 0.1 * np.arange(12))
+
+
+def test_a_range_and_its_errors(pilatus):
+    ds = open_dataset(pilatus[0], 3, 7)
+    assert ds.shape[0] == 5
+    assert np.array_equal(ds.frames.compute(), as_stored(pilatus[1][2:7]))
+    with pytest.raises(ImageRangeError, match="beyond the 12 frames"):
+        open_dataset(pilatus[0], 1, 13)
+
+
+def test_mixed_shapes_name_the_file(tmp_path):
+    paths = write_cbf_series(tmp_path / "m", np.ones((2, 6, 5), np.int32))
+    write_cbf_series(tmp_path / "m", np.ones((1, 7, 5), np.int32), number0=3)
+    with pytest.raises(NotEigerError, match=r"m_00003.cbf.gz: frame \(7, 5\) differs"):
+        open_dataset(paths[0])
+
+
+def test_a_damaged_frame_is_named_when_read(tmp_path):
+    paths = write_cbf_series(tmp_path / "d", np.ones((2, 60, 50), np.int32), suffix=".cbf")
+    data = bytearray(open(paths[1], "rb").read())
+    open(paths[1], "wb").write(bytes(data[: len(data) - 3000]))  # pixels cut short
+    ds = open_dataset(paths[0])
+    with pytest.raises(TruncatedDataError, match="d_00002.cbf"):
+        ds.frames.compute(scheduler="sync")
+
+
+def test_lossless_compress_keeps_every_pixel_and_value(pilatus, tmp_path):
+    template, frames = pilatus
+    rep = compress(template, str(tmp_path / "o"), scheduler="threads", data_block_size=5)
+    assert not validate(rep.master).failed
+    with h5py.File(rep.master) as f:
+        data = np.concatenate([f[layout.block_path(k)][()] for k in (1, 2, 3)])
+        assert np.array_equal(data, as_stored(frames))
+        assert f[layout.PIXEL_MASK][3, 5] == 2
+        assert f[layout.DET + "/x_pixel_size"][()] == 172e-6
+        assert f[layout.SPEC + "/countrate_correction_count_cutoff"][()] == 388705
+        assert f[layout.GONIOMETER + "/omega"][()] == pytest.approx(-145 + 0.1 * np.arange(12))
+        assert f[layout.DET + "/goniometer/two_theta"][0] == 30.0
+
+
+def test_sum_and_bin_rewrite_the_geometry(pilatus, tmp_path):
+    template, frames = pilatus
+    rep = compress(template, str(tmp_path / "o"), bin_range=2, sum_range=3,
+                   scheduler="threads")  # fmt: skip
+    m = read_meta(rep.master)
+    assert (m.x_pixel_size, m.beam_center_x, m.beam_center_y) == (344e-6, 30.5, 23.75)
+    assert m.count_time == pytest.approx(3 * 0.0964) and m.n_frames == 4
+    assert m.omega == pytest.approx(-145 + 0.3 * np.arange(4))
+    assert m.omega_increment == pytest.approx(0.3)
+
+
+def test_command_line_takes_a_template(pilatus, tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "lbnl_dask", "-i", pilatus[0], "-o", str(tmp_path / "c"),
+         "-b", "2", "-H", "12", "--scheduler", "threads", "--validate"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "[ OK ] decoded all 12 frames" in r.stdout and "fidelity" in r.stdout
+
+
+# ---------------------------------------------------------------- the real L-cysteine frames
+@pytest.fixture(scope="module")
+def lcys(realdata):
+    return str(realdata / "dials-l-cysteine" / "l-cyst_01_#####.cbf.gz")
+
+
+@pytest.fixture(scope="module")
+def lcys_frames(lcys):
+    return np.stack([fabio.open(p).data for p in sorted(glob.glob(lcys.replace("#####", "*")))])
+
+
+def test_real_frames_sum_exactly(lcys, lcys_frames, tmp_path):
+    rep = compress(lcys, str(tmp_path / "s"), sum_range=3, bin_range=2, scheduler="threads")
+    assert not validate(rep.master).failed
+    with h5py.File(rep.master) as f:
+        out = f[layout.block_path(1)][()]
+        mask = f[layout.PIXEL_MASK][()]
+    x = lcys_frames.astype(np.int64)
+    n, ny, nx = x.shape
+    pad = np.zeros((n, ny + ny % 2, nx + nx % 2), np.int64)
+    pad[:, :ny, :nx] = x
+    expect = pad.reshape(n // 3, 3, pad.shape[1] // 2, 2, pad.shape[2] // 2, 2).sum(axis=(1, 3, 5))
+    valid = mask == 0
+    assert np.array_equal(out[:, valid], expect[:, valid])  # 14 bits of counts: exact sums
+    assert (out[:, ~valid] == 0xFFFFFFFF).all()
+
+
+def test_keep_spots_and_quality_on_real_frames(lcys, tmp_path):
+    from lbnl_dask import quality
+
+    rep = compress(lcys, str(tmp_path / "k"), sum_range=1, bin_range=2, hcomp_scale=64,
+                   keep_spots=True, scheduler="threads")  # fmt: skip
+    assert rep.fidelity and "background out/in" in rep.fidelity
+    f = quality.fidelity(lcys, rep.master)
+    assert f.n_reflections > 0 and f.source != "ground truth"
+    assert f.overall.cc > 0.99 and 0.95 < f.overall.mean_ratio < 1.05

@@ -1,0 +1,119 @@
+"""miniCBF names, headers and pixel markers (files written by FabIO)."""
+
+import gzip
+
+import numpy as np
+import pytest
+
+from lbnl_dask import minicbf
+from lbnl_dask.errors import InputFileError, MetadataError
+from tests.helpers import PILATUS_HEADER, write_cbf_series
+
+
+@pytest.fixture
+def series(tmp_path):
+    frames = np.arange(3 * 6 * 5, dtype=np.int32).reshape(3, 6, 5)
+    return write_cbf_series(tmp_path / "x", frames)
+
+
+def test_series_from_template_first_file_and_folder(series, tmp_path):
+    assert minicbf.find_series(tmp_path / "x_#####.cbf.gz") == series
+    assert minicbf.find_series(series[0]) == series
+    assert minicbf.find_series(series[1]) == series  # any file names its series
+    assert minicbf.find_series(tmp_path) == series
+
+
+def test_series_of_plain_and_bz2_files(tmp_path):
+    frames = np.ones((2, 4, 3), np.int32)
+    for suffix in (".cbf", ".cbf.bz2"):
+        paths = write_cbf_series(tmp_path / f"s{suffix[-3:]}", frames, suffix=suffix)
+        assert minicbf.find_series(paths[0]) == paths
+        assert minicbf.read_header(paths[1]).shape == (4, 3)
+
+
+def test_a_missing_frame_is_named(series, tmp_path):
+    (tmp_path / "x_00002.cbf.gz").unlink()
+    with pytest.raises(InputFileError, match=r"x_#####\.cbf\.gz: frame 2 is missing"):
+        minicbf.find_series(series[0])
+
+
+def test_a_folder_of_two_series_asks_which(series, tmp_path):
+    write_cbf_series(tmp_path / "y", np.ones((1, 6, 5), np.int32))
+    with pytest.raises(InputFileError, match="holds 2 miniCBF series"):
+        minicbf.find_series(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("nothing_00001.cbf", "no such file"), ("a_##_#.cbf", "one run of #"),
+     ("z_#####.cbf.gz", "no file of this series")],
+)  # fmt: skip
+def test_bad_names_are_one_line(tmp_path, name, message):
+    with pytest.raises(InputFileError, match=message):
+        minicbf.find_series(tmp_path / name)
+
+
+def test_header_is_read_without_the_pixels(series):
+    raw = minicbf.read_header(series[0])
+    assert raw.shape == (6, 5)
+    assert "32-bit" in raw.element_type
+    assert raw.lines[:3] == PILATUS_HEADER[:3]
+    h = minicbf.parse_header(raw)
+    assert h.get("Pixel_size") == (172e-6, 172e-6)
+    assert h.get("Beam_xy") == (61.0, 47.5)
+    assert h.get("Count_cutoff") == 388705
+    assert h.get("Start_angle") == pytest.approx(-145.0)
+    assert h.get("sensor") == pytest.approx(320e-6) and h.get("sensor_material") == "Silicon"
+    assert minicbf.detector_name(h) == ("PILATUS 2M", "24-0107")
+
+
+def test_damaged_and_foreign_files_are_one_line(tmp_path, series):
+    half = tmp_path / "h_00001.cbf.gz"
+    half.write_bytes(open(series[0], "rb").read()[:200])  # the gzip stream stops early
+    with pytest.raises(InputFileError, match="h_00001.cbf.gz"):
+        minicbf.read_header(str(half))
+    text = tmp_path / "t_00001.cbf"
+    text.write_text("not a cbf\n")
+    with pytest.raises(InputFileError, match="t_00001.cbf: not a CBF"):
+        minicbf.read_header(str(text))
+
+
+def test_a_number_that_is_text_is_refused():
+    with pytest.raises(MetadataError, match="f.cbf: header line .*Pixel_size"):
+        minicbf.parse_header(["Pixel_size 1.7.2e-4 m x 172e-6 m"], "f.cbf")
+
+
+def test_format_and_parse_agree_for_rewritten_values():
+    values = {
+        "Pixel_size": (516e-6, 344e-6), "Beam_xy": (730 / 3, 865 / 2), "Exposure_time": 0.2892,
+        "Count_cutoff": 4664460, "Start_angle": -144.7, "Angle_increment": 0.3,
+        "Wavelength": 0.6889, "Detector_distance": 0.16, "Detector_2theta": 30.0,
+    }  # fmt: skip
+    base = [ln.format(start=-145.0) for ln in PILATUS_HEADER]
+    text = minicbf.format_header(values, base)
+    lines = [ln[2:] for ln in text.split("\r\n")]
+    assert lines[1] == base[1] and "Threshold_setting: 9000 eV" in lines  # kept
+    back = minicbf.parse_header(lines).values
+    for key, v in values.items():
+        assert back[key] == pytest.approx(v, rel=1e-9), key
+    assert len(lines) == len(base)  # rewritten in place, nothing appended twice
+
+
+def test_markers_become_mask_bits_and_come_back():
+    px = np.array([[5, -1, -2], [0, 7, -1]], np.int32)
+    mask = minicbf.mask_of(px)
+    assert mask.tolist() == [[0, 1, 2], [0, 0, 1]]
+    stored = np.where(px < 0, 0xFFFFFFFF, px).astype(np.uint32)
+    assert np.array_equal(minicbf.cbf_pixels(stored, mask), px)
+    assert minicbf.cbf_pixels(stored, None).tolist() == [[5, -1, -1], [0, 7, -1]]
+
+
+def test_counts_beyond_int32_are_refused_not_wrapped():
+    with pytest.raises(ValueError, match="does not fit"):
+        minicbf.cbf_pixels(np.array([[2**31]], np.uint32), None)
+
+
+def test_gzip_header_reads_only_the_start(series):
+    with gzip.open(series[0]) as fh:
+        whole = fh.read()
+    assert whole.index(minicbf.BINARY_START) < 8192  # what read_header had to decompress
