@@ -33,6 +33,8 @@ from .layout import DET, GONIOMETER, MINICBF_HEADER
 from .writer import atomic_path
 
 AXES = ("omega", "phi", "chi", "kappa")
+#: NeXus sensor_material names as a PILATUS header spells them.
+_MATERIALS = {"si": "Silicon", "silicon": "Silicon", "cdte": "CdTe", "gaas": "GaAs"}
 
 
 def cbf_name(prefix: str, number: int) -> str:
@@ -87,7 +89,7 @@ def header_plan(master: str, meta) -> HeaderPlan:
         "Detector_2theta": two_theta,
     }
     if meta.sensor_thickness is not None:
-        values["sensor"] = (material.capitalize(), meta.sensor_thickness)
+        values["sensor"] = (_MATERIALS.get(material.lower(), material), meta.sensor_thickness)
     if not any(minicbf.key_of(line) == "Detector" for line in base):
         name = meta.description or "unknown"
         values["Detector"] = name + (f", S/N {meta.detector_number}" if meta.detector_number
