@@ -313,7 +313,8 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lbnl-explore", description=DESCRIPTION, formatter_class=_HelpFormatter
     )
-    p.add_argument("master", help="the dataset's master file (*_master.h5)")
+    p.add_argument("master", help="the dataset: its master (*_master.h5), or a miniCBF series "
+                   "(a template name_#####.cbf.gz, its first file or its folder)")  # fmt: skip
     p.add_argument("--bins", type=int, nargs="+", default=[1, 2], help="bin factors to try")
     p.add_argument("--sums", type=int, nargs="+", default=[1, 2], help="sum factors to try")
     p.add_argument(

@@ -141,3 +141,18 @@ def test_keep_spots_and_quality_on_real_frames(lcys, tmp_path):
     f = quality.fidelity(lcys, rep.master)
     assert f.n_reflections > 0 and f.source != "ground truth"
     assert f.overall.cc > 0.99 and 0.95 < f.overall.mean_ratio < 1.05
+
+
+def test_explore_takes_the_series_itself(lcys, tmp_path, capsys):
+    import json
+
+    from lbnl_dask import explore as E
+
+    rc = E.main([lcys, "--bins", "2", "--sums", "2", "--hcomp", "12", "--j2k", "--keep", "0",
+                 "--windows", "1", "--frames", "4", "-o", str(tmp_path / "ex"),
+                 "--scheduler", "threads"])  # fmt: skip
+    assert rc == 0
+    rows = {r["setting"]: r for r in json.loads((tmp_path / "ex.json").read_text())}
+    assert set(rows) == {"b2s2", "b2s2h12"} and rows["b2s2"]["n"] > 5
+    assert rows["b2s2"]["cc"] == pytest.approx(1.0)
+    assert "best: " in capsys.readouterr().out
