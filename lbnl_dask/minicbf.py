@@ -104,7 +104,8 @@ def _series_in_folder(folder: str) -> list[str]:
         if m:
             series.setdefault((m["stem"], m["ext"]), []).append(entry)
     if not series:
-        raise InputFileError(f"{folder}: no miniCBF files (*_NNNNN.cbf[.gz|.bz2]) in this folder")
+        raise InputFileError(f"{folder}: is a directory with no miniCBF series in it "
+                             "(*_NNNNN.cbf[.gz|.bz2]): give a *_master.h5 or a series")  # fmt: skip
     if len(series) > 1:
         names = ", ".join(f"{s}#{e}" for s, e in sorted(series)[:4])
         raise InputFileError(f"{folder}: holds {len(series)} miniCBF series ({names}): "
