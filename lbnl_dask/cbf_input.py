@@ -27,6 +27,7 @@ import numpy as np
 from dask.base import tokenize
 
 from . import minicbf
+from .eiger import FrameReader, check_range
 from .errors import ImageRangeError, InputFileError, NotEigerError, TruncatedDataError
 from .header import check_meta
 from .layout import (
@@ -59,7 +60,7 @@ def read_cbf(path: str) -> np.ndarray:
         raise TruncatedDataError(f"{path}: cannot decode the CBF pixels ({e})") from e
 
 
-class CbfSource:
+class CbfSource(FrameReader):
     """A picklable, array-like view (shape, dtype, ``__getitem__``) of a miniCBF series as
     uint32 frames (invalid pixels all bits set), ``pad`` (rows, columns) of zeros added at
     the bottom/right as in :class:`lbnl_dask.eiger.FrameSource`."""
@@ -89,18 +90,6 @@ class CbfSource:
             dest[px < 0] = np.iinfo(np.uint32).max
         return out
 
-    def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (3 - len(key))
-        f = key[0]
-        if isinstance(f, (int, np.integer)):
-            return self.read(int(f), int(f) + 1)[0][key[1:]]
-        start, stop, step = f.indices(self.shape[0])
-        frames = self.read(start, stop) if stop > start else np.empty((0,) + self.shape[1:],
-                                                                      self.dtype)  # fmt: skip
-        return frames[(slice(None, None, step),) + key[1:]]
-
 
 @dataclass(frozen=True)
 class CbfMask:
@@ -129,7 +118,7 @@ class CbfSeries:
         self._first = int(first_image)
         self._last = len(self.files) if last_image is None else int(last_image)
         self._datablock = datablock
-        _check_range(self.master, self._first, self._last, len(self.files))
+        check_range(self.master, self._first, self._last, len(self.files))
 
     def __repr__(self):
         return f"CbfSeries({self.master!r}, frames={self.frames!r})"
@@ -202,16 +191,6 @@ class CbfSeries:
 @dataclass(frozen=True)
 class _File:
     path: str
-
-
-def _check_range(path: str, first: int, last: int, total: int) -> None:
-    if first < 1:
-        raise ImageRangeError(f"{path}: first image {first} is before image 1")
-    if last < first:
-        raise ImageRangeError(f"{path}: first image {first} is after last image {last}")
-    if last > total:
-        raise ImageRangeError(f"{path}: last image {last} is beyond the {total} frames of the "
-                              "series")  # fmt: skip
 
 
 # --------------------------------------------------------------------------- opening

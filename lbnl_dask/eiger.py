@@ -49,7 +49,25 @@ class DataBlock:
     check_chunks: bool = False  # other bitshuffle-LZ4 chunks: checked, then read through HDF5
 
 
-class FrameSource:
+class FrameReader:
+    """What dask's ``from_array`` needs of a frame source: ``__getitem__`` over ``read(start,
+    stop)`` (frames as an (n, ny, nx) array), ``shape`` and ``dtype``."""
+
+    def __getitem__(self, key):
+        if not isinstance(key, tuple):
+            key = (key,)
+        key = key + (slice(None),) * (3 - len(key))
+        f = key[0]
+        if isinstance(f, (int, np.integer)):
+            return self.read(int(f), int(f) + 1)[0][key[1:]]
+        start, stop, step = f.indices(self.shape[0])
+        frames = (
+            self.read(start, stop) if stop > start else np.empty((0,) + self.shape[1:], self.dtype)
+        )
+        return frames[(slice(None, None, step),) + key[1:]]
+
+
+class FrameSource(FrameReader):
     """A picklable, array-like view (shape, dtype, ``__getitem__``) of frames spread over
     data files. Every read opens the needed files by path; dask wraps it with ``from_array``.
     ``pad`` (rows, columns) adds zeros at the bottom/right of every frame as it is read:
@@ -124,19 +142,6 @@ class FrameSource:
                     f"of {blk.name} ({e})"
                 ) from e
         return out
-
-    def __getitem__(self, key):
-        if not isinstance(key, tuple):
-            key = (key,)
-        key = key + (slice(None),) * (3 - len(key))
-        f = key[0]
-        if isinstance(f, (int, np.integer)):
-            return self.read(int(f), int(f) + 1)[0][key[1:]]
-        start, stop, step = f.indices(self.shape[0])
-        frames = (
-            self.read(start, stop) if stop > start else np.empty((0,) + self.shape[1:], self.dtype)
-        )
-        return frames[(slice(None, None, step),) + key[1:]]
 
 
 def _load_mask(path: str, name: str) -> np.ndarray:
@@ -228,7 +233,7 @@ class EigerDataset:
             )
         total = expected
         last = total if self._last is None else self._last
-        _check_range(self.master, self._first, last, total)
+        check_range(self.master, self._first, last, total)
         return self._first, last
 
     @cached_property
@@ -295,13 +300,14 @@ class EigerDataset:
         return PixelMask(os.path.abspath(self.master), self.meta.pixel_mask_path, tuple(shape))
 
 
-def _check_range(path: str, first: int, last: int, total: int) -> None:
+def check_range(path: str, first: int, last: int, total: int) -> None:
+    """ImageRangeError naming ``path`` unless 1 <= first <= last <= total."""
     if first < 1:
         raise ImageRangeError(f"{path}: first image {first} is before image 1")
     if last < first:
         raise ImageRangeError(f"{path}: first image {first} is after last image {last}")
     if last > total:
-        raise ImageRangeError(f"{path}: last image {last} is beyond the {total} frames of the data")
+        raise ImageRangeError(f"{path}: last image {last} is beyond the {total} frames")
 
 
 def open_dataset(
@@ -334,7 +340,7 @@ def open_dataset(
         raise ImageRangeError(f"{master}: datablock must be at least 1, not {datablock}")
     total = meta.n_frames
     if total:  # against the master now; against the data files when the frames are built
-        _check_range(
+        check_range(
             master, int(first_image), total if last_image is None else int(last_image), total
         )
     return EigerDataset(

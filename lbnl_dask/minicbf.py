@@ -279,23 +279,23 @@ def format_line(key: str, value) -> str:
         return f"{material} sensor, thickness {_number(thickness, 6)} m"
     if key == "Pixel_size":
         return f"Pixel_size {_micro(value[0])} m x {_micro(value[1])} m"
-    if key in ("Exposure_time", "Exposure_period"):
-        return f"{key} {_number(value, 7)} s"
     if key == "Count_cutoff":
         return f"Count_cutoff {int(round(value))} counts"
     if key == "N_excluded_pixels":
         return f"N_excluded_pixels = {int(value)}"
-    if key == "Wavelength":
-        return f"Wavelength {_number(value, 5)} A"
-    if key == "Detector_distance":
-        return f"Detector_distance {_number(value, 5)} m"
     if key == "Beam_xy":
         return f"Beam_xy ({_number(value[0], 2)}, {_number(value[1], 2)}) pixels"
     if key == "Oscillation_axis":
         return f"Oscillation_axis {value}"
     if key == "N_oscillations":
         return f"N_oscillations {int(value)}"
-    return f"{key} {_number(value, 4)} deg."
+    unit, digits = _UNITS.get(key, ("deg.", 4))  # the angles
+    return f"{key} {_number(value, digits)} {unit}"
+
+
+#: Unit and decimals of the one-number lines that are not angles.
+_UNITS = {"Exposure_time": ("s", 7), "Exposure_period": ("s", 7), "Wavelength": ("A", 5),
+          "Detector_distance": ("m", 5)}  # fmt: skip
 
 
 def format_header(values: dict, base: list[str] = ()) -> str:
