@@ -26,9 +26,21 @@ from .bslz4 import BitshuffleLZ4
 from .cluster import one_openmp_thread
 from .eiger import open_dataset
 from .errors import LbnlDaskError
-from .explore_results import acceptable, best_setting, describe_best, pareto, plot, save, table
+from .explore_results import (
+    MIN_SHELL_REFLECTIONS,
+    acceptable,
+    best_setting,
+    describe_best,
+    describe_shells,
+    pareto,
+    plot,
+    save,
+    table,
+)
 from .options import OutputOptions
 from .pipeline import output_frames
+from .shells import Geometry
+from .spots import REFL_DTYPE
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -158,21 +170,27 @@ def _evaluate(master, setting: Setting, wins, box_for):
             refl = dask.delayed(Q.find_spots)(ref)
         else:
             refl = refl[(refl["frame"] > -0.5) & (refl["frame"] < ref.shape[0] - 0.5)]
-        res = dask.delayed(_integrate)(ref, out, refl, box_for(run))
+        geometry = Geometry.of_meta(ds.meta, setting.b)
+        res = dask.delayed(_integrate)(ref, out, refl, box_for(run), geometry)
         parts.append(
             dict(
                 bytes=nbytes,
                 frames=last - first + 1,
                 pixels=int(np.prod(ds.frames.shape[1:])),
                 res=res,
+                edges=None if geometry is None else geometry.fine_edges(ref.shape[1:]),
             )
         )
     return parts
 
 
-def _integrate(ref, out, refl, box):
-    """(I and sigma per reflection, background sums (reference, output)) of one window."""
-    return Q._integrate_block(ref, out, refl, 0, box), Q.background_sums(ref, out, refl, box)
+def _integrate(ref, out, refl, box, geometry):
+    """(I and sigma per reflection, background sums (reference, output), d of each
+    reflection, the background's fine histograms by resolution or None) of one window."""
+    d = refl["d"] if geometry is None or np.isfinite(refl["d"]).all() else geometry.d(
+        refl["x"], refl["y"])  # fmt: skip
+    return (Q._integrate_block(ref, out, refl, 0, box), Q.background_sums(ref, out, refl, box),
+            d, Q.background_histograms(ref, out, refl, box, geometry))  # fmt: skip
 
 
 def _collect(*values):
@@ -184,9 +202,11 @@ def _row(st: Setting, parts, values) -> dict:
     nbytes = sum(int(v) for v in values[0::2])
     n_in = sum(p["frames"] for p in parts)
     raw2 = sum(p["frames"] * p["pixels"] * 2 for p in parts)
-    res = np.concatenate([v[0] for v in values[1::2]]) if parts else np.zeros((0, 4))
-    bg_in, bg_out = (sum(v[1][i] for v in values[1::2]) for i in (0, 1))
-    s = Q.summarize(res).overall
+    results = values[1::2]
+    res = np.concatenate([v[0] for v in results]) if parts else np.zeros((0, 4))
+    bg_in, bg_out = (sum(v[1][i] for v in results) for i in (0, 1))
+    fid = _fidelity(res, results, parts)
+    s = fid.overall
     return dict(
         setting=st.name,
         bin=st.b,
@@ -205,7 +225,30 @@ def _row(st: Setting, parts, values) -> dict:
         i_sigma_ref=s.i_sigma_ref,
         i_sigma_out=s.i_sigma_out,
         background_ratio=bg_out / bg_in if bg_in else float("nan"),
+        shells=[_shell_dict(sh) for sh in fid.shells],
     )
+
+
+def _fidelity(res, results, parts) -> Q.Fidelity:
+    """The statistics of all windows, in as many resolution shells (up to 5) as hold
+    :data:`MIN_SHELL_REFLECTIONS` strong reflections each."""
+    d = np.concatenate([np.asarray(v[2], float) for v in results]) if results else np.zeros(0)
+    refl = np.zeros(len(d), REFL_DTYPE)
+    refl["d"], refl["truth"] = d, np.nan
+    ok = np.isfinite(res).all(axis=1) & (res[:, 0] > 0)
+    ok[ok] &= res[ok, 0] / res[ok, 1] >= 3
+    shells = min(5, int(ok.sum()) // MIN_SHELL_REFLECTIONS)
+    hists = [v[3] for v in results]
+    if shells < 1 or any(h is None for h in hists) or parts[0]["edges"] is None:
+        return Q.summarize(res, refl, shells=0)
+    return Q.summarize(res, refl, shells, background=np.sum(hists, axis=0),
+                       edges=parts[0]["edges"])  # fmt: skip
+
+
+def _shell_dict(sh: Q.Stats) -> dict:
+    return dict(d_max=sh.d_max, d_min=sh.d_min, n=sh.n, cc=sh.cc, mean_ratio=sh.mean_ratio,
+                i_sigma_ref=sh.i_sigma_ref, i_sigma_out=sh.i_sigma_out,
+                background_ratio=sh.background_ratio)  # fmt: skip
 
 
 def _compute_each(jobs, client, progress: bool, done) -> None:
@@ -384,6 +427,9 @@ def main(argv=None) -> int:
         return 2
     print(table(rows))
     print(describe_best(rows))
+    best = best_setting(rows)
+    if best is not None and best["shells"]:
+        print(describe_shells(best))
     for path in save(rows, a.out):
         print(f"wrote {path}")
     return 0

@@ -22,6 +22,11 @@ BACKGROUND_TOLERANCE = 0.02
 ISIGMA_TOLERANCE = 0.05
 
 
+#: Strong reflections (I/sigma >= 3) per resolution shell: the explorer uses as many shells
+#: (up to 5) as hold this many, and judges each shell as it judges the whole.
+MIN_SHELL_REFLECTIONS = 20
+
+
 def _within(value, tolerance: float) -> bool:
     # 1e-12: a ratio of exactly 1 - tolerance (0.98 is 1 - 0.0200...02 in binary) counts
     return bool(np.isfinite(value) and abs(value - 1) <= tolerance + 1e-12)
@@ -30,17 +35,37 @@ def _within(value, tolerance: float) -> bool:
 def acceptable(row: dict, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> bool:
     """True if a row of :func:`explore` keeps CC >= ``min_cc``, its mean intensity ratio
     within ``tolerance`` of 1, its background (out/in) within BACKGROUND_TOLERANCE of 1 and
-    its mean I/sigma within ISIGMA_TOLERANCE of the original's. NaN or a missing measure
-    (too few reflections; a table of an older version) is never acceptable."""
-    cc = float(row["cc"])
-    isig = float(row.get("i_sigma_out", np.nan)) / float(row.get("i_sigma_ref", np.nan) or np.nan)
+    its mean I/sigma within ISIGMA_TOLERANCE of the original's, overall and in every
+    resolution shell of ``row["shells"]``. NaN or a missing measure (too few reflections;
+    a table of an older version) is never acceptable."""
+    return _holds(row, min_cc, tolerance) and all(
+        _holds(sh, min_cc, tolerance) for sh in row.get("shells", [])
+    )
+
+
+def _holds(m: dict, min_cc: float, tolerance: float) -> bool:
+    cc = float(m["cc"])
+    isig = float(m.get("i_sigma_out", np.nan)) / float(m.get("i_sigma_ref", np.nan) or np.nan)
     return bool(
         np.isfinite(cc)
         and cc >= min_cc
-        and _within(float(row["mean_ratio"]), tolerance)
-        and _within(float(row.get("background_ratio", np.nan)), BACKGROUND_TOLERANCE)
+        and _within(float(m["mean_ratio"]), tolerance)
+        and _within(float(m.get("background_ratio", np.nan)), BACKGROUND_TOLERANCE)
         and _within(isig, ISIGMA_TOLERANCE)
     )
+
+
+def describe_shells(row: dict) -> str:
+    """The per-shell lines of a row (resolution range, n, CC, intensity ratio, I/sigma before
+    -> after, background out/in)."""
+    lines = [f"  shells of {row['setting']}:  d (A)        n      CC  ratio I   I/sig      bg"]
+    for sh in row.get("shells", []):
+        lines.append(
+            f"  {'':>16s}{sh['d_max']:6.2f}-{sh['d_min']:5.2f} {sh['n']:5d} {sh['cc']:7.4f} "
+            f"{sh['mean_ratio']:8.4f} {sh['i_sigma_ref']:5.1f}->{sh['i_sigma_out']:4.1f} "
+            f"{sh['background_ratio']:6.3f}"
+        )
+    return "\n".join(lines)
 
 
 def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> dict | None:
@@ -53,7 +78,8 @@ def describe_best(rows) -> str:
     """One line naming :func:`best_setting` of ``rows`` (or saying there is none)."""
     best = best_setting(rows)
     rule = (f"CC >= {MIN_CC:g}, mean intensity ratio and background within "
-            f"{RATIO_TOLERANCE:.0%} of 1, I/sigma within {ISIGMA_TOLERANCE:.0%}")  # fmt: skip
+            f"{RATIO_TOLERANCE:.0%} of 1, I/sigma within {ISIGMA_TOLERANCE:.0%}, overall and "
+            f"in each shell of {MIN_SHELL_REFLECTIONS}+ reflections")  # fmt: skip
     if best is None:
         return f"best: none of the settings has {rule}"
     return (
@@ -98,7 +124,9 @@ def save(rows, prefix: str) -> list[str]:
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     written = []
     with open(prefix + ".csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        # the per-shell figures are in the JSON file
+        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "shells"],
+                           extrasaction="ignore")  # fmt: skip
         w.writeheader()
         w.writerows(rows)
     written.append(prefix + ".csv")

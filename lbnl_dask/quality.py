@@ -29,8 +29,10 @@ import dask
 import dask.array as da
 import numpy as np
 
+from . import shells as shells_mod
 from . import transform as T
 from .eiger import open_dataset, read_meta
+from .shells import Geometry
 from .spots import REFL_DTYPE, find_spots, spot_regions
 from .synth import read_reflections
 
@@ -125,22 +127,12 @@ def truth_reflections(original_master, run: RunGeometry) -> np.ndarray | None:
 
 
 def resolution(refl: np.ndarray, meta) -> np.ndarray:
-    """d (Å) of reflections at output pixel (y, x), from the output master's geometry."""
-    if None in (
-        meta.beam_center_x,
-        meta.beam_center_y,
-        meta.x_pixel_size,
-        meta.detector_distance,
-        meta.wavelength,
-    ):
+    """d (Å) of reflections at output pixel (y, x), from the output master's geometry (NaN
+    without one)."""
+    geometry = Geometry.of_meta(meta)
+    if geometry is None:
         return np.full(len(refl), np.nan)
-    r = np.hypot(
-        (refl["x"] - meta.beam_center_x) * meta.x_pixel_size,
-        (refl["y"] - meta.beam_center_y) * meta.y_pixel_size,
-    )
-    theta = np.arctan2(r, meta.detector_distance) / 2
-    with np.errstate(divide="ignore"):
-        return meta.wavelength / (2 * np.sin(theta))
+    return geometry.d(refl["x"], refl["y"])
 
 
 # ---------------------------------------------------------------- integration
@@ -196,20 +188,51 @@ def _integrate_block(
     return res
 
 
-def background_sums(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Shoebox,
-                    offset: int = 0) -> tuple[float, float]:  # fmt: skip
-    """Summed counts (reference, output) of the background: the pixels valid in both that
-    lie in no reflection's shoebox (box, ring and frames): where the lossy step's bias on
-    the weak, unseen reflections shows."""
+def background_free(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Shoebox,
+                    offset: int = 0) -> np.ndarray:  # fmt: skip
+    """The background pixels (bool, shape of ``ref``): valid in both arrays and in no
+    reflection's shoebox (box, ring and frames); ``offset`` is ``ref``'s first frame in the
+    reflections' frame numbering."""
     free = np.isfinite(ref) & np.isfinite(out)
-    n, ny, nx = ref.shape
     h, fh = box.box_half + box.ring, box.frames_half
     for r in refl:
         k, y, x = int(round(r["frame"])) - offset, int(round(r["y"])), int(round(r["x"]))
+        if k + fh < 0:
+            continue
         free[max(0, k - fh) : k + fh + 1, max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1] = (
             False
         )
+    return free
+
+
+def background_sums(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Shoebox,
+                    offset: int = 0) -> tuple[float, float]:  # fmt: skip
+    """Summed counts (reference, output) of the background (:func:`background_free`): where
+    the lossy step's bias on the weak, unseen reflections shows."""
+    free = background_free(ref, out, refl, box, offset)
     return float(ref[free].sum()), float(out[free].sum())
+
+
+def background_histograms(ref, out, refl, box: Shoebox, geometry: Geometry | None,
+                          offset: int = 0) -> np.ndarray | None:  # fmt: skip
+    """The background's counts (reference, output) in fine bins of resolution
+    (:func:`lbnl_dask.shells.background_histograms`); None without a geometry."""
+    if geometry is None:
+        return None
+    free = background_free(ref, out, refl, box, offset)
+    return shells_mod.background_histograms(ref, out, free, geometry)
+
+
+def _background_by_chunk(ref: da.Array, out: da.Array, refl, box: Shoebox, geometry):
+    """:func:`background_histograms` of a whole dataset, a task per chunk of frames."""
+    parts, start = [], 0
+    for c in ref.chunks[0]:
+        near = refl[(refl["frame"] > start - box.frames_half - 1)
+                    & (refl["frame"] < start + c + box.frames_half + 1)]  # fmt: skip
+        chunk = (ref[start : start + c], out[start : start + c])
+        parts.append(dask.delayed(background_histograms)(*chunk, near, box, geometry, start))
+        start += c
+    return np.sum(dask.compute(*parts), axis=0)
 
 
 def integrate(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox) -> np.ndarray:
@@ -248,6 +271,7 @@ class Stats:
     i_sigma_out: float
     d_max: float = float("nan")
     d_min: float = float("nan")
+    background_ratio: float = float("nan")  # background out/in (pixels away from reflections)
 
 
 def stats(i_ref, i_out, s_ref, s_out, d=None) -> Stats:
@@ -299,13 +323,15 @@ class Fidelity:
             f"{self.n_integrated} integrated cleanly, "
             f"{o.n} with I/sigma >= 3",
             f"overall        CC {o.cc:.4f}, mean ratio {o.mean_ratio:.4f}, R {o.r_factor:.4f}, "
-            f"I/sigma {o.i_sigma_ref:.1f} -> {o.i_sigma_out:.1f}",
+            f"I/sigma {o.i_sigma_ref:.1f} -> {o.i_sigma_out:.1f}, "
+            f"background {o.background_ratio:.3f}",
         ]
         for sh in self.shells:
             lines.append(
                 f"  {sh.d_max:6.2f}-{sh.d_min:5.2f} A  n {sh.n:5d}  "
                 f"CC {sh.cc:.4f}  ratio {sh.mean_ratio:.4f}  "
-                f"R {sh.r_factor:.4f}  I/sigma {sh.i_sigma_ref:.1f} -> {sh.i_sigma_out:.1f}"
+                f"R {sh.r_factor:.4f}  I/sigma {sh.i_sigma_ref:.1f} -> {sh.i_sigma_out:.1f}  "
+                f"bg {sh.background_ratio:.3f}"
             )
         if self.truth_ref is not None:
             lines.append(
@@ -317,30 +343,44 @@ class Fidelity:
 
 
 def summarize(
-    res: np.ndarray, refl: np.ndarray | None = None, shells: int = 5, source: str = "ground truth"
+    res: np.ndarray,
+    refl: np.ndarray | None = None,
+    shells: int = 5,
+    source: str = "ground truth",
+    background: np.ndarray | None = None,
+    edges: np.ndarray | None = None,
 ) -> Fidelity:
     """Statistics of integration results ``res`` (I_ref, sigma_ref, I_out, sigma_out per
     reflection): over those integrated cleanly with I/sigma >= 3 in the original; by
-    resolution shell and against the truth when ``refl`` carries d and truth."""
+    resolution shell and against the truth when ``refl`` carries d and truth.
+    ``background``: the background's fine histograms (reference, output) over the 1/d^2
+    ``edges`` (:func:`lbnl_dask.shells.background_histograms`): each Stats then carries its
+    background out/in."""
     ok = np.isfinite(res).all(axis=1)
     strong = ok & (res[:, 0] > 0)
     strong[strong] &= res[strong, 0] / res[strong, 1] >= 3
     i_r, s_r, i_o, s_o = (res[strong, c] for c in range(4))
     d = refl["d"][strong] if refl is not None else np.full(int(strong.sum()), np.nan)
+    ranges = shells_mod.shell_ranges(d, shells)
+    bounds = shells_mod.shell_bounds(ranges)
     shell_stats = []
-    if np.isfinite(d).all() and strong.sum() >= 2 * shells:
-        order = np.argsort(-d)
-        for part in np.array_split(order, shells):
-            shell_stats.append(stats(i_r[part], i_o[part], s_r[part], s_o[part], d[part]))
+    for (part, _, _), (upper, lower) in zip(ranges, bounds, strict=True):
+        st = stats(i_r[part], i_o[part], s_r[part], s_o[part], d[part])
+        if background is not None:
+            st.background_ratio = shells_mod.shell_background(background, edges, upper, lower)
+        shell_stats.append(st)
     truth_ref = truth_out = None
     if refl is not None and np.isfinite(refl["truth"]).any():
         t = refl["truth"][strong]
         truth_ref = stats(t, i_r, np.sqrt(t), s_r)
         truth_out = stats(t, i_o, np.sqrt(t), s_o)
+    overall = stats(i_r, i_o, s_r, s_o, d)
+    if background is not None and background[0].sum() > 0:
+        overall.background_ratio = float(background[1].sum() / background[0].sum())
     return Fidelity(
         n_reflections=len(res),
         n_integrated=int(ok.sum()),
-        overall=stats(i_r, i_o, s_r, s_o, d),
+        overall=overall,
         shells=shell_stats,
         truth_ref=truth_ref,
         truth_out=truth_out,
@@ -355,9 +395,15 @@ def compare(
     box: Shoebox,
     shells: int = 5,
     source: str = "ground truth",
+    geometry: Geometry | None = None,
 ) -> Fidelity:
-    """Integrate ``refl`` in both count arrays and summarise them (:func:`summarize`)."""
-    return summarize(integrate(ref, out, refl, box), refl, shells, source)
+    """Integrate ``refl`` in both count arrays and summarise them (:func:`summarize`); with
+    the output's ``geometry``, the background too, overall and per shell."""
+    res = integrate(ref, out, refl, box)
+    if geometry is None:
+        return summarize(res, refl, shells, source)
+    hist = _background_by_chunk(ref, out, refl, box, geometry)
+    return summarize(res, refl, shells, source, hist, geometry.fine_edges(ref.shape[1:]))
 
 
 def fidelity(
@@ -376,13 +422,15 @@ def fidelity(
         out = out.rechunk((ref.chunks[0], -1, -1))
     refl = truth_reflections(original_master, run)
     source = "ground truth"
+    geometry = Geometry.of_meta(read_meta(compressed_master))
     if refl is None:
         refl = find_spots(ref)
         refl["d"] = resolution(refl, read_meta(compressed_master))
         source = "spot finder"
     else:
         refl = refl[(refl["frame"] > -0.5) & (refl["frame"] < ref.shape[0] - 0.5)]
-    return compare(ref, out.rechunk((ref.chunks[0], -1, -1)), refl, box, shells, source)
+    out = out.rechunk((ref.chunks[0], -1, -1))
+    return compare(ref, out, refl, box, shells, source, geometry)
 
 
 # ---------------------------------------------------------------- a run's own estimate

@@ -87,6 +87,12 @@ def test_explore_without_a_table_prints_progress_to_a_batch_log(no_table, tmp_pa
     rows = {r["setting"]: r for r in json.loads(out.with_suffix(".json").read_text())}
     assert rows["b2s2"]["n"] >= 10 and rows["b2s2"]["cc"] == pytest.approx(1.0)
     assert rows["b2s2h64"]["frames"] == 30
+    # shells of 20+ strong reflections each (found spots: d from the master's geometry)
+    shells = rows["b2s2"]["shells"]
+    assert len(shells) == min(5, rows["b2s2"]["n"] // 20)
+    if shells:
+        assert [sh["background_ratio"] for sh in shells] == pytest.approx([1.0] * len(shells))
+        assert all(a["d_min"] >= b["d_max"] for a, b in zip(shells, shells[1:], strict=False))
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -71,6 +71,11 @@ def test_best_setting_needs_cc_and_mean_intensity_ratio():
     assert not R.acceptable(dict(good, i_sigma_out=7.5))  # -6%
     assert not R.acceptable({k: v for k, v in good.items() if k != "background_ratio"})
     assert R.best_setting([dict(good, setting="x", cc=0.5, ratio_raw2=9)]) is None
+    # every resolution shell counts: a good whole hiding a weak shell is not acceptable
+    assert R.acceptable(dict(good, shells=[good, good]))
+    assert not R.acceptable(dict(good, shells=[good, dict(good, mean_ratio=0.95)]))
+    assert not R.acceptable(dict(good, shells=[dict(good, background_ratio=1.1), good]))
+    assert not R.acceptable(dict(good, shells=[good, dict(good, cc=0.97)]))
     assert R.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")
 
 
