@@ -173,6 +173,23 @@ def parser() -> argparse.ArgumentParser:
         "(in memory; no external tools)",
     )
     a(
+        "--sz3",
+        dest="sz3_bound",
+        type=float,
+        default=None,
+        metavar="BOUND",
+        help="SZ3 round trip (hdf5plugin's filter, in memory), absolute error bound in counts; "
+        "stored as integers with -c like the other round trips",
+    )
+    a(
+        "--zfp",
+        dest="zfp_accuracy",
+        type=float,
+        default=None,
+        metavar="ACCURACY",
+        help="ZFP round trip (fixed accuracy, in counts), as --sz3",
+    )
+    a(
         "--j2k-reversible",
         action="store_true",
         help="5/3 wavelet and ratio ladder of l_bnl_compress (default: 9/7, one ratio)",

@@ -72,8 +72,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Setting:
-    """One point of the grid: bin, sum, a lossy step ('none', 'H' scale, 'J' ratio) and the
-    ``--keep-spots`` threshold (0 = off)."""
+    """One point of the grid: bin, sum, a lossy step ('none', 'H' scale, 'J' ratio, 'SZ' SZ3
+    error bound, 'ZF' ZFP accuracy) and the ``--keep-spots`` threshold (0 = off)."""
 
     b: int
     s: int
@@ -104,6 +104,10 @@ class Setting:
             kw["hcomp_scale"] = int(self.param)
         elif self.codec == "J":
             kw["j2k_ratio"] = float(self.param)
+        elif self.codec == "SZ":
+            kw["sz3_bound"] = float(self.param)
+        elif self.codec == "ZF":
+            kw["zfp_accuracy"] = float(self.param)
         if self.keep and self.codec != "none":
             kw["keep_spots"] = float(self.keep)
         return kw
@@ -118,9 +122,12 @@ def grid(
     hcomp=(4, 8, 12, 16, 24, 32, 48),
     j2k=(60, 120, 240, 360, 720),
     keep=(0, 5),
+    sz3=(2, 8),
+    zfp=(8,),
 ) -> list[Setting]:
-    """Every (bin, sum) with no lossy step, and with each HCompress scale and each JPEG-2000
-    ratio, each of those with every ``keep`` threshold (0 = the plain round trip)."""
+    """Every (bin, sum) with no lossy step, and with each HCompress scale, JPEG-2000 ratio,
+    SZ3 error bound and ZFP accuracy, each of those with every ``keep`` threshold (0 = the
+    plain round trip)."""
     out = []
     for b in bins:
         for s in sums:
@@ -128,6 +135,8 @@ def grid(
             for k in keep:
                 out += [Setting(b, s, "H", h, k) for h in hcomp]
                 out += [Setting(b, s, "J", j, k) for j in j2k]
+                out += [Setting(b, s, "SZ", e, k) for e in sz3]
+                out += [Setting(b, s, "ZF", a, k) for a in zfp]
     return out
 
 
@@ -344,11 +353,12 @@ def explore(
 
 DESCRIPTION = """\
 Compression ratio against spot fidelity over a grid of settings, on a sample of the frames.
-Every (bin, sum) runs losslessly and with each HCompress scale and JPEG-2000 ratio (each
-plain and with each --keep threshold) on a few windows of frames; the Bragg intensities are
-compared with the lossless sum+bin of the same frames. Prints a table (Pareto front marked *)
-and the best setting (highest ratio with CC >= 0.99 and mean intensity ratio within 2% of 1),
-and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
+Every (bin, sum) runs losslessly and with each HCompress scale, JPEG-2000 ratio, SZ3 error
+bound and ZFP accuracy (each plain and with each --keep threshold) on a few windows of
+frames; the Bragg intensities are compared with the lossless sum+bin of the same frames.
+Prints a table (Pareto front marked *) and the best setting (highest ratio with CC >= 0.99,
+mean intensity ratio and background within 2% of 1, I/sigma within 5%, overall and in each
+resolution shell), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -373,6 +383,20 @@ def parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[60, 120, 240, 360, 720],
         help="JPEG-2000 ratios to try; none given: no JPEG-2000",
+    )
+    p.add_argument(
+        "--sz3",
+        type=float,
+        nargs="*",
+        default=[2, 8],
+        help="SZ3 error bounds (counts) to try; none given: no SZ3",
+    )
+    p.add_argument(
+        "--zfp",
+        type=float,
+        nargs="*",
+        default=[8],
+        help="ZFP accuracies (counts) to try; none given: no ZFP",
     )
     p.add_argument(
         "--keep",
@@ -414,7 +438,7 @@ def main(argv=None) -> int:
     try:
         rows = explore(
             a.master,
-            grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep),
+            grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep, a.sz3, a.zfp),
             a.windows,
             a.frames,
             a.scheduler,

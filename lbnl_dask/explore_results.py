@@ -149,6 +149,10 @@ _MARKERS = (
     ("J", False, "^", "JPEG-2000"),
     ("H", True, "D", "HCompress, spots kept"),
     ("J", True, "v", "JPEG-2000, spots kept"),
+    ("SZ", False, "P", "SZ3"),
+    ("ZF", False, "X", "ZFP"),
+    ("SZ", True, "p", "SZ3, spots kept"),
+    ("ZF", True, "x", "ZFP, spots kept"),
 )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from .cluster import SlurmOptions
 from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000, HCompress, glymur_ladder, opj_ladder
+from .errorbound import FLOAT32_EXACT, SZ3, ZFP
 from .errors import OptionError
 from .writer import COMPRESSIONS, XDS_READABLE, lossless_filter
 
@@ -38,6 +39,8 @@ class OutputOptions:
     j2k_ratio: float | None = None
     j2k_alt_ratio: float | None = None
     j2k_reversible: bool = False
+    sz3_bound: float | None = None  # SZ3 round trip, absolute error bound (counts)
+    zfp_accuracy: float | None = None  # ZFP round trip, fixed accuracy (counts)
     out_master: str | None = None
     out_squash: str | None = None
     scale_factor: float = 1.0
@@ -68,15 +71,18 @@ class OutputOptions:
                 ("-H", self.hcomp_scale),
                 ("-J", self.j2k_ratio),
                 ("-K", self.j2k_alt_ratio),
+                ("--sz3", self.sz3_bound),
+                ("--zfp", self.zfp_accuracy),
             )
             if v is not None
         ]
 
     @property
     def lossy(self) -> str | None:
-        """'hcomp', 'j2k' or None: the family of the lossy round trip."""
+        """'hcomp', 'j2k', 'sz3', 'zfp' or None: the family of the lossy round trip."""
         flags = self.lossy_flags
-        return None if not flags else ("hcomp" if flags == ["-H"] else "j2k")
+        families = {"-H": "hcomp", "-J": "j2k", "-K": "j2k", "--sz3": "sz3", "--zfp": "zfp"}
+        return families[flags[0]] if flags else None
 
     @property
     def restores_totals(self) -> bool:
@@ -89,9 +95,13 @@ class OutputOptions:
         return self.logarithm_base is None and self.exponent is None
 
     def codec(self):
-        """The lossy codec of ``-H``/``-J``/``-K``, or None."""
+        """The lossy codec of ``-H``/``-J``/``-K``/``--sz3``/``--zfp``, or None."""
         if self.hcomp_scale is not None:
             return HCompress(scale=self.hcomp_scale)
+        if self.sz3_bound is not None:
+            return SZ3(self.sz3_bound)
+        if self.zfp_accuracy is not None:
+            return ZFP(self.zfp_accuracy)
         ratio = self.j2k_ratio if self.j2k_ratio is not None else self.j2k_alt_ratio
         if ratio is None:
             return None
@@ -126,10 +136,14 @@ def _check_lossy(o: OutputOptions) -> None:
         raise OptionError(f"choose one lossy round trip, not {' and '.join(lossy)}")
     if o.out_squash is not None and not lossy:
         raise OptionError(
-            "-q (squash) needs a lossy round trip (-H, -J or -K) to take codec bytes from"
+            "-q (squash) needs a lossy round trip (-H, -J, -K, --sz3 or --zfp) to take codec "
+            "bytes from"
         )
     if o.hcomp_scale is not None and o.hcomp_scale < 0:
         raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
+    for flag, e in (("--sz3", o.sz3_bound), ("--zfp", o.zfp_accuracy)):
+        if e is not None and not (np.isfinite(e) and e > 0):
+            raise OptionError(f"error bound ({flag}) must be a positive number of counts, not {e}")
     for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
         if r is not None and not r > 1:
             raise OptionError(f"JPEG-2000 ratio ({flag}) must be greater than 1, not {r}")
@@ -137,7 +151,8 @@ def _check_lossy(o: OutputOptions) -> None:
         return
     if not lossy:
         raise OptionError(
-            "--keep-spots needs a lossy round trip (-H, -J or -K): without one every pixel is kept"
+            "--keep-spots needs a lossy round trip (-H, -J, -K, --sz3 or --zfp): without one "
+            "every pixel is kept"
         )
     if not o.keep_spots > 0:
         raise OptionError(f"--keep-spots takes a threshold in sigmas > 0, not {o.keep_spots}")
@@ -241,6 +256,10 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
             f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}"
         )
         saturation = HCOMPRESS_MAX
+    if o.lossy in ("sz3", "zfp") and saturation > FLOAT32_EXACT:
+        notes.append(f"SZ3/ZFP take float32 counts, exact up to {FLOAT32_EXACT}: saturation "
+                     f"lowered from {saturation}")  # fmt: skip
+        saturation = FLOAT32_EXACT
     if o.lossy == "j2k" and saturation > J2K_MAX - 1:
         notes.append(
             f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} "

@@ -107,7 +107,7 @@ class Plan:
     saturation: float
     token: str
     bytes_in: int
-    lossy: str | None  # 'hcomp', 'j2k' or None
+    lossy: str | None  # 'hcomp', 'j2k', 'sz3', 'zfp' or None
     chunk_frames: int  # input frames per dask chunk
     sum_range: int = 1
     notes: list = field(default_factory=list)

@@ -28,7 +28,7 @@ class Report:
     blocks_skipped: int = 0
     validation: str | None = None
     fidelity: str | None = None  # the sampled estimate of a lossy run (quality.sample_fidelity)
-    lossy: str | None = None  # "hcomp" or "j2k"
+    lossy: str | None = None  # "hcomp", "j2k", "sz3", "zfp" or None
     lossy_bytes: list = field(
         default_factory=list
     )  # mean codec bytes per frame, per data file written
@@ -72,6 +72,8 @@ class Report:
         label = {
             "hcomp": "hcomp avg compressed image size",
             "j2k": "j2k avg compressed imgage size",
+            "sz3": "sz3 avg compressed image size",
+            "zfp": "zfp avg compressed image size",
         }.get(self.lossy)
         return [f"{label}: {int(round(b))}" for b in self.lossy_bytes if label and b is not None]
 

@@ -13,6 +13,7 @@ from numcodecs.abc import Codec
 
 from .background import fill_at, restore_totals
 from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000
+from .errorbound import FLOAT32_EXACT, SZ3, ZFP
 
 
 def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
@@ -28,14 +29,23 @@ def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
 def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarray:
     """Counts (ny, nx, with markers) as the codec's input: clipped to its range, the pixels
     at flat indices ``special`` filled with the local background, rounded to its integer type."""
-    lo, hi = (0, J2K_MAX) if isinstance(codec, JPEG2000) else (-HCOMPRESS_MAX, HCOMPRESS_MAX)
+    (lo, hi), dtype = _input_type(codec)
     x = np.empty(frame.shape, frame.dtype)  # C order, for _fill's flat view
     np.clip(frame, lo, hi, out=x)  # NaN stays NaN until filled
     if special.size:
         fill_at(x, special, 32)
-    out = np.empty(frame.shape, np.uint16 if isinstance(codec, JPEG2000) else np.int32)
+    out = np.empty(frame.shape, dtype)
     np.rint(x, out=out, casting="unsafe")
     return out
+
+
+def _input_type(codec: Codec) -> tuple[tuple[float, float], type]:
+    """The range and type of the counts a codec takes."""
+    if isinstance(codec, JPEG2000):
+        return (0, J2K_MAX), np.uint16
+    if isinstance(codec, (SZ3, ZFP)):
+        return (0, FLOAT32_EXACT), np.float32
+    return (-HCOMPRESS_MAX, HCOMPRESS_MAX), np.int32
 
 
 def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = None) -> np.ndarray:

@@ -17,7 +17,19 @@ from lbnl_dask import quality as Q
 from lbnl_dask.synth import make_dataset
 from tests.helpers import eiger_from_cbf, write_master
 
-SMALL_GRID = ["--bins", "2", "--sums", "2", "--hcomp", "8", "--j2k", "--keep", "0"]
+SMALL_GRID = [
+    "--bins",
+    "2",
+    "--sums",
+    "2",
+    "--hcomp",
+    "8",
+    "--j2k",
+    "--sz3",
+    "--zfp",
+    "--keep",
+    "0",
+]
 
 
 def console_script(name):
