@@ -357,8 +357,26 @@ def main(argv=None) -> int:
     p.add_argument(
         "--seed", type=int, default=0, help="random seed: the same seed writes the same dataset"
     )
+    p.add_argument("--background", type=float, default=None,
+                   help="background near the beam, counts/pixel/frame (default: the preset's, "
+                   "1.0; beamlines see ~0.003 to ~6)")  # fmt: skip
+    p.add_argument("--background-floor", type=float, default=None,
+                   help="background far from the beam, counts/pixel/frame (default: the "
+                   "preset's, 0.1, or a tenth of --background when that is lower)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     a = p.parse_args(argv)
+    experiment = None
+    if a.background is not None or a.background_floor is not None:
+        experiment = Experiment() if a.detector != "tiny" else Experiment(edge_resolution=6.0)
+        if a.background is not None:
+            experiment.background = a.background
+            experiment.background_floor = min(experiment.background_floor, a.background / 10)
+        if a.background_floor is not None:
+            experiment.background_floor = a.background_floor
+        if experiment.background < 0 or experiment.background_floor < 0:
+            print("lbnl-synth: error: backgrounds must be >= 0 counts/pixel/frame",
+                  file=sys.stderr)  # fmt: skip
+            return 2
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: a line per data file
     try:
         master = make_dataset(
@@ -369,6 +387,7 @@ def main(argv=None) -> int:
             a.dtype,
             a.compression,
             a.seed,
+            experiment=experiment,
             overwrite=a.overwrite,
             log=log,
         )

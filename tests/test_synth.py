@@ -148,3 +148,20 @@ def test_help_describes_every_option(capsys):
         "replace existing files",
     ):
         assert text in out, text
+
+
+def test_background_from_the_command_line(tmp_path, capsys):
+    """Datasets across the range beamlines see: ~0.003 to ~6 counts/pixel/frame."""
+    from lbnl_dask import open_dataset
+    from lbnl_dask.synth import main
+
+    means = {}
+    for bg in (0.003, 6.0):
+        assert main([str(tmp_path / f"b{bg}"), "--detector", "tiny", "-n", "4",
+                     "--background", str(bg)]) == 0  # fmt: skip
+        ds = open_dataset(capsys.readouterr().out.split()[-1])
+        f = ds.frames.compute().astype(float)
+        valid = (np.asarray(ds.pixel_mask()) == 0) & (f < 1000).all(axis=0)
+        means[bg] = f[:, valid].mean()
+    assert means[0.003] < 0.2 and means[6.0] > 100 * means[0.003]
+    assert main([str(tmp_path / "neg"), "--background", "-1"]) == 2
