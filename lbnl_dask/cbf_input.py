@@ -28,7 +28,7 @@ from dask.base import tokenize
 
 from . import minicbf
 from .eiger import FrameReader, check_range
-from .errors import ImageRangeError, InputFileError, NotEigerError, TruncatedDataError
+from .errors import ImageRangeError, InputFileError, SeriesError, TruncatedDataError
 from .header import check_meta
 from .layout import (
     DATA_GROUP,
@@ -45,19 +45,20 @@ from .layout import (
 )
 from .meta import DetectorMeta
 
-#: Rotation axes a PILATUS header names (``Oscillation_axis``) and their header keys.
-AXES = ("omega", "phi", "chi", "kappa")
-
 
 def read_cbf(path: str) -> np.ndarray:
-    """One miniCBF file's pixels (ny, nx) int32, through FabIO; InputFileError naming the
-    file if FabIO cannot decode it."""
-    import fabio
+    """One miniCBF file's pixels (ny, nx) int32, checked (:func:`minicbf.read_checked`) and
+    decoded through FabIO; TruncatedDataError naming the file if it is damaged."""
+    import fabio.cbfimage
 
+    raw = minicbf.read_checked(path)
     try:
-        return np.asarray(fabio.open(path).data)
+        img = fabio.cbfimage.CbfImage()
+        img.read(io.BytesIO(raw), check_MD5=False)  # checked above, with a clear error
+        return np.asarray(img.data)
     except Exception as e:  # FabIO raises many types for a damaged file
-        raise TruncatedDataError(f"{path}: cannot decode the CBF pixels ({e})") from e
+        raise TruncatedDataError(f"{path}: cannot decode the CBF pixels "
+                                 f"({type(e).__name__}: {e})") from e  # fmt: skip
 
 
 class CbfSource(FrameReader):
@@ -83,7 +84,7 @@ class CbfSource(FrameReader):
         for i in range(start, stop):
             px = read_cbf(self.files[i])
             if px.shape != (ny, nx):
-                raise NotEigerError(f"{self.files[i]}: frame {px.shape} differs from the "
+                raise SeriesError(f"{self.files[i]}: frame {px.shape} differs from the "
                                     f"series' {(ny, nx)}")  # fmt: skip
             dest = out[i - start, :ny, :nx]
             dest[...] = px.view(np.uint32) if px.dtype == np.int32 else px
@@ -126,6 +127,11 @@ class CbfSeries:
     @property
     def blocks(self):  # the input files, as the Eiger dataset's data files are listed
         return [_File(p) for p in self.files]
+
+    def input_files(self) -> list[str]:
+        """Every file of the series: none may be overwritten, and each one's size and time
+        are part of the job token (a file replaced means a new job)."""
+        return list(self.files)
 
     @property
     def n_available(self) -> int:
@@ -182,6 +188,10 @@ class CbfSeries:
         """The first frame's markers as a pixel mask, by reference."""
         return CbfMask(self.files[0], self.headers[0].shape)
 
+    @property
+    def is_cbf(self) -> bool:
+        return True
+
     def master_source(self) -> bytes:
         """An NXmx master (Dectris FileWriter layout) of the whole series, as an HDF5 file
         image: the source the output master is rewritten from."""
@@ -209,16 +219,32 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
     headers = [minicbf.read_header(p) for p in files]
     first = headers[0]
     if first.element_type and "32-bit" not in first.element_type:
-        raise NotEigerError(f"{first.path}: pixels are {first.element_type!r}; miniCBF input "
+        raise SeriesError(f"{first.path}: pixels are {first.element_type!r}; miniCBF input "
                             "must be 32-bit integers")  # fmt: skip
     for h in headers[1:]:
         if h.shape != first.shape:
-            raise NotEigerError(f"{h.path}: frame {h.shape} differs from the first file's "
+            raise SeriesError(f"{h.path}: frame {h.shape} differs from the first file's "
                                 f"{first.shape} ({first.path})")  # fmt: skip
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{files[0]}: datablock must be at least 1, not {datablock}")
     meta = series_meta(files, headers)
+    number = minicbf.first_number(files)
+    if number != 1:
+        meta.warnings.append(f"image numbers (-1/-N) count from its first file: image 1 is "
+                             f"{os.path.basename(files[0])} (number {number})")  # fmt: skip
     return CbfSeries(files, headers, meta, first_image, last_image, datablock)
+
+
+def scan_axis(h: minicbf.Header) -> str:
+    """The rotation axis of the scan (``Oscillation_axis``; omega if it names none we know)."""
+    axis = (h.get("Oscillation_axis") or "omega").lower()
+    return axis if axis in minicbf.AXES else "omega"
+
+
+def scan_starts(headers: list[minicbf.RawHeader]) -> np.ndarray | None:
+    """Each file's Start_angle (deg), or None if a header lacks it."""
+    starts = [minicbf.parse_header(r).get("Start_angle") for r in headers]
+    return None if None in starts else np.asarray(starts, np.float64)
 
 
 def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorMeta:
@@ -226,11 +252,11 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorM
     h = minicbf.parse_header(headers[0])
     if "Pixel_size" not in h.values:
         raise InputFileError(f"{files[0]}: no PILATUS_1.2 header (no Pixel_size line)")
-    starts = [minicbf.parse_header(r).get("Start_angle") for r in headers]
     description, number = minicbf.detector_name(h)
     ny, nx = headers[0].shape
     cutoff = h.get("Count_cutoff")
-    omega = None if None in starts else np.asarray(starts, np.float64)
+    starts = scan_starts(headers)
+    omega = starts if scan_axis(h) == "omega" else None
     meta = DetectorMeta(
         master=files[0],
         nimages=len(files),
@@ -315,11 +341,10 @@ def _write_goniometer(f: h5py.File, ds: CbfSeries, h: minicbf.Header) -> None:
     Start_angle; the other axes at their header value."""
     nx_group(f, SAMPLE)
     g = nx_group(f, GONIOMETER)
-    axis = (h.get("Oscillation_axis") or "omega").lower()
-    axis = axis if axis in AXES else "omega"
+    axis = scan_axis(h)
     inc = h.get("Angle_increment")
-    starts = ds.meta.omega
-    for name in AXES:
+    starts = scan_starts(ds.headers)
+    for name in minicbf.AXES:
         if name == axis and starts is not None:
             write_dataset(g, name, starts, "degree")
             if inc is not None:

@@ -15,9 +15,13 @@ when complete; a failed run removes the files it wrote.
 from __future__ import annotations
 
 import argparse
+import glob
+import hashlib
 import os
+import re
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 
 import dask
 import dask.array as da
@@ -29,12 +33,15 @@ from . import __version__, minicbf
 from .cluster import choose_scheduler, client_for, one_openmp_thread, run
 from .eiger import open_dataset
 from .errors import LbnlDaskError, OutputError
-from .layout import DET, GONIOMETER, MINICBF_HEADER
+from .layout import DET, GONIOMETER, MINICBF_HEADER, SPEC
 from .writer import atomic_path
 
-AXES = ("omega", "phi", "chi", "kappa")
 #: NeXus sensor_material names as a PILATUS header spells them.
 _MATERIALS = {"si": "Silicon", "silicon": "Silicon", "cdte": "CdTe", "gaas": "GaAs"}
+#: Frames a task writes at most: about 256 MB of int32 pixels, as the pipeline's chunks.
+TASK_BYTES = 256 * 2**20
+#: The header line naming the job that wrote a file (a re-run keeps the files it finds).
+JOB_LINE = "lbnl_dask_job: {}"
 
 
 def cbf_name(prefix: str, number: int) -> str:
@@ -45,62 +52,114 @@ def cbf_name(prefix: str, number: int) -> str:
 @dataclass(frozen=True)
 class HeaderPlan:
     """What every frame's header holds: the lines to start from, the values common to all
-    frames, and the scan axis with each frame's start angle (degrees) and its increment."""
+    frames, and the scan axis with each frame's start and end angle (degrees) and the
+    exposure (s) of a frame spanning ``increment``."""
 
     base: tuple
     values: tuple  # (key, value) pairs
     axis: str | None
     starts: tuple | None
+    ends: tuple | None
     increment: float | None
+    token: str = ""
 
     def text(self, i: int) -> str:
-        """The header of frame ``i`` (0-based index into ``starts``)."""
+        """The header of frame ``i`` (0-based index into ``starts``). A frame spanning less
+        than ``increment`` (the last of a sum that ran out of frames) gets its own
+        increment and exposure."""
         values = dict(self.values)
         if self.axis is not None and self.starts is not None:
             start = self.starts[i]
             name = self.axis.capitalize()
             values["Start_angle"] = start
             values[name] = start
-            if self.increment is not None:
-                values["Angle_increment"] = self.increment
-                values[name + "_increment"] = self.increment
+            inc = self.increment
+            if self.ends is not None and inc:
+                own = _tidy(self.ends[i] - start)
+                if 0 < own < inc * (1 - 1e-6):
+                    for key in ("Exposure_time", "Exposure_period"):
+                        if key in values:
+                            values[key] = _tidy(values[key] * own / inc)
+                    inc = own
+            if inc is not None:
+                values["Angle_increment"] = inc
+                values[name + "_increment"] = inc
             values["Oscillation_axis"] = self.axis.upper()
-        return minicbf.format_header(values, self.base)
+        base = list(self.base) + ([JOB_LINE.format(self.token)] if self.token else [])
+        return minicbf.format_header(values, base)
 
 
-def header_plan(master: str, meta) -> HeaderPlan:
+def _tidy(v):
+    """A value read from a float32 dataset without its binary noise (7 significant digits:
+    75.00000356e-6 -> 75e-6, 0.1000000015 -> 0.1)."""
+    return None if v is None else float(f"{float(v):.7g}")
+
+
+def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
     """The header values of a master (:func:`lbnl_dask.eiger.read_meta`'s ``meta`` and the
-    few items it does not carry: sensor material, 2-theta, the non-scan axes)."""
+    few items it does not carry: sensor material, 2-theta, the scan axis and the others,
+    the collection date), for the files of job ``token``."""
     with h5py.File(master, "r") as f:
         base = f.get(MINICBF_HEADER)
         base = [] if base is None else bytes(np.asarray(base[()]).item()).decode().splitlines()
         material = f.get(DET + "/sensor_material")
         material = "Silicon" if material is None else _text(material[()])
         two_theta = _first_value(f, DET + "/goniometer/two_theta")
-        others = {a: _first_value(f, f"{GONIOMETER}/{a}") for a in AXES}
-    values = {
-        "Pixel_size": (meta.x_pixel_size, meta.y_pixel_size),
-        "Exposure_time": meta.count_time,
-        "Exposure_period": meta.frame_time,
-        "Count_cutoff": meta.overload,
-        "Wavelength": meta.wavelength,
-        "Detector_distance": meta.detector_distance,
-        "Beam_xy": (meta.beam_center_x, meta.beam_center_y),
-        "Detector_2theta": two_theta,
-    }
-    if meta.sensor_thickness is not None:
-        values["sensor"] = (_MATERIALS.get(material.lower(), material), meta.sensor_thickness)
+        axis, starts, ends = _scan(f, meta.n_frames)
+        others = {a: _first_value(f, f"{GONIOMETER}/{a}") for a in minicbf.AXES if a != axis}
+        increment = _first_value(f, f"{GONIOMETER}/{axis}_increment") if axis else None
+        date = f.get(SPEC + "/data_collection_date")
+        date = _text(date[()]) if date is not None else None
+    if not any(_is_date(line) for line in base):  # dxtbx reads the date line of a miniCBF
+        base = [date or datetime.now().isoformat(timespec="milliseconds")] + base
+    values = {}
     if not any(minicbf.key_of(line) == "Detector" for line in base):
         name = meta.description or "unknown"
         values["Detector"] = name + (f", S/N {meta.detector_number}" if meta.detector_number
                                      else "")  # fmt: skip
-    axis = "omega" if meta.omega is not None else None
-    for a in AXES:
-        if a != axis and others[a] is not None:
-            values[a.capitalize()] = others[a]
+    values.update({
+        "Pixel_size": (_tidy(meta.x_pixel_size), _tidy(meta.y_pixel_size)),
+        "Exposure_time": _tidy(meta.count_time),
+        "Exposure_period": _tidy(meta.frame_time),
+        "Count_cutoff": meta.overload,
+        "Wavelength": _tidy(meta.wavelength),
+        "Detector_distance": _tidy(meta.detector_distance),
+        "Beam_xy": (_tidy(meta.beam_center_x), _tidy(meta.beam_center_y)),
+        "Detector_2theta": _tidy(two_theta),
+    })  # fmt: skip
+    if meta.sensor_thickness is not None:
+        values["sensor"] = (_MATERIALS.get(material.lower(), material),
+                            _tidy(meta.sensor_thickness))  # fmt: skip
+    for a, v in others.items():
+        if v is not None:
+            values[a.capitalize()] = _tidy(v)
     values = {k: v for k, v in values.items() if v is not None and not _has_none(v)}
-    starts = None if meta.omega is None else tuple(float(x) for x in meta.omega)
-    return HeaderPlan(tuple(base), tuple(values.items()), axis, starts, meta.omega_increment)
+    if increment is None and starts is not None and len(starts) > 1:
+        increment = starts[1] - starts[0]
+    return HeaderPlan(tuple(base), tuple(values.items()), axis, starts, ends,
+                      _tidy(increment), token)  # fmt: skip
+
+
+def _scan(f: h5py.File, n: int):
+    """(axis, start angles, end angles) of the rotation: the goniometer axis with a value
+    per frame (or, for one frame, an increment); (None, None, None) if there is none."""
+    for axis in minicbf.AXES:
+        d = f.get(f"{GONIOMETER}/{axis}")
+        if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf":
+            continue
+        per_frame = d.size == n and (n > 1 or (_first_value(f, f"{GONIOMETER}/{axis}_increment")
+                                               or 0) != 0)  # fmt: skip
+        if per_frame:
+            starts = tuple(_tidy(x) for x in np.asarray(d[()], float).reshape(-1))
+            e = f.get(f"{GONIOMETER}/{axis}_end")
+            ends = (tuple(_tidy(x) for x in np.asarray(e[()], float).reshape(-1))
+                    if isinstance(e, h5py.Dataset) and e.size == n else None)  # fmt: skip
+            return axis, starts, ends
+    return None, None, None
+
+
+def _is_date(line: str) -> bool:
+    return re.match(r"^\d{4}-\d\d-\d\dT\d", line.strip()) is not None
 
 
 def _has_none(v) -> bool:
@@ -120,19 +179,21 @@ def _first_value(f: h5py.File, path: str) -> float | None:
 
 
 def write_cbf_block(block, mask, plan: HeaderPlan, prefix: str, number0: int, index0: int,
-                    frame_chunks=(), block_id=None):  # fmt: skip
-    """Write the frames of one datablock ``block`` (n, ny, nx) as miniCBF files; returns the
-    bytes written as a (1,) array. ``number0``/``index0``: the image number and the index
-    into ``plan.starts`` of the dataset's first frame selected; ``frame_chunks``: the frames
-    of each block, to place this one (``block_id``)."""
+                    skip=frozenset(), frame_chunks=(), block_id=None):  # fmt: skip
+    """Write the frames of one datablock ``block`` (n, ny, nx) as miniCBF files but those
+    whose index is in ``skip`` (finished by an earlier run); returns the bytes written as a
+    (1,) array. ``number0``/``index0``: the image number and the index into
+    ``plan.starts`` of the dataset's first frame selected; ``frame_chunks``: the frames of
+    each block, to place this one (``block_id``)."""
     import fabio.cbfimage
 
-    k = block_id[0]
-    start = sum(frame_chunks[:k])
+    start = sum(frame_chunks[: block_id[0]])
     flags = None if mask is None else np.asarray(mask)
     total = 0
     for j in range(block.shape[0]):
         i = start + j
+        if i in skip:
+            continue
         path = cbf_name(prefix, number0 + i)
         try:
             pixels = minicbf.cbf_pixels(block[j], flags)
@@ -148,25 +209,64 @@ def write_cbf_block(block, mask, plan: HeaderPlan, prefix: str, number0: int, in
     return np.array([total], np.int64)
 
 
+@dataclass
+class CbfJob:
+    """What :func:`to_cbf` will do: ``job`` (lazy) writes ``todo`` of ``paths``; the others
+    are this job's files from an earlier run (kept). ``foreign``: files in the way."""
+
+    job: object
+    paths: list
+    todo: list
+    foreign: list
+
+
 def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = None,
-            datablock: int | None = None):  # fmt: skip
-    """(the lazy job writing every file, the files' paths): one task per datablock."""
-    ds = open_dataset(master, first_image, last_image, datablock)
+            datablock: int | None = None, token: str | None = None,
+            overwrite: bool = False) -> CbfJob:  # fmt: skip
+    """The lazy job writing the files of frames ``first_image``..``last_image``: one task per
+    datablock (default: the data files' frames, at most about 256 MB of pixels)."""
+    ds = open_dataset(master, first_image, last_image)
+    if ds.is_cbf:
+        raise OutputError(f"{master}: give an HDF5 master (this input is miniCBF already)")
+    n, ny, nx = ds.shape
+    if datablock is None:
+        datablock = max(1, min(ds.datablock, TASK_BYTES // (4 * ny * nx)))
+    ds = ds.with_datablock(datablock)
     frames = ds.frames
     if frames.dtype.kind not in "iu":
         raise OutputError(f"{master}: frames are {frames.dtype}; miniCBF holds integer counts")
-    if not hasattr(ds, "master_source") or isinstance(ds.master_source(), bytes):
-        raise OutputError(f"{master}: give an HDF5 master (this input is miniCBF already)")
-    plan = header_plan(master, ds.meta)
     prefix = os.path.abspath(prefix)
-    paths = [cbf_name(prefix, ds.first_image + i) for i in range(frames.shape[0])]
+    token = token or default_token(master, prefix, ds.first_image, ds.last_image)
+    plan = header_plan(master, ds.meta, token)
+    paths = [cbf_name(prefix, ds.first_image + i) for i in range(n)]
+    done = [] if overwrite else [i for i, p in enumerate(paths) if is_ours(p, token)]
+    foreign = [p for i, p in enumerate(paths) if i not in done and os.path.exists(p)]
     chunks = frames.chunks[0]
     written = da.map_blocks(
         write_cbf_block, frames, ds.pixel_mask(), plan, prefix, ds.first_image,
-        ds.first_image - 1, chunks=((1,) * len(chunks),), drop_axis=[1, 2], dtype=np.int64,
-        name="write-cbf-" + tokenize(frames, plan, prefix), frame_chunks=chunks,
+        ds.first_image - 1, frozenset(done), chunks=((1,) * len(chunks),), drop_axis=[1, 2],
+        dtype=np.int64, name="write-cbf-" + tokenize(frames, plan, prefix, done),
+        frame_chunks=chunks,
     )  # fmt: skip
-    return dask.delayed(np.sum)(written), paths
+    todo = [p for i, p in enumerate(paths) if i not in set(done)]
+    return CbfJob(dask.delayed(np.sum)(written), paths, todo, foreign)
+
+
+def default_token(master: str, prefix: str, first: int, last: int) -> str:
+    """``lbnl-to-cbf``'s job: the master (path, size, time), the prefix and the range."""
+    st = os.stat(master)
+    key = (os.path.abspath(master), st.st_size, st.st_mtime_ns, prefix, first, last)
+    return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
+
+
+def is_ours(path: str, token: str) -> bool:
+    """A finished file of job ``token`` (files are renamed into place only when complete)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        return JOB_LINE.format(token) in minicbf.read_header(path).lines
+    except LbnlDaskError:
+        return False
 
 
 def check_free(paths: list[str]) -> None:
@@ -176,31 +276,51 @@ def check_free(paths: list[str]) -> None:
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 
 
+def remove_stale(prefix: str, keep: list[str]) -> list[str]:
+    """With --overwrite: remove ``<prefix>_NNNNN.cbf`` files not in ``keep`` (an earlier,
+    longer run's), so the folder holds one series. Returns what it removed."""
+    prefix = os.path.abspath(prefix)
+    pattern = glob.escape(prefix) + "_" + "[0-9]" * 5 + "*.cbf"
+    stale = [p for p in glob.glob(pattern)
+             if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep]  # fmt: skip
+    for p in stale:
+        os.remove(p)
+    return stale
+
+
 def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = None,
            datablock: int | None = None, scheduler: str = "auto", workers: int | None = None,
-           overwrite: bool = False, progress: bool = False, slurm=None) -> list[str]:  # fmt: skip
+           overwrite: bool = False, progress: bool = False, slurm=None,
+           token: str | None = None) -> CbfJob:  # fmt: skip
     """Write frames ``first_image``..``last_image`` (1-based) of the dataset of ``master``
-    as ``<prefix>_NNNNN.cbf``; returns the paths. Refuses to replace a file unless
-    ``overwrite``; on failure removes the files it wrote.
+    as ``<prefix>_NNNNN.cbf``; returns the :class:`CbfJob` (``.paths``, ``.todo``). A
+    re-run keeps the files of the same job (``token``) and writes the rest; another file in
+    the way is replaced only with ``overwrite``. On bad input it removes the files it
+    wrote; interrupted, it keeps those it finished (the same call resumes).
 
     Example::
 
-        files = to_cbf("out/b2s2h12_master.h5", "out/cbf/b2s2h12")   # ..._00001.cbf ...
+        files = to_cbf("out/b2s2h12_master.h5", "out/cbf/b2s2h12").paths   # ..._00001.cbf
     """
-    job, paths = cbf_job(master, prefix, first_image, last_image, datablock)
-    if not overwrite:
-        check_free(paths)
-    os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
+    cj = cbf_job(master, prefix, first_image, last_image, datablock, token, overwrite)
+    if cj.foreign and not overwrite:
+        check_free(cj.foreign)
+    if not cj.todo:
+        return cj
+    os.makedirs(os.path.dirname(cj.paths[0]), exist_ok=True)
+    before = {p: os.stat(p).st_mtime_ns for p in cj.todo if os.path.exists(p)}
     scheduler, _ = choose_scheduler(scheduler)
     try:
         with client_for(scheduler, workers, slurm) as client:
-            run(job, client, progress, prefix="write-cbf")
-    except BaseException:
-        for p in paths:
-            if os.path.exists(p):
+            run(cj.job, client, progress, prefix="write-cbf")
+    except KeyboardInterrupt:  # finished files are this job's: the same command resumes
+        raise
+    except BaseException:  # bad input: what this run wrote goes
+        for p in cj.todo:
+            if os.path.exists(p) and before.get(p) != os.stat(p).st_mtime_ns:
                 os.remove(p)
         raise
-    return paths
+    return cj
 
 
 def main(argv=None) -> int:
@@ -208,38 +328,48 @@ def main(argv=None) -> int:
     one_openmp_thread()
     p = argparse.ArgumentParser(
         prog="lbnl-to-cbf",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Write the frames of an Eiger/NXmx dataset (a detector's master or "
         "lbnl-compress's output) as miniCBF files PREFIX_NNNNN.cbf, with PILATUS_1.2 headers "
         "from the master, in parallel (what eiger2cbf does serially), for fast_dp and other "
-        "programs that read CBF only.",
+        "programs that read CBF only. A re-run keeps the files it finished and writes the rest.",
     )
     p.add_argument("master", help="the dataset's *_master.h5")
-    p.add_argument("prefix", nargs="?", help="output prefix (default: the master's name "
-                   "without _master.h5, in the current folder)")  # fmt: skip
-    p.add_argument("-f", "--first", type=int, default=1, help="first image (1-based)")
-    p.add_argument("-l", "--last", type=int, default=None, help="last image (default: all)")
-    p.add_argument("--datablock", type=int, default=None,
-                   help="frames per task (default: the frames of a data file)")  # fmt: skip
-    p.add_argument("--scheduler", default="auto",
-                   help="threads, processes, auto, or a scheduler address")  # fmt: skip
-    p.add_argument("-w", "--workers", type=int, default=None, help="worker processes")
-    p.add_argument("--overwrite", action="store_true", help="replace existing files")
+    p.add_argument("prefix", nargs="?", help="output prefix, or a folder to write into "
+                   "(default: the master's name without _master.h5, here)")  # fmt: skip
+    p.add_argument("-1", "--first_image", dest="first", type=int, default=1,
+                   help="first image, 1-based (default 1), as lbnl-compress -1")  # fmt: skip
+    p.add_argument("-N", "--last_image", dest="last", type=int, default=None,
+                   help="last image (default: the last), as lbnl-compress -N")  # fmt: skip
+    p.add_argument("--datablock", type=int, default=None, help="frames per task (default: a "
+                   "data file's, at most about 256 MB of pixels)")  # fmt: skip
+    p.add_argument("--scheduler", default="auto", help="threads, processes, auto (default: "
+                   "processes where they can start), or a scheduler address")  # fmt: skip
+    p.add_argument("-w", "--workers", type=int, default=None,
+                   help="worker processes (default: one per core)")  # fmt: skip
+    p.add_argument("--overwrite", action="store_true", help="replace files in the way")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: when on a terminal)")  # fmt: skip
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     args = p.parse_args(argv)
-    prefix = args.prefix or os.path.basename(args.master).removesuffix("_master.h5")
+    name = os.path.basename(args.master).removesuffix("_master.h5")
+    prefix = args.prefix or name
+    if prefix.endswith(os.sep) or os.path.isdir(prefix):
+        prefix = os.path.join(prefix, name)
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        paths = to_cbf(args.master, prefix, args.first, args.last, args.datablock,
-                       args.scheduler, args.workers, args.overwrite,
-                       progress=sys.stderr.isatty())  # fmt: skip
+        cj = to_cbf(args.master, prefix, args.first, args.last, args.datablock,
+                    args.scheduler, args.workers, args.overwrite, progress)  # fmt: skip
     except LbnlDaskError as e:
         print(f"lbnl-to-cbf: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lbnl-to-cbf: interrupted; the files it wrote were removed", file=sys.stderr)
+        print("lbnl-to-cbf: interrupted; the files finished are kept: run the same command "
+              "again to write the rest", file=sys.stderr)  # fmt: skip
         return 130
-    print(f"wrote {len(paths)} miniCBF files: {os.path.basename(paths[0])} ... "
-          f"{os.path.basename(paths[-1])}")  # fmt: skip
+    kept = len(cj.paths) - len(cj.todo)
+    note = f" ({kept} kept from an earlier run)" if kept else ""
+    first, last = (os.path.basename(p) for p in (cj.paths[0], cj.paths[-1]))
+    print(f"wrote {len(cj.todo)} miniCBF files{note}: {first} ... {last}")
     return 0
 
 

@@ -283,6 +283,15 @@ class EigerDataset:
             src, chunks=chunks, name=name, lock=False, asarray=True, meta=np.empty((0, 0, 0), dtype)
         )
 
+    @property
+    def is_cbf(self) -> bool:
+        return False
+
+    def input_files(self) -> list[str]:
+        """The master and the data files: none may be overwritten. (The job token takes the
+        master's size and time only.)"""
+        return [self.master] + [blk.path for blk in self.blocks]
+
     def master_bytes(self) -> int:
         """Bytes of the master file."""
         return os.path.getsize(self.master)

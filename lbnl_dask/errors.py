@@ -58,5 +58,9 @@ class Interrupted(LbnlDaskError):
         self.signal = getattr(cause, "signal", 2)
 
 
+class SeriesError(LbnlDaskError, ValueError):
+    """The files of a miniCBF series do not belong together (frame sizes, pixel types)."""
+
+
 class MetadataError(LbnlDaskError, ValueError):
     """A master's field that the output needs is of the wrong type or cannot be right."""

@@ -327,7 +327,8 @@ def explore(
     t0 = time.monotonic()
     if log is not None:
         print(
-            f"lbnl-explore: {len(settings)} settings on {len(wins)} window(s) of {length} "
+            f"lbnl-explore: {len(settings)} settings on {len(wins)} window(s) of "
+            f"{min(length, n)} "
             f"frames of {master}",
             file=log,
             flush=True,

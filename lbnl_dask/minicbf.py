@@ -16,15 +16,18 @@ through FabIO; this module knows the names, the header lines and the pixel marke
 
 from __future__ import annotations
 
+import base64
 import bz2
 import gzip
+import hashlib
 import os
 import re
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InputFileError, MetadataError
+from .errors import InputFileError, MetadataError, TruncatedDataError
 
 #: File name endings of a miniCBF file, compressed or not.
 SUFFIXES = (".cbf", ".cbf.gz", ".cbf.bz2")
@@ -44,24 +47,28 @@ def is_cbf_name(path) -> bool:
 
 
 def _open(path: str):
-    if path.endswith(".gz"):
+    low = path.lower()
+    if low.endswith(".gz"):
         return gzip.open(path, "rb")
-    if path.endswith(".bz2"):
+    if low.endswith(".bz2"):
         return bz2.open(path, "rb")
     return open(path, "rb")
 
 
 # --------------------------------------------------------------------------- series
 _NUMBERED = re.compile(r"^(?P<stem>.*?)(?P<num>\d+)(?P<ext>\.cbf(?:\.gz|\.bz2)?)$", re.I)
+#: The rotation axes a PILATUS header names (``Oscillation_axis``), as NeXus names them.
+AXES = ("omega", "phi", "chi", "kappa")
 
 
 def find_series(path) -> list[str]:
     """The files of a miniCBF series, in frame order, as absolute paths.
 
     ``path`` is a template with a run of ``#`` for the frame number
-    (``l-cyst_01_#####.cbf.gz``), one file of the series (its siblings with the same stem
-    and ending are taken), or a folder holding exactly one series. The numbers must run
-    without a gap; anything else is an InputFileError naming the file or folder.
+    (``l-cyst_01_#####.cbf.gz``; a single ``#`` stands for numbers of any width), one file of
+    the series (its siblings with the same stem and ending are taken, the earlier ones too),
+    or a folder holding exactly one series. The numbers must run without a gap, each once;
+    anything else is an InputFileError naming the file or folder.
     """
     path = os.path.abspath(os.fspath(path))
     if os.path.isdir(path):
@@ -71,29 +78,37 @@ def find_series(path) -> list[str]:
         m = re.match(r"^(?P<stem>[^#]*)(?P<hashes>#+)(?P<ext>[^#]*)$", name)
         if m is None or not is_cbf_name(name):
             raise InputFileError(f"{path}: a template needs one run of # and a .cbf ending")
-        stem, width, ext = m["stem"], len(m["hashes"]), m["ext"]
+        stem, ext = m["stem"], m["ext"]
+        width = len(m["hashes"]) if len(m["hashes"]) > 1 else None
     else:
         if not os.path.exists(path):
             raise InputFileError(f"{path}: no such file")
         m = _NUMBERED.match(name)
         if m is None:
             raise InputFileError(f"{path}: not a numbered miniCBF file (<name>_NNNNN.cbf)")
-        stem, width, ext = m["stem"], len(m["num"]), m["ext"]
+        stem, ext = m["stem"], m["ext"]
+        width = len(m["num"]) if m["num"].startswith("0") else None  # z_1 ... z_10: any width
     folder = os.path.dirname(path)
     numbered = _numbered(folder, stem, ext, width)
     if not numbered:
         raise InputFileError(f"{path}: no file of this series found in {folder}")
-    return _consecutive(numbered, os.path.join(folder, stem + "#" * width + ext))
+    return _consecutive(numbered, os.path.join(folder, stem), ext, width)
 
 
 def _numbered(folder: str, stem: str, ext: str, width: int | None) -> dict[int, str]:
+    """Frame number -> path of the files ``<stem><digits><ext>`` in ``folder``; two files of
+    one number (``a_0002.cbf`` and ``a_00002.cbf``) are an InputFileError."""
     digits = rf"(\d{{{width}}})" if width else r"(\d+)"
     pat = re.compile("^" + re.escape(stem) + digits + re.escape(ext) + "$")
     out = {}
-    for entry in os.listdir(folder):
+    for entry in sorted(os.listdir(folder)):
         m = pat.match(entry)
         if m:
-            out[int(m.group(1))] = os.path.join(folder, entry)
+            n = int(m.group(1))
+            if n in out:
+                raise InputFileError(f"{os.path.join(folder, entry)}: frame {n} is also "
+                                     f"{os.path.basename(out[n])}: which one?")  # fmt: skip
+            out[n] = os.path.join(folder, entry)
     return out
 
 
@@ -111,21 +126,26 @@ def _series_in_folder(folder: str) -> list[str]:
         raise InputFileError(f"{folder}: holds {len(series)} miniCBF series ({names}): "
                              "give a template or a first file")  # fmt: skip
     (stem, ext), _ = series.popitem()
-    return _consecutive(_numbered(folder, stem, ext, None), os.path.join(folder, stem + "#" + ext))
+    return _consecutive(_numbered(folder, stem, ext, None), os.path.join(folder, stem), ext, None)
 
 
-def _consecutive(numbered: dict[int, str], template: str) -> list[str]:
+def _consecutive(numbered: dict[int, str], stem: str, ext: str, width: int | None) -> list[str]:
     nums = sorted(numbered)
     missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
     if missing:
-        raise InputFileError(f"{template}: frame {missing[0]} is missing (the series runs "
-                             f"{nums[0]}-{nums[-1]} with {len(missing)} gap(s))")  # fmt: skip
+        if width is None:  # the width the names have, if they all have one
+            widths = {len(os.path.basename(p)) - len(os.path.basename(stem)) - len(ext)
+                      for p in numbered.values()}  # fmt: skip
+            width = widths.pop() if len(widths) == 1 else 1
+        name = f"{stem}{missing[0]:0{width}d}{ext}"
+        raise InputFileError(f"{name}: missing (the series runs {nums[0]}-{nums[-1]} with "
+                             f"{len(missing)} gap(s))")  # fmt: skip
     return [numbered[n] for n in nums]
 
 
-def first_number(path: str) -> int:
-    """The frame number in a series file's name (``x_00007.cbf.gz`` -> 7)."""
-    m = _NUMBERED.match(os.path.basename(path))
+def first_number(files: list[str]) -> int:
+    """The frame number in the name of a series' first file (``x_00007.cbf.gz`` -> 7)."""
+    m = _NUMBERED.match(os.path.basename(files[0]))
     return int(m["num"]) if m else 1
 
 
@@ -152,7 +172,7 @@ def read_header(path: str) -> RawHeader:
                 if not more:
                     break
                 head += more
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:
         raise InputFileError(f"{path}: cannot read ({e})") from e
     cut = head.find(BINARY_START)
     if not head.startswith(b"###CBF") or cut < 0:
@@ -311,6 +331,36 @@ def format_header(values: dict, base: list[str] = ()) -> str:
             out.append(line)
     out += [format_line(k, v) for k, v in values.items() if k not in done and v is not None]
     return "\r\n".join("# " + line for line in out)
+
+
+# --------------------------------------------------------------------------- whole files
+def read_checked(path: str) -> bytes:
+    """A miniCBF file's bytes, checked: a .gz/.bz2 stream must decompress whole (its CRC
+    holds), the binary section must be as long as its X-Binary-Size and match its
+    Content-MD5. TruncatedDataError naming the file otherwise (FabIO would decode damaged
+    pixels with only a log line)."""
+    try:
+        with _open(path) as fh:
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as e:  # gzip: CRC, length, the stream; bz2
+        raise TruncatedDataError(f"{path}: damaged or cut short ({e})") from e
+    start = raw.find(BINARY_START)
+    if start < 0:
+        raise TruncatedDataError(f"{path}: no binary section (not a CBF file, or cut short)")
+    head = raw[:start].decode("ascii", "replace")
+    size = re.search(r"X-Binary-Size:\s*(\d+)", head)
+    payload = raw[start + len(BINARY_START) :]
+    if size is not None:
+        n = int(size.group(1))
+        if len(payload) < n:
+            raise TruncatedDataError(f"{path}: the pixel data is cut short ({len(payload)} of "
+                                     f"{n} bytes)")  # fmt: skip
+        payload = payload[:n]
+    md5 = re.search(r"Content-MD5:\s*(\S+)", head)
+    if md5 is not None and base64.b64encode(hashlib.md5(payload).digest()).decode() != md5[1]:
+        raise TruncatedDataError(f"{path}: the pixel data does not match its Content-MD5 "
+                                 "(damaged)")  # fmt: skip
+    return raw
 
 
 # --------------------------------------------------------------------------- pixel markers

@@ -229,9 +229,10 @@ def split_options(**options) -> tuple[OutputOptions, RunSettings]:
     )
 
 
-def job_token(master: str, out: str, o: OutputOptions) -> str:
-    """A short hash of the input (path, size, mtime) and every output option: written into
-    each output file, so a re-run resumes only its own job's files."""
+def job_token(master: str, out: str, o: OutputOptions, files=()) -> str:
+    """A short hash of the input (path, size, mtime; of each of ``files`` too: a miniCBF
+    series' files) and every output option: written into each output file, so a re-run
+    resumes only its own job's files."""
     st = os.stat(master)
     key = dict(
         master=os.path.abspath(master),
@@ -240,6 +241,9 @@ def job_token(master: str, out: str, o: OutputOptions) -> str:
         out=os.path.abspath(out),
         options=asdict(o),
     )
+    if files:
+        key["files"] = [(os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns)
+                        for p in files]  # fmt: skip
     return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -127,7 +127,8 @@ def build(
     chunk = chunk_frames(o, run_settings, ny * nx)
     check_size(ds.master, n_in, (ny, nx), chunk, o, run_settings)
     ds = ds.with_datablock(chunk)
-    notes, mask = [f"master: {w}" for w in ds.meta.warnings], ds.pixel_mask()
+    kind = "series" if ds.is_cbf else "master"
+    notes, mask = [f"{kind}: {w}" for w in ds.meta.warnings], ds.pixel_mask()
     if mask is not None and tuple(mask.shape) != (ny, nx):
         notes.append(f"pixel_mask {mask.shape} does not match the frames {(ny, nx)}: ignored")
         mask = None
@@ -236,9 +237,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
         )
     with resume.output_lock(output_names(out, o, 1)[1]):
         job, plan = build(master, out, o, settings)
-        cbf_files = _cbf_names(out, o, plan) if settings.cbf else []
-        if cbf_files and not settings.overwrite:
-            cbf_output.check_free(cbf_files)  # before the run, not after it
+        cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []
         if why:
             plan.notes.append(why)
         resume.remove_partials(plan.outputs())
@@ -259,18 +258,39 @@ def compress(master, out: str = "out_data", **options) -> Report:
             raise Interrupted(f"interrupted while validating; the output is complete: "
                               f"{plan.master}") from None  # fmt: skip
         fidelity = _sample_fidelity(master, plan, o) if settings.fidelity else None
-        if cbf_files:
-            cbf_output.to_cbf(plan.master, out, scheduler=scheduler, workers=settings.workers,
-                              overwrite=True, progress=settings.progress,
-                              slurm=settings.slurm)  # fmt: skip
+        cbf_kept = _write_cbf(out, plan, settings, scheduler) if cbf_files else 0
     report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
-    report.cbf_files = cbf_files
+    report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
     return report
 
 
-def _cbf_names(out: str, o: OutputOptions, plan: Plan) -> list[str]:
-    """The miniCBF files ``--cbf`` writes: the output master's image numbers 1..n."""
-    return [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
+def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) -> list[str]:
+    """The miniCBF files ``--cbf`` will write (the output's image numbers 1..n), checked
+    before the run: integer output, no input file among them, none in the way (unless
+    --overwrite, which also removes an earlier, longer run's)."""
+    if plan.dtype.kind not in "iu":
+        raise OptionError(f"--cbf needs integer output, not {plan.dtype} (-f, -L or -X)")
+    names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
+    resume.check_outputs(names, plan.inputs, overwrite=True)  # never over an input file
+    if settings.overwrite:
+        cbf_output.remove_stale(out, names)
+    else:
+        cbf_output.check_free([p for p in names if not cbf_output.is_ours(p, plan.token)])
+    return names
+
+
+def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> int:
+    """Write the output as miniCBF files (a re-run keeps those this job finished); returns
+    how many were kept."""
+    try:
+        cj = cbf_output.to_cbf(plan.master, out, scheduler=scheduler, workers=settings.workers,
+                               overwrite=settings.overwrite, progress=settings.progress,
+                               slurm=settings.slurm, token=plan.token)  # fmt: skip
+    except KeyboardInterrupt as e:
+        raise Interrupted(f"interrupted while writing the miniCBF files; the HDF5 output is "
+                          f"complete: {plan.master}; run the same command again to write "
+                          "the remaining CBF files", e) from None  # fmt: skip
+    return len(cj.paths) - len(cj.todo)
 
 
 def _sample_fidelity(master: str, plan: Plan, o: OutputOptions) -> str | None:

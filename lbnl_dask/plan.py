@@ -116,6 +116,7 @@ class Plan:
     complete: bool = False  # this job's master and files all there and undamaged
     master_was_done: bool = False  # this job's master was there before the run
     master_bytes_in: int = 0  # the input master's size: the output master is about as large
+    inputs: list = field(default_factory=list)  # the input files (none may be overwritten)
 
     @property
     def frames_out(self) -> int:
@@ -174,13 +175,13 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
     nblocks = -(-n_out // d)
     sizes = [min(d, n_out - k * d) for k in range(nblocks)]
     data, master, squash = output_names(out, o, nblocks)
-    token = job_token(ds.master, out, o)
+    token = job_token(ds.master, out, o, ds.input_files() if ds.is_cbf else ())
     files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
     states = output_states(files, master, token)
     done = {p: st == "done" for p, st in states.items()}
     check_outputs(
         list(states),
-        [ds.master] + [blk.path for blk in ds.blocks],
+        ds.input_files(),
         run.overwrite,
         lambda p: states[p] in ("done", "damaged"),
     )
@@ -211,4 +212,5 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         complete=not run.overwrite and all(done.values()),
         master_was_done=not run.overwrite and done[master],
         master_bytes_in=ds.master_bytes(),
+        inputs=ds.input_files(),
     )

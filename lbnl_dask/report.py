@@ -35,6 +35,7 @@ class Report:
     frames_processed: int | None = None  # input frames of the data files written by this run
     squash_files: list = field(default_factory=list)
     cbf_files: list = field(default_factory=list)  # --cbf: the output frames as miniCBF
+    cbf_kept: int = 0  # of them, finished by an earlier run of the job
     bytes_squash: int = 0
 
     @classmethod
@@ -138,7 +139,8 @@ class Report:
             lines.insert(
                 2,
                 f"cbf files      {len(self.cbf_files)} ({os.path.basename(self.cbf_files[0])}"
-                f" ...), {cbf_mb:.3f} MB",
+                f" ...), {cbf_mb:.3f} MB"
+                + (f", {self.cbf_kept} kept from an earlier run" if self.cbf_kept else ""),
             )
         if self.blocks_skipped:
             lines.append(

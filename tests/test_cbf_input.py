@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lbnl_dask import compress, layout, open_dataset, read_meta
-from lbnl_dask.errors import ImageRangeError, NotEigerError, TruncatedDataError
+from lbnl_dask.errors import ImageRangeError, SeriesError, TruncatedDataError
 from lbnl_dask.validate import validate
 from tests.helpers import cbf_frames, write_cbf_series
 
@@ -57,7 +57,7 @@ def test_a_range_and_its_errors(pilatus):
 def test_mixed_shapes_name_the_file(tmp_path):
     paths = write_cbf_series(tmp_path / "m", np.ones((2, 6, 5), np.int32))
     write_cbf_series(tmp_path / "m", np.ones((1, 7, 5), np.int32), number0=3)
-    with pytest.raises(NotEigerError, match=r"m_00003.cbf.gz: frame \(7, 5\) differs"):
+    with pytest.raises(SeriesError, match=r"m_00003.cbf.gz: frame \(7, 5\) differs"):
         open_dataset(paths[0])
 
 

@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ def header(path) -> dict:
 
 
 def test_an_eiger_dataset_as_minicbf(tiny, tmp_path):
-    paths = to_cbf(tiny, str(tmp_path / "t"), scheduler="threads")
+    paths = to_cbf(tiny, str(tmp_path / "t"), scheduler="threads").paths
     assert [os.path.basename(p) for p in paths[:2]] == ["t_00001.cbf", "t_00002.cbf"]
     ds = open_dataset(tiny)
     raw, mask = ds.frames.compute(), np.asarray(ds.pixel_mask())
@@ -37,12 +38,42 @@ def test_an_eiger_dataset_as_minicbf(tiny, tmp_path):
     assert h["Beam_xy"] == pytest.approx((m.beam_center_x, m.beam_center_y), abs=0.005)
     assert h["Start_angle"] == pytest.approx(m.omega[19], abs=1e-4)
     assert h["Count_cutoff"] == m.overload and h["Oscillation_axis"] == "OMEGA"
+    text = fabio.open(paths[0]).header["_array_data.header_contents"]
+    assert "e-6 m x" in text and "00000" not in text.split("Beam_xy")[1].split("\n")[0]
+    assert re.search(r"^# \d{4}-\d\d-\d\dT", text, re.M)  # dxtbx reads the date line
 
 
 def test_a_range_keeps_the_image_numbers(tiny, tmp_path):
-    paths = to_cbf(tiny, str(tmp_path / "r"), 11, 13, scheduler="threads")
+    paths = to_cbf(tiny, str(tmp_path / "r"), 11, 13, scheduler="threads").paths
     assert [os.path.basename(p) for p in paths] == [f"r_000{k}.cbf" for k in (11, 12, 13)]
     assert header(paths[0])["Start_angle"] == pytest.approx(read_meta(tiny).omega[10], abs=1e-4)
+
+
+def test_a_rerun_keeps_its_own_files_and_a_folder_prefix_writes_into_it(tiny, tmp_path):
+    (tmp_path / "c").mkdir()
+    exe = [str(Path(sys.executable).with_name("lbnl-to-cbf")), tiny, str(tmp_path / "c"),
+           "-N", "3", "--scheduler", "threads"]  # fmt: skip
+    r = subprocess.run(exe, capture_output=True, text=True)
+    assert r.returncode == 0 and "wrote 3 miniCBF files: tiny_00001.cbf" in r.stdout, r.stderr
+    os.remove(tmp_path / "c" / "tiny_00002.cbf")
+    r = subprocess.run(exe, capture_output=True, text=True)
+    assert "wrote 1 miniCBF files (2 kept from an earlier run)" in r.stdout, r.stderr
+    assert len(glob.glob(str(tmp_path / "c" / "*.cbf"))) == 3 and not list(tmp_path.glob("*.cbf"))
+
+
+def test_tasks_are_bounded_in_memory(tiny):
+    from lbnl_dask import cbf_output
+
+    cj = cbf_output.cbf_job(tiny, "/tmp/unused", datablock=None)
+    assert cj.job is not None and len(cj.paths) == 20
+    small = cbf_output.TASK_BYTES
+    try:  # a frame of 132 x 102 int32 is 53856 bytes: two frames a task
+        cbf_output.TASK_BYTES = 2 * 132 * 102 * 4
+        layer = cbf_output.cbf_job(tiny, "/tmp/unused").job.dask
+        tasks = {k[1] for k in layer if isinstance(k, tuple) and k[0].startswith("write-cbf")}
+        assert len(tasks) == 10
+    finally:
+        cbf_output.TASK_BYTES = small
 
 
 def test_existing_files_are_kept_unless_asked(tiny, tmp_path):
@@ -74,7 +105,7 @@ def test_a_failed_run_leaves_no_files(tiny, tmp_path):
 
 def test_command_line(tiny, tmp_path):
     exe = [str(Path(sys.executable).with_name("lbnl-to-cbf"))]
-    r = subprocess.run(exe + [tiny, str(tmp_path / "c"), "-l", "4", "--scheduler", "threads"],
+    r = subprocess.run(exe + [tiny, str(tmp_path / "c"), "-N", "4", "--scheduler", "threads"],
                        capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "wrote 4 miniCBF files: c_00001.cbf ... c_00004.cbf" in r.stdout
@@ -117,3 +148,94 @@ def test_binned_summed_headers_parse_back_to_the_new_geometry(lcys, tmp_path):
         assert h["Count_cutoff"] == m.overload
         for key in ("Wavelength", "Detector_distance", "Detector_2theta", "Chi", "Tau"):
             assert h[key] == src[key], key
+
+
+# ---------------------------------------------------------------- lbnl-compress --cbf
+@pytest.fixture
+def series(tiny, tmp_path):
+    """A 5-frame miniCBF series of the tiny dataset's frames, in its own folder."""
+    from tests.helpers import cbf_frames, write_cbf_series
+
+    (tmp_path / "in").mkdir()
+    return write_cbf_series(tmp_path / "in" / "p", cbf_frames(tiny, 5))
+
+
+def test_cbf_rerun_resumes_and_overwrite_leaves_one_series(series, tmp_path):
+    out = str(tmp_path / "o")
+    rep = compress(series[0], out, cbf=True, scheduler="threads")
+    assert len(rep.cbf_files) == 5 and rep.cbf_kept == 0
+    os.remove(rep.cbf_files[3])
+    rep = compress(series[0], out, cbf=True, scheduler="threads")  # the same command again
+    assert rep.cbf_kept == 4 and os.path.exists(rep.cbf_files[3])
+    rep = compress(series[0], out, cbf=True, sum_range=2, overwrite=True, scheduler="threads")
+    assert sorted(glob.glob(out + "_*.cbf")) == rep.cbf_files  # 3 frames: no stale 4 and 5
+
+
+def test_cbf_never_replaces_an_input_file(tiny, tmp_path):
+    from tests.helpers import cbf_frames, write_cbf_series
+
+    series = write_cbf_series(tmp_path / "u", cbf_frames(tiny, 3), suffix=".cbf")
+    before = [open(p, "rb").read() for p in series]
+    with pytest.raises(OutputError, match="u_00001.cbf: output would overwrite the input"):
+        compress(series[0], str(tmp_path / "u"), cbf=True, bin_range=2, overwrite=True,
+                 scheduler="threads")  # fmt: skip
+    assert [open(p, "rb").read() for p in series] == before
+
+
+def test_cbf_needs_integer_output_before_anything_runs(series, tmp_path):
+    from lbnl_dask.errors import OptionError
+
+    with pytest.raises(OptionError, match="--cbf needs integer output"):
+        compress(series[0], str(tmp_path / "f"), cbf=True, ufloat=4, scheduler="threads")
+    assert not glob.glob(str(tmp_path / "f*"))
+
+
+def test_the_last_short_sum_has_its_own_increment_and_exposure(series, tmp_path):
+    rep = compress(series[0], str(tmp_path / "s"), sum_range=2, cbf=True, scheduler="threads")
+    full, short = header(rep.cbf_files[1]), header(rep.cbf_files[2])  # 2 + 2 + 1 frames
+    assert full["Angle_increment"] == pytest.approx(0.2)
+    assert full["Exposure_time"] == pytest.approx(2 * 0.0964)
+    assert short["Angle_increment"] == pytest.approx(0.1)
+    assert short["Exposure_time"] == pytest.approx(0.0964)
+    assert short["Start_angle"] == pytest.approx(-145.0 + 0.4)
+
+
+def test_a_phi_scan_keeps_its_axis(tiny, tmp_path):
+    from tests.helpers import PILATUS_HEADER, cbf_frames, write_cbf_series
+
+    lines = [ln.replace("OMEGA", "PHI") for ln in PILATUS_HEADER]
+    (tmp_path / "in").mkdir()
+    try:
+        PILATUS_HEADER[:] = lines
+        paths = write_cbf_series(tmp_path / "in" / "phi", cbf_frames(tiny, 4))
+    finally:
+        PILATUS_HEADER[:] = [ln.replace("PHI", "OMEGA") for ln in lines]
+    rep = compress(paths[0], str(tmp_path / "o"), sum_range=2, cbf=True, scheduler="threads")
+    h = header(rep.cbf_files[1])
+    assert h["Oscillation_axis"] == "PHI" and h["Start_angle"] == pytest.approx(-144.8)
+    assert h["Phi"] == pytest.approx(-144.8) and h["Angle_increment"] == pytest.approx(0.2)
+    assert h["Omega"] == pytest.approx(-145.0)  # the header's Omega line: a fixed axis here
+
+
+def test_a_replaced_input_file_is_a_new_job(series, tmp_path):
+    out = str(tmp_path / "r")
+    compress(series[0], out, scheduler="threads")
+    first = open_dataset(out + "_master.h5").frames[2].compute()
+    src = fabio.open(series[2]).data
+    from tests.helpers import write_cbf_series
+
+    write_cbf_series(series[2].replace("_00003.cbf.gz", ""), (src + 7)[None], number0=3)
+    rep = compress(series[0], out, scheduler="threads", overwrite=True)
+    assert not any("already complete" in n for n in rep.notes)
+    again = open_dataset(out + "_master.h5").frames[2].compute()
+    valid = first != 0xFFFFFFFF
+    assert (again[valid] == first[valid] + 7).all()
+
+
+def test_image_numbers_of_a_series_not_starting_at_1_are_noted(tiny, tmp_path):
+    from tests.helpers import cbf_frames, write_cbf_series
+
+    (tmp_path / "in").mkdir()
+    paths = write_cbf_series(tmp_path / "in" / "k", cbf_frames(tiny, 3), number0=7)
+    rep = compress(paths[0], str(tmp_path / "o"), scheduler="threads")
+    assert any("image 1 is k_00007.cbf.gz" in n for n in rep.notes)

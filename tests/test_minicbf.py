@@ -1,12 +1,13 @@
 """miniCBF names, headers and pixel markers (files written by FabIO)."""
 
 import gzip
+import os
 
 import numpy as np
 import pytest
 
 from lbnl_dask import minicbf
-from lbnl_dask.errors import InputFileError, MetadataError
+from lbnl_dask.errors import InputFileError, MetadataError, TruncatedDataError
 from tests.helpers import PILATUS_HEADER, write_cbf_series
 
 
@@ -33,8 +34,51 @@ def test_series_of_plain_and_bz2_files(tmp_path):
 
 def test_a_missing_frame_is_named(series, tmp_path):
     (tmp_path / "x_00002.cbf.gz").unlink()
-    with pytest.raises(InputFileError, match=r"x_#####\.cbf\.gz: frame 2 is missing"):
+    with pytest.raises(InputFileError, match=r"x_00002\.cbf\.gz: missing \(the series runs 1-3"):
         minicbf.find_series(series[0])
+    with pytest.raises(InputFileError, match=r"x_00002\.cbf\.gz: missing"):
+        minicbf.find_series(tmp_path)  # a folder: the name of the missing file all the same
+
+
+def test_numbers_of_any_width_and_twice_the_same_number(tmp_path):
+    one = np.ones((1, 4, 3), np.int32)
+    for k in range(1, 11):  # z_1 ... z_10: no zero padding
+        write_cbf_series(tmp_path / "z", one, suffix=".cbf", number0=k)
+    for k in range(1, 11):
+        os.rename(tmp_path / f"z_{k:05d}.cbf", tmp_path / f"z_{k}.cbf")
+    names = [os.path.basename(p) for p in minicbf.find_series(tmp_path / "z_1.cbf")]
+    assert names == [f"z_{k}.cbf" for k in range(1, 11)]
+    assert minicbf.find_series(tmp_path / "z_#.cbf") == minicbf.find_series(tmp_path)
+    write_cbf_series(tmp_path / "z", one, suffix=".cbf", number0=2)  # z_00002.cbf beside z_2
+    with pytest.raises(InputFileError, match="frame 2 is also"):
+        minicbf.find_series(tmp_path)
+
+
+def test_upper_case_names(tmp_path):
+    paths = write_cbf_series(tmp_path / "u", np.ones((2, 4, 3), np.int32))
+    for p in paths:
+        os.rename(p, p.replace(".cbf.gz", ".CBF.GZ"))
+    files = minicbf.find_series(tmp_path)
+    assert files[0].endswith("u_00001.CBF.GZ") and minicbf.read_header(files[1]).shape == (4, 3)
+
+
+def test_damaged_pixels_are_caught_before_fabio_decodes_them(series, tmp_path):
+    good = minicbf.read_checked(series[0])
+    start = good.find(minicbf.BINARY_START) + 6
+    bad = tmp_path / "b_00001.cbf"
+    bad.write_bytes(good[:start] + bytes([good[start] ^ 0xFF]) + good[start + 1 :])
+    with pytest.raises(TruncatedDataError, match="b_00001.cbf: the pixel data does not match"):
+        minicbf.read_checked(str(bad))
+    cut = tmp_path / "c_00001.cbf"
+    cut.write_bytes(good[: start + 2])
+    with pytest.raises(TruncatedDataError, match="c_00001.cbf: the pixel data is cut short"):
+        minicbf.read_checked(str(cut))
+    gz = bytearray(open(series[1], "rb").read())
+    gz[len(gz) // 2] ^= 0xFF  # the gzip stream's CRC no longer holds
+    flipped = tmp_path / "f_00001.cbf.gz"
+    flipped.write_bytes(bytes(gz))
+    with pytest.raises(TruncatedDataError, match="f_00001.cbf.gz: damaged or cut short"):
+        minicbf.read_checked(str(flipped))
 
 
 def test_a_folder_of_two_series_asks_which(series, tmp_path):

@@ -128,6 +128,8 @@ def test_explorer_command(spots, tmp_path, capsys):
             "64",
             "--j2k",
             "40",
+            "--sz3",
+            "--zfp",
             "--windows",
             "2",
             "--frames",
