@@ -84,7 +84,8 @@ class HeaderPlan:
             if inc is not None:
                 values["Angle_increment"] = inc
                 values[name + "_increment"] = inc
-            values["Oscillation_axis"] = self.axis.upper()
+            if not any(minicbf.key_of(line) == "Oscillation_axis" for line in self.base):
+                values["Oscillation_axis"] = self.axis.upper()  # else the series' own line
         base = list(self.base) + ([JOB_LINE.format(self.token)] if self.token else [])
         return minicbf.format_header(values, base)
 
@@ -239,8 +240,9 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     token = token or default_token(master, prefix, ds.first_image, ds.last_image)
     plan = header_plan(master, ds.meta, token)
     paths = [cbf_name(prefix, ds.first_image + i) for i in range(n)]
-    done = [] if overwrite else [i for i, p in enumerate(paths) if is_ours(p, token)]
-    foreign = [p for i, p in enumerate(paths) if i not in done and os.path.exists(p)]
+    states = [file_state(p, token) for p in paths]
+    done = [] if overwrite else [i for i, st in enumerate(states) if st == "done"]
+    foreign = [p for p, st in zip(paths, states, strict=True) if st == "foreign"]
     chunks = frames.chunks[0]
     written = da.map_blocks(
         write_cbf_block, frames, ds.pixel_mask(), plan, prefix, ds.first_image,
@@ -259,14 +261,22 @@ def default_token(master: str, prefix: str, first: int, last: int) -> str:
     return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
 
 
-def is_ours(path: str, token: str) -> bool:
-    """A finished file of job ``token`` (files are renamed into place only when complete)."""
+def file_state(path: str, token: str) -> str:
+    """'absent'; 'done' (a finished, undamaged file of job ``token``: its header names the
+    job, its pixel data is whole and matches its Content-MD5); 'damaged' (this job's, to be
+    written again); or 'foreign' (another file in the way)."""
     if not os.path.exists(path):
-        return False
+        return "absent"
     try:
-        return JOB_LINE.format(token) in minicbf.read_header(path).lines
+        if JOB_LINE.format(token) not in minicbf.read_header(path).lines:
+            return "foreign"
     except LbnlDaskError:
-        return False
+        return "foreign"
+    try:
+        minicbf.read_checked(path)
+    except LbnlDaskError:
+        return "damaged"
+    return "done"
 
 
 def check_free(paths: list[str]) -> None:
@@ -276,16 +286,25 @@ def check_free(paths: list[str]) -> None:
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 
 
-def remove_stale(prefix: str, keep: list[str]) -> list[str]:
+def remove_stale(prefix: str, keep: list[str], inputs=()) -> list[str]:
     """With --overwrite: remove ``<prefix>_NNNNN.cbf`` files not in ``keep`` (an earlier,
-    longer run's), so the folder holds one series. Returns what it removed."""
+    longer run's), so the folder holds one series; never one of ``inputs`` (a series read
+    from the same folder and prefix). Returns what it removed."""
     prefix = os.path.abspath(prefix)
     pattern = glob.escape(prefix) + "_" + "[0-9]" * 5 + "*.cbf"
     stale = [p for p in glob.glob(pattern)
-             if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep]  # fmt: skip
+             if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep
+             and not any(_same_file(p, i) for i in inputs)]  # fmt: skip
     for p in stale:
         os.remove(p)
     return stale
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = None,

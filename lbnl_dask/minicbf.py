@@ -96,19 +96,22 @@ def find_series(path) -> list[str]:
 
 
 def _numbered(folder: str, stem: str, ext: str, width: int | None) -> dict[int, str]:
-    """Frame number -> path of the files ``<stem><digits><ext>`` in ``folder``; two files of
-    one number (``a_0002.cbf`` and ``a_00002.cbf``) are an InputFileError."""
-    digits = rf"(\d{{{width}}})" if width else r"(\d+)"
-    pat = re.compile("^" + re.escape(stem) + digits + re.escape(ext) + "$")
-    out = {}
+    """Frame number -> path of the files ``<stem><digits><ext>`` in ``folder`` (``width``
+    digits, or any number). Two files of one number (``a_0002.cbf`` and ``a_00002.cbf``),
+    whatever their widths, are an InputFileError."""
+    pat = re.compile("^" + re.escape(stem) + r"(\d+)" + re.escape(ext) + "$")
+    out, seen = {}, {}
     for entry in sorted(os.listdir(folder)):
         m = pat.match(entry)
-        if m:
-            n = int(m.group(1))
-            if n in out:
-                raise InputFileError(f"{os.path.join(folder, entry)}: frame {n} is also "
-                                     f"{os.path.basename(out[n])}: which one?")  # fmt: skip
-            out[n] = os.path.join(folder, entry)
+        if not m:
+            continue
+        n = int(m.group(1))
+        if n in seen:
+            raise InputFileError(f"{os.path.join(folder, entry)}: frame {n} is also "
+                                 f"{os.path.basename(seen[n])}: which one?")  # fmt: skip
+        seen[n] = os.path.join(folder, entry)
+        if width is None or len(m.group(1)) == width:
+            out[n] = seen[n]
     return out
 
 
@@ -176,13 +179,13 @@ def read_header(path: str) -> RawHeader:
         raise InputFileError(f"{path}: cannot read ({e})") from e
     cut = head.find(BINARY_START)
     if not head.startswith(b"###CBF") or cut < 0:
-        raise InputFileError(f"{path}: not a CBF file with a binary section")
+        raise InputFileError(f"{path}: not a CBF file with a binary section (or damaged)")
     text = head[:cut].decode("ascii", "replace")
     sizes = {k: v for k, v in re.findall(r"X-Binary-([\w-]+):\s*\"?([^\"\r\n]*)", text)}
     try:
         shape = (int(sizes["Size-Second-Dimension"]), int(sizes["Size-Fastest-Dimension"]))
     except (KeyError, ValueError):
-        raise InputFileError(f"{path}: the binary section gives no frame size") from None
+        raise InputFileError(f"{path}: the binary section gives no frame size (damaged?)") from None
     return RawHeader(path, header_lines(text), shape, sizes.get("Element-Type", "").strip())
 
 

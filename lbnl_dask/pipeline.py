@@ -273,9 +273,11 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
     names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
     resume.check_outputs(names, plan.inputs, overwrite=True)  # never over an input file
     if settings.overwrite:
-        cbf_output.remove_stale(out, names)
+        cbf_output.remove_stale(out, names, plan.inputs)
     else:
-        cbf_output.check_free([p for p in names if not cbf_output.is_ours(p, plan.token)])
+        cbf_output.check_free(
+            [p for p in names if cbf_output.file_state(p, plan.token) == "foreign"]
+        )
     return names
 
 

@@ -239,3 +239,38 @@ def test_image_numbers_of_a_series_not_starting_at_1_are_noted(tiny, tmp_path):
     paths = write_cbf_series(tmp_path / "in" / "k", cbf_frames(tiny, 3), number0=7)
     rep = compress(paths[0], str(tmp_path / "o"), scheduler="threads")
     assert any("image 1 is k_00007.cbf.gz" in n for n in rep.notes)
+
+
+def test_overwrite_never_removes_a_series_read_from_the_same_prefix(tiny, tmp_path):
+    from tests.helpers import cbf_frames, write_cbf_series
+
+    # inputs u_00009 ... u_00013 beside outputs u_00001 ... u_00003: not "stale" outputs
+    series = write_cbf_series(tmp_path / "u", cbf_frames(tiny, 5), suffix=".cbf", number0=9)
+    rep = compress(series[0], str(tmp_path / "u"), sum_range=2, cbf=True, overwrite=True,
+                   scheduler="threads")  # fmt: skip
+    assert all(os.path.exists(p) for p in series) and len(rep.cbf_files) == 3
+
+
+def test_a_damaged_file_of_this_job_is_written_again(series, tmp_path):
+    out = str(tmp_path / "d")
+    rep = compress(series[0], out, cbf=True, scheduler="threads")
+    whole = open(rep.cbf_files[1], "rb").read()
+    open(rep.cbf_files[1], "wb").write(whole[: len(whole) // 2])
+    rep = compress(series[0], out, cbf=True, scheduler="threads")
+    assert rep.cbf_kept == 4 and open(rep.cbf_files[1], "rb").read() == whole
+
+
+def test_the_series_own_oscillation_axis_line_is_kept(tiny, tmp_path):
+    from tests.helpers import PILATUS_HEADER, cbf_frames, write_cbf_series
+
+    (tmp_path / "in").mkdir()
+    saved = list(PILATUS_HEADER)
+    try:
+        PILATUS_HEADER[:] = [ln.replace("Oscillation_axis OMEGA", "Oscillation_axis X, CW")
+                             for ln in saved]  # fmt: skip
+        paths = write_cbf_series(tmp_path / "in" / "x", cbf_frames(tiny, 2))
+    finally:
+        PILATUS_HEADER[:] = saved
+    rep = compress(paths[0], str(tmp_path / "o"), cbf=True, scheduler="threads")
+    text = fabio.open(rep.cbf_files[1]).header["_array_data.header_contents"]
+    assert "# Oscillation_axis X, CW" in text and "OMEGA" not in text
