@@ -145,21 +145,22 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
     if grow:  # a spot's halo joins it: the codec smears spots a pixel or two
         strong = ok & _to_cells(_grown(_from_cells(strong, decoded.shape, tile), grow), tile,
                                 False)  # fmt: skip
-    classes = np.concatenate([ok & ~strong, strong])  # two rows per cell, disjoint
     dec = _to_cells(np.where(valid, np.maximum(decoded, 0), 0), tile)
-    dec = np.where(classes, np.concatenate([dec, dec]), 0)
-    want = np.where(classes, np.concatenate([orig, orig]), 0).sum(axis=1, keepdims=True)
-    have = dec.sum(axis=1, keepdims=True)
-    empty = have[:, 0] == 0  # a class that decoded to nothing: its total spread evenly
-    if empty.any():
-        dec[empty] = classes[empty]
-        have[empty] = np.maximum(classes[empty].sum(axis=1, keepdims=True), 1)
-    dec *= want / have
-    # whole counts by systematic rounding along the cell: each pixel gets its share rounded
-    # down or up, and the rounded running totals end exactly at the class's total
-    np.cumsum(dec, axis=1, out=dec)
-    np.floor(dec + 0.5, out=dec)
-    dec[:, 1:] -= dec[:, :-1].copy()
-    cells = dec[: len(ok)] + dec[len(ok) :]
+    cells = None
+    for cls in (ok & ~strong, strong):  # each class on its own, its total exact
+        part = np.where(cls, dec, 0)
+        want = np.where(cls, orig, 0).sum(axis=1, keepdims=True)
+        have = part.sum(axis=1, keepdims=True)
+        empty = have[:, 0] == 0  # a class that decoded to nothing: its total spread evenly
+        if empty.any():
+            part[empty] = cls[empty]
+            have[empty] = np.maximum(cls[empty].sum(axis=1, keepdims=True), 1)
+        part *= want / have
+        # whole counts by systematic rounding along the cell: each pixel gets its share
+        # rounded down or up, and the rounded running totals end exactly at the total
+        np.cumsum(part, axis=1, out=part)
+        np.floor(part + 0.5, out=part)
+        part[:, 1:] -= part[:, :-1].copy()
+        cells = part if cells is None else cells + part
     np.copyto(decoded, _from_cells(cells, decoded.shape, tile), where=valid)
     return decoded
