@@ -156,3 +156,20 @@ def test_explore_takes_the_series_itself(lcys, tmp_path, capsys):
     assert set(rows) == {"b2s2", "b2s2h12"} and rows["b2s2"]["n"] > 5
     assert rows["b2s2"]["cc"] == pytest.approx(1.0)
     assert "best: " in capsys.readouterr().out
+
+
+def test_a_cbf_without_a_pilatus_header_or_with_16_bit_pixels_is_refused(tmp_path):
+    import fabio.cbfimage
+
+    from lbnl_dask.errors import InputFileError
+
+    fabio.cbfimage.CbfImage(data=np.ones((4, 3), np.int32), header={}).write(
+        str(tmp_path / "n_00001.cbf"))  # fmt: skip
+    with pytest.raises(InputFileError, match="n_00001.cbf: no PILATUS_1.2 header"):
+        open_dataset(str(tmp_path / "n_00001.cbf"))
+    (tmp_path / "s").mkdir()
+    paths = write_cbf_series(tmp_path / "s" / "s", np.ones((1, 4, 3), np.int32), suffix=".cbf")
+    img = fabio.open(paths[0])
+    fabio.cbfimage.CbfImage(data=img.data.astype(np.int16), header=img.header).write(paths[0])
+    with pytest.raises(SeriesError, match="s_00001.cbf: pixels are 'signed 16-bit integer'"):
+        open_dataset(paths[0])
