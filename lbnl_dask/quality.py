@@ -6,11 +6,8 @@ them. Reflection positions come from the synthetic ground-truth table
 (``<prefix>_reflections.csv`` beside the original master) when there is one, otherwise from
 :func:`find_spots`.
 
-Integration (documented, deliberately simple): each reflection's *shoebox* is the frames
-``frame ± frames_half`` and the pixels within ``box_half`` of its centre (a square); the
-background is the mean of the finite pixels of a ring ``ring`` pixels wide around the box,
-in the same frames. I = sum(box) - n_box * background, and sigma(I)^2 = sum(box) +
-(n_box / n_ring)^2 * sum(ring) (Poisson). A reflection whose box holds an invalid or
+Integration (documented, deliberately simple) is :mod:`lbnl_dask.integrate`: summation in
+a square shoebox with a background ring; a reflection whose box holds an invalid or
 saturated pixel in either dataset is left out: invalid pixels never count.
 
 Statistics are over the reflections with I/sigma >= 3 in the original: correlation
@@ -21,17 +18,24 @@ and the mean I/sigma of each; also by resolution shell and, with ground truth, a
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import asdict, dataclass, field
 
-import dask
 import dask.array as da
 import numpy as np
 
 from . import shells as shells_mod
 from . import transform as T
 from .eiger import open_dataset, read_meta
+from .integrate import (  # noqa: F401  (quality's API: integrate with it)
+    Shoebox,
+    _background_by_chunk,
+    _integrate_block,
+    background_free,
+    background_histograms,
+    background_sums,
+    integrate,
+)
 from .shells import Geometry
 from .spots import REFL_DTYPE, find_spots, spot_regions
 from .synth import read_reflections
@@ -133,129 +137,6 @@ def resolution(refl: np.ndarray, meta) -> np.ndarray:
     if geometry is None:
         return np.full(len(refl), np.nan)
     return geometry.d(refl["x"], refl["y"])
-
-
-# ---------------------------------------------------------------- integration
-@dataclass
-class Shoebox:
-    """Integration box (output pixels / frames): half-widths of the box and the background ring."""
-
-    box_half: int = 2
-    ring: int = 3
-    frames_half: int = 2
-
-    @classmethod
-    def for_run(cls, run: RunGeometry) -> Shoebox:
-        # synthetic spots: sigma 0.9 px, rocking curve sigma ~0.9 frames; Eiger spots are similar
-        return cls(
-            box_half=max(1, math.ceil(4 / run.b)),
-            ring=max(2, math.ceil(4 / run.b)),
-            frames_half=max(1, math.ceil(3 / run.s)),
-        )
-
-
-def _integrate_block(
-    ref: np.ndarray, out: np.ndarray, refl: np.ndarray, offset: int, box: Shoebox
-) -> np.ndarray:
-    """I and sigma of each reflection in both datasets; NaN where the box is not clean."""
-    res = np.full((len(refl), 4), np.nan)
-    n, ny, nx = ref.shape
-    h, w, fh = box.box_half, box.ring, box.frames_half
-    for j, r in enumerate(refl):
-        k, y, x = int(round(r["frame"])) - offset, int(round(r["y"])), int(round(r["x"]))
-        f0, f1 = max(0, k - fh), min(n, k + fh + 1)
-        y0, y1, x0, x1 = y - h - w, y + h + w + 1, x - h - w, x + h + w + 1
-        if f0 >= f1 or y0 < 0 or x0 < 0 or y1 > ny or x1 > nx:
-            continue
-        inner = np.zeros((y1 - y0, x1 - x0), bool)
-        inner[w : w + 2 * h + 1, w : w + 2 * h + 1] = True
-        for c, data in enumerate((ref, out)):
-            sb = data[f0:f1, y0:y1, x0:x1]
-            core = sb[:, inner]
-            if not np.isfinite(core).all():
-                res[j] = np.nan
-                break
-            ring = sb[:, ~inner]
-            ring = ring[np.isfinite(ring)]
-            if ring.size < 10:
-                res[j] = np.nan
-                break
-            n_in = core.size
-            res[j, 2 * c] = core.sum() - n_in * ring.mean()
-            res[j, 2 * c + 1] = math.sqrt(
-                max(core.sum(), 0) + (n_in / ring.size) ** 2 * max(ring.sum(), 0)
-            )
-    return res
-
-
-def background_free(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Shoebox,
-                    offset: int = 0) -> np.ndarray:  # fmt: skip
-    """The background pixels (bool, shape of ``ref``): valid in both arrays and in no
-    reflection's shoebox (box, ring and frames); ``offset`` is ``ref``'s first frame in the
-    reflections' frame numbering."""
-    free = np.isfinite(ref) & np.isfinite(out)
-    h, fh = box.box_half + box.ring, box.frames_half
-    for r in refl:
-        k, y, x = int(round(r["frame"])) - offset, int(round(r["y"])), int(round(r["x"]))
-        if k + fh < 0:
-            continue
-        free[max(0, k - fh) : k + fh + 1, max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1] = (
-            False
-        )
-    return free
-
-
-def background_sums(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Shoebox,
-                    offset: int = 0) -> tuple[float, float]:  # fmt: skip
-    """Summed counts (reference, output) of the background (:func:`background_free`): where
-    the lossy step's bias on the weak, unseen reflections shows."""
-    free = background_free(ref, out, refl, box, offset)
-    return float(ref[free].sum()), float(out[free].sum())
-
-
-def background_histograms(ref, out, refl, box: Shoebox, geometry: Geometry | None,
-                          offset: int = 0) -> np.ndarray | None:  # fmt: skip
-    """The background's counts (reference, output) in fine bins of resolution
-    (:func:`lbnl_dask.shells.background_histograms`); None without a geometry."""
-    if geometry is None:
-        return None
-    free = background_free(ref, out, refl, box, offset)
-    return shells_mod.background_histograms(ref, out, free, geometry)
-
-
-def _background_by_chunk(ref: da.Array, out: da.Array, refl, box: Shoebox, geometry):
-    """:func:`background_histograms` of a whole dataset, a task per chunk of frames."""
-    parts, start = [], 0
-    for c in ref.chunks[0]:
-        near = refl[(refl["frame"] > start - box.frames_half - 1)
-                    & (refl["frame"] < start + c + box.frames_half + 1)]  # fmt: skip
-        chunk = (ref[start : start + c], out[start : start + c])
-        parts.append(dask.delayed(background_histograms)(*chunk, near, box, geometry, start))
-        start += c
-    return np.sum(dask.compute(*parts), axis=0)
-
-
-def integrate(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox) -> np.ndarray:
-    """(I_ref, sigma_ref, I_out, sigma_out) per reflection, computed chunk by chunk in parallel."""
-    if ref.shape != out.shape:
-        raise ValueError(f"reference {ref.shape} and compressed {out.shape} frames differ")
-    parts, index = [], []
-    starts = np.cumsum((0,) + ref.chunks[0][:-1])
-    centre = np.rint(refl["frame"]).astype(int)
-    for i, st in enumerate(starts):
-        sel = np.nonzero((centre >= st) & (centre < st + ref.chunks[0][i]))[0]
-        if not len(sel):
-            continue
-        lo, hi = (
-            max(0, st - box.frames_half),
-            min(ref.shape[0], st + ref.chunks[0][i] + box.frames_half),
-        )
-        parts.append(dask.delayed(_integrate_block)(ref[lo:hi], out[lo:hi], refl[sel], lo, box))
-        index.append(sel)
-    res = np.full((len(refl), 4), np.nan)
-    for sel, r in zip(index, dask.compute(*parts), strict=False):
-        res[sel] = r
-    return res
 
 
 # ---------------------------------------------------------------- statistics

@@ -103,18 +103,6 @@ def test_fidelity_without_truth_uses_the_spot_finder(spots, runs, tmp_path):
     assert 0.9 < f.overall.cc <= 1.0
 
 
-def test_invalid_pixels_never_count():
-    ref = np.zeros((3, 20, 20))
-    out = ref.copy()
-    ref[1, 10, 10] = 100
-    out[1, 10, 10] = 100
-    refl = np.array([(1.0, 10.0, 10.0, 2.0, np.nan)], Q.REFL_DTYPE)
-    box = Q.Shoebox(box_half=1, ring=2, frames_half=1)
-    assert Q._integrate_block(ref, out, refl, 0, box)[0, 0] == pytest.approx(100)
-    out[0, 9, 10] = np.nan  # an invalid pixel in the box: left out
-    assert np.isnan(Q._integrate_block(ref, out, refl, 0, box)).all()
-
-
 def test_explorer_command(spots, tmp_path, capsys):
     rc = E.main(
         [
@@ -181,14 +169,3 @@ def test_sample_fidelity_of_a_lossless_run_is_exactly_one(tiny, tmp_path):
         "3 sampled output frame(s): background out/in 1.000, its noise out/in 1.00, spot "
         "neighbourhoods out/in 1.000"
     )
-
-
-def test_background_sums_leave_out_every_shoebox_and_invalid_pixels():
-    ref = np.ones((5, 20, 20))
-    out = 2 * ref
-    ref[0, 0, 0] = np.nan  # invalid in one: left out of both
-    refl = np.zeros(1, Q.REFL_DTYPE)
-    refl["frame"], refl["y"], refl["x"] = 2, 10, 10
-    box = Q.Shoebox(box_half=1, ring=1, frames_half=1)  # 3 frames x 5 x 5 pixels
-    bg_in, bg_out = Q.background_sums(ref, out, refl, box)
-    assert bg_in == 5 * 400 - 1 - 3 * 25 and bg_out == 2 * bg_in
