@@ -19,7 +19,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import dask.array as da
 import h5py
@@ -124,10 +124,6 @@ class CbfSeries:
     def __repr__(self):
         return f"CbfSeries({self.master!r}, frames={self.frames!r})"
 
-    @property
-    def blocks(self):  # the input files, as the Eiger dataset's data files are listed
-        return [_File(p) for p in self.files]
-
     def input_files(self) -> list[str]:
         """Every file of the series: none may be overwritten, and each one's size and time
         are part of the job token (a file replaced means a new job)."""
@@ -198,11 +194,6 @@ class CbfSeries:
         return template_master(self)
 
 
-@dataclass(frozen=True)
-class _File:
-    path: str
-
-
 # --------------------------------------------------------------------------- opening
 def open_series(path, first_image: int = 1, last_image: int | None = None,
                 datablock: int | None = None) -> CbfSeries:  # fmt: skip
@@ -216,15 +207,18 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
         ds.meta.x_pixel_size, ds.frames.shape        # 0.000172, (15, 1679, 1475)
     """
     files = minicbf.find_series(path)
-    headers = [minicbf.read_header(p) for p in files]
+    headers = [_header(p) for p in files]
     first = headers[0]
     if first.element_type and "32-bit" not in first.element_type:
-        raise SeriesError(f"{first.path}: pixels are {first.element_type!r}; miniCBF input "
-                            "must be 32-bit integers")  # fmt: skip
+        raise InputFileError(f"{first.path}: pixels are {first.element_type!r}; miniCBF input "
+                             "must be 32-bit integers")  # fmt: skip
     for h in headers[1:]:
+        if h.element_type != first.element_type:
+            raise SeriesError(f"{h.path}: pixels are {h.element_type!r}, the first file's "
+                              f"{first.element_type!r} ({first.path})")  # fmt: skip
         if h.shape != first.shape:
             raise SeriesError(f"{h.path}: frame {h.shape} differs from the first file's "
-                                f"{first.shape} ({first.path})")  # fmt: skip
+                              f"{first.shape} ({first.path})")  # fmt: skip
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{files[0]}: datablock must be at least 1, not {datablock}")
     meta = series_meta(files, headers)
@@ -245,6 +239,18 @@ def scan_starts(headers: list[minicbf.RawHeader]) -> np.ndarray | None:
     """Each file's Start_angle (deg), or None if a header lacks it."""
     starts = [minicbf.parse_header(r).get("Start_angle") for r in headers]
     return None if None in starts else np.asarray(starts, np.float64)
+
+
+def _header(path: str) -> minicbf.RawHeader:
+    """A file's header, read once per (path, size, time) in a process: the explorer and
+    quality open the same series again and again."""
+    st = os.stat(path)
+    return _cached_header(path, st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=2**16)
+def _cached_header(path: str, size: int, mtime: int) -> minicbf.RawHeader:
+    return minicbf.read_header(path)
 
 
 def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorMeta:
@@ -268,7 +274,7 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorM
         beam_center_x=(h.get("Beam_xy") or (None, None))[0],
         beam_center_y=(h.get("Beam_xy") or (None, None))[1],
         detector_distance=h.get("Detector_distance"),
-        sensor_thickness=h.get("sensor"),
+        sensor_thickness=(h.get("sensor") or (None, None))[1],
         wavelength=h.get("Wavelength"),
         count_time=h.get("Exposure_time"),
         frame_time=h.get("Exposure_period"),
@@ -310,7 +316,7 @@ def template_master(ds: CbfSeries) -> bytes:
                 write_dataset(det, name, value, units, np.float64)
         for name, value in (("description", m.description),
                             ("detector_number", m.detector_number),
-                            ("sensor_material", h.get("sensor_material"))):  # fmt: skip
+                            ("sensor_material", (h.get("sensor") or (None,))[0])):  # fmt: skip
             if value is not None:
                 write_dataset(det, name, value)
         write_dataset(det, "bit_depth_image", 32, None, np.uint32)
@@ -331,7 +337,8 @@ def template_master(ds: CbfSeries) -> bytes:
                           np.uint32)  # fmt: skip
         # the mask's place (its space is not allocated): the writer puts the binned mask there
         spec.create_dataset(PIXEL_MASK.rsplit("/", 1)[1], shape=(m.ny, m.nx), dtype=np.uint32)
-        write_dataset(spec, MINICBF_HEADER.rsplit("/", 1)[1], "\n".join(h.lines))
+        lines = [ln for ln in h.lines if not ln.startswith("lbnl_dask_job:")]  # not ours to keep
+        write_dataset(spec, MINICBF_HEADER.rsplit("/", 1)[1], "\n".join(lines))
         _write_goniometer(f, ds, h)
     return buf.getvalue()
 

@@ -32,7 +32,7 @@ from dask.base import tokenize
 from . import __version__, minicbf
 from .cluster import choose_scheduler, client_for, one_openmp_thread, run
 from .eiger import open_dataset
-from .errors import LbnlDaskError, OutputError
+from .errors import InputFileError, LbnlDaskError, OutputError
 from .layout import DET, GONIOMETER, MINICBF_HEADER, SPEC
 from .writer import atomic_path
 
@@ -146,12 +146,13 @@ def _scan(f: h5py.File, n: int):
     per frame (or, for one frame, an increment); (None, None, None) if there is none."""
     for axis in minicbf.AXES:
         d = f.get(f"{GONIOMETER}/{axis}")
-        if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf":
+        if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size != n or n < 1:
             continue
-        per_frame = d.size == n and (n > 1 or (_first_value(f, f"{GONIOMETER}/{axis}_increment")
-                                               or 0) != 0)  # fmt: skip
-        if per_frame:
-            starts = tuple(_tidy(x) for x in np.asarray(d[()], float).reshape(-1))
+        # the scan axis moves: a value per frame that changes (or, for one frame, an increment)
+        inc = _first_value(f, f"{GONIOMETER}/{axis}_increment") or 0
+        values = np.asarray(d[()], float).reshape(-1)
+        if np.ptp(values) > 0 if n > 1 else inc != 0:
+            starts = tuple(_tidy(x) for x in values)
             e = f.get(f"{GONIOMETER}/{axis}_end")
             ends = (tuple(_tidy(x) for x in np.asarray(e[()], float).reshape(-1))
                     if isinstance(e, h5py.Dataset) and e.size == n else None)  # fmt: skip
@@ -228,7 +229,7 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     datablock (default: the data files' frames, at most about 256 MB of pixels)."""
     ds = open_dataset(master, first_image, last_image)
     if ds.is_cbf:
-        raise OutputError(f"{master}: give an HDF5 master (this input is miniCBF already)")
+        raise InputFileError(f"{master}: give an HDF5 master (this input is miniCBF already)")
     n, ny, nx = ds.shape
     if datablock is None:
         datablock = max(1, min(ds.datablock, TASK_BYTES // (4 * ny * nx)))
@@ -250,7 +251,8 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
         dtype=np.int64, name="write-cbf-" + tokenize(frames, plan, prefix, done),
         frame_chunks=chunks,
     )  # fmt: skip
-    todo = [p for i, p in enumerate(paths) if i not in set(done)]
+    finished = set(done)
+    todo = [p for i, p in enumerate(paths) if i not in finished]
     return CbfJob(dask.delayed(np.sum)(written), paths, todo, foreign)
 
 
@@ -290,7 +292,7 @@ def remove_stale(prefix: str, keep: list[str], inputs=()) -> list[str]:
     """With --overwrite: remove ``<prefix>_NNNNN.cbf`` files not in ``keep`` (an earlier,
     longer run's), so the folder holds one series; never one of ``inputs`` (a series read
     from the same folder and prefix). Returns what it removed."""
-    prefix = os.path.abspath(prefix)
+    prefix, keep = os.path.abspath(prefix), set(keep)
     pattern = glob.escape(prefix) + "_" + "[0-9]" * 5 + "*.cbf"
     stale = [p for p in glob.glob(pattern)
              if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep

@@ -88,7 +88,10 @@ class _ErrorBounded(Codec):
             frame = d[()]
         if out is None:
             return frame
-        np.copyto(np.asarray(out).reshape(ny, nx), frame, casting="unsafe")
+        out = np.asarray(out)
+        if out.shape != (ny, nx):
+            raise CodecError(f"{self!r}: out has shape {out.shape}, the frame ({ny}, {nx})")
+        np.copyto(out, frame, casting="unsafe")
         return out
 
 

@@ -27,6 +27,7 @@ from .cluster import one_openmp_thread
 from .eiger import open_dataset
 from .errors import LbnlDaskError
 from .explore_results import (
+    MAX_SHELLS,
     MIN_SHELL_REFLECTIONS,
     acceptable,
     best_setting,
@@ -37,6 +38,7 @@ from .explore_results import (
     save,
     table,
 )
+from .integrate import background_by_resolution, background_sums, integrate_block
 from .options import OutputOptions
 from .pipeline import output_frames
 from .shells import Geometry
@@ -198,8 +200,8 @@ def _integrate(ref, out, refl, box, geometry):
     reflection, the background's fine histograms by resolution or None) of one window."""
     d = refl["d"] if geometry is None or np.isfinite(refl["d"]).all() else geometry.d(
         refl["x"], refl["y"])  # fmt: skip
-    return (Q._integrate_block(ref, out, refl, 0, box), Q.background_sums(ref, out, refl, box),
-            d, Q.background_histograms(ref, out, refl, box, geometry))  # fmt: skip
+    return (integrate_block(ref, out, refl, 0, box), background_sums(ref, out, refl, box),
+            d, background_by_resolution(ref, out, refl, box, geometry))  # fmt: skip
 
 
 def _collect(*values):
@@ -246,7 +248,7 @@ def _fidelity(res, results, parts) -> Q.Fidelity:
     refl["d"], refl["truth"] = d, np.nan
     ok = np.isfinite(res).all(axis=1) & (res[:, 0] > 0)
     ok[ok] &= res[ok, 0] / res[ok, 1] >= 3
-    shells = min(5, int(ok.sum()) // MIN_SHELL_REFLECTIONS)
+    shells = min(MAX_SHELLS, int(ok.sum()) // MIN_SHELL_REFLECTIONS)
     hists = [v[3] for v in results]
     if shells < 1 or any(h is None for h in hists) or parts[0]["edges"] is None:
         return Q.summarize(res, refl, shells=0)
@@ -453,8 +455,11 @@ def main(argv=None) -> int:
     print(table(rows))
     print(describe_best(rows))
     best = best_setting(rows)
-    if best is not None and best["shells"]:
+    if best is not None and best.get("shells"):
         print(describe_shells(best))
+    elif best is not None:
+        print("  (no resolution shells: the master lacks the geometry or too few reflections; "
+              "judged overall only)")  # fmt: skip
     for path in save(rows, a.out):
         print(f"wrote {path}")
     return 0

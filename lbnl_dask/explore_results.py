@@ -25,6 +25,7 @@ ISIGMA_TOLERANCE = 0.05
 #: Strong reflections (I/sigma >= 3) per resolution shell: the explorer uses as many shells
 #: (up to 5) as hold this many, and judges each shell as it judges the whole.
 MIN_SHELL_REFLECTIONS = 20
+MAX_SHELLS = 5
 
 
 def _within(value, tolerance: float) -> bool:

@@ -45,7 +45,7 @@ class Shoebox:
         )
 
 
-def _integrate_block(
+def integrate_block(
     ref: np.ndarray, out: np.ndarray, refl: np.ndarray, offset: int, box: Shoebox
 ) -> np.ndarray:
     """I and sigma of each reflection in both datasets; NaN where the box is not clean."""
@@ -88,7 +88,7 @@ def background_free(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Sho
     h, fh = box.box_half + box.ring, box.frames_half
     for r in refl:
         k, y, x = int(round(r["frame"])) - offset, int(round(r["y"])), int(round(r["x"]))
-        if k + fh < 0:
+        if min(k + fh, y + h, x + h) < 0:  # wholly before the first frame, row or column
             continue
         free[max(0, k - fh) : k + fh + 1, max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1] = (
             False
@@ -104,7 +104,7 @@ def background_sums(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Sho
     return float(ref[free].sum()), float(out[free].sum())
 
 
-def background_histograms(ref, out, refl, box: Shoebox, geometry: Geometry | None,
+def background_by_resolution(ref, out, refl, box: Shoebox, geometry: Geometry | None,
                           offset: int = 0) -> np.ndarray | None:  # fmt: skip
     """The background's counts (reference, output) in fine bins of resolution
     (:func:`lbnl_dask.shells.background_histograms`); None without a geometry."""
@@ -114,20 +114,23 @@ def background_histograms(ref, out, refl, box: Shoebox, geometry: Geometry | Non
     return shells_mod.background_histograms(ref, out, free, geometry)
 
 
-def _background_by_chunk(ref: da.Array, out: da.Array, refl, box: Shoebox, geometry):
-    """:func:`background_histograms` of a whole dataset, a task per chunk of frames."""
+def _background_parts(ref: da.Array, out: da.Array, refl, box: Shoebox, geometry) -> list:
+    """:func:`background_by_resolution` of a whole dataset: a lazy task per chunk of frames."""
     parts, start = [], 0
     for c in ref.chunks[0]:
         near = refl[(refl["frame"] > start - box.frames_half - 1)
                     & (refl["frame"] < start + c + box.frames_half + 1)]  # fmt: skip
         chunk = (ref[start : start + c], out[start : start + c])
-        parts.append(dask.delayed(background_histograms)(*chunk, near, box, geometry, start))
+        parts.append(dask.delayed(background_by_resolution)(*chunk, near, box, geometry, start))
         start += c
-    return np.sum(dask.compute(*parts), axis=0)
+    return parts
 
 
-def integrate(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox) -> np.ndarray:
-    """(I_ref, sigma_ref, I_out, sigma_out) per reflection, computed chunk by chunk in parallel."""
+def integrate(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox,
+              geometry: Geometry | None = None):  # fmt: skip
+    """(I_ref, sigma_ref, I_out, sigma_out) per reflection, computed chunk by chunk in
+    parallel. With the output's ``geometry``, also the background by resolution (summed over
+    the chunks), in the same pass over the frames: returns (results, histograms) then."""
     if ref.shape != out.shape:
         raise ValueError(f"reference {ref.shape} and compressed {out.shape} frames differ")
     parts, index = [], []
@@ -141,9 +144,13 @@ def integrate(ref: da.Array, out: da.Array, refl: np.ndarray, box: Shoebox) -> n
             max(0, st - box.frames_half),
             min(ref.shape[0], st + ref.chunks[0][i] + box.frames_half),
         )
-        parts.append(dask.delayed(_integrate_block)(ref[lo:hi], out[lo:hi], refl[sel], lo, box))
+        parts.append(dask.delayed(integrate_block)(ref[lo:hi], out[lo:hi], refl[sel], lo, box))
         index.append(sel)
+    background = [] if geometry is None else _background_parts(ref, out, refl, box, geometry)
+    computed = dask.compute(*parts, *background)  # one graph: each chunk is read once
     res = np.full((len(refl), 4), np.nan)
-    for sel, r in zip(index, dask.compute(*parts), strict=False):
+    for sel, r in zip(index, computed[: len(parts)], strict=True):
         res[sel] = r
-    return res
+    if geometry is None:
+        return res
+    return res, np.sum(computed[len(parts) :], axis=0)

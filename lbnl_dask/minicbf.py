@@ -87,8 +87,11 @@ def find_series(path) -> list[str]:
         if m is None:
             raise InputFileError(f"{path}: not a numbered miniCBF file (<name>_NNNNN.cbf)")
         stem, ext = m["stem"], m["ext"]
-        width = len(m["num"]) if m["num"].startswith("0") else None  # z_1 ... z_10: any width
+        padded = len(m["num"]) > 1 and m["num"].startswith("0")
+        width = len(m["num"]) if padded else None  # z_0, z_1 ... z_10: any width
     folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        raise InputFileError(f"{path}: no folder {folder}")
     numbered = _numbered(folder, stem, ext, width)
     if not numbered:
         raise InputFileError(f"{path}: no file of this series found in {folder}")
@@ -101,7 +104,11 @@ def _numbered(folder: str, stem: str, ext: str, width: int | None) -> dict[int, 
     whatever their widths, are an InputFileError."""
     pat = re.compile("^" + re.escape(stem) + r"(\d+)" + re.escape(ext) + "$")
     out, seen = {}, {}
-    for entry in sorted(os.listdir(folder)):
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError as e:
+        raise InputFileError(f"{folder}: cannot list the folder ({e.strerror})") from e
+    for entry in entries:
         m = pat.match(entry)
         if not m:
             continue
@@ -110,7 +117,9 @@ def _numbered(folder: str, stem: str, ext: str, width: int | None) -> dict[int, 
             raise InputFileError(f"{os.path.join(folder, entry)}: frame {n} is also "
                                  f"{os.path.basename(seen[n])}: which one?")  # fmt: skip
         seen[n] = os.path.join(folder, entry)
-        if width is None or len(m.group(1)) == width:
+        digits = m.group(1)
+        # a fixed width, or more digits once the numbers outgrow it (x_99999 -> x_100000)
+        if width is None or len(digits) == width or (len(digits) > width and digits[0] != "0"):
             out[n] = seen[n]
     return out
 
@@ -266,8 +275,9 @@ def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
                 "Pixel_size", "Beam_xy") else [float(groups[-1])]  # fmt: skip
         except ValueError:
             raise MetadataError(f"{path}: header line {line!r} does not hold a number") from None
-        if key == "sensor":
-            values["sensor_material"] = groups[0]
+        if key == "sensor":  # (material, thickness in m), as format_line takes it
+            values[key] = (groups[0], nums[0])
+            continue
         values[key] = tuple(nums) if len(nums) > 1 else nums[0]
     return Header(values, lines)
 

@@ -29,12 +29,10 @@ from . import transform as T
 from .eiger import open_dataset, read_meta
 from .integrate import (  # noqa: F401  (quality's API: integrate with it)
     Shoebox,
-    _background_by_chunk,
-    _integrate_block,
     background_free,
-    background_histograms,
     background_sums,
     integrate,
+    integrate_block,
 )
 from .shells import Geometry
 from .spots import REFL_DTYPE, find_spots, spot_regions
@@ -237,6 +235,8 @@ def summarize(
     ``background``: the background's fine histograms (reference, output) over the 1/d^2
     ``edges`` (:func:`lbnl_dask.shells.background_histograms`): each Stats then carries its
     background out/in."""
+    if background is not None and edges is None:
+        raise ValueError("summarize: background histograms need their 1/d^2 edges")
     ok = np.isfinite(res).all(axis=1)
     strong = ok & (res[:, 0] > 0)
     strong[strong] &= res[strong, 0] / res[strong, 1] >= 3
@@ -280,10 +280,9 @@ def compare(
 ) -> Fidelity:
     """Integrate ``refl`` in both count arrays and summarise them (:func:`summarize`); with
     the output's ``geometry``, the background too, overall and per shell."""
-    res = integrate(ref, out, refl, box)
     if geometry is None:
-        return summarize(res, refl, shells, source)
-    hist = _background_by_chunk(ref, out, refl, box, geometry)
+        return summarize(integrate(ref, out, refl, box), refl, shells, source)
+    res, hist = integrate(ref, out, refl, box, geometry)
     return summarize(res, refl, shells, source, hist, geometry.fine_edges(ref.shape[1:]))
 
 

@@ -85,10 +85,10 @@ def kept_record(path: str, n: int) -> dict:
 def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumable=lambda p: False):
     """Refuse outputs that would hit the input, sit in unwritable folders, or exist (unless
     ``overwrite``, or ``resumable(path)``: a file of this same job, finished or to repair)."""
+    ids = {_file_id(i) for i in inputs}  # once: a miniCBF series has thousands of files
     for p in paths:
-        for i in inputs:
-            if os.path.exists(p) and _same_file(p, i):
-                raise OutputError(f"{p}: output would overwrite the input")
+        if os.path.exists(p) and _file_id(p) in ids:
+            raise OutputError(f"{p}: output would overwrite the input")
         folder = os.path.dirname(os.path.abspath(p))
         try:
             os.makedirs(folder, exist_ok=True)
@@ -100,11 +100,13 @@ def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumabl
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 
 
-def _same_file(a: str, b: str) -> bool:
+def _file_id(path: str):
+    """(device, inode) of an existing file, else its absolute path: what names one file."""
     try:
-        return os.path.samefile(a, b)
+        st = os.stat(path)
+        return (st.st_dev, st.st_ino)
     except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
+        return os.path.abspath(path)
 
 
 def remove_partials(paths: list[str]) -> None:

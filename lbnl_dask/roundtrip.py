@@ -70,8 +70,11 @@ def decode_frames(
     and saturated pixels of ``block``, and those of ``keep``, are put back unchanged. With
     ``restore``, each small cell keeps the original's total (:func:`restore_totals`)."""
     out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views
+    whole = isinstance(codec, (SZ3, ZFP))  # they decode to fractions: counts are whole
     for i in range(block.shape[0]):
         codec.decode(encoded[i].item(), out=out[i])
+        if whole:
+            np.rint(out[i], out=out[i])
         _put_back(out[i], block[i], _special(block[i], None if keep is None else keep[i]), restore)
     return out
 

@@ -35,14 +35,16 @@ class Geometry:
     @classmethod
     def of_meta(cls, meta, b: int = 1) -> Geometry | None:
         """The geometry of ``meta`` binned ``b`` x ``b`` (``b=1`` for an output master's own
-        meta); None if an item is missing or not positive."""
+        meta); None if an item is missing or not positive. The beam centre is in pixels from
+        the first pixel's edge, binned as the master's is (divided by b), so both give the
+        same output-pixel index: centre / b - 0.5."""
         items = (meta.beam_center_x, meta.beam_center_y, meta.x_pixel_size,
                  meta.y_pixel_size or meta.x_pixel_size, meta.detector_distance,
                  meta.wavelength)  # fmt: skip
         if any(v is None or not np.isfinite(v) for v in items) or min(items[2:]) <= 0:
             return None
         bx, by, px, py, dist, wl = (float(v) for v in items)
-        return cls((bx + 0.5) / b - 0.5, (by + 0.5) / b - 0.5, px * b, py * b, dist, wl)
+        return cls(bx / b - 0.5, by / b - 0.5, px * b, py * b, dist, wl)
 
     def inv_d2(self, x, y) -> np.ndarray:
         """1/d^2 (Å^-2) at output pixel centres (x, y) (arrays of any shape)."""
@@ -92,12 +94,11 @@ def shell_ranges(d: np.ndarray, shells: int) -> list[tuple[np.ndarray, float, fl
 
 
 def shell_background(hist: np.ndarray, edges: np.ndarray, d_max: float, d_min: float) -> float:
-    """Background out/in over the fine bins whose centre lies in d_min..d_max (the lowest
-    shell reaching the beam, the highest the corner: pass inf and 0). NaN if it has none."""
-    centre = (edges[:-1] + edges[1:]) / 2
+    """Background out/in over the fine bins overlapping d_min..d_max (the lowest shell
+    reaching the beam, the highest the corner: pass inf and 0). NaN if they hold none."""
     lo = 0.0 if not np.isfinite(d_max) else 1 / d_max**2
     hi = np.inf if d_min <= 0 else 1 / d_min**2
-    sel = (centre >= lo) & (centre < hi)
+    sel = (edges[:-1] < hi) & (edges[1:] > lo)  # the fine bins overlapping the shell
     total_in = hist[0][sel].sum()
     return float(hist[1][sel].sum() / total_in) if total_in > 0 else float("nan")
 

@@ -274,3 +274,26 @@ def test_the_series_own_oscillation_axis_line_is_kept(tiny, tmp_path):
     rep = compress(paths[0], str(tmp_path / "o"), cbf=True, scheduler="threads")
     text = fabio.open(rep.cbf_files[1]).header["_array_data.header_contents"]
     assert "# Oscillation_axis X, CW" in text and "OMEGA" not in text
+
+
+def test_the_scan_axis_is_the_one_that_moves(tmp_path):
+    """Dectris masters store every axis per frame: a phi scan has omega constant."""
+    from lbnl_dask import layout as L
+    from lbnl_dask.cbf_output import header_plan
+    from tests.helpers import write_master
+
+    g = L.GONIOMETER
+    master = write_master(tmp_path / "m_master.h5", [], nimages=3, extra={
+        f"{g}/omega": np.zeros(3), f"{g}/phi": np.array([10.0, 10.5, 11.0]),
+        f"{g}/phi_increment": np.float64(0.5),
+        L.DET + "/x_pixel_size": np.float32(75e-6), L.DET + "/y_pixel_size": np.float32(75e-6),
+    })  # fmt: skip
+    plan = header_plan(master, read_meta(master))
+    assert plan.axis == "phi" and plan.starts == (10.0, 10.5, 11.0) and plan.increment == 0.5
+
+
+def test_a_round_trip_through_cbf_twice_keeps_one_job_line(series, tmp_path):
+    rep = compress(series[0], str(tmp_path / "a" / "a"), cbf=True, scheduler="threads")
+    again = compress(rep.cbf_files[0], str(tmp_path / "b" / "b"), cbf=True, scheduler="threads")
+    text = fabio.open(again.cbf_files[0]).header["_array_data.header_contents"]
+    assert text.count("lbnl_dask_job:") == 1

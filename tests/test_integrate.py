@@ -14,9 +14,9 @@ def test_invalid_pixels_never_count():
     out[1, 10, 10] = 100
     refl = np.array([(1.0, 10.0, 10.0, 2.0, np.nan)], REFL_DTYPE)
     box = Q.Shoebox(box_half=1, ring=2, frames_half=1)
-    assert Q._integrate_block(ref, out, refl, 0, box)[0, 0] == pytest.approx(100)
+    assert Q.integrate_block(ref, out, refl, 0, box)[0, 0] == pytest.approx(100)
     out[0, 9, 10] = np.nan  # an invalid pixel in the box: left out
-    assert np.isnan(Q._integrate_block(ref, out, refl, 0, box)).all()
+    assert np.isnan(Q.integrate_block(ref, out, refl, 0, box)).all()
 
 
 def test_background_sums_leave_out_every_shoebox_and_invalid_pixels():
@@ -28,3 +28,31 @@ def test_background_sums_leave_out_every_shoebox_and_invalid_pixels():
     box = Q.Shoebox(box_half=1, ring=1, frames_half=1)  # 3 frames x 5 x 5 pixels
     bg_in, bg_out = Q.background_sums(ref, out, refl, box)
     assert bg_in == 5 * 400 - 1 - 3 * 25 and bg_out == 2 * bg_in
+
+
+def test_a_reflection_off_the_frame_clears_nothing_in_it():
+    ref = np.ones((3, 20, 20))
+    refl = np.zeros(2, REFL_DTYPE)
+    refl["frame"], refl["y"], refl["x"] = 1, -9, 10  # above the first row
+    refl["frame"][1], refl["y"][1], refl["x"][1] = 1, 10, -9  # left of the first column
+    box = Q.Shoebox(box_half=1, ring=1, frames_half=1)
+    assert Q.background_free(ref, ref, refl, box).all()
+
+
+def test_integration_and_background_in_one_pass():
+    import dask.array as da
+
+    from lbnl_dask.shells import Geometry
+
+    rng = np.random.default_rng(3)
+    ref = rng.poisson(2.0, (6, 40, 50)).astype(float)
+    ref[2, 20, 25] += 400
+    refl = np.zeros(1, REFL_DTYPE)
+    refl["frame"], refl["y"], refl["x"] = 2, 20, 25
+    box = Q.Shoebox(box_half=2, ring=2, frames_half=1)
+    geo = Geometry(25.0, 20.0, 1e-3, 1e-3, 0.05, 1.0)
+    r = da.from_array(ref, chunks=(2, -1, -1))
+    res, hist = Q.integrate(r, r, refl, box, geo)
+    assert res[0, 0] == res[0, 2] and res[0, 0] > 350
+    assert hist.shape == (2, 400) and hist[0].sum() == hist[1].sum() > 0
+    assert np.array_equal(Q.integrate(r, r, refl, box), res)  # without a geometry: results only

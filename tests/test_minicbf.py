@@ -108,7 +108,7 @@ def test_header_is_read_without_the_pixels(series):
     assert h.get("Beam_xy") == (61.0, 47.5)
     assert h.get("Count_cutoff") == 388705
     assert h.get("Start_angle") == pytest.approx(-145.0)
-    assert h.get("sensor") == pytest.approx(320e-6) and h.get("sensor_material") == "Silicon"
+    assert h.get("sensor") == ("Silicon", pytest.approx(320e-6))
     assert minicbf.detector_name(h) == ("PILATUS 2M", "24-0107")
 
 
@@ -162,3 +162,13 @@ def test_gzip_header_reads_only_the_start(series):
     with gzip.open(series[0]) as fh:
         whole = fh.read()
     assert whole.index(minicbf.BINARY_START) < 8192  # what read_header had to decompress
+
+
+def test_a_series_from_number_0_and_a_template_in_a_missing_folder(tmp_path):
+    one = np.ones((1, 4, 3), np.int32)
+    for k in range(13):  # x_0 ... x_12
+        write_cbf_series(tmp_path / "x", one, suffix=".cbf", number0=k)
+        os.rename(tmp_path / f"x_{k:05d}.cbf", tmp_path / f"x_{k}.cbf")
+    assert len(minicbf.find_series(tmp_path / "x_0.cbf")) == 13
+    with pytest.raises(InputFileError, match="no folder"):
+        minicbf.find_series(tmp_path / "nowhere" / "x_#####.cbf")
