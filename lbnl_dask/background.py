@@ -91,17 +91,23 @@ TOTALS_TILE = 6
 STRONG_GROW = 2
 
 
+def with_neighbours(a: np.ndarray, axis: int, op) -> np.ndarray:
+    """``op`` of each element with its two neighbours along ``axis`` (none beyond the ends):
+    ``np.add`` gives 3-sums, ``np.logical_or`` a one-step dilation."""
+    out = a.copy()
+    lo, hi = [slice(None)] * a.ndim, [slice(None)] * a.ndim
+    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+    lo, hi = tuple(lo), tuple(hi)
+    op(out[hi], a[lo], out=out[hi])
+    op(out[lo], a[hi], out=out[lo])
+    return out
+
+
 def _grown(mask: np.ndarray, steps: int) -> np.ndarray:
     """A boolean (ny, nx) mask grown by ``steps`` pixels to the 4 neighbours each step."""
-    out = mask.copy()
     for _ in range(steps):
-        g = out.copy()
-        g[1:] |= out[:-1]
-        g[:-1] |= out[1:]
-        g[:, 1:] |= out[:, :-1]
-        g[:, :-1] |= out[:, 1:]
-        out = g
-    return out
+        mask = with_neighbours(mask, 0, np.logical_or) | with_neighbours(mask, 1, np.logical_or)
+    return mask
 
 
 def _to_cells(a: np.ndarray, tile: int, fill=0) -> np.ndarray:

@@ -28,7 +28,13 @@ from dask.base import tokenize
 
 from . import minicbf
 from .eiger import FrameReader, check_range
-from .errors import ImageRangeError, InputFileError, SeriesError, TruncatedDataError
+from .errors import (
+    ImageRangeError,
+    InputFileError,
+    MetadataError,
+    SeriesError,
+    TruncatedDataError,
+)
 from .header import check_meta
 from .layout import (
     DATA_GROUP,
@@ -237,7 +243,12 @@ def scan_axis(h: minicbf.Header) -> str:
 
 def scan_starts(headers: list[minicbf.RawHeader]) -> np.ndarray | None:
     """Each file's Start_angle (deg), or None if a header lacks it."""
-    starts = [minicbf.parse_header(r).get("Start_angle") for r in headers]
+    starts = []
+    for r in headers:
+        try:
+            starts.append(minicbf.number_of(r.lines, "Start_angle"))
+        except ValueError:
+            raise MetadataError(f"{r.path}: its Start_angle line holds no number") from None
     return None if None in starts else np.asarray(starts, np.float64)
 
 

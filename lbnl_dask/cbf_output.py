@@ -33,7 +33,9 @@ from . import __version__, minicbf
 from .cluster import choose_scheduler, client_for, one_openmp_thread, run
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
+from .header import scalar_value, text_value
 from .layout import DET, GONIOMETER, MINICBF_HEADER, SPEC
+from .resume import file_id
 from .writer import atomic_path
 
 #: NeXus sensor_material names as a PILATUS header spells them.
@@ -104,13 +106,13 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
         base = f.get(MINICBF_HEADER)
         base = [] if base is None else bytes(np.asarray(base[()]).item()).decode().splitlines()
         material = f.get(DET + "/sensor_material")
-        material = "Silicon" if material is None else _text(material[()])
-        two_theta = _first_value(f, DET + "/goniometer/two_theta")
+        material = "Silicon" if material is None else text_value(material[()])
+        two_theta = scalar_value(f, DET + "/goniometer/two_theta")
         axis, starts, ends = _scan(f, meta.n_frames)
-        others = {a: _first_value(f, f"{GONIOMETER}/{a}") for a in minicbf.AXES if a != axis}
-        increment = _first_value(f, f"{GONIOMETER}/{axis}_increment") if axis else None
+        others = {a: scalar_value(f, f"{GONIOMETER}/{a}") for a in minicbf.AXES if a != axis}
+        increment = scalar_value(f, f"{GONIOMETER}/{axis}_increment") if axis else None
         date = f.get(SPEC + "/data_collection_date")
-        date = _text(date[()]) if date is not None else None
+        date = text_value(date[()]) if date is not None else None
     if not any(_is_date(line) for line in base):  # dxtbx reads the date line of a miniCBF
         base = [date or datetime.now().isoformat(timespec="milliseconds")] + base
     values = {}
@@ -149,7 +151,7 @@ def _scan(f: h5py.File, n: int):
         if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size != n or n < 1:
             continue
         # the scan axis moves: a value per frame that changes (or, for one frame, an increment)
-        inc = _first_value(f, f"{GONIOMETER}/{axis}_increment") or 0
+        inc = scalar_value(f, f"{GONIOMETER}/{axis}_increment") or 0
         values = np.asarray(d[()], float).reshape(-1)
         if np.ptp(values) > 0 if n > 1 else inc != 0:
             starts = tuple(_tidy(x) for x in values)
@@ -166,18 +168,6 @@ def _is_date(line: str) -> bool:
 
 def _has_none(v) -> bool:
     return isinstance(v, tuple) and any(x is None for x in v)
-
-
-def _text(v) -> str:
-    v = np.asarray(v).reshape(-1)[0] if np.ndim(v) else v
-    return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
-
-
-def _first_value(f: h5py.File, path: str) -> float | None:
-    d = f.get(path)
-    if not isinstance(d, h5py.Dataset) or d.size == 0 or d.dtype.kind not in "iuf":
-        return None
-    return float(np.asarray(d[()]).reshape(-1)[0])
 
 
 def write_cbf_block(block, mask, plan: HeaderPlan, prefix: str, number0: int, index0: int,
@@ -263,16 +253,23 @@ def default_token(master: str, prefix: str, first: int, last: int) -> str:
     return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
 
 
+def is_foreign(path: str, token: str) -> bool:
+    """An existing file whose header does not name job ``token`` (only the header is read)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        return JOB_LINE.format(token) not in minicbf.read_header(path).lines
+    except LbnlDaskError:
+        return True
+
+
 def file_state(path: str, token: str) -> str:
     """'absent'; 'done' (a finished, undamaged file of job ``token``: its header names the
     job, its pixel data is whole and matches its Content-MD5); 'damaged' (this job's, to be
     written again); or 'foreign' (another file in the way)."""
     if not os.path.exists(path):
         return "absent"
-    try:
-        if JOB_LINE.format(token) not in minicbf.read_header(path).lines:
-            return "foreign"
-    except LbnlDaskError:
+    if is_foreign(path, token):
         return "foreign"
     try:
         minicbf.read_checked(path)
@@ -292,21 +289,14 @@ def remove_stale(prefix: str, keep: list[str], inputs=()) -> list[str]:
     """With --overwrite: remove ``<prefix>_NNNNN.cbf`` files not in ``keep`` (an earlier,
     longer run's), so the folder holds one series; never one of ``inputs`` (a series read
     from the same folder and prefix). Returns what it removed."""
-    prefix, keep = os.path.abspath(prefix), set(keep)
+    prefix, keep, ids = os.path.abspath(prefix), set(keep), {file_id(i) for i in inputs}
     pattern = glob.escape(prefix) + "_" + "[0-9]" * 5 + "*.cbf"
     stale = [p for p in glob.glob(pattern)
              if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep
-             and not any(_same_file(p, i) for i in inputs)]  # fmt: skip
+             and file_id(p) not in ids]  # fmt: skip
     for p in stale:
         os.remove(p)
     return stale
-
-
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
 
 
 def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = None,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import struct
+from abc import abstractmethod
 
 import h5py
 import hdf5plugin
@@ -49,8 +50,9 @@ class _ErrorBounded(Codec):
                              f"not {bound}")  # fmt: skip
         self.bound = bound
 
+    @abstractmethod
     def filter(self) -> dict:
-        raise NotImplementedError
+        """h5py ``create_dataset`` keyword arguments of the filter at ``self.bound``."""
 
     def get_config(self):
         return {"id": self.codec_id, "bound": self.bound}

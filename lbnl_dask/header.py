@@ -45,7 +45,8 @@ def open_master(master: str) -> h5py.File:
         raise InputFileError(f"{master}: cannot open as HDF5 ({e})") from e
 
 
-def _text(v) -> str:
+def text_value(v) -> str:
+    """A dataset's text (bytes or str, the first element of an array), without NUL padding."""
     if isinstance(v, np.ndarray):
         v = v.reshape(-1)[0] if v.size else b""
     if isinstance(v, (bytes, np.bytes_)):
@@ -56,7 +57,7 @@ def _text(v) -> str:
 _TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "microns": 1e-6, "cm": 1e-2}
 
 
-def _scalar(f: h5py.File, path: str, kind=float, length=False):
+def scalar_value(f: h5py.File, path: str, kind=float, length=False):
     """A scalar dataset's value (first element of a 1-element array), or None if absent.
     With ``length`` the value is converted to metres from its ``units`` attribute. A number
     stored as text (or anything but a number) raises MetadataError: the output would carry
@@ -66,23 +67,23 @@ def _scalar(f: h5py.File, path: str, kind=float, length=False):
         return None
     v = d[()]
     if kind is str:
-        return _text(v)
+        return text_value(v)
     if d.dtype.kind not in "iuf" + ("b" if kind is int else ""):
-        raise MetadataError(f"{f.filename}: {path} is stored as {d.dtype} ({_text(v)!r}), "
+        raise MetadataError(f"{f.filename}: {path} is stored as {d.dtype} ({text_value(v)!r}), "
                             "not as a number")  # fmt: skip
     v = np.asarray(v).reshape(-1)[0]
     if kind is int and not float(v).is_integer():
         raise MetadataError(f"{f.filename}: {path} is {v}, not a whole number")
     v = kind(v)
     if length:
-        units = _text(d.attrs.get("units", b"m")).strip()
+        units = text_value(d.attrs.get("units", b"m")).strip()
         v = v * _TO_METRES.get(units, 1.0)
     return v
 
 
 def _first(f, paths, **kw):
     for p in paths:
-        v = _scalar(f, p, **kw)
+        v = scalar_value(f, p, **kw)
         if v is not None:
             return v, p
     return None, None
@@ -122,36 +123,36 @@ def read_meta(master) -> DetectorMeta:
 
 
 def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
-    ntrigger = _scalar(f, SPEC + "/ntrigger", int)
+    ntrigger = scalar_value(f, SPEC + "/ntrigger", int)
     wavelength, wpath = _first(f, WAVELENGTHS)
-    if wavelength is not None and _text(f[wpath].attrs.get("units", b"")).strip() == "nm":
+    if wavelength is not None and text_value(f[wpath].attrs.get("units", b"")).strip() == "nm":
         wavelength *= 10.0
     omega, omega_inc = _read_omega(f)
     return DetectorMeta(
         master=master,
-        nimages=_scalar(f, SPEC + "/nimages", int) or 0,
+        nimages=scalar_value(f, SPEC + "/nimages", int) or 0,
         ntrigger=1 if ntrigger is None else ntrigger,
-        nx=_scalar(f, SPEC + "/x_pixels_in_detector", int),
-        ny=_scalar(f, SPEC + "/y_pixels_in_detector", int),
-        x_pixel_size=_scalar(f, DET + "/x_pixel_size", length=True),
-        y_pixel_size=_scalar(f, DET + "/y_pixel_size", length=True),
-        beam_center_x=_scalar(f, DET + "/beam_center_x"),
-        beam_center_y=_scalar(f, DET + "/beam_center_y"),
+        nx=scalar_value(f, SPEC + "/x_pixels_in_detector", int),
+        ny=scalar_value(f, SPEC + "/y_pixels_in_detector", int),
+        x_pixel_size=scalar_value(f, DET + "/x_pixel_size", length=True),
+        y_pixel_size=scalar_value(f, DET + "/y_pixel_size", length=True),
+        beam_center_x=scalar_value(f, DET + "/beam_center_x"),
+        beam_center_y=scalar_value(f, DET + "/beam_center_y"),
         detector_distance=_first(f, DISTANCES, length=True)[0],
-        sensor_thickness=_scalar(f, DET + "/sensor_thickness", length=True),
+        sensor_thickness=scalar_value(f, DET + "/sensor_thickness", length=True),
         wavelength=wavelength,
-        count_time=_scalar(f, DET + "/count_time"),
-        frame_time=_scalar(f, DET + "/frame_time"),
+        count_time=scalar_value(f, DET + "/count_time"),
+        frame_time=scalar_value(f, DET + "/frame_time"),
         omega=omega,
         omega_increment=omega_inc,
         saturation_value=_first(f, SATURATIONS, kind=int)[0],
         countrate_cutoff=_first(f, CUTOFFS, kind=int)[0],
-        bit_depth_image=_scalar(f, DET + "/bit_depth_image", int),
-        bit_depth_readout=_scalar(f, DET + "/bit_depth_readout", int),
-        description=_scalar(f, DET + "/description", str),
-        detector_number=_scalar(f, DET + "/detector_number", str),
-        eiger_fw_version=_scalar(f, SPEC + "/eiger_fw_version", str),
-        software_version=_scalar(f, SPEC + "/software_version", str),
+        bit_depth_image=scalar_value(f, DET + "/bit_depth_image", int),
+        bit_depth_readout=scalar_value(f, DET + "/bit_depth_readout", int),
+        description=scalar_value(f, DET + "/description", str),
+        detector_number=scalar_value(f, DET + "/detector_number", str),
+        eiger_fw_version=scalar_value(f, SPEC + "/eiger_fw_version", str),
+        software_version=scalar_value(f, SPEC + "/software_version", str),
         pixel_mask_path=next((p for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)), None),
     )
 
@@ -193,7 +194,7 @@ def _read_omega(f: h5py.File):
         omega = np.atleast_1d(d[()]).astype(np.float64)
         inc = None
         for name in OMEGA_INCREMENTS:
-            inc = _scalar(f, f"{group}/{name}")
+            inc = scalar_value(f, f"{group}/{name}")
             if inc is not None:
                 break
         if inc is None and len(omega) > 1:

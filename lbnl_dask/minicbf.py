@@ -236,6 +236,17 @@ KEYS = {
 _TEXT_KEYS = ("Detector", "Oscillation_axis")
 
 
+def number_of(lines: list[str], key: str) -> float | None:
+    """The number a one-number line of :data:`KEYS` holds (``Start_angle``...), or None:
+    one pattern, not a whole :func:`parse_header`, for a value read from every file."""
+    pat = re.compile(KEYS[key])
+    for line in lines:
+        m = pat.match(line)
+        if m:
+            return float(m.group(1))
+    return None
+
+
 def key_of(line: str) -> str | None:
     """The :data:`KEYS` name a header line sets, or None."""
     for key, pat in KEYS.items():
@@ -393,7 +404,7 @@ def cbf_pixels(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     frame = np.asarray(frame)
     invalid = frame == np.array(-1).astype(frame.dtype) if frame.dtype.kind in "iu" else None
     if frame.dtype.kind == "u" and frame.size:
-        top = frame[~invalid].max(initial=0)
+        top = frame.max(where=~invalid, initial=0)
         if top > np.iinfo(np.int32).max:
             raise ValueError(f"a count of {top} does not fit miniCBF's signed 32-bit pixels")
     out = frame.astype(np.int32)

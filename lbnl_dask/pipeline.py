@@ -275,9 +275,7 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
     if settings.overwrite:
         cbf_output.remove_stale(out, names, plan.inputs)
     else:
-        cbf_output.check_free(
-            [p for p in names if cbf_output.file_state(p, plan.token) == "foreign"]
-        )
+        cbf_output.check_free([p for p in names if cbf_output.is_foreign(p, plan.token)])
     return names
 
 

@@ -128,15 +128,6 @@ def truth_reflections(original_master, run: RunGeometry) -> np.ndarray | None:
     return out
 
 
-def resolution(refl: np.ndarray, meta) -> np.ndarray:
-    """d (Å) of reflections at output pixel (y, x), from the output master's geometry (NaN
-    without one)."""
-    geometry = Geometry.of_meta(meta)
-    if geometry is None:
-        return np.full(len(refl), np.nan)
-    return geometry.d(refl["x"], refl["y"])
-
-
 # ---------------------------------------------------------------- statistics
 @dataclass
 class Stats:
@@ -298,14 +289,12 @@ def fidelity(
     box = box or Shoebox.for_run(run)
     ref, _ = reference_counts(original_master, run)
     out = output_counts(compressed_master, ref.chunks[0][0])
-    if out.shape != ref.shape:
-        out = out.rechunk((ref.chunks[0], -1, -1))
     refl = truth_reflections(original_master, run)
     source = "ground truth"
     geometry = Geometry.of_meta(read_meta(compressed_master))
     if refl is None:
         refl = find_spots(ref)
-        refl["d"] = resolution(refl, read_meta(compressed_master))
+        refl["d"] = np.nan if geometry is None else geometry.d(refl["x"], refl["y"])
         source = "spot finder"
     else:
         refl = refl[(refl["frame"] > -0.5) & (refl["frame"] < ref.shape[0] - 0.5)]

@@ -85,9 +85,9 @@ def kept_record(path: str, n: int) -> dict:
 def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumable=lambda p: False):
     """Refuse outputs that would hit the input, sit in unwritable folders, or exist (unless
     ``overwrite``, or ``resumable(path)``: a file of this same job, finished or to repair)."""
-    ids = {_file_id(i) for i in inputs}  # once: a miniCBF series has thousands of files
+    ids = {file_id(i) for i in inputs}  # once: a miniCBF series has thousands of files
     for p in paths:
-        if os.path.exists(p) and _file_id(p) in ids:
+        if os.path.exists(p) and file_id(p) in ids:
             raise OutputError(f"{p}: output would overwrite the input")
         folder = os.path.dirname(os.path.abspath(p))
         try:
@@ -100,7 +100,7 @@ def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumabl
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 
 
-def _file_id(path: str):
+def file_id(path: str):
     """(device, inode) of an existing file, else its absolute path: what names one file."""
     try:
         st = os.stat(path)

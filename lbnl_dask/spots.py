@@ -13,22 +13,10 @@ import dask
 import dask.array as da
 import numpy as np
 
-from .background import cell_means, cells_to_pixels, local_mean
+from .background import cell_means, cells_to_pixels, local_mean, with_neighbours
 
 #: A reflection list: frame (0-based, output frames), y, x (pixels), d (Å) and true counts.
 REFL_DTYPE = [("frame", "f8"), ("y", "f8"), ("x", "f8"), ("d", "f8"), ("truth", "f8")]
-
-
-def _with_neighbours(a: np.ndarray, axis: int, op) -> np.ndarray:
-    """``op`` of each element with its two neighbours along ``axis`` (none beyond the ends):
-    ``np.add`` gives 3-sums, ``np.logical_or`` a one-step dilation."""
-    out = a.copy()
-    lo, hi = [slice(None)] * a.ndim, [slice(None)] * a.ndim
-    lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-    lo, hi = tuple(lo), tuple(hi)
-    op(out[hi], a[lo], out=out[hi])
-    op(out[lo], a[hi], out=out[lo])
-    return out
 
 
 def _spots_block(x, sigma, grow, tile):
@@ -41,17 +29,17 @@ def _spots_block(x, sigma, grow, tile):
             (b9 + sigma * np.sqrt(np.maximum(b9, 1.0))).astype(v.dtype), tile, f.shape
         )
         m = finite & (
-            _with_neighbours(_with_neighbours(v, 0, np.add), 1, np.add) > limit
+            with_neighbours(with_neighbours(v, 0, np.add), 1, np.add) > limit
         )  # 3 x 3 sums
         for _ in range(grow):
-            m = _with_neighbours(_with_neighbours(m, 0, np.logical_or), 1, np.logical_or)
+            m = with_neighbours(with_neighbours(m, 0, np.logical_or), 1, np.logical_or)
         out[i] = m
     return out
 
 
 def _grow_frames(m: np.ndarray, f: int) -> np.ndarray:
     for _ in range(f):
-        m = _with_neighbours(m, 0, np.logical_or)
+        m = with_neighbours(m, 0, np.logical_or)
     return m
 
 
