@@ -139,10 +139,38 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
     gets its share of its class's total in proportion to its decoded value (clipped at 0;
     evenly where the class decoded to nothing), rounded down or up so that the total is
     exact: the round trip's pattern is kept, its bias on the totals is not. Returns
-    ``decoded``."""
+    ``decoded``.
+
+    Runs the compiled :func:`lbnl_dask.kernels.restore_totals` where it applies (both
+    frames C-contiguous float32 or float64 of one type, as the pipeline's are), else
+    :func:`restore_totals_numpy`: the two give the same pixels."""
     valid = np.ones(decoded.size, bool)
     valid[special] = False
     valid = valid.reshape(decoded.shape)
+    compiled = (
+        decoded.dtype == original.dtype
+        and decoded.dtype in (np.float32, np.float64)
+        and decoded.flags.c_contiguous
+        and original.flags.c_contiguous
+        and tile * tile <= 128
+        and 0 <= grow <= tile
+    )
+    if compiled:
+        from . import kernels
+
+        return kernels.restore_totals(decoded, original, valid, tile, grow, decoded.dtype.type(0.5))
+    return restore_totals_numpy(decoded, original, valid, tile, grow)
+
+
+def restore_totals_numpy(
+    decoded: np.ndarray,
+    original: np.ndarray,
+    valid: np.ndarray,
+    tile: int = TOTALS_TILE,
+    grow: int = STRONG_GROW,
+) -> np.ndarray:
+    """:func:`restore_totals` in numpy (the reference the compiled kernel is held to), with
+    the valid pixels given as a boolean (ny, nx) mask."""
     ok = _to_cells(valid, tile, False)
     orig = _to_cells(np.where(valid, original, 0), tile)
     n_ok = np.maximum(ok.sum(axis=1, keepdims=True), 1)

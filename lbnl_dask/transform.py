@@ -138,10 +138,8 @@ _band_masks_cached = lru_cache(maxsize=4)(_band_masks_of)
 
 def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32, shape=None):
     # coarsen's reduction: x is (groups, s, ny/b, b, nx/b, b), a view of raw unsigned
-    # frames. Band by band of output rows (BAND_BYTES): numpy's add converts the raw frames to
-    # ``dtype`` inside its loop; a group holding a value >= lim sums to >= lim (counts are
-    # >= 0), so the sum is compared once and only the raw values of those candidates decide
-    # invalid (NaN) or saturated (+inf); then the b x b cells are added. Masked cells are NaN.
+    # frames; the compiled kernel (lbnl_dask.kernels.summed_binned) where the rows are
+    # contiguous, as they come from the reader, else numpy band by band (the reference).
     dtype = np.dtype(dtype)
     if axis is None:  # dask's metadata call on a (1, 1, 1) array
         return np.asarray(x).astype(dtype)
@@ -149,6 +147,28 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
     valid, masked = _band_masks(mask, shape or (ny * b, nx * b), b, ny * b, nx * b)
     allbits = invalid_value(x.dtype)
     lim = allbits if cutoff is None else min(cutoff, allbits)
+    rows = x.reshape(g, s, ny, b, nx * b) if x.flags.c_contiguous else None
+    if rows is None:
+        out = _summed_binned_numpy(x, valid, lim, allbits, dtype)
+    else:
+        from . import kernels
+
+        kind = x.dtype.type
+        valid_rows = None if valid is None else valid.reshape(ny, b, nx * b)
+        out = kernels.summed_binned(rows, valid_rows, kind(lim), kind(allbits), dtype.type(lim),
+                                    np.empty((g, ny, nx), dtype))  # fmt: skip
+    if masked is not None:
+        np.copyto(out, dtype.type(np.nan), where=masked)
+    return out
+
+
+def _summed_binned_numpy(x, valid, lim: int, allbits: int, dtype: np.dtype) -> np.ndarray:
+    """Band by band of output rows (BAND_BYTES): numpy's add converts the raw frames to
+    ``dtype`` inside its loop; a group holding a value >= lim sums to >= lim (counts are
+    >= 0), so the sum is compared once and only the raw values of those candidates decide
+    invalid (NaN) or saturated (+inf); then the b x b cells are added. ``valid`` as
+    :func:`_band_masks` gives it; the masked cells are left to the caller."""
+    g, s, ny, b, nx, _ = x.shape
     rows = max(1, min(ny, BAND_BYTES // (b * b * nx * dtype.itemsize)))
     out = np.empty((g, ny, nx), dtype)
     acc_band, cand_band, row_band = (
@@ -190,8 +210,6 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
                 np.add(r[..., 0], r[..., 1], out=o)
                 for i in range(2, b):
                     o += r[..., i]
-    if masked is not None:
-        np.copyto(out, dtype.type(np.nan), where=masked)
     return out
 
 

@@ -1,0 +1,200 @@
+"""The compiled kernels give, pixel for pixel, what their numpy references give."""
+
+import numpy as np
+import pytest
+
+from lbnl_dask import background as B
+from lbnl_dask import kernels
+
+numba_jit_only = kernels.numba.njit
+
+
+def _case(rng, shape, background, dtype, huge=False, gaps=True):
+    """A frame of counts with spots and marked pixels, and a 'decoded' version of it that
+    is smeared, biased and partly negative, as a lossy round trip leaves it."""
+    ny, nx = shape
+    frame = rng.poisson(background, shape).astype(dtype)
+    for _ in range(max(1, ny * nx // 2000)):  # spots
+        y, x = rng.integers(ny), rng.integers(nx)
+        frame[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2] += rng.integers(20, 5000)
+    if huge:  # cell sums past 2**24: the float order of the sums shows
+        frame[rng.random(shape) < 0.05] = rng.integers(2**22, 2**26)
+    decoded = np.rint(frame * rng.uniform(0.6, 1.4) + rng.normal(0, 2, shape)).astype(dtype)
+    decoded[rng.random(shape) < 0.02] = 0
+    valid = np.ones(shape, bool)
+    if gaps and ny > 8 and nx > 8:
+        valid[ny // 3 : ny // 3 + 3] = False  # a module gap
+        valid[:, nx // 2] = False
+    valid &= rng.random(shape) > 0.01  # hot pixels
+    frame[~valid] = np.nan
+    return frame, decoded, valid
+
+
+def _both(frame, decoded, valid, tile=B.TOTALS_TILE, grow=B.STRONG_GROW):
+    ref = B.restore_totals_numpy(decoded.copy(), frame, valid, tile, grow)
+    special = np.flatnonzero(~valid)
+    got = B.restore_totals(decoded.copy(), frame, special, tile, grow)
+    return ref, got
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("background", [0.003, 0.2, 1.5, 6.0, 40.0])
+def test_restore_totals_kernel_is_the_numpy_rule(seed, background):
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(40, 130)), int(rng.integers(40, 130)))  # odd sizes too
+    ref, got = _both(*_case(rng, shape, background, np.float32))
+    np.testing.assert_array_equal(got, ref)
+    decoded = _case(np.random.default_rng(seed), shape, background, np.float32)[1]
+    assert not np.array_equal(ref, decoded)  # the rule did change pixels
+
+
+@pytest.mark.parametrize("tile", [1, 2, 3, 6, 7, 8, 11])
+@pytest.mark.parametrize("grow", [0, 1, 2])
+def test_restore_totals_kernel_every_tile_and_growth(tile, grow):
+    rng = np.random.default_rng(tile * 10 + grow)
+    ref, got = _both(*_case(rng, (61, 47), 2.0, np.float32), tile=tile, grow=min(grow, tile))
+    np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_restore_totals_kernel_huge_counts_sum_in_numpys_order(dtype):
+    """Past 2**24 a float32 sum depends on its order: the kernel keeps numpy's."""
+    for seed in range(5):
+        rng = np.random.default_rng(100 + seed)
+        ref, got = _both(*_case(rng, (90, 75), 5.0, dtype, huge=True))
+        np.testing.assert_array_equal(got, ref)
+
+
+def test_restore_totals_kernel_edge_shapes():
+    for shape in [(1, 1), (1, 40), (40, 1), (5, 5), (6, 6), (7, 13)]:
+        rng = np.random.default_rng(sum(shape))
+        frame, decoded, valid = _case(rng, shape, 3.0, np.float32, gaps=False)
+        ref, got = _both(frame, decoded, valid)
+        np.testing.assert_array_equal(got, ref)
+    frame, decoded, valid = _case(np.random.default_rng(7), (30, 30), 3.0, np.float32)
+    valid[:] = False  # nothing valid: nothing changes
+    ref, got = _both(frame, decoded, valid)
+    np.testing.assert_array_equal(got, decoded)
+    np.testing.assert_array_equal(ref, decoded)
+
+
+def test_restore_totals_kernel_class_decoded_to_nothing():
+    """Cells whose classes decoded to 0 get their totals spread evenly, as in numpy."""
+    rng = np.random.default_rng(3)
+    frame, decoded, valid = _case(rng, (48, 48), 4.0, np.float32)
+    decoded[:24] = 0
+    decoded[24:, :20] = -3
+    ref, got = _both(frame, decoded, valid)
+    np.testing.assert_array_equal(got, ref)
+    cells = B._to_cells(np.where(valid, got, 0), 6)[:8]  # top rows: totals back
+    want = B._to_cells(np.where(valid, frame, 0), 6)[:8]
+    np.testing.assert_array_equal(cells.sum(axis=1), want.sum(axis=1))
+
+
+def test_restore_totals_other_types_use_numpy():
+    """Integer or mixed types, or views, take the numpy path: same rule, same answer."""
+    rng = np.random.default_rng(11)
+    frame, decoded, valid = _case(rng, (50, 60), 2.0, np.float32)
+    special = np.flatnonzero(~valid)
+    ref = B.restore_totals_numpy(decoded.copy(), frame, valid)
+    wide_dec = decoded.astype(np.float64)
+    mixed = B.restore_totals(wide_dec.copy(), frame, special)
+    np.testing.assert_array_equal(mixed, B.restore_totals_numpy(wide_dec, frame, valid))
+    wide = np.zeros((50, 120), np.float32)
+    view = wide[:, ::2]
+    view[:] = decoded
+    np.testing.assert_array_equal(B.restore_totals(view, frame, special), ref)
+
+
+@numba_jit_only
+def _pairwise_of_rows(a, res):
+    """numpy's pairwise sum of each row of ``a`` (cells, n) as the kernel takes it: element by
+    element into the slots of :func:`kernels._pairwise_slot`, then closed."""
+    cells, n = a.shape
+    acc = np.zeros((8, cells), a.dtype)
+    tail = np.zeros((8, cells), a.dtype)
+    for k in range(n):
+        slot = kernels._pairwise_slot(acc, tail, k, n)
+        for i in range(cells):
+            slot[i] += a[i, k]
+    kernels._pairwise_end(acc, tail, n, res)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pairwise_matches_numpy_sum(dtype):
+    rng = np.random.default_rng(5)
+    for n in (1, 5, 7, 8, 9, 16, 36, 49, 100, 128):
+        a = (rng.random((30, n)) * 2**57).astype(dtype)  # sums that round: the order shows
+        res = np.empty(30, dtype)
+        _pairwise_of_rows(a, res)
+        np.testing.assert_array_equal(res, a.sum(axis=1))
+
+
+def test_restore_totals_kernel_work_arrays_start_dirty():
+    """The kernel's work arrays come from np.empty: a row's results must not depend on what
+    they held (a NaN left in one by an earlier frame once turned a row's strong pixels off,
+    only inside the pipeline, where freed memory holds marked frames)."""
+    rng = np.random.default_rng(9)
+    frame, decoded, valid = _case(rng, (24, 40), 3.0, np.float32, gaps=False)
+    ys = np.arange(0, 24, 6)[:, None] + rng.integers(0, 6, (4, 7))
+    frame[ys, np.arange(0, 40, 6) + 3] = 200
+    valid[1::6, 2::6] = False  # every cell has an invalid pixel and a strong one
+    tile, cx, half = 6, 7, np.float32(0.5)
+    results = []
+    for fill in (0.0, np.nan, np.inf, -1e30):
+        grown = np.zeros(frame.shape, bool)
+        acc = np.full((4, 8, cx), fill, np.float32)
+        tail, sums = acc.copy(), np.full((4, cx), fill, np.float32)
+        count = np.full((2, cx), -7, np.int64)
+        out = decoded.copy()
+        for y0 in (0, 6, 12, 18):
+            kernels._mark_strong(frame, valid, y0, tile, 2, grown, acc[0], tail[0], sums[0],
+                                 count[0])  # fmt: skip
+        for y0 in (0, 6, 12, 18):
+            acc[:], tail[:], sums[:] = fill, fill, fill
+            kernels._restore_row(out, frame, valid, grown, y0, tile, half, acc, tail, sums,
+                                 count)  # fmt: skip
+        results.append((grown, out))
+    assert results[0][0].any()
+    for grown, out in results[1:]:
+        np.testing.assert_array_equal(grown, results[0][0])
+        np.testing.assert_array_equal(out, results[0][1])
+    ref = B.restore_totals_numpy(decoded.copy(), frame, valid)
+    np.testing.assert_array_equal(results[0][1], ref)
+
+
+@pytest.mark.parametrize("raw_type", [np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("s, b", [(1, 1), (2, 1), (1, 2), (2, 2), (3, 2), (4, 3), (2, 4)])
+def test_summed_binned_kernel_is_the_numpy_band_loop(raw_type, s, b):
+    """Sums, bins and markers (all bits set: NaN; at or above the cutoff: +inf; masked
+    cells: NaN), the compiled kernel against numpy's band loop, pixel for pixel."""
+    from lbnl_dask import transform as T
+
+    rng = np.random.default_rng(s * 10 + b)
+    g, ny, nx = 3, 7 * b, 11 * b
+    allbits = np.iinfo(raw_type).max
+    raw = rng.poisson(3.0, (g * s, ny, nx)).astype(raw_type)
+    raw[rng.random(raw.shape) < 0.01] = allbits  # gaps and bad pixels, in some frames
+    cutoff = int(min(allbits - 1, 60000))
+    raw[rng.random(raw.shape) < 0.01] = cutoff + rng.integers(0, 3)  # saturated
+    mask = np.zeros((ny, nx), np.uint32)
+    mask[2, :] = 1
+    mask[:, 5] = 4
+    raw[:, 2, :] = allbits  # a masked gap: huge raw values, NaN cells
+    x = raw.reshape(g, s, ny // b, b, nx // b, b)
+    for dtype in (np.float32, np.float64):
+        for m in (None, mask):
+            got = T._summed_binned_block(x, axis=(1, 3, 5), mask=m, cutoff=cutoff, dtype=dtype)
+            valid, masked = T._band_masks(m, (ny, nx), b, ny, nx)
+            ref = T._summed_binned_numpy(x, valid, cutoff, allbits, np.dtype(dtype))
+            if masked is not None:
+                np.copyto(ref, np.nan, where=masked)
+            assert got.dtype == dtype
+            np.testing.assert_array_equal(got, ref)
+            assert np.isnan(got).any() and np.isinf(got).any()
+    strided = x[:, :, :, :, ::-1]  # not contiguous: the numpy path, same answer
+    got = T._summed_binned_block(strided, axis=(1, 3, 5), cutoff=cutoff)
+    valid, _ = T._band_masks(None, (ny, nx), b, ny, nx)
+    np.testing.assert_array_equal(
+        got, T._summed_binned_numpy(strided, valid, cutoff, allbits, np.dtype(np.float32))
+    )
