@@ -152,7 +152,7 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
         and decoded.dtype in (np.float32, np.float64)
         and decoded.flags.c_contiguous
         and original.flags.c_contiguous
-        and tile * tile <= 128
+        and tile * tile <= 128  # numpy sums a cell pairwise in one block up to 128
         and 0 <= grow <= tile
     )
     if compiled:

@@ -16,11 +16,17 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: numpy's pairwise sum adds up to this many elements with 8 accumulators before splitting.
-PW_BLOCKSIZE = 128
+
+def kernel(fn):
+    """``numba.njit(nogil=True, cache=True)``; without the disk cache where numba finds no
+    writable place for it (it raises RuntimeError then): compiled in every process instead."""
+    try:
+        return numba.njit(nogil=True, cache=True)(fn)
+    except RuntimeError:
+        return numba.njit(nogil=True)(fn)
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def _pairwise_end(acc, tail, n, res):
     """Close numpy's pairwise sums (see :func:`restore_totals`) of each cell of a row of
     cells into ``res`` (cells,): ``acc`` (8, cells) holds the 8 partial sums of the first
@@ -37,7 +43,7 @@ def _pairwise_end(acc, tail, n, res):
             res[i] += tail[t, i]
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def _pairwise_slot(acc, tail, k, n):
     """Where element ``k`` of a cell of n goes in numpy's pairwise sum: one of the 8 partial
     sums, or the tail added in order."""
@@ -45,7 +51,7 @@ def _pairwise_slot(acc, tail, k, n):
     return acc[k % 8] if k < m8 else tail[k - m8]
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def _mark_strong(original, valid, y0, tile, grow, grown, acc, tail, total, count):
     """Mark in ``grown`` (ny, nx) each strong pixel of the row of cells starting at image row
     ``y0`` (valid, and above its cell's mean by 3 Poisson sigmas), with its diamond of radius
@@ -79,7 +85,7 @@ def _mark_strong(original, valid, y0, tile, grow, grown, acc, tail, total, count
                         grown[y + dy, x + dx] = True
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def _restore_row(decoded, original, valid, grown, y0, tile, half, acc, tail, sums, count):
     """:func:`restore_totals` on the row of cells starting at image row ``y0``, whose strong
     pixels (and those of the rows beside it) ``grown`` holds. Each pixel is in one class,
@@ -156,7 +162,7 @@ def _restore_row(decoded, original, valid, grown, y0, tile, half, acc, tail, sum
                 last1[i] = r1
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def restore_totals(decoded, original, valid, tile, grow, half):
     """:func:`lbnl_dask.background.restore_totals` on C-contiguous ``decoded`` and
     ``original`` (ny, nx) of one float type, ``valid`` (ny, nx) bool, ``half`` 0.5 in that
@@ -185,7 +191,7 @@ def restore_totals(decoded, original, valid, tile, grow, half):
     return decoded
 
 
-@numba.njit(nogil=True, cache=True)
+@kernel
 def summed_binned(x, valid, lim, allbits, flim, out):
     """:func:`lbnl_dask.transform._summed_binned_block` of raw unsigned frames ``x`` (groups,
     s, ny, b, nx * b), each image row contiguous: ``out`` (groups, ny, nx) gets each group's

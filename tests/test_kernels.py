@@ -198,3 +198,26 @@ def test_summed_binned_kernel_is_the_numpy_band_loop(raw_type, s, b):
     np.testing.assert_array_equal(
         got, T._summed_binned_numpy(strided, valid, cutoff, allbits, np.dtype(np.float32))
     )
+
+
+def test_kernel_without_a_writable_cache_compiles_per_process(monkeypatch):
+    """Where numba finds nowhere to cache (it raises RuntimeError at decoration), the kernel
+    is compiled without the cache instead of failing the import."""
+    real = kernels.numba.njit
+
+    def njit(**options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(**options)
+
+    monkeypatch.setattr(kernels.numba, "njit", njit)
+
+    @kernels.kernel
+    def twice(a):
+        return 2 * a
+
+    from numba.core.caching import NullCache
+
+    assert twice(21) == 42
+    assert isinstance(twice._cache, NullCache)  # compiled, not cached
+    assert not isinstance(kernels.restore_totals._cache, NullCache)  # the real ones are
