@@ -1,4 +1,4 @@
-"""HCompress' lossy round trip in vectorised numpy, pixel-identical to astropy's C codec.
+"""HCompress' lossy round trip without its coder, pixel-identical to astropy's C codec.
 
 HCompress (R. White, STScI; CFITSIO's ``fits_hcompress.c`` / ``fits_hdecompress.c``, which
 astropy bundles) codes a tile in three steps:
@@ -33,6 +33,10 @@ arithmetic shifts, masks and rounding constants:
   truncating division is a division of magnitudes), then gets its sign back; hinv's
   ``lowbit0``/``lowbit1`` corrections, which need no sum, are made at the same time;
 * sign tests are shifts (``x >> 31``) and masks, never ``np.where`` (slow on random signs).
+
+By default each tile runs through :func:`lbnl_dask.kernels.hcompress_tiles`: the same steps
+element by element, compiled with numba (one pass per level instead of numpy's many); the
+numpy levels stay as the reference (``compiled=False``), and the tests hold both to astropy.
 
 The pixels equal astropy's ``HCompress1(scale=scale, smooth=False, bytepix=4, nx=rows,
 ny=cols)`` round trip, checked in tests/test_hcompress_fast.py on thousands of tiles and
@@ -320,10 +324,38 @@ def _descend(blocks: list[np.ndarray], scale: int, k: int, log2n: int, outs=None
     return result, exact
 
 
-def _roundtrip_blocks(blocks: list[np.ndarray], scale: int, outs: list[np.ndarray]) -> None:
+@functools.lru_cache(maxsize=256)
+def _level_params(scale: int, log2n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For the compiled round trip: per level (log2n, 3: hx, hy, hc), ``_zero_run`` and
+    whether ``_quantise`` ends with hinv's rounding."""
+    zeros = np.zeros((log2n, 3), np.int64)
+    round_inv = np.zeros((log2n, 3), bool)
+    for k in range(log2n):
+        bit0 = 1 << k
+        for kind, (fwd, inv) in enumerate([(bit0, bit0), (bit0, bit0), (0, bit0 >> 1)]):
+            zeros[k, kind] = _zero_run(scale, fwd, inv)
+            round_inv[k, kind] = bool(inv and (scale % (2 * inv) if scale > 1 else fwd < inv))
+    return zeros, round_inv
+
+
+def _roundtrip_blocks(
+    blocks: list[np.ndarray], scale: int, outs: list[np.ndarray], compiled: bool = True
+) -> None:
     """The round trips of (tiles, rows, cols) int32 stacks of tiles into ``outs`` (arrays of
     the same shapes), astropy's own for the tiles its coder cannot carry exactly (found one by
-    one, only where there are any)."""
+    one, only where there are any). ``compiled``: each tile through
+    :func:`lbnl_dask.kernels.hcompress_tiles` (the same steps, element by element), else the
+    numpy levels below (the reference)."""
+    if compiled and scale < 2**30:  # (beyond, _exact leaves every tile to astropy)
+        from . import kernels
+
+        for b, out in zip(blocks, outs, strict=True):
+            log2n = _levels(*b.shape[1:])
+            exact = np.empty(b.shape[0], bool)
+            kernels.hcompress_tiles(b, out, scale, log2n, *_level_params(scale, log2n), exact)
+            for t in np.flatnonzero(~exact):
+                out[t] = _astropy_roundtrip(b[t], scale)
+        return
     by_levels: dict[int, list[int]] = {}
     for i, b in enumerate(blocks):
         by_levels.setdefault(_levels(*b.shape[1:]), []).append(i)
@@ -364,14 +396,15 @@ def _as_int32(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=_I32)
 
 
-def hcompress_roundtrip(tile: np.ndarray, scale: int) -> np.ndarray:
+def hcompress_roundtrip(tile: np.ndarray, scale: int, compiled: bool = True) -> np.ndarray:
     """astropy's ``HCompress1(scale, smooth=False, bytepix=4, nx=rows, ny=cols)`` round trip
     (``decode(encode(tile))``) of one (rows, cols) integer tile, rows and cols >= 4: an int32
     (rows, cols) array, equal to astropy's pixel for pixel (where astropy's coder cannot carry
-    a coefficient exactly, astropy's own round trip runs and so fails as astropy does)."""
+    a coefficient exactly, astropy's own round trip runs and so fails as astropy does).
+    ``compiled=False``: the numpy reference."""
     a = _as_int32(tile)
     out = np.empty_like(a)
-    _roundtrip_blocks([a[None]], int(scale), [out[None]])
+    _roundtrip_blocks([a[None]], int(scale), [out[None]], compiled)
     return out
 
 
@@ -388,11 +421,14 @@ def tile_edges(ny: int, tile_rows: int | None = None) -> list[int]:
     return edges
 
 
-def roundtrip_frame(frame: np.ndarray, scale: int, tile_rows: int | None = None) -> np.ndarray:
+def roundtrip_frame(
+    frame: np.ndarray, scale: int, tile_rows: int | None = None, compiled: bool = True
+) -> np.ndarray:
     """``HCompress(scale, tile_rows=tile_rows).decode(HCompress(...).encode(frame))`` for a 2-D
     integer frame (ny, nx), without the codec's bytes or lock: the same tiles (all tiles of one
     height in one stack), the same pixels, the frame's dtype (unsigned: clamped at 0, as
     HCompress.decode). Values must lie within +-HCOMPRESS_MAX, as HCompress.encode asks.
+    ``compiled=False``: the numpy reference instead of the compiled kernel.
 
     Example::
 
@@ -424,7 +460,8 @@ def roundtrip_frame(frame: np.ndarray, scale: int, tile_rows: int | None = None)
         spans.append((full * h, ny, ny - full * h))
     out = np.empty((ny, nx), _I32)
     blocks = [a[y0:y1].reshape(-1, th, nx) for y0, y1, th in spans]
-    _roundtrip_blocks(blocks, int(scale), [out[y0:y1].reshape(-1, th, nx) for y0, y1, th in spans])
+    outs = [out[y0:y1].reshape(-1, th, nx) for y0, y1, th in spans]
+    _roundtrip_blocks(blocks, int(scale), outs, compiled)
     if frame.dtype.kind == "u":
         np.maximum(out, 0, out=out)
     return out.astype(frame.dtype, copy=False)

@@ -236,3 +236,232 @@ def summed_binned(x, valid, lim, allbits, flim, out):
                     v += col[xo * b + bx]
                 out[k, y, xo] = v
     return out
+
+
+# ---------------------------------------------------------------- the HCompress round trip
+# lbnl_dask.hcompress_fast describes the algorithm and holds the numpy reference; these are
+# its steps element by element, per tile. numba computes int32 arithmetic in 64 bits: values
+# are brought back to 32 bits (np.int32 / np.uint32 wrap around, as C's int does) before every
+# step whose result depends on more than the low 32 bits (shifts right, signs, divisions).
+
+
+@kernel
+def _quantise(c, scale, fwd, inv, zeros, round_inv):
+    """hcompress_fast._quantise of one difference ``c``: (sign -1/0, magnitude as int32,
+    magnitude after htrans' rounding, for the exactness bound)."""
+    c = np.int32(c)
+    s = np.int32(np.int32(c + zeros) >> 31) if zeros else np.int32(c >> 31)
+    m = np.uint32(abs(np.int64(c)))
+    if fwd:
+        if fwd > 1:
+            m = np.uint32(m + (s & (fwd - 1)))
+        m = np.uint32(m + fwd)
+        m = np.uint32(m & ((-2 * fwd) & 0xFFFFFFFF))
+    top = np.int64(m)
+    if scale > 1:
+        m = np.uint32(m + ((scale + 1) // 2 - 1))
+        # m // scale, as a float64 division: exact for m < 2**32 (the quotient's rounding
+        # error is below 1/scale), and much cheaper than an integer division
+        m = np.uint32(np.int64(np.floor(np.float64(m) / scale)) * scale)
+    if round_inv:
+        m = np.uint32(m + inv)
+        m = np.uint32(m & ((-2 * inv) & 0xFFFFFFFF))
+    return s, np.int32(m), top
+
+
+@kernel
+def _round_h0(h, k):
+    """htrans' rounding of a sum: ``(h >= 0 ? h + 2 << k : h + (2 << k) - 1) & -4 << k``."""
+    h = np.int64(np.int32(h))
+    return np.int32((h + (h >> 31) + (np.int64(2) << k)) & (np.int64(-4) << k))
+
+
+@kernel
+def _forward(b, k, h0, hx, hy, hc):
+    """hcompress_fast._forward_level on one tile's block ``b`` (n, m) into h0 (ceil n/2,
+    ceil m/2), hx (n//2, ceil m/2), hy (ceil n/2, m//2), hc (n//2, m//2); h0 rounded."""
+    n, m = b.shape
+    ne, me = n // 2, m // 2
+    shift = 1 if k > 0 else 0
+    for i in range(ne):
+        for j in range(me):
+            a00, a01 = np.int64(b[2 * i, 2 * j]), np.int64(b[2 * i, 2 * j + 1])
+            a10, a11 = np.int64(b[2 * i + 1, 2 * j]), np.int64(b[2 * i + 1, 2 * j + 1])
+            u, v = np.int32(a11 + a10), np.int32(a01 + a00)
+            w, z = np.int32(a11 - a10), np.int32(a01 - a00)
+            h0[i, j] = _round_h0(np.int32(u + v) >> shift, k)
+            hx[i, j] = np.int32(u - v) >> shift
+            hy[i, j] = np.int32(w + z) >> shift
+            hc[i, j] = np.int32(w - z) >> shift
+    up = 1 - shift  # odd edges: doubled on the first level
+    if m % 2:
+        for i in range(ne):
+            c0, c1 = np.int64(b[2 * i, m - 1]), np.int64(b[2 * i + 1, m - 1])
+            h0[i, me] = _round_h0((c1 + c0) << up, k)
+            hx[i, me] = np.int32((c1 - c0) << up)
+    if n % 2:
+        for j in range(me):
+            r0, r1 = np.int64(b[n - 1, 2 * j]), np.int64(b[n - 1, 2 * j + 1])
+            h0[ne, j] = _round_h0((r1 + r0) << up, k)
+            hy[ne, j] = np.int32((r1 - r0) << up)
+        if m % 2:
+            h0[ne, me] = _round_h0(np.int64(b[n - 1, m - 1]) << (up + 1), k)
+
+
+@kernel
+def _signed(s, m):
+    """A magnitude with its sign (-1/0) of _quantise, as int32."""
+    return np.int32((np.int64(m) ^ s) - s)
+
+
+@kernel
+def _details(hx, hy, hc, hy_last, r, s, delta, w, scale, k, zeros, round_inv):
+    """hcompress_fast._details for one tile: hx in place (its full blocks' values towards 0
+    by lowbit0), the odd row of hy into hy_last (1, m//2), and r, s, delta, w (n//2, m//2)
+    as _inverse takes them; returns the largest magnitude htrans' rounding left (``top``
+    of hcompress_fast._exact)."""
+    ne, me = hc.shape
+    bit0 = 1 << k
+    top = np.int64(0)
+    for i in range(ne):  # the full blocks: hx, hy, hc and what hinv makes of them together
+        for j in range(me):
+            sx, mx, tx = _quantise(hx[i, j], scale, bit0, bit0, zeros[0], round_inv[0])
+            sy, my, ty = _quantise(hy[i, j], scale, bit0, bit0, zeros[1], round_inv[1])
+            sc, mc, tc = _quantise(hc[i, j], scale, 0, bit0 >> 1, zeros[2], round_inv[2])
+            top = max(top, tx, ty, tc)
+            low0 = np.int64(mc & bit0)
+            x = _signed(sx, np.int64(mx) - low0)
+            y = _signed(sy, np.int64(my) - low0)
+            c = _signed(sc, mc)
+            low1 = np.int64((c ^ x ^ y) & (2 << k))
+            hx[i, j] = x
+            w[i, j] = np.int32((((low0 >> k) - 1) & low1) << 1)
+            delta[i, j] = np.int32(low0 - low1)
+            r[i, j] = np.int32(np.int64(y) + c)
+            s[i, j] = np.int32(np.int64(y) - c)
+    if hx.shape[1] > me:  # the odd column's hx
+        for i in range(ne):
+            sx, mx, tx = _quantise(hx[i, me], scale, bit0, bit0, zeros[0], round_inv[0])
+            top = max(top, tx)
+            hx[i, me] = _signed(sx, mx)
+    if hy.shape[0] > ne:  # the odd row's hy
+        for j in range(me):
+            sy, my, ty = _quantise(hy[ne, j], scale, bit0, bit0, zeros[1], round_inv[1])
+            top = max(top, ty)
+            hy_last[0, j] = _signed(sy, my)
+    return top
+
+
+@kernel
+def _inverse(h0, hx, hy_last, r, s, delta, w, k, out):
+    """hcompress_fast._inverse_level for one tile: ``out`` (n, m) from the rebuilt sums h0
+    (changed in place) and the level's details; the sums' division (by 4 on the last level,
+    else by 2) made as each pixel is written."""
+    n, m = out.shape
+    ne, me = n // 2, m // 2
+    shift = 2 if k == 0 else 1
+    for i in range(ne):
+        for j in range(me):
+            h = np.int64(h0[i, j])
+            h = np.int64(np.int32(h + delta[i, j] + ((h >> 31) & w[i, j])))
+            p, q = h + hx[i, j], h - hx[i, j]
+            out[2 * i + 1, 2 * j + 1] = np.int32(p + r[i, j]) >> shift
+            out[2 * i + 1, 2 * j] = np.int32(p - r[i, j]) >> shift
+            out[2 * i, 2 * j + 1] = np.int32(q + s[i, j]) >> shift
+            out[2 * i, 2 * j] = np.int32(q - s[i, j]) >> shift
+    bit1 = np.int64(2) << k
+    if m % 2:  # last column: pairs of rows; h0 towards 0 by hx's lowbit1
+        for i in range(ne):
+            d, h = np.int64(hx[i, me]), np.int64(h0[i, me])
+            sign = h >> 31
+            h = np.int64(np.int32(h - (((d & bit1) ^ sign) - sign)))
+            out[2 * i + 1, m - 1] = np.int32(h + d) >> shift
+            out[2 * i, m - 1] = np.int32(h - d) >> shift
+    if n % 2:  # last row: pairs of columns
+        for j in range(me):
+            d, h = np.int64(hy_last[0, j]), np.int64(h0[ne, j])
+            sign = h >> 31
+            h = np.int64(np.int32(h - (((d & bit1) ^ sign) - sign)))
+            out[n - 1, 2 * j + 1] = np.int32(h + d) >> shift
+            out[n - 1, 2 * j] = np.int32(h - d) >> shift
+        if m % 2:
+            out[n - 1, m - 1] = h0[ne, me] >> shift
+
+
+@kernel
+def _wrap(v):
+    """``v`` (64-bit) as C's 32-bit int holds it."""
+    return np.int64(np.int32(v))
+
+
+@kernel
+def _sum_roundtrip(v, scale, log2n):
+    """hcompress_fast._sum_roundtrip of one tile's 1 x 1 sum."""
+    v = np.int64(v)
+    if scale > 1:
+        d = (scale + 1) // 2 - 1
+        t = _wrap(v + (d if v > 0 else -d))
+        v = _wrap((-1 if t < 0 else 1) * (abs(t) // scale) * scale)
+    prnd2 = np.int64(1) << log2n
+    return np.int32(_wrap(v + (prnd2 if v >= 0 else prnd2 - 1)) & -(2 * prnd2))
+
+
+@kernel
+def _exact(top, zeros, scale, k):
+    """hcompress_fast._exact."""
+    if scale >= 2**30:
+        return False
+    d = (scale + 1) // 2 - 1 if scale > 1 else 0
+    quotient = (top + d) // scale if scale > 1 else top
+    return quotient < (1 << 28) and top + zeros + d + (np.int64(4) << k) < 2**31
+
+
+@kernel
+def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, exact):
+    """hcompress_fast's round trip of a stack of int32 tiles (t, rows, cols), all of
+    ``log2n`` levels, into ``out``; ``zeros`` (log2n, 3) and ``round_inv`` (log2n, 3) are
+    _zero_run and _quantise's last rounding for hx, hy, hc at each level. ``exact[t]`` says
+    whether astropy carries tile t exactly (hcompress_fast._exact at every level): where
+    not, the caller takes astropy's own round trip."""
+    rows, cols = tiles.shape[1], tiles.shape[2]
+    half_r, half_c = (rows + 1) // 2, (cols + 1) // 2
+    # each level's details, kept for the way back (level k in [k, :n//2, :m//2] and so on)
+    hxs = np.empty((log2n, half_r, half_c), np.int32)
+    hys = np.empty((log2n, 1, half_c), np.int32)
+    rs = np.empty((log2n, half_r, half_c), np.int32)
+    ss = np.empty_like(rs)
+    deltas = np.empty_like(rs)
+    ws = np.empty_like(rs)
+    ns = np.empty(log2n + 1, np.int64)
+    ms = np.empty(log2n + 1, np.int64)
+    ns[0], ms[0] = rows, cols
+    for k in range(log2n):
+        ns[k + 1], ms[k + 1] = ns[k] - ns[k] // 2, ms[k] - ms[k] // 2
+    for t in range(tiles.shape[0]):
+        b = tiles[t]
+        ok = True
+        for k in range(log2n):
+            n, m = ns[k], ms[k]
+            ne, me = n // 2, m // 2
+            h0 = np.empty((n - ne, m - me), np.int32)
+            hy = np.empty((n - ne, me), np.int32)
+            hc = np.empty((ne, me), np.int32)
+            hx = hxs[k, :ne, : m - me]
+            _forward(b, k, h0, hx, hy, hc)
+            top = _details(hx, hy, hc, hys[k, :, :me], rs[k, :ne, :me], ss[k, :ne, :me],
+                           deltas[k, :ne, :me], ws[k, :ne, :me], scale, k, zeros[k],
+                           round_inv[k])  # fmt: skip
+            ok = ok and _exact(top, zeros[k].max(), scale, k)
+            b = h0
+        h0 = np.empty((1, 1), np.int32)
+        h0[0, 0] = _sum_roundtrip(b[0, 0], scale, log2n)
+        for k in range(log2n - 1, -1, -1):
+            n, m = ns[k], ms[k]
+            ne, me = n // 2, m // 2
+            level = np.empty((n, m), np.int32)
+            _inverse(h0, hxs[k, :ne, : m - me], hys[k, :, :me], rs[k, :ne, :me],
+                     ss[k, :ne, :me], deltas[k, :ne, :me], ws[k, :ne, :me], k, level)  # fmt: skip
+            h0 = level
+        out[t] = h0
+        exact[t] = ok
+    return exact

@@ -26,9 +26,35 @@ def astropy_roundtrip(tile, scale):
     return HCompress1(**kw).decode(np.frombuffer(enc, np.uint8)).reshape(rows, cols)
 
 
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def path(request, monkeypatch):
+    """Every test twice: through the compiled kernel (the default) and the numpy reference."""
+    if request.param == "numpy":
+        real = F._roundtrip_blocks
+        monkeypatch.setattr(
+            F,
+            "_roundtrip_blocks",
+            lambda blocks, scale, outs, compiled=True: real(blocks, scale, outs, False),
+        )
+    return request.param
+
+
+def test_compiled_and_numpy_agree_on_frames():
+    """The kernel and the numpy levels, side by side on whole frames of every kind."""
+    rng = np.random.default_rng(12)
+    for kind in sorted(KINDS):
+        frame = KINDS[kind](rng, (140, 203)).astype(np.int32)
+        for scale in (0, 3, 12, 64, 1000):
+            np.testing.assert_array_equal(
+                F.roundtrip_frame(frame, scale, 16),
+                F.roundtrip_frame(frame, scale, 16, compiled=False),
+                err_msg=f"{kind} {scale}",
+            )
+
+
 @pytest.fixture
-def numpy_only(monkeypatch):
-    """The numpy code only: the astropy fallback for coefficients beyond its coder fails."""
+def no_fallback(monkeypatch):
+    """Our round trip only: the astropy fallback for coefficients beyond its coder fails."""
 
     def refuse(tile, scale):
         raise AssertionError(f"astropy fallback used for a {tile.shape} tile at scale {scale}")
@@ -79,7 +105,7 @@ KINDS = {
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 @pytest.mark.parametrize("scale", SCALES)
-def test_tiles_equal_astropy(kind, scale, numpy_only):
+def test_tiles_equal_astropy(kind, scale, no_fallback):
     """40 tiles of each kind and scale, rows and cols in 4..70, odd and even."""
     rng = np.random.default_rng([scale, sorted(KINDS).index(kind)])
     for _ in range(40):
@@ -91,7 +117,7 @@ def test_tiles_equal_astropy(kind, scale, numpy_only):
 
 
 @pytest.mark.parametrize("scale", SCALES)
-def test_every_small_shape_equals_astropy(scale, numpy_only):
+def test_every_small_shape_equals_astropy(scale, no_fallback):
     rng = np.random.default_rng(scale)
     for rows in (4, 5, 6, 7, 8, 9):
         for cols in (4, 5, 6, 7, 8, 9, 10, 13):
@@ -104,7 +130,7 @@ def test_every_small_shape_equals_astropy(scale, numpy_only):
 
 @pytest.mark.parametrize("value", [0, 1, -1, 7, -13, 2**19 - 1, 2**19, M, -M])
 @pytest.mark.parametrize("shape", [(16, 1035), (17, 70), (5, 4)])
-def test_constant_tiles_equal_astropy(value, shape, numpy_only):
+def test_constant_tiles_equal_astropy(value, shape, no_fallback):
     """Constants, up to +-HCOMPRESS_MAX: the sum then overflows astropy's 32-bit transform
     (the pixels come back wrong, and identical: the wrap-around is reproduced)."""
     tile = np.full(shape, value, np.int32)
@@ -114,7 +140,7 @@ def test_constant_tiles_equal_astropy(value, shape, numpy_only):
         )
 
 
-def test_lossless_scales_give_the_tile_back(numpy_only):
+def test_lossless_scales_give_the_tile_back(no_fallback):
     rng = np.random.default_rng(5)
     tile = (rng.poisson(2, (33, 47)) - 3).astype(np.int32)
     for scale in (0, 1):
@@ -151,7 +177,7 @@ def eiger_like(shape, seed):
 
 
 @pytest.mark.parametrize("tile_rows", [None, 16, 17, 24, 30])
-def test_eiger_frames_equal_the_codec(tile_rows, numpy_only):
+def test_eiger_frames_equal_the_codec(tile_rows, no_fallback):
     """1084 x 1035 frames (Eiger 4M binned by 2): the codec's tiles, short tails merged."""
     frame = eiger_like((1084, 1035), seed=tile_rows or 0)
     for scale in (12, 3) if tile_rows in (None, 17) else (12,):
@@ -164,14 +190,14 @@ def test_eiger_frames_equal_the_codec(tile_rows, numpy_only):
     "shape,tile_rows",
     [((82, 40), 16), ((35, 40), 16), ((25, 9), None), ((70, 70), 4), ((64, 5), 33), ((6, 7), 30)],
 )
-def test_small_frames_and_merged_tails_equal_the_codec(shape, tile_rows, numpy_only):
+def test_small_frames_and_merged_tails_equal_the_codec(shape, tile_rows, no_fallback):
     frame = eiger_like(shape, seed=sum(shape)) - 2
     for scale in (0, 2, 12, 64):
         got, want = frame_pair(frame, scale, tile_rows)
         np.testing.assert_array_equal(got, want)
 
 
-def test_unsigned_frames_clamp_at_zero_as_the_codec(numpy_only):
+def test_unsigned_frames_clamp_at_zero_as_the_codec(no_fallback):
     frame = eiger_like((100, 90), seed=4)
     for dtype in (np.uint16, np.uint32, np.int32):
         got, want = frame_pair(frame.astype(dtype), 64)
