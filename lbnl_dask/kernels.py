@@ -198,13 +198,15 @@ def summed_binned(x, valid, lim, allbits, flim, out):
     sum of its s frames binned b x b, a pixel whose raw value in any frame is all bits set
     (``allbits``) NaN and one >= ``lim`` +inf where ``valid`` (ny, b, nx * b; None: all)
     allows markers; ``flim`` is ``lim`` in the output type. One image row at a time: the s
-    rows added (exact: the sums are whole numbers the output type holds), the pixels whose
+    rows added in numpy's order and types (the first two converted to the output type, then
+    each raw row added as numpy's mixed-type add does), the pixels whose
     sum reaches ``flim`` (counts are >= 0: every marker's does) looked at again, the b rows
     of a cell added, then its b columns."""
     g, s, ny, b, w = x.shape
     nx = w // b
     row = np.empty(w, out.dtype)
     col = np.empty(w, out.dtype)
+    second = np.empty(w, out.dtype)
     for k in range(g):
         for y in range(ny):
             for by in range(b):
@@ -213,8 +215,13 @@ def summed_binned(x, valid, lim, allbits, flim, out):
                     row[p] = first[p]
                 for i in range(1, s):
                     raw = x[k, i, y, by]
-                    for p in range(w):
-                        row[p] += raw[p]
+                    if i == 1:  # numpy adds the first two frames in the output type
+                        for p in range(w):
+                            second[p] = raw[p]
+                            row[p] += second[p]
+                    else:  # then the raw values as they are (float64 for 32-bit ones)
+                        for p in range(w):
+                            row[p] += raw[p]
                 for p in range(w):
                     if row[p] >= flim and (valid is None or valid[y, by, p]):
                         invalid, saturated = False, False

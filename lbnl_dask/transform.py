@@ -147,7 +147,14 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
     valid, masked = _band_masks(mask, shape or (ny * b, nx * b), b, ny * b, nx * b)
     allbits = invalid_value(x.dtype)
     lim = allbits if cutoff is None else min(cutoff, allbits)
-    rows = x.reshape(g, s, ny, b, nx * b) if x.flags.c_contiguous else None
+    compiled = (
+        x.flags.c_contiguous
+        and x.dtype.isnative  # numba takes native byte order only (h5py may give ">u4")
+        and dtype in (np.float32, np.float64)
+        and isinstance(lim, (int, np.integer))
+        and 0 <= lim <= allbits
+    )
+    rows = x.reshape(g, s, ny, b, nx * b) if compiled else None
     if rows is None:
         out = _summed_binned_numpy(x, valid, lim, allbits, dtype)
     else:

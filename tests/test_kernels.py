@@ -103,7 +103,14 @@ def test_restore_totals_other_types_use_numpy():
     wide = np.zeros((50, 120), np.float32)
     view = wide[:, ::2]
     view[:] = decoded
-    np.testing.assert_array_equal(B.restore_totals(view, frame, special), ref)
+
+    def refuse(*args):
+        raise AssertionError("the kernel ran")
+
+    with pytest.MonkeyPatch.context() as mp:  # both went the numpy way
+        mp.setattr(kernels, "restore_totals", refuse)
+        np.testing.assert_array_equal(B.restore_totals(view, frame, special), ref)
+        B.restore_totals(decoded.astype(np.float64), frame, special)
 
 
 @numba_jit_only
@@ -192,12 +199,44 @@ def test_summed_binned_kernel_is_the_numpy_band_loop(raw_type, s, b):
             assert got.dtype == dtype
             np.testing.assert_array_equal(got, ref)
             assert np.isnan(got).any() and np.isinf(got).any()
-    strided = x[:, :, :, :, ::-1]  # not contiguous: the numpy path, same answer
-    got = T._summed_binned_block(strided, axis=(1, 3, 5), cutoff=cutoff)
-    valid, _ = T._band_masks(None, (ny, nx), b, ny, nx)
-    np.testing.assert_array_equal(
-        got, T._summed_binned_numpy(strided, valid, cutoff, allbits, np.dtype(np.float32))
-    )
+    flipped = x[:, :, :, :, ::-1]  # not contiguous: the numpy path, same as the kernel's
+    got = T._summed_binned_block(flipped, axis=(1, 3, 5), cutoff=cutoff)
+    want = T._summed_binned_block(np.ascontiguousarray(flipped), axis=(1, 3, 5), cutoff=cutoff)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("raw_type", [np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("s", [2, 3, 5])
+def test_summed_binned_kernel_rounds_large_sums_as_numpy(raw_type, s):
+    """Sums past 2**24 in float32 (no cutoff): they round, and the kernel rounds as numpy
+    does (the first two frames converted to float32 and added, then each raw frame added in
+    numpy's mixed type)."""
+    from lbnl_dask import transform as T
+
+    rng = np.random.default_rng(s)
+    top = min(2**27, np.iinfo(raw_type).max - 1)
+    raw = rng.integers(0, top, (2 * s, 8, 12)).astype(raw_type)
+    x = raw.reshape(2, s, 4, 2, 6, 2)
+    valid, _ = T._band_masks(None, (8, 12), 2, 8, 12)
+    ref = T._summed_binned_numpy(x, valid, np.iinfo(raw_type).max, np.iinfo(raw_type).max,
+                                 np.dtype(np.float32))  # fmt: skip
+    got = T._summed_binned_block(x, axis=(1, 3, 5), dtype=np.float32)
+    np.testing.assert_array_equal(got, ref)
+    if raw_type != np.uint16:  # (uint16 sums stay exact)
+        exact = raw.astype(np.int64).reshape(2, s, 4, 2, 6, 2).sum(axis=(1, 3, 5))
+        assert (got != exact).any()  # the case rounds
+
+
+def test_summed_binned_big_endian_frames_take_the_numpy_path():
+    """h5py gives a big-endian dataset's frames as '>u4': numba does not take them."""
+    from lbnl_dask import transform as T
+
+    raw = np.random.default_rng(2).poisson(5, (4, 6, 8)).astype(np.uint32)
+    native = raw.reshape(2, 2, 3, 2, 4, 2)
+    swapped = raw.astype(">u4").reshape(2, 2, 3, 2, 4, 2)
+    got = T._summed_binned_block(swapped, axis=(1, 3, 5), cutoff=1000)
+    np.testing.assert_array_equal(got, T._summed_binned_block(native, axis=(1, 3, 5), cutoff=1000))
+    assert got.sum() == raw.sum()
 
 
 def test_kernel_without_a_writable_cache_compiles_per_process(monkeypatch):
