@@ -2,8 +2,9 @@
 
 Each kernel gives, bit for bit, what its numpy reference gives (the numpy version stays the
 reference and the fallback; ``tests/test_kernels.py`` holds the two equal on many frames):
-floating-point sums are taken in numpy's order (:func:`_pairwise`, numpy's pairwise sum
-over a contiguous row) and in the arrays' own type.
+floating-point sums are taken in numpy's order and types (:func:`_pairwise_slot` and
+:func:`_pairwise_end`: numpy's pairwise sum over a contiguous row), integer ones wrap around
+at 32 bits where the reference's do.
 
 numba compiles each kernel on first use and caches it on disk (``cache=True``: beside this
 module, or numba's user-wide cache when that is read-only), so a worker process loads it in
