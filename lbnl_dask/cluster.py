@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dask
+from dask.threaded import get as threaded_get
 
 from .errors import OptionError, SchedulerError
 
@@ -276,7 +277,12 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
         return
     if scheduler == "threads":
         # our own pool, so that leaving the context waits for tasks still running after an error
-        with ThreadPoolExecutor(workers) as pool, dask.config.set(scheduler="threads", pool=pool):
+        # the threaded scheduler's function, not its name: a name makes dask import
+        # distributed (0.4 s) to look for a client
+        with (
+            ThreadPoolExecutor(workers) as pool,
+            dask.config.set(scheduler=threaded_get, pool=pool),
+        ):
             yield None
         return
     if scheduler in LOCAL:

@@ -175,7 +175,9 @@ def _evaluate(master, setting: Setting, wins, box_for):
         ).sum()
         run = Q.RunGeometry(first, last, setting.s, setting.b)
         ref, _ = Q.reference_counts(master, run, chunk_frames=last - first + 1)
-        out = T.to_counts(g.final, None, g.saturation, np.float64).rechunk((ref.chunks[0], -1, -1))
+        out = T.to_counts(g.final, None, g.saturation, np.float64).rechunk(
+            (ref.chunks[0], -1, -1), method="tasks"
+        )
         refl = Q.truth_reflections(master, run)
         if refl is None:
             refl = dask.delayed(Q.find_spots)(ref)

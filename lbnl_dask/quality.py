@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import dask.array as da
 import numpy as np
+from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from . import shells as shells_mod
 from . import transform as T
@@ -105,7 +106,7 @@ def reference_counts(
 def output_counts(compressed_master, chunks) -> da.Array:
     """A compressed dataset as counts: all-bits-set -> NaN, the recorded saturation -> +inf."""
     ds = open_dataset(compressed_master)
-    frames = ds.frames.rechunk((chunks, -1, -1))
+    frames = ds.frames.rechunk((chunks, -1, -1), method="tasks")
     return T.to_counts(frames, None, ds.meta.overload, np.float64)
 
 
@@ -298,7 +299,7 @@ def fidelity(
         source = "spot finder"
     else:
         refl = refl[(refl["frame"] > -0.5) & (refl["frame"] < ref.shape[0] - 0.5)]
-    out = out.rechunk((ref.chunks[0], -1, -1))
+    out = out.rechunk((ref.chunks[0], -1, -1), method="tasks")
     return compare(ref, out, refl, box, shells, source, geometry)
 
 
@@ -314,10 +315,12 @@ def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames
     ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
     n = ref.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
-    r = ref[idx].compute(scheduler="threads")
-    o = output_counts(compressed_master, 1)[idx].compute(scheduler="threads")
+    r = ref[idx].compute(scheduler=threaded_get)
+    o = output_counts(compressed_master, 1)[idx].compute(scheduler=threaded_get)
     both = np.isfinite(r) & np.isfinite(o)
-    kept = spot_regions(da.from_array(r, chunks=(1, -1, -1)), sigma, 2, 0).compute()
+    kept = spot_regions(da.from_array(r, chunks=(1, -1, -1)), sigma, 2, 0).compute(
+        scheduler=threaded_get
+    )
     bg, sp = both & ~kept, both & kept
     pairs = bg[..., 1:] & bg[..., :-1]  # neighbours along a row, both in the background
     return dict(frames=len(idx), background_in=float(r[bg].sum()),

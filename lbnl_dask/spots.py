@@ -74,10 +74,10 @@ def spot_regions(
     if not f:
         return m
     wide = _at_least(m.chunks[0], f)  # the overlap needs chunks of at least f frames
-    grown = m.rechunk((wide, -1, -1)).map_overlap(
+    grown = m.rechunk((wide, -1, -1), method="tasks").map_overlap(
         _grow_frames, depth={0: f, 1: 0, 2: 0}, boundary="none", dtype=bool, f=f
     )
-    return grown.rechunk(m.chunks) if wide != m.chunks[0] else grown
+    return grown.rechunk(m.chunks, method="tasks") if wide != m.chunks[0] else grown
 
 
 def _local_max(frames: np.ndarray, k: int = 1) -> np.ndarray:

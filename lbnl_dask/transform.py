@@ -37,7 +37,7 @@ def select(frames: da.Array, first: int, last: int) -> da.Array:
     reads there directly; this is for arrays already in hand, in notebooks."""
     if not 1 <= first <= last <= frames.shape[0]:
         raise ValueError(f"image range {first}..{last} is outside 1..{frames.shape[0]}")
-    return frames[first - 1 : last].rechunk((frames.chunks[0][0], -1, -1))
+    return frames[first - 1 : last].rechunk((frames.chunks[0][0], -1, -1), method="tasks")
 
 
 def invalid_value(dtype) -> int | float:
@@ -344,7 +344,7 @@ def summed_binned_counts(
     if frames.dtype.kind != "u":  # signed input: all bits set is -1, a sum cannot reveal it
         counts = to_counts(frames[:, : shape[0], : shape[1]], pixel_mask, cutoff, dtype)
         return bin_pixels(sum_frames(counts, s), b)
-    x = frames.rechunk({1: -1, 2: -1})  # whole frames: the masks are per frame
+    x = frames.rechunk({1: -1, 2: -1}, method="tasks")  # whole frames: masks are per frame
     for axis, f in ((0, s), (1, b), (2, b)):
         x = pad_to_multiple(x, axis, f)  # the last chunk; coarsen refuses other misfits
     # the options in the reduction itself (coarsen passes the reduction nothing else)

@@ -21,6 +21,7 @@ import sys
 import h5py
 import hdf5plugin
 import numpy as np
+from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from .layout import (
     BSHUF_CD_COMPRESSOR,
@@ -272,7 +273,7 @@ def check_decode(ctx: Context, r: Result):
             lambda b: np.array([b.shape[0]])[:, None, None],
             chunks=((1,) * frames.numblocks[0], (1,), (1,)),
             dtype=int,
-        ).compute(scheduler="threads")
+        ).compute(scheduler=threaded_get)
         r.add("OK", f"decoded all {int(counts.sum())} frames")
     except Exception as e:  # noqa: BLE001 - any decode failure is a validation failure
         r.add("FAIL", f"decoding frames failed: {e}")

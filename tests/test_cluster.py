@@ -289,3 +289,21 @@ def test_relative_output_paths_on_a_remote_cluster(tiny, tmp_path, monkeypatch):
     finally:
         sched.terminate()
         sched.wait()
+
+
+def test_a_threads_run_does_not_import_distributed(tiny, tmp_path):
+    """With threads, nothing needs dask.distributed; naming the scheduler by a string, or a
+    rechunk choosing its method, would import it (0.4 s of every short run)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from lbnl_dask.cli import main; "
+        f"rc = main(['-i', {str(tiny)!r}, '-o', {str(tmp_path / 'o')!r}, '-b', '2', '-s', '2', "
+        "'-H', '12', '--scheduler', 'threads', '-p', '2', '--no-progress']); "
+        "print('distributed' in sys.modules); sys.exit(rc)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "fidelity" in run.stdout  # the whole run, the fidelity sample included
+    assert run.stdout.strip().splitlines()[-1] == "False"
