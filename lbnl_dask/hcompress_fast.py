@@ -224,6 +224,13 @@ def _exact(top: int, zeros: int, scale: int, k: int) -> bool:
     return quotient < _CODER_LIMIT and top + zeros + d + (4 << k) < 2**31
 
 
+def _exact_levels(tops, runs, scale: int) -> bool:
+    """:func:`_exact` at every level ``k`` of a tile, from its largest difference
+    ``tops[k]`` and the level's zero run ``runs[k]``."""
+    levels = enumerate(zip(tops, runs, strict=True))
+    return all(_exact(int(t), int(z), scale, k) for k, (t, z) in levels)
+
+
 def _inverse_level(h0, hx, hy_last, r, s, delta, w, n: int, m: int, k: int, out=None):
     """One hinv level (k counting down to 0): the (tiles, n, m) block from the rebuilt sums
     ``h0`` (changed in place) and the level's ``_details``."""
@@ -351,10 +358,14 @@ def _roundtrip_blocks(
 
         for b, out in zip(blocks, outs, strict=True):
             log2n = _levels(*b.shape[1:])
-            exact = np.empty(b.shape[0], bool)
-            kernels.hcompress_tiles(b, out, scale, log2n, *_level_params(scale, log2n), exact)
-            for t in np.flatnonzero(~exact):
-                out[t] = _astropy_roundtrip(b[t], scale)
+            zeros, round_inv = _level_params(scale, log2n)
+            tops = np.empty((b.shape[0], log2n), np.int64)
+            kernels.hcompress_tiles(b, out, scale, log2n, zeros, round_inv, tops)
+            runs = zeros.max(axis=1)
+            if not _exact_levels(tops.max(axis=0), runs, scale):  # (_exact falls with top)
+                for t in range(b.shape[0]):
+                    if not _exact_levels(tops[t], runs, scale):
+                        out[t] = _astropy_roundtrip(b[t], scale)
         return
     by_levels: dict[int, list[int]] = {}
     for i, b in enumerate(blocks):

@@ -415,22 +415,12 @@ def _sum_roundtrip(v, scale, log2n):
 
 
 @kernel
-def _exact(top, zeros, scale, k):
-    """hcompress_fast._exact."""
-    if scale >= 2**30:
-        return False
-    d = (scale + 1) // 2 - 1 if scale > 1 else 0
-    quotient = (top + d) // scale if scale > 1 else top
-    return quotient < (1 << 28) and top + zeros + d + (np.int64(4) << k) < 2**31
-
-
-@kernel
-def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, exact):
+def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, tops):
     """hcompress_fast's round trip of a stack of int32 tiles (t, rows, cols), all of
     ``log2n`` levels, into ``out``; ``zeros`` (log2n, 3) and ``round_inv`` (log2n, 3) are
-    _zero_run and _quantise's last rounding for hx, hy, hc at each level. ``exact[t]`` says
-    whether astropy carries tile t exactly (hcompress_fast._exact at every level): where
-    not, the caller takes astropy's own round trip."""
+    _zero_run and _quantise's last rounding for hx, hy, hc at each level. ``tops`` (t,
+    log2n) gets each tile's largest difference magnitude at each level, from which the
+    caller decides (hcompress_fast._exact) where astropy's own round trip must run."""
     rows, cols = tiles.shape[1], tiles.shape[2]
     half_r, half_c = (rows + 1) // 2, (cols + 1) // 2
     # each level's details, kept for the way back (level k in [k, :n//2, :m//2] and so on)
@@ -447,7 +437,6 @@ def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, exact):
         ns[k + 1], ms[k + 1] = ns[k] - ns[k] // 2, ms[k] - ms[k] // 2
     for t in range(tiles.shape[0]):
         b = tiles[t]
-        ok = True
         for k in range(log2n):
             n, m = ns[k], ms[k]
             ne, me = n // 2, m // 2
@@ -459,17 +448,15 @@ def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, exact):
             top = _details(hx, hy, hc, hys[k, :, :me], rs[k, :ne, :me], ss[k, :ne, :me],
                            deltas[k, :ne, :me], ws[k, :ne, :me], scale, k, zeros[k],
                            round_inv[k])  # fmt: skip
-            ok = ok and _exact(top, zeros[k].max(), scale, k)
+            tops[t, k] = top
             b = h0
         h0 = np.empty((1, 1), np.int32)
         h0[0, 0] = _sum_roundtrip(b[0, 0], scale, log2n)
         for k in range(log2n - 1, -1, -1):
             n, m = ns[k], ms[k]
             ne, me = n // 2, m // 2
-            level = np.empty((n, m), np.int32)
+            level = out[t] if k == 0 else np.empty((n, m), np.int32)
             _inverse(h0, hxs[k, :ne, : m - me], hys[k, :, :me], rs[k, :ne, :me],
                      ss[k, :ne, :me], deltas[k, :ne, :me], ws[k, :ne, :me], k, level)  # fmt: skip
             h0 = level
-        out[t] = h0
-        exact[t] = ok
-    return exact
+    return tops

@@ -39,19 +39,6 @@ def path(request, monkeypatch):
     return request.param
 
 
-def test_compiled_and_numpy_agree_on_frames():
-    """The kernel and the numpy levels, side by side on whole frames of every kind."""
-    rng = np.random.default_rng(12)
-    for kind in sorted(KINDS):
-        frame = KINDS[kind](rng, (140, 203)).astype(np.int32)
-        for scale in (0, 3, 12, 64, 1000):
-            np.testing.assert_array_equal(
-                F.roundtrip_frame(frame, scale, 16),
-                F.roundtrip_frame(frame, scale, 16, compiled=False),
-                err_msg=f"{kind} {scale}",
-            )
-
-
 @pytest.fixture
 def no_fallback(monkeypatch):
     """Our round trip only: the astropy fallback for coefficients beyond its coder fails."""

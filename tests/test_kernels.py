@@ -260,3 +260,20 @@ def test_kernel_without_a_writable_cache_compiles_per_process(monkeypatch):
     assert twice(21) == 42
     assert isinstance(twice._cache, NullCache)  # compiled, not cached
     assert not isinstance(kernels.restore_totals._cache, NullCache)  # the real ones are
+
+
+def test_hcompress_kernel_and_numpy_agree_on_frames():
+    """The HCompress kernel and the numpy levels, side by side on whole frames of every kind
+    of tests/test_hcompress_fast (which holds both to astropy)."""
+    from lbnl_dask import hcompress_fast as F
+    from tests.test_hcompress_fast import KINDS
+
+    rng = np.random.default_rng(12)
+    for kind in sorted(KINDS):
+        frame = KINDS[kind](rng, (140, 203)).astype(np.int32)
+        for scale in (0, 3, 12, 64, 1000):
+            np.testing.assert_array_equal(
+                F.roundtrip_frame(frame, scale, 16),
+                F.roundtrip_frame(frame, scale, 16, compiled=False),
+                err_msg=f"{kind} {scale}",
+            )
