@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass, field
 
+import dask
 import dask.array as da
 import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
@@ -105,9 +106,8 @@ def reference_counts(
 
 def output_counts(compressed_master, chunks) -> da.Array:
     """A compressed dataset as counts: all-bits-set -> NaN, the recorded saturation -> +inf."""
-    ds = open_dataset(compressed_master)
-    frames = ds.frames.rechunk((chunks, -1, -1), method="tasks")
-    return T.to_counts(frames, None, ds.meta.overload, np.float64)
+    ds = open_dataset(compressed_master, datablock=chunks)  # a sample reads its frames only
+    return T.to_counts(ds.frames, None, ds.meta.overload, np.float64)
 
 
 # ---------------------------------------------------------------- reflections
@@ -315,12 +315,10 @@ def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames
     ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
     n = ref.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
-    r = ref[idx].compute(scheduler=threaded_get)
-    o = output_counts(compressed_master, 1)[idx].compute(scheduler=threaded_get)
+    r = ref[idx].rechunk((1, -1, -1), method="tasks")
+    o = output_counts(compressed_master, 1)[idx]
+    r, o, kept = dask.compute(r, o, spot_regions(r, sigma, 2, 0), scheduler=threaded_get)
     both = np.isfinite(r) & np.isfinite(o)
-    kept = spot_regions(da.from_array(r, chunks=(1, -1, -1)), sigma, 2, 0).compute(
-        scheduler=threaded_get
-    )
     bg, sp = both & ~kept, both & kept
     pairs = bg[..., 1:] & bg[..., :-1]  # neighbours along a row, both in the background
     return dict(frames=len(idx), background_in=float(r[bg].sum()),

@@ -169,3 +169,14 @@ def test_sample_fidelity_of_a_lossless_run_is_exactly_one(tiny, tmp_path):
         "3 sampled output frame(s): background out/in 1.000, its noise out/in 1.00, spot "
         "neighbourhoods out/in 1.000"
     )
+
+
+def test_sample_fidelity_reads_only_the_sampled_output_frames(tiny, tmp_path):
+    import h5py
+
+    r = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2, scheduler="threads")
+    run = Q.RunGeometry(1, 20, 2, 2)
+    before = Q.sample_fidelity(tiny, r.master, run, frames=3)  # output frames 0, 4 and 9 of 10
+    with h5py.File(r.data_files[0], "r+") as f:  # frame 2, never sampled, made unreadable
+        f["/entry/data/data"].id.write_direct_chunk((2, 0, 0), b"not bitshuffle-LZ4")
+    assert Q.sample_fidelity(tiny, r.master, run, frames=3) == before
