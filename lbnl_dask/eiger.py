@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 from dask.base import tokenize
 
+from . import buffers
 from .bslz4 import BitshuffleLZ4, check_dataset_chunks, is_bslz4, is_bslz4_per_frame
 from .errors import (
     ImageRangeError,
@@ -105,7 +106,7 @@ class FrameSource(FrameReader):
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Frames [start, stop) of this view as an (n, ny, nx) array (padded: see ``pad``)."""
-        out = np.empty((stop - start,) + self.shape[1:], self.dtype)
+        out = buffers.empty((stop - start,) + self.shape[1:], self.dtype)
         ny, nx = self.frame_shape
         out[:, ny:] = 0
         out[:, :ny, nx:] = 0
