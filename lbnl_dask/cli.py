@@ -329,8 +329,10 @@ def parser() -> argparse.ArgumentParser:
     a("-V", "--version", dest="report_version", action="store_true", help="print the version")
     a(
         "--scheduler",
-        default="processes",
-        help="processes (default: a local cluster), threads, sync, or a scheduler address",
+        default="auto",
+        help="auto (default: threads; a local cluster of processes for --sz3, --zfp and -q, "
+        "whose codecs hold a process-wide lock), threads, processes (a local cluster, with "
+        "the dask dashboard), sync, or a scheduler address",
     )
     a(
         "--chunk-frames",

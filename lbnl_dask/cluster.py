@@ -219,21 +219,28 @@ def can_start_processes() -> bool:
     return why_no_processes() is None
 
 
-def choose_scheduler(scheduler: str) -> tuple[str, str | None]:
-    """``scheduler`` with ``auto`` resolved: ``processes`` where they can start, else
-    ``threads``; and a note saying why threads were chosen (or None). ``processes`` asked
-    for where they cannot start is an OptionError saying why."""
+def choose_scheduler(scheduler: str, locked: str | None = None) -> tuple[str, str | None]:
+    """``scheduler`` with ``auto`` resolved, and a note saying why (or None).
+
+    ``auto`` is ``threads``: every stage of a run releases the GIL, and threads measured
+    faster than a local cluster of processes at every run length (no processes to start,
+    no imports in each; the README's performance section). ``locked`` names a stage of this
+    run that holds a process-wide lock (SZ3/ZFP inside h5py, astropy's HCompress coder for
+    ``-q``): threads would take turns at it, so ``auto`` is ``processes`` where they can
+    start. ``processes`` asked for where they cannot start is an OptionError saying why."""
     if scheduler not in ("auto", "processes"):
         if scheduler not in LOCAL and not _ADDRESS.match(scheduler):
             raise OptionError(f"unknown scheduler {scheduler!r}: auto, processes, threads, sync "
                               "or an address host:port")  # fmt: skip
         return scheduler, None
+    if scheduler == "auto" and locked is None:
+        return "threads", None
     why = why_no_processes()
     if why is None:
         return "processes", None
     if scheduler == "processes":
         raise OptionError(f"scheduler 'processes': {why}")
-    return "threads", f"scheduler: threads, not a local cluster of processes: {why}"
+    return "threads", f"scheduler: threads, not a local cluster of processes ({locked}): {why}"
 
 
 @contextlib.contextmanager

@@ -94,6 +94,16 @@ class OutputOptions:
         """Sums, -S's rounding and the codecs give whole counts; -L and -X do not."""
         return self.logarithm_base is None and self.exponent is None
 
+    @property
+    def process_lock(self) -> str | None:
+        """The stage of this run that holds a process-wide lock (threads would take turns at
+        it; see :func:`lbnl_dask.cluster.choose_scheduler`), or None."""
+        if self.sz3_bound is not None or self.zfp_accuracy is not None:
+            return "SZ3/ZFP run inside h5py's lock"
+        if self.out_squash is not None and self.hcomp_scale is not None:
+            return "-q runs astropy's HCompress coder under a lock"
+        return None
+
     def codec(self):
         """The lossy codec of ``-H``/``-J``/``-K``/``--sz3``/``--zfp``, or None."""
         if self.hcomp_scale is not None:
@@ -196,7 +206,7 @@ class RunSettings:
     """How a job runs; none of these changes a byte of the output."""
 
     overwrite: bool = False
-    scheduler: str = "auto"  # processes where they can start (cluster.choose_scheduler)
+    scheduler: str = "auto"  # threads, or processes for a locked codec (cluster.choose_scheduler)
     workers: int | None = None
     chunk_frames: int | None = None  # input frames per dask task (default: plan.chunk_frames)
     progress: bool = False

@@ -230,7 +230,9 @@ def compress(master, out: str = "out_data", **options) -> Report:
     o, settings = split_options(**options)
     t0 = time.perf_counter()
     master, out = os.fspath(master), os.fspath(out)
-    scheduler, why = choose_scheduler(settings.scheduler)  # before anything is written
+    # before anything is written; --report profiles a cluster's workers
+    locked = o.process_lock or ("--report profiles worker processes" if settings.report else None)
+    scheduler, why = choose_scheduler(settings.scheduler, locked)
     if settings.report and scheduler in LOCAL and settings.slurm is None:
         raise OptionError(
             "--report needs a distributed scheduler (processes, an address or --slurm)"

@@ -10,10 +10,12 @@ from lbnl_dask import cli
 from lbnl_dask.cluster import (
     WORKER_MALLOC,
     SlurmOptions,
+    choose_scheduler,
     client_for,
     slurm_job_script,
 )
 from lbnl_dask.errors import OptionError
+from lbnl_dask.options import OutputOptions
 
 
 def test_scheduler_address_and_performance_report(tiny, tmp_path):
@@ -43,6 +45,26 @@ def test_report_needs_a_distributed_scheduler(tiny, tmp_path):
         lbnl_dask.compress(
             tiny, str(tmp_path / "a"), scheduler="threads", report=str(tmp_path / "r.html")
         )
+
+
+def test_auto_is_threads_unless_a_stage_holds_a_process_wide_lock():
+    assert choose_scheduler("auto") == ("threads", None)
+    assert choose_scheduler("auto", "SZ3/ZFP run inside h5py's lock") == ("processes", None)
+    assert choose_scheduler("processes") == ("processes", None)
+    assert choose_scheduler("threads", "SZ3/ZFP run inside h5py's lock") == ("threads", None)
+    for opts in (dict(hcomp_scale=12), dict(j2k_ratio=120), {}):
+        assert OutputOptions(**opts).process_lock is None, opts
+    for opts in (dict(sz3_bound=2), dict(zfp_accuracy=8), dict(hcomp_scale=12, out_squash="q")):
+        assert OutputOptions(**opts).process_lock, opts
+
+
+def test_the_default_run_takes_threads_and_report_a_local_cluster(tiny, tmp_path, capsys):
+    args = ["-i", str(tiny), "-b", "2", "-s", "2", "-H", "12", "--no-fidelity"]
+    assert cli.main([*args, "-o", str(tmp_path / "a")]) == 0
+    assert "dask dashboard" not in capsys.readouterr().err  # no cluster was started
+    report = tmp_path / "r.html"
+    assert cli.main([*args, "-o", str(tmp_path / "b"), "-p", "1", "--report", str(report)]) == 0
+    assert "dask dashboard" in capsys.readouterr().err and report.exists()
 
 
 def test_unknown_scheduler(tiny, tmp_path):
@@ -138,7 +160,7 @@ def test_importing_the_package_leaves_the_environment_alone():
 
 
 SCRIPT = """import lbnl_dask
-report = lbnl_dask.compress({master!r}, {out!r}, bin_range=2, sum_range=2, hcomp_scale=12)
+report = lbnl_dask.compress({master!r}, {out!r}, bin_range=2, sum_range=2, sz3_bound=2)
 print("ratio", round(report.ratio_raw2, 1))
 print("notes", report.notes)
 """
@@ -223,7 +245,7 @@ def test_dask_warnings_stay_out_of_the_users_terminal():
                                      ("script", "would run job.py again")])  # fmt: skip
 def test_processes_asked_for_where_they_cannot_start_is_a_clear_error(tiny, tmp_path, how, why):
     source = SCRIPT.format(master=tiny, out=str(tmp_path / "o")).replace(
-        "hcomp_scale=12)", "hcomp_scale=12, scheduler='processes')"
+        "sz3_bound=2)", "sz3_bound=2, scheduler='processes')"
     )
     r = _python(tmp_path, source, how)
     assert r.returncode == 1
