@@ -63,23 +63,31 @@ def _mark_strong(original, valid, y0, tile, grow, grown, acc, tail, total, count
     tail[:] = 0
     count[:] = 0
     zero = acc[0, 0]  # 0 in the frame's type
+    vals = np.empty(nx, original.dtype)
     for ty in range(min(tile, ny - y0)):
         vrow, orow = valid[y0 + ty], original[y0 + ty]
+        for x in range(nx):  # simple loops, each with one destination: vectorised
+            vals[x] = orow[x] if vrow[x] else zero
         for tx in range(tile):
             dest = _pairwise_slot(acc, tail, ty * tile + tx, n)
             for i in range((nx - tx + tile - 1) // tile):
-                good = vrow[i * tile + tx]
-                dest[i] += orow[i * tile + tx] if good else zero
-                count[i] += good
+                dest[i] += vals[i * tile + tx]
+            for i in range((nx - tx + tile - 1) // tile):
+                count[i] += vrow[i * tile + tx]
     _pairwise_end(acc, tail, n, total)
-    limit = np.empty(total.shape[0], np.float64)
+    limit = np.empty(nx, np.float64)  # each pixel's cell's, spelt out: no division per pixel
     for i in range(total.shape[0]):
         mean = np.float64(total[i]) / max(count[i], 1)
-        limit[i] = mean + 3 * np.sqrt(max(mean, 1.0))
+        cell = mean + 3 * np.sqrt(max(mean, 1.0))
+        for x in range(i * tile, min(i * tile + tile, nx)):
+            limit[x] = cell
     for y in range(y0, min(y0 + tile, ny)):
         vrow, orow = valid[y], original[y]
+        hits = 0  # a vectorised count first: the marking loop only for rows with a hit
         for x in range(nx):
-            if vrow[x] and np.float64(orow[x]) > limit[x // tile]:
+            hits += vrow[x] and np.float64(orow[x]) > limit[x]
+        for x in range(nx if hits else 0):
+            if vrow[x] and np.float64(orow[x]) > limit[x]:
                 for dy in range(max(-grow, -y), min(grow, ny - 1 - y) + 1):
                     w = grow - abs(dy)
                     for dx in range(max(-w, -x), min(w, nx - 1 - x) + 1):
@@ -223,7 +231,10 @@ def summed_binned(x, valid, lim, allbits, flim, out):
                     else:  # then the raw values as they are (float64 for 32-bit ones)
                         for p in range(w):
                             row[p] += raw[p]
+                hits = 0  # a vectorised count first: the loop below is rarely needed
                 for p in range(w):
+                    hits += row[p] >= flim
+                for p in range(w if hits else 0):
                     if row[p] >= flim and (valid is None or valid[y, by, p]):
                         invalid, saturated = False, False
                         for i in range(s):
@@ -238,6 +249,10 @@ def summed_binned(x, valid, lim, allbits, flim, out):
                 else:
                     for p in range(w):
                         col[p] += row[p]
+            if b == 2:  # the usual bin, written out: the compiler vectorises it
+                for xo in range(nx):
+                    out[k, y, xo] = col[2 * xo] + col[2 * xo + 1]
+                continue
             for xo in range(nx):
                 v = col[xo * b]
                 for bx in range(1, b):
