@@ -152,7 +152,6 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
         and decoded.dtype in (np.float32, np.float64)
         and decoded.flags.c_contiguous
         and original.flags.c_contiguous
-        and tile * tile <= 128  # numpy sums a cell pairwise in one block up to 128
         and 0 <= grow <= tile
     )
     if compiled:
@@ -160,6 +159,24 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
 
         return kernels.restore_totals(decoded, original, valid, tile, grow, decoded.dtype.type(0.5))
     return restore_totals_numpy(decoded, original, valid, tile, grow)
+
+
+def cell_totals(a: np.ndarray, tile: int) -> np.ndarray:
+    """Each ``tile`` x ``tile`` cell's sum of ``a`` (ny, nx) -> (cy, cx), in ``a``'s type, in
+    one fixed order: the cell's rows added one after another from the top (column sums),
+    then those columns from the left; partial cells at the edges as if padded with zeros.
+    :func:`restore_totals`' kernel adds in this order too, so their floats agree bit for bit
+    (whole counts sum exactly in any order below 2**24 in float32)."""
+    ny, nx = a.shape
+    cy, cx = -(-ny // tile), -(-nx // tile)
+    rows = np.pad(a, ((0, cy * tile - ny), (0, cx * tile - nx))).reshape(cy, tile, cx, tile)
+    cols = rows[:, 0].copy()
+    for t in range(1, tile):
+        cols += rows[:, t]
+    out = cols[..., 0].copy()
+    for t in range(1, tile):
+        out += cols[..., t]
+    return out
 
 
 def restore_totals_numpy(
@@ -171,24 +188,25 @@ def restore_totals_numpy(
 ) -> np.ndarray:
     """:func:`restore_totals` in numpy (the reference the compiled kernel is held to), with
     the valid pixels given as a boolean (ny, nx) mask."""
-    ok = _to_cells(valid, tile, False)
-    orig = _to_cells(np.where(valid, original, 0), tile)
-    n_ok = np.maximum(ok.sum(axis=1, keepdims=True), 1)
-    mean = orig.sum(axis=1, keepdims=True) / n_ok
-    strong = ok & (orig > mean + 3 * np.sqrt(np.maximum(mean, 1)))
+    shape = decoded.shape
+    n_ok = np.maximum(cell_totals(valid.astype(np.int64), tile), 1)
+    mean = cell_totals(np.where(valid, original, 0), tile) / n_ok  # float64
+    limit = cells_to_pixels(mean + 3 * np.sqrt(np.maximum(mean, 1)), tile, shape)
+    strong = valid & (np.where(valid, original, 0) > limit)
     if grow:  # a spot's halo joins it: the codec smears spots a pixel or two
-        strong = ok & _to_cells(_grown(_from_cells(strong, decoded.shape, tile), grow), tile,
-                                False)  # fmt: skip
-    dec = _to_cells(np.where(valid, np.maximum(decoded, 0), 0), tile)
+        strong = valid & _grown(strong, grow)
+    dec = np.where(valid, np.maximum(decoded, 0), 0)
     cells = None
-    for cls in (ok & ~strong, strong):  # each class on its own, its total exact
-        part = np.where(cls, dec, 0)
-        want = np.where(cls, orig, 0).sum(axis=1, keepdims=True)
-        have = part.sum(axis=1, keepdims=True)
+    for cls in (valid & ~strong, strong):  # each class on its own, its total exact
+        want = cell_totals(np.where(cls, original, 0), tile).reshape(-1, 1)
+        have = cell_totals(np.where(cls, dec, 0), tile).reshape(-1, 1)
+        part = _to_cells(np.where(cls, dec, 0), tile)
         empty = have[:, 0] == 0  # a class that decoded to nothing: its total spread evenly
         if empty.any():
-            part[empty] = cls[empty]
-            have[empty] = np.maximum(cls[empty].sum(axis=1, keepdims=True), 1)
+            members = _to_cells(cls, tile, False)
+            part[empty] = members[empty]
+            count = cell_totals(cls.astype(np.int64), tile).reshape(-1, 1)
+            have[empty] = np.maximum(count[empty], 1)
         part *= want / have
         # whole counts by systematic rounding along the cell: each pixel gets its share
         # rounded down or up, and the rounded running totals end exactly at the total
@@ -196,5 +214,5 @@ def restore_totals_numpy(
         np.floor(part + 0.5, out=part)
         part[:, 1:] -= part[:, :-1].copy()
         cells = part if cells is None else cells + part
-    np.copyto(decoded, _from_cells(cells, decoded.shape, tile), where=valid)
+    np.copyto(decoded, _from_cells(cells, shape, tile), where=valid)
     return decoded

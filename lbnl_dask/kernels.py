@@ -28,174 +28,188 @@ def kernel(fn):
 
 
 @kernel
-def _pairwise_end(acc, tail, n, res):
-    """Close numpy's pairwise sums (see :func:`restore_totals`) of each cell of a row of
-    cells into ``res`` (cells,): ``acc`` (8, cells) holds the 8 partial sums of the first
-    ``n - n % 8`` elements (none if n < 8), ``tail`` (8, cells) the rest, added in order."""
-    m8 = n - n % 8 if n >= 8 else 0
-    for i in range(res.shape[0]):
-        if m8:
-            res[i] = ((acc[0, i] + acc[1, i]) + (acc[2, i] + acc[3, i])) + (
-                (acc[4, i] + acc[5, i]) + (acc[6, i] + acc[7, i])
-            )
-        else:
-            res[i] = 0
-        for t in range(n - m8):
-            res[i] += tail[t, i]
+def _add_rows(a, b, cols, zero):
+    """Add row ``a`` (nx,) into ``cols`` where ``b`` holds: a simple loop with one
+    destination (vectorised)."""
+    for x in range(cols.shape[0]):
+        cols[x] += a[x] if b[x] else zero
 
 
 @kernel
-def _pairwise_slot(acc, tail, k, n):
-    """Where element ``k`` of a cell of n goes in numpy's pairwise sum: one of the 8 partial
-    sums, or the tail added in order."""
-    m8 = n - n % 8 if n >= 8 else 0
-    return acc[k % 8] if k < m8 else tail[k - m8]
+def _across(cols, tile, out):
+    """Close :func:`lbnl_dask.background.cell_totals` for a row of cells: ``out[i]`` (cells,)
+    is the sum of ``cols[i * tile : i * tile + tile]`` from the left (``cols`` holds the
+    cells' column sums)."""
+    nx = cols.shape[0]
+    for i in range(out.shape[0]):
+        t = cols[i * tile]
+        for x in range(i * tile + 1, min(i * tile + tile, nx)):
+            t += cols[x]
+        out[i] = t
 
 
 @kernel
-def _mark_strong(original, valid, y0, tile, grow, grown, acc, tail, total, count):
+def _mark_strong(original, valid, y0, tile, grow, grown, cols, ncols, total, count):
     """Mark in ``grown`` (ny, nx) each strong pixel of the row of cells starting at image row
     ``y0`` (valid, and above its cell's mean by 3 Poisson sigmas), with its diamond of radius
-    ``grow``. The other arguments are work arrays."""
+    ``grow``. ``cols`` (nx,) of the frame's type, ``ncols`` (nx,) int64, ``total`` and
+    ``count`` (cells,) are work arrays."""
     ny, nx = original.shape
-    n = tile * tile
-    acc[:] = 0
-    tail[:] = 0
-    count[:] = 0
-    zero = acc[0, 0]  # 0 in the frame's type
-    vals = np.empty(nx, original.dtype)
+    cols[:] = 0
+    ncols[:] = 0
+    zero = cols[0]  # 0 in the frame's type
     for ty in range(min(tile, ny - y0)):
-        vrow, orow = valid[y0 + ty], original[y0 + ty]
-        for x in range(nx):  # simple loops, each with one destination: vectorised
-            vals[x] = orow[x] if vrow[x] else zero
-        for tx in range(tile):
-            dest = _pairwise_slot(acc, tail, ty * tile + tx, n)
-            for i in range((nx - tx + tile - 1) // tile):
-                dest[i] += vals[i * tile + tx]
-            for i in range((nx - tx + tile - 1) // tile):
-                count[i] += vrow[i * tile + tx]
-    _pairwise_end(acc, tail, n, total)
+        vrow = valid[y0 + ty]
+        _add_rows(original[y0 + ty], vrow, cols, zero)
+        for x in range(nx):
+            ncols[x] += vrow[x]
+    _across(cols, tile, total)
+    _across(ncols, tile, count)
     limit = np.empty(nx, np.float64)  # each pixel's cell's, spelt out: no division per pixel
     for i in range(total.shape[0]):
         mean = np.float64(total[i]) / max(count[i], 1)
         cell = mean + 3 * np.sqrt(max(mean, 1.0))
         for x in range(i * tile, min(i * tile + tile, nx)):
             limit[x] = cell
+    cur, nxt = np.empty(nx, np.bool_), np.empty(nx, np.bool_)
     for y in range(y0, min(y0 + tile, ny)):
         vrow, orow = valid[y], original[y]
-        hits = 0  # a vectorised count first: the marking loop only for rows with a hit
+        hits = 0
         for x in range(nx):
-            hits += vrow[x] and np.float64(orow[x]) > limit[x]
-        for x in range(nx if hits else 0):
-            if vrow[x] and np.float64(orow[x]) > limit[x]:
-                for dy in range(max(-grow, -y), min(grow, ny - 1 - y) + 1):
-                    w = grow - abs(dy)
-                    for dx in range(max(-w, -x), min(w, nx - 1 - x) + 1):
-                        grown[y + dy, x + dx] = True
+            m = vrow[x] & (np.float64(orow[x]) > limit[x])
+            cur[x] = m
+            hits += m
+        if not hits:
+            continue
+        for w in range(grow + 1):  # the diamond: rows y -+ (grow - w) get the strong
+            _or_into(grown, y - (grow - w), cur)  # pixels grown by w along the row
+            if w < grow:
+                _or_into(grown, y + (grow - w), cur)
+                _dilate(cur, nxt)
+                cur, nxt = nxt, cur
 
 
 @kernel
-def _restore_row(decoded, original, valid, grown, y0, tile, half, acc, tail, sums, count):
+def _or_into(grown, y, row):
+    """``grown[y] |= row`` where row y exists."""
+    if 0 <= y < grown.shape[0]:
+        g = grown[y]
+        for x in range(row.shape[0]):
+            g[x] |= row[x]
+
+
+@kernel
+def _dilate(a, out):
+    """``out`` (n,) = ``a`` (n,) or either of its neighbours (none beyond the ends)."""
+    n = a.shape[0]
+    for x in range(1, n - 1):
+        out[x] = a[x] | a[x - 1] | a[x + 1]
+    if n == 1:
+        out[0] = a[0]
+    elif n > 1:
+        out[0] = a[0] | a[1]
+        out[n - 1] = a[n - 1] | a[n - 2]
+
+
+@kernel
+def _restore_row(decoded, original, valid, grown, y0, tile, half, work, wcount, sums, count):
     """:func:`restore_totals` on the row of cells starting at image row ``y0``, whose strong
     pixels (and those of the rows beside it) ``grown`` holds. Each pixel is in one class,
     background (0) or strong (1); both are handled side by side, as the numpy reference
-    adds their two rounded parts. ``sums`` (4, cells) and ``count`` (2, cells) are work
-    arrays; ``acc`` and ``tail`` (4, 8, cells)."""
+    adds their two rounded parts. Work arrays: ``work`` (4 + 2 * tile, nx) of the frame's
+    type, ``wcount`` (2, nx) int64, ``sums`` (4, cells), ``count`` (2, cells) int64."""
     ny, nx = decoded.shape
-    n = tile * tile
     zero = half - half
     one = half + half
-    acc[:] = 0
-    tail[:] = 0
-    count[:] = 0
     rows = min(tile, ny - y0)
-    c0, c1 = count[0], count[1]
-    for ty in range(rows):  # each class's total, and what it decoded to
-        y = y0 + ty
-        vrow, grow_, orow, drow = valid[y], grown[y], original[y], decoded[y]
-        for tx in range(tile):
-            k = ty * tile + tx
-            w0 = _pairwise_slot(acc[0], tail[0], k, n)
-            w1 = _pairwise_slot(acc[1], tail[1], k, n)
-            d0 = _pairwise_slot(acc[2], tail[2], k, n)
-            d1 = _pairwise_slot(acc[3], tail[3], k, n)
-            for i in range((nx - tx + tile - 1) // tile):
-                x = i * tile + tx
-                good = vrow[x]
-                strong = good and grow_[x]
-                weak = good and not grow_[x]
-                o = orow[x] if good else zero
-                d = drow[x]
-                d = zero if d < 0 else d
-                w0[i] += o if weak else zero
-                w1[i] += o if strong else zero
-                d0[i] += d if weak else zero
-                d1[i] += d if strong else zero
-                c0[i] += weak
-                c1[i] += strong
-    for c in range(4):
-        _pairwise_end(acc[c], tail[c], n, sums[c])
     cells = sums.shape[1]
-    even = np.zeros((2, cells), np.bool_)
+    # each class's total, and what it decoded to: column sums, then across each cell
+    for c in range(2):
+        w, d = work[0], work[1]
+        w[:] = 0
+        d[:] = 0
+        wcount[c, :] = 0
+        for ty in range(rows):
+            y = y0 + ty
+            cls = work[4 + ty]  # 1 for the class's pixels, else 0 (a row of the frame's type)
+            vrow, grow_, orow, drow = valid[y], grown[y], original[y], decoded[y]
+            for x in range(nx):
+                cls[x] = one if (vrow[x] and grow_[x] == (c == 1)) else zero
+            for x in range(nx):
+                w[x] += orow[x] if cls[x] else zero
+            for x in range(nx):
+                d[x] += (zero if drow[x] < 0 else drow[x]) if cls[x] else zero
+            for x in range(nx):
+                wcount[c, x] += cls[x] != zero
+        _across(w, tile, sums[c])
+        _across(d, tile, sums[2 + c])
+        _across(wcount[c], tile, count[c])
     for c in range(2):  # sums[c] becomes the class's ratio of totals
         for i in range(cells):
             if sums[2 + c, i] == 0:  # a class that decoded to nothing: its total spread evenly
-                even[c, i] = True
-                sums[2 + c, i] = max(count[c, i], 1)
-            sums[c, i] = sums[c, i] / sums[2 + c, i]
-            sums[2 + c, i] = 0  # now the running sum
-    last0, last1 = np.zeros(cells, decoded.dtype), np.zeros(cells, decoded.dtype)
-    ratio0, ratio1, run0, run1 = sums[0], sums[1], sums[2], sums[3]
-    even0, even1 = even[0], even[1]
-    # systematic rounding along each cell: running sums, rounded, then differenced
+                sums[2 + c, i] = -max(count[c, i], 1)  # negative: a flag, read below
+            sums[c, i] = sums[c, i] / abs(sums[2 + c, i])
+    # each pixel's share, p * ratio, in two rows per image row (class 0, class 1) ...
+    share = work[4:]
+    for c in range(2):  # each pixel's cell's ratio, and 1 where its total is spread evenly
+        ratio, flat = work[c], work[2 + c]
+        for i in range(cells):
+            r, f = sums[c, i], one if sums[2 + c, i] < 0 else zero
+            for x in range(i * tile, min(i * tile + tile, nx)):
+                ratio[x] = r
+                flat[x] = f
     for ty in range(rows):
         y = y0 + ty
         vrow, grow_, drow = valid[y], grown[y], decoded[y]
-        for tx in range(tile):
-            for i in range((nx - tx + tile - 1) // tile):
-                x = i * tile + tx
-                good = vrow[x]
-                strong = good and grow_[x]
-                weak = good and not grow_[x]
-                d = drow[x]
-                d = zero if d < 0 else d
-                p0 = (one if weak else zero) if even0[i] else (d if weak else zero)
-                p1 = (one if strong else zero) if even1[i] else (d if strong else zero)
-                run0[i] += p0 * ratio0[i]
-                run1[i] += p1 * ratio1[i]
-                r0 = np.floor(run0[i] + half)
-                r1 = np.floor(run1[i] + half)
-                if good:
-                    drow[x] = (r0 - last0[i]) + (r1 - last1[i])
-                last0[i] = r0
-                last1[i] = r1
+        for c in range(2):
+            q, ratio, flat = share[2 * ty + c], work[c], work[2 + c]
+            for x in range(nx):
+                member = vrow[x] and grow_[x] == (c == 1)
+                p = (zero if drow[x] < 0 else drow[x]) if not flat[x] else one
+                q[x] = (p if member else zero) * ratio[x]
+    # ... then systematic rounding along each cell: running sums, rounded, differenced
+    sums[:] = 0  # the running sums (0, 1) and the last rounded ones (2, 3)
+    for ty in range(rows):
+        for c in range(2):
+            q, run, last = share[2 * ty + c], sums[c], sums[2 + c]
+            for tx in range(tile):
+                for i in range((nx - tx + tile - 1) // tile):
+                    x = i * tile + tx
+                    t = run[i] + q[x]
+                    run[i] = t
+                    r = np.floor(t + half)
+                    q[x] = r - last[i]
+                    last[i] = r
+        vrow, drow, q0, q1 = valid[y0 + ty], decoded[y0 + ty], share[2 * ty], share[2 * ty + 1]
+        for x in range(nx):
+            if vrow[x]:
+                drow[x] = q0[x] + q1[x]
 
 
 @kernel
 def restore_totals(decoded, original, valid, tile, grow, half):
     """:func:`lbnl_dask.background.restore_totals` on C-contiguous ``decoded`` and
     ``original`` (ny, nx) of one float type, ``valid`` (ny, nx) bool, ``half`` 0.5 in that
-    type; ``tile * tile <= 128`` and ``grow <= tile``. In place.
+    type; ``grow <= tile``. In place.
 
     The frame is handled a row of cells at a time, in image order, each cell's sums running
-    across the row side by side; a cell's sums are numpy's pairwise sums of its pixels taken
-    row by row (its order in the reference's (cells, tile * tile) layout). A row's strong
-    pixels are found one row of cells ahead, since their halo reaches into the row above."""
+    across the row side by side, added in :func:`lbnl_dask.background.cell_totals`' order
+    (whole image rows first: loops over contiguous memory). A row's strong pixels are found
+    one row of cells ahead, since their halo reaches into the row above."""
     ny, nx = decoded.shape
     cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
     dtype = decoded.dtype
-    acc = np.empty((4, 8, cx), dtype)
-    tail = np.empty((4, 8, cx), dtype)
+    work = np.empty((4 + 2 * tile, nx), dtype)
+    wcount = np.empty((2, nx), np.int64)
     sums = np.empty((4, cx), dtype)
     count = np.empty((2, cx), np.int64)
     grown = np.zeros((ny, nx), np.bool_)
-    _mark_strong(original, valid, 0, tile, grow, grown, acc[0], tail[0], sums[0], count[0])
+    _mark_strong(original, valid, 0, tile, grow, grown, work[0], wcount[0], sums[0], count[0])
     for j in range(cy):
         if j + 1 < cy:
-            y1 = (j + 1) * tile
-            _mark_strong(original, valid, y1, tile, grow, grown, acc[0], tail[0], sums[0],
-                         count[0])  # fmt: skip
-        _restore_row(decoded, original, valid, grown, j * tile, tile, half, acc, tail, sums,
+            _mark_strong(original, valid, (j + 1) * tile, tile, grow, grown, work[0], wcount[0],
+                         sums[0], count[0])  # fmt: skip
+        _restore_row(decoded, original, valid, grown, j * tile, tile, half, work, wcount, sums,
                      count)  # fmt: skip
     return decoded
 
