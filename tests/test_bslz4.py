@@ -69,3 +69,21 @@ def test_bslz4_corrupt_block_layout_is_an_error_not_a_crash(tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("corrupt bitshuffle-LZ4 chunk") == 2, r.stdout
+
+
+def test_bslz4_block_walk_names_what_is_wrong():
+    """The compiled walk over the LZ4 blocks says which block is wrong and how."""
+    a = frame((300, 400), seed=5).astype(np.uint32)  # 58 full blocks and a partial one
+    enc = B.BitshuffleLZ4("uint32").encode(a)
+    B.check_chunk(enc, np.uint32, a.size)  # intact: no error
+    after_first = 16 + int.from_bytes(enc[12:16], "big")
+    with pytest.raises(ValueError, match="ends inside block 2 of 59"):  # in its size field
+        B.check_chunk(enc[: after_first + 2], np.uint32, a.size)
+    with pytest.raises(ValueError, match=r"block 30 of 59 claims \d+ bytes"):  # past the end
+        B.check_chunk(enc[: len(enc) // 2], np.uint32, a.size)
+    huge = bytearray(enc)
+    huge[12:16] = (10**6).to_bytes(4, "big")  # the first block's size field
+    with pytest.raises(ValueError, match="block 1 of 59 claims 1000000 bytes"):
+        B.check_chunk(bytes(huge), np.uint32, a.size)
+    with pytest.raises(ValueError, match=f"{len(enc) + 3} bytes where its blocks take {len(enc)}"):
+        B.check_chunk(enc + b"abc", np.uint32, a.size)
