@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import dask
@@ -22,6 +23,7 @@ import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
+from dask.local import get_sync
 
 from . import cbf_output, resume
 from . import transform as T
@@ -247,19 +249,20 @@ def compress(master, out: str = "out_data", **options) -> Report:
             _print_plan(plan)
         if settings.overwrite:
             resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
-        if plan.complete:
-            blocks = [resume.kept_record(p, 0) for p in plan.data_files]
-            plan.notes.append("already complete: this job's master and data files are all "
-                              "there and undamaged; nothing was rewritten")  # fmt: skip
-        else:
-            _warn_if_short_of_space(plan)
-            blocks = _run(job, plan, settings, scheduler)
-        try:
-            validation = _validate_output(plan.master) if settings.validate else None
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted while validating; the output is complete: "
-                              f"{plan.master}") from None  # fmt: skip
-        fidelity = _sample_fidelity(master, plan, o) if settings.fidelity else None
+        with _FidelitySample(master, plan, o, settings.fidelity) as sample:
+            if plan.complete:
+                blocks = [resume.kept_record(p, 0) for p in plan.data_files]
+                plan.notes.append("already complete: this job's master and data files are all "
+                                  "there and undamaged; nothing was rewritten")  # fmt: skip
+            else:
+                _warn_if_short_of_space(plan)
+                blocks = _run(job, plan, settings, scheduler)
+            try:
+                validation = _validate_output(plan.master) if settings.validate else None
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted while validating; the output is complete: "
+                                  f"{plan.master}") from None  # fmt: skip
+            fidelity = sample.line()
         cbf_kept = _write_cbf(out, plan, settings, scheduler) if cbf_files else 0
     report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
     report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
@@ -295,18 +298,41 @@ def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> i
     return len(cj.paths) - len(cj.todo)
 
 
-def _sample_fidelity(master: str, plan: Plan, o: OutputOptions) -> str | None:
-    """The report's fidelity line for a lossy run whose output is in counts (not -S, -L,
-    -X or -R, which change them on purpose)."""
-    from . import quality
+class _FidelitySample:
+    """The report's fidelity line (:func:`lbnl_dask.quality.sample_fidelity`) for a lossy
+    run whose output is in counts (not -S, -L, -X or -R, which change them on purpose). Its
+    lossless side reads only the input, so a thread computes it while the run writes; the
+    output's sampled frames are compared with it at the end (:meth:`line`). A context
+    manager: leaving it waits for the thread."""
 
-    if o.lossy is None:
-        return None
-    if not o.integral or o.scale_factor != 1 or o.regions:
-        return "not estimated: -S, -L, -X or -R change the counts on purpose"
-    run = quality.RunGeometry(o.first_image, o.first_image + plan.frames_in - 1, o.sum_range,
-                              o.bin_range)  # fmt: skip
-    return quality.describe_sample_fidelity(quality.sample_fidelity(master, plan.master, run))
+    def __init__(self, master: str, plan: Plan, o: OutputOptions, wanted: bool):
+        from . import quality
+
+        self.compressed, self.note, self.pool, self.future = plan.master, None, None, None
+        if not wanted or o.lossy is None:
+            return
+        if not o.integral or o.scale_factor != 1 or o.regions:
+            self.note = "not estimated: -S, -L, -X or -R change the counts on purpose"
+            return
+        run = quality.RunGeometry(o.first_image, o.first_image + plan.frames_in - 1,
+                                  o.sum_range, o.bin_range)  # fmt: skip
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lbnl-fidelity")
+        self.future = self.pool.submit(quality.fidelity_reference, master, run, scheduler=get_sync)
+
+    def line(self) -> str | None:
+        from . import quality
+
+        if self.future is None:
+            return self.note
+        found = quality.compare_fidelity(self.future.result(), self.compressed)
+        return quality.describe_sample_fidelity(found)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:

@@ -304,6 +304,44 @@ def fidelity(
 
 
 # ---------------------------------------------------------------- a run's own estimate
+@dataclass
+class FidelityReference:
+    """The lossless side of :func:`sample_fidelity`, which needs only the input: the sampled
+    output frames' indices ``idx``, the original summed and binned ``counts`` (k, ny, nx)
+    float64 (NaN invalid, +inf saturated) and the spots' neighbourhoods ``kept`` (k, ny, nx)."""
+
+    idx: np.ndarray
+    counts: np.ndarray
+    kept: np.ndarray
+
+
+def fidelity_reference(original_master, run: RunGeometry, frames: int = 4, sigma: float = 5.0,
+                       scheduler=threaded_get) -> FidelityReference:  # fmt: skip
+    """:class:`FidelityReference` for ``frames`` output frames spread over the run: only
+    their input frames are read. ``lbnl-compress`` computes it while the run writes."""
+    ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
+    n = ref.shape[0]
+    idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
+    r = ref[idx]  # a frame a chunk already
+    r, kept = dask.compute(r, spot_regions(r, sigma, 2, 0), scheduler=scheduler)
+    return FidelityReference(idx, r, kept)
+
+
+def compare_fidelity(reference: FidelityReference, compressed_master) -> dict:
+    """:func:`sample_fidelity` from its lossless side and the output: only the sampled
+    output frames are read."""
+    r, kept = reference.counts, reference.kept
+    o = output_counts(compressed_master, 1)[reference.idx].compute(scheduler=threaded_get)
+    both = np.isfinite(r) & np.isfinite(o)
+    bg, sp = both & ~kept, both & kept
+    pairs = bg[..., 1:] & bg[..., :-1]  # neighbours along a row, both in the background
+    return dict(frames=len(reference.idx), background_in=float(r[bg].sum()),
+                background_out=float(o[bg].sum()), spots_in=float(r[sp].sum()),
+                spots_out=float(o[sp].sum()), spot_pixels=int(sp.sum()),
+                noise_in=float(np.diff(r)[pairs].var()) if pairs.any() else 0.0,
+                noise_out=float(np.diff(o)[pairs].var()) if pairs.any() else 0.0)  # fmt: skip
+
+
 def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames: int = 4,
                     sigma: float = 5.0) -> dict:  # fmt: skip
     """What a lossy run did to the data, on ``frames`` output frames spread over it: the
@@ -312,20 +350,8 @@ def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames
     in the original summed and binned losslessly and in the output; and the background's
     noise: the variance of differences between neighbouring background pixels (a lossy
     step that flattens the background lowers it). Only the sampled frames are read."""
-    ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
-    n = ref.shape[0]
-    idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
-    r = ref[idx]  # a frame a chunk already
-    o = output_counts(compressed_master, 1)[idx]
-    r, o, kept = dask.compute(r, o, spot_regions(r, sigma, 2, 0), scheduler=threaded_get)
-    both = np.isfinite(r) & np.isfinite(o)
-    bg, sp = both & ~kept, both & kept
-    pairs = bg[..., 1:] & bg[..., :-1]  # neighbours along a row, both in the background
-    return dict(frames=len(idx), background_in=float(r[bg].sum()),
-                background_out=float(o[bg].sum()), spots_in=float(r[sp].sum()),
-                spots_out=float(o[sp].sum()), spot_pixels=int(sp.sum()),
-                noise_in=float(np.diff(r)[pairs].var()) if pairs.any() else 0.0,
-                noise_out=float(np.diff(o)[pairs].var()) if pairs.any() else 0.0)  # fmt: skip
+    return compare_fidelity(fidelity_reference(original_master, run, frames, sigma),
+                            compressed_master)  # fmt: skip
 
 
 def describe_sample_fidelity(f: dict) -> str:

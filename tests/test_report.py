@@ -3,6 +3,7 @@
 import os
 
 import lbnl_dask
+from lbnl_dask import quality as Q
 
 
 def test_report_counts_the_master_and_lists_squash_files(tiny, tmp_path):
@@ -50,6 +51,9 @@ def test_a_lossy_run_ends_with_a_sampled_fidelity_estimate(tiny, tmp_path):
         assert r.fidelity.startswith("4 sampled output frame(s): background out/in ")
         assert ", its noise out/in " in r.fidelity
         assert f"fidelity       {r.fidelity}" in str(r)
+    # computed while the run wrote (its lossless side in a thread): the same as afterwards
+    after = Q.sample_fidelity(tiny, plain.master, Q.RunGeometry(1, 20, 2, 2))
+    assert plain.fidelity == Q.describe_sample_fidelity(after)
     # spots kept exactly: their counts come back unchanged; -H 64 alone does not keep them
     assert "spot neighbourhoods out/in 1.000 " in kept.fidelity
     assert "spot neighbourhoods out/in 1.000 " not in plain.fidelity
