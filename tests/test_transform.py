@@ -350,3 +350,27 @@ def test_scaled_and_log_counts_round_to_nearest_half_to_even():
     assert (
         abs(scaled.mean() - 0.3 * v.mean()) < 0.1 < 0.3 < 0.3 * v.mean() - np.trunc(0.3 * v).mean()
     )
+
+
+def test_mask_caches_are_computed_once_across_threads():
+    """dask's threads start their first tasks together: the per-process mask caches are
+    computed by one of them, the others wait for its result."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    calls, gate = [], threading.Event()
+
+    @T.once_per_process
+    def slow(x):
+        calls.append(x)
+        gate.wait(5)
+        return [x]
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(slow, 1) for _ in range(3)]
+        time.sleep(0.2)  # all three have asked
+        gate.set()
+        results = [f.result() for f in futures]
+    assert calls == [1] and all(r is results[0] for r in results)
+    assert slow(2) == [2] and calls == [1, 2] and slow.cache_info().hits == 2
