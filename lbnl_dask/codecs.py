@@ -200,6 +200,15 @@ def check_openjpeg() -> str:
     return v
 
 
+def _without_thread_pool(glymur) -> None:
+    """glymur's default (``lib.num_threads`` 1) gives OpenJPEG a pool of one thread, to which
+    every code block is handed and waited for (~470 context switches per 4M frame's encode
+    and decode); 0 runs them in the calling thread, the same bytes. A user's own choice of
+    more threads is kept."""
+    if glymur.get_option("lib.num_threads") == 1:
+        glymur.set_option("lib.num_threads", 0)
+
+
 class JPEG2000(Codec):
     """JPEG-2000 (OpenJPEG through glymur) of one 2-D uint8/uint16 frame.
 
@@ -244,6 +253,7 @@ class JPEG2000(Codec):
         if a.ndim != 2 or a.dtype not in (np.uint8, np.uint16):
             raise CodecError(f"JPEG-2000 takes a 2-D uint8/uint16 frame, not {a.shape} {a.dtype}")
         check_openjpeg()
+        _without_thread_pool(glymur)
         numres = max(1, min(self.numres, int(np.log2(min(a.shape))) + 1))
         path = self._path()
         try:
@@ -263,6 +273,7 @@ class JPEG2000(Codec):
     def decode(self, buf, out=None):
         import glymur
 
+        _without_thread_pool(glymur)
         path = self._path()
         try:
             with open(path, "wb") as fh:

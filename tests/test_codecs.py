@@ -202,3 +202,28 @@ def test_squash_file_of_format_0_still_reads():
 
     got = read_squash(os.path.join(DATA, "squash_v0_000001.h5"))
     np.testing.assert_array_equal(got, np.load(os.path.join(DATA, "squash_v0_decoded.npy")))
+
+
+def test_j2k_runs_openjpeg_without_its_thread_pool_same_bytes(tmp_path):
+    """glymur's default of one OpenJPEG thread hands every code block to a pool thread; the
+    codec runs them in the calling thread instead: the same codestream. A user's choice of
+    more threads is kept."""
+    import glymur
+
+    frame = np.random.default_rng(2).poisson(6, (200, 230)).astype(np.uint16)
+    path = str(tmp_path / "pooled.j2k")
+    before = glymur.get_option("lib.num_threads")
+    try:
+        glymur.set_option("lib.num_threads", 1)
+        glymur.Jp2k(path, data=frame, cratios=[120], irreversible=True, numres=6)
+        with open(path, "rb") as fh:
+            pooled = fh.read()
+        codec = C.JPEG2000(120)
+        assert codec.encode(frame) == pooled
+        assert glymur.get_option("lib.num_threads") == 0
+        np.testing.assert_array_equal(codec.decode(pooled), glymur.Jp2k(path)[:])
+        glymur.set_option("lib.num_threads", 2)
+        codec.encode(frame)
+        assert glymur.get_option("lib.num_threads") == 2
+    finally:
+        glymur.set_option("lib.num_threads", before)
