@@ -129,7 +129,8 @@ def _from_cells(c: np.ndarray, shape: tuple, tile: int) -> np.ndarray:
 
 
 def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarray,
-                   tile: int = TOTALS_TILE, grow: int = STRONG_GROW) -> np.ndarray:  # fmt: skip
+                   tile: int = TOTALS_TILE, grow: int = STRONG_GROW,
+                   valid: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """``decoded`` (ny, nx, whole counts after a lossy round trip) changed so that in each
     ``tile`` x ``tile`` cell the valid pixels (all but the flat indices ``special``) sum to
     the ``original``'s, in whole counts, in place: the cell's *strong* pixels (above its
@@ -143,10 +144,12 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
 
     Runs the compiled :func:`lbnl_dask.kernels.restore_totals` where it applies (both
     frames C-contiguous float32 or float64 of one type, as the pipeline's are), else
-    :func:`restore_totals_numpy`: the two give the same pixels."""
-    valid = np.ones(decoded.size, bool)
-    valid[special] = False
-    valid = valid.reshape(decoded.shape)
+    :func:`restore_totals_numpy`: the two give the same pixels. ``valid``: the mask of the
+    pixels not in ``special``, where the caller has it already."""
+    if valid is None:
+        valid = np.ones(decoded.size, bool)
+        valid[special] = False
+        valid = valid.reshape(decoded.shape)
     compiled = (
         decoded.dtype == original.dtype
         and decoded.dtype in (np.float32, np.float64)

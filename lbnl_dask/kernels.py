@@ -512,3 +512,51 @@ def lz4_blocks(chunk, nblocks, bound):
         if size > bound or pos > end:
             return pos, k, size
     return pos, nblocks, 0
+
+
+@kernel
+def codec_input(frame, keep, lo, hi, tile, out, valid):
+    """:func:`lbnl_dask.roundtrip._prepared` of ``frame`` (ny, nx) float, C-contiguous: marks
+    in ``valid`` (ny, nx) bool its finite pixels not in ``keep`` (ny, nx) bool (shape (0, 0):
+    none kept), and writes to ``out`` (ny, nx, the codec's type) the valid pixels clipped to
+    [``lo``, ``hi``] (in the frame's type) and rounded, the others the mean of the valid ones
+    of their ``tile`` x ``tile`` cell (the frame's mean in a cell without any), rounded.
+    Returns how many are not valid. The cell sums are float64 sums of whole counts, exact in
+    any order, as the reference's."""
+    ny, nx = frame.shape
+    cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
+    tot = np.empty((cy, cx), np.float64)
+    cnt = np.empty((cy, cx), np.int64)
+    cols = np.empty(nx, np.float64)
+    ncols = np.empty(nx, np.int64)
+    has_keep = keep.shape[0] != 0
+    for j in range(cy):  # each cell's sum and count of valid pixels, clipped
+        cols[:] = 0
+        ncols[:] = 0
+        for y in range(j * tile, min(j * tile + tile, ny)):
+            f, v = frame[y], valid[y]
+            for x in range(nx):
+                v[x] = np.isfinite(f[x])
+            if has_keep:
+                k = keep[y]
+                for x in range(nx):
+                    v[x] = v[x] and not k[x]
+            for x in range(nx):
+                cols[x] += min(max(f[x], lo), hi) if v[x] else 0.0
+            for x in range(nx):
+                ncols[x] += v[x]
+        _across(cols, tile, tot[j])
+        _across(ncols, tile, cnt[j])
+    n_valid = cnt.sum()
+    fallback = tot.sum() / n_valid if n_valid else 0.0
+    fill = np.empty(nx, frame.dtype)  # each column's cell's mean, in the frame's type
+    for j in range(cy):
+        for i in range(cx):
+            mean = tot[j, i] / cnt[j, i] if cnt[j, i] > 0 else fallback
+            for x in range(i * tile, min(i * tile + tile, nx)):
+                fill[x] = mean
+        for y in range(j * tile, min(j * tile + tile, ny)):
+            f, v, o = frame[y], valid[y], out[y]
+            for x in range(nx):
+                o[x] = np.rint(min(max(f[x], lo), hi) if v[x] else fill[x])
+    return ny * nx - n_valid

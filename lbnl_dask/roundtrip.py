@@ -33,10 +33,39 @@ def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarra
     x = np.empty(frame.shape, frame.dtype)  # C order, for _fill's flat view
     np.clip(frame, lo, hi, out=x)  # NaN stays NaN until filled
     if special.size:
-        fill_at(x, special, 32)
+        fill_at(x, special, FILL_TILE)
     out = np.empty(frame.shape, dtype)
     np.rint(x, out=out, casting="unsafe")
     return out
+
+
+#: ``keep`` for :func:`lbnl_dask.kernels.codec_input` when nothing is kept.
+_NO_KEEP = np.zeros((0, 0), bool)
+#: Cells of the local background that fills the pixels a codec does not carry.
+FILL_TILE = 32
+
+
+def _codec_input(frame: np.ndarray, codec: Codec, keep: np.ndarray | None):
+    """(the codec's input, the valid pixels (ny, nx) bool): :func:`_prepared` of the pixels
+    :func:`_special` finds, in one compiled kernel where it applies (a C-contiguous float
+    frame; :func:`lbnl_dask.kernels.codec_input`), else in numpy: the same values."""
+    (lo, hi), dtype = _input_type(codec)
+    compiled = (
+        frame.dtype.kind == "f"
+        and frame.flags.c_contiguous
+        and (keep is None or (keep.dtype == bool and keep.flags.c_contiguous))
+    )
+    if compiled:
+        from . import kernels
+
+        out, valid = np.empty(frame.shape, dtype), np.empty(frame.shape, bool)
+        kernels.codec_input(frame, _NO_KEEP if keep is None else keep, frame.dtype.type(lo),
+                            frame.dtype.type(hi), FILL_TILE, out, valid)  # fmt: skip
+        return out, valid
+    special = _special(frame, keep)
+    valid = np.ones(frame.size, bool)
+    valid[special] = False
+    return _prepared(frame, codec, special), valid.reshape(frame.shape)
 
 
 def _input_type(codec: Codec) -> tuple[tuple[float, float], type]:
@@ -54,8 +83,7 @@ def encode_frames(block: np.ndarray, codec: Codec, keep: np.ndarray | None = Non
     (n, ny, nx), are replaced by the local background first, so they do not ring into others."""
     out = np.empty((block.shape[0], 1, 1), dtype=object)
     for i in range(block.shape[0]):
-        special = _special(block[i], None if keep is None else keep[i])
-        out[i, 0, 0] = codec.encode(_prepared(block[i], codec, special))
+        out[i, 0, 0] = codec.encode(_codec_input(block[i], codec, _kept(keep, i))[0])
     return out
 
 
@@ -75,14 +103,20 @@ def decode_frames(
         codec.decode(encoded[i].item(), out=out[i])
         if whole:
             np.rint(out[i], out=out[i])
-        _put_back(out[i], block[i], _special(block[i], None if keep is None else keep[i]), restore)
+        _put_back(out[i], block[i], _special(block[i], _kept(keep, i)), restore)
     return out
 
 
-def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray, restore: bool):
-    """The decoded frame's cell totals restored (if asked), its special pixels put back."""
+def _kept(keep: np.ndarray | None, i: int) -> np.ndarray | None:
+    return None if keep is None else keep[i]
+
+
+def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray, restore: bool,
+              valid: np.ndarray | None = None):  # fmt: skip
+    """The decoded frame's cell totals restored (if asked), its special pixels (flat indices;
+    ``valid``: the other pixels' mask, if at hand) put back."""
     if restore:
-        restore_totals(decoded, original, special)
+        restore_totals(decoded, original, special, valid=valid)
     decoded.reshape(-1)[special] = original.reshape(-1)[special]
 
 
@@ -104,10 +138,9 @@ def hcompress_frames(
 
     out = np.empty(block.shape, block.dtype)
     for i in range(block.shape[0]):
-        special = _special(block[i], None if keep is None else keep[i])
-        prepared = _prepared(block[i], codec, special)
-        out[i] = roundtrip_frame(prepared, codec.scale, codec.tile_rows)
-        _put_back(out[i], block[i], special, restore)
+        prepared, valid = _codec_input(block[i], codec, _kept(keep, i))
+        out[i] = roundtrip_frame(prepared, codec.scale, codec.tile_rows, checked=True)
+        _put_back(out[i], block[i], np.flatnonzero(~valid), restore, valid)
     return out
 
 
@@ -121,6 +154,5 @@ def sampled_sizes(
     out = np.full((block.shape[0], 1, 1), None, dtype=object)
     for i in range(block.shape[0]):
         if (first + i) % every == 0:
-            special = _special(block[i], None if keep is None else keep[i])
-            out[i, 0, 0] = len(codec.encode(_prepared(block[i], codec, special)))
+            out[i, 0, 0] = len(codec.encode(_codec_input(block[i], codec, _kept(keep, i))[0]))
     return out

@@ -273,3 +273,47 @@ def test_hcompress_kernel_and_numpy_agree_on_frames():
                 F.roundtrip_frame(frame, scale, 16, compiled=False),
                 err_msg=f"{kind} {scale}",
             )
+
+
+def _codec_frame(rng, shape, dtype, big):
+    """Counts with NaN (invalid), +inf (saturated), values past the codecs' ranges, a module
+    gap wider than a fill cell, and a keep mask."""
+    frame = rng.poisson(3.0, shape).astype(dtype)
+    frame[rng.random(shape) < 0.01] = rng.uniform(0, big)
+    frame[rng.random(shape) < 0.01] = np.nan
+    frame[rng.random(shape) < 0.005] = np.inf
+    frame[rng.random(shape) < 0.003] = -rng.uniform(0, big)  # undershoot, clipped
+    if shape[0] > 40:
+        frame[5:40] = np.nan  # whole cells with nothing valid: their frame's mean
+    keep = rng.random(shape) < 0.02
+    return frame, keep
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("codec_name", ["hcompress", "j2k", "sz3"])
+def test_codec_input_kernel_is_the_numpy_rule(dtype, codec_name):
+    from lbnl_dask import roundtrip as R
+    from lbnl_dask.codecs import JPEG2000, HCompress
+    from lbnl_dask.errorbound import SZ3
+
+    codec = {"hcompress": HCompress(12), "j2k": JPEG2000(120), "sz3": SZ3(2.0)}[codec_name]
+    for seed, shape in enumerate([(97, 130), (64, 64), (33, 7), (1, 1)]):
+        rng = np.random.default_rng(seed)
+        frame, keep = _codec_frame(rng, shape, dtype, big=2.0**30)
+        for k in (None, keep):
+            special = R._special(frame, k)
+            want = R._prepared(frame, codec, special)
+            got, valid = R._codec_input(frame, codec, k)
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(np.flatnonzero(~valid), special)
+    everything_invalid = np.full((40, 50), np.nan, dtype)  # no valid pixel: filled with 0
+    got, valid = R._codec_input(everything_invalid, codec, None)
+    assert not valid.any() and not got.any()
+    strided = np.asfortranarray(frame)  # not C-contiguous: numpy's way, the same values
+    np.testing.assert_array_equal(R._codec_input(strided, codec, keep)[0],
+                                  R._codec_input(frame, codec, keep)[0])  # fmt: skip
+    with pytest.MonkeyPatch.context() as mp:  # C-contiguous floats take the kernel
+        mp.setattr(kernels, "codec_input", None)
+        with pytest.raises(TypeError):
+            R._codec_input(frame, codec, keep)
