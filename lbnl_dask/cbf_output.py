@@ -30,7 +30,7 @@ import numpy as np
 from dask.base import tokenize
 
 from . import __version__, minicbf
-from .cluster import choose_scheduler, client_for, one_openmp_thread, run
+from .cluster import choose_scheduler, client_for, console, one_openmp_thread, run
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
 from .header import scalar_value, text_value
@@ -384,5 +384,9 @@ def main(argv=None) -> int:
     return 0
 
 
+#: The console script (pyproject.toml): :func:`main`, then :func:`~lbnl_dask.cluster.console`.
+command = console(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

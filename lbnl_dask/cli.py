@@ -13,7 +13,7 @@ import signal
 import sys
 
 from . import __version__
-from .cluster import SlurmOptions, one_openmp_thread, slurm_job_script
+from .cluster import SlurmOptions, console, one_openmp_thread, slurm_job_script
 from .errors import Interrupted, LbnlDaskError
 from .options import option_names, split_options
 from .pipeline import compress
@@ -486,5 +486,9 @@ def main(argv=None) -> int:
     return 0
 
 
+#: The console script (pyproject.toml): :func:`main`, then :func:`~lbnl_dask.cluster.console`.
+command = console(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
+import gc
 import logging
 import os
 import re
@@ -33,6 +35,23 @@ _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$")
 WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 #: One OpenMP thread per worker: bitshuffle's OpenMP threads would compete with dask's own.
 WORKER_OPENMP = {"OMP_NUM_THREADS": "1"}
+
+
+def console(main):
+    """A command-line tool's ``main`` as its console script runs it: then the objects still
+    alive are frozen (``gc.freeze``), so the interpreter's last garbage collections at exit
+    pass them by. With numba, astropy and dask loaded those took ~0.4 s of every run
+    (measured: lbnl-compress, 100 4M frames, 2.9 -> 2.6 s). ``main`` itself, as tests and
+    notebooks call it, is left as it is."""
+
+    @functools.wraps(main)
+    def command() -> int:
+        try:
+            return main()
+        finally:
+            gc.freeze()
+
+    return command
 
 
 def one_openmp_thread() -> None:

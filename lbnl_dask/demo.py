@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .cluster import one_openmp_thread
+from .cluster import console, one_openmp_thread
 from .errors import LbnlDaskError
 from .pipeline import compress
 from .synth import make_dataset
@@ -63,5 +63,9 @@ def main(argv=None) -> int:
     return 0
 
 
+#: The console script (pyproject.toml): :func:`main`, then :func:`~lbnl_dask.cluster.console`.
+command = console(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

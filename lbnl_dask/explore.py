@@ -23,7 +23,7 @@ import numpy as np
 from . import quality as Q
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
-from .cluster import one_openmp_thread
+from .cluster import console, one_openmp_thread
 from .eiger import open_dataset
 from .errors import LbnlDaskError
 from .explore_results import (
@@ -467,5 +467,9 @@ def main(argv=None) -> int:
     return 0
 
 
+#: The console script (pyproject.toml): :func:`main`, then :func:`~lbnl_dask.cluster.console`.
+command = console(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -329,3 +329,24 @@ def test_a_threads_run_does_not_import_distributed(tiny, tmp_path):
     assert run.returncode == 0, run.stderr
     assert "fidelity" in run.stdout  # the whole run, the fidelity sample included
     assert run.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_console_scripts_freeze_what_is_alive_at_exit():
+    """The installed commands freeze the objects alive when their main returns (the exit's
+    garbage collections pass them by); main itself, as tests and notebooks call it, not."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc, sys\n"
+        "from lbnl_dask import cli\n"
+        "sys.argv = ['lbnl-compress', '--version']\n"
+        "assert cli.main() == 0 and gc.get_freeze_count() == 0\n"
+        "assert cli.command() == 0 and gc.get_freeze_count() > 1000\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    from lbnl_dask import cbf_output, demo, explore
+
+    for mod in (cli, demo, explore, cbf_output):
+        assert mod.command.__wrapped__ is mod.main
