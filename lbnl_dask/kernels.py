@@ -2,9 +2,10 @@
 
 Each kernel gives, bit for bit, what its numpy reference gives (the numpy version stays the
 reference and the fallback; ``tests/test_kernels.py`` holds the two equal on many frames):
-floating-point sums are taken in numpy's order and types (:func:`_pairwise_slot` and
-:func:`_pairwise_end`: numpy's pairwise sum over a contiguous row), integer ones wrap around
-at 32 bits where the reference's do.
+floating-point sums are taken in the reference's order and types (a cell's rows, then its
+columns, for the restored totals: :func:`lbnl_dask.background.cell_totals`; numpy's own
+order where the reference is a numpy reduction), integer ones wrap around at 32 bits where
+the reference's do.
 
 numba compiles each kernel on first use and caches it on disk (``cache=True``: beside this
 module, or numba's user-wide cache when that is read-only), so a worker process loads it in
