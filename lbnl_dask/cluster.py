@@ -25,6 +25,8 @@ from dask.threaded import get as threaded_get
 from .errors import OptionError, SchedulerError
 
 LOCAL = ("threads", "sync", "synchronous", "single-threaded")
+#: The names of dask's synchronous scheduler: everything in the calling thread.
+SYNC = ("sync", "synchronous", "single-threaded")
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$")
 
 #: glibc malloc settings for worker processes. A task allocates and frees arrays of tens of
@@ -41,7 +43,7 @@ def console(main):
     """A command-line tool's ``main`` as its console script runs it: then the objects still
     alive are frozen (``gc.freeze``), so the interpreter's last garbage collections at exit
     pass them by. With numba, astropy and dask loaded those took ~0.4 s of every run
-    (measured: lbnl-compress, 100 4M frames, 2.9 -> 2.6 s). ``main`` itself, as tests and
+    (measured: lbnl-compress, 100 4M frames, 3.4 -> 2.9 s). ``main`` itself, as tests and
     notebooks call it, is left as it is."""
 
     @functools.wraps(main)

@@ -204,9 +204,13 @@ def _without_thread_pool(glymur) -> None:
     """glymur's default (``lib.num_threads`` 1) gives OpenJPEG a pool of one thread, to which
     every code block is handed and waited for (~470 context switches per 4M frame's encode
     and decode); 0 runs them in the calling thread, the same bytes. A user's own choice of
-    more threads is kept."""
+    more threads is kept. glymur refuses the option where OpenJPEG has no thread support
+    (older than 2.4): nothing to change there."""
     if glymur.get_option("lib.num_threads") == 1:
-        glymur.set_option("lib.num_threads", 0)
+        try:
+            glymur.set_option("lib.num_threads", 0)
+        except RuntimeError:
+            pass
 
 
 class JPEG2000(Codec):

@@ -444,7 +444,8 @@ def roundtrip_frame(
     height in one stack), the same pixels, the frame's dtype (unsigned: clamped at 0, as
     HCompress.decode). Values must lie within +-HCOMPRESS_MAX, as HCompress.encode asks.
     ``compiled=False``: the numpy reference instead of the compiled kernel. ``checked``: the
-    caller has clipped the values to that range already (two passes fewer).
+    caller has clipped the values to that range already (two passes fewer; float32 counts
+    clipped at float32(HCOMPRESS_MAX) = 2**26 are one past it, which the H-transform takes).
 
     Example::
 

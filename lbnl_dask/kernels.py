@@ -116,9 +116,10 @@ def _dilate(a, out):
 def _restore_row(decoded, original, valid, grown, y0, tile, half, work, wcount, sums, count):
     """:func:`restore_totals` on the row of cells starting at image row ``y0``, whose strong
     pixels (and those of the rows beside it) ``grown`` holds. Each pixel is in one class,
-    background (0) or strong (1); both are handled side by side, as the numpy reference
-    adds their two rounded parts. Work arrays: ``work`` (4 + 2 * tile, nx) of the frame's
-    type, ``wcount`` (2, nx) int64, ``sums`` (4, cells), ``count`` (2, cells) int64."""
+    background (0) or strong (1): their sums are taken one class after the other, their
+    rounded parts added, as the numpy reference does. Work arrays: ``work`` (4 + 2 * tile,
+    nx) of the frame's type, ``wcount`` (2, nx) int64, ``sums`` (4, cells), ``count`` (2,
+    cells) int64."""
     ny, nx = decoded.shape
     zero = half - half
     one = half + half
@@ -522,8 +523,10 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
     none kept), and writes to ``out`` (ny, nx, the codec's type) the valid pixels clipped to
     [``lo``, ``hi``] (in the frame's type) and rounded, the others the mean of the valid ones
     of their ``tile`` x ``tile`` cell (the frame's mean in a cell without any), rounded.
-    Returns how many are not valid. The cell sums are float64 sums of whole counts, exact in
-    any order, as the reference's."""
+    Returns how many are not valid. The cell sums are float64: down each column of the cell,
+    then across the columns, the order of the reference's ``_cell_sums`` (a reduction over
+    rows, then ``reduceat``); the frame's mean is summed in order where numpy sums pairwise,
+    which whole counts (exact in any order) do not see."""
     ny, nx = frame.shape
     cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
     tot = np.empty((cy, cx), np.float64)

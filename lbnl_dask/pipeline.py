@@ -14,9 +14,11 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 import dask
 import dask.array as da
@@ -28,7 +30,7 @@ from dask.local import get_sync
 from . import cbf_output, resume
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
-from .cluster import LOCAL, choose_scheduler, client_for, run
+from .cluster import LOCAL, SYNC, choose_scheduler, client_for, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
@@ -249,20 +251,24 @@ def compress(master, out: str = "out_data", **options) -> Report:
             _print_plan(plan)
         if settings.overwrite:
             resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
-        with _FidelitySample(master, plan, o, settings.fidelity) as sample:
-            if plan.complete:
-                blocks = [resume.kept_record(p, 0) for p in plan.data_files]
-                plan.notes.append("already complete: this job's master and data files are all "
-                                  "there and undamaged; nothing was rewritten")  # fmt: skip
-            else:
-                _warn_if_short_of_space(plan)
-                blocks = _run(job, plan, settings, scheduler)
-            try:
-                validation = _validate_output(plan.master) if settings.validate else None
-            except KeyboardInterrupt:
-                raise Interrupted(f"interrupted while validating; the output is complete: "
-                                  f"{plan.master}") from None  # fmt: skip
+        sample = _FidelitySample(master, plan, o, settings.fidelity, scheduler not in SYNC)
+        if plan.complete:
+            blocks = [resume.kept_record(p, 0) for p in plan.data_files]
+            plan.notes.append("already complete: this job's master and data files are all "
+                              "there and undamaged; nothing was rewritten")  # fmt: skip
+        else:
+            _warn_if_short_of_space(plan)
+            blocks = _run(job, plan, settings, scheduler)
+        try:
+            validation = _validate_output(plan.master) if settings.validate else None
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while validating; the output is complete: "
+                              f"{plan.master}") from None  # fmt: skip
+        try:
             fidelity = sample.line()
+        except KeyboardInterrupt:
+            raise Interrupted(f"interrupted while estimating the fidelity; the output is "
+                              f"complete: {plan.master}") from None  # fmt: skip
         cbf_kept = _write_cbf(out, plan, settings, scheduler) if cbf_files else 0
     report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
     report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
@@ -301,14 +307,15 @@ def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> i
 class _FidelitySample:
     """The report's fidelity line (:func:`lbnl_dask.quality.sample_fidelity`) for a lossy
     run whose output is in counts (not -S, -L, -X or -R, which change them on purpose). Its
-    lossless side reads only the input, so a thread computes it while the run writes; the
-    output's sampled frames are compared with it at the end (:meth:`line`). A context
-    manager: leaving it waits for the thread."""
+    lossless side reads only the input: with ``concurrent`` a daemon thread computes it while
+    the run writes (a run that fails or is interrupted does not wait for it), else
+    :meth:`line` does; :meth:`line` then compares the output's sampled frames with it."""
 
-    def __init__(self, master: str, plan: Plan, o: OutputOptions, wanted: bool):
+    def __init__(self, master: str, plan: Plan, o: OutputOptions, wanted: bool,
+                 concurrent: bool = True):  # fmt: skip
         from . import quality
 
-        self.compressed, self.note, self.pool, self.future = plan.master, None, None, None
+        self.compressed, self.note, self.work, self.future = plan.master, None, None, None
         if not wanted or o.lossy is None:
             return
         if not o.integral or o.scale_factor != 1 or o.regions:
@@ -316,23 +323,28 @@ class _FidelitySample:
             return
         run = quality.RunGeometry(o.first_image, o.first_image + plan.frames_in - 1,
                                   o.sum_range, o.bin_range)  # fmt: skip
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="lbnl-fidelity")
-        self.future = self.pool.submit(quality.fidelity_reference, master, run, scheduler=get_sync)
+        self.work = partial(quality.fidelity_reference, master, run, scheduler=get_sync)
+        if concurrent:
+            self.future = Future()
+            threading.Thread(target=_fill, args=(self.future, self.work), name="lbnl-fidelity",
+                             daemon=True).start()  # fmt: skip
 
     def line(self) -> str | None:
         from . import quality
 
-        if self.future is None:
+        if self.work is None:
             return self.note
-        found = quality.compare_fidelity(self.future.result(), self.compressed)
+        reference = self.work() if self.future is None else self.future.result()
+        found = quality.compare_fidelity(reference, self.compressed)
         return quality.describe_sample_fidelity(found)
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+def _fill(future: Future, work) -> None:
+    """``future`` gets what ``work()`` returns or raises."""
+    try:
+        future.set_result(work())
+    except BaseException as e:  # handed on to whoever asks for the result
+        future.set_exception(e)
 
 
 def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:

@@ -51,9 +51,12 @@ def _codec_input(frame: np.ndarray, codec: Codec, keep: np.ndarray | None):
     frame; :func:`lbnl_dask.kernels.codec_input`), else in numpy: the same values."""
     (lo, hi), dtype = _input_type(codec)
     compiled = (
-        frame.dtype.kind == "f"
+        frame.dtype in (np.float32, np.float64)
         and frame.flags.c_contiguous
-        and (keep is None or (keep.dtype == bool and keep.flags.c_contiguous))
+        and (
+            keep is None
+            or (keep.dtype == bool and keep.flags.c_contiguous and keep.shape == frame.shape)
+        )
     )
     if compiled:
         from . import kernels

@@ -58,7 +58,8 @@ def counts_dtype(max_count: float, n_summed: int) -> np.dtype:
 def once_per_process(fn):
     """``fn`` cached per process (``lru_cache``, 4 entries), computed once: a thread that asks
     while another computes it waits for that result (dask's threads start their first tasks
-    together, and each would otherwise derive the same masks)."""
+    together, and each would otherwise derive the same masks). One lock per function, held
+    while it computes (any key): ``fn`` must not call itself, nor a function that calls it."""
     cached, lock = lru_cache(maxsize=4)(fn), threading.Lock()
 
     @wraps(fn)

@@ -307,13 +307,35 @@ def test_codec_input_kernel_is_the_numpy_rule(dtype, codec_name):
             assert got.dtype == want.dtype
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(np.flatnonzero(~valid), special)
+    for seed in range(40):  # fractional counts (-S, -L, -X) too
+        rng = np.random.default_rng(1000 + seed)
+        frac = (rng.random((70, 90)) * 10 ** rng.uniform(0, 7)).astype(dtype)
+        frac[rng.random(frac.shape) < 0.3] = np.nan
+        want = R._prepared(frac, codec, R._special(frac, None))
+        np.testing.assert_array_equal(R._codec_input(frac, codec, None)[0], want)
     everything_invalid = np.full((40, 50), np.nan, dtype)  # no valid pixel: filled with 0
     got, valid = R._codec_input(everything_invalid, codec, None)
     assert not valid.any() and not got.any()
+    frame, keep = _codec_frame(np.random.default_rng(0), (97, 130), dtype, big=2.0**30)
     strided = np.asfortranarray(frame)  # not C-contiguous: numpy's way, the same values
+    assert not strided.flags.c_contiguous
     np.testing.assert_array_equal(R._codec_input(strided, codec, keep)[0],
                                   R._codec_input(frame, codec, keep)[0])  # fmt: skip
     with pytest.MonkeyPatch.context() as mp:  # C-contiguous floats take the kernel
         mp.setattr(kernels, "codec_input", None)
         with pytest.raises(TypeError):
             R._codec_input(frame, codec, keep)
+
+
+def test_restore_totals_float_frames_take_the_kernel():
+    """The equality tests above compare the kernel with numpy only if the dispatcher picks
+    the kernel for C-contiguous float frames: it does."""
+    frame, decoded, valid = _case(np.random.default_rng(1), (40, 50), 2.0, np.float32)
+
+    def refuse(*args):
+        raise AssertionError("the numpy path ran")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(B, "restore_totals_numpy", refuse)
+        for dtype in (np.float32, np.float64):
+            B.restore_totals(decoded.astype(dtype), frame.astype(dtype), np.flatnonzero(~valid))
