@@ -22,7 +22,7 @@ def _ruff():
 
 def test_ruff_check_is_clean():
     r = subprocess.run(
-        [_ruff(), "check", "lbnl_dask", "tests", "benchmarks"],
+        [_ruff(), "check", "lbnl_dask", "tests", "benchmarks", "examples"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -32,7 +32,7 @@ def test_ruff_check_is_clean():
 
 def test_ruff_format_is_clean():
     r = subprocess.run(
-        [_ruff(), "format", "--check", "lbnl_dask", "tests", "benchmarks"],
+        [_ruff(), "format", "--check", "lbnl_dask", "tests", "benchmarks", "examples"],
         cwd=ROOT,
         capture_output=True,
         text=True,
