@@ -79,6 +79,9 @@ class BitshuffleLZ4(Codec):
         return bitshuffle.decompress_lz4(b[12:], (n,), self.dtype, block)
 
 
+_BLOCK_SIZE = struct.Struct(">I")
+
+
 def check_chunk(chunk, dtype, n: int | None = None) -> tuple[int, int]:
     """(elements, elements per block) of a bitshuffle-LZ4 chunk (bytes or uint8), after
     checking that its header and block layout fit its length (and that it holds ``n``
@@ -103,20 +106,22 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     partial block of a multiple of 8 elements; the last n % 8 elements raw) fill it exactly.
     bitshuffle's decoder is given no input length and follows these sizes: a corrupt one
     makes it read past the chunk and crash the process (a changed block-size byte of the
-    header gave a segfault). Cheap beside the decoding itself: a compiled walk
-    (:func:`lbnl_dask.kernels.lz4_blocks`), without the GIL."""
-    from .kernels import lz4_blocks
-
+    header gave a segfault). Cheap beside the decoding itself."""
     nblocks = n // block + (1 if n % block >= 8 else 0)
     bound = block * itemsize + block * itemsize // 255 + 16  # LZ4_compressBound of a block
-    pos, k, size = lz4_blocks(chunk, nblocks, bound)
-    if k < nblocks and size < 0:
-        raise ValueError(f"corrupt bitshuffle-LZ4 chunk: it ends inside block {k + 1} of {nblocks}")
-    if k < nblocks:
-        raise ValueError(
-            f"corrupt bitshuffle-LZ4 chunk: block {k + 1} of {nblocks} claims {size} bytes"
-        )
-    end = len(chunk)
+    end, pos = len(chunk), 12
+    size_at = _BLOCK_SIZE.unpack_from
+    for k in range(nblocks):
+        if pos + 4 > end:
+            raise ValueError(
+                f"corrupt bitshuffle-LZ4 chunk: it ends inside block {k + 1} of {nblocks}"
+            )
+        (size,) = size_at(chunk, pos)
+        pos += 4 + size
+        if size > bound or pos > end:
+            raise ValueError(
+                f"corrupt bitshuffle-LZ4 chunk: block {k + 1} of {nblocks} claims {size} bytes"
+            )
     if pos + (n % 8) * itemsize != end:
         raise ValueError(
             f"corrupt bitshuffle-LZ4 chunk: {end} bytes "

@@ -494,29 +494,6 @@ def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, tops):
 
 
 @kernel
-def lz4_blocks(chunk, nblocks, bound):
-    """Walk the ``nblocks`` LZ4 blocks of a bitshuffle chunk (uint8: a 12-byte header, then
-    per block a big-endian uint32 size and that many bytes): (position after them, nblocks,
-    0) if each size field and block lies inside the chunk and no block claims more than
-    ``bound`` bytes; else (position, k, size) at block k: size -1 where its size field does
-    not fit, else the size it claims."""
-    end, pos = chunk.shape[0], 12
-    for k in range(nblocks):
-        if pos + 4 > end:
-            return pos, k, -1
-        size = (
-            (np.int64(chunk[pos]) << 24)
-            | (np.int64(chunk[pos + 1]) << 16)
-            | (np.int64(chunk[pos + 2]) << 8)
-            | np.int64(chunk[pos + 3])
-        )
-        pos += 4 + size
-        if size > bound or pos > end:
-            return pos, k, size
-    return pos, nblocks, 0
-
-
-@kernel
 def codec_input(frame, keep, lo, hi, tile, out, valid):
     """:func:`lbnl_dask.roundtrip._prepared` of ``frame`` (ny, nx) float, C-contiguous: marks
     in ``valid`` (ny, nx) bool its finite pixels not in ``keep`` (ny, nx) bool (shape (0, 0):

@@ -72,7 +72,7 @@ def test_bslz4_corrupt_block_layout_is_an_error_not_a_crash(tmp_path):
 
 
 def test_bslz4_block_walk_names_what_is_wrong():
-    """The compiled walk over the LZ4 blocks says which block is wrong and how."""
+    """The walk over the LZ4 blocks says which block is wrong and how."""
     a = frame((300, 400), seed=5).astype(np.uint32)  # 58 full blocks and a partial one
     enc = B.BitshuffleLZ4("uint32").encode(a)
     B.check_chunk(enc, np.uint32, a.size)  # intact: no error
