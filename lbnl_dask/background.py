@@ -11,14 +11,22 @@ from __future__ import annotations
 import numpy as np
 
 
-def _cell_sums(a: np.ndarray, tile: int, dtype) -> np.ndarray:
-    """Sums of ``a`` (ny, nx) over tile x tile cells (the last ones partial), as ``dtype``."""
+def cell_totals(a: np.ndarray, tile: int, dtype=None) -> np.ndarray:
+    """Each ``tile`` x ``tile`` cell's sum of ``a`` (ny, nx) -> (cy, cx), as ``dtype`` (default
+    ``a``'s), in one fixed order: the cell's rows added one after another from the top
+    (column sums), then those columns from the left; partial cells at the edges as far as
+    they go. The compiled kernels (:mod:`lbnl_dask.kernels`) add in this order too, so their
+    floats agree bit for bit (whole counts sum exactly in any order below 2**24 in float32)."""
     ny, nx = a.shape
-    n0 = ny - ny % tile
-    rows = a[:n0].reshape(n0 // tile, tile, nx).sum(axis=1, dtype=dtype)  # faster than reduceat
-    if n0 < ny:
-        rows = np.vstack([rows, a[n0:].sum(axis=0, keepdims=True, dtype=dtype)])
-    return np.add.reduceat(rows, np.arange(0, nx, tile), axis=1)
+    cols = np.zeros((-(-ny // tile), nx), dtype or a.dtype)
+    for t in range(tile):
+        rows = a[t::tile]  # row t of every cell
+        cols[: rows.shape[0]] += rows
+    out = np.zeros((cols.shape[0], -(-nx // tile)), cols.dtype)
+    for t in range(tile):
+        col = cols[:, t::tile]  # column t of every cell
+        out[:, : col.shape[1]] += col
+    return out
 
 
 def cell_means(
@@ -27,8 +35,8 @@ def cell_means(
     """Mean of the ``valid`` pixels of each ``tile`` x ``tile`` cell of a frame (ny, nx):
     float64 (ceil(ny/tile), ceil(nx/tile)); cells with no valid pixel get the frame's mean.
     ``zeroed``: the invalid pixels of ``frame`` are 0 already (saves a pass)."""
-    tot = _cell_sums(frame if zeroed else np.where(valid, frame, 0), tile, np.float64)
-    return _means(tot, _cell_sums(valid.view(np.uint8), tile, np.int64))
+    tot = cell_totals(frame if zeroed else np.where(valid, frame, 0), tile, np.float64)
+    return _means(tot, cell_totals(valid.view(np.uint8), tile, np.int64))
 
 
 def _means(tot: np.ndarray, cnt: np.ndarray) -> np.ndarray:
@@ -69,7 +77,7 @@ def fill_at(frame: np.ndarray, idx: np.ndarray, tile: int) -> np.ndarray:
         np.minimum(tile, ny - tile * np.arange(cy)), np.minimum(tile, nx - tile * np.arange(cx))
     )
     cnt = area - np.bincount(cells, minlength=cy * cx).reshape(cy, cx)
-    means = _means(_cell_sums(frame, tile, np.float64), cnt).reshape(-1)[cells]
+    means = _means(cell_totals(frame, tile, np.float64), cnt).reshape(-1)[cells]
     flat[idx] = np.rint(means) if frame.dtype.kind in "ui" else means
     return frame
 
@@ -164,24 +172,6 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
     return restore_totals_numpy(decoded, original, valid, tile, grow)
 
 
-def cell_totals(a: np.ndarray, tile: int) -> np.ndarray:
-    """Each ``tile`` x ``tile`` cell's sum of ``a`` (ny, nx) -> (cy, cx), in ``a``'s type, in
-    one fixed order: the cell's rows added one after another from the top (column sums),
-    then those columns from the left; partial cells at the edges as if padded with zeros.
-    :func:`restore_totals`' kernel adds in this order too, so their floats agree bit for bit
-    (whole counts sum exactly in any order below 2**24 in float32)."""
-    ny, nx = a.shape
-    cy, cx = -(-ny // tile), -(-nx // tile)
-    rows = np.pad(a, ((0, cy * tile - ny), (0, cx * tile - nx))).reshape(cy, tile, cx, tile)
-    cols = rows[:, 0].copy()
-    for t in range(1, tile):
-        cols += rows[:, t]
-    out = cols[..., 0].copy()
-    for t in range(1, tile):
-        out += cols[..., t]
-    return out
-
-
 def restore_totals_numpy(
     decoded: np.ndarray,
     original: np.ndarray,
@@ -192,7 +182,7 @@ def restore_totals_numpy(
     """:func:`restore_totals` in numpy (the reference the compiled kernel is held to), with
     the valid pixels given as a boolean (ny, nx) mask."""
     shape = decoded.shape
-    n_ok = np.maximum(cell_totals(valid.astype(np.int64), tile), 1)
+    n_ok = np.maximum(cell_totals(valid, tile, np.int64), 1)
     mean = cell_totals(np.where(valid, original, 0), tile) / n_ok  # float64
     limit = cells_to_pixels(mean + 3 * np.sqrt(np.maximum(mean, 1)), tile, shape)
     strong = valid & (np.where(valid, original, 0) > limit)
@@ -208,7 +198,7 @@ def restore_totals_numpy(
         if empty.any():
             members = _to_cells(cls, tile, False)
             part[empty] = members[empty]
-            count = cell_totals(cls.astype(np.int64), tile).reshape(-1, 1)
+            count = cell_totals(cls, tile, np.int64).reshape(-1, 1)
             have[empty] = np.maximum(count[empty], 1)
         part *= want / have
         # whole counts by systematic rounding along the cell: each pixel gets its share

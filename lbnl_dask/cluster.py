@@ -24,9 +24,9 @@ from dask.threaded import get as threaded_get
 
 from .errors import OptionError, SchedulerError
 
-LOCAL = ("threads", "sync", "synchronous", "single-threaded")
 #: The names of dask's synchronous scheduler: everything in the calling thread.
 SYNC = ("sync", "synchronous", "single-threaded")
+LOCAL = ("threads", *SYNC)
 _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$")
 
 #: glibc malloc settings for worker processes. A task allocates and frees arrays of tens of

@@ -3,9 +3,9 @@
 Each kernel gives, bit for bit, what its numpy reference gives (the numpy version stays the
 reference and the fallback; ``tests/test_kernels.py`` holds the two equal on many frames):
 floating-point sums are taken in the reference's order and types (a cell's rows, then its
-columns, for the restored totals: :func:`lbnl_dask.background.cell_totals`; numpy's own
-order where the reference is a numpy reduction), integer ones wrap around at 32 bits where
-the reference's do.
+columns, for the cell sums of the restored totals and the codec's input:
+:func:`lbnl_dask.background.cell_totals`; numpy's own order where the reference is a numpy
+reduction), integer ones wrap around at 32 bits where the reference's do.
 
 numba compiles each kernel on first use and caches it on disk (``cache=True``: beside this
 module, or numba's user-wide cache when that is read-only), so a worker process loads it in
@@ -50,6 +50,15 @@ def _across(cols, tile, out):
 
 
 @kernel
+def _spread(cells, tile, out):
+    """Each pixel of a row of cells gets its cell's value: ``out[x] = cells[x // tile]``
+    (``out`` (nx,); spelt out once, so that no loop over pixels divides)."""
+    for i in range(cells.shape[0]):
+        for x in range(i * tile, min(i * tile + tile, out.shape[0])):
+            out[x] = cells[i]
+
+
+@kernel
 def _mark_strong(original, valid, y0, tile, grow, grown, cols, ncols, total, count):
     """Mark in ``grown`` (ny, nx) each strong pixel of the row of cells starting at image row
     ``y0`` (valid, and above its cell's mean by 3 Poisson sigmas), with its diamond of radius
@@ -66,12 +75,12 @@ def _mark_strong(original, valid, y0, tile, grow, grown, cols, ncols, total, cou
             ncols[x] += vrow[x]
     _across(cols, tile, total)
     _across(ncols, tile, count)
-    limit = np.empty(nx, np.float64)  # each pixel's cell's, spelt out: no division per pixel
+    cell = np.empty(total.shape[0], np.float64)
     for i in range(total.shape[0]):
         mean = np.float64(total[i]) / max(count[i], 1)
-        cell = mean + 3 * np.sqrt(max(mean, 1.0))
-        for x in range(i * tile, min(i * tile + tile, nx)):
-            limit[x] = cell
+        cell[i] = mean + 3 * np.sqrt(max(mean, 1.0))
+    limit = np.empty(nx, np.float64)  # each pixel's cell's
+    _spread(cell, tile, limit)
     cur, nxt = np.empty(nx, np.bool_), np.empty(nx, np.bool_)
     for y in range(y0, min(y0 + tile, ny)):
         vrow, orow = valid[y], original[y]
@@ -146,20 +155,18 @@ def _restore_row(decoded, original, valid, grown, y0, tile, half, work, wcount, 
         _across(w, tile, sums[c])
         _across(d, tile, sums[2 + c])
         _across(wcount[c], tile, count[c])
-    for c in range(2):  # sums[c] becomes the class's ratio of totals
-        for i in range(cells):
-            if sums[2 + c, i] == 0:  # a class that decoded to nothing: its total spread evenly
-                sums[2 + c, i] = -max(count[c, i], 1)  # negative: a flag, read below
-            sums[c, i] = sums[c, i] / abs(sums[2 + c, i])
+    for c in range(2):  # sums[c] becomes the class's ratio of totals, sums[2 + c] 1 where
+        for i in range(cells):  # the class decoded to nothing (its total spread evenly)
+            even = sums[2 + c, i] == 0
+            if even:
+                sums[2 + c, i] = max(count[c, i], 1)  # in the frame's type, as numpy divides
+            sums[c, i] = sums[c, i] / sums[2 + c, i]
+            sums[2 + c, i] = one if even else zero
     # each pixel's share, p * ratio, in two rows per image row (class 0, class 1) ...
     share = work[4:]
-    for c in range(2):  # each pixel's cell's ratio, and 1 where its total is spread evenly
-        ratio, flat = work[c], work[2 + c]
-        for i in range(cells):
-            r, f = sums[c, i], one if sums[2 + c, i] < 0 else zero
-            for x in range(i * tile, min(i * tile + tile, nx)):
-                ratio[x] = r
-                flat[x] = f
+    for c in range(2):  # each pixel's cell's ratio (work[c]) and evenness (work[2 + c])
+        _spread(sums[c], tile, work[c])
+        _spread(sums[2 + c], tile, work[2 + c])
     for ty in range(rows):
         y = y0 + ty
         vrow, grow_, drow = valid[y], grown[y], decoded[y]
@@ -500,10 +507,10 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
     none kept), and writes to ``out`` (ny, nx, the codec's type) the valid pixels clipped to
     [``lo``, ``hi``] (in the frame's type) and rounded, the others the mean of the valid ones
     of their ``tile`` x ``tile`` cell (the frame's mean in a cell without any), rounded.
-    Returns how many are not valid. The cell sums are float64: down each column of the cell,
-    then across the columns, the order of the reference's ``_cell_sums`` (a reduction over
-    rows, then ``reduceat``); the frame's mean is summed in order where numpy sums pairwise,
-    which whole counts (exact in any order) do not see."""
+    The cell sums are float64, in
+    :func:`lbnl_dask.background.cell_totals`' order, as the reference's; the frame's mean
+    (for cells without a valid pixel) is summed in order where numpy sums pairwise, which
+    whole counts (exact in any order) do not see."""
     ny, nx = frame.shape
     cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
     tot = np.empty((cy, cx), np.float64)
@@ -530,14 +537,13 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
         _across(ncols, tile, cnt[j])
     n_valid = cnt.sum()
     fallback = tot.sum() / n_valid if n_valid else 0.0
+    means = np.empty(cx, np.float64)
     fill = np.empty(nx, frame.dtype)  # each column's cell's mean, in the frame's type
     for j in range(cy):
         for i in range(cx):
-            mean = tot[j, i] / cnt[j, i] if cnt[j, i] > 0 else fallback
-            for x in range(i * tile, min(i * tile + tile, nx)):
-                fill[x] = mean
+            means[i] = tot[j, i] / cnt[j, i] if cnt[j, i] > 0 else fallback
+        _spread(means, tile, fill)
         for y in range(j * tile, min(j * tile + tile, ny)):
             f, v, o = frame[y], valid[y], out[y]
             for x in range(nx):
                 o[x] = np.rint(min(max(f[x], lo), hi) if v[x] else fill[x])
-    return ny * nx - n_valid
