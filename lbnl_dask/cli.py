@@ -138,7 +138,8 @@ def parser() -> argparse.ArgumentParser:
         const="zstd",
         default="bslz4",
         help="lossless filter: bslz4 (default; XDS and DIALS read it), bszstd, bshuf, "
-        "zstd (Blosc-zstd), none",
+        "zstd (Blosc-zstd), none; or sz3: LOSSY, SZ3's own filter at --sz3's bound, int32 "
+        "(DIALS reads it, XDS' Neggia does not)",
     )
     a(
         "-l",
@@ -179,7 +180,8 @@ def parser() -> argparse.ArgumentParser:
         default=None,
         metavar="BOUND",
         help="SZ3 round trip (hdf5plugin's filter, in memory), absolute error bound in counts; "
-        "stored as integers with -c like the other round trips",
+        "stored as integers with -c like the other round trips (with -c sz3: the bound of "
+        "SZ3's own filter, no round trip)",
     )
     a(
         "--zfp",

@@ -13,6 +13,10 @@ trips (cell totals restored, integers, bitshuffle-LZ4) and every XDS plugin read
 The stream is ``LBEB``, a format version byte, the method byte (1 SZ3, 2 ZFP), the bound
 (float64), ny, nx (uint32) and the filter's chunk. HDF5 calls hold h5py's process-wide lock:
 these codecs run in parallel on worker processes, not on threads.
+
+:class:`SZ3Storage` is the other way (``-c sz3``): the output frames stored with SZ3's own
+HDF5 filter, as the peers store them, so a reader decodes SZ3 itself (no round trip, no
+restored totals, no bitshuffle-LZ4 after it).
 """
 
 from __future__ import annotations
@@ -34,6 +38,25 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct("<4sBBdII")
 #: Counts above this are not exact in float32: the codecs' input is clipped there.
 FLOAT32_EXACT = 2**24
+
+
+def filter_chunk(frame: np.ndarray, filters: dict, who) -> bytes:
+    """The chunk HDF5 stores for the 2-D ``frame`` through ``filters`` (h5py keyword
+    arguments), made in a file held in memory; ``who`` names the caller in errors."""
+    with h5py.File(io.BytesIO(), "w") as f:
+        d = f.create_dataset("x", data=frame, chunks=frame.shape, **filters)
+        mask, chunk = d.id.read_direct_chunk((0, 0))
+    if mask:
+        raise CodecError(f"{who!r}: the filter did not run (is hdf5plugin's plugin there?)")
+    return bytes(chunk)
+
+
+def unfilter_chunk(chunk: bytes, shape: tuple, dtype, filters: dict) -> np.ndarray:
+    """The frame of ``shape`` and ``dtype`` that HDF5 decodes from a stored ``chunk``."""
+    with h5py.File(io.BytesIO(), "w") as f:
+        d = f.create_dataset("x", shape=shape, dtype=dtype, chunks=shape, **filters)
+        d.id.write_direct_chunk((0, 0), chunk)
+        return d[()]
 
 
 class _ErrorBounded(Codec):
@@ -65,11 +88,7 @@ class _ErrorBounded(Codec):
         frame = np.ascontiguousarray(buf, dtype=np.float32)
         if frame.ndim != 2:
             raise CodecError(f"{self!r}: needs a 2-D frame, not shape {frame.shape}")
-        with h5py.File(io.BytesIO(), "w") as f:
-            d = f.create_dataset("x", data=frame, chunks=frame.shape, **self.filter())
-            mask, chunk = d.id.read_direct_chunk((0, 0))
-        if mask:
-            raise CodecError(f"{self!r}: the filter did not run (is hdf5plugin's plugin there?)")
+        chunk = filter_chunk(frame, self.filter(), self)
         head = _HEADER.pack(MAGIC, FORMAT_VERSION, self.method, self.bound, *frame.shape)
         return head + bytes(chunk)
 
@@ -82,12 +101,8 @@ class _ErrorBounded(Codec):
         if magic != MAGIC or version != FORMAT_VERSION or method != self.method:
             raise CodecError(f"{self!r}: not this codec's stream (magic {magic!r}, format "
                              f"{version}, method {method})")  # fmt: skip
-        codec = type(self)(bound)
-        with h5py.File(io.BytesIO(), "w") as f:
-            d = f.create_dataset("x", shape=(ny, nx), dtype=np.float32, chunks=(ny, nx),
-                                 **codec.filter())  # fmt: skip
-            d.id.write_direct_chunk((0, 0), buf[_HEADER.size :])
-            frame = d[()]
+        filters = type(self)(bound).filter()
+        frame = unfilter_chunk(buf[_HEADER.size :], (ny, nx), np.float32, filters)
         if out is None:
             return frame
         out = np.asarray(out)
@@ -115,6 +130,63 @@ class ZFP(_ErrorBounded):
 
     def filter(self) -> dict:
         return dict(hdf5plugin.Zfp(accuracy=self.bound))
+
+
+class SZ3Storage:
+    """Output frames stored with SZ3's own HDF5 filter (``-c sz3``), every pixel within
+    ``bound`` counts of its value, as int32.
+
+    A reader decodes the filter itself, so the markers must survive the bound: an invalid
+    pixel (-1 from :func:`lbnl_dask.transform.finalize`) is stored as :attr:`INVALID` and a
+    saturated one (``saturation``) as ``saturation + bound + 1``; decoded, the first is still
+    negative (readers mask it) and the second still at or above ``saturation`` (an overload).
+    :meth:`encode` decodes what it made and checks the bound, and counts the valid pixels a
+    reader will not take as counts: those that decode negative (a background below about
+    ``bound`` counts) or at the saturation.
+    """
+
+    dtype = np.dtype(np.int32)
+    #: What an invalid pixel is stored as: negative whatever the error (bounds <= MAX_BOUND).
+    INVALID = -(2**24)
+    MAX_BOUND = 2**20
+
+    def __init__(self, bound: float, saturation: int):
+        self.bound, self.saturation = float(bound), int(saturation)
+        if not 0 < self.bound <= self.MAX_BOUND:
+            raise CodecError(f"SZ3 storage: the error bound must be in (0, {self.MAX_BOUND}], "
+                             f"not {bound}")  # fmt: skip
+        self.overload = self.saturation + int(np.ceil(self.bound)) + 1
+
+    def __repr__(self):
+        return f"SZ3Storage(bound={self.bound:g}, saturation={self.saturation})"
+
+    def filter(self) -> dict:
+        """h5py ``create_dataset`` keyword arguments of the filter at ``self.bound``."""
+        return SZ3(self.bound).filter()
+
+    def stored(self, frame: np.ndarray) -> np.ndarray:
+        """The int32 values given to the filter: ``frame``'s, markers moved out of reach."""
+        x = np.array(frame, dtype=self.dtype)
+        x[x < 0] = self.INVALID
+        x[x >= self.saturation] = self.overload
+        return x
+
+    def encode(self, frame: np.ndarray) -> tuple[bytes, int]:
+        """A finalised frame (ny, nx) -> (its stored chunk, how many valid pixels decode
+        negative or at the saturation). Raises CodecError if SZ3 broke its bound."""
+        x = self.stored(frame)
+        chunk = filter_chunk(x, self.filter(), self)
+        back = self.decode(chunk, x.shape)
+        err = np.abs(back.astype(np.int64) - x).max(initial=0)
+        if err > self.bound:
+            raise CodecError(f"{self!r}: a pixel decoded {err} counts off, beyond the bound")
+        valid = (x >= 0) & (x < self.saturation)
+        lost = valid & ((back < 0) | (back >= self.saturation))
+        return chunk, int(np.count_nonzero(lost))
+
+    def decode(self, chunk: bytes, shape: tuple) -> np.ndarray:
+        """A stored chunk -> the int32 frame (ny, nx) a reader sees."""
+        return unfilter_chunk(chunk, tuple(shape), self.dtype, self.filter())
 
 
 register_codec(SZ3)

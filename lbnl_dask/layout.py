@@ -4,8 +4,8 @@ A master ``<prefix>_master.h5`` holds the metadata and links ``/entry/data/data_
 (numbered from 000001) to the data files ``<prefix>_data_NNNNNN.h5``, each holding
 ``/entry/data/data`` (n, ny, nx) chunked one frame per chunk. Readers (eiger, header),
 writers (writer, synth) and the checker (validate) take every path and filter from here;
-:data:`FILTERS` is the one table of lossless compressions (``writer.lossless_filter``
-checks ``-c``/``-l`` against it).
+:data:`FILTERS` is the one table of the compressions ``-c`` chooses from, lossless but
+one (``sz3``: SZ3's own filter; ``writer.lossless_filter`` checks ``-c``/``-l`` against it).
 """
 
 from __future__ import annotations
@@ -162,6 +162,7 @@ class Compression:
     synth: bool = False  # lbnl-synth writes it (the Dectris FileWriter's choices, and none)
     levels: tuple[int, int] | None = None  # range of -l, inclusive
     label: str = ""  # its name in level messages
+    lossy: bool = False  # stores values within an error bound, not the values themselves
 
 
 _BS, _LZ4, _BLOSC = hdf5plugin.BSHUF_ID, hdf5plugin.LZ4_ID, hdf5plugin.BLOSC_ID
@@ -205,6 +206,16 @@ FILTERS: dict[str, Compression] = {
             label="zstd (Blosc)",
         ),
         Compression("none", None, "no compression", lambda lv: {}, xds=True, synth=True),
+        Compression(
+            "sz3",
+            hdf5plugin.SZ3_ID,
+            f"SZ3's own HDF5 filter ({hdf5plugin.SZ3_ID}), LOSSY within --sz3's bound, int32: "
+            "read by h5py with hdf5plugin and DIALS, by durin only with HDF5_PLUGIN_PATH; "
+            "NOT by Neggia (XDS' usual plugin)",
+            lambda lv: {},  # the filter needs the bound: OutputOptions.storage_filter
+            xds=False,
+            lossy=True,
+        ),
         Compression(
             "lz4",
             _LZ4,

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from . import layout
 from .cluster import SlurmOptions
 from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000, HCompress, glymur_ladder, opj_ladder
-from .errorbound import FLOAT32_EXACT, SZ3, ZFP
+from .errorbound import FLOAT32_EXACT, SZ3, ZFP, SZ3Storage
 from .errors import OptionError
 from .writer import COMPRESSIONS, XDS_READABLE, lossless_filter
 
@@ -61,6 +62,7 @@ class OutputOptions:
         _check_lossy(self)
         _check_types(self)
         lossless_filter(self.compression, self.compression_level)  # raises OptionError
+        _check_stored_lossy(self)
 
     @property
     def lossy_flags(self) -> list[str]:
@@ -86,8 +88,22 @@ class OutputOptions:
 
     @property
     def restores_totals(self) -> bool:
-        """The lossy round trip keeps each small cell's total counts (not for -L/-X)."""
-        return self.restore_totals and self.lossy is not None and self.integral
+        """The lossy round trip keeps each small cell's total counts (not for -L/-X, nor
+        for frames stored with SZ3's own filter: a reader decodes those)."""
+        return (self.restore_totals and self.lossy is not None and self.integral
+                and not self.stores_lossy)  # fmt: skip
+
+    @property
+    def stores_lossy(self) -> bool:
+        """``-c sz3``: the frames are stored with the error-bounded codec's own HDF5 filter
+        (no round trip: every reader decodes the filter)."""
+        return layout.FILTERS[self.compression].lossy
+
+    def storage_filter(self) -> dict:
+        """h5py ``create_dataset`` keyword arguments of the data files' filter (``-c``)."""
+        if self.stores_lossy:
+            return SZ3(self.sz3_bound).filter()
+        return lossless_filter(self.compression, self.compression_level)
 
     @property
     def integral(self) -> bool:
@@ -177,6 +193,28 @@ def _check_lossy(o: OutputOptions) -> None:
         raise OptionError(
             f"--keep-grow and --keep-frames must be >= 0, not {o.keep_grow} and {o.keep_frames}"
         )
+
+
+def _check_stored_lossy(o: OutputOptions) -> None:
+    """``-c sz3`` stores every pixel through SZ3's filter at ``--sz3``'s bound, as int32."""
+    if not o.stores_lossy:
+        return
+    c = o.compression
+    if o.sz3_bound is None:
+        raise OptionError(f"-c {c} stores the frames with SZ3's own filter: give its error "
+                          "bound with --sz3 BOUND (counts)")  # fmt: skip
+    if o.sz3_bound > SZ3Storage.MAX_BOUND:
+        raise OptionError(f"-c {c} takes an error bound (--sz3) up to {SZ3Storage.MAX_BOUND} "
+                          f"counts, not {o.sz3_bound:g}")  # fmt: skip
+    for flag, asked in (
+        ("--keep-spots", o.keep_spots is not None),  # no pixel escapes the filter
+        ("-q", o.out_squash is not None),  # the data files already hold the codec's bytes
+        ("-u/-f", o.uint is not None or o.ufloat is not None),  # the filter's type is int32
+        ("-L/-X", not o.integral),
+    ):
+        if asked:
+            raise OptionError(f"-c {c} cannot go with {flag}: every pixel is stored through "
+                              "SZ3's filter, as int32 counts")  # fmt: skip
 
 
 def _check_types(o: OutputOptions) -> None:
@@ -292,6 +330,8 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
 def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, float]:
     """The output pixel type and the saturation value it can hold: Neggia reads the
     top values of uint16/uint32 as invalid, so the saturation stays below them."""
+    if o.stores_lossy:  # below FLOAT32_EXACT (output_saturation): SZ3Storage's markers fit
+        return SZ3Storage.dtype, saturation
     if o.ufloat is not None:
         dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)
         notes.append(f"float output ({dt}): XDS' plugins read only unsigned integer data")

@@ -32,6 +32,7 @@ from . import transform as T
 from .bslz4 import BitshuffleLZ4
 from .cluster import LOCAL, SYNC, choose_scheduler, client_for, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
+from .errorbound import SZ3Storage
 from .eiger import open_dataset
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
 from .meta import MasterRewriter
@@ -92,7 +93,8 @@ def output_frames(
             raise OptionError(str(e)) from None
         values = omit_regions(values, omit)
 
-    codec, encoded = o.codec(), None
+    # -c sz3: no round trip, the data files store SZ3's own bytes (_chunk_packages)
+    codec, encoded = (None if o.stores_lossy else o.codec()), None
     if isinstance(codec, JPEG2000):
         check_openjpeg()
     if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
@@ -149,7 +151,7 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
     d, token, layer = o.data_block_size, plan.token, {}
     blocks = _file_tasks(layer, "datablock", plan.data_files, plan.redo, plan, lambda k: (
         write_block_task, by_block[k], k * d + 1, o.compression, o.compression_level, token,
-        plan.frame_shape_out, plan.dtype))  # fmt: skip
+        plan.frame_shape_out, plan.dtype, o.storage_filter()))  # fmt: skip
     squashed = _file_tasks(layer, "squash", plan.squash_files, plan.redo_squash, plan, lambda k: (
         write_squash_task, by_block[k], k * d + 1, graph.codec.get_config(), token))  # fmt: skip
     mdir = os.path.dirname(os.path.abspath(plan.master))
@@ -184,9 +186,13 @@ def _chunk_packages(o: OutputOptions, graph: OutputGraph, plan: Plan):
     data file, the keys of its chunks. Everything a chunk gives the files comes from ONE
     array, so dask fuses each chunk's chain into one task and computes it once; chunks
     never straddle two data files."""
-    bslz4 = BitshuffleLZ4(graph.dtype) if o.compression == "bslz4" else None
+    store = None  # the chunks encoded in the graph, or frames the writer's HDF5 filters
+    if o.compression == "bslz4":
+        store = BitshuffleLZ4(graph.dtype)
+    elif o.stores_lossy:
+        store = SZ3Storage(o.sz3_bound, graph.saturation)
     final = graph.final
-    packages = da.map_blocks(package_frames, final, graph.encoded, bslz4,
+    packages = da.map_blocks(package_frames, final, graph.encoded, store,
                              bool(plan.squash_files), dtype=object,
                              chunks=(final.chunks[0], (1,), (1,)))  # fmt: skip
     (packages,) = dask.optimize(packages)  # the chain of each chunk fused into one task

@@ -37,6 +37,7 @@ class Report:
     cbf_files: list = field(default_factory=list)  # --cbf: the output frames as miniCBF
     cbf_kept: int = 0  # of them, finished by an earlier run of the job
     bytes_squash: int = 0
+    lost_pixels: int | None = None  # -c sz3: valid pixels decoding negative or at saturation
 
     @classmethod
     def of(cls, plan, blocks: list, seconds: float, validation: str | None = None,
@@ -66,6 +67,7 @@ class Report:
             frames_processed=plan.frames_to_write(),
             squash_files=squash,
             bytes_squash=sum(os.path.getsize(p) for p in squash),
+            lost_pixels=_total(b.get("lost_pixels") for b in blocks),
         )
 
     def block_messages(self) -> list[str]:
@@ -148,6 +150,13 @@ class Report:
             )
         if self.fidelity:
             lines.append(f"fidelity       {self.fidelity}")
+        if self.lost_pixels:
+            pixels = self.frames_out * int(np.prod(self.frame_shape_out))
+            lines.append(
+                f"warning        {self.lost_pixels} valid pixels ({self.lost_pixels / pixels:.2%}"
+                " of the output) decode below 0 or at the saturation: readers mask them "
+                "(a background below the error bound)"
+            )
         lines += [f"note           {n}" for n in self.notes]
         if self.validation:
             lines.append(self.validation)
@@ -165,3 +174,9 @@ class Report:
             f"{raw4 / max(self.seconds, 1e-9):.0f} MB/s of 4-byte raw"
             + ("" if n == self.frames_in else f" ({n} of {self.frames_in} frames this run)")
         )
+
+
+def _total(counts) -> int | None:
+    """The sum of the counts that are not None; None if none is."""
+    known = [c for c in counts if c is not None]
+    return sum(known) if known else None

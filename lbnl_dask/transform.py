@@ -95,14 +95,15 @@ def _high_pixels(block, valid, cutoff):
         block.dtype.kind == "u"
     ):  # all bits set is the largest value: one comparison finds both markers
         high = block >= (allbits if cutoff is None else min(cutoff, allbits))
-    else:  # signed input: all bits set is -1
-        high = block == allbits
+    else:  # signed input: all bits set is -1, and no count is negative (readers mask them)
+        high = block < 0
         if cutoff is not None:
             high |= block >= cutoff
     if valid is not None:
         high &= valid
     idx = np.flatnonzero(high)
-    return idx, block.flat[idx] == allbits
+    vals = block.flat[idx]
+    return idx, (vals < 0) if block.dtype.kind == "i" else (vals == allbits)
 
 
 def _counts_block(block, mask, cutoff, dtype):
@@ -360,7 +361,7 @@ def summed_binned_counts(
     :meth:`EigerDataset.padded_frames` reads them, without a copy); ``pixel_mask`` is of that shape.
     """
     shape = tuple(frame_shape or frames.shape[1:])
-    if frames.dtype.kind != "u":  # signed input: all bits set is -1, a sum cannot reveal it
+    if frames.dtype.kind != "u":  # signed input: negatives are invalid, a sum cannot reveal them
         counts = to_counts(frames[:, : shape[0], : shape[1]], pixel_mask, cutoff, dtype)
         return bin_pixels(sum_frames(counts, s), b)
     x = frames.rechunk({1: -1, 2: -1}, method="tasks")  # whole frames: masks are per frame

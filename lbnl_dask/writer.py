@@ -22,12 +22,15 @@ import h5py
 import numpy as np
 
 from . import layout
+from .errorbound import SZ3Storage
 from .errors import NoSpaceError, OptionError
 from .meta import ANGLE, MasterRewriter, bin_pixel_mask
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
 COMPRESSIONS = layout.COMPRESSIONS
 XDS_READABLE = layout.XDS_READABLE
+#: The compressions whose chunks the graph encodes itself (outside HDF5's lock).
+PRE_ENCODED = ("bslz4", "sz3")
 
 
 def lossless_filter(name: str, level: int | None = None) -> dict:
@@ -106,10 +109,14 @@ def write_datablock(
     token: str = "",
     frame_shape=None,
     dtype=None,
+    filters: dict | None = None,
 ) -> dict:
-    """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or, for
-    bslz4, object arrays of n_i chunks already encoded by :class:`~lbnl_dask.bslz4.BitshuffleLZ4`
-    (then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
+    """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or object
+    arrays of n_i chunks already encoded for the filter (bslz4: by
+    :class:`~lbnl_dask.bslz4.BitshuffleLZ4`; sz3: by :class:`~lbnl_dask.errorbound.SZ3Storage`;
+    then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
+    ``filters``: the h5py filter arguments, for a compression whose filter needs more than
+    ``-l`` (sz3: :meth:`~lbnl_dask.options.OutputOptions.storage_filter`).
 
     ``first_frame`` is the 1-based output number of its first frame (image_nr_low);
     ``token`` identifies the job (:func:`lbnl_dask.resume.block_is_done`). The CRC-32 of
@@ -119,8 +126,12 @@ def write_datablock(
     parts = [np.asarray(p) for p in parts]
     encoded = parts[0].dtype == object
     n = sum(p.shape[0] for p in parts)
-    if encoded and compression != "bslz4":
-        raise ValueError("pre-encoded chunks are bitshuffle-LZ4 only")
+    if encoded and compression not in PRE_ENCODED:
+        raise ValueError(f"pre-encoded chunks are {' or '.join(PRE_ENCODED)} only")
+    if filters is None:
+        if layout.FILTERS.get(compression) and layout.FILTERS[compression].lossy:
+            raise ValueError(f"-c {compression} needs its filter's arguments (filters=)")
+        filters = lossless_filter(compression, level)
     ny, nx = frame_shape if encoded else parts[0].shape[1:]
     dtype = dtype if encoded else parts[0].dtype
     with atomic_path(path) as tmp:
@@ -131,7 +142,7 @@ def write_datablock(
                 maxshape=(None, ny, nx),
                 dtype=dtype,
                 chunks=(1, ny, nx),
-                **lossless_filter(compression, level),
+                **filters,
             )
             _frame_count_attrs(d, first_frame, n, token)
             i = 0
@@ -327,36 +338,50 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
 
 
 # ---------------------------------------------------------------- the graph's write tasks
-def package_frames(final_block, encoded_block, bslz4, lossy_bytes=False):
+def package_frames(final_block, encoded_block, store, lossy_bytes=False):
     """What one chunk of output frames (n, ny, nx) gives the files: an object array (n, 1, 1)
-    of (stored, size, lossy) per frame. ``stored`` is the bslz4 chunk as a uint8 array (or
-    the frame itself for other filters); ``size`` the length of the lossy codec's bytes
-    (None without one); ``lossy`` those bytes if ``lossy_bytes`` (for -q), else None.
-    Arrays, not bytes: dask sends them to the writer's worker out of band, without a copy
-    through pickle."""
+    of (stored, size, lossy, lost) per frame. ``stored`` is the chunk ``store`` encoded
+    (:class:`~lbnl_dask.bslz4.BitshuffleLZ4` or :class:`~lbnl_dask.errorbound.SZ3Storage`)
+    as a uint8 array, or the frame itself (``store`` None: other filters); ``size`` the
+    length of the lossy codec's bytes (None without one); ``lossy`` those bytes if
+    ``lossy_bytes`` (for -q), else None; ``lost`` the valid pixels a reader will not read as
+    counts (SZ3Storage), else None. Arrays, not bytes: dask sends them to the writer's worker
+    out of band, without a copy through pickle."""
     out = np.empty((final_block.shape[0], 1, 1), dtype=object)
     for i in range(final_block.shape[0]):
-        frame = final_block[i]
-        stored = frame if bslz4 is None else np.frombuffer(bslz4.encode(frame), np.uint8)
+        frame, lost = final_block[i], None
+        if store is None:
+            stored = frame
+        elif isinstance(store, SZ3Storage):
+            chunk, lost = store.encode(frame)
+            stored = np.frombuffer(chunk, np.uint8)
+        else:
+            stored = np.frombuffer(store.encode(frame), np.uint8)
         lossy = None if encoded_block is None else encoded_block[i].item()
         size = lossy if lossy is None or isinstance(lossy, int) else len(lossy)  # a count: sampled
-        out[i, 0, 0] = (stored, size, lossy if lossy_bytes else None)
+        out[i, 0, 0] = (stored, size, lossy if lossy_bytes else None, lost)
     return out
 
 
-def write_block_task(path, packages, first_frame, compression, level, token, shape, dtype):
+def write_block_task(path, packages, first_frame, compression, level, token, shape, dtype,
+                     filters=None):  # fmt: skip
     """Write one data file from its chunks' :func:`package_frames`; the record gets the
-    mean lossy codec bytes per frame (the report's per-block line)."""
+    mean lossy codec bytes per frame (the report's per-block line) and, for sz3, the valid
+    pixels that decode as no count (``lost_pixels``)."""
     items = [p for pk in packages for p in pk.ravel()]
-    if compression == "bslz4":
+    if compression in PRE_ENCODED:
         stored = np.empty((len(items), 1, 1), dtype=object)
         stored[:, 0, 0] = [it[0] for it in items]
     else:
         stored = np.stack([it[0] for it in items])
-    rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype)
+    rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype,
+                          filters)  # fmt: skip
     sizes = [it[1] for it in items if it[1] is not None]
     if sizes:
         rec["lossy_bytes_mean"] = float(np.mean(sizes))
+    lost = [it[3] for it in items if it[3] is not None]
+    if lost:
+        rec["lost_pixels"] = int(sum(lost))
     return rec
 
 

@@ -5,10 +5,11 @@ import os
 import numcodecs
 import numpy as np
 import pytest
+from hdf5plugin import SZ3_ID
 
 from lbnl_dask import compress
 from lbnl_dask.codecs import CodecError
-from lbnl_dask.errorbound import SZ3, ZFP
+from lbnl_dask.errorbound import SZ3, ZFP, SZ3Storage
 from lbnl_dask.errors import OptionError
 from lbnl_dask.options import OutputOptions
 from lbnl_dask.roundtrip import roundtrip_frames
@@ -94,3 +95,99 @@ def test_decoded_counts_are_whole_without_restored_totals():
         out = decode_frames(block, encode_frames(block, codec), codec, restore=False)
         assert np.array_equal(out, np.rint(out))  # rounded, not truncated by the cast later
         assert abs(out.mean() - block.mean()) < 0.2
+
+
+# ------------------------------------------------------------------ -c sz3: SZ3's own filter
+def finalised(bg=0.3, shape=(64, 72), saturation=5000, seed=1):
+    """An int32 frame as transform.finalize makes it: counts, -1 invalid, saturation."""
+    rng = np.random.default_rng(seed)
+    x = rng.poisson(bg, shape).astype(np.int32)
+    x[10:14, :] = -1  # a module gap
+    x[30, 30:33] = saturation
+    x[40, 40] = saturation - 1  # the highest count: not an overload before the filter
+    return x
+
+
+@pytest.mark.parametrize("bound", [0.5, 2.0, 9.5, 1000.0])
+def test_sz3_storage_keeps_markers_out_of_reach_of_the_bound(bound):
+    sat = 5000
+    x = finalised(saturation=sat)
+    store = SZ3Storage(bound, sat)
+    chunk, lost = store.encode(x)
+    y = store.decode(chunk, x.shape)
+    assert y.dtype == np.int32 and len(chunk) < x.nbytes
+    invalid, saturated = x < 0, x >= sat
+    assert (y[invalid] < 0).all() and (y[saturated] >= sat).all()
+    valid = ~invalid & ~saturated
+    assert np.abs(y[valid].astype(np.int64) - x[valid]).max() <= bound
+    assert lost == np.count_nonzero(valid & ((y < 0) | (y >= sat)))
+    if bound >= 2:  # a background of 0.3 counts cannot stay >= 0 within +-2
+        assert lost > 0
+
+
+def test_sz3_storage_refuses_bounds_the_markers_cannot_outrun():
+    with pytest.raises(CodecError, match="error bound"):
+        SZ3Storage(SZ3Storage.MAX_BOUND * 2, 100)
+    with pytest.raises(CodecError, match="error bound"):
+        SZ3Storage(0, 100)
+
+
+def test_c_sz3_options():
+    o = OutputOptions(compression="sz3", sz3_bound=2.0)
+    assert o.stores_lossy and not o.restores_totals and o.process_lock
+    assert o.storage_filter()["compression"] == SZ3_ID
+    assert not OutputOptions(sz3_bound=2.0).stores_lossy  # the round trip, bitshuffle-LZ4
+    for bad, match in (
+        ({}, "give its error bound with --sz3"),
+        ({"sz3_bound": 2.0 * SZ3Storage.MAX_BOUND}, "error bound .* up to"),
+        ({"sz3_bound": 2.0, "keep_spots": 5.0}, "--keep-spots"),
+        ({"sz3_bound": 2.0, "out_squash": "q"}, "-q"),
+        ({"sz3_bound": 2.0, "uint": 4}, "-u/-f"),
+        ({"sz3_bound": 2.0, "logarithm_base": "2"}, "-L/-X"),
+        ({"hcomp_scale": 12}, "give its error bound with --sz3"),
+        ({"sz3_bound": 2.0, "compression_level": 3}, "-l"),
+    ):
+        with pytest.raises(OptionError, match=match):
+            OutputOptions(compression="sz3", **bad)
+
+
+def test_compress_with_c_sz3_stores_what_readers_decode(tiny32, tmp_path):
+    """The data files hold SZ3's own chunks (int32): h5py with hdf5plugin decodes them within
+    the bound of the lossless output, markers kept, and the report counts what readers mask."""
+    import h5py
+
+    from lbnl_dask import layout
+    from lbnl_dask.eiger import open_dataset
+    from lbnl_dask.validate_context import dataset_filters
+
+    kw = dict(bin_range=2, sum_range=2, scheduler="threads")
+    ref = compress(tiny32, str(tmp_path / "ref"), **kw)
+    rep = compress(tiny32, str(tmp_path / "sz"), compression="sz3", sz3_bound=3.0, **kw)
+    assert rep.dtype_out == "int32" and rep.saturation_out == ref.saturation_out
+    sat = rep.saturation_out
+    with h5py.File(ref.master, "r") as f:
+        want = f[layout.DATA_GROUP + "/data_000001"][()].astype(np.int64)
+    with h5py.File(rep.master, "r") as f:
+        d = f[layout.DATA_GROUP + "/data_000001"]
+        assert d.dtype == np.int32 and [i for i, _ in dataset_filters(d)] == [SZ3_ID]
+        got = d[()].astype(np.int64)
+        assert f[layout.DET + "/saturation_value"][()] == sat
+    invalid = want == 2**32 - 1
+    saturated = ~invalid & (want >= sat)
+    valid = ~invalid & ~saturated
+    assert invalid.any() and (got[invalid] < 0).all() and (got[saturated] >= sat).all()
+    assert np.abs(got[valid] - want[valid]).max() <= 3
+    lost = np.count_nonzero(valid & ((got < 0) | (got >= sat)))
+    assert rep.lost_pixels == lost and lost > 0 and "readers mask them" in str(rep)
+    assert any("-c sz3" in n and "NOT by Neggia" in n for n in rep.notes)
+    # read back as input (as DIALS reads it): every negative value is invalid, not a count
+    again = compress(rep.master, str(tmp_path / "again"), scheduler="threads")
+    with h5py.File(again.master, "r") as f:
+        back = f[layout.DATA_GROUP + "/data_000001"][()]
+    assert back.shape == got.shape and (back[got < 0] == 2**32 - 1).all()
+    assert open_dataset(rep.master).shape[0] == rep.frames_out
+    # lbnl-validate checks for XDS' plugins: it names the filter and who reads it
+    from lbnl_dask.validate import validate
+
+    text = str(validate(rep.master))
+    assert "[FAIL] filter: SZ3 (32024, lossy" in text and "Neggia does not read it" in text

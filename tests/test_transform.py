@@ -374,3 +374,17 @@ def test_mask_caches_are_computed_once_across_threads():
         results = [f.result() for f in futures]
     assert calls == [1] and all(r is results[0] for r in results)
     assert slow(2) == [2] and calls == [1, 2] and slow.cache_info().hits == 2
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32])
+def test_signed_input_takes_every_negative_value_as_invalid(dtype):
+    """No count is negative: in signed frames (-c sz3's output, JUNGFRAU-like data) any value
+    below 0 is an invalid pixel, as DIALS reads it, not a count that would lower a sum."""
+    frames = np.full((2, 4, 4), 7, dtype)
+    frames[0, 0, 0], frames[1, 2, 3], frames[0, 3, 3] = -1, -2, -(2**14)
+    got = T.to_counts(da.from_array(frames, chunks=(1, 4, 4)), None, 1000, np.float32).compute()
+    assert np.isnan(got[0, 0, 0]) and np.isnan(got[1, 2, 3]) and np.isnan(got[0, 3, 3])
+    assert np.isfinite(got).sum() == frames.size - 3 and (got[np.isfinite(got)] == 7).all()
+    summed = T.summed_binned_counts(da.from_array(frames, chunks=(2, 4, 4)), 2, 2, None, 1000,
+                                    np.float32).compute()  # fmt: skip
+    assert np.isnan(summed[0, 0, 0]) and np.isnan(summed[0, 1, 1]) and summed[0, 0, 1] == 56
