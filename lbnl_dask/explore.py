@@ -25,6 +25,7 @@ from . import transform as T
 from .bslz4 import BitshuffleLZ4
 from .cluster import console, one_openmp_thread
 from .eiger import open_dataset
+from .errorbound import SZ3Storage
 from .errors import LbnlDaskError
 from .explore_results import (
     MAX_SHELLS,
@@ -75,7 +76,8 @@ __all__ = [
 @dataclass(frozen=True)
 class Setting:
     """One point of the grid: bin, sum, a lossy step ('none', 'H' scale, 'J' ratio, 'SZ' SZ3
-    error bound, 'ZF' ZFP accuracy) and the ``--keep-spots`` threshold (0 = off)."""
+    error bound, 'ZF' ZFP accuracy, 'SF' SZ3 error bound of frames stored with SZ3's own
+    filter, ``-c sz3``) and the ``--keep-spots`` threshold (0 = off)."""
 
     b: int
     s: int
@@ -110,12 +112,19 @@ class Setting:
             kw["sz3_bound"] = float(self.param)
         elif self.codec == "ZF":
             kw["zfp_accuracy"] = float(self.param)
+        elif self.codec == "SF":
+            kw.update(sz3_bound=float(self.param), compression="sz3")
         if self.keep and self.codec != "none":
             kw["keep_spots"] = float(self.keep)
         return kw
 
     def options(self) -> OutputOptions:
         return OutputOptions(**self.kwargs())
+
+    @property
+    def xds_reads(self) -> bool:
+        """XDS' plugins read this setting's output (``-c sz3``'s filter they do not)."""
+        return self.codec != "SF"
 
 
 def grid(
@@ -126,10 +135,12 @@ def grid(
     keep=(0, 5),
     sz3=(2, 8),
     zfp=(8,),
+    sz3_filter=(2, 8),
 ) -> list[Setting]:
     """Every (bin, sum) with no lossy step, and with each HCompress scale, JPEG-2000 ratio,
     SZ3 error bound and ZFP accuracy, each of those with every ``keep`` threshold (0 = the
-    plain round trip)."""
+    plain round trip), and with each ``sz3_filter`` bound of frames stored with SZ3's own
+    filter (no spots kept: every pixel goes through it)."""
     out = []
     for b in bins:
         for s in sums:
@@ -139,6 +150,7 @@ def grid(
                 out += [Setting(b, s, "J", j, k) for j in j2k]
                 out += [Setting(b, s, "SZ", e, k) for e in sz3]
                 out += [Setting(b, s, "ZF", a, k) for a in zfp]
+            out += [Setting(b, s, "SF", e) for e in sz3_filter]
     return out
 
 
@@ -151,7 +163,15 @@ def windows(n_frames: int, count: int, length: int) -> list[tuple[int, int]]:
 
 
 def _encoded_bytes(block, codec):
+    """The bytes of a block's frames as ``codec`` stores them: (1, 1, 1) int64."""
+    if isinstance(codec, SZ3Storage):
+        return np.array([[[sum(len(codec.encode(f)[0]) for f in block)]]], dtype=np.int64)
     return np.array([[[sum(len(codec.encode(f)) for f in block)]]], dtype=np.int64)
+
+
+def _as_read(block, store: SZ3Storage):
+    """The frames (n, ny, nx) int32 a reader decodes from ``store``'s chunks of ``block``."""
+    return np.stack([store.decode(store.encode(f)[0], f.shape) for f in block])
 
 
 def _evaluate(master, setting: Setting, wins, box_for):
@@ -167,15 +187,17 @@ def _evaluate(master, setting: Setting, wins, box_for):
         )
         mask = ds.pixel_mask()
         g = output_frames(ds.padded_frames(setting.b), ds.meta.overload, mask, o, ds.shape[1:])
+        store = SZ3Storage(o.sz3_bound, g.saturation) if o.stores_lossy else BitshuffleLZ4(g.dtype)
         nbytes = g.final.map_blocks(
             _encoded_bytes,
-            BitshuffleLZ4(g.dtype),
+            store,
             dtype=np.int64,
             chunks=((1,) * g.final.numblocks[0], (1,), (1,)),
         ).sum()
+        final = g.final.map_blocks(_as_read, store) if o.stores_lossy else g.final
         run = Q.RunGeometry(first, last, setting.s, setting.b)
         ref, _ = Q.reference_counts(master, run, chunk_frames=last - first + 1)
-        out = T.to_counts(g.final, None, g.saturation, np.float64).rechunk(
+        out = T.to_counts(final, None, g.saturation, np.float64).rechunk(
             (ref.chunks[0], -1, -1), method="tasks"
         )
         refl = Q.truth_reflections(master, run)
@@ -222,6 +244,7 @@ def _row(st: Setting, parts, values) -> dict:
     s = fid.overall
     return dict(
         setting=st.name,
+        xds=st.xds_reads,
         bin=st.b,
         sum=st.s,
         codec=st.codec,
@@ -238,6 +261,7 @@ def _row(st: Setting, parts, values) -> dict:
         i_sigma_ref=s.i_sigma_ref,
         i_sigma_out=s.i_sigma_out,
         background_ratio=bg_out / bg_in if bg_in else float("nan"),
+        lost=fid.lost,
         shells=[_shell_dict(sh) for sh in fid.shells],
     )
 
@@ -359,11 +383,12 @@ def explore(
 DESCRIPTION = """\
 Compression ratio against spot fidelity over a grid of settings, on a sample of the frames.
 Every (bin, sum) runs losslessly and with each HCompress scale, JPEG-2000 ratio, SZ3 error
-bound and ZFP accuracy (each plain and with each --keep threshold) on a few windows of
-frames; the Bragg intensities are compared with the lossless sum+bin of the same frames.
-Prints a table (Pareto front marked *) and the best setting (highest ratio with CC >= 0.99,
-mean intensity ratio and background within 2% of 1, I/sigma within 5%, overall and in each
-resolution shell), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
+bound and ZFP accuracy (each plain and with each --keep threshold), and stored with SZ3's
+own filter (-c sz3) at each --sz3-filter bound, on a few windows of frames; the Bragg
+intensities are compared with the lossless sum+bin of the same frames. Prints a table
+(Pareto front marked *) and the best setting whose output XDS' plugins read (highest ratio
+with CC >= 0.99, mean intensity ratio and background within 2% of 1, I/sigma within 5%,
+overall and in each resolution shell), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -402,6 +427,14 @@ def parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[8],
         help="ZFP accuracies (counts) to try; none given: no ZFP",
+    )
+    p.add_argument(
+        "--sz3-filter",
+        type=float,
+        nargs="*",
+        default=[2, 8],
+        help="error bounds (counts) of frames stored with SZ3's own filter (-c sz3, which "
+        "XDS' Neggia does not read) to try; none given: none",
     )
     p.add_argument(
         "--keep",
@@ -443,7 +476,7 @@ def main(argv=None) -> int:
     try:
         rows = explore(
             a.master,
-            grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep, a.sz3, a.zfp),
+            grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep, a.sz3, a.zfp, a.sz3_filter),
             a.windows,
             a.frames,
             a.scheduler,

@@ -20,6 +20,9 @@ RATIO_TOLERANCE = 0.02
 BACKGROUND_TOLERANCE = 0.02
 #: The mean I/sigma after within this fraction of before.
 ISIGMA_TOLERANCE = 0.05
+#: At most this fraction of the original's strong reflections lost: a pixel of their box
+#: made invalid or saturated by the output (a reader masks it; -c sz3 below its bound).
+LOST_TOLERANCE = 0.02
 
 
 #: Strong reflections (I/sigma >= 3) per resolution shell: the explorer uses as many shells
@@ -37,10 +40,15 @@ def acceptable(row: dict, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLER
     """True if a row of :func:`explore` keeps CC >= ``min_cc``, its mean intensity ratio
     within ``tolerance`` of 1, its background (out/in) within BACKGROUND_TOLERANCE of 1 and
     its mean I/sigma within ISIGMA_TOLERANCE of the original's, overall and in every
-    resolution shell of ``row["shells"]``. NaN or a missing measure (too few reflections;
-    a table of an older version) is never acceptable."""
-    return _holds(row, min_cc, tolerance) and all(
-        _holds(sh, min_cc, tolerance) for sh in row.get("shells", [])
+    resolution shell of ``row["shells"]``, and it loses at most LOST_TOLERANCE of the
+    original's strong reflections (``row["lost"]``; a table of an older version has none,
+    and lost none). NaN or another missing measure (too few reflections; a table of an
+    older version) is never acceptable."""
+    lost = float(row.get("lost", 0.0))
+    return (
+        _holds(row, min_cc, tolerance)
+        and all(_holds(sh, min_cc, tolerance) for sh in row.get("shells", []))
+        and not lost > LOST_TOLERANCE  # NaN (no strong reflection): judged by the rest
     )
 
 
@@ -69,9 +77,12 @@ def describe_shells(row: dict) -> str:
     return "\n".join(lines)
 
 
-def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE) -> dict | None:
-    """The row with the highest ``ratio_raw2`` among the :func:`acceptable` ones, or None."""
-    ok = [r for r in rows if acceptable(r, min_cc, tolerance)]
+def best_setting(rows, min_cc: float = MIN_CC, tolerance: float = RATIO_TOLERANCE,
+                 xds: bool = True) -> dict | None:  # fmt: skip
+    """The row with the highest ``ratio_raw2`` among the :func:`acceptable` ones, or None;
+    with ``xds`` only among the rows whose output XDS' plugins read (``row["xds"]``: not
+    ``-c sz3``; rows of older tables, without the field, count as read)."""
+    ok = [r for r in rows if acceptable(r, min_cc, tolerance) and (r.get("xds", True) or not xds)]
     return max(ok, key=lambda r: r["ratio_raw2"]) if ok else None
 
 
@@ -80,13 +91,19 @@ def describe_best(rows) -> str:
     best = best_setting(rows)
     rule = (f"CC >= {MIN_CC:g}, mean intensity ratio and background within "
             f"{RATIO_TOLERANCE:.0%} of 1, I/sigma within {ISIGMA_TOLERANCE:.0%}, overall and "
-            f"in each shell of {MIN_SHELL_REFLECTIONS}+ reflections")  # fmt: skip
+            f"in each shell of {MIN_SHELL_REFLECTIONS}+ reflections, at most "
+            f"{LOST_TOLERANCE:.0%} of the reflections lost")  # fmt: skip
+    anyone = best_setting(rows, xds=False)
+    also = ""
+    if anyone is not None and anyone is not best:
+        also = (f"; higher, but not read by XDS' Neggia: {anyone['setting']} "
+                f"({anyone['ratio_raw2']:.1f}x)")  # fmt: skip
     if best is None:
-        return f"best: none of the settings has {rule}"
+        return f"best: none of the settings XDS reads has {rule}{also}"
     return (
         f"best: {best['setting']} (ratio {best['ratio_raw2']:.1f}x vs 2-byte raw, "
         f"CC {best['cc']:.4f}, mean intensity ratio {best['mean_ratio']:.4f}, background "
-        f"{best['background_ratio']:.4f}; {rule})"
+        f"{best['background_ratio']:.4f}; {rule}){also}"
     )
 
 
@@ -107,7 +124,7 @@ def table(rows) -> str:
     """The rows as a fixed-width text table (Pareto front marked *)."""
     head = (
         f"{'setting':14s} {'ratio(2B)':>9s} {'n':>5s} {'CC':>7s} "
-        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s} {'bg':>6s}"
+        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s} {'bg':>6s} {'lost':>5s}"
     )
     lines = [head]
     for r in rows:
@@ -115,7 +132,7 @@ def table(rows) -> str:
             f"{r['setting']:13s}{'*' if r['pareto'] else ' '} {r['ratio_raw2']:9.1f} {r['n']:5d} "
             f"{r['cc']:7.4f} {r['mean_ratio']:8.4f} {r['r_factor']:6.3f} "
             f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f} "
-            f"{r.get('background_ratio', float('nan')):6.3f}"
+            f"{r.get('background_ratio', float('nan')):6.3f} {r.get('lost', 0.0):5.1%}"
         )
     return "\n".join(lines)
 

@@ -48,7 +48,9 @@ class Shoebox:
 def integrate_block(
     ref: np.ndarray, out: np.ndarray, refl: np.ndarray, offset: int, box: Shoebox
 ) -> np.ndarray:
-    """I and sigma of each reflection in both datasets; NaN where the box is not clean."""
+    """I and sigma of each reflection in both datasets (n, 4): I_ref, sigma_ref, I_out,
+    sigma_out; NaN where the box is not clean (only the output's two where only the output's
+    box is not: a reflection the output lost)."""
     res = np.full((len(refl), 4), np.nan)
     n, ny, nx = ref.shape
     h, w, fh = box.box_half, box.ring, box.frames_half
@@ -64,12 +66,12 @@ def integrate_block(
             sb = data[f0:f1, y0:y1, x0:x1]
             core = sb[:, inner]
             if not np.isfinite(core).all():
-                res[j] = np.nan
+                res[j, 2 * c :] = np.nan
                 break
             ring = sb[:, ~inner]
             ring = ring[np.isfinite(ring)]
             if ring.size < 10:
-                res[j] = np.nan
+                res[j, 2 * c :] = np.nan
                 break
             n_in = core.size
             res[j, 2 * c] = core.sum() - n_in * ring.mean()

@@ -32,8 +32,8 @@ from . import transform as T
 from .bslz4 import BitshuffleLZ4
 from .cluster import LOCAL, SYNC, choose_scheduler, client_for, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
-from .errorbound import SZ3Storage
 from .eiger import open_dataset
+from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
 from .meta import MasterRewriter
 from .options import (

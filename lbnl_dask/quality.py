@@ -183,6 +183,9 @@ class Fidelity:
     truth_ref: Stats | None = None
     truth_out: Stats | None = None
     source: str = "ground truth"
+    #: Of the reflections with I/sigma >= 3 in the original, the fraction whose box the
+    #: output made unclean (a pixel it turned invalid or saturated): lost to a reader.
+    lost: float = float("nan")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -192,7 +195,9 @@ class Fidelity:
         lines = [
             f"reflections    {self.n_reflections} ({self.source}), "
             f"{self.n_integrated} integrated cleanly, "
-            f"{o.n} with I/sigma >= 3",
+            f"{o.n} with I/sigma >= 3"
+            + (f", {self.lost:.1%} of the original's lost (the output made a pixel of their "
+               "box invalid or saturated)" if self.lost > 0 else ""),  # fmt: skip
             f"overall        CC {o.cc:.4f}, mean ratio {o.mean_ratio:.4f}, R {o.r_factor:.4f}, "
             f"I/sigma {o.i_sigma_ref:.1f} -> {o.i_sigma_out:.1f}, "
             f"background {o.background_ratio:.3f}",
@@ -230,8 +235,10 @@ def summarize(
     if background is not None and edges is None:
         raise ValueError("summarize: background histograms need their 1/d^2 edges")
     ok = np.isfinite(res).all(axis=1)
-    strong = ok & (res[:, 0] > 0)
-    strong[strong] &= res[strong, 0] / res[strong, 1] >= 3
+    strong_ref = np.isfinite(res[:, :2]).all(axis=1) & (res[:, 0] > 0)
+    strong_ref[strong_ref] &= res[strong_ref, 0] / res[strong_ref, 1] >= 3
+    strong = strong_ref & ok
+    n_ref = int(strong_ref.sum())
     i_r, s_r, i_o, s_o = (res[strong, c] for c in range(4))
     d = refl["d"][strong] if refl is not None else np.full(int(strong.sum()), np.nan)
     ranges = shells_mod.shell_ranges(d, shells)
@@ -258,6 +265,7 @@ def summarize(
         truth_ref=truth_ref,
         truth_out=truth_out,
         source=source,
+        lost=(n_ref - int(strong.sum())) / n_ref if n_ref else float("nan"),
     )
 
 

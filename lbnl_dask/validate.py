@@ -121,8 +121,8 @@ def _filter_verdict(filters) -> tuple[str, str]:
     if ids == [lz4]:
         return "OK", f"LZ4 ({lz4}): Neggia reads it"
     if ids == [hdf5plugin.SZ3_ID]:
-        return "FAIL", (f"SZ3 ({hdf5plugin.SZ3_ID}, lossy, as -c sz3 writes it): Neggia does "
-                        "not read it; durin only with HDF5_PLUGIN_PATH, DIALS with hdf5plugin")  # fmt: skip
+        sz3 = f"SZ3 ({hdf5plugin.SZ3_ID}, lossy, as -c sz3 writes it)"
+        return "FAIL", f"{sz3}: Neggia does not read it; durin only with HDF5_PLUGIN_PATH"
     return "FAIL", f"HDF5 filter(s) {ids}: XDS' plugins do not read them"
 
 

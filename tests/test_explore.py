@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from lbnl_dask import explore as E
+from lbnl_dask import explore_results as R
 from lbnl_dask import quality as Q
 from lbnl_dask.synth import make_dataset
 from tests.helpers import eiger_from_cbf, write_master
@@ -27,6 +28,7 @@ SMALL_GRID = [
     "--j2k",
     "--sz3",
     "--zfp",
+    "--sz3-filter",
     "--keep",
     "0",
 ]
@@ -166,6 +168,26 @@ def test_explore_on_real_eiger2_files_with_no_spots(realdata, tmp_path, capsys):
     assert "best: none of the settings" in capsys.readouterr().out
     rows = json.loads((tmp_path / "e2.json").read_text())
     assert [r["n"] for r in rows] == [0, 0] and (tmp_path / "e2.png").exists()
+
+
+def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_table):
+    """An 'SF' setting (-c sz3) counts SZ3's own bytes and integrates what a reader decodes:
+    within the bound of the lossless setting's counts, not bitshuffle-LZ4's of the frames."""
+    from lbnl_dask.explore import Setting
+
+    plain, stored = Setting(2, 2), Setting(2, 2, "SF", 4)
+    assert stored.name == "b2s2sf4" and not stored.xds_reads and plain.xds_reads
+    assert stored.kwargs() == dict(bin_range=2, sum_range=2, sz3_bound=4.0, compression="sz3")
+    assert [st.codec for st in E.grid((2,), (2,), (), (), (0, 5), (), (), (4,))] == ["none", "SF"]
+    rows = {r["setting"]: r for r in E.explore(no_table, [plain, stored], n_windows=2,
+                                                window_frames=10)}  # fmt: skip
+    lossless, sz = rows["b2s2"], rows["b2s2sf4"]
+    assert sz["xds"] is False and lossless["xds"] is True
+    assert sz["frames"] == lossless["frames"] and sz["bytes"] < lossless["bytes"]
+    # the tiny detector's background is ~0.2 counts: within +-4, pixels of most boxes decode
+    # negative, which readers (and the integration) mask: those reflections are lost
+    assert lossless["lost"] == 0 and sz["lost"] > 0.5 and sz["n"] < lossless["n"] / 2
+    assert R.acceptable(lossless) and not R.acceptable(sz)
 
 
 def test_explore_help_shows_defaults_and_plain_text(capsys):

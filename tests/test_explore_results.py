@@ -77,6 +77,25 @@ def test_best_setting_needs_cc_and_mean_intensity_ratio():
     assert not R.acceptable(dict(good, shells=[dict(good, background_ratio=1.1), good]))
     assert not R.acceptable(dict(good, shells=[good, dict(good, cc=0.97)]))
     assert R.describe_best(rows).startswith("best: b2s2h16k5 (ratio 26.5x")
+    # reflections the output lost (a pixel of their box made invalid): at most 2%
+    assert R.acceptable(dict(good, lost=0.02)) and not R.acceptable(dict(good, lost=0.021))
+    assert R.acceptable(dict(good, lost=float("nan")))  # no strong reflection: the rest judge
+
+
+def test_best_setting_is_one_xds_reads():
+    """-c sz3 rows (``xds`` False) are judged, but named best only beside the best XDS reads."""
+    good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
+    rows = [dict(good, setting="b2s2h8", ratio_raw2=30.0, xds=True),
+            dict(good, setting="b2s2sf2", ratio_raw2=60.0, xds=False),
+            dict(good, setting="b2s2", ratio_raw2=25.0)]  # fmt: skip  (an older table's row)
+    assert R.best_setting(rows)["setting"] == "b2s2h8"
+    assert R.best_setting(rows, xds=False)["setting"] == "b2s2sf2"
+    line = R.describe_best(rows)
+    assert line.startswith("best: b2s2h8 (ratio 30.0x")
+    assert line.endswith("higher, but not read by XDS' Neggia: b2s2sf2 (60.0x)")
+    line = R.describe_best(rows[1:2])
+    assert line.startswith("best: none of the settings XDS reads") and "b2s2sf2" in line
+    assert "Neggia" not in R.describe_best(rows[:1])
 
 
 def test_pareto_front():

@@ -118,6 +118,7 @@ def test_explorer_command(spots, tmp_path, capsys):
             "40",
             "--sz3",
             "--zfp",
+            "--sz3-filter",
             "--windows",
             "2",
             "--frames",
@@ -180,3 +181,15 @@ def test_sample_fidelity_reads_only_the_sampled_output_frames(tiny, tmp_path):
     with h5py.File(r.data_files[0], "r+") as f:  # frame 2, never sampled, made unreadable
         f["/entry/data/data"].id.write_direct_chunk((2, 0, 0), b"not bitshuffle-LZ4")
     assert Q.sample_fidelity(tiny, r.master, run, frames=3) == before
+
+
+def test_summarize_counts_the_reflections_the_output_lost():
+    """A reflection clean in the original but not in the output (a pixel it made invalid)
+    is lost: counted apart from the statistics, which pair only clean boxes."""
+    res = np.array([[100.0, 10, 101, 10], [200, 10, 199, 10], [300, 10, np.nan, np.nan],
+                    [5, 10, 5, 10], [np.nan, np.nan, np.nan, np.nan]])  # fmt: skip
+    fid = Q.summarize(res, shells=0)
+    assert fid.overall.n == 2 and fid.lost == pytest.approx(1 / 3)  # row 4: weak; 5: unclean
+    assert "33.3% of the original's lost" in str(fid)
+    assert Q.summarize(res[:2], shells=0).lost == 0 and "lost" not in str(
+        Q.summarize(res[:2], shells=0))  # fmt: skip
