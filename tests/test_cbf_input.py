@@ -149,8 +149,8 @@ def test_explore_takes_the_series_itself(lcys, tmp_path, capsys):
     from lbnl_dask import explore as E
 
     rc = E.main([lcys, "--bins", "2", "--sums", "2", "--hcomp", "12", "--j2k", "--sz3", "--zfp",
-                 "--sz3-filter", "--keep", "0", "--windows", "1", "--frames", "4", "-o", str(tmp_path / "ex"),
-                 "--scheduler", "threads"])  # fmt: skip
+                 "--sz3-filter", "--keep", "0", "--windows", "1", "--frames", "4",
+                 "-o", str(tmp_path / "ex"), "--scheduler", "threads"])  # fmt: skip
     assert rc == 0
     rows = {r["setting"]: r for r in json.loads((tmp_path / "ex.json").read_text())}
     assert set(rows) == {"b2s2", "b2s2h12"} and rows["b2s2"]["n"] > 5
