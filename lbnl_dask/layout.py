@@ -209,8 +209,8 @@ FILTERS: dict[str, Compression] = {
         Compression(
             "sz3",
             hdf5plugin.SZ3_ID,
-            f"SZ3's own HDF5 filter ({hdf5plugin.SZ3_ID}), LOSSY within --sz3's bound, int32: "
-            "read by h5py with hdf5plugin and DIALS, by durin only with HDF5_PLUGIN_PATH; "
+            f"SZ3's own filter (HDF5 filter {hdf5plugin.SZ3_ID}), LOSSY within --sz3's bound, "
+            "int32: read by h5py with hdf5plugin and DIALS, by durin only with HDF5_PLUGIN_PATH; "
             "NOT by Neggia (XDS' usual plugin)",
             lambda lv: {},  # the filter needs the bound: OutputOptions.storage_filter
             xds=False,

@@ -196,8 +196,12 @@ class Fidelity:
             f"reflections    {self.n_reflections} ({self.source}), "
             f"{self.n_integrated} integrated cleanly, "
             f"{o.n} with I/sigma >= 3"
-            + (f", {self.lost:.1%} of the original's lost (the output made a pixel of their "
-               "box invalid or saturated)" if self.lost > 0 else ""),  # fmt: skip
+            + (
+                f", {self.lost:.1%} of the original's lost (the output made a pixel of their "
+                "box invalid or saturated)"
+                if self.lost > 0
+                else ""
+            ),  # fmt: skip
             f"overall        CC {o.cc:.4f}, mean ratio {o.mean_ratio:.4f}, R {o.r_factor:.4f}, "
             f"I/sigma {o.i_sigma_ref:.1f} -> {o.i_sigma_out:.1f}, "
             f"background {o.background_ratio:.3f}",

@@ -85,9 +85,11 @@ def test_best_setting_needs_cc_and_mean_intensity_ratio():
 def test_best_setting_is_one_xds_reads():
     """-c sz3 rows (``xds`` False) are judged, but named best only beside the best XDS reads."""
     good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
-    rows = [dict(good, setting="b2s2h8", ratio_raw2=30.0, xds=True),
-            dict(good, setting="b2s2sf2", ratio_raw2=60.0, xds=False),
-            dict(good, setting="b2s2", ratio_raw2=25.0)]  # fmt: skip  (an older table's row)
+    rows = [
+        dict(good, setting="b2s2h8", ratio_raw2=30.0, xds=True),
+        dict(good, setting="b2s2sf2", ratio_raw2=60.0, xds=False),
+        dict(good, setting="b2s2", ratio_raw2=25.0),
+    ]  # fmt: skip  (an older table's row)
     assert R.best_setting(rows)["setting"] == "b2s2h8"
     assert R.best_setting(rows, xds=False)["setting"] == "b2s2sf2"
     line = R.describe_best(rows)

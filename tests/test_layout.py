@@ -7,6 +7,7 @@ import pytest
 
 from lbnl_dask import layout as L
 from lbnl_dask import synth, writer
+from lbnl_dask.options import OutputOptions
 
 
 def test_paths_are_the_dectris_filewriter_ones():
@@ -47,6 +48,7 @@ def test_filter_ids_are_hdf5plugins():
         "bshuf": 32008,
         "zstd": 32001,
         "none": None,
+        "sz3": 32024,
         "lz4": 32004,
     }
     for c in L.FILTERS.values():  # what -c prints names the filter that ends up in the file
@@ -62,12 +64,18 @@ def test_table_filter_is_what_h5py_records(tmp_path, name):
     c = L.FILTERS[name]
     level = None if c.levels is None else c.levels[1]
     frames = np.arange(3 * 8 * 16, dtype=np.uint16).reshape(3, 8, 16) % 1000
+    # the lossy one's filter needs its bound (-c sz3 --sz3 2), and stores int32
+    filters = OutputOptions(compression=name, sz3_bound=2).storage_filter() if c.lossy else None
     with h5py.File(tmp_path / "f.h5", "w") as f:
-        f.create_dataset("d", data=frames, chunks=(1, 8, 16), **c.make(level))
+        data = frames.astype(np.int32) if c.lossy else frames
+        f.create_dataset("d", data=data, chunks=(1, 8, 16), **(filters or c.make(level)))
     with h5py.File(tmp_path / "f.h5", "r") as f:
         d = f["d"]
         plist = d.id.get_create_plist()
-        np.testing.assert_array_equal(d[()], frames)
+        if c.lossy:
+            assert np.abs(d[()] - data).max() <= 2
+        else:
+            np.testing.assert_array_equal(d[()], frames)
         if c.filter_id is None:
             assert plist.get_nfilters() == 0
             return
@@ -89,7 +97,8 @@ def test_lossless_filter_is_the_table():
 
 
 def test_derived_tables():
-    assert list(writer.COMPRESSIONS) == ["bslz4", "bszstd", "bshuf", "zstd", "none"]
+    assert list(writer.COMPRESSIONS) == ["bslz4", "bszstd", "bshuf", "zstd", "none", "sz3"]
+    assert [n for n, c in L.FILTERS.items() if c.lossy] == ["sz3"]
     assert writer.COMPRESSIONS is L.COMPRESSIONS and writer.XDS_READABLE is L.XDS_READABLE
     assert writer.XDS_READABLE == {"bslz4", "none"}
     assert sorted(synth.COMPRESSIONS) == ["bslz4", "lz4", "none"]
