@@ -117,6 +117,7 @@ class Plan:
     master_was_done: bool = False  # this job's master was there before the run
     master_bytes_in: int = 0  # the input master's size: the output master is about as large
     inputs: list = field(default_factory=list)  # the input files (none may be overwritten)
+    itemsize_in: int = 2  # bytes of an input pixel
 
     @property
     def frames_out(self) -> int:
@@ -133,14 +134,15 @@ class Plan:
 
     def bytes_needed(self) -> int:
         """A rough size of the data files still to write: the input's data files' bytes
-        scaled by output pixels and pixel size (lossy round trips shrink it further)."""
+        scaled by output pixels and by output over input pixel size (lossy round trips
+        shrink it further)."""
         if not self.frames_in or self.complete:
             return 0
         share = self.frames_to_write() / self.frames_in
         pixels = (self.frames_out * np.prod(self.frame_shape_out)) / (
             self.frames_in * np.prod(self.frame_shape_in)
         )
-        data = self.bytes_in * share * pixels * self.dtype.itemsize / 2
+        data = self.bytes_in * share * pixels * self.dtype.itemsize / self.itemsize_in
         return int(data + (0 if self.master_was_done else self.master_bytes_in))  # fmt: skip
 
     def frames_to_write(self) -> int:
@@ -213,4 +215,5 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         master_was_done=not run.overwrite and done[master],
         master_bytes_in=ds.master_bytes(),
         inputs=ds.input_files(),
+        itemsize_in=ds.frames.dtype.itemsize,
     )

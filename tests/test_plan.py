@@ -1,6 +1,7 @@
 """Planning a run: chunks that coarsen never re-chunks and that never straddle two data
 files, output names, and the input frames behind the files a (resumed) run writes."""
 
+import numpy as np
 import pytest
 
 from lbnl_dask.options import OutputOptions, RunSettings
@@ -48,3 +49,12 @@ def test_frames_a_run_writes():
     assert plan([3, 3], [True, True], 6, 1, complete=True).frames_to_write() == 0
     p = plan([3, 3, 3, 2], [False, True, False, True], 21, 2)
     assert p.frames_out == 11 and p.nblocks == 4 and p.skipped == 2
+
+
+def test_space_needed_scales_by_output_over_input_pixel_size():
+    """uint32 input written as uint32 needs about the input's bytes per pixel, not twice."""
+    p = plan([2, 2], [True, True], 4, 1)
+    p.bytes_in, p.frame_shape_out = 1000, (4, 4)
+    for itemsize_in, out, want in ((4, np.uint32, 1000), (2, np.uint32, 2000), (4, np.uint16, 500)):
+        p.itemsize_in, p.dtype = itemsize_in, np.dtype(out)
+        assert p.bytes_needed() == want
