@@ -157,9 +157,12 @@ def what_was_kept(plan) -> str:
 @contextlib.contextmanager
 def output_lock(master: str):
     """Hold ``<master>.lock`` (an flock, which the kernel drops when a process dies, so a
-    killed run leaves nothing stuck) for the block; OutputError if another live run holds it."""
+    killed run leaves nothing stuck) for the block; OutputError if another live run holds it.
+    Output folders it creates are removed again if the block leaves them empty (a refused
+    or failed run leaves no empty folder behind)."""
     path = master + ".lock"
     folder = os.path.dirname(os.path.abspath(path))
+    created = _missing_folders(folder)
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
@@ -189,3 +192,20 @@ def output_lock(master: str):
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
+        for d in created:  # deepest first; one that holds anything stays, and its parents
+            try:
+                os.rmdir(d)
+            except OSError:
+                break
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders ``os.makedirs(folder)`` would create, deepest first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing

@@ -485,3 +485,17 @@ def test_exp_transform_runs_and_records_a_float_saturation(source, tmp_path, cap
         with h5py.File(f"{out}_000001.h5", "r") as f:
             d = f["/entry/data/data"][()]
             assert d.dtype == np.float32 and np.nanmax(d) <= sat
+
+
+def test_a_refused_run_leaves_no_empty_output_folder(source, tmp_path, capsys):
+    tiny = source[0]
+    out = tmp_path / "new" / "deeper" / "o"
+    rc, res = compress(["-i", tiny, "-o", str(out), "-s", "1000", "--scheduler", "threads"],
+                       capsys)  # fmt: skip
+    assert rc == 2 and "is larger than" in res.err
+    assert not (tmp_path / "new").exists()  # both folders it made are gone again
+    (tmp_path / "new").mkdir()  # a folder that was there stays, empty or not
+    assert compress(["-i", tiny, "-o", str(out), "-s", "1000"], capsys)[0] == 2
+    assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "deeper").exists()
+    assert compress(["-i", tiny, "-o", str(out), "--scheduler", "threads"], capsys)[0] == 0
+    assert (tmp_path / "new" / "deeper" / "o_master.h5").exists()
