@@ -314,7 +314,9 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
             yield None
         return
     if scheduler in LOCAL:
-        with dask.config.set(scheduler="sync"):
+        from dask.local import get_sync
+
+        with dask.config.set(scheduler=get_sync):  # a function, not a name: as for threads
             yield None
         return
     from distributed import Client

@@ -7,6 +7,8 @@ under the ``numcodecs.codecs`` entry point, so ``numcodecs.get_codec({"id": "lbn
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
 import struct
 import tempfile
@@ -30,6 +32,28 @@ J2K_MAX = 65535
 
 class CodecError(LbnlDaskError, RuntimeError):
     """A codec cannot run (library missing) or was given data it cannot take."""
+
+
+@functools.cache
+def hcompress_c():
+    """astropy's HCOMPRESS_1 C functions ``(compress, decompress)``, as its ``HCompress1``
+    codec calls them (native int32 bytes, nx = rows, ny = columns, bytepix 4).
+
+    They are loaded from astropy's extension module file itself: importing them by name
+    runs ``astropy.io.fits``' package imports (astropy.units and more, ~0.2 s), which every
+    lossy HCompress run paid for its sampled size line. Anything unexpected (another astropy
+    layout) falls back to that import."""
+    name = "astropy.io.fits.hdu.compressed._compression"
+    try:
+        spec = importlib.util.find_spec("astropy")  # finds the package without importing it
+        folder = os.path.join(os.path.dirname(spec.origin), *name.split(".")[1:-1])
+        (path,) = (os.path.join(folder, f) for f in os.listdir(folder)
+                   if f.startswith("_compression.") and f.endswith((".so", ".pyd")))  # fmt: skip
+        mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
+        mod.__spec__.loader.exec_module(mod)
+    except Exception:  # noqa: BLE001 - any surprise: the documented way
+        mod = importlib.import_module(name)
+    return mod.compress_hcompress_1_c, mod.decompress_hcompress_1_c
 
 
 def hcompress_tile_rows(nrows: int) -> int:
@@ -84,8 +108,7 @@ class HCompress(Codec):
         }
 
     def encode(self, buf):
-        from astropy.io.fits.hdu.compressed._codecs import HCompress1
-
+        compress, _ = hcompress_c()
         a = np.asarray(buf)
         if a.ndim != 2 or a.dtype.kind not in "ui" or a.shape[0] < 4 or a.shape[1] < 4:
             raise CodecError(
@@ -106,9 +129,7 @@ class HCompress(Codec):
         heights = [y1 - y0 for y0, y1 in zip(edges, edges[1:], strict=False)]
         with _HCOMPRESS_LOCK:
             streams = [
-                HCompress1(
-                    scale=self.scale, smooth=self.smooth, bytepix=4, nx=y1 - y0, ny=nx
-                ).encode(np.ascontiguousarray(a32[y0:y1]))
+                compress(a32[y0:y1].tobytes(), y1 - y0, nx, self.scale, 4)
                 for y0, y1 in zip(edges, edges[1:], strict=False)
             ]
         dt = a.dtype.str.encode("ascii").ljust(4, b" ")
@@ -119,8 +140,7 @@ class HCompress(Codec):
         return head + b"".join(streams)
 
     def decode(self, buf, out=None):
-        from astropy.io.fits.hdu.compressed._codecs import HCompress1
-
+        _, decompress = hcompress_c()
         b = memoryview(np.frombuffer(buf, dtype=np.uint8)).cast("B")
         pos = _hc_body_offset(b)
         ny, nx, dt, ntiles = struct.unpack_from("<II4sI", b, pos)
@@ -133,10 +153,8 @@ class HCompress(Codec):
         y0 = 0
         with _HCOMPRESS_LOCK:
             for h, n in tiles:
-                chunk = np.frombuffer(b[pos : pos + n], dtype=np.uint8)
-                tile = HCompress1(
-                    scale=self.scale, smooth=self.smooth, bytepix=4, nx=h, ny=nx
-                ).decode(chunk)
+                raw = decompress(bytes(b[pos : pos + n]), h, nx, self.scale, self.smooth, 4)
+                tile = np.frombuffer(raw, dtype="i4")  # 4-byte integers whatever bytepix
                 if dtype.kind == "u":  # lossy decoding may undershoot 0
                     tile = np.maximum(tile, 0)
                 result[y0 : y0 + h] = tile.reshape(h, nx)

@@ -313,16 +313,17 @@ def test_relative_output_paths_on_a_remote_cluster(tiny, tmp_path, monkeypatch):
         sched.wait()
 
 
-def test_a_threads_run_does_not_import_distributed(tiny, tmp_path):
-    """With threads, nothing needs dask.distributed; naming the scheduler by a string, or a
-    rechunk choosing its method, would import it (0.4 s of every short run)."""
+@pytest.mark.parametrize("scheduler", ["threads", "sync"])
+def test_a_local_run_does_not_import_distributed(tiny, tmp_path, scheduler):
+    """With threads (or sync), nothing needs dask.distributed; naming the scheduler by a
+    string, or a rechunk choosing its method, would import it (0.4 s of every short run)."""
     import subprocess
     import sys
 
     code = (
         "import sys; from lbnl_dask.cli import main; "
         f"rc = main(['-i', {str(tiny)!r}, '-o', {str(tmp_path / 'o')!r}, '-b', '2', '-s', '2', "
-        "'-H', '12', '--scheduler', 'threads', '-p', '2', '--no-progress']); "
+        f"'-H', '12', '--scheduler', {scheduler!r}, '-p', '2', '--no-progress']); "
         "print('distributed' in sys.modules); sys.exit(rc)"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
