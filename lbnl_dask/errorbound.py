@@ -137,25 +137,30 @@ class SZ3Storage:
     ``bound`` counts of its value, as int32.
 
     A reader decodes the filter itself, so the markers must survive the bound: an invalid
-    pixel (-1 from :func:`lbnl_dask.transform.finalize`) is stored as :attr:`INVALID` and a
-    saturated one (``saturation``) as ``saturation + bound + 1``; decoded, the first is still
-    negative (readers mask it) and the second still at or above ``saturation`` (an overload).
+    pixel (-1 from :func:`lbnl_dask.transform.finalize`) is stored as ``-(bound + 1)`` and a
+    saturated one (``saturation``) as ``saturation + bound + 1`` (the bound rounded up);
+    decoded, the first is still negative (readers mask it) and the second still at or above
+    ``saturation`` (an overload). A marker so close to the counts costs SZ3 few bytes.
     :meth:`encode` decodes what it made and checks the bound, and counts the valid pixels a
     reader will not take as counts: those that decode negative (a background below about
     ``bound`` counts) or at the saturation.
     """
 
     dtype = np.dtype(np.int32)
-    #: What an invalid pixel is stored as: negative whatever the error (bounds <= MAX_BOUND).
-    INVALID = -(2**24)
     MAX_BOUND = 2**20
+    #: The highest saturation whose overload marker still fits int32 at MAX_BOUND.
+    MAX_SATURATION = 2**31 - 2 - MAX_BOUND
 
     def __init__(self, bound: float, saturation: int):
         self.bound, self.saturation = float(bound), int(saturation)
         if not 0 < self.bound <= self.MAX_BOUND:
             raise CodecError(f"SZ3 storage: the error bound must be in (0, {self.MAX_BOUND}], "
-                             f"not {bound}")  # fmt: skip
-        self.overload = self.saturation + int(np.ceil(self.bound)) + 1
+                             f"not {bound!r}")  # fmt: skip
+        if not 0 < self.saturation <= self.MAX_SATURATION:
+            raise CodecError(f"SZ3 storage: the saturation must be in (0, "
+                             f"{self.MAX_SATURATION}], not {saturation!r}")  # fmt: skip
+        margin = int(np.ceil(self.bound)) + 1
+        self.invalid, self.overload = -margin, self.saturation + margin
 
     def __repr__(self):
         return f"SZ3Storage(bound={self.bound:g}, saturation={self.saturation})"
@@ -167,7 +172,7 @@ class SZ3Storage:
     def stored(self, frame: np.ndarray) -> np.ndarray:
         """The int32 values given to the filter: ``frame``'s, markers moved out of reach."""
         x = np.array(frame, dtype=self.dtype)
-        x[x < 0] = self.INVALID
+        x[x < 0] = self.invalid
         x[x >= self.saturation] = self.overload
         return x
 

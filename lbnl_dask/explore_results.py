@@ -96,8 +96,8 @@ def describe_best(rows) -> str:
     anyone = best_setting(rows, xds=False)
     also = ""
     if anyone is not None and anyone is not best:
-        also = (f"; higher, but not read by XDS' Neggia: {anyone['setting']} "
-                f"({anyone['ratio_raw2']:.1f}x)")  # fmt: skip
+        also = (f"; {'higher' if best else 'acceptable'}, but not read by XDS' Neggia: "
+                f"{anyone['setting']} ({anyone['ratio_raw2']:.1f}x)")  # fmt: skip
     if best is None:
         return f"best: none of the settings XDS reads has {rule}{also}"
     return (
@@ -171,6 +171,7 @@ _MARKERS = (
     ("ZF", False, "X", "ZFP"),
     ("SZ", True, "p", "SZ3, spots kept"),
     ("ZF", True, "x", "ZFP, spots kept"),
+    ("SF", False, "*", "SZ3's own filter (-c sz3)"),
 )
 
 

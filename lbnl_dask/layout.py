@@ -94,6 +94,9 @@ def data_file_name(prefix: str, k: int) -> str:
 
 #: Output job token attribute (on ``/entry`` of a master and on each data file's dataset).
 JOB_ATTR = "lbnl_dask_job"
+#: ``-c sz3``: on each data file's dataset, its valid pixels that decode as no count
+#: (negative or at the saturation), so a resumed run still reports them.
+LOST_ATTR = "lbnl_lost_pixels"
 #: Beside the frames in each output data file: the CRC-32 of every stored chunk (one per
 #: frame), so damage HDF5 cannot see is found. XDS' plugins read only the ``data`` dataset.
 CHUNK_CRC = DATA_GROUP + "/lbnl_chunk_crc32"

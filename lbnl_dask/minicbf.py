@@ -398,11 +398,16 @@ def mask_of(pixels: np.ndarray) -> np.ndarray:
 
 
 def cbf_pixels(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """A frame (unsigned or signed integers, invalid pixels all bits set) as miniCBF int32:
-    pixels flagged in ``mask`` become -1 (gap bit) or -2 (other bits), unflagged invalid
-    pixels -1; counts above int32's range are an error, never wrapped."""
+    """A frame (unsigned integers, invalid pixels all bits set; or signed, invalid pixels
+    negative, as ``-c sz3`` decodes) as miniCBF int32: pixels flagged in ``mask`` become -1
+    (gap bit) or -2 (other bits), unflagged invalid pixels -1; counts above int32's range
+    are an error, never wrapped."""
     frame = np.asarray(frame)
-    invalid = frame == np.array(-1).astype(frame.dtype) if frame.dtype.kind in "iu" else None
+    invalid = None
+    if frame.dtype.kind == "u":
+        invalid = frame == np.iinfo(frame.dtype).max
+    elif frame.dtype.kind == "i":
+        invalid = frame < 0
     if frame.dtype.kind == "u" and frame.size:
         top = frame.max(where=~invalid, initial=0)
         if top > np.iinfo(np.int32).max:

@@ -59,10 +59,10 @@ class OutputOptions:
     def __post_init__(self):
         object.__setattr__(self, "compression", (self.compression or "bslz4").lower())
         _check_ranges(self)
+        _check_stored_lossy(self)  # first: -c sz3 says why -H, -q... cannot go with it
         _check_lossy(self)
         _check_types(self)
         lossless_filter(self.compression, self.compression_level)  # raises OptionError
-        _check_stored_lossy(self)
 
     @property
     def lossy_flags(self) -> list[str]:
@@ -97,7 +97,8 @@ class OutputOptions:
     def stores_lossy(self) -> bool:
         """``-c sz3``: the frames are stored with the error-bounded codec's own HDF5 filter
         (no round trip: every reader decodes the filter)."""
-        return layout.FILTERS[self.compression].lossy
+        c = layout.FILTERS.get(self.compression)
+        return bool(c and c.lossy)
 
     def storage_filter(self) -> dict:
         """h5py ``create_dataset`` keyword arguments of the data files' filter (``-c``)."""
@@ -200,21 +201,24 @@ def _check_stored_lossy(o: OutputOptions) -> None:
     if not o.stores_lossy:
         return
     c = o.compression
+    others = [f for f in o.lossy_flags if f != "--sz3"]
+    if others:
+        raise OptionError(f"-c {c} cannot go with {others[0]}: -c {c} is the lossy step "
+                          "itself (SZ3's own filter at --sz3's bound), no round trip")  # fmt: skip
     if o.sz3_bound is None:
         raise OptionError(f"-c {c} stores the frames with SZ3's own filter: give its error "
                           "bound with --sz3 BOUND (counts)")  # fmt: skip
     if o.sz3_bound > SZ3Storage.MAX_BOUND:
         raise OptionError(f"-c {c} takes an error bound (--sz3) up to {SZ3Storage.MAX_BOUND} "
-                          f"counts, not {o.sz3_bound:g}")  # fmt: skip
-    for flag, asked in (
-        ("--keep-spots", o.keep_spots is not None),  # no pixel escapes the filter
-        ("-q", o.out_squash is not None),  # the data files already hold the codec's bytes
-        ("-u/-f", o.uint is not None or o.ufloat is not None),  # the filter's type is int32
-        ("-L/-X", not o.integral),
+                          f"counts, not {o.sz3_bound!r}")  # fmt: skip
+    for flag, asked, why in (
+        ("--keep-spots", o.keep_spots is not None, "no pixel escapes SZ3's filter"),
+        ("-q", o.out_squash is not None, "the data files hold SZ3's bytes already"),
+        ("-u/-f", o.uint is not None or o.ufloat is not None, "its frames are int32"),
+        ("-L/-X", not o.integral, "it stores counts (int32)"),
     ):
         if asked:
-            raise OptionError(f"-c {c} cannot go with {flag}: every pixel is stored through "
-                              "SZ3's filter, as int32 counts")  # fmt: skip
+            raise OptionError(f"-c {c} cannot go with {flag}: {why}")
 
 
 def _check_types(o: OutputOptions) -> None:
@@ -308,7 +312,13 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
             f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}"
         )
         saturation = HCOMPRESS_MAX
-    if o.lossy in ("sz3", "zfp") and saturation > FLOAT32_EXACT:
+    if o.stores_lossy:  # int32 counts, and room above the saturation for the overload marker
+        if saturation > SZ3Storage.MAX_SATURATION:
+            notes.append(f"-c {o.compression} stores int32 with room for its markers: "
+                         f"saturation lowered from {saturation} to "
+                         f"{SZ3Storage.MAX_SATURATION}")  # fmt: skip
+            saturation = SZ3Storage.MAX_SATURATION
+    elif o.lossy in ("sz3", "zfp") and saturation > FLOAT32_EXACT:
         notes.append(f"SZ3/ZFP take float32 counts, exact up to {FLOAT32_EXACT}: saturation "
                      f"lowered from {saturation}")  # fmt: skip
         saturation = FLOAT32_EXACT
@@ -330,7 +340,7 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
 def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, float]:
     """The output pixel type and the saturation value it can hold: Neggia reads the
     top values of uint16/uint32 as invalid, so the saturation stays below them."""
-    if o.stores_lossy:  # below FLOAT32_EXACT (output_saturation): SZ3Storage's markers fit
+    if o.stores_lossy:  # below SZ3Storage.MAX_SATURATION (output_saturation): markers fit
         return SZ3Storage.dtype, saturation
     if o.ufloat is not None:
         dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)

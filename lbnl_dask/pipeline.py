@@ -49,7 +49,13 @@ from .regions import omit_regions, region_mask
 from .report import Report
 from .roundtrip import decode_frames, encode_frames, hcompress_frames, sampled_sizes
 from .spots import spot_regions
-from .writer import package_frames, write_block_task, write_master_task, write_squash_task
+from .writer import (
+    XDS_READABLE,
+    package_frames,
+    write_block_task,
+    write_master_task,
+    write_squash_task,
+)
 
 
 @dataclass
@@ -247,6 +253,10 @@ def compress(master, out: str = "out_data", **options) -> Report:
         raise OptionError(
             "--report needs a distributed scheduler (processes, an address or --slurm)"
         )
+    if settings.validate and o.compression not in XDS_READABLE:  # it would fail, at the end
+        raise OptionError(f"--validate checks the output as XDS' plugins read it, and they do "
+                          f"not read -c {o.compression}: choose bslz4 or none, or drop "
+                          "--validate")  # fmt: skip
     with resume.output_lock(output_names(out, o, 1)[1]):
         job, plan = build(master, out, o, settings)
         cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []

@@ -78,8 +78,14 @@ def output_states(files: dict[str, int], master: str, token: str) -> dict[str, s
 
 
 def kept_record(path: str, n: int) -> dict:
-    """The write record of a data file kept from an earlier run of the same job."""
-    return {"path": path, "frames": n, "bytes": os.path.getsize(path), "kept": True}
+    """The write record of a data file kept from an earlier run of the same job (with its
+    ``lost_pixels`` if it recorded them: ``-c sz3``)."""
+    rec = {"path": path, "frames": n, "bytes": os.path.getsize(path), "kept": True}
+    with h5py.File(path, "r") as f:
+        lost = f[layout.DATA].attrs.get(layout.LOST_ATTR)
+    if lost is not None:
+        rec["lost_pixels"] = int(lost)
+    return rec
 
 
 def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumable=lambda p: False):

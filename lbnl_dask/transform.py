@@ -103,7 +103,7 @@ def _high_pixels(block, valid, cutoff):
         high &= valid
     idx = np.flatnonzero(high)
     vals = block.flat[idx]
-    return idx, (vals < 0) if block.dtype.kind == "i" else (vals == allbits)
+    return idx, (vals == allbits) if block.dtype.kind == "u" else (vals < 0)
 
 
 def _counts_block(block, mask, cutoff, dtype):

@@ -110,13 +110,15 @@ def write_datablock(
     frame_shape=None,
     dtype=None,
     filters: dict | None = None,
+    attrs: dict | None = None,
 ) -> dict:
     """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or object
     arrays of n_i chunks already encoded for the filter (bslz4: by
     :class:`~lbnl_dask.bslz4.BitshuffleLZ4`; sz3: by :class:`~lbnl_dask.errorbound.SZ3Storage`;
     then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
     ``filters``: the h5py filter arguments, for a compression whose filter needs more than
-    ``-l`` (sz3: :meth:`~lbnl_dask.options.OutputOptions.storage_filter`).
+    ``-l`` (sz3: :meth:`~lbnl_dask.options.OutputOptions.storage_filter`); ``attrs``: more
+    attributes of the frames dataset.
 
     ``first_frame`` is the 1-based output number of its first frame (image_nr_low);
     ``token`` identifies the job (:func:`lbnl_dask.resume.block_is_done`). The CRC-32 of
@@ -128,9 +130,10 @@ def write_datablock(
     n = sum(p.shape[0] for p in parts)
     if encoded and compression not in PRE_ENCODED:
         raise ValueError(f"pre-encoded chunks are {' or '.join(PRE_ENCODED)} only")
+    lossy = bool(layout.FILTERS.get(compression) and layout.FILTERS[compression].lossy)
+    if lossy and (filters is None or not encoded):  # its chunks carry moved markers
+        raise ValueError(f"-c {compression} takes chunks SZ3Storage encoded, and its filters=")
     if filters is None:
-        if layout.FILTERS.get(compression) and layout.FILTERS[compression].lossy:
-            raise ValueError(f"-c {compression} needs its filter's arguments (filters=)")
         filters = lossless_filter(compression, level)
     ny, nx = frame_shape if encoded else parts[0].shape[1:]
     dtype = dtype if encoded else parts[0].dtype
@@ -145,6 +148,8 @@ def write_datablock(
                 **filters,
             )
             _frame_count_attrs(d, first_frame, n, token)
+            for k, v in (attrs or {}).items():
+                d.attrs[k] = v
             i = 0
             for p in parts:
                 if encoded:
@@ -374,12 +379,13 @@ def write_block_task(path, packages, first_frame, compression, level, token, sha
         stored[:, 0, 0] = [it[0] for it in items]
     else:
         stored = np.stack([it[0] for it in items])
+    lost = [it[3] for it in items if it[3] is not None]
+    attrs = {layout.LOST_ATTR: np.int64(sum(lost))} if lost else None
     rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype,
-                          filters)  # fmt: skip
+                          filters, attrs)  # fmt: skip
     sizes = [it[1] for it in items if it[1] is not None]
     if sizes:
         rec["lossy_bytes_mean"] = float(np.mean(sizes))
-    lost = [it[3] for it in items if it[3] is not None]
     if lost:
         rec["lost_pixels"] = int(sum(lost))
     return rec

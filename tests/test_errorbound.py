@@ -144,11 +144,46 @@ def test_c_sz3_options():
         ({"sz3_bound": 2.0, "out_squash": "q"}, "-q"),
         ({"sz3_bound": 2.0, "uint": 4}, "-u/-f"),
         ({"sz3_bound": 2.0, "logarithm_base": "2"}, "-L/-X"),
-        ({"hcomp_scale": 12}, "give its error bound with --sz3"),
+        ({"hcomp_scale": 12}, "cannot go with -H: -c sz3 is the lossy step itself"),
+        ({"sz3_bound": 2.0, "zfp_accuracy": 2.0}, "cannot go with --zfp"),
         ({"sz3_bound": 2.0, "compression_level": 3}, "-l"),
     ):
         with pytest.raises(OptionError, match=match):
             OutputOptions(compression="sz3", **bad)
+    with pytest.raises(OptionError, match="not 1048576.5"):  # the bound as given, not rounded
+        OutputOptions(compression="sz3", sz3_bound=SZ3Storage.MAX_BOUND + 0.5)
+
+
+def test_c_sz3_saturation_is_int32s_not_float32s():
+    """The round trips (--sz3) take float32, exact to 2**24; -c sz3 stores int32: only room
+    for the overload marker caps it."""
+    from lbnl_dask.options import output_saturation
+
+    o, notes = OutputOptions(compression="sz3", sz3_bound=2.0, bin_range=4, sum_range=10), []
+    assert output_saturation(o, 199995, notes) == 199995 * 160 and not notes
+    assert output_saturation(o, 2**30, notes) == SZ3Storage.MAX_SATURATION
+    assert "room for its markers" in notes[0]
+    assert output_saturation(OutputOptions(sz3_bound=2.0, bin_range=4, sum_range=10), 199995,
+                             []) == 2**24  # fmt: skip
+    with pytest.raises(CodecError, match="saturation"):
+        SZ3Storage(2, SZ3Storage.MAX_SATURATION + 1)
+
+
+def test_c_sz3_resumed_runs_still_count_what_readers_mask(tiny32, tmp_path):
+    """The count is kept on each data file: a re-run that keeps finished files, or finds the
+    job complete, reports the same total; --validate (XDS' view) is refused before the run."""
+    kw = dict(bin_range=2, sum_range=2, scheduler="threads", compression="sz3", sz3_bound=3.0,
+              data_block_size=2, fidelity=False)  # fmt: skip
+    first = compress(tiny32, str(tmp_path / "o"), **kw)
+    assert first.lost_pixels > 0 and len(first.data_files) == 4
+    os.unlink(first.data_files[1])
+    again = compress(tiny32, str(tmp_path / "o"), **kw)
+    assert again.blocks_skipped == 3 and again.lost_pixels == first.lost_pixels
+    done = compress(tiny32, str(tmp_path / "o"), **kw)
+    assert "already complete" in str(done) and done.lost_pixels == first.lost_pixels
+    with pytest.raises(OptionError, match="--validate checks the output as XDS' plugins"):
+        compress(tiny32, str(tmp_path / "v"), validate=True, **kw)
+    assert not (tmp_path / "v_master.h5").exists()
 
 
 def test_compress_with_c_sz3_stores_what_readers_decode(tiny32, tmp_path):

@@ -100,6 +100,15 @@ def test_best_setting_is_one_xds_reads():
     assert "Neggia" not in R.describe_best(rows[:1])
 
 
+def test_plot_draws_sz3_filter_rows():
+    good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
+    rows = [dict(good, setting="b2s2", codec="none", keep=0, ratio_raw2=20.0),
+            dict(good, setting="b2s2sf2", codec="SF", keep=0, ratio_raw2=40.0)]  # fmt: skip
+    R.pareto(rows)
+    labels = R.plot(rows).axes[0].get_legend_handles_labels()[1]
+    assert "SZ3's own filter (-c sz3)" in labels and "lossless" in labels
+
+
 def test_pareto_front():
     rows = [
         dict(ratio_raw2=10, cc=1.0),

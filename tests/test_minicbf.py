@@ -153,6 +153,15 @@ def test_markers_become_mask_bits_and_come_back():
     assert minicbf.cbf_pixels(stored, None).tolist() == [[5, -1, -1], [0, 7, -1]]
 
 
+def test_signed_frames_write_every_negative_value_as_invalid():
+    """-c sz3's frames decode negative where the background is below its bound, and its
+    invalid marker is -(bound + 1): all are -1 in a miniCBF (never a count, never -3)."""
+    sz3 = np.array([[5, -1, -3], [0, -9, 7]], np.int32)
+    assert minicbf.cbf_pixels(sz3, None).tolist() == [[5, -1, -1], [0, -1, 7]]
+    mask = np.array([[0, 0, 2], [0, 0, 0]], np.uint32)
+    assert minicbf.cbf_pixels(sz3.astype(np.int16), mask).tolist() == [[5, -1, -2], [0, -1, 7]]
+
+
 def test_counts_beyond_int32_are_refused_not_wrapped():
     with pytest.raises(ValueError, match="does not fit"):
         minicbf.cbf_pixels(np.array([[2**31]], np.uint32), None)
