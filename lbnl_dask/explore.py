@@ -391,6 +391,19 @@ with CC >= 0.99, mean intensity ratio and background within 2% of 1, I/sigma wit
 overall and in each resolution shell), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
+def _filter_bound(text: str) -> float:
+    """An error bound of ``--sz3-filter``: what ``-c sz3 --sz3`` takes."""
+    try:
+        bound = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of counts: {text!r}") from None
+    if not 0 < bound <= SZ3Storage.MAX_BOUND:
+        raise argparse.ArgumentTypeError(
+            f"an error bound of -c sz3 is in (0, {SZ3Storage.MAX_BOUND}] counts, not {text}"
+        )
+    return bound
+
+
 def parser() -> argparse.ArgumentParser:
     """The options of ``lbnl-explore``."""
     p = argparse.ArgumentParser(
@@ -430,7 +443,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--sz3-filter",
-        type=float,
+        type=_filter_bound,
         nargs="*",
         default=[2, 8],
         help="error bounds (counts) of frames stored with SZ3's own filter (-c sz3, which "

@@ -190,6 +190,13 @@ def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_tab
     assert R.acceptable(lossless) and not R.acceptable(sz)
 
 
+@pytest.mark.parametrize("bad", ["0", "2e6", "x"])
+def test_a_bad_sz3_filter_bound_is_named_as_given(bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        E.parser().parse_args(["m_master.h5", "--sz3-filter", "2", bad])
+    assert e.value.code == 2 and "argument --sz3-filter" in capsys.readouterr().err
+
+
 def test_explore_help_shows_defaults_and_plain_text(capsys):
     with pytest.raises(SystemExit) as e:
         E.main(["--help"])
