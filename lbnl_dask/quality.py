@@ -338,7 +338,8 @@ def fidelity_reference(original_master, run: RunGeometry, frames: int = 4, sigma
     r = ref[idx]  # a frame a chunk already
     r, kept = dask.compute(r, spot_regions(r, sigma, 2, 0), scheduler=scheduler)
     finite = np.isfinite(r)
-    if not finite.any() or np.abs(r[finite]).max() < 2**24:  # whole counts, exact in float32:
+    top = max(r.max(where=finite, initial=0), -r.min(where=finite, initial=0))  # no copies
+    if top < 2**24:  # whole counts, exact in float32:
         r = r.astype(np.float32)  # half the memory it holds while the run writes
     return FidelityReference(idx, r, kept)
 

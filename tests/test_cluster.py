@@ -351,3 +351,20 @@ def test_console_scripts_freeze_what_is_alive_at_exit():
 
     for mod in (cli, demo, explore, cbf_output):
         assert mod.command.__wrapped__ is mod.main
+
+
+def test_keep_freed_memory_leaves_a_users_malloc_settings_alone(monkeypatch):
+    import ctypes
+
+    from lbnl_dask import cluster
+
+    def refuse(*a):
+        raise AssertionError("mallopt called although the user chose")
+
+    monkeypatch.setattr(ctypes, "CDLL", refuse)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "0")
+    cluster.keep_freed_memory()  # returns before touching libc
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    with pytest.raises(AssertionError, match="mallopt called"):
+        cluster.keep_freed_memory()
