@@ -51,9 +51,10 @@ from .roundtrip import decode_frames, encode_frames, hcompress_frames, sampled_s
 from .spots import spot_regions
 from .writer import (
     XDS_READABLE,
+    finish_master_task,
     package_frames,
+    prepare_master_task,
     write_block_task,
-    write_master_task,
     write_squash_task,
 )
 
@@ -162,11 +163,12 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
         write_squash_task, by_block[k], k * d + 1, graph.codec.get_config(), token))  # fmt: skip
     mdir = os.path.dirname(os.path.abspath(plan.master))
     links = [os.path.relpath(os.path.abspath(p), mdir) for p in plan.data_files]
-    master_key = f"write-master-{token}"
+    master_key, prepared = f"write-master-{token}", f"prepare-master-{token}"
     # absolute paths everywhere: a remote worker's working directory is not the client's
-    layer[master_key] = (write_master_task, os.path.abspath(plan.master), ds.master_source(), links,
-                         _rewriter(ds, o, plan), mask, o.bin_range, token, blocks,
-                         squashed)  # fmt: skip
+    path = os.path.abspath(plan.master)
+    layer[prepared] = (prepare_master_task, path, ds.master_source(), links,
+                       _rewriter(ds, o, plan), mask, o.bin_range, token)  # fmt: skip
+    layer[master_key] = (finish_master_task, prepared, path, blocks, squashed)
     hlg = HighLevelGraph.from_collections(f"write-{token}", layer, dependencies=[packages])
     return Delayed(master_key, hlg, layer=f"write-{token}")
 

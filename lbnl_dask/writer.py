@@ -55,18 +55,22 @@ ascii_attr = layout.ascii_attr
 
 
 @contextmanager
-def atomic_path(path: str, hdf5: bool = True):
+def atomic_path(path: str, hdf5: bool = True, rename: bool = True):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds
-    (and, for an ``hdf5`` file, if it opens again)."""
+    (and, for an ``hdf5`` file, if it opens again). Without ``rename`` a finished temporary
+    stays as it is, for :func:`finish_master_task` to rename; a failed one is removed."""
     tmp = f"{path}.part"
     if os.path.exists(tmp):
         os.unlink(tmp)
+    finished = False
     try:
         yield tmp
         if hdf5:
             with h5py.File(tmp, "r"):  # h5py reports a failed close only as a warning: reopen
                 pass
-        os.replace(tmp, path)
+        if rename:
+            os.replace(tmp, path)
+        finished = True
     except (OSError, RuntimeError) as e:
         if not no_space(e):
             raise
@@ -74,7 +78,7 @@ def atomic_path(path: str, hdf5: bool = True):
         raise NoSpaceError(f"{path}: no space left on the device ({free / 1e6:.1f} MB free "
                            "there)") from None  # fmt: skip
     finally:
-        if os.path.exists(tmp):
+        if not (finished and not rename) and os.path.exists(tmp):
             os.unlink(tmp)
 
 
@@ -265,14 +269,16 @@ def write_master(
     rewriter: MasterRewriter,
     pixel_mask: np.ndarray | None,
     token: str = "",
+    rename: bool = True,
 ) -> dict:
     """Write the output master ``path`` from ``src_master`` (a path, or an HDF5 file image
     as bytes, as :meth:`~lbnl_dask.cbf_input.CbfSeries.master_source` gives): every group
     and dataset copied, the values summing and binning change rewritten (``rewriter``),
     ``pixel_mask`` (binned uint32, unchunked, unfiltered) replaced, and
     ``/entry/data/data_NNNNNN`` external links to ``data_files`` (paths relative to the
-    master's folder) instead of the source's data."""
-    with atomic_path(path) as tmp:
+    master's folder) instead of the source's data. Without ``rename`` it is left complete
+    as ``<path>.part`` (:func:`finish_master_task` renames it)."""
+    with atomic_path(path, rename=rename) as tmp:
         source = io.BytesIO(src_master) if isinstance(src_master, bytes) else src_master
         with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
             starts = {}  # per-frame angle dataset -> its first output value
@@ -286,7 +292,7 @@ def write_master(
             dst.flush()
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
-    return {"path": path, "bytes": os.path.getsize(path)}
+    return {"path": path, "bytes": os.path.getsize(path if rename else tmp)}
 
 
 def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: dict) -> None:
@@ -397,11 +403,20 @@ def write_squash_task(path, packages, first_frame, config, token):
     return write_squash(path, frames, first_frame, config, token)
 
 
-def write_master_task(path, src, links, rewriter, mask, b, token, blocks, squash):
-    """The last task: it takes every data file's record (``blocks``, ``squash``), so it runs
-    only once they are complete; the pixel mask is binned here, off the critical path."""
+def prepare_master_task(path, src, links, rewriter, mask, b, token) -> str:
+    """Write the master as ``<path>.part``, complete but not yet where readers look: a task
+    that needs no frames, so it runs beside them instead of after them. The pixel mask is
+    binned here. Returns the temporary's path for :func:`finish_master_task`."""
     binned = None if mask is None else bin_pixel_mask(np.asarray(mask), b)
     if binned is not None:
         rewriter.set_mask(binned)  # number_of_excluded_pixels counts the mask written
-    write_master(path, src, links, rewriter, binned, token)
+    write_master(path, src, links, rewriter, binned, token, rename=False)
+    return f"{path}.part"
+
+
+def finish_master_task(prepared: str, path: str, blocks, squash):
+    """The last task: it takes every data file's record (``blocks``, ``squash``), so it runs
+    only once they are complete, and only then puts the master in place (the master is what
+    makes an output look finished)."""
+    os.replace(prepared, path)
     return blocks

@@ -313,3 +313,22 @@ def test_squash_files_round_trip(tiny, tmp_path):
     )  # output counts are >= 0
     with h5py.File(tmp_path / "raw_000001.h5", "r") as f:
         assert b"lbnl_hcompress" in f[DATA].attrs["codec"]
+
+
+def test_the_master_is_prepared_beside_the_frames_and_put_in_place_last(tiny, tmp_path):
+    """prepare_master_task needs no frames (it runs while they are computed) and leaves the
+    master as <master>.part; only finish_master_task, after every data file, renames it."""
+    from lbnl_dask.writer import finish_master_task, prepare_master_task
+
+    with h5py.File(tiny, "r") as f:
+        shape = f[DATA_GROUP + "/data_000001"].shape[1:]
+    rw = MasterRewriter(n_total=20, first=1, last=20, s=1, b=1, saturation=1000, bit_depth=16,
+                        compression="bslz4", frame_shape=shape)  # fmt: skip
+    out = str(tmp_path / "o_master.h5")
+    prepared = prepare_master_task(out, tiny, ["o_000001.h5"], rw, None, 1, "tok")
+    assert prepared == out + ".part" and not os.path.exists(out)
+    with h5py.File(prepared, "r") as f:  # complete already, under its temporary name
+        assert f[ENTRY].attrs["lbnl_dask_job"] == b"tok"
+    records = [{"path": "o_000001.h5"}]
+    assert finish_master_task(prepared, out, records, []) is records
+    assert os.path.exists(out) and not os.path.exists(prepared)
