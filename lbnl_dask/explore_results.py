@@ -64,6 +64,31 @@ def _holds(m: dict, min_cc: float, tolerance: float) -> bool:
     )
 
 
+def worst_shell(row: dict) -> dict:
+    """The worst of a row's resolution shells by each criterion: the number of shells, the
+    lowest CC, and the mean intensity ratio, background out/in and I/sigma after/before
+    farthest from 1 (NaN without shells)."""
+    shells = row.get("shells") or []
+    nan = float("nan")
+
+    def farthest(values):
+        values = [v for v in values if np.isfinite(v)]
+        return max(values, key=lambda v: abs(v - 1)) if values else nan
+
+    isig = [float(sh.get("i_sigma_out", nan)) / float(sh.get("i_sigma_ref", nan) or nan)
+            for sh in shells]  # fmt: skip
+    ccs = [float(sh["cc"]) for sh in shells if np.isfinite(float(sh["cc"]))]
+    return dict(
+        shells=len(shells),
+        worst_shell_cc=min(ccs) if ccs else nan,
+        worst_shell_mean_ratio=farthest(float(sh["mean_ratio"]) for sh in shells),
+        worst_shell_background_ratio=farthest(
+            float(sh.get("background_ratio", nan)) for sh in shells
+        ),
+        worst_shell_i_sigma_ratio=farthest(isig),
+    )
+
+
 def describe_shells(row: dict) -> str:
     """The per-shell lines of a row (resolution range, n, CC, intensity ratio, I/sigma before
     -> after, background out/in)."""
@@ -138,15 +163,17 @@ def table(rows) -> str:
 
 
 def save(rows, prefix: str) -> list[str]:
-    """Write ``<prefix>.csv``, ``<prefix>.json`` and ``<prefix>.png`` (if matplotlib is there)."""
+    """Write ``<prefix>.csv``, ``<prefix>.json`` and ``<prefix>.png`` (if matplotlib is there).
+    The CSV has a row's overall figures, whether it is :func:`acceptable` and its worst
+    resolution shell's (:func:`worst_shell`); every shell is in the JSON file."""
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     written = []
+    flat = [{**{k: v for k, v in r.items() if k != "shells"}, "acceptable": acceptable(r),
+             **worst_shell(r)} for r in rows]  # fmt: skip
     with open(prefix + ".csv", "w", newline="") as fh:
-        # the per-shell figures are in the JSON file
-        w = csv.DictWriter(fh, fieldnames=[k for k in rows[0] if k != "shells"],
-                           extrasaction="ignore")  # fmt: skip
+        w = csv.DictWriter(fh, fieldnames=list(flat[0]), extrasaction="ignore")
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(flat)
     written.append(prefix + ".csv")
     with open(prefix + ".json", "w") as fh:
         json.dump(rows, fh, indent=1, default=float)

@@ -118,3 +118,24 @@ def test_pareto_front():
     ]
     R.pareto(rows)
     assert [r["pareto"] for r in rows] == [True, True, False, False]
+
+
+def test_csv_rows_carry_the_verdict_and_the_worst_shell(tmp_path):
+    import csv
+
+    good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
+    shells = [good, dict(good, cc=0.97, mean_ratio=0.96), dict(good, mean_ratio=1.01,
+              background_ratio=1.05, i_sigma_out=7.0)]  # fmt: skip
+    rows = [dict(good, setting="b2s2h8", codec="H", keep=0, ratio_raw2=30.0, shells=shells),
+            dict(good, setting="b2s2", codec="none", keep=0, ratio_raw2=20.0)]  # fmt: skip
+    R.pareto(rows)
+    R.save(rows, str(tmp_path / "ex"))
+    with open(tmp_path / "ex.csv", newline="") as fh:
+        got = {r["setting"]: r for r in csv.DictReader(fh)}
+    h8, plain = got["b2s2h8"], got["b2s2"]
+    assert h8["acceptable"] == "False" and plain["acceptable"] == "True"
+    assert h8["shells"] == "3" and float(h8["worst_shell_cc"]) == 0.97
+    assert float(h8["worst_shell_mean_ratio"]) == 0.96  # farthest from 1, low or high
+    assert float(h8["worst_shell_background_ratio"]) == 1.05
+    assert float(h8["worst_shell_i_sigma_ratio"]) == 7.0 / 8.0
+    assert plain["shells"] == "0" and plain["worst_shell_cc"] == "nan"
