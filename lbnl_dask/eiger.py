@@ -10,6 +10,7 @@ ever put in the graph), so the same array computes on threads, on worker process
 from __future__ import annotations
 
 import os
+import zlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -29,7 +30,7 @@ from .errors import (
 )
 from .header import open_master
 from .header import read_meta as read_master_meta
-from .layout import BLOCK_RE, DATA_GROUP
+from .layout import BLOCK_RE, CHUNK_CRC, DATA, DATA_GROUP
 from .meta import DetectorMeta
 from .minicbf import is_cbf_name
 
@@ -118,10 +119,13 @@ class FrameSource(FrameReader):
             try:
                 with h5py.File(blk.path, "r") as f:
                     d = f[blk.name]
+                    crc = _recorded_crcs(f, d, lo - blk.start, hi - blk.start)
                     if blk.direct:  # raw chunks (quick under HDF5's lock), decoded outside it
                         codec = BitshuffleLZ4(d.dtype)
                         for i in range(lo, hi):
                             skipped, raw = d.id.read_direct_chunk((i - blk.start, 0, 0))
+                            if crc is not None:
+                                _check_crc(raw, crc[i - lo], i - blk.start)
                             dest = out[i - g0, :ny, :nx]
                             if skipped:  # stored unfiltered (the filter could not shrink it)
                                 dest[...] = np.frombuffer(raw, d.dtype).reshape(ny, nx)
@@ -130,6 +134,9 @@ class FrameSource(FrameReader):
                     else:
                         if blk.check_chunks:  # HDF5's bitshuffle filter would follow them blindly
                             check_dataset_chunks(d, lo - blk.start, hi - blk.start)
+                        for i in range(lo, hi) if crc is not None else ():
+                            raw = d.id.read_direct_chunk((i - blk.start, 0, 0))[1]
+                            _check_crc(raw, crc[i - lo], i - blk.start)
                         d.read_direct(
                             out,
                             np.s_[lo - blk.start : hi - blk.start],
@@ -143,6 +150,24 @@ class FrameSource(FrameReader):
                     f"of {blk.name} ({e})"
                 ) from e
         return out
+
+
+def _recorded_crcs(f: h5py.File, d: h5py.Dataset, lo: int, hi: int) -> np.ndarray | None:
+    """The CRC-32 lbnl_dask recorded for frames [lo, hi) of ``d`` when it wrote the file
+    (its own output read as input), or None: another writer's file, or chunks not one a
+    frame."""
+    rec = f.get(CHUNK_CRC) if d.name == DATA else None
+    if rec is None or len(rec) != d.shape[0] or d.chunks != (1,) + d.shape[1:]:
+        return None
+    return rec[lo:hi]
+
+
+def _check_crc(raw: bytes, want, frame: int) -> None:
+    """A stored chunk must still have its recorded CRC-32: a flipped bit inside it can decode
+    without any error (bitshuffle-LZ4 literals, SZ3) into wrong counts."""
+    if zlib.crc32(raw) != int(want):
+        raise ValueError(f"frame {frame + 1}'s stored chunk no longer has the CRC-32 recorded "
+                         "when it was written: the file is damaged")  # fmt: skip
 
 
 def _load_mask(path: str, name: str) -> np.ndarray:

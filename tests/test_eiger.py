@@ -275,3 +275,29 @@ def test_shape_and_rechunk_without_rereading(tiny32, monkeypatch):
     other = ds.with_datablock(4)
     assert other.blocks is blocks and other.frames.chunks[0] == (4, 4, 4, 1)
     np.testing.assert_array_equal(other.frames.compute(), ds.frames.compute())
+
+
+@pytest.mark.parametrize("options", [dict(bin_range=2), dict(compression="sz3", sz3_bound=2.0)])
+def test_a_damaged_chunk_of_our_own_output_is_caught_by_its_crc(tmp_path, tiny, options):
+    """A few flipped bytes inside a chunk can decode without any error (bitshuffle-LZ4's
+    literals, SZ3 always): read back as input, lbnl_dask's own files are checked against the
+    CRC-32 they recorded, and lbnl-validate finds them even when the format fails XDS'."""
+    from lbnl_dask.validate import validate
+
+    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), scheduler="threads", fidelity=False,
+                             **options)  # fmt: skip
+    data = rep.data_files[0]
+    ds = lbnl_dask.open_dataset(rep.master)
+    before = ds.frames.compute()
+    with h5py.File(data, "r") as f:
+        info = f[DATA].id.get_chunk_info(3)
+    with open(data, "r+b") as fh:  # the middle of frame 4's chunk, past any header
+        fh.seek(info.byte_offset + info.size // 2)
+        b = fh.read(4)
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(bytes(x ^ 0x01 for x in b))
+    with pytest.raises(TruncatedDataError, match="frame 4's stored chunk no longer has the CRC"):
+        lbnl_dask.open_dataset(rep.master).frames.compute()
+    assert (lbnl_dask.open_dataset(rep.master).frames[:3].compute() == before[:3]).all()
+    assert "[FAIL] 1 stored chunk(s) changed since written: o_000001.h5 frame 4" in str(
+        validate(rep.master))  # fmt: skip
