@@ -36,8 +36,11 @@ venv() {
   # Bytecode for the package (pip writes it only for non-editable installs; Python would
   # compile every module at every start where PYTHONDONTWRITEBYTECODE is set): ~0.07 s a run.
   "$VENV/bin/python" -m compileall -q lbnl_dask >/dev/null || true
-  # The numba kernels compiled once for the frame types runs meet (~20 s), not in a first run.
-  if [ ! -f "$warmed" ] || [ lbnl_dask/kernels.py -nt "$warmed" ]; then
+  # The numba kernels compiled once for the frame types runs meet (~20 s), not in a first run;
+  # again after an install (numba's version is part of its cache) or a change to the package
+  # (a few seconds when nothing needs compiling).
+  if [ ! -f "$warmed" ] || [ "$stamp" -nt "$warmed" ] ||
+    [ -n "$(find lbnl_dask -name '*.py' -newer "$warmed" -print -quit)" ]; then
     if "$VENV/bin/python" -m lbnl_dask.warm; then touch "$warmed"; else
       echo "run.sh: warning: the kernels were not compiled ahead; a first run compiles them" >&2
     fi

@@ -66,7 +66,9 @@ def keep_freed_memory() -> None:
     are read only when a process starts), unless the user set either variable. Frames of
     a few MB then come back from the heap instead of fresh pages the kernel zeroes first:
     ``perf`` put that zeroing at 8.6% of a threads run's CPU, 4.9% with these settings."""
-    if any(k in os.environ for k in WORKER_MALLOC):
+    if any(k in os.environ for k in WORKER_MALLOC) or "glibc.malloc" in os.environ.get(
+        "GLIBC_TUNABLES", ""
+    ):
         return
     try:
         mallopt = ctypes.CDLL(None).mallopt  # glibc (musl's does nothing; macOS has none)
@@ -74,7 +76,8 @@ def keep_freed_memory() -> None:
         return
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     for param, name in ((-3, "MALLOC_MMAP_THRESHOLD_"), (-1, "MALLOC_TRIM_THRESHOLD_")):
-        mallopt(param, int(WORKER_MALLOC[name]))  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+        if not mallopt(param, int(WORKER_MALLOC[name])) and param == -3:
+            mallopt(param, 32 << 20)  # glibc builds that cap M_MMAP_THRESHOLD at 32 MiB
 
 
 def one_openmp_thread() -> None:

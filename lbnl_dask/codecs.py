@@ -8,6 +8,7 @@ under the ``numcodecs.codecs`` entry point, so ``numcodecs.get_codec({"id": "lbn
 from __future__ import annotations
 
 import functools
+import importlib.machinery
 import importlib.util
 import os
 import struct
@@ -47,8 +48,11 @@ def hcompress_c():
     try:
         spec = importlib.util.find_spec("astropy")  # finds the package without importing it
         folder = os.path.join(os.path.dirname(spec.origin), *name.split(".")[1:-1])
-        (path,) = (os.path.join(folder, f) for f in os.listdir(folder)
-                   if f.startswith("_compression.") and f.endswith((".so", ".pyd")))  # fmt: skip
+        path = next(
+            p
+            for suffix in importlib.machinery.EXTENSION_SUFFIXES  # the import's
+            if os.path.exists(p := os.path.join(folder, "_compression" + suffix))
+        )  # order
         mod = importlib.util.module_from_spec(importlib.util.spec_from_file_location(name, path))
         mod.__spec__.loader.exec_module(mod)
     except Exception:  # noqa: BLE001 - any surprise: the documented way

@@ -168,6 +168,9 @@ def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> 
     path = os.path.abspath(plan.master)
     layer[prepared] = (prepare_master_task, path, ds.master_source(), links,
                        _rewriter(ds, o, plan), mask, o.bin_range, token)  # fmt: skip
+    first = next((k for k in blocks if isinstance(k, str) and k in layer), None)
+    if first is not None:  # written before the first data file: dask's order would leave a
+        layer[first] = (*layer[first], prepared)  # task no frame needs to the very end
     layer[master_key] = (finish_master_task, prepared, path, blocks, squashed)
     hlg = HighLevelGraph.from_collections(f"write-{token}", layer, dependencies=[packages])
     return Delayed(master_key, hlg, layer=f"write-{token}")
@@ -259,7 +262,8 @@ def compress(master, out: str = "out_data", **options) -> Report:
         raise OptionError(f"--validate checks the output as XDS' plugins read it, and they do "
                           f"not read -c {o.compression}: choose bslz4 or none, or drop "
                           "--validate")  # fmt: skip
-    with resume.output_lock(output_names(out, o, 1)[1]):
+    first_data, master_out, first_squash = output_names(out, o, 1)
+    with resume.output_lock(master_out, first_data + first_squash):
         job, plan = build(master, out, o, settings)
         cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []
         if why:
@@ -392,6 +396,8 @@ def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:
     except KeyboardInterrupt as e:
         resume.remove_partials(plan.outputs())
         raise Interrupted(resume.what_was_kept(plan), e) from None
+    finally:  # the master prepared beside the frames, if the run stopped before its rename
+        resume.remove_partials([plan.master])
 
 
 def _warn_if_short_of_space(plan: Plan) -> None:

@@ -29,6 +29,7 @@ from dask.threaded import get as threaded_get  # not "threads": the name imports
 
 from . import shells as shells_mod
 from . import transform as T
+from .cluster import available_cores
 from .eiger import open_dataset, read_meta
 from .integrate import (  # noqa: F401  (quality's API: integrate with it)
     Shoebox,
@@ -352,7 +353,10 @@ def compare_fidelity(reference: FidelityReference, compressed_master) -> dict:
     in); the frames' sums are added in frame order, as one loop would."""
     o = output_counts(compressed_master, 1)[reference.idx].compute(scheduler=threaded_get)
     names = ("background_in", "background_out", "spots_in", "spots_out")
-    with ThreadPoolExecutor(min(len(o), os.cpu_count() or 1) or 1) as pool:
+    if len(o) != len(reference.counts):
+        raise ValueError(f"{compressed_master}: {len(o)} sampled output frames for "
+                         f"{len(reference.counts)} reference frames")  # fmt: skip
+    with ThreadPoolExecutor(max(1, min(len(o), available_cores()))) as pool:
         parts = list(pool.map(_frame_fidelity, reference.counts, o, reference.kept))
     total = dict.fromkeys(names, 0.0)
     spot_pixels, pairs_n = 0, 0

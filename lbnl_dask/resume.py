@@ -161,16 +161,33 @@ def what_was_kept(plan) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(master: str):
+def output_lock(master: str, others=()):
     """Hold ``<master>.lock`` (an flock, which the kernel drops when a process dies, so a
     killed run leaves nothing stuck) for the block; OutputError if another live run holds it.
-    Output folders it creates are removed again if the block leaves them empty (a refused
-    or failed run leaves no empty folder behind)."""
-    path = master + ".lock"
-    folder = os.path.dirname(os.path.abspath(path))
-    created = _missing_folders(folder)
+    The output folders that do not exist yet (the master's, and those of the paths
+    ``others``: data files, squash files) are removed again if the block leaves them empty,
+    so a refused or failed run leaves no empty folder behind."""
+    created = []  # deepest first
+    for p in (master, *others):
+        for d in _missing_folders(os.path.dirname(os.path.abspath(p))):
+            if d not in created:
+                created.append(d)
+    created.sort(key=lambda d: -d.count(os.sep))
     try:
-        os.makedirs(folder, exist_ok=True)
+        with _locked(master):
+            yield
+    finally:
+        for d in created:  # one that holds anything stays (and so do its parents)
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+
+
+@contextlib.contextmanager
+def _locked(master: str):
+    """:func:`output_lock`'s flock on ``<master>.lock``, its folder made if need be."""
+    path = master + ".lock"
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     except OSError as e:
         raise OutputError(f"{master}: cannot create the output folder ({e.strerror})") from e
     while True:
@@ -198,11 +215,6 @@ def output_lock(master: str):
         with contextlib.suppress(OSError):
             os.unlink(path)
         os.close(fd)
-        for d in created:  # deepest first; one that holds anything stays, and its parents
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
 
 
 def _missing_folders(folder: str) -> list[str]:

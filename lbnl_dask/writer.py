@@ -375,10 +375,11 @@ def package_frames(final_block, encoded_block, store, lossy_bytes=False):
 
 
 def write_block_task(path, packages, first_frame, compression, level, token, shape, dtype,
-                     filters=None):  # fmt: skip
+                     filters=None, after=None):  # fmt: skip
     """Write one data file from its chunks' :func:`package_frames`; the record gets the
     mean lossy codec bytes per frame (the report's per-block line) and, for sz3, the valid
-    pixels that decode as no count (``lost_pixels``)."""
+    pixels that decode as no count (``lost_pixels``). ``after``: what a task that must run
+    first gave (the prepared master's path), for the order only."""
     items = [p for pk in packages for p in pk.ravel()]
     if compression in PRE_ENCODED:
         stored = np.empty((len(items), 1, 1), dtype=object)
@@ -417,6 +418,8 @@ def prepare_master_task(path, src, links, rewriter, mask, b, token) -> str:
 def finish_master_task(prepared: str, path: str, blocks, squash):
     """The last task: it takes every data file's record (``blocks``, ``squash``), so it runs
     only once they are complete, and only then puts the master in place (the master is what
-    makes an output look finished)."""
-    os.replace(prepared, path)
+    makes an output look finished). Run twice (a retried task), it finds the master in
+    place already."""
+    if os.path.exists(prepared) or not os.path.exists(path):
+        os.replace(prepared, path)
     return blocks

@@ -499,3 +499,7 @@ def test_a_refused_run_leaves_no_empty_output_folder(source, tmp_path, capsys):
     assert (tmp_path / "new").is_dir() and not (tmp_path / "new" / "deeper").exists()
     assert compress(["-i", tiny, "-o", str(out), "--scheduler", "threads"], capsys)[0] == 0
     assert (tmp_path / "new" / "deeper" / "o_master.h5").exists()
+    # the squash files' folder too, made by the checks of each output path
+    rc, res = compress(["-i", tiny, "-o", str(tmp_path / "n1" / "x"), "-q",
+                        str(tmp_path / "n2" / "sq"), "-H", "12", "-s", "1000"], capsys)  # fmt: skip
+    assert rc == 2 and not (tmp_path / "n1").exists() and not (tmp_path / "n2").exists()

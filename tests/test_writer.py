@@ -332,3 +332,18 @@ def test_the_master_is_prepared_beside_the_frames_and_put_in_place_last(tiny, tm
     records = [{"path": "o_000001.h5"}]
     assert finish_master_task(prepared, out, records, []) is records
     assert os.path.exists(out) and not os.path.exists(prepared)
+    assert finish_master_task(prepared, out, records, []) is records  # a retried task
+
+
+def test_a_run_that_fails_leaves_no_prepared_master(tiny, tmp_path, monkeypatch):
+    """Whatever stops a run (here a bug in a write task), the master prepared beside the
+    frames goes with it: nothing named like the master or its temporary stays."""
+    from lbnl_dask import pipeline
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, "write_block_task", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        compress(tiny, str(tmp_path / "o"), scheduler="threads", data_block_size=5)
+    assert not [p for p in os.listdir(tmp_path) if "master" in p]
