@@ -352,7 +352,8 @@ def parser() -> argparse.ArgumentParser:
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="progress bar (default: when on a terminal)",
+        help="progress bar (default: when on a terminal; in a batch log, a line per data "
+        "file instead); --no-progress: neither",
     )
     a(
         "--validate",
@@ -465,7 +466,8 @@ def main(argv=None) -> int:
         )
     opts = {k: v for k, v in vars(args).items() if k in option_names()}
     opts["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
-    opts["progress_lines"] = not opts["progress"] and not sys.stdout.isatty()  # a batch log
+    # a batch log (stdout not a terminal) gets a line per data file, unless --no-progress
+    opts["progress_lines"] = args.progress is None and not sys.stdout.isatty()
     opts["slurm"] = slurm
     try:
         name = split_options(**opts)[0].compression  # checked before anything starts

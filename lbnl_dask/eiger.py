@@ -314,8 +314,8 @@ class EigerDataset:
         return False
 
     def input_files(self) -> list[str]:
-        """The master and the data files: none may be overwritten. (The job token takes the
-        master's size and time only.)"""
+        """The master and the data files: none may be overwritten, and the job token takes
+        the size and time of each (:func:`lbnl_dask.options.job_token`)."""
         return [self.master] + [blk.path for blk in self.blocks]
 
     def master_bytes(self) -> int:

@@ -391,6 +391,17 @@ with CC >= 0.99, mean intensity ratio and background within 2% of 1, I/sigma wit
 overall and in each resolution shell), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
+def _at_least_1(text: str) -> int:
+    """A whole number of at least 1 (a bin or sum factor, windows, frames)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _filter_bound(text: str) -> float:
     """An error bound of ``--sz3-filter``: what ``-c sz3 --sz3`` takes."""
     try:
@@ -411,8 +422,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("master", help="the dataset: its master (*_master.h5), or a miniCBF series "
                    "(a template name_#####.cbf.gz, its first file or its folder)")  # fmt: skip
-    p.add_argument("--bins", type=int, nargs="+", default=[1, 2], help="bin factors to try")
-    p.add_argument("--sums", type=int, nargs="+", default=[1, 2], help="sum factors to try")
+    p.add_argument("--bins", type=_at_least_1, nargs="+", default=[1, 2],
+                   help="bin factors to try")  # fmt: skip
+    p.add_argument("--sums", type=_at_least_1, nargs="+", default=[1, 2],
+                   help="sum factors to try")  # fmt: skip
     p.add_argument(
         "--hcomp",
         type=int,
@@ -456,8 +469,9 @@ def parser() -> argparse.ArgumentParser:
         default=[0, 5],
         help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without",
     )
-    p.add_argument("--windows", type=int, default=3, help="sample windows spread over the data")
-    p.add_argument("--frames", type=int, default=20, help="frames per window")
+    p.add_argument("--windows", type=_at_least_1, default=3,
+                   help="sample windows spread over the data")  # fmt: skip
+    p.add_argument("--frames", type=_at_least_1, default=20, help="frames per window")
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")
     p.add_argument(
         "--scheduler",

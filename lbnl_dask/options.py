@@ -282,9 +282,9 @@ def split_options(**options) -> tuple[OutputOptions, RunSettings]:
 
 
 def job_token(master: str, out: str, o: OutputOptions, files=()) -> str:
-    """A short hash of the input (path, size, mtime; of each of ``files`` too: a miniCBF
-    series' files) and every output option: written into each output file, so a re-run
-    resumes only its own job's files."""
+    """A short hash of the input (path, size, mtime; of each of ``files`` too: the data files,
+    or a miniCBF series' files) and every output option: written into each output file, so
+    a re-run resumes only its own job's files, and a changed input is another job."""
     st = os.stat(master)
     key = dict(
         master=os.path.abspath(master),
@@ -358,4 +358,7 @@ def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, f
     if saturation > cap:
         notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output type")
         saturation = cap
-    return dt, saturation
+    if saturation != int(saturation):  # -L into integers: what a saturated pixel holds
+        notes.append(f"output saturation {saturation:.6g} is {int(saturation)} in {dt} pixels")
+        saturation = int(saturation)
+    return dt, int(saturation)

@@ -303,6 +303,9 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
     --overwrite, which also removes an earlier, longer run's)."""
     if plan.dtype.kind not in "iu":
         raise OptionError(f"--cbf needs integer output, not {plan.dtype} (-f, -L or -X)")
+    if plan.saturation > np.iinfo(np.int32).max:
+        raise OptionError(f"--cbf writes signed 32-bit pixels: the output's saturation "
+                          f"{plan.saturation:.10g} does not fit them (-u, -S or -X)")  # fmt: skip
     names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
     resume.check_outputs(names, plan.inputs, overwrite=True)  # never over an input file
     if settings.overwrite:
@@ -413,7 +416,7 @@ def _warn_if_short_of_space(plan: Plan) -> None:
 def _print_plan(plan: Plan) -> None:
     print(f"plan: {plan.frames_in} frames in dask chunks of {plan.chunk_frames} input frames "
           f"-> {plan.frames_out} x {plan.frame_shape_out} {plan.dtype} (saturation "
-          f"{plan.saturation:g}), {plan.nblocks} data file(s), {plan.skipped} kept from an "
+          f"{plan.saturation:.10g}), {plan.nblocks} data file(s), {plan.skipped} kept from an "
           f"earlier run, job {plan.token}", file=sys.stderr)  # fmt: skip
 
 

@@ -76,19 +76,27 @@ def output_names(out: str, o: OutputOptions, nblocks: int) -> tuple[list, str, l
     """(data files, master, squash files) of output prefix ``out``: ``<out>_NNNNNN.h5``,
     ``<out>_master.h5`` (or ``-m``) and, with ``-q``, ``<q>_NNNNNN.h5``
     (``-q out_file``: ``<out>_squash_NNNNNN.h5``)."""
+    if not os.path.basename(out):
+        raise OptionError(f"-o {out}: give a prefix for the output files (a folder ends "
+                          "it), as in -o out/run1")  # fmt: skip
     data = [output_file_name(out, k) for k in range(1, nblocks + 1)]
     m = o.out_master
     master = out + MASTER_SUFFIX if m in (None, "out_file") else f"{m}.h5"
     sq = o.out_squash
-    if sq is None:
-        return data, master, []
-    stem = f"{out}_squash" if sq == "out_file" else sq
-    if os.path.abspath(stem) == os.path.abspath(out):
-        raise OptionError(
-            f"-q {sq}: the squash files would take the data files' names "
-            f"({output_file_name(out, 1)}); give another prefix, or -q out_file"
-        )
-    return data, master, [output_file_name(stem, k) for k in range(1, nblocks + 1)]
+    squash = []
+    if sq is not None:
+        stem = f"{out}_squash" if sq == "out_file" else sq
+        if os.path.abspath(stem) == os.path.abspath(out):
+            raise OptionError(
+                f"-q {sq}: the squash files would take the data files' names "
+                f"({output_file_name(out, 1)}); give another prefix, or -q out_file"
+            )
+        squash = [output_file_name(stem, k) for k in range(1, nblocks + 1)]
+    files = {os.path.abspath(p) for p in data + squash}
+    if os.path.abspath(master) in files:
+        raise OptionError(f"-m {m}: the master would take the name of an output file "
+                          f"({os.path.basename(master)}); give it another")  # fmt: skip
+    return data, master, squash
 
 
 @dataclass
@@ -177,7 +185,7 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
     nblocks = -(-n_out // d)
     sizes = [min(d, n_out - k * d) for k in range(nblocks)]
     data, master, squash = output_names(out, o, nblocks)
-    token = job_token(ds.master, out, o, ds.input_files() if ds.is_cbf else ())
+    token = job_token(ds.master, out, o, ds.input_files())  # data files changed: another job
     files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
     states = output_states(files, master, token)
     done = {p: st == "done" for p, st in states.items()}

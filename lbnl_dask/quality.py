@@ -388,7 +388,8 @@ def _frame_fidelity(r, out, kept):
     pairs = bg[:, 1:] & bg[:, :-1]  # neighbours along a row, both in the background
     moments = np.zeros((2, 2))
     for k, frame in enumerate((r, out)):
-        d = np.diff(frame, axis=-1).astype(np.float64, copy=False)
+        with np.errstate(invalid="ignore"):  # saturated neighbours (inf - inf): not in pairs
+            d = np.diff(frame, axis=-1).astype(np.float64, copy=False)
         moments[k] = d.sum(where=pairs), np.square(d).sum(where=pairs)
     return sums, int(np.count_nonzero(sp)), int(np.count_nonzero(pairs)), moments
 

@@ -120,7 +120,7 @@ class Report:
             f"data files     {len(self.data_files)} ({os.path.basename(self.data_files[0])}"
             f"{' ...' if len(self.data_files) > 1 else ''})",
             f"frames         {self.frames_in} in {self.frame_shape_in} -> {self.frames_out} out "
-            f"{self.frame_shape_out} {self.dtype_out}, saturation {self.saturation_out:g}",
+            f"{self.frame_shape_out} {self.dtype_out}, saturation {self.saturation_out:.10g}",
             f"bytes          {self.bytes_in / mb:.2f} MB in (data files) -> "
             f"{self.bytes_out / mb:.3f} MB "
             f"out (data files) + {self.bytes_master / mb:.2f} MB master",

@@ -139,6 +139,8 @@ def make_dataset(
         raise LbnlDaskError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
     if nframes < 1 or frames_per_file < 1:
         raise LbnlDaskError("nframes and frames_per_file must be at least 1")
+    if int(seed) < 0:
+        raise LbnlDaskError(f"the seed must be 0 or more, not {seed}")
     det = DETECTORS[detector]
     exp = experiment or (Experiment(edge_resolution=6.0) if detector == "tiny" else Experiment())
     dtype = np.dtype(dtype)

@@ -422,12 +422,26 @@ def _finalize_block(x, dtype, saturation, integral=False):
         return np.clip(x, 0, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
     invalid = np.isnan(x)
     out = np.empty(x.shape, dtype)
+    top, exact = saturation, True
+    if x.dtype.kind == "f" and float(x.dtype.type(saturation)) != saturation:
+        # not a value of x's type (2**32 - 2 in float32 is 2**32, which would wrap to 0 in
+        # uint32): clip below it, then give every pixel at or above it the saturation itself
+        top, exact = _below(x.dtype.type(saturation), saturation), False
     with np.errstate(invalid="ignore"):  # NaN casts to garbage here, overwritten just below
         np.clip(
-            x if integral else np.rint(x), 0, saturation, out=out, casting="unsafe"
+            x if integral else np.rint(x), 0, top, out=out, casting="unsafe"
         )  # +inf -> saturation
+    if not exact:
+        np.copyto(out, dtype.type(saturation), where=x >= np.float64(saturation))
     np.copyto(out, invalid_value(dtype), where=invalid)
     return out
+
+
+def _below(value: np.floating, limit: float) -> np.floating:
+    """The largest number of ``value``'s float type that is at most ``limit``."""
+    while float(value) > limit:
+        value = np.nextafter(value, value.dtype.type(-np.inf))
+    return value
 
 
 def finalize(x: da.Array, dtype, saturation, integral: bool = False) -> da.Array:

@@ -468,6 +468,33 @@ def test_batch_log_gets_a_line_per_data_file(source, tmp_path, scheduler):
     # the first and the last, and one every few seconds between them
     assert lines[0] == "progress: 1 of 4 data files written" and len(lines) <= 4
     assert lines[-1] == "progress: 4 of 4 data files written"
+    quiet = subprocess.run(cmd + ["--no-progress", "--overwrite"], capture_output=True,
+                           text=True, timeout=300)  # fmt: skip
+    assert quiet.returncode == 0 and "progress:" not in quiet.stdout + quiet.stderr
+
+
+def test_integer_output_of_transformed_counts_keeps_its_saturation_whole(source, tmp_path,
+                                                                        capsys):  # fmt: skip
+    """-X into uint32 once wrapped the largest counts (2**32 in float32) to 0; -L into
+    integers wrote a saturation (9.43) no pixel could hold. Both now say what the pixels hold,
+    and --cbf refuses before the run what it cannot write."""
+    tiny = source[0]
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "x"), "-X", "2", "-u", "4",
+                        "--scheduler", "threads"], capsys)  # fmt: skip
+    assert rc == 0, out.err
+    with h5py.File(tmp_path / "x_000001.h5", "r") as f:
+        px = f[DATA][()]
+    sat, valid = 2**32 - 2, px != 2**32 - 1
+    assert "saturation 4294967294" in out.out and px[valid].max() == sat
+    raw = read(tiny)[: px.shape[0]]
+    assert not ((px == 0) & (raw > 31) & valid).any()  # no count wrapped to 0
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "l"), "-L", "e", "-u", "2",
+                        "--scheduler", "threads"], capsys)  # fmt: skip
+    assert rc == 0 and "uint16, saturation 9\n" in out.out and "is 9 in uint16 pixels" in out.out
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "c"), "-X", "2", "-u", "4", "--cbf",
+                        "--scheduler", "threads"], capsys)  # fmt: skip
+    assert rc == 2 and "--cbf writes signed 32-bit pixels" in out.err
+    assert not list(tmp_path.glob("c_*"))
 
 
 def test_exp_transform_runs_and_records_a_float_saturation(source, tmp_path, capsys):

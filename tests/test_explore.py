@@ -190,6 +190,13 @@ def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_tab
     assert R.acceptable(lossless) and not R.acceptable(sz)
 
 
+@pytest.mark.parametrize("flag", ["--sums", "--bins", "--windows", "--frames"])
+def test_counts_of_the_grid_below_1_are_refused(flag, capsys):
+    with pytest.raises(SystemExit) as e:
+        E.parser().parse_args(["m_master.h5", flag, "0"])
+    assert e.value.code == 2 and f"argument {flag}: must be at least 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("bad", ["0", "2e6", "x"])
 def test_a_bad_sz3_filter_bound_is_named_as_given(bad, capsys):
     with pytest.raises(SystemExit) as e:

@@ -4,6 +4,7 @@ files, output names, and the input frames behind the files a (resumed) run write
 import numpy as np
 import pytest
 
+from lbnl_dask.errors import OptionError
 from lbnl_dask.options import OutputOptions, RunSettings
 from lbnl_dask.plan import Plan, chunk_frames, output_names
 
@@ -33,6 +34,19 @@ def test_output_names():
     assert output_names("r", OutputOptions(hcomp_scale=4, out_squash="q/sq"), 1)[2] == [
         "q/sq_000001.h5"
     ]
+
+
+@pytest.mark.parametrize("out,options,match", [
+    ("q/e", dict(out_master="q/e_000002"), "the master would take the name of an output"),
+    ("q/e", dict(out_master="q/e_squash_000001", hcomp_scale=4, out_squash="out_file"),
+     "the master would take the name of an output"),
+    ("q/", {}, "give a prefix for the output files"),
+])  # fmt: skip
+def test_output_names_that_would_clash_are_refused(out, options, match):
+    """Before anything is written: a master named like a data or squash file would be
+    overwritten by it (the run said it wrote a master that was not there)."""
+    with pytest.raises(OptionError, match=match):
+        output_names(out, OutputOptions(**options), 3)
 
 
 def plan(sizes, redo, frames_in, s, complete=False):

@@ -265,3 +265,24 @@ def test_squash_files_may_not_take_the_data_files_names(tiny, tmp_path):
         lbnl_dask.compress(tiny, str(tmp_path / "o"), hcomp_scale=4, out_squash=str(tmp_path / "o"),
                            scheduler="threads")  # fmt: skip
     assert os.listdir(tmp_path) == []
+
+
+def test_a_changed_data_file_makes_another_job(tmp_path):
+    """The job token covers every input data file, not only the master: output of the old
+    frames is never called complete for new ones; replacing it needs --overwrite."""
+    import shutil
+
+    from lbnl_dask.errors import OutputError
+
+    src = make_dataset(tmp_path / "in" / "t", "tiny", nframes=6, frames_per_file=3)
+    kw = dict(bin_range=2, scheduler="threads", fidelity=False)
+    lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    data = tmp_path / "in" / "t_data_000002.h5"
+    shutil.copyfile(data, tmp_path / "copy.h5")
+    os.replace(tmp_path / "copy.h5", data)  # the same pixels, but a new file
+    st = os.stat(data)
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(OutputError, match="exists .use --overwrite"):
+        lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    rep = lbnl_dask.compress(src, str(tmp_path / "o"), overwrite=True, **kw)
+    assert "already complete" not in str(rep)

@@ -165,3 +165,10 @@ def test_background_from_the_command_line(tmp_path, capsys):
         means[bg] = f[:, valid].mean()
     assert means[0.003] < 0.2 and means[6.0] > 30 * means[0.003]  # spots add to both
     assert main([str(tmp_path / "neg"), "--background", "-1"]) == 2
+
+
+def test_a_negative_seed_is_one_line(tmp_path, capsys):
+    from lbnl_dask.synth import main
+
+    assert main([str(tmp_path / "x"), "--detector", "tiny", "--seed", "-1"]) != 0
+    assert "the seed must be 0 or more, not -1" in capsys.readouterr().err

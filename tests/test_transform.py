@@ -388,3 +388,15 @@ def test_signed_input_takes_every_negative_value_as_invalid(dtype):
     summed = T.summed_binned_counts(da.from_array(frames, chunks=(2, 4, 4)), 2, 2, None, 1000,
                                     np.float32).compute()  # fmt: skip
     assert np.isnan(summed[0, 0, 0]) and np.isnan(summed[0, 1, 1]) and summed[0, 0, 1] == 56
+
+
+@pytest.mark.parametrize("dtype,sat", [(np.uint32, 2**32 - 2), (np.int32, 2**31 - 2),
+                                       (np.uint32, 2**24 + 1)])  # fmt: skip
+def test_a_saturation_float32_cannot_hold_never_wraps(dtype, sat):
+    """-X or -S can push counts past what the output type holds: the saturation is not a
+    float32 value there (2**32 - 2 is 2**32 in float32, which would wrap to 0)."""
+    x = np.array([[30, 2.0**24, 2**31, 2.0**32, np.inf, 88, np.nan]], np.float32)
+    out = T._finalize_block(x, np.dtype(dtype), sat, integral=True)
+    want = [min(v, sat) for v in (30, 2**24, 2**31, 2**32, sat, 88)]
+    assert out[0, :6].tolist() == want and out[0, 6] == T.invalid_value(dtype)
+    assert (out[0, :6] <= sat).all() and out[0, 4] == sat  # saturated pixels say so exactly
