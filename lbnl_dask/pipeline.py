@@ -142,6 +142,9 @@ def build(
     ds = ds.with_datablock(chunk)
     kind = "series" if ds.is_cbf else "master"
     notes, mask = [f"{kind}: {w}" for w in ds.meta.warnings], ds.pixel_mask()
+    if ds.meta.overload is None:
+        notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
+                     "its sums are clipped) is written as saturation_value")  # fmt: skip
     if mask is not None and tuple(mask.shape) != (ny, nx):
         notes.append(f"pixel_mask {mask.shape} does not match the frames {(ny, nx)}: ignored")
         mask = None

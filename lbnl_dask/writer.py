@@ -24,7 +24,7 @@ import numpy as np
 from . import layout
 from .errorbound import SZ3Storage
 from .errors import NoSpaceError, OptionError
-from .meta import ANGLE, MasterRewriter, bin_pixel_mask
+from .meta import ANGLE, MasterRewriter, bin_pixel_mask, saturation_value
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
 COMPRESSIONS = layout.COMPRESSIONS
@@ -284,6 +284,7 @@ def write_master(
             starts = {}  # per-frame angle dataset -> its first output value
             _copy_group(src, dst, rewriter, pixel_mask, starts)
             _write_data_group(src, dst, rewriter, data_files)
+            _add_saturation(dst, rewriter.saturation)
             for p, start in starts.items():  # <axis>_start = the first output frame's start
                 if p + "_start" in dst:
                     like = dst[p + "_start"]
@@ -293,6 +294,20 @@ def write_master(
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path if rename else tmp)}
+
+
+def _add_saturation(dst: h5py.File, saturation) -> None:
+    """Where the input master gave no saturation value nor count cutoff, the output's own is
+    written (NXmx' ``detector/saturation_value`` and Dectris' ``detectorSpecific/
+    saturation_value``): its pixels are clipped there, and readers must know they are not
+    counts."""
+    if saturation is None or any(p in dst for p in layout.SATURATIONS + layout.CUTOFFS):
+        return
+    value = saturation_value(saturation, np.uint32)
+    for path in layout.SATURATIONS:
+        folder, name = path.rsplit("/", 1)
+        group = dst[folder] if folder in dst else layout.nx_group(dst, folder)
+        group.create_dataset(name, data=value)
 
 
 def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: dict) -> None:

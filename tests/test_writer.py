@@ -347,3 +347,30 @@ def test_a_run_that_fails_leaves_no_prepared_master(tiny, tmp_path, monkeypatch)
     with pytest.raises(RuntimeError, match="a bug"):
         compress(tiny, str(tmp_path / "o"), scheduler="threads", data_block_size=5)
     assert not [p for p in os.listdir(tmp_path) if "master" in p]
+
+
+def test_a_master_without_a_saturation_gets_the_outputs_own(tiny, tmp_path):
+    """Sums clipped at the output type's top must be flagged: with no saturation value nor
+    count cutoff in the input, the output master says where its pixels are clipped."""
+    import shutil
+
+    from lbnl_dask.layout import CUTOFFS, SATURATIONS
+
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), folder)
+    master = folder / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        for p in SATURATIONS + CUTOFFS:
+            if p in f:
+                del f[p]
+        for name in list(f[SPEC]):  # the modules' own cutoffs too
+            if name.startswith("detectorModule_"):
+                f[SPEC][name].pop("countrate_correction_count_cutoff", None)
+    rep = compress(str(master), str(tmp_path / "o"), bin_range=4, sum_range=3, uint=2,
+                   scheduler="threads")  # fmt: skip
+    assert any("no saturation value nor count cutoff" in n for n in rep.notes)
+    with h5py.File(rep.master, "r") as f:
+        for p in SATURATIONS:
+            assert f[p][()] == rep.saturation_out == 65534
+    px = lbnl_dask.open_dataset(rep.master).frames.compute()
+    assert px.max(where=px != 0xFFFF, initial=0) <= 65534
