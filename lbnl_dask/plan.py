@@ -195,10 +195,13 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         run.overwrite,
         lambda p: states[p] in ("done", "damaged"),
     )
-    repaired = [p for p in data + squash if states[p] == "damaged" and not run.overwrite]
-    if repaired:
+    # this job's master names its files: a damaged one, or one gone since, is a repair
+    lost = states[master] == "done" and not run.overwrite
+    repaired = [p for p in data + squash
+                if states[p] == "damaged" or (lost and states[p] == "absent")]  # fmt: skip
+    if repaired and not run.overwrite:
         notes = list(notes) + [
-            f"repaired: {len(repaired)} damaged or incomplete file(s) of this "
+            f"repaired: {len(repaired)} damaged, incomplete or missing file(s) of this "
             f"job rewritten ({os.path.basename(repaired[0])} ...)"
         ]
     return Plan(

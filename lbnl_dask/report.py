@@ -38,6 +38,7 @@ class Report:
     cbf_kept: int = 0  # of them, finished by an earlier run of the job
     bytes_squash: int = 0
     lost_pixels: int | None = None  # -c sz3: valid pixels decoding negative or at saturation
+    master_written: bool = True  # False: this job's master was there already, untouched
 
     @classmethod
     def of(cls, plan, blocks: list, seconds: float, validation: str | None = None,
@@ -68,6 +69,7 @@ class Report:
             squash_files=squash,
             bytes_squash=sum(os.path.getsize(p) for p in squash),
             lost_pixels=_total(b.get("lost_pixels") for b in blocks),
+            master_written=not plan.complete,
         )
 
     def block_messages(self) -> list[str]:
@@ -166,7 +168,9 @@ class Report:
         """Throughput of the frames this run processed (a resumed run's kept files excluded)."""
         n = self.frames_in if self.frames_processed is None else self.frames_processed
         if n == 0:
-            return f"time           {self.seconds:.2f} s, nothing left to write"
+            what = ("the master written again (its data files were complete)"
+                    if self.master_written else "nothing left to write")  # fmt: skip
+            return f"time           {self.seconds:.2f} s, {what}"
         raw4 = 4 * n * int(np.prod(self.frame_shape_in)) / 1e6
         return (
             f"time           {self.seconds:.2f} s, "

@@ -286,3 +286,18 @@ def test_a_changed_data_file_makes_another_job(tmp_path):
         lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
     rep = lbnl_dask.compress(src, str(tmp_path / "o"), overwrite=True, **kw)
     assert "already complete" not in str(rep)
+
+
+def test_a_lost_file_or_master_is_reported_as_what_the_run_did(tmp_path):
+    src = make_dataset(tmp_path / "in" / "t", "tiny", nframes=6, frames_per_file=3)
+    kw = dict(bin_range=2, scheduler="threads", fidelity=False, data_block_size=2)
+    first = lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    os.unlink(first.data_files[1])  # gone since: this job's master names it
+    again = lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    assert any(n.startswith("repaired: 1 damaged, incomplete or missing") for n in again.notes)
+    os.unlink(first.master)  # only the master gone
+    third = lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    assert "the master written again (its data files were complete)" in str(third)
+    assert os.path.exists(first.master)
+    done = lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    assert "nothing left to write" in str(done)
