@@ -26,7 +26,7 @@ from .bslz4 import BitshuffleLZ4
 from .cluster import console, one_openmp_thread
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
-from .errors import LbnlDaskError
+from .errors import LbnlDaskError, OptionError
 from .explore_results import (
     MAX_SHELLS,
     MIN_SHELL_REFLECTIONS,
@@ -343,6 +343,10 @@ def explore(
 
     settings = settings or grid()
     n = open_dataset(master).frames.shape[0]
+    too_long = sorted({st.s for st in settings if st.s > n})
+    if too_long:  # lbnl-compress refuses them too: never name one best
+        raise OptionError(f"{master}: a sum of {too_long[0]} frames is more than the {n} "
+                          "frames there are")  # fmt: skip
     lcm = int(np.lcm.reduce([st.s for st in settings]))
     length = max(lcm, window_frames // lcm * lcm)
     wins = windows(n, n_windows, length)

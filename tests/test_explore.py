@@ -190,6 +190,13 @@ def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_tab
     assert R.acceptable(lossless) and not R.acceptable(sz)
 
 
+def test_a_sum_longer_than_the_dataset_is_refused_as_lbnl_compress_refuses_it(no_table):
+    from lbnl_dask.errors import OptionError
+
+    with pytest.raises(OptionError, match="a sum of 400 frames is more than the 300"):
+        E.explore(no_table, [E.Setting(2, 400)], n_windows=1, window_frames=10)
+
+
 @pytest.mark.parametrize("flag", ["--sums", "--bins", "--windows", "--frames"])
 def test_counts_of_the_grid_below_1_are_refused(flag, capsys):
     with pytest.raises(SystemExit) as e:
