@@ -209,12 +209,13 @@ def parser() -> argparse.ArgumentParser:
         "grown by --keep-grow pixels "
         "and --keep-frames frames (an extension of l_bnl_compress)",
     )
-    a("--keep-grow", type=int, default=3, help="output pixels kept around each strong pixel (3)")
+    a("--keep-grow", type=int, default=None,
+      help="with --keep-spots: output pixels kept around each strong pixel (3)")  # fmt: skip
     a(
         "--keep-frames",
         type=int,
-        default=2,
-        help="output frames kept before and after each strong pixel (2)",
+        default=None,
+        help="with --keep-spots: output frames kept before and after each strong pixel (2)",
     )
     a(
         "-i",
@@ -465,6 +466,14 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
     opts = {k: v for k, v in vars(args).items() if k in option_names()}
+    for k in ("keep_grow", "keep_frames"):  # given without --keep-spots: said, not ignored
+        if opts[k] is None:
+            del opts[k]
+        elif args.keep_spots is None:
+            flag = "--" + k.replace("_", "-")
+            print(f"lbnl-compress: error: {flag} shapes what --keep-spots keeps: give "
+                  "--keep-spots too", file=sys.stderr)  # fmt: skip
+            return 2
     opts["progress"] = sys.stderr.isatty() if args.progress is None else args.progress
     # a batch log (stdout not a terminal) gets a line per data file, unless --no-progress
     opts["progress_lines"] = args.progress is None and not sys.stdout.isatty()

@@ -530,3 +530,14 @@ def test_a_refused_run_leaves_no_empty_output_folder(source, tmp_path, capsys):
     rc, res = compress(["-i", tiny, "-o", str(tmp_path / "n1" / "x"), "-q",
                         str(tmp_path / "n2" / "sq"), "-H", "12", "-s", "1000"], capsys)  # fmt: skip
     assert rc == 2 and not (tmp_path / "n1").exists() and not (tmp_path / "n2").exists()
+
+
+@pytest.mark.parametrize("flag", ["--keep-grow", "--keep-frames"])
+def test_keep_options_without_keep_spots_are_said_not_ignored(source, tmp_path, capsys, flag):
+    tiny = source[0]
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-H", "12", flag, "4"], capsys)
+    assert rc == 2 and f"{flag} shapes what --keep-spots keeps" in out.err
+    assert not list(tmp_path.iterdir())
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-H", "12", "--keep-spots", "5",
+                        flag, "4", "--scheduler", "threads"], capsys)  # fmt: skip
+    assert rc == 0, out.err
