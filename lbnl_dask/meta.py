@@ -193,8 +193,8 @@ class MasterRewriter:
                 return arr * s
             if suffix == "_range_total":
                 return arr * (self.n_in / self.n_total) if self.n_total else arr
-            if arr.ndim >= 1 and arr.shape[0] == self.n_total and self.n_total > 1:
-                return self.per_frame(arr, end=suffix == "_end")
+            if arr.ndim >= 1 and arr.shape[0] >= self.n_total > 1:  # longer: data files hold
+                return self.per_frame(arr[: self.n_total], end=suffix == "_end")  # more frames
         return None
 
 

@@ -142,6 +142,10 @@ def build(
     ds = ds.with_datablock(chunk)
     kind = "series" if ds.is_cbf else "master"
     notes, mask = [f"{kind}: {w}" for w in ds.meta.warnings], ds.pixel_mask()
+    if not ds.is_cbf and ds.meta.nimages and ds.n_available > ds.meta.n_frames:
+        notes.append(f"master: the data files hold {ds.n_available} frames, nimages x "
+                     f"ntrigger says {ds.meta.n_frames}: the first {ds.meta.n_frames} are "
+                     "used")  # fmt: skip
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
                      "its sums are clipped) is written as saturation_value")  # fmt: skip

@@ -374,3 +374,26 @@ def test_a_master_without_a_saturation_gets_the_outputs_own(tiny, tmp_path):
             assert f[p][()] == rep.saturation_out == 65534
     px = lbnl_dask.open_dataset(rep.master).frames.compute()
     assert px.max(where=px != 0xFFFF, initial=0) <= 65534
+
+
+def test_data_files_longer_than_nimages_give_a_consistent_master(tiny, tmp_path):
+    """nimages x ntrigger smaller than the frames the data files hold: the first frames are
+    used, the report says so, and the per-frame angles follow the output frames."""
+    import shutil
+
+    from lbnl_dask.layout import GONIOMETER
+
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), folder)
+    master = folder / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        f[SPEC + "/nimages"][()] = 16  # the data files hold 20
+        omega = f[GONIOMETER + "/omega"][()]
+    assert len(omega) == 20
+    rep = compress(str(master), str(tmp_path / "o"), sum_range=2, scheduler="threads")
+    assert rep.frames_in == 16 and rep.frames_out == 8
+    assert any("the data files hold 20 frames, nimages x ntrigger says 16" in n
+               for n in rep.notes)  # fmt: skip
+    with h5py.File(rep.master, "r") as f:
+        out = f[GONIOMETER + "/omega"][()]
+    np.testing.assert_allclose(out, omega[:16:2])
