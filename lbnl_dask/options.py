@@ -281,17 +281,22 @@ def split_options(**options) -> tuple[OutputOptions, RunSettings]:
     )
 
 
-def job_token(master: str, out: str, o: OutputOptions, files=()) -> str:
+def job_token(master: str, out: str, o: OutputOptions, files=(), frames=None) -> str:
     """A short hash of the input (path, size, mtime; of each of ``files`` too: the data files,
     or a miniCBF series' files) and every output option: written into each output file, so
-    a re-run resumes only its own job's files, and a changed input is another job."""
+    a re-run resumes only its own job's files, and a changed input is another job.
+    ``frames``: the (first, last) input frames the range options select, so that
+    ``-N`` given as the default it is names the same job."""
     st = os.stat(master)
+    options = asdict(o)
+    if frames is not None:
+        options["first_image"], options["last_image"] = (int(f) for f in frames)
     key = dict(
         master=os.path.abspath(master),
         size=st.st_size,
         mtime=st.st_mtime_ns,
         out=os.path.abspath(out),
-        options=asdict(o),
+        options=options,
     )
     if files:
         key["files"] = [(os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns)

@@ -185,7 +185,8 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
     nblocks = -(-n_out // d)
     sizes = [min(d, n_out - k * d) for k in range(nblocks)]
     data, master, squash = output_names(out, o, nblocks)
-    token = job_token(ds.master, out, o, ds.input_files())  # data files changed: another job
+    token = job_token(ds.master, out, o, ds.input_files(),  # data files changed: another job
+                      (ds.first_image, ds.last_image))  # fmt: skip
     files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
     states = output_states(files, master, token)
     done = {p: st == "done" for p, st in states.items()}

@@ -301,3 +301,11 @@ def test_a_lost_file_or_master_is_reported_as_what_the_run_did(tmp_path):
     assert os.path.exists(first.master)
     done = lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
     assert "nothing left to write" in str(done)
+
+
+def test_the_default_frame_range_given_explicitly_is_the_same_job(tmp_path):
+    src = make_dataset(tmp_path / "in" / "t", "tiny", nframes=6, frames_per_file=3)
+    kw = dict(bin_range=2, scheduler="threads", fidelity=False)
+    lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
+    again = lbnl_dask.compress(src, str(tmp_path / "o"), first_image=1, last_image=6, **kw)
+    assert "already complete" in str(again)
