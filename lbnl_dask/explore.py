@@ -392,7 +392,8 @@ own filter (-c sz3) at each --sz3-filter bound, on a few windows of frames; the 
 intensities are compared with the lossless sum+bin of the same frames. Prints a table
 (Pareto front marked *) and the best setting whose output XDS' plugins read (highest ratio
 with CC >= 0.99, mean intensity ratio and background within 2% of 1, I/sigma within 5%,
-overall and in each resolution shell), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
+overall and in each resolution shell, and at most 2% of the reflections lost to pixels the
+output made invalid or saturated), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
 def _at_least_1(text: str) -> int:
