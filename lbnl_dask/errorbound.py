@@ -179,6 +179,10 @@ class SZ3Storage:
     def encode(self, frame: np.ndarray) -> tuple[bytes, int]:
         """A finalised frame (ny, nx) -> (its stored chunk, how many valid pixels decode
         negative or at the saturation). Raises CodecError if SZ3 broke its bound."""
+        return self.roundtrip(frame)[:2]
+
+    def roundtrip(self, frame: np.ndarray) -> tuple[bytes, int, np.ndarray]:
+        """:meth:`encode`'s (chunk, lost pixels) and the frame a reader decodes from it."""
         x = self.stored(frame)
         chunk = filter_chunk(x, self.filter(), self)
         back = self.decode(chunk, x.shape)
@@ -187,7 +191,7 @@ class SZ3Storage:
             raise CodecError(f"{self!r}: a pixel decoded {err} counts off, beyond the bound")
         valid = (x >= 0) & (x < self.saturation)
         lost = valid & ((back < 0) | (back >= self.saturation))
-        return chunk, int(np.count_nonzero(lost))
+        return chunk, int(np.count_nonzero(lost)), back
 
     def decode(self, chunk: bytes, shape: tuple) -> np.ndarray:
         """A stored chunk -> the int32 frame (ny, nx) a reader sees."""

@@ -164,14 +164,27 @@ def windows(n_frames: int, count: int, length: int) -> list[tuple[int, int]]:
 
 def _encoded_bytes(block, codec):
     """The bytes of a block's frames as ``codec`` stores them: (1, 1, 1) int64."""
-    if isinstance(codec, SZ3Storage):
-        return np.array([[[sum(len(codec.encode(f)[0]) for f in block)]]], dtype=np.int64)
     return np.array([[[sum(len(codec.encode(f)) for f in block)]]], dtype=np.int64)
 
 
-def _as_read(block, store: SZ3Storage):
-    """The frames (n, ny, nx) int32 a reader decodes from ``store``'s chunks of ``block``."""
-    return np.stack([store.decode(store.encode(f)[0], f.shape) for f in block])
+def _stored_as_read(block, store: SZ3Storage):
+    """(bytes, frames (n, ny, nx) int32 as a reader decodes them) of ``store``'s chunks of
+    ``block`` in one object (1, 1, 1): each frame is encoded and decoded once."""
+    frames, nbytes = np.empty(block.shape, store.dtype), 0
+    for i, f in enumerate(block):
+        chunk, _, frames[i] = store.roundtrip(f)
+        nbytes += len(chunk)
+    out = np.empty((1, 1, 1), dtype=object)
+    out[0, 0, 0] = (nbytes, frames)
+    return out
+
+
+def _bytes_of(pair):
+    return np.array([[[pair[0, 0, 0][0]]]], dtype=np.int64)
+
+
+def _frames_of(pair):
+    return pair[0, 0, 0][1]
 
 
 def _evaluate(master, setting: Setting, wins, box_for):
@@ -187,14 +200,17 @@ def _evaluate(master, setting: Setting, wins, box_for):
         )
         mask = ds.pixel_mask()
         g = output_frames(ds.padded_frames(setting.b), ds.meta.overload, mask, o, ds.shape[1:])
-        store = SZ3Storage(o.sz3_bound, g.saturation) if o.stores_lossy else BitshuffleLZ4(g.dtype)
-        nbytes = g.final.map_blocks(
-            _encoded_bytes,
-            store,
-            dtype=np.int64,
-            chunks=((1,) * g.final.numblocks[0], (1,), (1,)),
-        ).sum()
-        final = g.final.map_blocks(_as_read, store) if o.stores_lossy else g.final
+        per_block = ((1,) * g.final.numblocks[0], (1,), (1,))
+        if o.stores_lossy:  # -c sz3: its bytes, and the frames a reader decodes from them
+            pair = g.final.map_blocks(_stored_as_read, SZ3Storage(o.sz3_bound, g.saturation),
+                                      dtype=object, chunks=per_block)  # fmt: skip
+            nbytes = pair.map_blocks(_bytes_of, dtype=np.int64).sum()
+            final = pair.map_blocks(_frames_of, dtype=SZ3Storage.dtype, chunks=g.final.chunks)
+        else:
+            nbytes = g.final.map_blocks(
+                _encoded_bytes, BitshuffleLZ4(g.dtype), dtype=np.int64, chunks=per_block
+            ).sum()
+            final = g.final
         run = Q.RunGeometry(first, last, setting.s, setting.b)
         ref, _ = Q.reference_counts(master, run, chunk_frames=last - first + 1)
         out = T.to_counts(final, None, g.saturation, np.float64).rechunk(
