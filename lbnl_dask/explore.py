@@ -424,15 +424,16 @@ def _at_least_1(text: str) -> int:
 
 
 def _filter_bound(text: str) -> float:
-    """An error bound of ``--sz3-filter``: what ``-c sz3 --sz3`` takes."""
+    """An error bound of ``--sz3-filter``: what ``-c sz3 --sz3`` takes (checked as
+    :class:`OutputOptions` checks it)."""
     try:
         bound = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of counts: {text!r}") from None
-    if not 0 < bound <= SZ3Storage.MAX_BOUND:
-        raise argparse.ArgumentTypeError(
-            f"an error bound of -c sz3 is in (0, {SZ3Storage.MAX_BOUND}] counts, not {text}"
-        )
+    try:
+        OutputOptions(compression="sz3", sz3_bound=bound)
+    except OptionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     return bound
 
 

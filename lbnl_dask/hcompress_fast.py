@@ -382,17 +382,16 @@ def _roundtrip_blocks(
 
 
 def _astropy_roundtrip(tile: np.ndarray, scale: int) -> np.ndarray:
-    """astropy's own round trip of one (rows, cols) int32 tile, under the codec's lock."""
-    from astropy.io.fits.hdu.compressed._codecs import HCompress1
+    """astropy's own round trip of one (rows, cols) int32 tile, under the codec's lock (its
+    C functions as :func:`lbnl_dask.codecs.hcompress_c` loads them)."""
+    from .codecs import _HCOMPRESS_LOCK, hcompress_c
 
-    from .codecs import _HCOMPRESS_LOCK
-
+    compress, decompress = hcompress_c()
     rows, cols = tile.shape
-    kw = dict(scale=scale, smooth=False, bytepix=4, nx=rows, ny=cols)
+    raw = np.ascontiguousarray(tile, np.int32).tobytes()
     with _HCOMPRESS_LOCK:
-        enc = HCompress1(**kw).encode(np.ascontiguousarray(tile))
-        dec = HCompress1(**kw).decode(np.frombuffer(enc, np.uint8))
-    return dec.reshape(rows, cols)
+        dec = decompress(compress(raw, rows, cols, scale, 4), rows, cols, scale, False, 4)
+    return np.frombuffer(dec, np.int32).reshape(rows, cols)
 
 
 def _as_int32(a: np.ndarray) -> np.ndarray:

@@ -232,6 +232,13 @@ FILTERS: dict[str, Compression] = {
 }
 DEFAULT_LEVEL = 3  # -l when not given, for the compressions that take one
 
+
+def is_lossy(name: str) -> bool:
+    """A ``-c`` choice whose filter stores values within a bound (``sz3``), not the values."""
+    c = FILTERS.get(name)
+    return bool(c and c.lossy)
+
+
 #: The -c choices and what each means for readers.
 COMPRESSIONS = {n: c.note for n, c in FILTERS.items() if c.output}
 XDS_READABLE = {n for n, c in FILTERS.items() if c.output and c.xds}

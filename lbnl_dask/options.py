@@ -97,8 +97,7 @@ class OutputOptions:
     def stores_lossy(self) -> bool:
         """``-c sz3``: the frames are stored with the error-bounded codec's own HDF5 filter
         (no round trip: every reader decodes the filter)."""
-        c = layout.FILTERS.get(self.compression)
-        return bool(c and c.lossy)
+        return layout.is_lossy(self.compression)
 
     def storage_filter(self) -> dict:
         """h5py ``create_dataset`` keyword arguments of the data files' filter (``-c``)."""

@@ -134,8 +134,7 @@ def write_datablock(
     n = sum(p.shape[0] for p in parts)
     if encoded and compression not in PRE_ENCODED:
         raise ValueError(f"pre-encoded chunks are {' or '.join(PRE_ENCODED)} only")
-    lossy = bool(layout.FILTERS.get(compression) and layout.FILTERS[compression].lossy)
-    if lossy and (filters is None or not encoded):  # its chunks carry moved markers
+    if layout.is_lossy(compression) and (filters is None or not encoded):  # moved markers
         raise ValueError(f"-c {compression} takes chunks SZ3Storage encoded, and its filters=")
     if filters is None:
         filters = lossless_filter(compression, level)
@@ -401,15 +400,16 @@ def write_block_task(path, packages, first_frame, compression, level, token, sha
         stored[:, 0, 0] = [it[0] for it in items]
     else:
         stored = np.stack([it[0] for it in items])
-    lost = [it[3] for it in items if it[3] is not None]
-    attrs = {layout.LOST_ATTR: np.int64(sum(lost))} if lost else None
+    counts = [it[3] for it in items if it[3] is not None]
+    lost = int(sum(counts)) if counts else None
+    attrs = None if lost is None else {layout.LOST_ATTR: np.int64(lost)}
     rec = write_datablock(path, [stored], first_frame, compression, level, token, shape, dtype,
                           filters, attrs)  # fmt: skip
     sizes = [it[1] for it in items if it[1] is not None]
     if sizes:
         rec["lossy_bytes_mean"] = float(np.mean(sizes))
-    if lost:
-        rec["lost_pixels"] = int(sum(lost))
+    if lost is not None:
+        rec["lost_pixels"] = lost
     return rec
 
 

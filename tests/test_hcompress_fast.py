@@ -255,3 +255,14 @@ def test_exactness_bound():
     assert not F._exact(2**30 - 1, 0, 4, 0)
     assert not F._exact(2**31 - 10, 0, 2**20, 0)  # c + d would overflow int32
     assert not F._exact(0, 0, 2**30, 0)
+
+
+def test_the_fallback_round_trip_is_astropys_own():
+    """_astropy_roundtrip (tiles the H-transform cannot take exactly) calls astropy's C
+    functions as codecs.hcompress_c loads them: the same pixels as astropy's HCompress1."""
+    rng = np.random.default_rng(9)
+    for scale, (h, w) in ((12, (16, 40)), (1, (7, 9)), (64, (24, 33))):
+        tile = rng.integers(-(2**20), 2**20, (h, w), dtype=np.int32)
+        kw = dict(scale=scale, smooth=False, bytepix=4, nx=h, ny=w)
+        want = HCompress1(**kw).decode(np.frombuffer(HCompress1(**kw).encode(tile), np.uint8))
+        np.testing.assert_array_equal(F._astropy_roundtrip(tile, scale), want.reshape(h, w))
