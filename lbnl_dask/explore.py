@@ -39,7 +39,13 @@ from .explore_results import (
     save,
     table,
 )
-from .integrate import background_by_resolution, background_sums, integrate_block
+from .integrate import (
+    background_by_resolution,
+    background_noise,
+    background_sums,
+    integrate_block,
+    noise_variance,
+)
 from .options import OutputOptions
 from .pipeline import output_frames
 from .shells import Geometry
@@ -237,11 +243,13 @@ def _evaluate(master, setting: Setting, wins, box_for):
 
 def _integrate(ref, out, refl, box, geometry):
     """(I and sigma per reflection, background sums (reference, output), d of each
-    reflection, the background's fine histograms by resolution or None) of one window."""
+    reflection, the background's fine histograms by resolution or None, its noise
+    (:func:`lbnl_dask.integrate.background_noise`)) of one window."""
     d = refl["d"] if geometry is None or np.isfinite(refl["d"]).all() else geometry.d(
         refl["x"], refl["y"])  # fmt: skip
     return (integrate_block(ref, out, refl, 0, box), background_sums(ref, out, refl, box),
-            d, background_by_resolution(ref, out, refl, box, geometry))  # fmt: skip
+            d, background_by_resolution(ref, out, refl, box, geometry),
+            background_noise(ref, out, refl, box))  # fmt: skip
 
 
 def _collect(*values):
@@ -256,6 +264,8 @@ def _row(st: Setting, parts, values) -> dict:
     results = values[1::2]
     res = np.concatenate([v[0] for v in results]) if parts else np.zeros((0, 4))
     bg_in, bg_out = (sum(v[1][i] for v in results) for i in (0, 1))
+    pairs, moments = sum(v[4][0] for v in results), sum(v[4][1] for v in results)
+    noise_in = noise_variance(pairs, moments, 0)
     fid = _fidelity(res, results, parts)
     s = fid.overall
     return dict(
@@ -277,6 +287,7 @@ def _row(st: Setting, parts, values) -> dict:
         i_sigma_ref=s.i_sigma_ref,
         i_sigma_out=s.i_sigma_out,
         background_ratio=bg_out / bg_in if bg_in else float("nan"),
+        noise_ratio=noise_variance(pairs, moments, 1) / noise_in if noise_in else float("nan"),
         lost=fid.lost,
         shells=[_shell_dict(sh) for sh in fid.shells],
     )

@@ -149,7 +149,7 @@ def table(rows) -> str:
     """The rows as a fixed-width text table (Pareto front marked *)."""
     head = (
         f"{'setting':14s} {'ratio(2B)':>9s} {'n':>5s} {'CC':>7s} "
-        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s} {'bg':>6s} {'lost':>5s}"
+        f"{'ratio I':>8s} {'R':>6s} {'I/sig':>11s} {'bg':>6s} {'noise':>5s} {'lost':>5s}"
     )
     lines = [head]
     for r in rows:
@@ -157,7 +157,8 @@ def table(rows) -> str:
             f"{r['setting']:13s}{'*' if r['pareto'] else ' '} {r['ratio_raw2']:9.1f} {r['n']:5d} "
             f"{r['cc']:7.4f} {r['mean_ratio']:8.4f} {r['r_factor']:6.3f} "
             f"{r['i_sigma_ref']:5.1f}->{r['i_sigma_out']:4.1f} "
-            f"{r.get('background_ratio', float('nan')):6.3f} {r.get('lost', 0.0):5.1%}"
+            f"{r.get('background_ratio', float('nan')):6.3f} "
+            f"{r.get('noise_ratio', float('nan')):5.2f} {r.get('lost', 0.0):5.1%}"
         )
     return "\n".join(lines)
 

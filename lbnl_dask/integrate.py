@@ -106,6 +106,36 @@ def background_sums(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Sho
     return float(ref[free].sum()), float(out[free].sum())
 
 
+def background_noise(ref: np.ndarray, out: np.ndarray, refl: np.ndarray, box: Shoebox,
+                     offset: int = 0):  # fmt: skip
+    """:func:`neighbour_moments` of the background (:func:`background_free`): a lossy step
+    that flattens the background's noise shows as a lower output variance."""
+    return neighbour_moments(ref, out, background_free(ref, out, refl, box, offset))
+
+
+def neighbour_moments(ref: np.ndarray, out: np.ndarray, free: np.ndarray):
+    """The background's noise, as differences between neighbours along a row that are both
+    in ``free`` (the background pixels): (how many pairs, moments (2, 2): reference and
+    output x sum and sum of squares of the differences, float64). Arrays of any leading
+    shape; :func:`noise_variance` turns the moments into variances."""
+    pairs = free[..., 1:] & free[..., :-1]
+    moments = np.zeros((2, 2))
+    for k, frame in enumerate((ref, out)):
+        with np.errstate(invalid="ignore"):  # saturated neighbours (inf - inf): not in pairs
+            d = np.diff(frame, axis=-1).astype(np.float64, copy=False)
+        moments[k] = d.sum(where=pairs), np.square(d).sum(where=pairs)
+    return int(np.count_nonzero(pairs)), moments
+
+
+def noise_variance(pairs: int, moments: np.ndarray, k: int) -> float:
+    """The variance of the differences of :func:`neighbour_moments` (k 0: reference, 1:
+    output), summed over any number of parts; 0 without pairs."""
+    if not pairs:
+        return 0.0
+    mean = moments[k, 0] / pairs
+    return float(max(moments[k, 1] / pairs - mean * mean, 0.0))
+
+
 def background_by_resolution(ref, out, refl, box: Shoebox, geometry: Geometry | None,
                           offset: int = 0) -> np.ndarray | None:  # fmt: skip
     """The background's counts (reference, output) in fine bins of resolution

@@ -37,6 +37,8 @@ from .integrate import (  # noqa: F401  (quality's API: integrate with it)
     background_sums,
     integrate,
     integrate_block,
+    neighbour_moments,
+    noise_variance,
 )
 from .shells import Geometry
 from .spots import REFL_DTYPE, find_spots, spot_regions
@@ -368,14 +370,9 @@ def compare_fidelity(reference: FidelityReference, compressed_master) -> dict:
         pairs_n += pairs
         moments += frame_moments
 
-    def variance(k):  # of all the frames' differences together
-        if not pairs_n:
-            return 0.0
-        mean = moments[k, 0] / pairs_n
-        return float(max(moments[k, 1] / pairs_n - mean * mean, 0.0))
-
     return dict(frames=len(reference.idx), **total, spot_pixels=spot_pixels,
-                noise_in=variance(0), noise_out=variance(1))  # fmt: skip
+                noise_in=noise_variance(pairs_n, moments, 0),
+                noise_out=noise_variance(pairs_n, moments, 1))  # fmt: skip
 
 
 def _frame_fidelity(r, out, kept):
@@ -385,13 +382,8 @@ def _frame_fidelity(r, out, kept):
     bg, sp = both & ~kept, both & kept
     sums = [float(frame.sum(where=where, dtype=np.float64))
             for frame, where in ((r, bg), (out, bg), (r, sp), (out, sp))]  # fmt: skip
-    pairs = bg[:, 1:] & bg[:, :-1]  # neighbours along a row, both in the background
-    moments = np.zeros((2, 2))
-    for k, frame in enumerate((r, out)):
-        with np.errstate(invalid="ignore"):  # saturated neighbours (inf - inf): not in pairs
-            d = np.diff(frame, axis=-1).astype(np.float64, copy=False)
-        moments[k] = d.sum(where=pairs), np.square(d).sum(where=pairs)
-    return sums, int(np.count_nonzero(sp)), int(np.count_nonzero(pairs)), moments
+    pairs, moments = neighbour_moments(r, out, bg)
+    return sums, int(np.count_nonzero(sp)), pairs, moments
 
 
 def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames: int = 4,

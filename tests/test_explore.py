@@ -188,6 +188,8 @@ def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_tab
     # negative, which readers (and the integration) mask: those reflections are lost
     assert lossless["lost"] == 0 and sz["lost"] > 0.5 and sz["n"] < lossless["n"] / 2
     assert R.acceptable(lossless) and not R.acceptable(sz)
+    # the background's noise beside it (issue 16 item 6): unchanged losslessly, not by SZ3
+    assert lossless["noise_ratio"] == 1.0 and abs(sz["noise_ratio"] - 1) > 0.05
 
 
 def test_a_sum_longer_than_the_dataset_is_refused_as_lbnl_compress_refuses_it(no_table):

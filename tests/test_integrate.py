@@ -59,3 +59,20 @@ def test_integration_and_background_in_one_pass():
     assert res[0, 0] == res[0, 2] and res[0, 0] > 350
     assert hist.shape == (2, 400) and hist[0].sum() == hist[1].sum() > 0
     assert np.array_equal(Q.integrate(r, r, refl, box), res)  # without a geometry: results only
+
+
+def test_the_background_noise_is_the_variance_of_neighbours_differences():
+    rng = np.random.default_rng(2)
+    ref = rng.poisson(20, (3, 30, 40)).astype(float)
+    flat = np.full_like(ref, 20.0)  # a lossy step that flattened the noise away
+    free = np.ones(ref.shape, bool)
+    free[:, :, 5] = False  # pairs touching it are left out
+    pairs, moments = Q.neighbour_moments(ref, flat, free)
+    assert pairs == 3 * 30 * (39 - 2)
+    d = np.diff(ref, axis=-1)[:, :, [i for i in range(39) if i not in (4, 5)]]
+    assert Q.noise_variance(pairs, moments, 0) == pytest.approx(d.var())
+    assert Q.noise_variance(pairs, moments, 1) == 0.0
+    refl = np.array([(1.0, 15.0, 20.0, 2.0, np.nan)], REFL_DTYPE)
+    n_bg, _ = Q.background_noise(ref, flat, refl, Q.Shoebox(box_half=1, ring=1, frames_half=1))
+    assert n_bg < 3 * 30 * 39  # the shoebox's pixels are not background
+    assert Q.noise_variance(0, np.zeros((2, 2)), 0) == 0.0
