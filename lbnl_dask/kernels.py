@@ -223,6 +223,11 @@ def restore_totals(decoded, original, valid, tile, grow, half):
     return decoded
 
 
+#: Pixels of a row that :func:`summed_binned` counts candidates in at a time: a marker (a
+#: module gap's pixel, a saturated one) makes only its span be looked at pixel by pixel.
+SPAN = 64
+
+
 @kernel
 def summed_binned(x, valid, lim, allbits, flim, out):
     """:func:`lbnl_dask.transform._summed_binned_block` of raw unsigned frames ``x`` (groups,
@@ -254,19 +259,21 @@ def summed_binned(x, valid, lim, allbits, flim, out):
                     else:  # then the raw values as they are (float64 for 32-bit ones)
                         for p in range(w):
                             row[p] += raw[p]
-                hits = 0  # a vectorised count first: the loop below is rarely needed
-                for p in range(w):
-                    hits += row[p] >= flim
-                for p in range(w if hits else 0):
-                    if row[p] >= flim and (valid is None or valid[y, by, p]):
-                        invalid, saturated = False, False
-                        for i in range(s):
-                            invalid |= x[k, i, y, by, p] == allbits
-                            saturated |= x[k, i, y, by, p] >= lim
-                        if invalid:
-                            row[p] = np.nan
-                        elif saturated:
-                            row[p] = np.inf
+                for p0 in range(0, w, SPAN):  # a vectorised count per span first: only
+                    p1 = min(p0 + SPAN, w)  # the spans holding a candidate are looked at
+                    hits = 0  # (a module gap crosses every row, but only a span or two)
+                    for p in range(p0, p1):
+                        hits += row[p] >= flim
+                    for p in range(p0, p1 if hits else p0):
+                        if row[p] >= flim and (valid is None or valid[y, by, p]):
+                            invalid, saturated = False, False
+                            for i in range(s):
+                                invalid |= x[k, i, y, by, p] == allbits
+                                saturated |= x[k, i, y, by, p] >= lim
+                            if invalid:
+                                row[p] = np.nan
+                            elif saturated:
+                                row[p] = np.inf
                 if by == 0:
                     col[:] = row
                 else:

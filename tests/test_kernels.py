@@ -201,6 +201,30 @@ def test_summed_binned_kernel_is_the_numpy_band_loop(raw_type, s, b):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("b", [1, 2, 3])
+def test_summed_binned_kernel_rows_wider_than_a_span(b):
+    """Rows of several spans (kernels.SPAN): markers at each span's first and last pixel,
+    in the last partial span and in a gap column through every row are found as numpy
+    finds them; spans without a marker are left as summed."""
+    from lbnl_dask import kernels as K
+    from lbnl_dask import transform as T
+
+    span = K.SPAN
+    g, s, ny, nx = 2, 2, 4 * b, (3 * span + 7) // b * b
+    allbits = np.iinfo(np.uint32).max
+    raw = np.random.default_rng(b).poisson(2.0, (g * s, ny, nx)).astype(np.uint32)
+    cols = [c for c in (0, span - 1, span, 2 * span - 1, 2 * span, nx - 1) if c < nx]
+    for k, c in enumerate(cols):
+        raw[k % (g * s), k % ny, c] = allbits if k % 2 else 70000  # invalid / saturated
+    raw[:, :, span + 3] = allbits  # a module gap through every row
+    x = raw.reshape(g, s, ny // b, b, nx // b, b)
+    got = T._summed_binned_block(x, axis=(1, 3, 5), cutoff=65000)
+    valid, _ = T._band_masks(None, (ny, nx), b, ny, nx)
+    ref = T._summed_binned_numpy(x, valid, 65000, allbits, np.dtype(np.float32))
+    np.testing.assert_array_equal(got, ref)
+    assert np.isnan(got).sum() >= g * (ny // b) and np.isinf(got).sum() >= 3
+
+
 @pytest.mark.parametrize("raw_type", [np.uint16, np.uint32, np.uint64])
 @pytest.mark.parametrize("s", [2, 3, 5])
 def test_summed_binned_kernel_rounds_large_sums_as_numpy(raw_type, s):
