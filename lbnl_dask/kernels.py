@@ -197,8 +197,7 @@ def _restore_row(decoded, original, valid, grown, y0, tile, half, work, wcount, 
                     last[i] = r
         vrow, drow, q0, q1 = valid[y0 + ty], decoded[y0 + ty], share[2 * ty], share[2 * ty + 1]
         for x in range(nx):
-            if vrow[x]:
-                drow[x] = q0[x] + q1[x]
+            drow[x] = q0[x] + q1[x] if vrow[x] else drow[x]
 
 
 @kernel
