@@ -14,20 +14,23 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 
 import dask
 import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
-from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
+from dask.local import get_sync
 
 from . import cbf_output, resume
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
-from .cluster import LOCAL, choose_scheduler, client_for, run
+from .cluster import LOCAL, SYNC, choose_scheduler, client_for, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
@@ -277,14 +280,14 @@ def compress(master, out: str = "out_data", **options) -> Report:
             _print_plan(plan)
         if settings.overwrite:
             resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
-        sample = _FidelitySample(master, plan, o, settings.fidelity)
+        sample = _FidelitySample(master, plan, o, settings.fidelity, scheduler not in SYNC)
         if plan.complete:
             blocks = [resume.kept_record(p, 0) for p in plan.data_files]
             plan.notes.append("already complete: this job's master and data files are all "
                               "there and undamaged; nothing was rewritten")  # fmt: skip
         else:
             _warn_if_short_of_space(plan)
-            blocks = sample.taken(_run(sample.joined(job), plan, settings, scheduler))
+            blocks = _run(job, plan, settings, scheduler)
         try:
             validation = _validate_output(plan.master) if settings.validate else None
         except KeyboardInterrupt:
@@ -336,15 +339,15 @@ def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> i
 class _FidelitySample:
     """The report's fidelity line (:func:`lbnl_dask.quality.sample_fidelity`) for a lossy
     run whose output is in counts (not -S, -L, -X or -R, which change them on purpose). Its
-    lossless side reads only the input: :meth:`joined` adds it to the run's graph, so the
-    run's own workers compute it beside the data files (a second thread beside dask's
-    measured 0.6 s slower on a 100-frame run: three busy threads on two cores); :meth:`line`
-    then compares the output's sampled frames with it."""
+    lossless side reads only the input: with ``concurrent`` a daemon thread computes it while
+    the run writes (a run that fails or is interrupted does not wait for it), else
+    :meth:`line` does; :meth:`line` then compares the output's sampled frames with it."""
 
-    def __init__(self, master: str, plan: Plan, o: OutputOptions, wanted: bool):
+    def __init__(self, master: str, plan: Plan, o: OutputOptions, wanted: bool,
+                 concurrent: bool = True):  # fmt: skip
         from . import quality
 
-        self.compressed, self.note, self.graph, self.reference = plan.master, None, None, None
+        self.compressed, self.note, self.work, self.future = plan.master, None, None, None
         if not wanted or o.lossy is None:
             return
         if not o.integral or o.scale_factor != 1 or o.regions:
@@ -352,35 +355,28 @@ class _FidelitySample:
             return
         run = quality.RunGeometry(o.first_image, o.first_image + plan.frames_in - 1,
                                   o.sum_range, o.bin_range)  # fmt: skip
-        self.graph = quality.fidelity_reference_graph(master, run)
-
-    def joined(self, job: Delayed) -> Delayed:
-        """``job`` and the lossless side in one graph: computed, it gives the pair
-        (``job``'s result, the reference); :meth:`taken` keeps the reference."""
-        if self.graph is None:
-            return job
-        return dask.delayed(_pair, pure=True)(job, self.graph, dask_key_name=f"with-{job.key}")
-
-    def taken(self, result):
-        """What ``job`` gave, from :meth:`joined`'s pair (the reference kept)."""
-        if self.graph is None:
-            return result
-        result, self.reference = result
-        return result
+        self.work = partial(quality.fidelity_reference, master, run, scheduler=get_sync)
+        if concurrent:
+            self.future = Future()
+            threading.Thread(target=_fill, args=(self.future, self.work), name="lbnl-fidelity",
+                             daemon=True).start()  # fmt: skip
 
     def line(self) -> str | None:
         from . import quality
 
-        if self.graph is None:
+        if self.work is None:
             return self.note
-        if self.reference is None:  # a job found complete: nothing ran
-            self.reference = self.graph.compute(scheduler=threaded_get)
-        found = quality.compare_fidelity(self.reference, self.compressed)
+        reference = self.work() if self.future is None else self.future.result()
+        found = quality.compare_fidelity(reference, self.compressed)
         return quality.describe_sample_fidelity(found)
 
 
-def _pair(a, b) -> tuple:
-    return a, b
+def _fill(future: Future, work) -> None:
+    """``future`` gets what ``work()`` returns or raises."""
+    try:
+        future.set_result(work())
+    except BaseException as e:  # handed on to whoever asks for the result
+        future.set_exception(e)
 
 
 def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:

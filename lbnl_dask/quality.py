@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 import dask
 import dask.array as da
 import numpy as np
-from dask.delayed import Delayed
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from . import shells as shells_mod
@@ -336,26 +335,12 @@ class FidelityReference:
 def fidelity_reference(original_master, run: RunGeometry, frames: int = 4, sigma: float = 5.0,
                        scheduler=threaded_get) -> FidelityReference:  # fmt: skip
     """:class:`FidelityReference` for ``frames`` output frames spread over the run: only
-    their input frames are read (:func:`fidelity_reference_graph`, computed)."""
-    return fidelity_reference_graph(original_master, run, frames, sigma).compute(
-        scheduler=scheduler
-    )
-
-
-def fidelity_reference_graph(original_master, run: RunGeometry, frames: int = 4,
-                             sigma: float = 5.0) -> Delayed:  # fmt: skip
-    """:func:`fidelity_reference` as a dask Delayed, not yet computed: ``lbnl-compress``
-    computes it in the run's own graph, on the run's workers, beside the data files."""
+    their input frames are read. ``lbnl-compress`` computes it while the run writes."""
     ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
     n = ref.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
     r = ref[idx]  # a frame a chunk already
-    name = f"fidelity-reference-{dask.base.tokenize(r, sigma)}"
-    return dask.delayed(_reference, pure=True)(idx, r, spot_regions(r, sigma, 2, 0),
-                                               dask_key_name=name)  # fmt: skip
-
-
-def _reference(idx: np.ndarray, r: np.ndarray, kept: np.ndarray) -> FidelityReference:
+    r, kept = dask.compute(r, spot_regions(r, sigma, 2, 0), scheduler=scheduler)
     finite = np.isfinite(r)
     top = max(r.max(where=finite, initial=0), -r.min(where=finite, initial=0))  # no copies
     if top < 2**24:  # whole counts, exact in float32:

@@ -64,40 +64,37 @@ def test_a_lossy_run_ends_with_a_sampled_fidelity_estimate(tiny, tmp_path):
     assert logs.fidelity.startswith("not estimated: -S, -L, -X or -R")
 
 
-def test_fidelity_reference_in_the_runs_graph_failed_run_does_not_wait(tiny, tmp_path,
-                                                                       monkeypatch):  # fmt: skip
-    """The fidelity line's lossless side is computed in the run's own graph, by the run's
-    scheduler (the calling thread with sync, dask's pool with threads); a job found complete
-    computes it for the line; a run that fails does not wait for it."""
+def test_fidelity_reference_beside_the_run_and_a_failed_run_does_not_wait(tiny, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    """The fidelity line's lossless side runs in its own thread while the run writes (in the
+    calling thread with the synchronous scheduler); a run that fails does not wait for it."""
     import threading
 
     import pytest
 
     from tests.test_errors import case_corrupt_chunk
 
-    names, release, real = [], threading.Event(), Q._reference
+    names, release, real = [], threading.Event(), Q.fidelity_reference
 
     def recorded(*args, **kwargs):
         names.append(threading.current_thread().name)
         release.wait(60)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(Q, "_reference", recorded)
+    monkeypatch.setattr(Q, "fidelity_reference", recorded)
     kw = dict(bin_range=2, sum_range=2, hcomp_scale=64)
     release.set()
     r = lbnl_dask.compress(tiny, str(tmp_path / "s"), scheduler="sync", **kw)
     assert names == ["MainThread"] and r.fidelity.startswith("4 sampled output frame(s)")
     r = lbnl_dask.compress(tiny, str(tmp_path / "t"), scheduler="threads", **kw)
-    assert names[-1] != "MainThread" and r.fidelity.startswith("4 sampled output frame(s)")
-    again = lbnl_dask.compress(tiny, str(tmp_path / "t"), scheduler="threads", **kw)
-    assert "already complete" in str(again) and again.fidelity == r.fidelity
-    assert len(names) == 3  # the complete job's line computed its own
+    assert names[-1] == "lbnl-fidelity" and r.fidelity.startswith("4 sampled output frame(s)")
     release.clear()  # the reference now waits until released
     bad, _ = case_corrupt_chunk(tmp_path, tiny)
     with pytest.raises(lbnl_dask.LbnlDaskError, match="cannot read frames"):
         lbnl_dask.compress(str(bad), str(tmp_path / "u"), scheduler="threads", **kw)
-    release.set()  # the error came without waiting for it
-    n = len(names)  # the failed run's scheduler has stopped: no reference starts after it
+    waiting = [t for t in threading.enumerate() if t.name == "lbnl-fidelity" and t.is_alive()]
+    release.set()
+    assert waiting and all(t.daemon for t in waiting)  # the error came without waiting for it
     quiet = lbnl_dask.compress(tiny, str(tmp_path / "v"), scheduler="threads", fidelity=False,
                                **kw)  # fmt: skip
-    assert quiet.fidelity is None and len(names) == n  # no reference computed for it
+    assert quiet.fidelity is None and len(names) == 3  # no reference computed
