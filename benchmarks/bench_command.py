@@ -87,7 +87,8 @@ def main(argv=None) -> int:
     p.add_argument("--published-python", default=sys.executable,
                    help="the interpreter that runs --published")  # fmt: skip
     p.add_argument("--dir", default="/tmp/lbnl_bench_command")
-    p.add_argument("--json", default="benchmarks/results_command.json")
+    p.add_argument("--json", default="benchmarks/results_command.json",
+                   help="updated in place: its other records are kept")  # fmt: skip
     a = p.parse_args(argv)
     os.makedirs(a.dir, exist_ok=True)
     master = dataset(a.dir, a.frames, a.background)
@@ -117,14 +118,26 @@ def main(argv=None) -> int:
                                runs=[round(t, 2) for t in ours],
                                published_runs=[round(t, 2) for t in theirs],
                                speedup=None if ref is None else round(ref / sec, 1))  # fmt: skip
+                    row["published_in_turns"] = bool(pub)
                     rows.append(row)
+                    save(a, rows)  # after each row: a later failure keeps what was measured
                     vs = "" if ref is None else f"  {ref / sec:4.1f}x the published tool"
                     print(f"{setting:9s} {frames:4d} frames {scheduler:9s} {w} worker(s): "
                           f"{sec:6.2f} s {frames / sec:6.1f} frames/s{vs}", flush=True)  # fmt: skip
-    with open(a.json, "w") as fh:
-        json.dump(dict(machine=platform.platform(), cpus=os.cpu_count(), background=a.background,
-                       rows=rows), fh, indent=1)  # fmt: skip
     return 0
+
+
+def save(a, rows) -> None:
+    """The rows into --json, beside what the file holds already (earlier sessions' records)."""
+    record = {}
+    if os.path.exists(a.json):
+        with open(a.json) as fh:
+            record = json.load(fh)
+    record.update(machine=platform.platform(), cpus=os.cpu_count(), background=a.background,
+                  published=a.published, published_python=a.published and a.published_python,
+                  rows=rows)  # fmt: skip
+    with open(a.json, "w") as fh:
+        json.dump(record, fh, indent=1)
 
 
 if __name__ == "__main__":

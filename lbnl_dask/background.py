@@ -163,6 +163,7 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
         and decoded.dtype in (np.float32, np.float64)
         and decoded.flags.c_contiguous
         and original.flags.c_contiguous
+        and valid.dtype == bool  # the kernel combines flags with &, as bools only can be
         and 0 <= grow <= tile
     )
     if compiled:

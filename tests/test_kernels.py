@@ -201,8 +201,10 @@ def test_summed_binned_kernel_is_the_numpy_band_loop(raw_type, s, b):
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("b", [1, 2, 3])
-def test_summed_binned_kernel_rows_wider_than_a_span(b):
+def test_summed_binned_kernel_rows_wider_than_a_span(b, masked, dtype):
     """Rows of several spans (kernels.SPAN): markers at each span's first and last pixel,
     in the last partial span and in a gap column through every row are found as numpy
     finds them; spans without a marker are left as summed."""
@@ -218,11 +220,18 @@ def test_summed_binned_kernel_rows_wider_than_a_span(b):
         raw[k % (g * s), k % ny, c] = allbits if k % 2 else 70000  # invalid / saturated
     raw[:, :, span + 3] = allbits  # a module gap through every row
     x = raw.reshape(g, s, ny // b, b, nx // b, b)
-    got = T._summed_binned_block(x, axis=(1, 3, 5), cutoff=65000)
-    valid, _ = T._band_masks(None, (ny, nx), b, ny, nx)
-    ref = T._summed_binned_numpy(x, valid, 65000, allbits, np.dtype(np.float32))
+    mask = None
+    if masked:  # a masked column at a span's edge: NaN cells, and no markers looked for there
+        mask = np.zeros((ny, nx), np.uint32)
+        mask[:, span - 1] = 1
+    got = T._summed_binned_block(x, axis=(1, 3, 5), mask=mask, cutoff=65000, dtype=dtype)
+    valid, masked_cells = T._band_masks(mask, (ny, nx), b, ny, nx)
+    ref = T._summed_binned_numpy(x, valid, 65000, allbits, np.dtype(dtype))
+    if masked_cells is not None:
+        np.copyto(ref, np.nan, where=masked_cells)
+    assert got.dtype == dtype
     np.testing.assert_array_equal(got, ref)
-    assert np.isnan(got).sum() >= g * (ny // b) and np.isinf(got).sum() >= 3
+    assert np.isnan(got).sum() >= g * (ny // b) and np.isinf(got).sum() >= (2 if masked else 3)
 
 
 @pytest.mark.parametrize("raw_type", [np.uint16, np.uint32, np.uint64])
