@@ -92,6 +92,12 @@ def data_file_name(prefix: str, k: int) -> str:
     return f"{prefix}_{block_name(k)}.h5"
 
 
+def part_path(path: str) -> str:
+    """The temporary name a file is written under until complete (``<path>.part``): a
+    crash never leaves a file under its final name that looks finished."""
+    return f"{path}.part"
+
+
 #: Output job token attribute (on ``/entry`` of a master and on each data file's dataset).
 JOB_ATTR = "lbnl_dask_job"
 #: ``-c sz3``: on each data file's dataset, its valid pixels that decode as no count

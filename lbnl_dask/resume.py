@@ -116,10 +116,10 @@ def file_id(path: str):
 
 
 def remove_partials(paths: list[str]) -> None:
-    """Temporaries (``.part``) that a killed run left beside ``paths``."""
+    """Temporaries (:func:`lbnl_dask.layout.part_path`) a killed run left beside ``paths``."""
     for p in paths:
-        if os.path.exists(p + ".part"):
-            os.unlink(p + ".part")
+        if os.path.exists(layout.part_path(p)):
+            os.unlink(layout.part_path(p))
 
 
 def remove_outputs(written: list[str]) -> None:
@@ -127,7 +127,7 @@ def remove_outputs(written: list[str]) -> None:
     damaged ones of its own job, so nothing of another job's and none of an earlier run's
     finished files) and their temporaries."""
     for p in written:
-        for q in (p, p + ".part"):
+        for q in (p, layout.part_path(p)):
             if os.path.exists(q):
                 os.unlink(q)
 

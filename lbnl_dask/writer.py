@@ -1,8 +1,9 @@
 """Write output datablock files and the new master, in the Dectris FileWriter conventions.
 
 Every file is written under a temporary name (``<name>.part``) in its final folder and
-renamed when complete, so a crash never leaves a file that looks finished; a failed write
-removes its temporary. The master is written last. Layout (:mod:`lbnl_dask.layout`):
+renamed when complete (:func:`lbnl_dask.layout.part_path`), so a crash never leaves a file
+that looks finished; a failed write removes its temporary. The master is prepared beside the
+frames and put in place last. Layout (:mod:`lbnl_dask.layout`):
 ``/entry/data/data`` (n, ny, nx) unsigned, chunks (1, ny, nx), lossless filter,
 ``image_nr_low/high``; master links ``/entry/data/data_NNNNNN`` to each file; pixel_mask
 uint32, unchunked, unfiltered; string attributes fixed-length ASCII.
@@ -59,7 +60,7 @@ def atomic_path(path: str, hdf5: bool = True, rename: bool = True):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds
     (and, for an ``hdf5`` file, if it opens again). Without ``rename`` a finished temporary
     stays as it is, for :func:`finish_master_task` to rename; a failed one is removed."""
-    tmp = f"{path}.part"
+    tmp = layout.part_path(path)
     if os.path.exists(tmp):
         os.unlink(tmp)
     finished = False
@@ -427,7 +428,7 @@ def prepare_master_task(path, src, links, rewriter, mask, b, token) -> str:
     if binned is not None:
         rewriter.set_mask(binned)  # number_of_excluded_pixels counts the mask written
     write_master(path, src, links, rewriter, binned, token, rename=False)
-    return f"{path}.part"
+    return layout.part_path(path)
 
 
 def finish_master_task(prepared: str, path: str, blocks, squash):
