@@ -559,3 +559,20 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
             f, v, o = frame[y], valid[y], out[y]
             for x in range(nx):
                 o[x] = np.rint(min(max(f[x], lo), hi) if v[x] else fill[x])
+
+
+@kernel
+def whole_counts(x, top, allbits, out):
+    """:func:`lbnl_dask.transform._finalize_numpy` of whole counts ``x`` (C-contiguous float,
+    any shape) into ``out`` (its shape, an unsigned integer type) in one pass: NaN ->
+    ``allbits`` (of ``out``'s type), the others clipped to [0, ``top``] (``top`` in ``x``'s type,
+    +inf -> ``top``) and converted."""
+    a, o = x.reshape(-1), out.reshape(-1)
+    zero = top - top
+    for i in range(a.size):
+        v = a[i]
+        if v != v:
+            o[i] = allbits
+        else:
+            o[i] = min(max(v, zero), top)
+    return out

@@ -93,18 +93,22 @@ def infer_run(original_master, compressed_master) -> RunGeometry:
 
 
 def reference_counts(
-    original_master, run: RunGeometry, chunk_frames: int | None = None
+    original_master, run: RunGeometry, chunk_frames: int | None = None, dtype=np.float64
 ) -> tuple[da.Array, float]:
     """The original summed and binned as the run did, losslessly, as counts (NaN invalid,
-    +inf saturated), and the output saturation value they correspond to."""
+    +inf saturated), and the output saturation value they correspond to. ``dtype``: the
+    counts' float type; None: float32 where every sum is exact in it, as the run's own."""
     s, b = run.s, run.b
     ds = open_dataset(
         original_master, run.first, run.last, datablock=(chunk_frames or 4 * s) // s * s or s
     )
     cutoff = ds.meta.overload
-    frames = ds.padded_frames(b)  # read and summed as lbnl-compress does, in float64
+    if dtype is None:
+        per_pixel = cutoff if cutoff is not None else np.iinfo(ds.dtype).max - 1
+        dtype = T.counts_dtype(per_pixel, s * b * b)
+    frames = ds.padded_frames(b)  # read and summed as lbnl-compress does
     return T.summed_binned_counts(
-        frames, s, b, ds.pixel_mask(), cutoff, np.float64, ds.shape[1:]
+        frames, s, b, ds.pixel_mask(), cutoff, dtype, ds.shape[1:]
     ), cutoff
 
 
@@ -323,29 +327,29 @@ def fidelity(
 @dataclass
 class FidelityReference:
     """The lossless side of :func:`sample_fidelity`, which needs only the input: the sampled
-    output frames' indices ``idx``, the original summed and binned ``counts`` (k, ny, nx;
-    float32 where that is exact, else float64; NaN invalid, +inf saturated) and the spots'
-    neighbourhoods ``kept`` (k, ny, nx)."""
+    output frames' indices ``idx`` (k,), the original summed and binned ``counts``, k frames
+    (ny, nx) (float32 where every sum is exact in it, else float64; NaN invalid, +inf
+    saturated), and the spots' neighbourhoods ``kept``, k bool frames (ny, nx)."""
 
     idx: np.ndarray
-    counts: np.ndarray
-    kept: np.ndarray
+    counts: list
+    kept: list
 
 
 def fidelity_reference(original_master, run: RunGeometry, frames: int = 4, sigma: float = 5.0,
                        scheduler=threaded_get) -> FidelityReference:  # fmt: skip
     """:class:`FidelityReference` for ``frames`` output frames spread over the run: only
     their input frames are read. ``lbnl-compress`` computes it while the run writes."""
-    ref = reference_counts(original_master, run, chunk_frames=run.s)[0]  # a frame a chunk
+    ref = reference_counts(original_master, run, chunk_frames=run.s, dtype=None)[0]
     n = ref.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
     r = ref[idx]  # a frame a chunk already
-    r, kept = dask.compute(r, spot_regions(r, sigma, 2, 0), scheduler=scheduler)
-    finite = np.isfinite(r)
-    top = max(r.max(where=finite, initial=0), -r.min(where=finite, initial=0))  # no copies
-    if top < 2**24:  # whole counts, exact in float32:
-        r = r.astype(np.float32)  # half the memory it holds while the run writes
-    return FidelityReference(idx, r, kept)
+    # each frame's block as it is (no concatenated copy of the sample): lists of (ny, nx)
+    blocks = dask.compute(list(r.to_delayed().ravel()),
+                          list(spot_regions(r, sigma, 2, 0).to_delayed().ravel()),
+                          scheduler=scheduler)  # fmt: skip
+    counts, kept = ([block[0] for block in part] for part in blocks)
+    return FidelityReference(idx, counts, kept)
 
 
 def compare_fidelity(reference: FidelityReference, compressed_master) -> dict:
@@ -353,7 +357,8 @@ def compare_fidelity(reference: FidelityReference, compressed_master) -> dict:
     output frames are read. Frame by frame (in threads: numpy lets go of the GIL), summed in
     float64 through ``where`` masks: no copies of the sample (fresh memory is slow to fault
     in); the frames' sums are added in frame order, as one loop would."""
-    o = output_counts(compressed_master, 1)[reference.idx].compute(scheduler=threaded_get)
+    sample = output_counts(compressed_master, 1)[reference.idx].to_delayed().ravel()
+    o = [block[0] for block in dask.compute(*sample, scheduler=threaded_get)]  # no joined copy
     names = ("background_in", "background_out", "spots_in", "spots_out")
     if len(o) != len(reference.counts):
         raise ValueError(f"{compressed_master}: {len(o)} sampled output frames for "

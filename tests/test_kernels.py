@@ -372,3 +372,24 @@ def test_restore_totals_float_frames_take_the_kernel():
         mp.setattr(B, "restore_totals_numpy", refuse)
         for dtype in (np.float32, np.float64):
             B.restore_totals(decoded.astype(dtype), frame.astype(dtype), np.flatnonzero(~valid))
+
+
+@pytest.mark.parametrize("x_type", [np.float32, np.float64])
+@pytest.mark.parametrize("out_type, saturation", [(np.uint32, 99520), (np.uint16, 65534),
+                                                  (np.uint16, 1), (np.uint32, 2**24)])  # fmt: skip
+def test_whole_counts_kernel_is_the_numpy_rule(x_type, out_type, saturation):
+    """The output type's one compiled pass gives the numpy reference's pixels: NaN -> all
+    bits set, +-inf and negatives clipped, the saturation itself and one above it."""
+    from lbnl_dask import transform as T
+
+    rng = np.random.default_rng(saturation)
+    x = rng.integers(-50, 120000, (37, 53)).astype(x_type)
+    for value, n in ((np.nan, 40), (np.inf, 40), (-np.inf, 10)):
+        x.flat[rng.integers(0, x.size, n)] = value
+    x.flat[:3] = (-0.0, saturation, saturation + 1)
+    got = T._finalize_block(x, out_type, saturation, True)
+    want = T._finalize_numpy(x, out_type, saturation, True)
+    assert got.dtype == want.dtype == out_type
+    np.testing.assert_array_equal(got, want)
+    assert got.flat[0] == 0 and got.flat[1] == got.flat[2] == saturation
+    assert (got[np.isnan(x)] == np.iinfo(out_type).max).all()
