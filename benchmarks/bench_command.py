@@ -16,7 +16,9 @@ published tool runs too, in turns with lbnl-compress (one process at a time, sam
 same -d), and the speed-up is measured rather than taken from the figures above. Revision
 133b8b3 stops with a NameError (``dSsaturation_value``) after the master on any master that
 holds detectorSpecific/saturation_value, as this benchmark's data does: time a copy with
-that one name corrected (``dS_saturation_value``), as the README's figures did.
+that one name corrected (``dS_saturation_value``), as the README's figures did. It also
+stops (``np.asaary``, line 1301, in ``conv_pixel_mask``) where both sides of the pixel mask
+divide by -b (EIGER2 4M's 2068 x 2162, say); this benchmark's 2070 x 2167 frames do not.
 """
 
 import argparse

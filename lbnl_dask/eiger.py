@@ -217,8 +217,11 @@ class EigerDataset:
 
     @cached_property
     def blocks(self) -> list[DataBlock]:
-        """The data blocks, checked: files exist, shapes agree. Raises MissingDataFileError etc."""
-        return _data_blocks(self.master)
+        """The data blocks, checked: files exist, shapes agree. Raises MissingDataFileError etc.
+        With a last image, the data files after the one that holds it may be missing: the
+        blocks then end with the last file present (:attr:`missing_after`)."""
+        blocks, self.missing_after = _data_blocks(self.master, self._last)
+        return blocks
 
     @property
     def n_available(self) -> int:
@@ -251,6 +254,8 @@ class EigerDataset:
     def _range(self) -> tuple[int, int]:
         n = self.n_available
         expected = self.meta.n_frames if self.meta.nimages else n
+        if self.missing_after is not None:  # every frame asked for is in the files present
+            expected = n
         if n < expected:
             last = self.blocks[-1]
             raise TruncatedDataError(
@@ -281,7 +286,11 @@ class EigerDataset:
         """
         other = EigerDataset(self.master, self.meta, self._first, self._last, int(datablock))
         other.__dict__.update(
-            {k: v for k, v in self.__dict__.items() if k in ("blocks", "_frame_type")}
+            {
+                k: v
+                for k, v in self.__dict__.items()
+                if k in ("blocks", "missing_after", "_frame_type")
+            }
         )
         return other
 
@@ -401,20 +410,25 @@ def read_meta(master) -> DetectorMeta:
 
 
 # --------------------------------------------------------------------------- the master's links
-def _data_blocks(master: str) -> list[DataBlock]:
-    """Resolve /entry/data/data_NNNNNN links into checked DataBlocks.
+def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataBlock], str | None]:
+    """Resolve /entry/data/data_NNNNNN links into checked DataBlocks, and the path of the first
+    missing data file after those that hold image ``last_image`` (1-based), if one is missing
+    (None otherwise): a run of the first images does not need the later files. Any other
+    missing file raises MissingDataFileError.
 
     A single /entry/data/data is resolved the same way.
     """
     blocks: list[DataBlock] = []
     start, like = 0, None
     for path, name in _block_targets(master):
+        if last_image is not None and start >= last_image and not os.path.exists(path):
+            return blocks, path
         blk, like = _read_block(master, path, name, start, like)
         blocks.append(blk)
         start += blk.n
     if not blocks or start == 0:
         raise TruncatedDataError(f"{master}: the data files hold no frames")
-    return blocks
+    return blocks, None
 
 
 def _block_targets(master: str) -> list[tuple[str, str]]:

@@ -222,6 +222,26 @@ def test_missing_input_and_refusal_to_overwrite(source, tmp_path, capsys):
     assert os.stat(tmp_path / "o_master.h5").st_mtime_ns != before
 
 
+def test_a_run_of_the_first_images_without_the_later_data_files(tiny32, tmp_path, capsys):
+    """-N within the first data file runs where the later data files are missing; asking for
+    an image of a missing file stops with its name."""
+    import shutil
+
+    from lbnl_dask.layout import data_file_name
+
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    (d / data_file_name("t32", 3)).unlink()
+    args = ["-i", str(d / "t32_master.h5"), "-b", "2", "--scheduler", "threads"]
+    rc, out = compress(args + ["-o", str(tmp_path / "o"), "-N", "10"], capsys)
+    assert rc == 0, out.err
+    with h5py.File(tmp_path / "o_000001.h5", "r") as f:
+        assert f[DATA].shape[0] == 10
+    rc, out = compress(args + ["-o", str(tmp_path / "p"), "-N", "11"], capsys)
+    assert rc != 0 and data_file_name("t32", 3) in out.err and "missing" in out.err
+    assert not os.path.exists(tmp_path / "p_master.h5")
+
+
 def test_output_may_not_overwrite_input(source, tmp_path, capsys):
     tiny = source[0]
     prefix = tiny[: -len("_master.h5")]

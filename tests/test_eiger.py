@@ -229,6 +229,26 @@ def test_missing_data_file_is_named(tmp_path, tiny32):
         lbnl_dask.open_dataset(d / "t32_master.h5").frames
 
 
+def test_missing_data_files_after_the_last_image_asked_for(tmp_path, tiny32):
+    """A run of the first images needs only the files that hold them: the later ones may be
+    missing (moved to tape, still being written); a missing file the range needs is an error."""
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    for k in (2, 3):
+        (d / data_file_name("t32", k)).unlink()
+    master = d / "t32_master.h5"
+    ds = lbnl_dask.open_dataset(master, 2, 5)
+    np.testing.assert_array_equal(
+        ds.frames.compute(), lbnl_dask.open_dataset(tiny32, 2, 5).frames.compute()
+    )
+    assert ds.shape == (4, 102, 132) and len(ds.blocks) == 1
+    assert ds.missing_after.endswith(data_file_name("t32", 2))
+    assert ds.with_datablock(2).frames.shape == (4, 102, 132)
+    for last in (6, None):  # image 6 is in the second file; None: every image
+        with pytest.raises(MissingDataFileError, match=data_file_name("t32", 2)):
+            lbnl_dask.open_dataset(master, 1, last).frames
+
+
 def test_data_shorter_than_master(tmp_path, tiny32):
     files = [os.path.join(os.path.dirname(tiny32), data_file_name("t32", k)) for k in (1, 2)]
     master = write_master(tmp_path / "m.h5", files, nimages=12)
@@ -270,7 +290,7 @@ def test_shape_and_rechunk_without_rereading(tiny32, monkeypatch):
     assert ds.shape == (13, 102, 132)
     blocks = ds.blocks
     monkeypatch.setattr(
-        lbnl_dask.eiger, "_data_blocks", lambda m: pytest.fail("data files opened again")
+        lbnl_dask.eiger, "_data_blocks", lambda *a: pytest.fail("data files opened again")
     )
     other = ds.with_datablock(4)
     assert other.blocks is blocks and other.frames.chunks[0] == (4, 4, 4, 1)
