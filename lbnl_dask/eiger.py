@@ -216,12 +216,22 @@ class EigerDataset:
         return f"EigerDataset({self.master!r}, frames={self.frames!r})"
 
     @cached_property
+    def _resolved(self) -> tuple[list[DataBlock], str | None]:
+        # with a last image and a master that says how many there are, the data files after
+        # the one holding the last image are not opened: a run of the first images does not
+        # need them (still being written, moved away, on tape)
+        return _data_blocks(self.master, self._last if self.meta.n_frames else None)
+
+    @property
     def blocks(self) -> list[DataBlock]:
         """The data blocks, checked: files exist, shapes agree. Raises MissingDataFileError etc.
-        With a last image, the data files after the one that holds it may be missing: the
-        blocks then end with the last file present (:attr:`missing_after`)."""
-        blocks, self.missing_after = _data_blocks(self.master, self._last)
-        return blocks
+        With a last image, they end with the data file that holds it (:attr:`unread_after`)."""
+        return self._resolved[0]
+
+    @property
+    def unread_after(self) -> str | None:
+        """The first data file not opened because the images asked for end before it, or None."""
+        return self._resolved[1]
 
     @property
     def n_available(self) -> int:
@@ -254,8 +264,14 @@ class EigerDataset:
     def _range(self) -> tuple[int, int]:
         n = self.n_available
         expected = self.meta.n_frames if self.meta.nimages else n
-        if self.missing_after is not None:  # every frame asked for is in the files present
-            expected = n
+        if self.unread_after is not None:  # the files read hold every image asked for, and
+            expected = n  # each holds as many as the first: none is short (only a last is)
+            short = next((b for b in self.blocks if b.n != self.blocks[0].n), None)
+            if short is not None:
+                raise TruncatedDataError(
+                    f"{short.path}: holds {short.n} frames where {self.blocks[0].path} holds "
+                    f"{self.blocks[0].n}, and it is not the last data file of {self.master}"
+                )
         if n < expected:
             last = self.blocks[-1]
             raise TruncatedDataError(
@@ -286,11 +302,7 @@ class EigerDataset:
         """
         other = EigerDataset(self.master, self.meta, self._first, self._last, int(datablock))
         other.__dict__.update(
-            {
-                k: v
-                for k, v in self.__dict__.items()
-                if k in ("blocks", "missing_after", "_frame_type")
-            }
+            {k: v for k, v in self.__dict__.items() if k in ("_resolved", "_frame_type")}
         )
         return other
 
@@ -411,17 +423,16 @@ def read_meta(master) -> DetectorMeta:
 
 # --------------------------------------------------------------------------- the master's links
 def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataBlock], str | None]:
-    """Resolve /entry/data/data_NNNNNN links into checked DataBlocks, and the path of the first
-    missing data file after those that hold image ``last_image`` (1-based), if one is missing
-    (None otherwise): a run of the first images does not need the later files. Any other
-    missing file raises MissingDataFileError.
+    """Resolve /entry/data/data_NNNNNN links into checked DataBlocks, up to the one holding
+    image ``last_image`` (1-based; None: all), and the path of the first data file not
+    opened after it (None if there is none).
 
     A single /entry/data/data is resolved the same way.
     """
     blocks: list[DataBlock] = []
     start, like = 0, None
     for path, name in _block_targets(master):
-        if last_image is not None and start >= last_image and not os.path.exists(path):
+        if last_image is not None and start >= last_image:
             return blocks, path
         blk, like = _read_block(master, path, name, start, like)
         blocks.append(blk)

@@ -104,7 +104,7 @@ def reference_counts(
     )
     cutoff = ds.meta.overload
     if dtype is None:
-        per_pixel = cutoff if cutoff is not None else np.iinfo(ds.dtype).max - 1
+        per_pixel = cutoff if cutoff is not None else np.iinfo(ds.frames.dtype).max - 1
         dtype = T.counts_dtype(per_pixel, s * b * b)
     frames = ds.padded_frames(b)  # read and summed as lbnl-compress does
     return T.summed_binned_counts(
@@ -343,7 +343,7 @@ def fidelity_reference(original_master, run: RunGeometry, frames: int = 4, sigma
     ref = reference_counts(original_master, run, chunk_frames=run.s, dtype=None)[0]
     n = ref.shape[0]
     idx = np.unique(np.linspace(0, n - 1, min(frames, n)).round().astype(int))
-    r = ref[idx]  # a frame a chunk already
+    r = ref[idx].rechunk({0: 1})  # a frame a chunk (already so: chunks of s input frames)
     # each frame's block as it is (no concatenated copy of the sample): lists of (ny, nx)
     blocks = dask.compute(list(r.to_delayed().ravel()),
                           list(spot_regions(r, sigma, 2, 0).to_delayed().ravel()),

@@ -424,6 +424,7 @@ def _finalize_block(x, dtype, saturation, integral=False):
         and x.dtype in (np.float32, np.float64)
         and x.flags.c_contiguous
         and float(x.dtype.type(saturation)) == saturation
+        and 0 <= saturation <= np.iinfo(dtype).max
     ):
         from . import kernels
 

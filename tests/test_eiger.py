@@ -229,24 +229,43 @@ def test_missing_data_file_is_named(tmp_path, tiny32):
         lbnl_dask.open_dataset(d / "t32_master.h5").frames
 
 
-def test_missing_data_files_after_the_last_image_asked_for(tmp_path, tiny32):
+def test_data_files_after_the_last_image_asked_for_are_not_opened(tmp_path, tiny32):
     """A run of the first images needs only the files that hold them: the later ones may be
-    missing (moved to tape, still being written); a missing file the range needs is an error."""
+    missing (moved away, on tape) or unreadable (still being written); a missing file the
+    range needs is an error, and so is a short file among those read (frames would shift)."""
     d = tmp_path / "copy"
     shutil.copytree(os.path.dirname(tiny32), d)
-    for k in (2, 3):
-        (d / data_file_name("t32", k)).unlink()
+    (d / data_file_name("t32", 2)).unlink()
+    (d / data_file_name("t32", 3)).write_bytes(b"not HDF5")
     master = d / "t32_master.h5"
     ds = lbnl_dask.open_dataset(master, 2, 5)
     np.testing.assert_array_equal(
         ds.frames.compute(), lbnl_dask.open_dataset(tiny32, 2, 5).frames.compute()
     )
     assert ds.shape == (4, 102, 132) and len(ds.blocks) == 1
-    assert ds.missing_after.endswith(data_file_name("t32", 2))
+    assert ds.unread_after.endswith(data_file_name("t32", 2))
+    assert ds.input_files() == [str(master), ds.blocks[0].path]  # the job's token: these
     assert ds.with_datablock(2).frames.shape == (4, 102, 132)
+    assert lbnl_dask.open_dataset(tiny32).unread_after is None
     for last in (6, None):  # image 6 is in the second file; None: every image
         with pytest.raises(MissingDataFileError, match=data_file_name("t32", 2)):
             lbnl_dask.open_dataset(master, 1, last).frames
+
+
+def test_a_short_data_file_before_unread_ones_is_an_error(tmp_path, tiny32):
+    """With the later files unread, the master's image count cannot catch a short file among
+    those read: each must then hold as many frames as the first (only a last file is short)."""
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    first = d / data_file_name("t32", 1)
+    with h5py.File(first, "a") as f:  # file 1 keeps 3 of its 5 frames
+        frames = f[DATA][:3]
+        attrs = dict(f[DATA].attrs)
+        del f[DATA]
+        f.create_dataset(DATA, data=frames, chunks=(1,) + frames.shape[1:])
+        f[DATA].attrs.update(attrs)
+    with pytest.raises(TruncatedDataError, match="holds 5 frames where .* holds 3"):
+        lbnl_dask.open_dataset(d / "t32_master.h5", 1, 6).frames
 
 
 def test_data_shorter_than_master(tmp_path, tiny32):

@@ -193,3 +193,27 @@ def test_summarize_counts_the_reflections_the_output_lost():
     assert "33.3% of the original's lost" in str(fid)
     assert Q.summarize(res[:2], shells=0).lost == 0 and "lost" not in str(
         Q.summarize(res[:2], shells=0))  # fmt: skip
+
+
+def test_fidelity_line_of_a_master_without_a_saturation_value(tiny32, tmp_path):
+    """No saturation value nor count cutoff in the master (the run notes it): the fidelity
+    line's reference is summed in float64, as the run's counts are, and the line is written."""
+    import shutil
+
+    import h5py
+
+    from lbnl_dask.layout import CUTOFFS, SATURATIONS
+
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    master = str(d / os.path.basename(tiny32))
+    with h5py.File(master, "a") as f:
+        for name in SATURATIONS + CUTOFFS:
+            if name in f:
+                del f[name]
+    assert lbnl_dask.open_dataset(master).meta.overload is None
+    run = Q.RunGeometry(1, 14, 2, 2)
+    assert Q.reference_counts(master, run, dtype=None)[0].dtype == np.float64
+    r = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, sum_range=2, hcomp_scale=12,
+                           scheduler="threads")  # fmt: skip
+    assert r.fidelity.startswith("4 sampled output frame(s): background out/in"), r.fidelity
