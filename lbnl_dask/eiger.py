@@ -264,14 +264,14 @@ class EigerDataset:
     def _range(self) -> tuple[int, int]:
         n = self.n_available
         expected = self.meta.n_frames if self.meta.nimages else n
-        if self.unread_after is not None:  # the files read hold every image asked for, and
-            expected = n  # each holds as many as the first: none is short (only a last is)
-            short = next((b for b in self.blocks if b.n != self.blocks[0].n), None)
-            if short is not None:
-                raise TruncatedDataError(
-                    f"{short.path}: holds {short.n} frames where {self.blocks[0].path} holds "
-                    f"{self.blocks[0].n}, and it is not the last data file of {self.master}"
-                )
+        if self.unread_after is not None:  # the files read hold every image asked for; the
+            expected = n  # master's count cannot tell whether one is short: see _short_file
+            for blk in self.blocks:
+                why = _short_file(blk, self.blocks[0])
+                if why is not None:
+                    raise TruncatedDataError(
+                        f"{blk.path}: {why}, and it is not the last data file of {self.master}"
+                    )
         if n < expected:
             last = self.blocks[-1]
             raise TruncatedDataError(
@@ -419,6 +419,20 @@ def read_meta(master) -> DetectorMeta:
     if is_cbf_input(os.fspath(master)):
         return open_dataset(master).meta
     return read_master_meta(master)
+
+
+def _short_file(blk: DataBlock, first: DataBlock) -> str | None:
+    """Why data file ``blk``, not the last, does not hold all its frames, or None: where it
+    records image_nr_low/high, they must be its images in the run; else it must hold as many
+    frames as the ``first`` data file."""
+    if blk.image_nr_low is not None and blk.image_nr_high is not None:
+        if (blk.image_nr_low, blk.image_nr_high) == (blk.start + 1, blk.start + blk.n):
+            return None
+        return (f"holds {blk.n} frames at images {blk.start + 1}-{blk.start + blk.n}, but "
+                f"records images {blk.image_nr_low}-{blk.image_nr_high}")  # fmt: skip
+    if blk.n == first.n:
+        return None
+    return f"holds {blk.n} frames where {first.path} holds {first.n}"
 
 
 # --------------------------------------------------------------------------- the master's links

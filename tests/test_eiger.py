@@ -264,7 +264,16 @@ def test_a_short_data_file_before_unread_ones_is_an_error(tmp_path, tiny32):
         del f[DATA]
         f.create_dataset(DATA, data=frames, chunks=(1,) + frames.shape[1:])
         f[DATA].attrs.update(attrs)
-    with pytest.raises(TruncatedDataError, match="holds 5 frames where .* holds 3"):
+    name = data_file_name("t32", 1)
+    with pytest.raises(TruncatedDataError, match=f"{name}: holds 3 frames at images 1-3, but "
+                       "records images 1-5, and it is not the last"):  # fmt: skip
+        lbnl_dask.open_dataset(d / "t32_master.h5", 1, 6).frames
+    for k in (1, 2):  # without image numbers, the sizes tell
+        with h5py.File(d / data_file_name("t32", k), "a") as f:
+            for key in ("image_nr_low", "image_nr_high"):
+                del f[DATA].attrs[key]
+    with pytest.raises(TruncatedDataError, match=f"{data_file_name('t32', 2)}: holds 5 frames "
+                       f"where .*{name} holds 3"):  # fmt: skip
         lbnl_dask.open_dataset(d / "t32_master.h5", 1, 6).frames
 
 
