@@ -123,7 +123,12 @@ def main(argv=None) -> int:
                     row["published_in_turns"] = bool(pub)
                     rows.append(row)
                     save(a, rows)  # after each row: a later failure keeps what was measured
-                    vs = "" if ref is None else f"  {ref / sec:4.1f}x the published tool"
+                    vs = (
+                        ""
+                        if ref is None
+                        else f"  {ref / sec:4.1f}x the published tool"
+                        + ("" if theirs else " (its figure recorded on another machine)")
+                    )
                     print(f"{setting:9s} {frames:4d} frames {scheduler:9s} {w} worker(s): "
                           f"{sec:6.2f} s {frames / sec:6.1f} frames/s{vs}", flush=True)  # fmt: skip
     return 0
