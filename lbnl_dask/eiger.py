@@ -264,14 +264,8 @@ class EigerDataset:
     def _range(self) -> tuple[int, int]:
         n = self.n_available
         expected = self.meta.n_frames if self.meta.nimages else n
-        if self.unread_after is not None:  # the files read hold every image asked for; the
-            expected = n  # master's count cannot tell whether one is short: see _short_file
-            for blk in self.blocks:
-                why = _short_file(blk, self.blocks[0])
-                if why is not None:
-                    raise TruncatedDataError(
-                        f"{blk.path}: {why}, and it is not the last data file of {self.master}"
-                    )
+        if self.unread_after is not None:  # the files read hold every image asked for
+            expected = n  # (and none is short: _data_blocks checks them)
         if n < expected:
             last = self.blocks[-1]
             raise TruncatedDataError(
@@ -439,7 +433,9 @@ def _short_file(blk: DataBlock, first: DataBlock) -> str | None:
 def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataBlock], str | None]:
     """Resolve /entry/data/data_NNNNNN links into checked DataBlocks, up to the one holding
     image ``last_image`` (1-based; None: all), and the path of the first data file not
-    opened after it (None if there is none).
+    opened after it (None if there is none). The master's image count then cannot tell
+    whether a file read is short (its later frames would shift): each must hold all its
+    frames (:func:`_short_file`), else TruncatedDataError.
 
     A single /entry/data/data is resolved the same way.
     """
@@ -447,6 +443,12 @@ def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataB
     start, like = 0, None
     for path, name in _block_targets(master):
         if last_image is not None and start >= last_image:
+            for blk in blocks:
+                why = _short_file(blk, blocks[0])
+                if why is not None:
+                    raise TruncatedDataError(
+                        f"{blk.path}: {why}, and it is not the last data file of {master}"
+                    )
             return blocks, path
         blk, like = _read_block(master, path, name, start, like)
         blocks.append(blk)

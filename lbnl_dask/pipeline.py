@@ -82,7 +82,7 @@ def output_frames(
     (:meth:`EigerDataset.padded_frames`, as ``lbnl-compress`` reads them)."""
     notes = []
     s, b = o.sum_range, o.bin_range
-    per_pixel = cutoff if cutoff is not None else np.iinfo(frames.dtype).max - 1
+    per_pixel = T.count_limit(cutoff, frames.dtype)
     dtype, saturation = output_dtype(o, output_saturation(o, per_pixel, notes), notes)
 
     counts_type = T.counts_dtype(per_pixel * max(o.scale_factor, 1.0), s * b * b)

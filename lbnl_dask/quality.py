@@ -104,8 +104,7 @@ def reference_counts(
     )
     cutoff = ds.meta.overload
     if dtype is None:
-        per_pixel = cutoff if cutoff is not None else np.iinfo(ds.frames.dtype).max - 1
-        dtype = T.counts_dtype(per_pixel, s * b * b)
+        dtype = T.counts_dtype(T.count_limit(cutoff, ds.frames.dtype), s * b * b)
     frames = ds.padded_frames(b)  # read and summed as lbnl-compress does
     return T.summed_binned_counts(
         frames, s, b, ds.pixel_mask(), cutoff, dtype, ds.shape[1:]

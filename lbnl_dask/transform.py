@@ -49,6 +49,12 @@ def invalid_value(dtype) -> int | float:
     return np.array(-1).astype(dtype).item() if dtype.kind == "i" else np.iinfo(dtype).max
 
 
+def count_limit(cutoff: int | None, raw_dtype) -> int:
+    """The largest count a valid raw pixel of ``raw_dtype`` holds: below the master's
+    ``cutoff`` (its saturation or count cutoff), else below all bits set (the invalid marker)."""
+    return cutoff if cutoff is not None else np.iinfo(raw_dtype).max - 1
+
+
 def counts_dtype(max_count: float, n_summed: int) -> np.dtype:
     """float32 if every sum of ``n_summed`` counts below ``max_count`` is an exact float32
     integer (< 2**24), else float64 (exact below 2**53)."""
