@@ -33,6 +33,7 @@ from .explore_results import (
     acceptable,
     best_setting,
     describe_best,
+    describe_gain,
     describe_shells,
     pareto,
     plot,
@@ -72,6 +73,7 @@ __all__ = [
     "acceptable",
     "best_setting",
     "describe_best",
+    "describe_gain",
     "pareto",
     "plot",
     "save",
@@ -555,6 +557,9 @@ def main(argv=None) -> int:
     elif best is not None:
         print("  (no resolution shells: the master lacks the geometry or too few reflections; "
               "judged overall only)")  # fmt: skip
+    gain = describe_gain(rows)
+    if gain is not None:
+        print(gain)
     for path in save(rows, a.out):
         print(f"wrote {path}")
     return 0

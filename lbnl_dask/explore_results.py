@@ -132,6 +132,41 @@ def describe_best(rows) -> str:
     )
 
 
+#: A best setting whose ratio is below this factor times the lossless ratio of its own bin
+#: and sum gains little from its lossy step: :func:`describe_gain` says so.
+LITTLE_GAIN = 1.25
+
+
+def describe_gain(rows) -> str | None:
+    """A note when :func:`best_setting` gains little over lossless storage of its own bin
+    and sum (less than LITTLE_GAIN times its ratio), else None. Then the counting noise of
+    the background, which any acceptable output keeps, sets the ratio (at about 1 count per
+    output pixel and up: ``benchmarks/bench_bslz4_ceiling.py``), and only more raw pixels per
+    output pixel raise it: a larger sum, suggested when the best has the largest sum tried.
+    What summing more images costs (each output frame spans more rotation) the explorer does
+    not judge: it compares each setting with the lossless sum of the same images."""
+    best = best_setting(rows)
+    if best is None or "sum" not in best:
+        return None
+    lossless = [r for r in rows if r.get("codec") == "none" and r.get("bin") == best["bin"]
+                and r.get("sum") == best["sum"]]  # fmt: skip
+    if not lossless:
+        return None
+    base = lossless[0]["ratio_raw2"]
+    gain = best["ratio_raw2"] / base
+    if gain >= LITTLE_GAIN:
+        return None
+    b, s = best["bin"], best["sum"]
+    line = (f"note: {best['setting']} reaches {gain:.2f} times the ratio of lossless b{b}s{s} "
+            f"({base:.1f}x): the lossy steps gain little on this data; the background's "
+            "counting noise, which every acceptable setting keeps, sets the ratio")  # fmt: skip
+    if s >= max(r.get("sum", 0) for r in rows):
+        line += (f". Summing more images raises it (try --sums {2 * s} {4 * s}); each output "
+                 f"frame then spans {2 * s} or {4 * s} images of rotation, which these "
+                 "criteria (against the lossless sum of the same images) do not judge")  # fmt: skip
+    return line
+
+
 def pareto(rows, x="ratio_raw2", y="cc") -> None:
     """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
     for r in rows:

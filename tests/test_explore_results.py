@@ -139,3 +139,28 @@ def test_csv_rows_carry_the_verdict_and_the_worst_shell(tmp_path):
     assert float(h8["worst_shell_background_ratio"]) == 1.05
     assert float(h8["worst_shell_i_sigma_ratio"]) == 7.0 / 8.0
     assert plain["shells"] == "0" and plain["worst_shell_cc"] == "nan"
+
+
+def test_describe_gain_notes_a_best_setting_close_to_lossless():
+    """At a high background the best acceptable setting is barely above lossless storage of
+    its bin and sum: the explorer says so, and points at larger sums when none was tried."""
+    good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
+
+    def row(name, codec, s, ratio, **kw):
+        return dict(good, setting=name, codec=codec, bin=2, sum=s, ratio_raw2=ratio, **kw)
+
+    rows = [row("b2s4", "none", 4, 53.0), row("b2s4h64k3", "H", 4, 57.8),
+            row("b2s4h64", "H", 4, 78.0, cc=0.98)]  # fmt: skip
+    note = R.describe_gain(rows)
+    assert note.startswith("note: b2s4h64k3 reaches 1.09 times the ratio of lossless b2s4 (53.0x)")
+    assert "--sums 8 16" in note
+    # a larger sum was tried (and failed): no suggestion of one, the note stays
+    failed = row("b2s8h64", "H", 8, 130.0, mean_ratio=0.9)
+    assert "--sums" not in R.describe_gain([*rows, failed])
+    # a lossy step worth its name: no note
+    assert R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 74.3)]) is None
+    # the best is lossless itself: gain 1
+    assert "reaches 1.00 times" in R.describe_gain(rows[:1])
+    # nothing acceptable, or no lossless row of the best's bin and sum: nothing to say
+    assert R.describe_gain([row("b2s4h64", "H", 4, 78.0, cc=0.98)]) is None
+    assert R.describe_gain(rows[1:2]) is None
