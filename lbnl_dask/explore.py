@@ -68,6 +68,7 @@ __all__ = [
     "Setting",
     "grid",
     "windows",
+    "window_length",
     "explore",
     "main",
     "acceptable",
@@ -160,6 +161,24 @@ def grid(
                 out += [Setting(b, s, "ZF", a, k) for a in zfp]
             out += [Setting(b, s, "SF", e) for e in sz3_filter]
     return out
+
+
+#: Output frames a window gives at the largest sum tried, at least: a reflection's box spans
+#: +-1 output frame or more, so windows of one or two output frames would cut most boxes short.
+MIN_WINDOW_OUTPUT_FRAMES = 4
+
+
+def window_length(sums, frames: int, n_frames: int | None = None) -> int:
+    """Input frames per window: ``frames`` rounded down to a multiple of every sum in
+    ``sums`` (each window gives whole output frames), and at least MIN_WINDOW_OUTPUT_FRAMES
+    output frames of the largest sum (``--sums 16`` with the default 20 frames: 64); at most
+    the dataset's ``n_frames``, still a multiple of every sum where they allow one."""
+    lcm = int(np.lcm.reduce(list(sums)))
+    least = -(-MIN_WINDOW_OUTPUT_FRAMES * max(sums) // lcm) * lcm
+    length = max(least, frames // lcm * lcm)
+    if n_frames is not None and length > n_frames:
+        length = n_frames // lcm * lcm or n_frames
+    return length
 
 
 def windows(n_frames: int, count: int, length: int) -> list[tuple[int, int]]:
@@ -376,8 +395,7 @@ def explore(
     if too_long:  # lbnl-compress refuses them too: never name one best
         raise OptionError(f"{master}: a sum of {too_long[0]} frames is more than the {n} "
                           "frames there are")  # fmt: skip
-    lcm = int(np.lcm.reduce([st.s for st in settings]))
-    length = max(lcm, window_frames // lcm * lcm)
+    length = window_length([st.s for st in settings], window_frames, n)
     wins = windows(n, n_windows, length)
     lazy = [_evaluate(master, st, wins, Q.Shoebox.for_run) for st in settings]
     jobs = [
@@ -506,7 +524,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--windows", type=_at_least_1, default=3,
                    help="sample windows spread over the data")  # fmt: skip
-    p.add_argument("--frames", type=_at_least_1, default=20, help="frames per window")
+    p.add_argument("--frames", type=_at_least_1, default=20,
+                   help="frames per window (rounded down to a multiple of every sum, and at "
+                   f"least {MIN_WINDOW_OUTPUT_FRAMES} output frames of the largest)")  # fmt: skip
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")
     p.add_argument(
         "--scheduler",

@@ -199,6 +199,23 @@ def test_a_sum_longer_than_the_dataset_is_refused_as_lbnl_compress_refuses_it(no
         E.explore(no_table, [E.Setting(2, 400)], n_windows=1, window_frames=10)
 
 
+def test_windows_hold_whole_output_frames_and_enough_of_the_largest_sum():
+    """Each window is a multiple of every sum, and gives the largest sum at least 4 output
+    frames (a box spans +-1 output frame or more): --sums 16 with 20 frames would be one."""
+    assert E.window_length([1, 2], 20) == 20
+    assert E.window_length([2], 10) == 10
+    assert E.window_length([2, 3], 20) == 18  # whole output frames of both sums
+    assert E.window_length([16], 20) == 64
+    assert E.window_length([2, 16], 100) == 96
+    assert E.window_length([3, 8], 20) == 48  # lcm 24: 32 frames rounded up to it
+    assert E.window_length([16], 20, n_frames=40) == 32  # a shorter dataset: whole frames
+    assert E.window_length([2, 3], 20, n_frames=5) == 5  # no multiple of 6 fits: all of it
+    for sums, frames in [([1, 2], 20), ([2, 3, 8], 7), ([16], 20), ([5], 1)]:
+        n = E.window_length(sums, frames)
+        assert all(n % s == 0 and n // s >= 1 for s in sums)
+        assert n // max(sums) >= E.MIN_WINDOW_OUTPUT_FRAMES
+
+
 @pytest.mark.parametrize("flag", ["--sums", "--bins", "--windows", "--frames"])
 def test_counts_of_the_grid_below_1_are_refused(flag, capsys):
     with pytest.raises(SystemExit) as e:
