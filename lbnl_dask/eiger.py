@@ -415,18 +415,44 @@ def read_meta(master) -> DetectorMeta:
     return read_master_meta(master)
 
 
-def _short_file(blk: DataBlock, first: DataBlock) -> str | None:
-    """Why data file ``blk``, not the last, does not hold all its frames, or None: where it
-    records image_nr_low/high, they must be its images in the run; else it must hold as many
-    frames as the ``first`` data file."""
-    if blk.image_nr_low is not None and blk.image_nr_high is not None:
-        if (blk.image_nr_low, blk.image_nr_high) == (blk.start + 1, blk.start + blk.n):
-            return None
-        return (f"holds {blk.n} frames at images {blk.start + 1}-{blk.start + blk.n}, but "
-                f"records images {blk.image_nr_low}-{blk.image_nr_high}")  # fmt: skip
-    if blk.n == first.n:
-        return None
-    return f"holds {blk.n} frames where {first.path} holds {first.n}"
+def _check_files(blocks: list[DataBlock], master: str, more: bool) -> None:
+    """Data files that cannot be the images in the order the master links them: a file
+    linked twice; recorded image numbers (image_nr_low/high, where a file has both) that go
+    backwards, overlap or leave a gap between files; a file, not the last (``more``: files
+    after these are not read, so none of these is), holding fewer frames than its numbers
+    record. Without image numbers, a file read before unread ones must hold as many frames
+    as the first (its later frames would shift unseen otherwise). The error names the file."""
+    seen, prev = {}, None
+    for i, blk in enumerate(blocks):
+        key = (os.path.realpath(blk.path), blk.name)
+        if key in seen:
+            raise NotEigerError(f"{blk.path}: linked twice from {master} (also as data file "
+                                f"{seen[key]}): its frames would be read twice")  # fmt: skip
+        seen[key] = i + 1
+        last = i == len(blocks) - 1 and not more
+        lo, hi = blk.image_nr_low, blk.image_nr_high
+        if lo is None or hi is None:
+            prev = None
+            if more and blk.n != blocks[0].n:
+                raise TruncatedDataError(f"{blk.path}: holds {blk.n} frames where "
+                                         f"{blocks[0].path} holds {blocks[0].n}, and it is "
+                                         f"not the last data file of {master}")  # fmt: skip
+            continue
+        if hi < lo or (prev is not None and lo != prev.image_nr_high + 1):
+            after = (
+                ""
+                if prev is None
+                else f" after {prev.path}'s {prev.image_nr_low}-{prev.image_nr_high}"
+            )
+            raise NotEigerError(f"{blk.path}: records images {lo}-{hi}{after}: the data files "
+                                f"linked from {master} are out of order, overlap or leave a "
+                                "gap")  # fmt: skip
+        if not last and blk.n != hi - lo + 1:
+            raise TruncatedDataError(f"{blk.path}: holds {blk.n} frames at images "
+                                     f"{blk.start + 1}-{blk.start + blk.n}, but records images "
+                                     f"{lo}-{hi}, and it is not the last data file of "
+                                     f"{master}")  # fmt: skip
+        prev = blk
 
 
 # --------------------------------------------------------------------------- the master's links
@@ -435,7 +461,8 @@ def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataB
     image ``last_image`` (1-based; None: all), and the path of the first data file not
     opened after it (None if there is none). The master's image count then cannot tell
     whether a file read is short (its later frames would shift): each must hold all its
-    frames (:func:`_short_file`), else TruncatedDataError.
+    frames, else TruncatedDataError; and every file's image numbers must follow the one
+    before (:func:`_check_files`).
 
     A single /entry/data/data is resolved the same way.
     """
@@ -443,18 +470,14 @@ def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataB
     start, like = 0, None
     for path, name in _block_targets(master):
         if last_image is not None and start >= last_image:
-            for blk in blocks:
-                why = _short_file(blk, blocks[0])
-                if why is not None:
-                    raise TruncatedDataError(
-                        f"{blk.path}: {why}, and it is not the last data file of {master}"
-                    )
+            _check_files(blocks, master, more=True)
             return blocks, path
         blk, like = _read_block(master, path, name, start, like)
         blocks.append(blk)
         start += blk.n
     if not blocks or start == 0:
         raise TruncatedDataError(f"{master}: the data files hold no frames")
+    _check_files(blocks, master, more=False)
     return blocks, None
 
 
@@ -514,5 +537,9 @@ def _read_block(master: str, path: str, name: str, start: int, like):
 
 
 def _int_attr(d: h5py.Dataset, key: str) -> int | None:
-    v = d.attrs.get(key)
-    return None if v is None else int(np.asarray(v).reshape(-1)[0])
+    """An integer attribute (image_nr_low/high), or None if absent or not a whole number
+    (they only serve checks: the frames are read without them)."""
+    v = np.asarray(d.attrs.get(key)).reshape(-1)
+    if v.size != 1 or v.dtype.kind not in "iuf" or not np.isfinite(v[0]) or v[0] != int(v[0]):
+        return None
+    return int(v[0])

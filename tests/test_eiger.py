@@ -277,6 +277,80 @@ def test_a_short_data_file_before_unread_ones_is_an_error(tmp_path, tiny32):
         lbnl_dask.open_dataset(d / "t32_master.h5", 1, 6).frames
 
 
+def _copy(tiny32, tmp_path):
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    return d, d / "t32_master.h5"
+
+
+def _number(path, low, high):
+    with h5py.File(path, "a") as f:
+        f[DATA].attrs.update(image_nr_low=np.uint64(low), image_nr_high=np.uint64(high))
+
+
+def test_a_data_file_linked_twice_is_refused(tmp_path, tiny32):
+    """Frames 6-10 as copies of 1-5 (a master edited by hand) would pass every other check."""
+    d, master = _copy(tiny32, tmp_path)
+    with h5py.File(master, "a") as f:
+        del f[DATA_GROUP]["data_000002"]
+        f[DATA_GROUP]["data_000002"] = h5py.ExternalLink(data_file_name("t32", 1), DATA)
+    with pytest.raises(NotEigerError, match=f"{data_file_name('t32', 1)}: linked twice from "
+                       ".* \\(also as data file 1\\)"):  # fmt: skip
+        lbnl_dask.open_dataset(master).frames
+    for k in (1, 2, 3):  # without image numbers, too
+        with h5py.File(d / data_file_name("t32", k), "a") as f:
+            f[DATA].attrs.pop("image_nr_low", None)
+            f[DATA].attrs.pop("image_nr_high", None)
+    with pytest.raises(NotEigerError, match="linked twice"):
+        lbnl_dask.open_dataset(master, 1, 7).frames  # images 6-7 are in the second link
+    assert lbnl_dask.open_dataset(master, 1, 3).frames.shape[0] == 3  # not read: not judged
+
+
+@pytest.mark.parametrize(
+    "numbers",
+    [
+        [(1, 5), (11, 15), (16, 19)],  # a gap
+        [(1, 5), (4, 8), (9, 12)],  # an overlap
+        [(6, 10), (1, 5), (11, 14)],  # swapped
+        [(1, 5), (10, 6), (11, 14)],  # high below low
+    ],
+)
+def test_image_numbers_that_contradict_the_order_are_refused(tmp_path, tiny32, numbers):
+    d, master = _copy(tiny32, tmp_path)
+    for k, (lo, hi) in enumerate(numbers, start=1):
+        _number(d / data_file_name("t32", k), lo, hi)
+    bad = next(k for k in (2, 3) if numbers[k - 1][0] != numbers[k - 2][1] + 1
+               or numbers[k - 1][1] < numbers[k - 1][0])  # fmt: skip
+    lo, hi = numbers[bad - 1]
+    with pytest.raises(NotEigerError, match=f"{data_file_name('t32', bad)}: records images "
+                       f"{lo}-{hi} after .* out of order"):  # fmt: skip
+        lbnl_dask.open_dataset(master).frames
+
+
+def test_image_numbers_with_an_offset_are_read(tmp_path, tiny32):
+    """A master linking files of images 101-114 (a series split by hand): the numbers follow
+    one another, so the frames are the files' in order."""
+    d, master = _copy(tiny32, tmp_path)
+    for k, (lo, hi) in enumerate([(101, 105), (106, 110), (111, 114)], start=1):
+        _number(d / data_file_name("t32", k), lo, hi)
+    np.testing.assert_array_equal(lbnl_dask.open_dataset(master).frames.compute(),
+                                  lbnl_dask.open_dataset(tiny32).frames.compute())  # fmt: skip
+
+
+def test_a_short_data_file_is_named_when_all_are_read(tmp_path, tiny32):
+    """Every file read: the short one is named (the master's count named the last one)."""
+    d, master = _copy(tiny32, tmp_path)
+    first = d / data_file_name("t32", 1)
+    with h5py.File(first, "a") as f:  # file 1 keeps 3 of its 5 frames
+        frames, attrs = f[DATA][:3], dict(f[DATA].attrs)
+        del f[DATA]
+        f.create_dataset(DATA, data=frames, chunks=(1,) + frames.shape[1:])
+        f[DATA].attrs.update(attrs)
+    with pytest.raises(TruncatedDataError, match=f"{data_file_name('t32', 1)}: holds 3 frames "
+                       "at images 1-3, but records images 1-5"):  # fmt: skip
+        lbnl_dask.open_dataset(master).frames
+
+
 def test_data_shorter_than_master(tmp_path, tiny32):
     files = [os.path.join(os.path.dirname(tiny32), data_file_name("t32", k)) for k in (1, 2)]
     master = write_master(tmp_path / "m.h5", files, nimages=12)

@@ -113,6 +113,23 @@ def case_empty_dataset(tmp_path, tiny):
     return write_master(tmp_path / "e_master.h5", [data], 0), "hold no frames"
 
 
+def case_data_file_linked_twice(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    with h5py.File(m, "a") as f:
+        del f[DATA_GROUP]["data_000002"]
+        f[DATA_GROUP]["data_000002"] = h5py.ExternalLink(data_file_name("tiny", 1), DATA)
+    return m, f"{data_file_name('tiny', 1)}: linked twice from"
+
+
+def case_image_numbers_out_of_order(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    p = d / data_file_name("tiny", 2)
+    with h5py.File(p, "a") as f:
+        n = f[DATA].shape[0]
+        f[DATA].attrs.update(image_nr_low=np.uint64(101), image_nr_high=np.uint64(100 + n))
+    return m, f"{p.name}: records images 101-{100 + n} after"
+
+
 INPUT_CASES = [
     case_missing,
     case_directory,
@@ -121,6 +138,8 @@ INPUT_CASES = [
     case_missing_data_file,
     case_truncated_data_file,
     case_data_shorter_than_master,
+    case_data_file_linked_twice,
+    case_image_numbers_out_of_order,
     case_corrupt_chunk,
     case_corrupt_block_size,
     case_float_data,
