@@ -342,12 +342,21 @@ class EigerDataset:
         return os.path.abspath(self.master)
 
     def pixel_mask(self) -> PixelMask | None:
-        """The master's pixel mask, by reference (``np.asarray`` gives uint32 (ny, nx)), or None."""
+        """The master's pixel mask, by reference (``np.asarray`` gives uint32 (ny, nx)), or
+        None: without one, or with one whose shape is not the frames' (see
+        :meth:`mismatched_mask`: every reader of the frames then goes without it alike)."""
+        if self.meta.pixel_mask_path is None or self.mismatched_mask() is not None:
+            return None
+        return PixelMask(os.path.abspath(self.master), self.meta.pixel_mask_path, self.shape[1:])
+
+    def mismatched_mask(self) -> tuple | None:
+        """The shape of the master's pixel mask where it is not the frames' (ny, nx) (a master
+        made for another detector mode or edited by hand), else None."""
         if self.meta.pixel_mask_path is None:
             return None
         with h5py.File(self.master, "r") as f:
-            shape = f[self.meta.pixel_mask_path].shape
-        return PixelMask(os.path.abspath(self.master), self.meta.pixel_mask_path, tuple(shape))
+            shape = tuple(f[self.meta.pixel_mask_path].shape)
+        return None if shape == tuple(self.shape[1:]) else shape
 
 
 def check_range(path: str, first: int, last: int, total: int) -> None:

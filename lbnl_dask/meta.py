@@ -133,6 +133,7 @@ class MasterRewriter:
         self.n_out = output_frame_count(self.n_in, s)
         self.saturation, self.bit_depth, self.compression = saturation, bit_depth, compression
         self.frame_shape = tuple(frame_shape)  # input (ny, nx)
+        self.frame_shape_out = tuple(binned_size(n, b) for n in self.frame_shape)
         self.excluded_pixels = excluded_pixels
 
     def set_mask(self, binned_mask: np.ndarray | None) -> None:
@@ -167,7 +168,9 @@ class MasterRewriter:
         if name == "ntrigger":
             return np.asarray(1, d.dtype)
         if name in ("x_pixels_in_detector", "x_pixels", "y_pixels_in_detector", "y_pixels"):
-            return np.asarray(binned_size(d[()], b), d.dtype)
+            # the output frames' own size: a master whose count differs from its frames (a
+            # note says so) would otherwise carry its error into the output
+            return np.asarray(self.frame_shape_out[name[0] == "x"], d.dtype)
         if name == "compression" and parent == SPEC.rsplit("/", 1)[1]:
             return np.bytes_(self.compression.encode("ascii"))
         if name == "bit_depth_image":

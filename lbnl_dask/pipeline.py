@@ -149,9 +149,17 @@ def build(
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
                      "its sums are clipped) is written as saturation_value")  # fmt: skip
-    if mask is not None and tuple(mask.shape) != (ny, nx):
-        notes.append(f"pixel_mask {mask.shape} does not match the frames {(ny, nx)}: ignored")
-        mask = None
+    if (
+        not ds.is_cbf
+        and None not in (ds.meta.nx, ds.meta.ny)
+        and (ds.meta.ny, ds.meta.nx) != (ny, nx)
+    ):
+        notes.append(f"master: x/y_pixels_in_detector {ds.meta.nx} x {ds.meta.ny} differ from "
+                     f"the frames' {nx} x {ny}: the output's are its frames'")  # fmt: skip
+    wrong = None if ds.is_cbf else ds.mismatched_mask()
+    if wrong is not None:  # ds.pixel_mask() is None then, as every reader of ds finds it
+        notes.append(f"pixel_mask {wrong} does not match the frames {(ny, nx)}: ignored "
+                     "(the output's masks no pixel)")  # fmt: skip
     graph = output_frames(ds.padded_frames(o.bin_range), ds.meta.overload, mask, o, (ny, nx))
     plan = make_plan(ds, out, o, run_settings, graph, notes)
     return _write_tasks(ds, o, graph, plan, mask), plan

@@ -245,6 +245,20 @@ def check_geometry(ctx: Context, r: Result):
         r.add("FAIL", "no wavelength")
 
 
+def check_frame_size(ctx: Context, r: Result):
+    """detectorSpecific/x_pixels_in_detector and y_ (where present) are the frames' width
+    and height: readers size their images by them."""
+    if ctx.shape is None:
+        return
+    wrong = []
+    for axis, n in (("y", ctx.shape[0]), ("x", ctx.shape[1])):
+        d = ctx.f.get(f"{SPEC}/{axis}_pixels_in_detector")
+        if isinstance(d, h5py.Dataset) and d.shape == () and d.dtype.kind in "iu" and d[()] != n:
+            wrong.append(f"{axis}_pixels_in_detector {d[()]} is not the frames' {n}")
+    if wrong:
+        r.add("FAIL", "; ".join(wrong))
+
+
 def check_saturation(ctx: Context, r: Result):
     """A saturation value or count cutoff (XDS' OVERLOAD), and a bit depth of the data type."""
     if not any(p in ctx.f for p in (CUTOFFS[0],) + SATURATIONS):
@@ -312,6 +326,7 @@ CHECKS = [
     check_pixel_mask,
     check_nx_class_ascii,
     check_geometry,
+    check_frame_size,
     check_saturation,
     check_omega,
     check_checksums,
