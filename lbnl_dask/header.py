@@ -119,6 +119,10 @@ def read_meta(master) -> DetectorMeta:
         _refuse_data_file(f, master)
         meta = _read_fields(f, master)
     check_meta(meta)
+    for name in _NEEDED:
+        if getattr(meta, name) is None:
+            meta.warnings.append(f"no {name} in the master: the output has none either (XDS' "
+                                 "plugins need it; lbnl-validate fails such a master)")  # fmt: skip
     return meta
 
 
@@ -160,6 +164,13 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
 #: Fields the output rewrites or counts with: a value that cannot be right is an error.
 _MUST_BE_POSITIVE = ("x_pixel_size", "y_pixel_size", "saturation_value", "countrate_cutoff",
                      "ntrigger", "nx", "ny")  # fmt: skip
+#: A detector pixel's side is within these (m); outside, most likely a length in other units
+#: without its units attribute (0.075 for 75 um in mm): a warning, copied (x b) as it is.
+PIXEL_SIZE_RANGE = (1e-6, 5e-3)
+#: Fields XDS' plugins need that the output can only copy: a master without one is warned
+#: about (the output has none either, and lbnl-validate fails it).
+_NEEDED = ("x_pixel_size", "y_pixel_size", "beam_center_x", "beam_center_y", "detector_distance",
+           "wavelength")  # fmt: skip
 #: Fields copied (or scaled) into the output: an odd value is a warning, copied as it is.
 _SHOULD_BE_POSITIVE = ("detector_distance", "wavelength", "count_time", "frame_time",
                        "sensor_thickness")  # fmt: skip
@@ -175,6 +186,13 @@ def check_meta(meta: DetectorMeta) -> None:
         v = getattr(meta, name)
         if v is not None and not (np.isfinite(v) and v > 0):
             raise MetadataError(f"{meta.master}: {name} is {v}: it must be a positive number")
+    lo, hi = PIXEL_SIZE_RANGE
+    for name in ("x_pixel_size", "y_pixel_size"):
+        v = getattr(meta, name)
+        if v is not None and not lo <= v <= hi:
+            meta.warnings.append(f"{name} is {v:g} m in the master, not a detector pixel's "
+                                 f"({lo * 1e6:g} um to {hi * 1e3:g} mm; a length in other "
+                                 "units without its units?): copied as it is")  # fmt: skip
     for name in ("beam_center_x", "beam_center_y"):
         v = getattr(meta, name)
         if v is not None and not np.isfinite(v):

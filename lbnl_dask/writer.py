@@ -285,6 +285,7 @@ def write_master(
             _copy_group(src, dst, rewriter, pixel_mask, starts)
             _write_data_group(src, dst, rewriter, data_files)
             _add_saturation(dst, rewriter.saturation)
+            _add_image_count(dst, rewriter.n_out)
             for p, start in starts.items():  # <axis>_start = the first output frame's start
                 if p + "_start" in dst:
                     like = dst[p + "_start"]
@@ -294,6 +295,15 @@ def write_master(
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path if rename else tmp)}
+
+
+def _add_image_count(dst: h5py.File, n_out: int) -> None:
+    """Where the input master gave no nimages (or ntrigger), the output's own are written:
+    readers take the frame count from nimages x ntrigger."""
+    for name, value in (("nimages", n_out), ("ntrigger", 1)):
+        if f"{layout.SPEC}/{name}" not in dst:
+            group = dst[layout.SPEC] if layout.SPEC in dst else layout.nx_group(dst, layout.SPEC)
+            group.create_dataset(name, data=np.uint64(value))
 
 
 def _add_saturation(dst: h5py.File, saturation) -> None:

@@ -75,6 +75,40 @@ def test_odd_but_usable_fields_are_warned_about_in_the_report(tiny, tmp_path):
     assert lbnl_dask.read_meta(tiny).warnings == []
 
 
+def test_a_pixel_size_in_other_units_is_warned_about(tiny, tmp_path):
+    """0.075 without units (75 um in mm) would be written as 0.15 m at -b 2: a note says so."""
+    master = copy_with(tiny, tmp_path, DET + "/x_pixel_size", np.float32(0.075))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/x_pixel_size"].attrs.pop("units", None)
+    warned = lbnl_dask.read_meta(master).warnings
+    assert len(warned) == 1 and warned[0].startswith(
+        "x_pixel_size is 0.075 m in the master, not a detector pixel's (1 um to 5 mm"
+    )
+    with h5py.File(master, "r+") as f:  # with its units, the same number is right
+        f[DET + "/x_pixel_size"].attrs["units"] = "mm"
+    assert lbnl_dask.read_meta(master).warnings == []
+
+
+def test_missing_fields_the_output_needs_are_warned_about_and_nimages_is_written(tiny, tmp_path):
+    """A master without x_pixel_size: the output cannot have one either (a note says so);
+    without nimages, the output's own frame count is written (readers count by it)."""
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), d)
+    master = d / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        del f[DET + "/x_pixel_size"]
+        del f[SPEC + "/nimages"]
+    assert lbnl_dask.read_meta(master).warnings == [
+        "no x_pixel_size in the master: the output has none either (XDS' plugins need it; "
+        "lbnl-validate fails such a master)"
+    ]
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, sum_range=2,
+                                scheduler="threads")  # fmt: skip
+    assert any("no x_pixel_size" in n for n in report.notes)
+    with h5py.File(tmp_path / "o_master.h5", "r") as f:
+        assert f[SPEC + "/nimages"][()] == 10 and f[SPEC + "/ntrigger"][()] == 1
+
+
 def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):
     data = os.path.join(os.path.dirname(tiny), "tiny_data_000001.h5")
     with pytest.raises(
