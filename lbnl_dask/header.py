@@ -186,6 +186,11 @@ def check_meta(meta: DetectorMeta) -> None:
         v = getattr(meta, name)
         if v is not None and not (np.isfinite(v) and v > 0):
             raise MetadataError(f"{meta.master}: {name} is {v}: it must be a positive number")
+    cut, sat = meta.countrate_cutoff, meta.saturation_value
+    if cut is not None and sat is not None and cut != sat:
+        meta.warnings.append(f"countrate_correction_count_cutoff {cut} and saturation_value "
+                             f"{sat} differ in the master: counts from {cut} on are taken as "
+                             "saturated (the cutoff)")  # fmt: skip
     lo, hi = PIXEL_SIZE_RANGE
     for name in ("x_pixel_size", "y_pixel_size"):
         v = getattr(meta, name)

@@ -109,6 +109,15 @@ def test_missing_fields_the_output_needs_are_warned_about_and_nimages_is_written
         assert f[SPEC + "/nimages"][()] == 10 and f[SPEC + "/ntrigger"][()] == 1
 
 
+def test_a_count_cutoff_other_than_the_saturation_value_is_noted(tiny, tmp_path):
+    master = copy_with(tiny, tmp_path, SPEC + "/countrate_correction_count_cutoff", np.uint32(500))
+    meta = lbnl_dask.read_meta(master)
+    assert meta.overload == 500 and meta.warnings == [
+        "countrate_correction_count_cutoff 500 and saturation_value 12440 differ in the "
+        "master: counts from 500 on are taken as saturated (the cutoff)"
+    ]
+
+
 def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):
     data = os.path.join(os.path.dirname(tiny), "tiny_data_000001.h5")
     with pytest.raises(
