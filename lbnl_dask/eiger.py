@@ -516,6 +516,8 @@ def _read_block(master: str, path: str, name: str, start: int, like):
     global index ``start``, and its (frame shape, dtype), which must equal ``like`` if given."""
     if not os.path.exists(path):
         raise MissingDataFileError(f"{path}: data file linked from {master} is missing")
+    if os.path.isdir(path):
+        raise InputFileError(f"{path}: is a directory, not a data file (linked from {master})")
     try:
         with h5py.File(path, "r") as df:
             d = df.get(name)

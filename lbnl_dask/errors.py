@@ -8,6 +8,10 @@ the CLI prints ``str(err)`` on one line and exits non-zero, without a traceback.
 class LbnlDaskError(Exception):
     """Base class of every error lbnl_dask reports as one line."""
 
+    def __str__(self) -> str:
+        # one line whatever a library's message held (HDF5's has a newline in its timestamp)
+        return " ".join(super().__str__().split())
+
 
 class InputFileError(LbnlDaskError, OSError):
     """The input master cannot be used: missing, a directory, not HDF5."""

@@ -130,6 +130,14 @@ def case_image_numbers_out_of_order(tmp_path, tiny):
     return m, f"{p.name}: records images 101-{100 + n} after"
 
 
+def case_data_file_is_a_directory(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    p = d / data_file_name("tiny", 2)
+    p.unlink()
+    p.mkdir()
+    return m, f"{p.name}: is a directory, not a data file (linked from"
+
+
 INPUT_CASES = [
     case_missing,
     case_directory,
@@ -139,6 +147,7 @@ INPUT_CASES = [
     case_truncated_data_file,
     case_data_shorter_than_master,
     case_data_file_linked_twice,
+    case_data_file_is_a_directory,
     case_image_numbers_out_of_order,
     case_corrupt_chunk,
     case_corrupt_block_size,
@@ -340,3 +349,13 @@ def test_a_million_frames_start_writing(tmp_path, tiny):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and "interrupted: " in err, err
+
+
+def test_an_error_is_one_line_whatever_a_library_said():
+    from lbnl_dask.errors import InputFileError
+
+    e = InputFileError(
+        "x.h5: cannot open data file (read failed: time = Mon Dec  7 2026\n, errno = 21)"
+    )
+    assert str(e) == "x.h5: cannot open data file (read failed: time = Mon Dec 7 2026 , errno = 21)"
+    assert isinstance(e, OSError)
