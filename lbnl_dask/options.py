@@ -171,7 +171,7 @@ def _check_lossy(o: OutputOptions) -> None:
         if e is not None and not (np.isfinite(e) and e > 0):
             raise OptionError(f"error bound ({flag}) must be a positive number of counts, not {e}")
     for flag, r in (("-J", o.j2k_ratio), ("-K", o.j2k_alt_ratio)):
-        if r is not None and not r > 1:
+        if r is not None and not (np.isfinite(r) and r > 1):
             raise OptionError(f"JPEG-2000 ratio ({flag}) must be greater than 1, not {r}")
     if o.keep_spots is None:
         return
@@ -258,6 +258,12 @@ class RunSettings:
     validate: bool = False
     fidelity: bool = True  # a lossy run ends with an estimate of what it did (a few frames)
     cbf: bool = False  # also write the output frames as miniCBF files <out>_NNNNN.cbf
+
+    def __post_init__(self):
+        for flag, v in (("number of workers (-p)", self.workers),
+                        ("--chunk-frames", self.chunk_frames)):  # fmt: skip
+            if v is not None and not v >= 1:
+                raise OptionError(f"{flag} must be at least 1, not {v}")
 
 
 def option_names() -> set[str]:

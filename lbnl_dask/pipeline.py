@@ -137,6 +137,8 @@ def build(
     n_in, ny, nx = ds.shape
     if o.sum_range > n_in:
         raise OptionError(f"sum (-s {o.sum_range}) is larger than the {n_in} frames selected")
+    if o.bin_range > min(ny, nx):
+        raise OptionError(f"bin (-b {o.bin_range}) is larger than the frames ({ny} x {nx})")
     chunk = chunk_frames(o, run_settings, ny * nx)
     check_size(ds.master, n_in, (ny, nx), chunk, o, run_settings)
     ds = ds.with_datablock(chunk)
