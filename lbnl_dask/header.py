@@ -198,7 +198,7 @@ def check_meta(meta: DetectorMeta) -> None:
             meta.warnings.append(f"{name} is {v:g} m in the master, not a detector pixel's "
                                  f"({lo * 1e6:g} um to {hi * 1e3:g} mm; a length in other "
                                  "units without its units?): copied as it is")  # fmt: skip
-    for name in ("beam_center_x", "beam_center_y"):
+    for name in ("beam_center_x", "beam_center_y", "omega_increment"):
         v = getattr(meta, name)
         if v is not None and not np.isfinite(v):
             meta.warnings.append(f"{name} is {v} in the master: copied as it is")

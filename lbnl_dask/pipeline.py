@@ -148,6 +148,10 @@ def build(
         notes.append(f"master: the data files hold {ds.n_available} frames, nimages x "
                      f"ntrigger says {ds.meta.n_frames}: the first {ds.meta.n_frames} are "
                      "used")  # fmt: skip
+    omega, total = ds.meta.omega, ds.meta.n_frames if ds.meta.nimages else ds.n_available
+    if not ds.is_cbf and omega is not None and 1 < len(omega) < total:
+        notes.append(f"master: omega holds {len(omega)} angles for {total} images: copied as "
+                     "it is, not one per output frame")  # fmt: skip
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
                      "its sums are clipped) is written as saturation_value")  # fmt: skip

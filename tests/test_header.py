@@ -118,6 +118,19 @@ def test_a_count_cutoff_other_than_the_saturation_value_is_noted(tiny, tmp_path)
     ]
 
 
+def test_omega_shorter_than_the_images_and_a_nan_increment_are_noted(tiny, tmp_path):
+    master = copy_with(tiny, tmp_path, "/entry/sample/goniometer/omega", np.arange(5.0))
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, sum_range=2,
+                                scheduler="threads")  # fmt: skip
+    assert "master: omega holds 5 angles for 20 images: copied as it is, not one per output " \
+        "frame" in report.notes  # fmt: skip
+    master = copy_with(tiny, tmp_path / "nan", "/entry/sample/goniometer/omega_increment",
+                       np.float64(np.nan))  # fmt: skip
+    assert "omega_increment is nan in the master: copied as it is" in (
+        lbnl_dask.read_meta(master).warnings
+    )
+
+
 def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):
     data = os.path.join(os.path.dirname(tiny), "tiny_data_000001.h5")
     with pytest.raises(
