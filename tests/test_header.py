@@ -122,8 +122,8 @@ def test_omega_shorter_than_the_images_and_a_nan_increment_are_noted(tiny, tmp_p
     master = copy_with(tiny, tmp_path, "/entry/sample/goniometer/omega", np.arange(5.0))
     report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, sum_range=2,
                                 scheduler="threads")  # fmt: skip
-    assert "master: omega holds 5 angles for 20 images: copied as it is, not one per output " \
-        "frame" in report.notes  # fmt: skip
+    note = "master: omega holds 5 angles for 20 images: copied as it is, not one per output frame"
+    assert note in report.notes
     master = copy_with(tiny, tmp_path / "nan", "/entry/sample/goniometer/omega_increment",
                        np.float64(np.nan))  # fmt: skip
     assert "omega_increment is nan in the master: copied as it is" in (
