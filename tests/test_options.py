@@ -39,6 +39,8 @@ BAD_OPTIONS = [
     (["-c", "zstd", "-l", "12"], "0..9"),
     (["-c", "bslz4", "-l", "3"], "applies to bszstd and zstd"),
     (["-R", "1,2,3"], "give 2 numbers"),
+    (["-R", "5000,6000"], "region '5000,6000' names no pixel of the output frames (102 x 132"),
+    (["-b", "2", "-R", "0,5,60,80"], "names no pixel of the output frames (51 x 66"),
     (["-q", "sq"], "-q (squash) needs a lossy round trip"),
     (["-S", "0"], "scale (-S) must be positive"),
     (["-u", "3"], "-u takes"),
