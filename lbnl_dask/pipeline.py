@@ -445,6 +445,7 @@ def _validate_output(master: str) -> str:
     from .validate import validate
 
     res = validate(master)
-    if res.failed:
-        raise OutputError(f"{master}: the output failed validation:\n{res}")
+    if res.failed:  # one line: what failed (lbnl-validate prints every check)
+        fails = "; ".join(msg for level, msg in res.lines if level == "FAIL")
+        raise OutputError(f"{master}: the output failed validation: {fails}")
     return str(res)

@@ -615,3 +615,21 @@ def test_keep_options_without_keep_spots_are_said_not_ignored(source, tmp_path, 
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "o"), "-H", "12", "--keep-spots", "5",
                         flag, "4", "--scheduler", "threads"], capsys)  # fmt: skip
     assert rc == 0, out.err
+
+
+def test_validate_failure_is_one_line_naming_what_failed(tiny32, tmp_path, capsys):
+    """A master without x_pixel_size: a note at the start, then --validate fails the output
+    in one line naming the check (the validation report was several lines)."""
+    import shutil
+
+    from lbnl_dask.layout import DET
+
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    with h5py.File(d / "t32_master.h5", "a") as f:
+        del f[DET + "/x_pixel_size"]
+    rc, out = compress(["-i", str(d / "t32_master.h5"), "-o", str(tmp_path / "o"), "--validate",
+                        "--scheduler", "threads"], capsys)  # fmt: skip
+    err = out.err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert err.endswith("the output failed validation: x_pixel_size is missing"), err
