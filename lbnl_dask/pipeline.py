@@ -410,9 +410,10 @@ def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:
     except NoSpaceError as e:  # finished files stay: the same command resumes once there is room
         resume.remove_partials(plan.outputs())
         need = plan.bytes_needed() / 1e6
+        done = sum(os.path.exists(p) for p in plan.data_files)
         raise NoSpaceError(
-            f"{e}; this output needs about {need:.0f} MB (finished data files "
-            "are kept: run the same command again when there is room)"
+            f"{e}; this output needs about {need:.0f} MB ({done} of {len(plan.data_files)} "
+            "data file(s) finished and kept: run the same command again when there is room)"
         ) from None
     except LbnlDaskError:
         resume.remove_outputs(plan.written())  # bad input: what this run wrote, no more

@@ -278,6 +278,7 @@ def test_full_disk_is_one_line_and_resumes_when_there_is_room(tmp_path, small_di
     assert "no space left on the device" in lines[1] and "this output needs about" in lines[1]
     left = os.listdir(small_disk)
     assert not [p for p in left if p.endswith((".part", ".lock")) or "master" in p], left
+    assert f"({len(left)} of 4 data file(s) finished and kept: run the same" in lines[1]
     for p in left:  # whatever is left is finished (every chunk as written)
         assert damaged_frames(str(small_disk / p)) == [], p
     subprocess.run(["mount", "-o", "remount,size=40m", str(small_disk)], check=True)
