@@ -162,13 +162,14 @@ def build(
     ):
         notes.append(f"master: x/y_pixels_in_detector {ds.meta.nx} x {ds.meta.ny} differ from "
                      f"the frames' {nx} x {ny}: the output's are its frames'")  # fmt: skip
-    wrong = None if ds.is_cbf else ds.mismatched_mask()
+    wrong, written = None if ds.is_cbf else ds.mismatched_mask(), mask
     if wrong is not None:  # ds.pixel_mask() is None then, as every reader of ds finds it
         notes.append(f"pixel_mask {wrong} does not match the frames {(ny, nx)}: ignored "
                      "(the output's masks no pixel)")  # fmt: skip
+        written = np.zeros((ny, nx), np.uint32)  # not the source's, of another shape
     graph = output_frames(ds.padded_frames(o.bin_range), ds.meta.overload, mask, o, (ny, nx))
     plan = make_plan(ds, out, o, run_settings, graph, notes)
-    return _write_tasks(ds, o, graph, plan, mask), plan
+    return _write_tasks(ds, o, graph, plan, written), plan
 
 
 def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> Delayed:

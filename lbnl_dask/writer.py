@@ -337,11 +337,8 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: di
         obj = sg[name]
         if isinstance(obj, h5py.Group):
             _copy_group(obj, dg.create_group(name), rewriter, pixel_mask, starts)
-        elif p in layout.PIXEL_MASKS:
-            # None: the run ignored the source's mask (not the frames' shape, a note said so):
-            # no pixel masked, in the output frames' shape, not the source's wrong one
-            mask = np.zeros(rewriter.frame_shape_out) if pixel_mask is None else pixel_mask
-            _create_like(dg, name, mask.astype(np.uint32), obj, plain=True)
+        elif p in layout.PIXEL_MASKS and pixel_mask is not None:
+            _create_like(dg, name, pixel_mask.astype(np.uint32), obj, plain=True)
         else:
             new = rewriter.new_value(p, obj)
             if new is None:

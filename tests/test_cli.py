@@ -261,6 +261,7 @@ def test_a_master_whose_mask_and_frame_size_are_not_the_frames(tiny32, tmp_path,
         f[PIXEL_MASK] = np.ones((10, 10), np.uint32)
         del f[SPEC + "/x_pixels_in_detector"]
         f[SPEC + "/x_pixels_in_detector"] = np.uint32(1000)
+        f[SPEC + "/number_of_excluded_pixels"] = np.uint32(100)  # the wrong mask's
     rc, out = compress(["-i", str(master), "-o", str(tmp_path / "o"), "-b", "2", "-H", "4",
                         "--scheduler", "threads"], capsys)  # fmt: skip
     assert rc == 0, out.err
@@ -268,6 +269,7 @@ def test_a_master_whose_mask_and_frame_size_are_not_the_frames(tiny32, tmp_path,
     assert "x/y_pixels_in_detector 1000 x 102 differ from the frames' 132 x 102" in out.out
     with h5py.File(tmp_path / "o_master.h5", "r") as f:
         assert f[PIXEL_MASK].shape == (51, 66) and not f[PIXEL_MASK][()].any()
+        assert f[SPEC + "/number_of_excluded_pixels"][()] == 0
         assert f[SPEC + "/x_pixels_in_detector"][()] == 66
         assert f[SPEC + "/y_pixels_in_detector"][()] == 51
     result = validate(str(tmp_path / "o_master.h5"))
