@@ -7,26 +7,36 @@ whole job, as ``lbnl-compress``), ``read_squash`` (decode ``-q`` files) and the 
 
 __version__ = "0.1.0"
 
-from .codecs import JPEG2000, HCompress
-from .eiger import EigerDataset, open_dataset, read_meta
-from .errors import LbnlDaskError
-from .meta import DetectorMeta
-from .options import OutputOptions, RunSettings
-from .pipeline import compress
-from .report import Report
-from .writer import read_squash
+import importlib
 
-__all__ = [
-    "open_dataset",
-    "read_meta",
-    "compress",
-    "read_squash",
-    "EigerDataset",
-    "DetectorMeta",
-    "OutputOptions",
-    "RunSettings",
-    "Report",
-    "HCompress",
-    "JPEG2000",
-    "LbnlDaskError",
-]
+#: Each public name and the module that defines it. They are imported on first use (PEP
+#: 562), not with the package: ``import lbnl_dask`` stays light, and a console script
+#: (:mod:`lbnl_dask.scripts`) can catch Ctrl-C while dask, numba and astropy load.
+_API = {
+    "open_dataset": "eiger",
+    "read_meta": "eiger",
+    "EigerDataset": "eiger",
+    "compress": "pipeline",
+    "read_squash": "writer",
+    "DetectorMeta": "meta",
+    "OutputOptions": "options",
+    "RunSettings": "options",
+    "Report": "report",
+    "HCompress": "codecs",
+    "JPEG2000": "codecs",
+    "LbnlDaskError": "errors",
+}
+
+__all__ = list(_API)
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

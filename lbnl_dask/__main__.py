@@ -1,5 +1,5 @@
 import sys
 
-from .cli import command
+from .scripts import compress
 
-sys.exit(command())
+sys.exit(compress())

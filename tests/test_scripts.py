@@ -1,0 +1,41 @@
+"""The console scripts: light to start, Ctrl-C while the tools load is one line."""
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from lbnl_dask import scripts
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_lbnl_dask_loads_no_heavy_module_until_a_name_is_used():
+    code = ("import sys, lbnl_dask; heavy = [m for m in ('dask', 'numba', 'astropy', 'h5py') "
+            "if m in sys.modules]; print(heavy); lbnl_dask.open_dataset; "
+            "print('dask' in sys.modules, sorted(lbnl_dask.__all__) == sorted(dir(lbnl_dask)) "
+            "or set(lbnl_dask.__all__) <= set(dir(lbnl_dask)))")  # fmt: skip
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.split("\n")[:2] == ["[]", "True True"], r.stdout
+
+
+def test_every_script_names_a_tool_that_exists():
+    text = (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[1].split("\n[")[0]
+    table = dict(re.findall(r'^(lbnl-[\w-]+) = "([\w.:]+)"$', text, re.M))
+    assert len(table) == 6
+    for prog, target in table.items():
+        module, attr = target.split(":")
+        assert module == "lbnl_dask.scripts"
+        tool, main, name = getattr(scripts, attr).target
+        assert name == prog
+        assert callable(getattr(importlib.import_module(tool), main))
+
+
+def test_ctrl_c_while_a_tool_loads_is_one_line(tmp_path, capsys, monkeypatch):
+    """A tool whose import is interrupted (as Ctrl-C in the first half second of a run)."""
+    (tmp_path / "slow_tool.py").write_text("raise KeyboardInterrupt\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc = scripts._entry("slow_tool", "main", "lbnl-slow")()
+    err = capsys.readouterr().err
+    assert rc == 130 and err == "lbnl-slow: interrupted before anything was written\n"
