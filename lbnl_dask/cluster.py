@@ -14,7 +14,9 @@ import gc
 import logging
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +42,30 @@ WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_"
 WORKER_OPENMP = {"OMP_NUM_THREADS": "1"}
 
 
+#: Set by the console scripts' SIGINT handler (:func:`console`). numba loads a cached kernel
+#: through a ctypes callback, where an exception is printed and dropped: a Ctrl-C at that
+#: moment would be lost and the run go on. The flag keeps it: :func:`raise_if_interrupted`.
+_interrupted = False
+
+
+def _on_sigint(signum, frame):
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
+def _quiet_dropped_interrupt(unraisable, default=sys.unraisablehook):
+    # the dropped KeyboardInterrupt's "Exception ignored" lines: the flag tells it instead
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+        default(unraisable)
+
+
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if a console script got a Ctrl-C that a library dropped."""
+    if _interrupted:
+        raise KeyboardInterrupt
+
+
 def console(main):
     """A command-line tool's ``main`` as its console script runs it: the objects alive before
     it (the imports') and those still alive after it are frozen (``gc.freeze``), so the
@@ -51,12 +77,20 @@ def console(main):
     @functools.wraps(main)
     def command() -> int:
         keep_freed_memory()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _on_sigint)
+            sys.unraisablehook = _quiet_dropped_interrupt
         gc.freeze()  # what the imports made lives as long as the process: the run's
         # collections pass it by (measured: 0.078 -> 0.046 s of gc in a 400-frame run)
         try:
-            return main()
+            rc = main()
         finally:
             gc.freeze()
+        if _interrupted and rc == 0:  # dropped where nothing checked it: say so all the same
+            print(f"{os.path.basename(sys.argv[0])}: interrupted, but only once the run had "
+                  "finished: its output is complete", file=sys.stderr)  # fmt: skip
+            return 130
+        return rc
 
     return command
 

@@ -30,7 +30,7 @@ from dask.local import get_sync
 from . import cbf_output, resume
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
-from .cluster import LOCAL, SYNC, choose_scheduler, client_for, run
+from .cluster import LOCAL, SYNC, choose_scheduler, client_for, raise_if_interrupted, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
@@ -287,6 +287,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
     first_data, master_out, first_squash = output_names(out, o, 1)
     with resume.output_lock(master_out, first_data + first_squash):
         job, plan = build(master, out, o, settings)
+        raise_if_interrupted()  # a Ctrl-C numba dropped while the graph was built
         cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []
         if why:
             plan.notes.append(why)

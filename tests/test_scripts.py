@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lbnl_dask import scripts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,3 +41,36 @@ def test_ctrl_c_while_a_tool_loads_is_one_line(tmp_path, capsys, monkeypatch):
     rc = scripts._entry("slow_tool", "main", "lbnl-slow")()
     err = capsys.readouterr().err
     assert rc == 130 and err == "lbnl-slow: interrupted before anything was written\n"
+
+
+def test_a_ctrl_c_a_library_drops_is_still_seen(capsys, monkeypatch):
+    """numba loads a cached kernel through a ctypes callback, where an exception is printed
+    and dropped: a Ctrl-C arriving then is kept by the console scripts' handler, and the
+    command ends with status 130 all the same (not 0, as if never pressed), in one line."""
+    import ctypes
+    import signal
+
+    from lbnl_dask import cluster
+
+    monkeypatch.setattr(cluster, "_interrupted", False)
+    handler, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+
+    def dropped():
+        signal.raise_signal(signal.SIGINT)
+        sum(range(10))  # the handler runs here, inside the callback: ctypes drops what it raises
+
+    def main():
+        ctypes.CFUNCTYPE(None)(dropped)()
+        return 0
+
+    try:
+        rc = cluster.console(main)()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        sys.unraisablehook = hook
+    err = capsys.readouterr().err
+    assert rc == 130 and err.endswith("interrupted, but only once the run had finished: its "
+                                      "output is complete\n"), err  # fmt: skip
+    assert len(err.splitlines()) == 1, err  # no "Exception ignored" traceback
+    with pytest.raises(KeyboardInterrupt):
+        cluster.raise_if_interrupted()
