@@ -132,9 +132,10 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     if wavelength is not None and text_value(f[wpath].attrs.get("units", b"")).strip() == "nm":
         wavelength *= 10.0
     omega, omega_inc = _read_omega(f)
-    return DetectorMeta(
+    nimages = scalar_value(f, SPEC + "/nimages", int)
+    meta = DetectorMeta(
         master=master,
-        nimages=scalar_value(f, SPEC + "/nimages", int) or 0,
+        nimages=nimages or 0,
         ntrigger=1 if ntrigger is None else ntrigger,
         nx=scalar_value(f, SPEC + "/x_pixels_in_detector", int),
         ny=scalar_value(f, SPEC + "/y_pixels_in_detector", int),
@@ -159,6 +160,9 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         software_version=scalar_value(f, SPEC + "/software_version", str),
         pixel_mask_path=next((p for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)), None),
     )
+    if nimages == 0:
+        meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
+    return meta
 
 
 #: Fields the output rewrites or counts with: a value that cannot be right is an error.

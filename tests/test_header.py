@@ -131,6 +131,14 @@ def test_omega_shorter_than_the_images_and_a_nan_increment_are_noted(tiny, tmp_p
     )
 
 
+def test_nimages_of_0_is_noted(tiny, tmp_path):
+    master = copy_with(tiny, tmp_path, SPEC + "/nimages", np.uint64(0))
+    assert lbnl_dask.read_meta(master).warnings == [
+        "nimages is 0 in the master: every frame of the data files is used"
+    ]
+    assert lbnl_dask.open_dataset(master).shape[0] == 20
+
+
 def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):
     data = os.path.join(os.path.dirname(tiny), "tiny_data_000001.h5")
     with pytest.raises(
