@@ -68,3 +68,7 @@ class SeriesError(LbnlDaskError, ValueError):
 
 class MetadataError(LbnlDaskError, ValueError):
     """A master's field that the output needs is of the wrong type or cannot be right."""
+
+
+class MismatchError(LbnlDaskError, ValueError):
+    """A compressed dataset compared with an original it cannot be an output of."""

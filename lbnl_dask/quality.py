@@ -24,13 +24,15 @@ from dataclasses import asdict, dataclass, field
 
 import dask
 import dask.array as da
+import h5py
 import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from . import shells as shells_mod
 from . import transform as T
 from .cluster import available_cores
-from .eiger import open_dataset, read_meta
+from .eiger import is_cbf_input, open_dataset, read_meta
+from .errors import MismatchError
 from .integrate import (  # noqa: F401  (quality's API: integrate with it)
     Shoebox,
     background_free,
@@ -40,6 +42,7 @@ from .integrate import (  # noqa: F401  (quality's API: integrate with it)
     neighbour_moments,
     noise_variance,
 )
+from .layout import SPEC
 from .shells import Geometry
 from .spots import REFL_DTYPE, find_spots, spot_regions
 from .synth import read_reflections
@@ -79,17 +82,63 @@ class RunGeometry:
 
 
 def infer_run(original_master, compressed_master) -> RunGeometry:
-    """Infer first/last/s/b from the masters: b from the pixel sizes, s from the count
-    times, first from the first output frame's omega."""
+    """Infer first/last/s/b from the masters: b from the pixel sizes, s from nframes_sum
+    (else the count or frame times), first from the first output frame's omega. A
+    compressed dataset whose frames cannot be the original's summed and binned so (their
+    size, their number, an omega that is none of the original's images) is a
+    MismatchError: its figures would be numbers about two different datasets."""
     mi, mo = read_meta(original_master), read_meta(compressed_master)
     b = int(round(mo.x_pixel_size / mi.x_pixel_size)) if mi.x_pixel_size and mo.x_pixel_size else 1
-    s = int(round(mo.count_time / mi.count_time)) if mi.count_time and mo.count_time else 1
-    first = 1
+    s = _summed(original_master, compressed_master, mi, mo)
+    first, omega = 1, None
     if mi.omega is not None and mo.omega is not None and len(mi.omega) > 1 and len(mo.omega):
         first = int(np.argmin(np.abs(mi.omega - mo.omega[0]))) + 1
+        omega = (mo.omega[0], mi.omega[first - 1], abs(mi.omega[1] - mi.omega[0]))
     n_out = mo.n_frames
     last = min(first + n_out * s - 1, mi.n_frames)
-    return RunGeometry(first, last, max(s, 1), max(b, 1))
+    run = RunGeometry(first, last, max(s, 1), max(b, 1))
+    _check_pair(original_master, compressed_master, run, omega)
+    return run
+
+
+def _summed(original_master, compressed_master, mi, mo) -> int:
+    """Input frames per output frame: the ratio of the masters' nframes_sum (lbnl-compress
+    writes s x the input's), else of their count times, else of their frame times; 1."""
+
+    def nframes_sum(master):
+        if is_cbf_input(os.fspath(master)):
+            return 1
+        with h5py.File(master, "r") as f:
+            d = f.get(SPEC + "/nframes_sum")
+            v = d[()] if isinstance(d, h5py.Dataset) and d.shape == () else None
+        return int(v) if v is not None and np.isfinite(v) and v >= 1 else None
+
+    pairs = [(nframes_sum(compressed_master), nframes_sum(original_master)),
+             (mo.count_time, mi.count_time), (mo.frame_time, mi.frame_time)]  # fmt: skip
+    for out, inp in pairs:
+        if out and inp and out > 0 and inp > 0:
+            return max(1, int(round(out / inp)))
+    return 1
+
+
+def _check_pair(original_master, compressed_master, run: RunGeometry, omega) -> None:
+    """MismatchError unless ``compressed_master``'s frames can be ``original_master``'s
+    images run.first..run.last summed s and binned b."""
+    n_in, ny, nx = open_dataset(original_master).shape
+    n_out, my, mx = open_dataset(compressed_master).shape
+    want = (-(-ny // run.b), -(-nx // run.b))
+    why = None
+    if (my, mx) != want:
+        why = (f"its frames are {my} x {mx}, the original's {ny} x {nx} binned {run.b} x "
+               f"{run.b} are {want[0]} x {want[1]}")  # fmt: skip
+    elif run.first + (n_out - 1) * run.s > n_in:
+        why = (f"its {n_out} frames at -s {run.s} need {n_out * run.s} images from image "
+               f"{run.first}, the original has {n_in}")  # fmt: skip
+    elif omega is not None and abs(omega[0] - omega[1]) > omega[2] / 2 + 1e-9:
+        why = f"its first omega {omega[0]:g} is none of the original's images' start angles"
+    if why:
+        raise MismatchError(f"{compressed_master}: not an output of {original_master}: {why} "
+                            "(pass run= if the masters' metadata mislead)")  # fmt: skip
 
 
 def reference_counts(

@@ -59,6 +59,36 @@ def test_infer_run(spots, tmp_path):
     assert Q.infer_run(spots, rep.master) == Q.RunGeometry(first=5, last=34, s=3, b=2)
 
 
+def test_fidelity_refuses_a_pair_that_does_not_belong_together(spots, runs, tiny32, tmp_path):
+    """An output compared with another dataset gave numbers (CC -0.2) or dask's own errors;
+    the masters' sizes, frame counts and omega say when it cannot be an output of it."""
+    import shutil
+
+    import h5py
+
+    from lbnl_dask.errors import MismatchError
+    from lbnl_dask.layout import DET
+
+    out = runs["h8"].master
+    with pytest.raises(MismatchError, match="not an output of .*: its frames are 102 x 132, "
+                       "the original's 51 x 66 binned 1 x 1"):  # fmt: skip
+        Q.fidelity(out, spots)  # swapped: 102 x 132 frames are no 2 x 2 binning of 51 x 66
+    with pytest.raises(MismatchError, match="its 20 frames at -s 2 need 40 images from "
+                       "image 1, the original has 14"):  # fmt: skip
+        Q.infer_run(tiny32, out)  # the same detector, a shorter dataset
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(spots), d)
+    shifted = d / os.path.basename(spots)
+    with h5py.File(shifted, "a") as f:  # another sweep of the same crystal
+        f["/entry/sample/goniometer/omega"][...] += 90.0
+    with pytest.raises(MismatchError, match="first omega 0 is none of the original's"):
+        Q.infer_run(shifted, out)
+    with h5py.File(shifted, "a") as f:  # no count or frame times: s from nframes_sum
+        f["/entry/sample/goniometer/omega"][...] -= 90.0
+        del f[DET + "/count_time"], f[DET + "/frame_time"]
+    assert Q.infer_run(shifted, out) == Q.RunGeometry(first=1, last=40, s=2, b=2)
+
+
 def test_lossless_is_perfect_and_close_to_truth(spots, runs):
     f = Q.fidelity(spots, runs["lossless"].master)
     assert f.source == "ground truth" and f.overall.n >= 10
