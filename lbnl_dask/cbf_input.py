@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -225,6 +226,7 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
         if h.shape != first.shape:
             raise SeriesError(f"{h.path}: frame {h.shape} differs from the first file's "
                               f"{first.shape} ({first.path})")  # fmt: skip
+    _check_one_sweep(headers)
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{files[0]}: datablock must be at least 1, not {datablock}")
     meta = series_meta(files, headers)
@@ -233,6 +235,53 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
         meta.warnings.append(f"image numbers (-1/-N) count from its first file: image 1 is "
                              f"{os.path.basename(files[0])} (number {number})")  # fmt: skip
     return CbfSeries(files, headers, meta, first_image, last_image, datablock)
+
+
+#: Header lines every file of one sweep shares: the output master takes them from the first
+#: file, so a file that says otherwise is refused, naming it.
+SHARED_KEYS = ("Wavelength", "Pixel_size", "Detector_distance", "Beam_xy", "Angle_increment")
+
+
+def _numbers(lines: list[str], key: str) -> tuple | None:
+    pat = re.compile(minicbf.KEYS[key])
+    for line in lines:
+        m = pat.match(line)
+        if m:
+            return tuple(float(g) for g in m.groups())
+    return None
+
+
+def _shown(numbers: tuple | None) -> str:
+    return "none" if numbers is None else " ".join(f"{x:g}" for x in numbers)
+
+
+def _check_one_sweep(headers: list[minicbf.RawHeader]) -> None:
+    """SeriesError naming the first file whose geometry (:data:`SHARED_KEYS`) differs from
+    the first file's, or whose Start_angle does not move on from the file before it in the
+    direction of the scan (a scan going back would be written as one)."""
+    first = headers[0]
+    ref = {k: _numbers(first.lines, k) for k in SHARED_KEYS}
+    for h in headers[1:]:
+        for k in SHARED_KEYS:
+            v = _numbers(h.lines, k)
+            same = v == ref[k] or (v is not None and ref[k] is not None
+                                   and np.allclose(v, ref[k], rtol=1e-6, atol=0))  # fmt: skip
+            if not same:
+                raise SeriesError(f"{h.path}: {k} {_shown(v)} differs from the first file's "
+                                  f"{_shown(ref[k])} ({first.path}): not one sweep")  # fmt: skip
+    starts = scan_starts(headers)
+    if starts is None or len(starts) < 2:
+        return
+    inc = (ref["Angle_increment"] or (0.0,))[0] or starts[1] - starts[0]
+    if inc == 0:  # stills (a grid scan, serial crystallography): no scan to follow
+        return
+    step = np.diff(starts) * np.sign(inc)
+    bad = np.flatnonzero(step <= 0)
+    if bad.size:
+        i = int(bad[0]) + 1
+        raise SeriesError(f"{headers[i].path}: Start_angle {starts[i]:g} does not follow "
+                          f"{starts[i - 1]:g} of {headers[i - 1].path} (increment {inc:g} deg): "
+                          "not one sweep")  # fmt: skip
 
 
 def scan_axis(h: minicbf.Header) -> str:

@@ -103,16 +103,18 @@ PILATUS_HEADER = [
 ]
 
 
-def write_cbf_series(prefix, frames, start=-145.0, suffix=".cbf.gz", number0=1):
+def write_cbf_series(prefix, frames, start=None, suffix=".cbf.gz", number0=1):
     """Write int32 ``frames`` (n, ny, nx) as miniCBF files ``<prefix>_NNNNN<suffix>`` through
-    FabIO with :data:`PILATUS_HEADER` (Start_angle ``start`` + 0.1 deg per frame); returns
-    the paths. ``.gz`` and ``.bz2`` are compressed after FabIO writes the plain file."""
+    FabIO with :data:`PILATUS_HEADER` (Start_angle ``start`` + 0.1 deg per frame; by default
+    -145 deg at number 1, so files written later carry on one sweep); returns the paths.
+    ``.gz`` and ``.bz2`` are compressed after FabIO writes the plain file."""
     import bz2
     import gzip
     import os
 
     import fabio.cbfimage
 
+    start = -145.0 + 0.1 * (number0 - 1) if start is None else start
     paths = []
     for i, frame in enumerate(np.asarray(frames, np.int32)):
         lines = [ln.format(start=start + 0.1 * i) for ln in PILATUS_HEADER]

@@ -61,6 +61,38 @@ def test_mixed_shapes_name_the_file(tmp_path):
         open_dataset(paths[0])
 
 
+@pytest.mark.parametrize("line,new", [
+    ("Wavelength 0.68890 A", "Wavelength 1.54180 A"),
+    ("Detector_distance 0.16000 m", "Detector_distance 0.30000 m"),
+    ("Pixel_size 172e-6 m x 172e-6 m", "Pixel_size 75e-6 m x 75e-6 m"),
+])  # fmt: skip
+def test_a_file_of_another_geometry_is_named(tmp_path, line, new):
+    """The output master takes the geometry from the first file: a later file that says
+    otherwise (another sweep mixed in, an edited header) is refused, not averaged away."""
+    import gzip
+
+    from tests.helpers import PILATUS_HEADER
+
+    assert any(ln.startswith(line.split()[0]) for ln in PILATUS_HEADER)
+    paths = write_cbf_series(tmp_path / "g", np.zeros((4, 8, 6), np.int32))
+    with gzip.open(paths[2]) as fh:
+        raw = fh.read()
+    assert line.encode() in raw, raw[:600]
+    with gzip.open(paths[2], "wb") as fh:
+        fh.write(raw.replace(line.encode(), new.encode()))
+    with pytest.raises(SeriesError, match=f"g_00003.cbf.gz: {line.split()[0]} .* differs from "
+                       "the first file's .* not one sweep"):  # fmt: skip
+        open_dataset(paths[0])
+
+
+def test_start_angles_going_back_are_refused(tmp_path):
+    paths = write_cbf_series(tmp_path / "a", np.zeros((2, 8, 6), np.int32))
+    write_cbf_series(tmp_path / "a", np.zeros((2, 8, 6), np.int32), start=-145.0, number0=3)
+    with pytest.raises(SeriesError, match="a_00003.cbf.gz: Start_angle -145 does not follow "
+                       "-144.9 of .*a_00002.cbf.gz \\(increment 0.1 deg\\)"):  # fmt: skip
+        open_dataset(paths[0])
+
+
 def test_a_damaged_frame_is_named_when_read(tmp_path):
     paths = write_cbf_series(tmp_path / "d", np.ones((2, 60, 50), np.int32), suffix=".cbf")
     data = bytearray(open(paths[1], "rb").read())
