@@ -35,6 +35,7 @@ from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
 from .header import scalar_value, text_value
 from .layout import DET, GONIOMETER, MINICBF_HEADER, SPEC
+from .options import at_least_1
 from .resume import file_id
 from .writer import atomic_path
 
@@ -351,11 +352,11 @@ def main(argv=None) -> int:
                    help="first image, 1-based (default 1), as lbnl-compress -1")  # fmt: skip
     p.add_argument("-N", "--last_image", dest="last", type=int, default=None,
                    help="last image (default: the last), as lbnl-compress -N")  # fmt: skip
-    p.add_argument("--datablock", type=int, default=None, help="frames per task (default: a "
+    p.add_argument("--datablock", type=at_least_1, default=None, help="frames per task (default: a "
                    "data file's, at most about 256 MB of pixels)")  # fmt: skip
     p.add_argument("--scheduler", default="auto", help="threads, processes, auto (default: "
                    "processes where they can start), or a scheduler address")  # fmt: skip
-    p.add_argument("-w", "--workers", type=int, default=None,
+    p.add_argument("-w", "--workers", type=at_least_1, default=None,
                    help="worker processes (default: one per core)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace files in the way")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,

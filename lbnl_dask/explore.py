@@ -47,7 +47,7 @@ from .integrate import (
     integrate_block,
     noise_variance,
 )
-from .options import OutputOptions
+from .options import OutputOptions, at_least_1
 from .pipeline import output_frames
 from .shells import Geometry
 from .spots import REFL_DTYPE
@@ -443,17 +443,6 @@ overall and in each resolution shell, and at most 2% of the reflections lost to 
 output made invalid or saturated), and writes PREFIX.csv, PREFIX.json and PREFIX.png."""
 
 
-def _at_least_1(text: str) -> int:
-    """A whole number of at least 1 (a bin or sum factor, windows, frames)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _filter_bound(text: str) -> float:
     """An error bound of ``--sz3-filter``: what ``-c sz3 --sz3`` takes (checked as
     :class:`OutputOptions` checks it)."""
@@ -475,9 +464,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("master", help="the dataset: its master (*_master.h5), or a miniCBF series "
                    "(a template name_#####.cbf.gz, its first file or its folder)")  # fmt: skip
-    p.add_argument("--bins", type=_at_least_1, nargs="+", default=[1, 2],
+    p.add_argument("--bins", type=at_least_1, nargs="+", default=[1, 2],
                    help="bin factors to try")  # fmt: skip
-    p.add_argument("--sums", type=_at_least_1, nargs="+", default=[1, 2],
+    p.add_argument("--sums", type=at_least_1, nargs="+", default=[1, 2],
                    help="sum factors to try")  # fmt: skip
     p.add_argument(
         "--hcomp",
@@ -522,9 +511,9 @@ def parser() -> argparse.ArgumentParser:
         default=[0, 5],
         help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without",
     )
-    p.add_argument("--windows", type=_at_least_1, default=3,
+    p.add_argument("--windows", type=at_least_1, default=3,
                    help="sample windows spread over the data")  # fmt: skip
-    p.add_argument("--frames", type=_at_least_1, default=20,
+    p.add_argument("--frames", type=at_least_1, default=20,
                    help="frames per window (rounded down to a multiple of every sum, and at "
                    f"least {MIN_WINDOW_OUTPUT_FRAMES} output frames of the largest)")  # fmt: skip
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")

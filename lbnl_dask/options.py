@@ -9,6 +9,7 @@ whose identity is :func:`job_token`.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
@@ -264,6 +265,18 @@ class RunSettings:
                         ("--chunk-frames", self.chunk_frames)):  # fmt: skip
             if v is not None and not v >= 1:
                 raise OptionError(f"{flag} must be at least 1, not {v}")
+
+
+def at_least_1(text: str) -> int:
+    """argparse type: a whole number of at least 1 (a factor, a count of frames, windows or
+    workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def option_names() -> set[str]:

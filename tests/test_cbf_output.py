@@ -111,6 +111,11 @@ def test_command_line(tiny, tmp_path):
     assert "wrote 4 miniCBF files: c_00001.cbf ... c_00004.cbf" in r.stdout
     r = subprocess.run(exe + [str(tmp_path / "none_master.h5")], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "none_master.h5" in r.stderr
+    for bad in ("--datablock=-5", "--datablock=0", "-w=-3", "-w=0"):  # tracebacks, or defaults
+        r = subprocess.run(exe + [tiny, str(tmp_path / "d" / "c"), bad], capture_output=True,
+                           text=True)  # fmt: skip
+        assert r.returncode == 2 and "must be at least 1" in r.stderr, (bad, r.stderr)
+        assert "Traceback" not in r.stderr and not (tmp_path / "d").exists()
 
 
 # ---------------------------------------------------------------- the real L-cysteine frames
