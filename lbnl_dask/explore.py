@@ -35,6 +35,7 @@ from .explore_results import (
     describe_best,
     describe_gain,
     describe_shells,
+    describe_short_windows,
     pareto,
     plot,
     save,
@@ -75,6 +76,7 @@ __all__ = [
     "best_setting",
     "describe_best",
     "describe_gain",
+    "describe_short_windows",
     "pareto",
     "plot",
     "save",
@@ -415,6 +417,7 @@ def explore(
 
     def done(i, values):
         rows[i] = r = _row(settings[i], lazy[i], values)
+        r.update(dataset_frames=n, window_frames=min(length, n))  # what the sample could be
         if log is not None:
             k = sum(x is not None for x in rows)
             print(
@@ -569,6 +572,9 @@ def main(argv=None) -> int:
     gain = describe_gain(rows)
     if gain is not None:
         print(gain)
+    short = describe_short_windows(rows)
+    if short is not None:
+        print(short)
     for path in save(rows, a.out):
         print(f"wrote {path}")
     return 0

@@ -139,32 +139,63 @@ LITTLE_GAIN = 1.25
 
 def describe_gain(rows) -> str | None:
     """A note when :func:`best_setting` gains little over lossless storage of its own bin
-    and sum (less than LITTLE_GAIN times its ratio), else None. Then the counting noise of
-    the background, which any acceptable output keeps, sets the ratio (at about 1 count per
-    output pixel and up: ``benchmarks/bench_bslz4_ceiling.py``), and only more raw pixels per
-    output pixel raise it: a larger sum, suggested when the best has the largest sum tried.
-    What summing more images costs (each output frame spans more rotation) the explorer does
-    not judge: it compares each setting with the lossless sum of the same images."""
+    and sum (less than LITTLE_GAIN times its ratio), or is that lossless storage itself
+    (no lossy step tried there was acceptable, or none was tried), else None. Then the
+    counting noise of the background, which any acceptable output keeps, sets the ratio (at
+    about 1 count per output pixel and up: ``benchmarks/bench_bslz4_ceiling.py``), and only
+    more raw pixels per output pixel raise it: larger sums, suggested when the best has the
+    largest sum tried and the dataset (``row["dataset_frames"]``) holds them. What summing
+    more images costs (each output frame spans more rotation) the explorer does not judge:
+    it compares each setting with the lossless sum of the same images."""
     best = best_setting(rows)
     if best is None or "sum" not in best:
         return None
-    lossless = [r for r in rows if r.get("codec") == "none" and r.get("bin") == best["bin"]
-                and r.get("sum") == best["sum"]]  # fmt: skip
+    b, s = best["bin"], best["sum"]
+    here = [r for r in rows if r.get("bin") == b and r.get("sum") == s]
+    lossless = [r for r in here if r.get("codec") == "none"]
     if not lossless:
         return None
     base = lossless[0]["ratio_raw2"]
-    gain = best["ratio_raw2"] / base
-    if gain >= LITTLE_GAIN:
-        return None
-    b, s = best["bin"], best["sum"]
-    line = (f"note: {best['setting']} reaches {gain:.2f} times the ratio of lossless b{b}s{s} "
-            f"({base:.1f}x): the lossy steps gain little on this data; the background's "
-            "counting noise, which every acceptable setting keeps, sets the ratio")  # fmt: skip
-    if s >= max(r.get("sum", 0) for r in rows):
-        line += (f". Summing more images raises it (try --sums {2 * s} {4 * s}); each output "
-                 f"frame then spans {2 * s} or {4 * s} images of rotation, which these "
-                 "criteria (against the lossless sum of the same images) do not judge")  # fmt: skip
+    if best.get("codec") == "none":
+        tried = [r for r in here if r.get("codec") != "none"]
+        why = ("none of the lossy settings tried there was acceptable" if tried
+               else "no lossy step was tried there")  # fmt: skip
+        line = f"note: lossless b{b}s{s} ({base:.1f}x) is the best: {why}"
+    else:
+        gain = best["ratio_raw2"] / base
+        if gain >= LITTLE_GAIN:
+            return None
+        line = (f"note: {best['setting']} reaches {gain:.2f} times the ratio of lossless "
+                f"b{b}s{s} ({base:.1f}x): the lossy steps gain little on this data; the "
+                "background's counting noise, which every acceptable setting keeps, sets the "
+                "ratio")  # fmt: skip
+    n = best.get("dataset_frames")
+    more = [k for k in (2 * s, 4 * s) if n is None or k <= n]
+    if s >= max(r.get("sum", 0) for r in rows) and more:
+        line += (f". Summing more images raises it (try --sums {' '.join(map(str, more))}); "
+                 f"each output frame then spans {' or '.join(map(str, more))} images of "
+                 "rotation, which these criteria (against the lossless sum of the same images) "
+                 "do not judge")  # fmt: skip
     return line
+
+
+def describe_short_windows(rows) -> str | None:
+    """A note when the sample windows give fewer than 4 output frames at the largest sum
+    (the dataset is too short for more): a reflection's box spans +-1 output frame or more,
+    so the figures at that sum rest on boxes cut short. None otherwise, or for rows without
+    ``window_frames``."""
+    sized = [r for r in rows if r.get("window_frames") and r.get("sum")]
+    if not sized:
+        return None
+    s = max(r["sum"] for r in sized)
+    length = sized[0]["window_frames"]
+    if length // s >= 4:
+        return None
+    return (
+        f"note: windows of {length} frames give {length // s} output frame(s) at -s {s} "
+        "(the data hold no more): its reflections' boxes are cut short; judge that sum "
+        "on a longer dataset"
+    )
 
 
 def pareto(rows, x="ratio_raw2", y="cc") -> None:

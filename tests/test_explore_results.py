@@ -159,8 +159,25 @@ def test_describe_gain_notes_a_best_setting_close_to_lossless():
     assert "--sums" not in R.describe_gain([*rows, failed])
     # a lossy step worth its name: no note
     assert R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 74.3)]) is None
-    # the best is lossless itself: gain 1
-    assert "reaches 1.00 times" in R.describe_gain(rows[:1])
+    # the best is lossless itself: said as it is, tried lossy steps or none
+    failing = [rows[0], row("b2s4h64", "H", 4, 78.0, cc=0.98)]
+    note = R.describe_gain(failing)
+    assert note.startswith("note: lossless b2s4 (53.0x) is the best: none of the lossy "
+                           "settings tried there was acceptable")  # fmt: skip
+    assert "no lossy step was tried there" in R.describe_gain(rows[:1])
+    # sums the dataset cannot hold are not suggested
+    short = [dict(r, dataset_frames=10) for r in rows]
+    assert "--sums 8" in R.describe_gain(short) and "--sums 8 16" not in R.describe_gain(short)
+    assert "--sums" not in R.describe_gain([dict(r, dataset_frames=7) for r in rows])
     # nothing acceptable, or no lossless row of the best's bin and sum: nothing to say
     assert R.describe_gain([row("b2s4h64", "H", 4, 78.0, cc=0.98)]) is None
     assert R.describe_gain(rows[1:2]) is None
+
+
+def test_describe_short_windows_when_the_data_hold_few_output_frames():
+    rows = [dict(setting="b2s32", sum=32, window_frames=32), dict(setting="b2s2", sum=2,
+            window_frames=32)]  # fmt: skip
+    note = R.describe_short_windows(rows)
+    assert note.startswith("note: windows of 32 frames give 1 output frame(s) at -s 32")
+    assert R.describe_short_windows([dict(r, window_frames=128) for r in rows]) is None
+    assert R.describe_short_windows([{"setting": "old table", "sum": 2}]) is None
