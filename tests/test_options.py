@@ -52,6 +52,7 @@ BAD_OPTIONS = [
     (["-H", "16", "--keep-spots", "0"], "threshold in sigmas > 0"),
     (["-H", "16", "--keep-spots", "-q", "out_file"], "-q cannot go with --keep-spots"),
     (["-H", "16", "--keep-spots", "-L"], "cannot go with -L or -X"),
+    (["--cbf", "-L", "2", "-u", "4"], "--cbf writes counts: it cannot go with -L or -X"),
     (["-H", "16", "--keep-spots", "--keep-frames=-1"], "must be >= 0"),
     (["-H", "16", "--keep-spots", "--keep-grow", "-1"], "must be >= 0"),
 ]

@@ -74,3 +74,15 @@ def test_a_ctrl_c_a_library_drops_is_still_seen(capsys, monkeypatch):
     assert len(err.splitlines()) == 1, err  # no "Exception ignored" traceback
     with pytest.raises(KeyboardInterrupt):
         cluster.raise_if_interrupted()
+
+
+def test_stdout_closed_early_is_no_traceback(tiny, tmp_path):
+    """``lbnl-compress ... | head -1``: the report's later lines meet a closed pipe."""
+    exe = str(Path(sys.executable).with_name("lbnl-compress"))
+    p = subprocess.Popen([exe, "-i", tiny, "-o", str(tmp_path / "o"), "-H", "4", "--no-progress",
+                          "--scheduler", "threads"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)  # fmt: skip
+    p.stdout.close()  # before it writes anything: every line meets a closed pipe
+    err = p.stderr.read()
+    assert p.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
