@@ -66,6 +66,34 @@ def raise_if_interrupted() -> None:
         raise KeyboardInterrupt
 
 
+class _DroppedPipe:
+    """stdout for the console scripts: once its reader is gone (``lbnl-compress ... | head``)
+    what is written goes to /dev/null instead of raising BrokenPipeError in the middle of a
+    run (a progress line would have stopped it before its master was written)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _drop(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._drop()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._drop()
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def console(main):
     """A command-line tool's ``main`` as its console script runs it: the objects alive before
     it (the imports') and those still alive after it are frozen (``gc.freeze``), so the
@@ -82,11 +110,10 @@ def console(main):
             sys.unraisablehook = _quiet_dropped_interrupt
         gc.freeze()  # what the imports made lives as long as the process: the run's
         # collections pass it by (measured: 0.078 -> 0.046 s of gc in a 400-frame run)
+        if not isinstance(sys.stdout, _DroppedPipe):
+            sys.stdout = _DroppedPipe(sys.stdout)
         try:
             rc = main()
-        except BrokenPipeError:  # stdout closed early (``| head``): no traceback for that
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141  # as a shell reports a pipe's writer ended by SIGPIPE
         finally:
             gc.freeze()
         if _interrupted and rc == 0:  # dropped where nothing checked it: say so all the same
