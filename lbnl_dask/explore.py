@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -520,6 +521,8 @@ def parser() -> argparse.ArgumentParser:
                    help="frames per window (rounded down to a multiple of every sum, and at "
                    f"least {MIN_WINDOW_OUTPUT_FRAMES} output frames of the largest)")  # fmt: skip
     p.add_argument("-o", "--out", default="explore", help="prefix of the CSV, JSON and PNG written")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier run's CSV, JSON and PNG of this prefix")  # fmt: skip
     p.add_argument(
         "--scheduler",
         default="threads",
@@ -547,6 +550,11 @@ def main(argv=None) -> int:
     one_openmp_thread()
     a = parser().parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
+    there = [a.out + ext for ext in (".csv", ".json", ".png") if os.path.exists(a.out + ext)]
+    if there and not a.overwrite:  # checked before minutes of work, not after
+        print(f"lbnl-explore: error: {there[0]}: exists (use --overwrite to replace it, or "
+              "another -o)", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         rows = explore(
             a.master,

@@ -245,3 +245,15 @@ def test_explore_help_shows_defaults_and_plain_text(capsys):
         "(default: [0, 5])",
     ):
         assert text in " ".join(out.split()), text
+
+
+def test_the_explorer_never_replaces_files_unless_asked(tmp_path, capsys):
+    out = tmp_path / "ex"
+    (tmp_path / "ex.csv").write_text("my notes\n")
+    rc = E.main([str(tmp_path / "absent_master.h5"), "-o", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err == (f"lbnl-explore: error: {out}.csv: exists (use --overwrite to "
+                               "replace it, or another -o)")  # fmt: skip
+    assert (tmp_path / "ex.csv").read_text() == "my notes\n"
+    rc = E.main([str(tmp_path / "absent_master.h5"), "-o", str(out), "--overwrite"])
+    assert rc == 2 and "absent_master.h5" in capsys.readouterr().err  # on to the input's check
