@@ -201,7 +201,7 @@ def describe_short_windows(rows) -> str | None:
 def pareto(rows, x="ratio_raw2", y="cc") -> None:
     """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
     for r in rows:
-        r["pareto"] = np.isfinite(r[y]) and not any(
+        r["pareto"] = bool(np.isfinite(r[y])) and not any(
             o is not r
             and np.isfinite(o[y])
             and o[x] >= r[x]
@@ -242,8 +242,8 @@ def save(rows, prefix: str) -> list[str]:
         w.writeheader()
         w.writerows(flat)
     written.append(prefix + ".csv")
-    with open(prefix + ".json", "w") as fh:
-        json.dump(rows, fh, indent=1, default=float)
+    with open(prefix + ".json", "w") as fh:  # strict JSON: an undefined figure is null
+        json.dump(_strict(rows), fh, indent=1, allow_nan=False)
     written.append(prefix + ".json")
     try:
         fig = plot(rows)
@@ -252,6 +252,20 @@ def save(rows, prefix: str) -> list[str]:
     fig.savefig(prefix + ".png", dpi=PLOT_DPI)
     written.append(prefix + ".png")
     return written
+
+
+def _strict(value):
+    """``value`` for strict JSON: NaN and infinities (a CC without reflections) as None,
+    numpy scalars as Python's."""
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 PLOT_DPI = 120

@@ -166,8 +166,10 @@ def test_explore_on_real_eiger2_files_with_no_spots(realdata, tmp_path, capsys):
     )
     assert rc == 0
     assert "best: none of the settings" in capsys.readouterr().out
-    rows = json.loads((tmp_path / "e2.json").read_text())
+    text = (tmp_path / "e2.json").read_text()
+    rows = json.loads(text, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert [r["n"] for r in rows] == [0, 0] and (tmp_path / "e2.png").exists()
+    assert [r["cc"] for r in rows] == [None, None] and all(r["pareto"] is False for r in rows)
 
 
 def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_table):
