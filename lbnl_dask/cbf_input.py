@@ -317,7 +317,8 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorM
     """The metadata of a series: the first header's values, one start angle per file."""
     h = minicbf.parse_header(headers[0])
     if "Pixel_size" not in h.values:
-        raise InputFileError(f"{files[0]}: no PILATUS_1.2 header (no Pixel_size line)")
+        raise InputFileError(f"{files[0]}: no PILATUS_1.2 pixel size (a 'Pixel_size <x> m x "
+                             "<y> m' line)")  # fmt: skip
     description, number = minicbf.detector_name(h)
     ny, nx = headers[0].shape
     cutoff = h.get("Count_cutoff")
@@ -346,7 +347,7 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorM
         description=description,
         detector_number=number,
     )
-    check_meta(meta)
+    check_meta(meta, where="the headers")
     return meta
 
 

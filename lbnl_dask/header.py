@@ -119,10 +119,6 @@ def read_meta(master) -> DetectorMeta:
         _refuse_data_file(f, master)
         meta = _read_fields(f, master)
     check_meta(meta)
-    for name in _NEEDED:
-        if getattr(meta, name) is None:
-            meta.warnings.append(f"no {name} in the master: the output has none either (XDS' "
-                                 "plugins need it; lbnl-validate fails such a master)")  # fmt: skip
     return meta
 
 
@@ -171,6 +167,8 @@ _MUST_BE_POSITIVE = ("x_pixel_size", "y_pixel_size", "saturation_value", "countr
 #: A detector pixel's side is within these (m); outside, most likely a length in other units
 #: without its units attribute (0.075 for 75 um in mm): a warning, copied (x b) as it is.
 PIXEL_SIZE_RANGE = (1e-6, 5e-3)
+#: The farthest sample-detector distance taken as it is (m): beyond, a warning.
+MAX_DISTANCE = 5.0
 #: Fields XDS' plugins need that the output can only copy: a master without one is warned
 #: about (the output has none either, and lbnl-validate fails it).
 _NEEDED = ("x_pixel_size", "y_pixel_size", "beam_center_x", "beam_center_y", "detector_distance",
@@ -180,10 +178,11 @@ _SHOULD_BE_POSITIVE = ("detector_distance", "wavelength", "count_time", "frame_t
                        "sensor_thickness")  # fmt: skip
 
 
-def check_meta(meta: DetectorMeta) -> None:
+def check_meta(meta: DetectorMeta, where: str = "the master") -> None:
     """Raise MetadataError for a value the output cannot use (a negative or non-finite pixel
     size or saturation value, a negative frame count...); note odd but usable ones (a NaN
-    beam centre, a negative distance) in ``meta.warnings``."""
+    beam centre, a negative distance, a length in other units) and missing ones the output
+    needs in ``meta.warnings``, saying they are from ``where``."""
     if meta.nimages < 0:
         raise MetadataError(f"{meta.master}: nimages is {meta.nimages}, a negative frame count")
     for name in _MUST_BE_POSITIVE:
@@ -193,23 +192,32 @@ def check_meta(meta: DetectorMeta) -> None:
     cut, sat = meta.countrate_cutoff, meta.saturation_value
     if cut is not None and sat is not None and cut != sat:
         meta.warnings.append(f"countrate_correction_count_cutoff {cut} and saturation_value "
-                             f"{sat} differ in the master: counts from {cut} on are taken as "
+                             f"{sat} differ in {where}: counts from {cut} on are taken as "
                              "saturated (the cutoff)")  # fmt: skip
     lo, hi = PIXEL_SIZE_RANGE
     for name in ("x_pixel_size", "y_pixel_size"):
         v = getattr(meta, name)
         if v is not None and not lo <= v <= hi:
-            meta.warnings.append(f"{name} is {v:g} m in the master, not a detector pixel's "
+            meta.warnings.append(f"{name} is {v:g} m in {where}, not a detector pixel's "
                                  f"({lo * 1e6:g} um to {hi * 1e3:g} mm; a length in other "
                                  "units without its units?): copied as it is")  # fmt: skip
     for name in ("beam_center_x", "beam_center_y", "omega_increment"):
         v = getattr(meta, name)
         if v is not None and not np.isfinite(v):
-            meta.warnings.append(f"{name} is {v} in the master: copied as it is")
+            meta.warnings.append(f"{name} is {v} in {where}: copied as it is")
     for name in _SHOULD_BE_POSITIVE:
         v = getattr(meta, name)
         if v is not None and not (np.isfinite(v) and v > 0):
-            meta.warnings.append(f"{name} is {v} in the master: copied as it is")
+            meta.warnings.append(f"{name} is {v} in {where}: copied as it is")
+    d = meta.detector_distance
+    if d is not None and np.isfinite(d) and d > MAX_DISTANCE:
+        meta.warnings.append(f"detector_distance is {d:g} m in {where}, farther than any "
+                             f"diffraction detector's ({MAX_DISTANCE:g} m; a length in mm?): "
+                             "copied as it is")  # fmt: skip
+    for name in _NEEDED:
+        if getattr(meta, name) is None:
+            meta.warnings.append(f"no {name} in {where}: the output has none either (XDS' "
+                                 "plugins need it; lbnl-validate fails such a master)")  # fmt: skip
 
 
 def _read_omega(f: h5py.File):

@@ -85,6 +85,26 @@ def test_a_file_of_another_geometry_is_named(tmp_path, line, new):
         open_dataset(paths[0])
 
 
+def test_missing_or_odd_geometry_in_the_headers_is_noted(tmp_path):
+    """As for a master: a header without a wavelength, or a distance in mm, is a note (the
+    output can only copy them), said to be from the headers."""
+    import gzip
+
+    paths = write_cbf_series(tmp_path / "w", np.zeros((2, 8, 6), np.int32))
+    for p in paths:
+        with gzip.open(p) as fh:
+            raw = fh.read()
+        raw = raw.replace(b"# Wavelength 0.68890 A\r\n", b"")
+        raw = raw.replace(b"Detector_distance 0.16000 m", b"Detector_distance 160.000 mm")
+        with gzip.open(p, "wb") as fh:
+            fh.write(raw)
+    warned = open_dataset(paths[0]).meta.warnings
+    assert "no wavelength in the headers: the output has none either (XDS' plugins need it; " \
+        "lbnl-validate fails such a master)" in warned  # fmt: skip
+    assert any(w.startswith("detector_distance is 160 m in the headers, farther than any")
+               for w in warned), warned  # fmt: skip
+
+
 def test_start_angles_going_back_are_refused(tmp_path):
     paths = write_cbf_series(tmp_path / "a", np.zeros((2, 8, 6), np.int32))
     write_cbf_series(tmp_path / "a", np.zeros((2, 8, 6), np.int32), start=-145.0, number0=3)
@@ -197,7 +217,7 @@ def test_a_cbf_without_a_pilatus_header_or_with_16_bit_pixels_is_refused(tmp_pat
 
     fabio.cbfimage.CbfImage(data=np.ones((4, 3), np.int32), header={}).write(
         str(tmp_path / "n_00001.cbf"))  # fmt: skip
-    with pytest.raises(InputFileError, match="n_00001.cbf: no PILATUS_1.2 header"):
+    with pytest.raises(InputFileError, match="n_00001.cbf: no PILATUS_1.2 pixel size"):
         open_dataset(str(tmp_path / "n_00001.cbf"))
     (tmp_path / "s").mkdir()
     paths = write_cbf_series(tmp_path / "s" / "s", np.ones((1, 4, 3), np.int32), suffix=".cbf")
