@@ -279,6 +279,27 @@ def file_state(path: str, token: str) -> str:
     return "done"
 
 
+def raw_cbf(path: str) -> bool:
+    """A miniCBF file lbnl_dask did not write (a readable PILATUS header naming no job): a
+    detector's or another program's frame. Anything else in the way (this package's files,
+    a file that is no miniCBF) is not."""
+    try:
+        lines = minicbf.read_header(path).lines
+    except LbnlDaskError:
+        return False
+    return not any(ln.startswith(JOB_LINE.format("")) for ln in lines)
+
+
+def check_ours(paths: list[str]) -> None:
+    """OutputError for an existing file of ``paths`` that is a :func:`raw_cbf`: raw detector
+    frames are never replaced, --overwrite or not."""
+    for p in paths:
+        if os.path.exists(p) and raw_cbf(p):
+            raise OutputError(f"{p}: a miniCBF file lbnl_dask did not write (a detector's "
+                              "frame?): never replaced, even with --overwrite; choose another "
+                              "prefix")  # fmt: skip
+
+
 def check_free(paths: list[str]) -> None:
     """OutputError if one of ``paths`` exists (a user's file is replaced only if asked)."""
     for p in paths:
@@ -294,7 +315,7 @@ def remove_stale(prefix: str, keep: list[str], inputs=()) -> list[str]:
     pattern = glob.escape(prefix) + "_" + "[0-9]" * 5 + "*.cbf"
     stale = [p for p in glob.glob(pattern)
              if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep
-             and file_id(p) not in ids]  # fmt: skip
+             and file_id(p) not in ids and not raw_cbf(p)]  # fmt: skip
     for p in stale:
         os.remove(p)
     return stale
@@ -317,6 +338,7 @@ def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = N
     cj = cbf_job(master, prefix, first_image, last_image, datablock, token, overwrite)
     if cj.foreign and not overwrite:
         check_free(cj.foreign)
+    check_ours(cj.foreign)
     if not cj.todo:
         return cj
     os.makedirs(os.path.dirname(cj.paths[0]), exist_ok=True)

@@ -333,10 +333,12 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
                           f"{plan.saturation:.10g} does not fit them (-u, -S or -X)")  # fmt: skip
     names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
     resume.check_outputs(names, plan.inputs, overwrite=True)  # never over an input file
+    foreign = [p for p in names if cbf_output.is_foreign(p, plan.token)]
+    cbf_output.check_ours(foreign)  # nor over a detector's frames, --overwrite or not
     if settings.overwrite:
         cbf_output.remove_stale(out, names, plan.inputs)
     else:
-        cbf_output.check_free([p for p in names if cbf_output.is_foreign(p, plan.token)])
+        cbf_output.check_free(foreign)
     return names
 
 

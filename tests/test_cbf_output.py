@@ -302,3 +302,23 @@ def test_a_round_trip_through_cbf_twice_keeps_one_job_line(series, tmp_path):
     again = compress(rep.cbf_files[0], str(tmp_path / "b" / "b"), cbf=True, scheduler="threads")
     text = fabio.open(again.cbf_files[0]).header["_array_data.header_contents"]
     assert text.count("lbnl_dask_job:") == 1
+
+
+def test_a_detectors_frames_are_never_replaced(tiny, tmp_path):
+    """lbnl-to-cbf --overwrite into the prefix of a raw series (a lossy output's frames
+    written over the raw data it came from): refused; files lbnl_dask wrote are replaced."""
+    from tests.helpers import cbf_frames, write_cbf_series
+
+    plain = write_cbf_series(tmp_path / "p", cbf_frames(tiny, 2), suffix=".cbf")
+    before = [open(p, "rb").read() for p in plain]
+    with pytest.raises(OutputError, match="p_00001.cbf: a miniCBF file lbnl_dask did not "
+                       "write .*never replaced, even with --overwrite"):  # fmt: skip
+        to_cbf(tiny, str(tmp_path / "p"), last_image=2, scheduler="threads", overwrite=True)
+    with pytest.raises(OutputError, match="did not write"):
+        compress(tiny, str(tmp_path / "p"), cbf=True, last_image=4, sum_range=2,
+                 scheduler="threads", overwrite=True)  # fmt: skip
+    assert [open(p, "rb").read() for p in plain] == before
+    first = to_cbf(tiny, str(tmp_path / "ours"), last_image=2, scheduler="threads")
+    again = to_cbf(tiny, str(tmp_path / "ours"), first_image=2, last_image=3,
+                   scheduler="threads", overwrite=True)  # fmt: skip
+    assert first.paths[1] == again.paths[0] and len(again.todo) == 2
