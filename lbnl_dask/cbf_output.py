@@ -30,7 +30,14 @@ import numpy as np
 from dask.base import tokenize
 
 from . import __version__, minicbf
-from .cluster import choose_scheduler, client_for, console, one_openmp_thread, run
+from .cluster import (
+    choose_scheduler,
+    client_for,
+    console,
+    one_openmp_thread,
+    run,
+    stop_on_sigterm,
+)
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
 from .header import scalar_value, text_value
@@ -391,15 +398,16 @@ def main(argv=None) -> int:
         prefix = os.path.join(prefix, name)
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
-        cj = to_cbf(args.master, prefix, args.first, args.last, args.datablock,
-                    args.scheduler, args.workers, args.overwrite, progress)  # fmt: skip
+        with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
+            cj = to_cbf(args.master, prefix, args.first, args.last, args.datablock,
+                        args.scheduler, args.workers, args.overwrite, progress)  # fmt: skip
     except LbnlDaskError as e:
         print(f"lbnl-to-cbf: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         print("lbnl-to-cbf: interrupted; the files finished are kept: run the same command "
               "again to write the rest", file=sys.stderr)  # fmt: skip
-        return 130
+        return 128 + getattr(e, "signal", 2)  # 130 for Ctrl-C, 143 for SIGTERM
     kept = len(cj.paths) - len(cj.todo)
     note = f" ({kept} kept from an earlier run)" if kept else ""
     first, last = (os.path.basename(p) for p in (cj.paths[0], cj.paths[-1]))

@@ -7,13 +7,12 @@ and exit with status 2, without a traceback; nothing that looks complete is left
 from __future__ import annotations
 
 import argparse
-import contextlib
 import re
 import signal
 import sys
 
 from . import __version__
-from .cluster import SlurmOptions, console, one_openmp_thread, slurm_job_script
+from .cluster import SlurmOptions, console, one_openmp_thread, slurm_job_script, stop_on_sigterm
 from .errors import Interrupted, LbnlDaskError
 from .options import option_names, split_options
 from .pipeline import compress
@@ -401,31 +400,6 @@ def parser() -> argparse.ArgumentParser:
         help="print the job script --slurm would submit, and stop",
     )
     return p
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so that every ``finally`` runs: the cluster
-    stops, temporaries go, and the user reads what was kept."""
-
-    signal = signal.SIGTERM
-
-
-@contextlib.contextmanager
-def stop_on_sigterm():
-    """SIGTERM (what SLURM sends at the wall-time limit) raises :class:`Terminated`."""
-
-    def handler(signum, frame):
-        raise Terminated()
-
-    try:
-        before = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, before)
 
 
 def main(argv=None) -> int:

@@ -94,6 +94,31 @@ class _DroppedPipe:
         return getattr(self._stream, name)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every ``finally`` runs: the cluster
+    stops, temporaries go, and the user reads what was kept."""
+
+    signal = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def stop_on_sigterm():
+    """SIGTERM (what SLURM sends at the wall-time limit) raises :class:`Terminated`."""
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    try:
+        before = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def console(main):
     """A command-line tool's ``main`` as its console script runs it: the objects alive before
     it (the imports') and those still alive after it are frozen (``gc.freeze``), so the

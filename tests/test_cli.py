@@ -567,9 +567,12 @@ def test_integer_output_of_transformed_counts_keeps_its_saturation_whole(source,
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "l"), "-L", "e", "-u", "2",
                         "--scheduler", "threads"], capsys)  # fmt: skip
     assert rc == 0 and "uint16, saturation 9\n" in out.out and "is 9 in uint16 pixels" in out.out
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "c"), "-S", "200000", "-u", "4",
+                        "--cbf", "--scheduler", "threads"], capsys)  # fmt: skip
+    assert rc == 2 and "--cbf writes signed 32-bit pixels" in out.err, out.err
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "c"), "-X", "2", "-u", "4", "--cbf",
                         "--scheduler", "threads"], capsys)  # fmt: skip
-    assert rc == 2 and "--cbf writes signed 32-bit pixels" in out.err
+    assert rc == 2 and "--cbf writes counts: it cannot go with -L or -X" in out.err
     assert not list(tmp_path.glob("c_*"))
 
 
