@@ -300,7 +300,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
         if plan.complete:
             blocks = [resume.kept_record(p, 0) for p in plan.data_files]
             plan.notes.append("already complete: this job's master and data files are all "
-                              "there and undamaged; nothing was rewritten")  # fmt: skip
+                              "there and undamaged; none of them was rewritten")  # fmt: skip
         else:
             _warn_if_short_of_space(plan)
             blocks = _run(job, plan, settings, scheduler)

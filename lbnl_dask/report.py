@@ -168,8 +168,10 @@ class Report:
         """Throughput of the frames this run processed (a resumed run's kept files excluded)."""
         n = self.frames_in if self.frames_processed is None else self.frames_processed
         if n == 0:
+            cbf = len(self.cbf_files) - self.cbf_kept  # --cbf files this run wrote
             what = ("the master written again (its data files were complete)"
-                    if self.master_written else "nothing left to write")  # fmt: skip
+                    if self.master_written else f"{cbf} miniCBF file(s) written, the HDF5 "
+                    "output was complete" if cbf else "nothing left to write")  # fmt: skip
             return f"time           {self.seconds:.2f} s, {what}"
         raw4 = 4 * n * int(np.prod(self.frame_shape_in)) / 1e6
         return (

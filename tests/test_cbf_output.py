@@ -172,6 +172,7 @@ def test_cbf_rerun_resumes_and_overwrite_leaves_one_series(series, tmp_path):
     os.remove(rep.cbf_files[3])
     rep = compress(series[0], out, cbf=True, scheduler="threads")  # the same command again
     assert rep.cbf_kept == 4 and os.path.exists(rep.cbf_files[3])
+    assert "1 miniCBF file(s) written, the HDF5 output was complete" in str(rep)  # not "nothing"
     rep = compress(series[0], out, cbf=True, sum_range=2, overwrite=True, scheduler="threads")
     assert sorted(glob.glob(out + "_*.cbf")) == rep.cbf_files  # 3 frames: no stale 4 and 5
 
