@@ -350,6 +350,13 @@ def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> i
                                overwrite=settings.overwrite, progress=settings.progress,
                                slurm=settings.slurm, token=plan.token)  # fmt: skip
     except KeyboardInterrupt as e:
+        names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
+        if all(os.path.exists(p) for p in names):  # stopped after the last was in place
+            raise Interrupted(
+                f"interrupted after the miniCBF files were written: the output is "
+                f"complete: {plan.master} and {len(names)} CBF files",
+                e,
+            ) from None
         raise Interrupted(f"interrupted while writing the miniCBF files; the HDF5 output is "
                           f"complete: {plan.master}; run the same command again to write "
                           "the remaining CBF files", e) from None  # fmt: skip
