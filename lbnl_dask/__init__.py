@@ -8,6 +8,11 @@ whole job, as ``lbnl-compress``), ``read_squash`` (decode ``-q`` files) and the 
 __version__ = "0.1.0"
 
 import importlib
+import importlib.util
+
+# HDF5's filters (bitshuffle-LZ4, ...) for every reader of our files, as before the names
+# below were loaded on first use: hdf5plugin is light, dask and numba are not
+import hdf5plugin  # noqa: F401, E402
 
 #: Each public name and the module that defines it. They are imported on first use (PEP
 #: 562), not with the package: ``import lbnl_dask`` stays light, and a console script
@@ -31,9 +36,12 @@ __all__ = list(_API)
 
 
 def __getattr__(name: str):
-    if name not in _API:
+    if name in _API:
+        value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+    elif importlib.util.find_spec(f"{__name__}.{name}") is not None:  # lbnl_dask.eiger...
+        value = importlib.import_module(f".{name}", __name__)
+    else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_API[name]}", __name__), name)
     globals()[name] = value  # found directly from now on
     return value
 

@@ -226,7 +226,7 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
         if h.shape != first.shape:
             raise SeriesError(f"{h.path}: frame {h.shape} differs from the first file's "
                               f"{first.shape} ({first.path})")  # fmt: skip
-    _check_one_sweep(headers)
+    _check_one_sweep(headers, first_image, last_image)
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{files[0]}: datablock must be at least 1, not {datablock}")
     meta = series_meta(files, headers)
@@ -255,13 +255,17 @@ def _shown(numbers: tuple | None) -> str:
     return "none" if numbers is None else " ".join(f"{x:g}" for x in numbers)
 
 
-def _check_one_sweep(headers: list[minicbf.RawHeader]) -> None:
-    """SeriesError naming the first file whose geometry (:data:`SHARED_KEYS`) differs from
-    the first file's, or whose Start_angle does not move on from the file before it in the
-    direction of the scan (a scan going back would be written as one)."""
+def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
+                     last_image: int | None = None) -> None:  # fmt: skip
+    """SeriesError naming the first file of images ``first_image``..``last_image`` whose
+    geometry (:data:`SHARED_KEYS`) differs from the first file's (the output's geometry comes
+    from it), or whose Start_angle does not move on from the file before it in the direction
+    of the scan (modulo 360 deg; a scan going back would be written as one). Files not
+    selected are not judged; stills (an Angle_increment of 0) have no scan to follow."""
     first = headers[0]
+    chosen = headers[max(1, int(first_image)) - 1 : last_image] or headers
     ref = {k: _numbers(first.lines, k) for k in SHARED_KEYS}
-    for h in headers[1:]:
+    for h in chosen:
         for k in SHARED_KEYS:
             v = _numbers(h.lines, k)
             same = v == ref[k] or (v is not None and ref[k] is not None
@@ -269,18 +273,18 @@ def _check_one_sweep(headers: list[minicbf.RawHeader]) -> None:
             if not same:
                 raise SeriesError(f"{h.path}: {k} {_shown(v)} differs from the first file's "
                                   f"{_shown(ref[k])} ({first.path}): not one sweep")  # fmt: skip
-    starts = scan_starts(headers)
+    starts = scan_starts(chosen)
     if starts is None or len(starts) < 2:
         return
-    inc = (ref["Angle_increment"] or (0.0,))[0] or starts[1] - starts[0]
+    inc = ref["Angle_increment"][0] if ref["Angle_increment"] else starts[1] - starts[0]
     if inc == 0:  # stills (a grid scan, serial crystallography): no scan to follow
         return
-    step = np.diff(starts) * np.sign(inc)
+    step = ((np.diff(starts) + 180.0) % 360.0 - 180.0) * np.sign(inc)  # across 360 too
     bad = np.flatnonzero(step <= 0)
     if bad.size:
         i = int(bad[0]) + 1
-        raise SeriesError(f"{headers[i].path}: Start_angle {starts[i]:g} does not follow "
-                          f"{starts[i - 1]:g} of {headers[i - 1].path} (increment {inc:g} deg): "
+        raise SeriesError(f"{chosen[i].path}: Start_angle {starts[i]:g} does not follow "
+                          f"{starts[i - 1]:g} of {chosen[i - 1].path} (increment {inc:g} deg): "
                           "not one sweep")  # fmt: skip
 
 

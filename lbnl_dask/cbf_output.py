@@ -343,9 +343,9 @@ def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = N
         files = to_cbf("out/b2s2h12_master.h5", "out/cbf/b2s2h12").paths   # ..._00001.cbf
     """
     cj = cbf_job(master, prefix, first_image, last_image, datablock, token, overwrite)
+    check_ours(cj.foreign)  # first: --overwrite would not help
     if cj.foreign and not overwrite:
         check_free(cj.foreign)
-    check_ours(cj.foreign)
     if not cj.todo:
         return cj
     os.makedirs(os.path.dirname(cj.paths[0]), exist_ok=True)

@@ -75,7 +75,9 @@ class _DroppedPipe:
         self._stream = stream
 
     def _drop(self) -> None:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, self._stream.fileno())
+        os.close(null)
 
     def write(self, text: str) -> int:
         try:
@@ -130,9 +132,10 @@ def console(main):
     @functools.wraps(main)
     def command() -> int:
         keep_freed_memory()
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, _on_sigint)
-            sys.unraisablehook = _quiet_dropped_interrupt
+        if (threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # fmt: skip
+            signal.signal(signal.SIGINT, _on_sigint)  # not where SIGINT is ignored (a job
+            sys.unraisablehook = _quiet_dropped_interrupt  # a script started with &)
         gc.freeze()  # what the imports made lives as long as the process: the run's
         # collections pass it by (measured: 0.078 -> 0.046 s of gc in a 400-frame run)
         if not isinstance(sys.stdout, _DroppedPipe):

@@ -22,6 +22,7 @@ from dask.base import tokenize
 from . import buffers
 from .bslz4 import BitshuffleLZ4, check_dataset_chunks, is_bslz4, is_bslz4_per_frame
 from .errors import (
+    DataFileError,
     ImageRangeError,
     InputFileError,
     MissingDataFileError,
@@ -220,7 +221,8 @@ class EigerDataset:
         # with a last image and a master that says how many there are, the data files after
         # the one holding the last image are not opened: a run of the first images does not
         # need them (still being written, moved away, on tape)
-        return _data_blocks(self.master, self._last if self.meta.n_frames else None)
+        return _data_blocks(self.master, self._last if self.meta.n_frames else None,
+                            self.meta.warnings)  # fmt: skip
 
     @property
     def blocks(self) -> list[DataBlock]:
@@ -424,18 +426,20 @@ def read_meta(master) -> DetectorMeta:
     return read_master_meta(master)
 
 
-def _check_files(blocks: list[DataBlock], master: str, more: bool) -> None:
+def _check_files(blocks: list[DataBlock], master: str, more: bool, notes: list | None = None):
     """Data files that cannot be the images in the order the master links them: a file
     linked twice; recorded image numbers (image_nr_low/high, where a file has both) that go
-    backwards, overlap or leave a gap between files; a file, not the last (``more``: files
-    after these are not read, so none of these is), holding fewer frames than its numbers
-    record. Without image numbers, a file read before unread ones must hold as many frames
-    as the first (its later frames would shift unseen otherwise). The error names the file."""
+    backwards or overlap between files; a file, not the last (``more``: files after these are
+    not read, so none of these is), holding fewer frames than its numbers record. Without
+    image numbers, a file read before unread ones must hold as many frames as the first (its
+    later frames would shift unseen otherwise). The error names the file. A gap between
+    files' numbers (a collection of several triggers numbered by angle) is added to
+    ``notes``: the frames are read in the master's order all the same."""
     seen, prev = {}, None
     for i, blk in enumerate(blocks):
         key = (os.path.realpath(blk.path), blk.name)
         if key in seen:
-            raise NotEigerError(f"{blk.path}: linked twice from {master} (also as data file "
+            raise DataFileError(f"{blk.path}: linked twice from {master} (also as data file "
                                 f"{seen[key]}): its frames would be read twice")  # fmt: skip
         seen[key] = i + 1
         last = i == len(blocks) - 1 and not more
@@ -447,15 +451,17 @@ def _check_files(blocks: list[DataBlock], master: str, more: bool) -> None:
                                          f"{blocks[0].path} holds {blocks[0].n}, and it is "
                                          f"not the last data file of {master}")  # fmt: skip
             continue
-        if hi < lo or (prev is not None and lo != prev.image_nr_high + 1):
-            after = (
-                ""
-                if prev is None
-                else f" after {prev.path}'s {prev.image_nr_low}-{prev.image_nr_high}"
-            )
-            raise NotEigerError(f"{blk.path}: records images {lo}-{hi}{after}: the data files "
-                                f"linked from {master} are out of order, overlap or leave a "
-                                "gap")  # fmt: skip
+        after = "" if prev is None else (
+            f" after {prev.path}'s {prev.image_nr_low}-{prev.image_nr_high}"
+        )  # fmt: skip
+        if hi < lo or (prev is not None and lo <= prev.image_nr_high):
+            raise DataFileError(f"{blk.path}: records images {lo}-{hi}{after}: the data files "
+                                f"linked from {master} are out of order or overlap")  # fmt: skip
+        if prev is not None and lo != prev.image_nr_high + 1 and notes is not None:
+            note = (f"{os.path.basename(blk.path)} records images {lo}-{hi}{after}: a gap in "
+                    "the numbers; the frames are read in the master's order")  # fmt: skip
+            if note not in notes:
+                notes.append(note)
         if not last and blk.n != hi - lo + 1:
             raise TruncatedDataError(f"{blk.path}: holds {blk.n} frames at images "
                                      f"{blk.start + 1}-{blk.start + blk.n}, but records images "
@@ -465,7 +471,8 @@ def _check_files(blocks: list[DataBlock], master: str, more: bool) -> None:
 
 
 # --------------------------------------------------------------------------- the master's links
-def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataBlock], str | None]:
+def _data_blocks(master: str, last_image: int | None = None,
+                 notes: list | None = None) -> tuple[list[DataBlock], str | None]:  # fmt: skip
     """Resolve /entry/data/data_NNNNNN links into checked DataBlocks, up to the one holding
     image ``last_image`` (1-based; None: all), and the path of the first data file not
     opened after it (None if there is none). The master's image count then cannot tell
@@ -479,14 +486,14 @@ def _data_blocks(master: str, last_image: int | None = None) -> tuple[list[DataB
     start, like = 0, None
     for path, name in _block_targets(master):
         if last_image is not None and start >= last_image:
-            _check_files(blocks, master, more=True)
+            _check_files(blocks, master, True, notes)
             return blocks, path
         blk, like = _read_block(master, path, name, start, like)
         blocks.append(blk)
         start += blk.n
     if not blocks or start == 0:
         raise TruncatedDataError(f"{master}: the data files hold no frames")
-    _check_files(blocks, master, more=False)
+    _check_files(blocks, master, False, notes)
     return blocks, None
 
 

@@ -4,13 +4,15 @@ Every error the command line reports cleanly derives from :class:`LbnlDaskError`
 the CLI prints ``str(err)`` on one line and exits non-zero, without a traceback.
 """
 
+import re
+
 
 class LbnlDaskError(Exception):
     """Base class of every error lbnl_dask reports as one line."""
 
     def __str__(self) -> str:
         # one line whatever a library's message held (HDF5's has a newline in its timestamp)
-        return " ".join(super().__str__().split())
+        return re.sub(r"\s*\n\s*", " ", super().__str__()).strip()
 
 
 class InputFileError(LbnlDaskError, OSError):
@@ -72,3 +74,7 @@ class MetadataError(LbnlDaskError, ValueError):
 
 class MismatchError(LbnlDaskError, ValueError):
     """A compressed dataset compared with an original it cannot be an output of."""
+
+
+class DataFileError(LbnlDaskError, ValueError):
+    """Data files that cannot be the images in the order the master links them."""

@@ -107,7 +107,7 @@ def _summed(original_master, compressed_master, mi, mo) -> int:
 
     def nframes_sum(master):
         if is_cbf_input(os.fspath(master)):
-            return 1
+            return None  # a miniCBF series records no sum: its exposure times tell
         with h5py.File(master, "r") as f:
             d = f.get(SPEC + "/nframes_sum")
             v = d[()] if isinstance(d, h5py.Dataset) and d.shape == () else None

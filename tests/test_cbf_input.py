@@ -85,6 +85,35 @@ def test_a_file_of_another_geometry_is_named(tmp_path, line, new):
         open_dataset(paths[0])
 
 
+def _edit(path, old: bytes, new: bytes):
+    import gzip
+
+    with gzip.open(path) as fh:
+        raw = fh.read()
+    assert old in raw
+    with gzip.open(path, "wb") as fh:
+        fh.write(raw.replace(old, new))
+
+
+def test_stills_a_scan_across_360_and_a_selected_part_are_read(tmp_path):
+    """Stills (increment 0) whose start angles jitter, a scan from 359.8 to 0.0 deg, and
+    the images asked for when a later file (not asked for) is of another sweep."""
+    zeros = np.zeros((1, 8, 6), np.int32)
+    stills = [write_cbf_series(tmp_path / "s", zeros, start=a, number0=k)[0]
+              for k, a in enumerate((10.0, 10.001, 10.0), start=1)]  # fmt: skip
+    for p in stills:
+        _edit(p, b"Angle_increment 0.1000 deg", b"Angle_increment 0.0000 deg")
+    assert open_dataset(stills[0]).shape[0] == 3
+    turn = write_cbf_series(tmp_path / "t", np.zeros((3, 8, 6), np.int32), start=359.8)
+    _edit(turn[2], b"Start_angle 360.0000 deg", b"Start_angle 0.0000 deg")
+    assert open_dataset(turn[0]).shape[0] == 3
+    mixed = write_cbf_series(tmp_path / "m", np.zeros((4, 8, 6), np.int32))
+    _edit(mixed[3], b"Wavelength 0.68890 A", b"Wavelength 1.54180 A")
+    assert open_dataset(mixed[0], 1, 3).shape[0] == 3
+    with pytest.raises(SeriesError, match="m_00004.cbf.gz: Wavelength 1.5418 differs"):
+        open_dataset(mixed[0])
+
+
 def test_missing_or_odd_geometry_in_the_headers_is_noted(tmp_path):
     """As for a master: a header without a wavelength, or a distance in mm, is a note (the
     output can only copy them), said to be from the headers."""

@@ -87,6 +87,10 @@ def test_fidelity_refuses_a_pair_that_does_not_belong_together(spots, runs, tiny
         f["/entry/sample/goniometer/omega"][...] -= 90.0
         del f[DET + "/count_time"], f[DET + "/frame_time"]
     assert Q.infer_run(shifted, out) == Q.RunGeometry(first=1, last=40, s=2, b=2)
+    # a --cbf output (a miniCBF series records no nframes_sum): s from the exposure times
+    rep = lbnl_dask.compress(spots, str(tmp_path / "c"), sum_range=2, bin_range=2, cbf=True,
+                             last_image=8, scheduler="threads")  # fmt: skip
+    assert Q.infer_run(spots, rep.cbf_files[0]) == Q.RunGeometry(first=1, last=8, s=2, b=2)
 
 
 def test_lossless_is_perfect_and_close_to_truth(spots, runs):

@@ -14,12 +14,17 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_import_lbnl_dask_loads_no_heavy_module_until_a_name_is_used():
-    code = ("import sys, lbnl_dask; heavy = [m for m in ('dask', 'numba', 'astropy', 'h5py') "
-            "if m in sys.modules]; print(heavy); lbnl_dask.open_dataset; "
-            "print('dask' in sys.modules, sorted(lbnl_dask.__all__) == sorted(dir(lbnl_dask)) "
-            "or set(lbnl_dask.__all__) <= set(dir(lbnl_dask)))")  # fmt: skip
+    """Light to import (hdf5plugin yes: every reader of our files needs its filters), the
+    public names and the submodules found on first use."""
+    code = ("import sys, lbnl_dask; print([m for m in ('dask', 'numba', 'astropy') "
+            "if m in sys.modules], 'hdf5plugin' in sys.modules); lbnl_dask.open_dataset; "
+            "print('dask' in sys.modules, lbnl_dask.eiger.open_dataset is "
+            "lbnl_dask.open_dataset, set(lbnl_dask.__all__) <= set(vars(lbnl_dask)))")  # fmt: skip
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert r.stdout.split("\n")[:2] == ["[]", "True True"], r.stdout
+    assert r.stdout.split("\n")[:2] == ["[] True", "True True False"], r.stdout
+    r = subprocess.run([sys.executable, "-c", "import lbnl_dask; lbnl_dask.nothing"],
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 1 and "has no attribute 'nothing'" in r.stderr
 
 
 def test_every_script_names_a_tool_that_exists():
@@ -80,7 +85,7 @@ def test_stdout_closed_early_is_no_traceback(tiny, tmp_path):
     """``lbnl-compress ... | head -1``: the progress and report lines meet a closed pipe;
     the run must not stop for that (a progress line raised BrokenPipeError mid-run)."""
     exe = str(Path(sys.executable).with_name("lbnl-compress"))
-    p = subprocess.Popen([exe, "-i", tiny, "-o", str(tmp_path / "o"), "-H", "4", "--no-progress",
+    p = subprocess.Popen([exe, "-i", tiny, "-o", str(tmp_path / "o"), "-H", "4", "-d", "5",
                           "--scheduler", "threads"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)  # fmt: skip
     p.stdout.close()  # before it writes anything: every line meets a closed pipe
@@ -88,3 +93,21 @@ def test_stdout_closed_early_is_no_traceback(tiny, tmp_path):
     assert p.wait(timeout=300) == 0, err  # the run went on to its end: only its report is lost
     assert (tmp_path / "o_master.h5").exists()
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
+def test_an_ignored_sigint_stays_ignored(monkeypatch):
+    """A run started in the background by a script (``lbnl-compress ... &``) inherits SIGINT
+    ignored: a Ctrl-C meant for the script must not stop it."""
+    import signal
+
+    from lbnl_dask import cluster
+
+    handler, hook = signal.getsignal(signal.SIGINT), sys.unraisablehook
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        seen = []
+        assert cluster.console(lambda: seen.append(signal.getsignal(signal.SIGINT)) or 0)() == 0
+        assert seen == [signal.SIG_IGN]
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        sys.unraisablehook = hook
