@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
@@ -242,15 +241,6 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
 SHARED_KEYS = ("Wavelength", "Pixel_size", "Detector_distance", "Beam_xy", "Angle_increment")
 
 
-def _numbers(lines: list[str], key: str) -> tuple | None:
-    pat = re.compile(minicbf.KEYS[key])
-    for line in lines:
-        m = pat.match(line)
-        if m:
-            return tuple(float(g) for g in m.groups())
-    return None
-
-
 def _shown(numbers: tuple | None) -> str:
     return "none" if numbers is None else " ".join(f"{x:g}" for x in numbers)
 
@@ -264,10 +254,10 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
     selected are not judged; stills (an Angle_increment of 0) have no scan to follow."""
     first = headers[0]
     chosen = headers[max(1, int(first_image)) - 1 : last_image] or headers
-    ref = {k: _numbers(first.lines, k) for k in SHARED_KEYS}
+    ref = {k: minicbf.numbers_of(first.lines, k) for k in SHARED_KEYS}
     for h in chosen:
         for k in SHARED_KEYS:
-            v = _numbers(h.lines, k)
+            v = minicbf.numbers_of(h.lines, k)
             same = v == ref[k] or (v is not None and ref[k] is not None
                                    and np.allclose(v, ref[k], rtol=1e-6, atol=0))  # fmt: skip
             if not same:

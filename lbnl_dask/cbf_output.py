@@ -19,6 +19,7 @@ import glob
 import hashlib
 import os
 import re
+import signal
 import sys
 from dataclasses import dataclass
 from datetime import datetime
@@ -407,7 +408,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as e:
         print("lbnl-to-cbf: interrupted; the files finished are kept: run the same command "
               "again to write the rest", file=sys.stderr)  # fmt: skip
-        return 128 + getattr(e, "signal", 2)  # 130 for Ctrl-C, 143 for SIGTERM
+        return 128 + getattr(e, "signal", signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     kept = len(cj.paths) - len(cj.todo)
     note = f" ({kept} kept from an earlier run)" if kept else ""
     first, last = (os.path.basename(p) for p in (cj.paths[0], cj.paths[-1]))

@@ -298,7 +298,11 @@ class EigerDataset:
         """
         other = EigerDataset(self.master, self.meta, self._first, self._last, int(datablock))
         other.__dict__.update(
-            {k: v for k, v in self.__dict__.items() if k in ("_resolved", "_frame_type")}
+            {
+                k: v
+                for k, v in self.__dict__.items()
+                if k in ("_resolved", "_frame_type", "_mask_shape")
+            }  # fmt: skip
         )
         return other
 
@@ -354,11 +358,15 @@ class EigerDataset:
     def mismatched_mask(self) -> tuple | None:
         """The shape of the master's pixel mask where it is not the frames' (ny, nx) (a master
         made for another detector mode or edited by hand), else None."""
+        shape = self._mask_shape
+        return None if shape is None or shape == tuple(self.shape[1:]) else shape
+
+    @cached_property
+    def _mask_shape(self) -> tuple | None:
         if self.meta.pixel_mask_path is None:
             return None
         with h5py.File(self.master, "r") as f:
-            shape = tuple(f[self.meta.pixel_mask_path].shape)
-        return None if shape == tuple(self.shape[1:]) else shape
+            return tuple(f[self.meta.pixel_mask_path].shape)
 
 
 def check_range(path: str, first: int, last: int, total: int) -> None:

@@ -31,6 +31,7 @@ from .errors import LbnlDaskError, OptionError
 from .explore_results import (
     MAX_SHELLS,
     MIN_SHELL_REFLECTIONS,
+    MIN_WINDOW_OUTPUT_FRAMES,
     acceptable,
     best_setting,
     describe_best,
@@ -164,11 +165,6 @@ def grid(
                 out += [Setting(b, s, "ZF", a, k) for a in zfp]
             out += [Setting(b, s, "SF", e) for e in sz3_filter]
     return out
-
-
-#: Output frames a window gives at the largest sum tried, at least: a reflection's box spans
-#: +-1 output frame or more, so windows of one or two output frames would cut most boxes short.
-MIN_WINDOW_OUTPUT_FRAMES = 4
 
 
 def window_length(sums, frames: int, n_frames: int | None = None) -> int:
@@ -418,7 +414,7 @@ def explore(
 
     def done(i, values):
         rows[i] = r = _row(settings[i], lazy[i], values)
-        r.update(dataset_frames=n, window_frames=min(length, n))  # what the sample could be
+        r.update(dataset_frames=n, window_frames=length)  # what the sample could be
         if log is not None:
             k = sum(x is not None for x in rows)
             print(

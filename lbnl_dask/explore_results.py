@@ -25,6 +25,10 @@ ISIGMA_TOLERANCE = 0.05
 LOST_TOLERANCE = 0.02
 
 
+#: Output frames a window gives at the largest sum tried, at least: a reflection's box spans
+#: +-1 output frame or more, so windows of one or two output frames would cut most boxes short.
+MIN_WINDOW_OUTPUT_FRAMES = 4
+
 #: Strong reflections (I/sigma >= 3) per resolution shell: the explorer uses as many shells
 #: (up to 5) as hold this many, and judges each shell as it judges the whole.
 MIN_SHELL_REFLECTIONS = 20
@@ -180,7 +184,8 @@ def describe_gain(rows) -> str | None:
 
 
 def describe_short_windows(rows) -> str | None:
-    """A note when the sample windows give fewer than 4 output frames at the largest sum
+    """A note when the sample windows give fewer than MIN_WINDOW_OUTPUT_FRAMES output frames
+    at the largest sum
     (the dataset is too short for more): a reflection's box spans +-1 output frame or more,
     so the figures at that sum rest on boxes cut short. None otherwise, or for rows without
     ``window_frames``."""
@@ -189,7 +194,7 @@ def describe_short_windows(rows) -> str | None:
         return None
     s = max(r["sum"] for r in sized)
     length = sized[0]["window_frames"]
-    if length // s >= 4:
+    if length // s >= MIN_WINDOW_OUTPUT_FRAMES:
         return None
     return (
         f"note: windows of {length} frames give {length // s} output frame(s) at -s {s} "

@@ -236,15 +236,21 @@ KEYS = {
 _TEXT_KEYS = ("Detector", "Oscillation_axis")
 
 
-def number_of(lines: list[str], key: str) -> float | None:
-    """The number a one-number line of :data:`KEYS` holds (``Start_angle``...), or None:
-    one pattern, not a whole :func:`parse_header`, for a value read from every file."""
+def numbers_of(lines: list[str], key: str) -> tuple | None:
+    """The numbers a line of :data:`KEYS` holds (``Beam_xy``: two), or None: one pattern, not
+    a whole :func:`parse_header`, for a value read from every file."""
     pat = re.compile(KEYS[key])
     for line in lines:
         m = pat.match(line)
         if m:
-            return float(m.group(1))
+            return tuple(float(g) for g in m.groups())
     return None
+
+
+def number_of(lines: list[str], key: str) -> float | None:
+    """The number a one-number line of :data:`KEYS` holds (``Start_angle``...), or None."""
+    found = numbers_of(lines, key)
+    return None if found is None else found[0]
 
 
 def key_of(line: str) -> str | None:

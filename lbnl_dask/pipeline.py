@@ -314,7 +314,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
         except KeyboardInterrupt:
             raise Interrupted(f"interrupted while estimating the fidelity; the output is "
                               f"complete: {plan.master}") from None  # fmt: skip
-        cbf_kept = _write_cbf(out, plan, settings, scheduler) if cbf_files else 0
+        cbf_kept = _write_cbf(out, cbf_files, plan, settings, scheduler) if cbf_files else 0
     report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
     report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
     return report
@@ -342,7 +342,7 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
     return names
 
 
-def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> int:
+def _write_cbf(out: str, names: list, plan: Plan, settings: RunSettings, scheduler: str) -> int:
     """Write the output as miniCBF files (a re-run keeps those this job finished); returns
     how many were kept."""
     try:
@@ -350,7 +350,6 @@ def _write_cbf(out: str, plan: Plan, settings: RunSettings, scheduler: str) -> i
                                overwrite=settings.overwrite, progress=settings.progress,
                                slurm=settings.slurm, token=plan.token)  # fmt: skip
     except KeyboardInterrupt as e:
-        names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
         if all(os.path.exists(p) for p in names):  # stopped after the last was in place
             raise Interrupted(
                 f"interrupted after the miniCBF files were written: the output is "
