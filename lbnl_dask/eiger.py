@@ -173,7 +173,7 @@ def _check_crc(raw: bytes, want, frame: int) -> None:
 
 def _load_mask(path: str, name: str) -> np.ndarray:
     with h5py.File(path, "r") as f:
-        return f[name][()].astype(np.uint32)
+        return f[name][()].astype(np.uint32, copy=False)  # a uint32 mask as read: no copy
 
 
 @dataclass(frozen=True)
