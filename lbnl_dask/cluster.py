@@ -40,6 +40,8 @@ _ADDRESS = re.compile(r"^(tcp|tls|inproc|ucx)://|^[\w.-]+:\d+$")
 WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "268435456"}
 #: One OpenMP thread per worker: bitshuffle's OpenMP threads would compete with dask's own.
 WORKER_OPENMP = {"OMP_NUM_THREADS": "1"}
+#: No transparent huge pages asked for by numpy (:func:`no_huge_pages`).
+WORKER_NUMPY = {"NUMPY_MADVISE_HUGEPAGE": "0"}
 
 
 #: Set by the console scripts' SIGINT handler (:func:`console`). numba loads a cached kernel
@@ -132,6 +134,7 @@ def console(main):
     @functools.wraps(main)
     def command() -> int:
         keep_freed_memory()
+        no_huge_pages()
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler):  # fmt: skip
             signal.signal(signal.SIGINT, _on_sigint)  # not where SIGINT is ignored (a job
@@ -172,6 +175,22 @@ def keep_freed_memory() -> None:
             mallopt(param, 32 << 20)  # glibc builds that cap M_MMAP_THRESHOLD at 32 MiB
 
 
+def no_huge_pages() -> None:
+    """numpy asks the kernel for transparent huge pages (``madvise``) for every array of 4 MB
+    and more; where the kernel then compacts memory to find them (THP ``defrag`` set to
+    ``madvise``, a common default), the page faults of a run's fresh arrays stall: measured
+    on 400 4M frames, -b 2 -s 2 -H 12, 2 threads, 4 runs each: 6.07-6.32 s with, 5.76-5.94
+    s without, system time 1.2-1.4 -> 0.6 s. Off for this process (as
+    ``NUMPY_MADVISE_HUGEPAGE=0``), unless the user set that variable."""
+    if "NUMPY_MADVISE_HUGEPAGE" in os.environ:
+        return
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # numpy 1.x
+        from numpy.core.multiarray import _set_madvise_hugepage
+    _set_madvise_hugepage(False)
+
+
 def one_openmp_thread() -> None:
     """For a process lbnl_dask owns (the command-line tools): one OpenMP thread unless the
     user chose otherwise. A library import leaves the caller's environment alone."""
@@ -180,12 +199,13 @@ def one_openmp_thread() -> None:
 
 def worker_environ(single_threaded: bool = False) -> dict:
     """Environment dask's nannies give new worker processes: dask's configured
-    ``distributed.nanny.pre-spawn-environ`` with :data:`WORKER_MALLOC` and
-    :data:`WORKER_OPENMP` on top (and one
+    ``distributed.nanny.pre-spawn-environ`` with :data:`WORKER_MALLOC`,
+    :data:`WORKER_OPENMP` and :data:`WORKER_NUMPY` on top (and one
     malloc arena for single-threaded workers)."""
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     env.update(WORKER_MALLOC)
     env.update(WORKER_OPENMP)
+    env.update(WORKER_NUMPY)
     if single_threaded:
         env["MALLOC_ARENA_MAX"] = "1"
     return env

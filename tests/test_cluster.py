@@ -100,10 +100,12 @@ def test_local_cluster_workers_get_the_malloc_settings(monkeypatch):
         k
     ) in names:  # an earlier LocalCluster in this process may have left dask's values in os.environ
         monkeypatch.delenv(k, raising=False)
-    assert worker_env(*names, "OMP_NUM_THREADS") == {
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE", raising=False)
+    assert worker_env(*names, "OMP_NUM_THREADS", "NUMPY_MADVISE_HUGEPAGE") == {
         **WORKER_MALLOC,
         "MALLOC_ARENA_MAX": "1",
         "OMP_NUM_THREADS": "1",
+        "NUMPY_MADVISE_HUGEPAGE": "0",
     }
     # a value the user exported wins (dask's precedence for pre-spawn variables)
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "1000000")
@@ -351,6 +353,31 @@ def test_console_scripts_freeze_what_is_alive_at_exit():
 
     for mod in (cli, demo, explore, cbf_output):
         assert mod.command.__wrapped__ is mod.main
+
+
+@pytest.mark.parametrize("exported", [None, "1"])
+def test_console_scripts_ask_for_no_huge_pages_unless_the_user_chose(exported):
+    """numpy's madvise for huge pages stalls a run's page faults where the kernel compacts
+    memory: the installed commands turn it off, as NUMPY_MADVISE_HUGEPAGE=0 would; a value
+    the user exported wins. ``_set_madvise_hugepage`` returns the setting it replaces."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from numpy._core.multiarray import _set_madvise_hugepage as hugepages\n"
+        "from lbnl_dask import cli\n"
+        "sys.argv = ['lbnl-compress', '--version']\n"
+        "assert cli.command() == 0\n"
+        "print(hugepages(True))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMPY_MADVISE_HUGEPAGE"}
+    if exported:
+        env["NUMPY_MADVISE_HUGEPAGE"] = exported
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] == ("True" if exported else "False")
 
 
 def test_keep_freed_memory_leaves_a_users_malloc_settings_alone(monkeypatch):
