@@ -9,6 +9,7 @@ which takes no input length, can read past it.
 from __future__ import annotations
 
 import struct
+import sys
 from functools import lru_cache
 
 import h5py
@@ -106,27 +107,48 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     partial block of a multiple of 8 elements; the last n % 8 elements raw) fill it exactly.
     bitshuffle's decoder is given no input length and follows these sizes: a corrupt one
     makes it read past the chunk and crash the process (a changed block-size byte of the
-    header gave a segfault). Cheap beside the decoding itself."""
+    header gave a segfault).
+
+    The walk from size to size is compiled (:func:`lbnl_dask.kernels.lz4_blocks`) where numba
+    is loaded already, as in every compressing run: a 4M uint32 frame has 2190 blocks, 0.85
+    ms in Python, 3% of a -b 2 -s 2 -H 12 run's time. A tool that only reads a few frames
+    walks them in Python (:func:`_walk_blocks`, the reference) rather than load numba."""
     nblocks = n // block + (1 if n % block >= 8 else 0)
     bound = block * itemsize + block * itemsize // 255 + 16  # LZ4_compressBound of a block
-    end, pos = len(chunk), 12
-    size_at = _BLOCK_SIZE.unpack_from
-    for k in range(nblocks):
-        if pos + 4 > end:
-            raise ValueError(
-                f"corrupt bitshuffle-LZ4 chunk: it ends inside block {k + 1} of {nblocks}"
-            )
-        (size,) = size_at(chunk, pos)
-        pos += 4 + size
-        if size > bound or pos > end:
-            raise ValueError(
-                f"corrupt bitshuffle-LZ4 chunk: block {k + 1} of {nblocks} claims {size} bytes"
-            )
+    kernels = sys.modules.get("lbnl_dask.kernels")
+    walk = _walk_blocks if kernels is None else kernels.lz4_blocks
+    pos, bad, size = walk(chunk, nblocks, bound)
+    if bad >= 0 and size < 0:
+        raise ValueError(
+            f"corrupt bitshuffle-LZ4 chunk: it ends inside block {bad + 1} of {nblocks}"
+        )
+    if bad >= 0:
+        raise ValueError(
+            f"corrupt bitshuffle-LZ4 chunk: block {bad + 1} of {nblocks} claims {size} bytes"
+        )
+    end = len(chunk)
     if pos + (n % 8) * itemsize != end:
         raise ValueError(
             f"corrupt bitshuffle-LZ4 chunk: {end} bytes "
             f"where its blocks take {pos + (n % 8) * itemsize}"
         )
+
+
+def _walk_blocks(chunk: np.ndarray, nblocks: int, bound: int) -> tuple[int, int, int]:
+    """Follow the sizes of ``nblocks`` LZ4 blocks from byte 12 of ``chunk`` (uint8): (the
+    position after the last, -1, 0), or where it fails, (position, 0-based block, -1) for a
+    chunk that ends inside the block's size, (position, block, its size) for a size over
+    ``bound`` or past the end."""
+    end, pos = len(chunk), 12
+    size_at = _BLOCK_SIZE.unpack_from
+    for k in range(nblocks):
+        if pos + 4 > end:
+            return pos, k, -1
+        (size,) = size_at(chunk, pos)
+        pos += 4 + size
+        if size > bound or pos > end:
+            return pos, k, size
+    return pos, -1, 0
 
 
 @lru_cache(maxsize=1)

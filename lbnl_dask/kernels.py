@@ -568,6 +568,22 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
 
 
 @kernel
+def lz4_blocks(chunk, nblocks, bound):
+    """:func:`lbnl_dask.bslz4._walk_blocks`: the sizes of ``nblocks`` LZ4 blocks (big-endian
+    uint32 before each) followed from byte 12 of ``chunk`` (uint8)."""
+    end, pos = chunk.shape[0], 12
+    for k in range(nblocks):
+        if pos + 4 > end:
+            return pos, k, -1
+        size = (np.int64(chunk[pos]) << 24) | (np.int64(chunk[pos + 1]) << 16) | (
+            np.int64(chunk[pos + 2]) << 8) | np.int64(chunk[pos + 3])  # fmt: skip
+        pos += 4 + size
+        if size > bound or pos > end:
+            return pos, k, size
+    return pos, -1, 0
+
+
+@kernel
 def whole_counts(x, top, allbits, out):
     """:func:`lbnl_dask.transform._finalize_numpy` of whole counts ``x`` (C-contiguous float,
     any shape) into ``out`` (its shape, an unsigned integer type) in one pass: NaN ->

@@ -71,8 +71,18 @@ def test_bslz4_corrupt_block_layout_is_an_error_not_a_crash(tmp_path):
     assert r.stdout.count("corrupt bitshuffle-LZ4 chunk") == 2, r.stdout
 
 
-def test_bslz4_block_walk_names_what_is_wrong():
-    """The walk over the LZ4 blocks says which block is wrong and how."""
+@pytest.mark.parametrize("compiled", [False, True])
+def test_bslz4_block_walk_names_what_is_wrong(compiled, monkeypatch):
+    """The walk over the LZ4 blocks says which block is wrong and how: in Python, and
+    compiled (where numba is loaded already, as in a run)."""
+    import sys
+
+    if compiled:
+        from lbnl_dask import kernels
+
+        monkeypatch.setitem(sys.modules, "lbnl_dask.kernels", kernels)
+    else:
+        monkeypatch.delitem(sys.modules, "lbnl_dask.kernels", raising=False)
     a = frame((300, 400), seed=5).astype(np.uint32)  # 58 full blocks and a partial one
     enc = B.BitshuffleLZ4("uint32").encode(a)
     B.check_chunk(enc, np.uint32, a.size)  # intact: no error
@@ -87,3 +97,28 @@ def test_bslz4_block_walk_names_what_is_wrong():
         B.check_chunk(bytes(huge), np.uint32, a.size)
     with pytest.raises(ValueError, match=f"{len(enc) + 3} bytes where its blocks take {len(enc)}"):
         B.check_chunk(enc + b"abc", np.uint32, a.size)
+
+
+def test_bslz4_compiled_block_walk_is_the_python_one():
+    """Every way a chunk can be cut short or have a size changed, on chunks of 16- and
+    32-bit frames with and without a partial block and raw tail: the same answer."""
+    from lbnl_dask import kernels
+
+    rng = np.random.default_rng(11)
+    for dtype, shape in ((np.uint16, (300, 400)), (np.uint32, (257, 301)), (np.uint32, (8, 8))):
+        a = rng.poisson(3, shape).astype(dtype)
+        codec = B.BitshuffleLZ4(dtype)
+        enc = np.frombuffer(codec.encode(a), np.uint8)
+        block = codec._block()
+        nblocks = a.size // block + (1 if a.size % block >= 8 else 0)
+        itemsize = np.dtype(dtype).itemsize
+        bound = block * itemsize + block * itemsize // 255 + 16
+        cases = [enc, enc[:12]] + [enc[:k] for k in rng.integers(12, len(enc), 40)]
+        for _ in range(40):
+            bad = enc.copy()
+            bad[rng.integers(12, len(enc))] = rng.integers(0, 256)
+            cases.append(bad)
+        for c in cases:
+            want = B._walk_blocks(c, nblocks, bound)
+            assert kernels.lz4_blocks(c, nblocks, bound) == want
+            assert kernels.lz4_blocks(c, nblocks, 0) == B._walk_blocks(c, nblocks, 0)
