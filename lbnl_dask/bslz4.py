@@ -115,8 +115,8 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     walks them in Python (:func:`_walk_blocks`, the reference) rather than load numba."""
     nblocks = n // block + (1 if n % block >= 8 else 0)
     bound = block * itemsize + block * itemsize // 255 + 16  # LZ4_compressBound of a block
-    kernels = sys.modules.get("lbnl_dask.kernels")
-    walk = _walk_blocks if kernels is None else kernels.lz4_blocks
+    # (a module another thread is still importing lacks the name: the Python walk then)
+    walk = getattr(sys.modules.get("lbnl_dask.kernels"), "lz4_blocks", _walk_blocks)
     pos, bad, size = walk(chunk, nblocks, bound)
     if bad >= 0 and size < 0:
         raise ValueError(

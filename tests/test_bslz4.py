@@ -71,16 +71,20 @@ def test_bslz4_corrupt_block_layout_is_an_error_not_a_crash(tmp_path):
     assert r.stdout.count("corrupt bitshuffle-LZ4 chunk") == 2, r.stdout
 
 
-@pytest.mark.parametrize("compiled", [False, True])
-def test_bslz4_block_walk_names_what_is_wrong(compiled, monkeypatch):
+@pytest.mark.parametrize("kernels", ["absent", "importing", "loaded"])
+def test_bslz4_block_walk_names_what_is_wrong(kernels, monkeypatch):
     """The walk over the LZ4 blocks says which block is wrong and how: in Python, and
-    compiled (where numba is loaded already, as in a run)."""
+    compiled where numba is loaded already (as in a run); in Python while another thread
+    is still importing the kernels (their module is in sys.modules, its names not yet)."""
     import sys
+    import types
 
-    if compiled:
-        from lbnl_dask import kernels
+    if kernels == "loaded":
+        from lbnl_dask import kernels as module
 
-        monkeypatch.setitem(sys.modules, "lbnl_dask.kernels", kernels)
+        monkeypatch.setitem(sys.modules, "lbnl_dask.kernels", module)
+    elif kernels == "importing":
+        monkeypatch.setitem(sys.modules, "lbnl_dask.kernels", types.ModuleType("partial"))
     else:
         monkeypatch.delitem(sys.modules, "lbnl_dask.kernels", raising=False)
     a = frame((300, 400), seed=5).astype(np.uint32)  # 58 full blocks and a partial one
