@@ -473,7 +473,8 @@ def _sum_roundtrip(v, scale, log2n):
 @kernel
 def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, tops):
     """hcompress_fast's round trip of a stack of int32 tiles (t, rows, cols), all of
-    ``log2n`` levels, into ``out``; ``zeros`` (log2n, 3) and ``round_inv`` (log2n, 3) are
+    ``log2n`` levels, into ``out`` (int32, or a float type: the frame's counts, converted as
+    numpy converts int32); ``zeros`` (log2n, 3) and ``round_inv`` (log2n, 3) are
     _zero_run and _quantise's last rounding for hx, hy, hc at each level. ``tops`` (t,
     log2n) gets each tile's largest difference magnitude at each level, from which the
     caller decides (hcompress_fast._exact) where astropy's own round trip must run."""
@@ -511,7 +512,12 @@ def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, tops):
         for k in range(log2n - 1, -1, -1):
             n, m = ns[k], ms[k]
             ne, me = n // 2, m // 2
-            level = out[t] if k == 0 else np.empty((n, m), np.int32)
+            if k == 0:  # the last level straight into out, in its type (int32 or a float)
+                _inverse(h0, hxs[0, :ne, : m - me], hys[0, :, :me], rs[0, :ne, :me],
+                         ss[0, :ne, :me], deltas[0, :ne, :me], ws[0, :ne, :me], 0,
+                         out[t])  # fmt: skip
+                break
+            level = np.empty((n, m), np.int32)
             _inverse(h0, hxs[k, :ne, : m - me], hys[k, :, :me], rs[k, :ne, :me],
                      ss[k, :ne, :me], deltas[k, :ne, :me], ws[k, :ne, :me], k, level)  # fmt: skip
             h0 = level

@@ -142,7 +142,7 @@ def hcompress_frames(
     out = np.empty(block.shape, block.dtype)
     for i in range(block.shape[0]):
         prepared, valid = _codec_input(block[i], codec, _kept(keep, i))
-        out[i] = roundtrip_frame(prepared, codec.scale, codec.tile_rows, checked=True)
+        roundtrip_frame(prepared, codec.scale, codec.tile_rows, checked=True, out=out[i])
         _put_back(out[i], block[i], np.flatnonzero(~valid), restore, valid)
     return out
 

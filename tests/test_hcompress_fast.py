@@ -163,6 +163,27 @@ def eiger_like(shape, seed):
     return a
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_roundtrip_into_a_float_frame_is_the_int32_result_converted(compiled):
+    """``out=`` a float frame (the pipeline's counts): the compiled kernel writes its last
+    level there itself; every path gives the int32 result as numpy converts it, values
+    past float32's exact integers (2**24) included, odd sizes, unsigned frames."""
+    rng = np.random.default_rng(3)
+    for shape, scale in (((67, 45), 12), ((1084, 1035), 3), ((33, 8), 0)):
+        frame = eiger_like(shape, seed=shape[0])
+        frame[:4, :4] = C.HCOMPRESS_MAX - rng.integers(0, 64, (4, 4))  # near the codec's top
+        want = F.roundtrip_frame(frame, scale, 16, compiled=compiled)
+        for dtype in (np.float32, np.float64):
+            out = np.full(shape, np.nan, dtype)
+            got = F.roundtrip_frame(frame, scale, 16, compiled=compiled, out=out)
+            assert got is out
+            np.testing.assert_array_equal(out, want.astype(dtype))
+    small = eiger_like((40, 40), seed=9).astype(np.uint16)
+    out = np.empty((40, 40), np.float32)
+    F.roundtrip_frame(small, 12, out=out)
+    np.testing.assert_array_equal(out, F.roundtrip_frame(small, 12).astype(np.float32))
+
+
 @pytest.mark.parametrize("tile_rows", [None, 16, 17, 24, 30])
 def test_eiger_frames_equal_the_codec(tile_rows, no_fallback):
     """1084 x 1035 frames (Eiger 4M binned by 2): the codec's tiles, short tails merged."""
