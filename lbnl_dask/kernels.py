@@ -235,12 +235,13 @@ SPAN = 64
 
 
 @kernel
-def summed_binned(x, valid, lim, allbits, flim, out):
+def summed_binned(x, valid, masked, lim, allbits, flim, out):
     """:func:`lbnl_dask.transform._summed_binned_block` of raw unsigned frames ``x`` (groups,
     s, ny, b, nx * b), each image row contiguous: ``out`` (groups, ny, nx) gets each group's
     sum of its s frames binned b x b, a pixel whose raw value in any frame is all bits set
     (``allbits``) NaN and one >= ``lim`` +inf where ``valid`` (ny, b, nx * b; None: all)
-    allows markers; ``flim`` is ``lim`` in the output type. One image row at a time: the s
+    allows markers, NaN where ``masked`` (ny, nx; None: none) holds, as the reference's
+    caller sets them; ``flim`` is ``lim`` in the output type. One image row at a time: the s
     rows added in numpy's order and types (the first two converted to the output type, then
     each raw row added as numpy's mixed-type add does), the pixels whose
     sum reaches ``flim`` (counts are >= 0: every marker's does) looked at again, the b rows
@@ -299,6 +300,11 @@ def summed_binned(x, valid, lim, allbits, flim, out):
                     for bx in range(1, b):
                         v += col[xo * b + bx] + row[xo * b + bx]
                     out[k, y, xo] = v
+            if masked is not None:  # cells holding a masked pixel (module gaps): NaN, here
+                mrow = masked[y]  # where the row is in cache, not in a pass of its own
+                for xo in range(nx):
+                    if mrow[xo]:
+                        out[k, y, xo] = np.nan
     return out
 
 

@@ -180,16 +180,14 @@ def _summed_binned_block(x, axis=None, mask=None, cutoff=None, dtype=np.float32,
         and isinstance(lim, (int, np.integer))
         and 0 <= lim <= allbits
     )
-    rows = x.reshape(g, s, ny, b, nx * b) if compiled else None
-    if rows is None:
-        out = _summed_binned_numpy(x, valid, lim, allbits, dtype)
-    else:
+    if compiled:  # (it sets the masked cells NaN itself)
         from . import kernels
 
-        kind = x.dtype.type
+        kind, rows = x.dtype.type, x.reshape(g, s, ny, b, nx * b)
         valid_rows = None if valid is None else valid.reshape(ny, b, nx * b)
-        out = kernels.summed_binned(rows, valid_rows, kind(lim), kind(allbits), dtype.type(lim),
-                                    np.empty((g, ny, nx), dtype))  # fmt: skip
+        return kernels.summed_binned(rows, valid_rows, masked, kind(lim), kind(allbits),
+                                     dtype.type(lim), np.empty((g, ny, nx), dtype))  # fmt: skip
+    out = _summed_binned_numpy(x, valid, lim, allbits, dtype)
     if masked is not None:
         np.copyto(out, dtype.type(np.nan), where=masked)
     return out
