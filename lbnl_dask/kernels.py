@@ -580,6 +580,101 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
 
 
 @kernel
+def strong_pixels(f, sigma, grow, tile, out):
+    """:func:`lbnl_dask.spots._spots_block` of one frame ``f`` (ny, nx) float, C-contiguous,
+    into ``out`` (ny, nx) bool: finite pixels whose 3 x 3 sum (non-finite neighbours 0, in
+    ``f``'s type, added as the reference adds them: each row with the one above, then the
+    one below; then so along the row) exceeds 9 x their ``tile`` x ``tile`` cell's mean of
+    finite pixels by ``sigma`` Poisson sigmas (the limit made in float64, then ``f``'s type),
+    grown ``grow`` times by a pixel to all 8 neighbours. The cell sums are float64 in
+    :func:`lbnl_dask.background.cell_totals`' order; the frame's mean (cells without a finite
+    pixel) is summed in order where numpy sums pairwise: the same for whole counts."""
+    ny, nx = f.shape
+    cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
+    tot = np.empty((cy, cx), np.float64)
+    cnt = np.empty((cy, cx), np.int64)
+    cols = np.empty(nx, np.float64)
+    ncols = np.empty(nx, np.int64)
+    zero = f.dtype.type(0)
+    for j in range(cy):  # each cell's sum and count of finite pixels
+        cols[:] = 0
+        ncols[:] = 0
+        for y in range(j * tile, min(j * tile + tile, ny)):
+            row = f[y]
+            for x in range(nx):
+                ok = np.isfinite(row[x])
+                cols[x] += row[x] if ok else 0.0
+                ncols[x] += ok
+        _across(cols, tile, tot[j])
+        _across(ncols, tile, cnt[j])
+    n_ok = cnt.sum()
+    fallback = tot.sum() / n_ok if n_ok else 0.0
+    limit = np.empty((cy, cx), f.dtype)
+    for j in range(cy):
+        for i in range(cx):
+            b9 = 9 * (tot[j, i] / cnt[j, i] if cnt[j, i] > 0 else fallback)
+            limit[j, i] = b9 + sigma * np.sqrt(max(b9, 1.0))
+    lim = np.empty(nx, f.dtype)  # each column's cell's, for the current row of cells
+    v = np.empty((3, nx), f.dtype)  # rows y-1, y, y+1, non-finite as 0 (a ring)
+    col3 = np.empty(nx, f.dtype)
+    for y in range(min(2, ny)):
+        for x in range(nx):
+            v[y % 3, x] = f[y, x] if np.isfinite(f[y, x]) else zero
+    for y in range(ny):
+        if y % tile == 0:
+            _spread(limit[y // tile], tile, lim)
+        if y + 1 < ny and y >= 1:  # row y + 1 into the ring
+            nxt = f[y + 1]
+            r = v[(y + 1) % 3]
+            for x in range(nx):
+                r[x] = nxt[x] if np.isfinite(nxt[x]) else zero
+        mid = v[y % 3]
+        for x in range(nx):
+            col3[x] = mid[x]
+        if y > 0:
+            up = v[(y - 1) % 3]
+            for x in range(nx):
+                col3[x] += up[x]
+        if y + 1 < ny:
+            down = v[(y + 1) % 3]
+            for x in range(nx):
+                col3[x] += down[x]
+        frow, orow = f[y], out[y]
+        for x in range(1, nx - 1):  # (the ends below: no branch in this loop)
+            t = (col3[x] + col3[x - 1]) + col3[x + 1]
+            orow[x] = np.isfinite(frow[x]) & (t > lim[x])
+        t = col3[0] + col3[1] if nx > 1 else col3[0]
+        orow[0] = np.isfinite(frow[0]) & (t > lim[0])
+        if nx > 1:
+            t = col3[nx - 1] + col3[nx - 2]
+            orow[nx - 1] = np.isfinite(frow[nx - 1]) & (t > lim[nx - 1])
+    if grow > 0:
+        tmp = np.empty((ny, nx), np.bool_)
+        for _ in range(grow):  # each step: rows with their neighbours, then columns
+            for y in range(ny):
+                t, o = tmp[y], out[y]
+                for x in range(nx):
+                    t[x] = o[x]
+                if y > 0:
+                    a = out[y - 1]
+                    for x in range(nx):
+                        t[x] |= a[x]
+                if y + 1 < ny:
+                    a = out[y + 1]
+                    for x in range(nx):
+                        t[x] |= a[x]
+            for y in range(ny):
+                t, o = tmp[y], out[y]
+                for x in range(nx):
+                    o[x] = t[x]
+                for x in range(1, nx):
+                    o[x] |= t[x - 1]
+                for x in range(nx - 1):
+                    o[x] |= t[x + 1]
+    return out
+
+
+@kernel
 def lz4_blocks(chunk, nblocks, bound):
     """:func:`lbnl_dask.bslz4._walk_blocks`: the sizes of ``nblocks`` LZ4 blocks (big-endian
     uint32 before each) followed from byte 12 of ``chunk`` (uint8)."""

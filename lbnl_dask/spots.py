@@ -20,6 +20,21 @@ REFL_DTYPE = [("frame", "f8"), ("y", "f8"), ("x", "f8"), ("d", "f8"), ("truth", 
 
 
 def _spots_block(x, sigma, grow, tile):
+    """The strong pixels of each frame of counts ``x`` (n, ny, nx), grown (see
+    :func:`spot_regions`): the compiled kernel (:func:`lbnl_dask.kernels.strong_pixels`, 8x
+    faster on a 4M output frame) for C-contiguous float frames, else :func:`_spots_numpy`,
+    the reference: the same pixels."""
+    if x.dtype in (np.float32, np.float64) and x.flags.c_contiguous and x.ndim == 3:
+        from . import kernels
+
+        out = np.empty(x.shape, bool)
+        for i in range(x.shape[0]):
+            kernels.strong_pixels(x[i], float(sigma), int(grow), int(tile), out[i])
+        return out
+    return _spots_numpy(x, sigma, grow, tile)
+
+
+def _spots_numpy(x, sigma, grow, tile):
     out = np.zeros(x.shape, bool)
     for i, f in enumerate(x):
         finite = np.isfinite(f)

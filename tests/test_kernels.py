@@ -393,3 +393,33 @@ def test_whole_counts_kernel_is_the_numpy_rule(x_type, out_type, saturation):
     np.testing.assert_array_equal(got, want)
     assert got.flat[0] == 0 and got.flat[1] == got.flat[2] == saturation
     assert (got[np.isnan(x)] == np.iinfo(out_type).max).all()
+
+
+@pytest.mark.parametrize("background", [0.003, 0.2, 1.5, 6.0, 40.0])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_strong_pixels_kernel_is_the_numpy_spot_finder(background, dtype):
+    """The spot finder's compiled kernel (--keep-spots, the fidelity line) against its numpy
+    reference, pixel for pixel: whole counts over the background range, spots, invalid
+    (NaN) and saturated (+inf) pixels, a cell with no finite pixel, partial cells at the
+    edges, frames of one row or column, growth 0 to 3, several tiles and sigmas."""
+    from lbnl_dask import spots as S
+
+    rng = np.random.default_rng(int(background * 1000))
+    shapes = [(67, 45), (130, 97), (1, 40), (40, 1), (2, 2), (33, 64)]
+    for k, (ny, nx) in enumerate(shapes):
+        f = rng.poisson(background, (ny, nx)).astype(dtype)
+        spots = rng.random(f.shape) < 0.01
+        f[spots] += rng.poisson(300, int(spots.sum()))
+        f[rng.random(f.shape) < 0.02] = np.nan
+        f[rng.random(f.shape) < 0.005] = np.inf
+        if k == 1:
+            f[:32, :32] = np.nan  # a whole cell invalid: the frame's mean stands in
+        for sigma, grow, tile in ((5.0, 2, 32), (3.0, 0, 7), (2.5, 3, 4)):
+            want = S._spots_numpy(f[None], sigma, grow, tile)[0]
+            got = np.empty(f.shape, bool)
+            kernels.strong_pixels(f, sigma, grow, tile, got)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(S._spots_block(f[None], sigma, grow, tile)[0], want)
+    stack = np.ascontiguousarray(rng.poisson(2.0, (3, 20, 30)).astype(dtype)[:, :, ::-1])
+    np.testing.assert_array_equal(S._spots_block(stack[:, :, ::-1], 5.0, 2, 8),
+                                  S._spots_numpy(stack[:, :, ::-1], 5.0, 2, 8))  # fmt: skip
