@@ -531,6 +531,15 @@ def hcompress_tiles(tiles, out, scale, log2n, zeros, round_inv, tops):
 
 
 @kernel
+def _cell_sums_work(ny, nx, tile):
+    """Work arrays for the float64 sums and counts of a frame's ``tile`` x ``tile`` cells:
+    (cells_y, cells_x) float64 and int64, and a row's column sums (nx,) of each."""
+    cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
+    return (np.empty((cy, cx), np.float64), np.empty((cy, cx), np.int64),
+            np.empty(nx, np.float64), np.empty(nx, np.int64))  # fmt: skip
+
+
+@kernel
 def codec_input(frame, keep, lo, hi, tile, out, valid):
     """:func:`lbnl_dask.roundtrip._prepared` of ``frame`` (ny, nx) float, C-contiguous: marks
     in ``valid`` (ny, nx) bool its finite pixels not in ``keep`` (ny, nx) bool (shape (0, 0):
@@ -542,11 +551,8 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
     (for cells without a valid pixel) is summed in order where numpy sums pairwise, which
     whole counts (exact in any order) do not see."""
     ny, nx = frame.shape
-    cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
-    tot = np.empty((cy, cx), np.float64)
-    cnt = np.empty((cy, cx), np.int64)
-    cols = np.empty(nx, np.float64)
-    ncols = np.empty(nx, np.int64)
+    tot, cnt, cols, ncols = _cell_sums_work(ny, nx, tile)
+    cy, cx = tot.shape
     has_keep = keep.shape[0] != 0
     for j in range(cy):  # each cell's sum and count of valid pixels, clipped
         cols[:] = 0
@@ -590,11 +596,8 @@ def strong_pixels(f, sigma, grow, tile, out):
     :func:`lbnl_dask.background.cell_totals`' order; the frame's mean (cells without a finite
     pixel) is summed in order where numpy sums pairwise: the same for whole counts."""
     ny, nx = f.shape
-    cy, cx = (ny + tile - 1) // tile, (nx + tile - 1) // tile
-    tot = np.empty((cy, cx), np.float64)
-    cnt = np.empty((cy, cx), np.int64)
-    cols = np.empty(nx, np.float64)
-    ncols = np.empty(nx, np.int64)
+    tot, cnt, cols, ncols = _cell_sums_work(ny, nx, tile)
+    cy, cx = tot.shape
     zero = f.dtype.type(0)
     for j in range(cy):  # each cell's sum and count of finite pixels
         cols[:] = 0

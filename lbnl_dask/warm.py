@@ -24,8 +24,7 @@ RUNS = (
     ("uint32", dict(bin_range=1, sum_range=1, hcomp_scale=12, keep_spots=5.0)),
     ("uint32", dict(bin_range=2, sum_range=2, j2k_ratio=120, keep_spots=5.0)),
     ("uint16", dict(bin_range=2, sum_range=2, sz3_bound=2.0)),
-    ("uint32", dict(bin_range=2, sum_range=2, hcomp_scale=12, scale_factor=1000.0,
-                    keep_spots=5.0)),
+    ("uint32", dict(bin_range=2, sum_range=2, hcomp_scale=12, scale_factor=1000.0, keep_spots=5.0)),
 )
 
 
