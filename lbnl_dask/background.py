@@ -136,7 +136,7 @@ def _from_cells(c: np.ndarray, shape: tuple, tile: int) -> np.ndarray:
     return c.reshape(cy, cx, tile, tile).swapaxes(1, 2).reshape(cy * tile, cx * tile)[:ny, :nx]
 
 
-def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarray,
+def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarray | None,
                    tile: int = TOTALS_TILE, grow: int = STRONG_GROW,
                    valid: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """``decoded`` (ny, nx, whole counts after a lossy round trip) changed so that in each
@@ -153,7 +153,7 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
     Runs the compiled :func:`lbnl_dask.kernels.restore_totals` where it applies (both
     frames C-contiguous float32 or float64 of one type, as the pipeline's are), else
     :func:`restore_totals_numpy`: the two give the same pixels. ``valid``: the mask of the
-    pixels not in ``special``, where the caller has it already."""
+    pixels not in ``special``, where the caller has it already (``special`` may be None then)."""
     if valid is None:
         valid = np.ones(decoded.size, bool)
         valid[special] = False

@@ -694,6 +694,15 @@ def lz4_blocks(chunk, nblocks, bound):
 
 
 @kernel
+def put_back(decoded, original, valid):
+    """``decoded`` (C-contiguous) gets ``original``'s values (its type) where ``valid`` (bool,
+    the same shape) is False: the pixels a round trip does not carry, back as they were."""
+    d, o, v = decoded.reshape(-1), original.reshape(-1), valid.reshape(-1)
+    for i in range(d.size):
+        d[i] = d[i] if v[i] else o[i]
+
+
+@kernel
 def whole_counts(x, top, allbits, out):
     """:func:`lbnl_dask.transform._finalize_numpy` of whole counts ``x`` (C-contiguous float,
     any shape) into ``out`` (its shape, an unsigned integer type) in one pass: NaN ->

@@ -188,7 +188,9 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
     token = job_token(ds.master, out, o, ds.input_files(),  # data files changed: another job
                       (ds.first_image, ds.last_image))  # fmt: skip
     files = {p: sizes[k % nblocks] for k, p in enumerate(data + squash)}
-    states = output_states(files, master, token)
+    # --overwrite replaces them all: their chunks' CRC-32s are not read (0.08 s for 200 4M
+    # output frames, before the run starts)
+    states = output_states(files, master, token, verify=not run.overwrite)
     done = {p: st == "done" for p, st in states.items()}
     check_outputs(
         list(states),

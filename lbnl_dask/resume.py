@@ -27,11 +27,12 @@ def block_is_done(path: str, token: str, n: int | None) -> bool:
     return file_state(path, token, n) == "done"
 
 
-def file_state(path: str, token: str, n: int | None) -> str:
+def file_state(path: str, token: str, n: int | None, verify: bool = True) -> str:
     """What an output file of the job ``token`` (``n`` frames) is now: ``absent``; ``done``
     (complete, every chunk's CRC-32 as written); ``damaged`` (this job's, but short, a chunk
     missing or changed); ``unreadable`` (not an HDF5 file we can open: truncated, say); or
-    ``foreign`` (another job's file, or not ours at all)."""
+    ``foreign`` (another job's file, or not ours at all). ``verify=False``: the chunks'
+    CRC-32s are not read (a file about to be replaced: ``done`` means complete only)."""
     if not os.path.exists(path):
         return "absent"
     try:
@@ -48,7 +49,7 @@ def file_state(path: str, token: str, n: int | None) -> str:
         complete = (n is None or d.shape[0] == n) and (
             d.ndim == 1 or d.id.get_num_chunks() == d.shape[0])  # fmt: skip
         try:
-            return "damaged" if not complete or damaged_in(f) else "done"
+            return "damaged" if not complete or (verify and damaged_in(f)) else "done"
         except (OSError, KeyError):
             return "damaged"
 
@@ -63,11 +64,12 @@ def master_job(path: str) -> str | None:
         return None
 
 
-def output_states(files: dict[str, int], master: str, token: str) -> dict[str, str]:
-    """:func:`file_state` of each output file {path: frames}, and of the ``master`` (``done``
-    if this job wrote it). A file that cannot be opened counts as this job's ``damaged`` one
-    when this job's master exists: the master names it."""
-    states = {p: file_state(p, token, n) for p, n in files.items()}
+def output_states(files: dict[str, int], master: str, token: str,
+                  verify: bool = True) -> dict[str, str]:  # fmt: skip
+    """:func:`file_state` of each output file {path: frames} (``verify``: as there), and of
+    the ``master`` (``done`` if this job wrote it). A file that cannot be opened counts as
+    this job's ``damaged`` one when this job's master exists: the master names it."""
+    states = {p: file_state(p, token, n, verify) for p, n in files.items()}
     if not os.path.exists(master):
         states[master] = "absent"
     else:

@@ -114,12 +114,31 @@ def _kept(keep: np.ndarray | None, i: int) -> np.ndarray | None:
     return None if keep is None else keep[i]
 
 
-def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray, restore: bool,
-              valid: np.ndarray | None = None):  # fmt: skip
-    """The decoded frame's cell totals restored (if asked), its special pixels (flat indices;
-    ``valid``: the other pixels' mask, if at hand) put back."""
+def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray | None,
+              restore: bool, valid: np.ndarray | None = None):  # fmt: skip
+    """The decoded frame's cell totals restored (if asked), its special pixels (flat indices,
+    or None: those ``valid`` (the other pixels' mask) leaves out) put back: with ``valid``,
+    in one compiled pass over C-contiguous frames of one float type
+    (:func:`lbnl_dask.kernels.put_back`; 1.6 ms of index arrays and fancy indexing before,
+    per 4M output frame)."""
     if restore:
         restore_totals(decoded, original, special, valid=valid)
+    if (
+        valid is not None
+        and decoded.dtype == original.dtype
+        and decoded.dtype in (np.float32, np.float64)
+        and decoded.flags.c_contiguous
+        and original.flags.c_contiguous
+        and valid.dtype == bool
+        and valid.flags.c_contiguous
+        and decoded.shape == original.shape == valid.shape
+    ):
+        from . import kernels
+
+        kernels.put_back(decoded, original, valid)
+        return
+    if special is None:
+        special = np.flatnonzero(~valid)
     decoded.reshape(-1)[special] = original.reshape(-1)[special]
 
 
@@ -143,7 +162,7 @@ def hcompress_frames(
     for i in range(block.shape[0]):
         prepared, valid = _codec_input(block[i], codec, _kept(keep, i))
         roundtrip_frame(prepared, codec.scale, codec.tile_rows, checked=True, out=out[i])
-        _put_back(out[i], block[i], np.flatnonzero(~valid), restore, valid)
+        _put_back(out[i], block[i], None, restore, valid)
     return out
 
 
