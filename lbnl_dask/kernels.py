@@ -587,15 +587,18 @@ def codec_input(frame, keep, lo, hi, tile, out, valid):
 
 @kernel
 def strong_pixels(f, sigma, grow, tile, out):
-    """:func:`lbnl_dask.spots._spots_block` of one frame ``f`` (ny, nx) float, C-contiguous,
+    """:func:`lbnl_dask.spots._spots_numpy` of one frame ``f`` (ny, nx) float, C-contiguous,
     into ``out`` (ny, nx) bool: finite pixels whose 3 x 3 sum (non-finite neighbours 0, in
     ``f``'s type, added as the reference adds them: each row with the one above, then the
     one below; then so along the row) exceeds 9 x their ``tile`` x ``tile`` cell's mean of
     finite pixels by ``sigma`` Poisson sigmas (the limit made in float64, then ``f``'s type),
     grown ``grow`` times by a pixel to all 8 neighbours. The cell sums are float64 in
-    :func:`lbnl_dask.background.cell_totals`' order; the frame's mean (cells without a finite
-    pixel) is summed in order where numpy sums pairwise: the same for whole counts."""
+    :func:`lbnl_dask.background.cell_totals`' order (the frame's mean, which only cells
+    without a finite pixel use, in order where numpy sums pairwise: no pixel of such a cell
+    can be strong)."""
     ny, nx = f.shape
+    if ny == 0 or nx == 0:
+        return out
     tot, cnt, cols, ncols = _cell_sums_work(ny, nx, tile)
     cy, cx = tot.shape
     zero = f.dtype.type(0)

@@ -1,5 +1,7 @@
 """Bitshuffle-LZ4 chunks outside HDF5: byte for byte the filter's, corrupt layouts refused."""
 
+import struct
+
 import numcodecs
 import numpy as np
 import pytest
@@ -101,6 +103,9 @@ def test_bslz4_block_walk_names_what_is_wrong(kernels, monkeypatch):
         B.check_chunk(bytes(huge), np.uint32, a.size)
     with pytest.raises(ValueError, match=f"{len(enc) + 3} bytes where its blocks take {len(enc)}"):
         B.check_chunk(enc + b"abc", np.uint32, a.size)
+    forged = struct.pack(">QI", 2**64 - 1, 1) + bytes(7)  # 2**64 - 1 one-byte blocks claimed
+    with pytest.raises(ValueError, match=f"ends inside block 2 of {2**64 - 1}"):
+        B.check_chunk(forged, np.uint8)
 
 
 def test_bslz4_compiled_block_walk_is_the_python_one():

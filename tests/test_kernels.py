@@ -420,6 +420,9 @@ def test_strong_pixels_kernel_is_the_numpy_spot_finder(background, dtype):
             kernels.strong_pixels(f, sigma, grow, tile, got)
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(S._spots_block(f[None], sigma, grow, tile)[0], want)
+    for empty in ((0, 5), (4, 0)):
+        got = np.ones(empty, bool)
+        assert kernels.strong_pixels(np.zeros(empty, dtype), 5.0, 2, 32, got).shape == empty
     stack = np.ascontiguousarray(rng.poisson(2.0, (3, 20, 30)).astype(dtype)[:, :, ::-1])
     np.testing.assert_array_equal(S._spots_block(stack[:, :, ::-1], 5.0, 2, 8),
                                   S._spots_numpy(stack[:, :, ::-1], 5.0, 2, 8))  # fmt: skip
