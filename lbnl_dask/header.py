@@ -81,6 +81,24 @@ def scalar_value(f: h5py.File, path: str, kind=float, length=False):
     return v
 
 
+def length_units(d: h5py.Dataset) -> float | None:
+    """Metres per unit of a dataset whose ``units`` attribute names a length (mm, um...),
+    else None (pixels, or no units)."""
+    return _TO_METRES.get(text_value(d.attrs.get("units", b"")).strip())
+
+
+def _beam_centre(f: h5py.File, axis: str) -> float | None:
+    """``beam_center_x``/``_y`` in pixels. NXmx lets it be a length (``units`` mm, m...): it
+    is divided by the pixel size then; a length without a pixel size is no position."""
+    path = f"{DET}/beam_center_{axis}"
+    v = scalar_value(f, path)
+    metres = length_units(f[path]) if v is not None else None
+    if metres is None:
+        return v
+    pixel = scalar_value(f, f"{DET}/{axis}_pixel_size", length=True)
+    return v * metres / pixel if pixel else None
+
+
 def _first(f, paths, **kw):
     for p in paths:
         v = scalar_value(f, p, **kw)
@@ -137,8 +155,8 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         ny=scalar_value(f, SPEC + "/y_pixels_in_detector", int),
         x_pixel_size=scalar_value(f, DET + "/x_pixel_size", length=True),
         y_pixel_size=scalar_value(f, DET + "/y_pixel_size", length=True),
-        beam_center_x=scalar_value(f, DET + "/beam_center_x"),
-        beam_center_y=scalar_value(f, DET + "/beam_center_y"),
+        beam_center_x=_beam_centre(f, "x"),
+        beam_center_y=_beam_centre(f, "y"),
         detector_distance=_first(f, DISTANCES, length=True)[0],
         sensor_thickness=scalar_value(f, DET + "/sensor_thickness", length=True),
         wavelength=wavelength,

@@ -159,8 +159,10 @@ class MasterRewriter:
         s, b = self.s, self.b
         if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
             return d[()] * b
-        if name in ("beam_center_x", "beam_center_y"):
-            return d[()] / b
+        if name in ("beam_center_x", "beam_center_y"):  # in pixels; a length stays as it is
+            from .header import length_units  # (header imports this module)
+
+            return None if length_units(d) is not None else d[()] / b
         if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
             return d[()] * s
         if name == "nimages":

@@ -2,6 +2,7 @@
 warned about when the dataset is opened; a data file given as the master refused."""
 
 import os
+import re
 import shutil
 
 import h5py
@@ -87,6 +88,35 @@ def test_a_pixel_size_in_other_units_is_warned_about(tiny, tmp_path):
     with h5py.File(master, "r+") as f:  # with its units, the same number is right
         f[DET + "/x_pixel_size"].attrs["units"] = "mm"
     assert lbnl_dask.read_meta(master).warnings == []
+
+
+def test_a_beam_centre_given_as_a_length_is_pixels_to_readers_and_kept_in_the_output(
+    tiny, tmp_path
+):
+    """NXmx lets beam_center_x/y be lengths (units mm): the position in pixels is that over
+    the pixel size, and binning leaves a length alone (only pixels are divided by b): the
+    output master keeps 39.47 mm, and its miniCBF headers say Beam_xy in pixels."""
+    from lbnl_dask import cbf_output
+
+    master = copy_with(tiny, tmp_path, DET + "/beam_center_x", np.float32(39.47))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/beam_center_x"].attrs["units"] = "mm"
+        px, py = f[DET + "/x_pixel_size"][()], f[DET + "/beam_center_y"][()]
+    meta = lbnl_dask.read_meta(master)
+    assert meta.beam_center_x == pytest.approx(float(np.float32(39.47)) * 1e-3 / px)
+    assert meta.beam_center_y == pytest.approx(py)  # in pixels, as before
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, hcomp_scale=0,
+                                scheduler="sync", fidelity=False)  # fmt: skip
+    with h5py.File(report.master, "r") as f:
+        assert f[DET + "/beam_center_x"][()] == np.float32(39.47)
+        assert f[DET + "/beam_center_y"][()] == pytest.approx(py / 2)
+    out = lbnl_dask.read_meta(report.master)
+    assert out.beam_center_x == pytest.approx(meta.beam_center_x / 2, rel=1e-6)
+    cj = cbf_output.to_cbf(report.master, str(tmp_path / "c"), last_image=1, scheduler="sync")
+    text = open(cj.paths[0], "rb").read(4000).decode("latin-1")
+    x, y = re.search(r"Beam_xy \(([-\d.]+), ([-\d.]+)\) pixels", text).groups()
+    assert float(x) == pytest.approx(out.beam_center_x, rel=1e-4)
+    assert float(y) == pytest.approx(py / 2, rel=1e-4)
 
 
 def test_missing_fields_the_output_needs_are_warned_about_and_nimages_is_written(tiny, tmp_path):
