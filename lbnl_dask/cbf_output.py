@@ -42,7 +42,7 @@ from .cluster import (
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
 from .header import scalar_value, text_value
-from .layout import DET, GONIOMETER, MINICBF_HEADER, SPEC
+from .layout import DET, ENTRY, GONIOMETER, MINICBF_HEADER, OMEGA_GROUPS, SPEC
 from .options import at_least_1
 from .resume import file_id
 from .writer import atomic_path
@@ -117,11 +117,11 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
         material = f.get(DET + "/sensor_material")
         material = "Silicon" if material is None else text_value(material[()])
         two_theta = scalar_value(f, DET + "/goniometer/two_theta")
-        axis, starts, ends = _scan(f, meta.n_frames)
-        others = {a: scalar_value(f, f"{GONIOMETER}/{a}") for a in minicbf.AXES if a != axis}
-        increment = scalar_value(f, f"{GONIOMETER}/{axis}_increment") if axis else None
-        date = f.get(SPEC + "/data_collection_date")
-        date = text_value(date[()]) if date is not None else None
+        axis, starts, ends, group = _scan(f, meta.n_frames)
+        others = {a: scalar_value(f, f"{group}/{a}") for a in minicbf.AXES if a != axis}
+        increment = scalar_value(f, f"{group}/{axis}_increment") if axis else None
+        date = f.get(SPEC + "/data_collection_date") or f.get(ENTRY + "/start_time")  # (NXmx)
+        date = text_value(date[()]) if isinstance(date, h5py.Dataset) else None
     if not any(_is_date(line) for line in base):  # dxtbx reads the date line of a miniCBF
         base = [date or datetime.now().isoformat(timespec="milliseconds")] + base
     values = {}
@@ -153,22 +153,25 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
 
 
 def _scan(f: h5py.File, n: int):
-    """(axis, start angles, end angles) of the rotation: the goniometer axis with a value
-    per frame (or, for one frame, an increment); (None, None, None) if there is none."""
-    for axis in minicbf.AXES:
-        d = f.get(f"{GONIOMETER}/{axis}")
-        if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size != n or n < 1:
-            continue
-        # the scan axis moves: a value per frame that changes (or, for one frame, an increment)
-        inc = scalar_value(f, f"{GONIOMETER}/{axis}_increment") or 0
-        values = np.asarray(d[()], float).reshape(-1)
-        if np.ptp(values) > 0 if n > 1 else inc != 0:
-            starts = tuple(_tidy(x) for x in values)
-            e = f.get(f"{GONIOMETER}/{axis}_end")
-            ends = (tuple(_tidy(x) for x in np.asarray(e[()], float).reshape(-1))
-                    if isinstance(e, h5py.Dataset) and e.size == n else None)  # fmt: skip
-            return axis, starts, ends
-    return None, None, None
+    """(axis, start angles, end angles, group) of the rotation: the goniometer axis with a
+    value per frame (or, for one frame, an increment), in the places the master's own reader
+    looks (Dectris' sample/goniometer, NXmx's sample/transformations, then entry/data);
+    (None, None, None, the goniometer) if there is none."""
+    for group in OMEGA_GROUPS:
+        for axis in minicbf.AXES:
+            d = f.get(f"{group}/{axis}")
+            if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size != n or n < 1:
+                continue
+            # the scan axis moves: a value per frame that changes (for one frame, an increment)
+            inc = scalar_value(f, f"{group}/{axis}_increment") or 0
+            values = np.asarray(d[()], float).reshape(-1)
+            if np.ptp(values) > 0 if n > 1 else inc != 0:
+                starts = tuple(_tidy(x) for x in values)
+                e = f.get(f"{group}/{axis}_end")
+                ends = (tuple(_tidy(x) for x in np.asarray(e[()], float).reshape(-1))
+                        if isinstance(e, h5py.Dataset) and e.size == n else None)  # fmt: skip
+                return axis, starts, ends, group
+    return None, None, None, GONIOMETER
 
 
 def _is_date(line: str) -> bool:

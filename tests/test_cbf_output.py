@@ -223,6 +223,32 @@ def test_a_phi_scan_keeps_its_axis(tiny, tmp_path):
     assert h["Omega"] == pytest.approx(-145.0)  # the header's Omega line: a fixed axis here
 
 
+def test_an_nxmx_rotation_in_sample_transformations_keeps_its_scan(tiny, tmp_path):
+    """NXmx masters keep omega in sample/transformations (no Dectris goniometer group), and
+    the collection's start in entry/start_time: the miniCBF files get the same angles the
+    HDF5 output has, and that date, where they had no scan lines and the time of writing."""
+    src = os.path.dirname(tiny)
+    for p in glob.glob(os.path.join(src, "tiny_*.h5")):
+        shutil.copy(p, tmp_path)
+    master = str(tmp_path / "tiny_master.h5")
+    with h5py.File(master, "r+") as f:
+        gonio = f[layout.GONIOMETER]
+        omega = 10 + 0.1 * np.arange(gonio["omega"].shape[0])
+        del f[layout.GONIOMETER]
+        t = f.require_group(layout.SAMPLE + "/transformations")
+        t["omega"] = omega
+        t["omega"].attrs["units"] = "deg"
+        spec = f[layout.SPEC]
+        if "data_collection_date" in spec:
+            del spec["data_collection_date"]
+        f[layout.ENTRY + "/start_time"] = "2024-07-24T10:09:13Z"
+    cj = to_cbf(master, str(tmp_path / "c" / "x"), last_image=3, scheduler="sync")
+    h = header(cj.paths[2])
+    assert h["Start_angle"] == pytest.approx(10.2) and h["Angle_increment"] == pytest.approx(0.1)
+    assert h["Oscillation_axis"] == "OMEGA"
+    assert open(cj.paths[0], "rb").read(400).decode("latin-1").count("2024-07-24T10:09:13Z")
+
+
 def test_a_replaced_input_file_is_a_new_job(series, tmp_path):
     out = str(tmp_path / "r")
     compress(series[0], out, scheduler="threads")
