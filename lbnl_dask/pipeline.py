@@ -136,7 +136,12 @@ def build(
     ds = open_dataset(master, o.first_image, o.last_image)
     n_in, ny, nx = ds.shape
     if o.sum_range > n_in:
-        raise OptionError(f"sum (-s {o.sum_range}) is larger than the {n_in} frames selected")
+        why = ""
+        if not ds.is_cbf and ds.meta.nimages and ds.n_available > ds.meta.n_frames:
+            why = (f" (nimages x ntrigger in the master is {ds.meta.n_frames}; the data files "
+                   f"hold {ds.n_available})")  # fmt: skip
+        raise OptionError(f"sum (-s {o.sum_range}) is larger than the {n_in} frames "
+                          f"selected{why}")  # fmt: skip
     if o.bin_range > min(ny, nx):
         raise OptionError(f"bin (-b {o.bin_range}) is larger than the frames ({ny} x {nx})")
     chunk = chunk_frames(o, run_settings, ny * nx)
@@ -152,6 +157,10 @@ def build(
     if not ds.is_cbf and omega is not None and 1 < len(omega) < total:
         notes.append(f"master: omega holds {len(omega)} angles for {total} images: copied as "
                      "it is, not one per output frame")  # fmt: skip
+    if not ds.is_cbf and omega is not None and len(omega) > total > 1:
+        notes.append(f"master: omega holds {len(omega)} angles for {total} images: the first "
+                     f"{total} are used")  # fmt: skip
+    notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind)
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
                      "its sums are clipped) is written as saturation_value")  # fmt: skip
@@ -170,6 +179,44 @@ def build(
     graph = output_frames(ds.padded_frames(o.bin_range), ds.meta.overload, mask, o, (ny, nx))
     plan = make_plan(ds, out, o, run_settings, graph, notes)
     return _write_tasks(ds, o, graph, plan, written), plan
+
+
+def sum_notes(meta, first: int, last: int, s: int, kind: str = "master") -> list[str]:
+    """Notes on what ``-s s`` sums over images ``first``..``last`` (1-based) that one
+    rotation would not: sum groups holding a jump of the angle (wedges of another trigger, a
+    second sweep), or, without angles, images of two triggers; and angles that do not move
+    (stills, a grid scan: images of one angle, perhaps of other sample positions)."""
+    if s < 2 or last - first + 1 < 2:
+        return []
+    n = last - first + 1
+    groups = np.arange(n) // s  # each image's output frame (0-based)
+    omega = meta.omega
+    if omega is not None and len(omega) >= last:
+        starts = np.asarray(omega[first - 1 : last], np.float64)
+        steps = np.diff(starts)
+        typical = float(np.median(np.abs(steps)))
+        if typical == 0:
+            return [f"{kind}: omega does not move (stills, or a grid scan): -s {s} sums "
+                    "images taken at one angle, perhaps of other sample positions"]  # fmt: skip
+        jumps = np.flatnonzero(np.abs(np.abs(steps) - typical) > max(1e-6, 0.01 * typical))
+        inside = jumps[groups[jumps] == groups[jumps + 1]]  # between two images of a group
+        if inside.size:
+            i = int(inside[0])
+            return [f"{kind}: omega jumps from {starts[i]:g} to {starts[i + 1]:g} deg between "
+                    f"images {first + i} and {first + i + 1} (steps of {typical:g} deg) inside "
+                    f"{np.unique(groups[inside]).size} sum group(s) of -s {s}: those output "
+                    "frames sum images of two sweeps"]  # fmt: skip
+        return []
+    per = meta.nimages
+    if meta.ntrigger > 1 and per > 1:
+        trigger = (first - 1 + np.arange(n)) // per
+        across = np.unique(groups[:-1][(trigger[:-1] != trigger[1:]) & (groups[:-1] == groups[1:])])
+        if across.size:
+            return [f"{kind}: {meta.ntrigger} triggers of {per} images: {across.size} sum "
+                    f"group(s) of -s {s} hold images of two triggers (the first: output frame "
+                    f"{int(across[0]) + 1}); the master has no angles to tell whether they "
+                    "are one sweep"]  # fmt: skip
+    return []
 
 
 def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> Delayed:

@@ -159,6 +159,11 @@ def test_omega_shorter_than_the_images_and_a_nan_increment_are_noted(tiny, tmp_p
     assert "omega_increment is nan in the master: copied as it is" in (
         lbnl_dask.read_meta(master).warnings
     )
+    master = copy_with(tiny, tmp_path / "long", "/entry/sample/goniometer/omega",
+                       0.1 * np.arange(40.0))  # fmt: skip
+    report = lbnl_dask.compress(master, str(tmp_path / "long" / "o"), sum_range=2,
+                                scheduler="sync", fidelity=False)  # fmt: skip
+    assert "master: omega holds 40 angles for 20 images: the first 20 are used" in report.notes
 
 
 def test_nimages_of_0_is_noted(tiny, tmp_path):
@@ -167,6 +172,17 @@ def test_nimages_of_0_is_noted(tiny, tmp_path):
         "nimages is 0 in the master: every frame of the data files is used"
     ]
     assert lbnl_dask.open_dataset(master).shape[0] == 20
+
+
+def test_a_sum_larger_than_nimages_allows_says_what_limits_it(tiny, tmp_path):
+    """A master announcing 1 image over data files of 20: -s 2 is refused, and the error
+    names the master's count as the limit (the note saying so comes only on a run that
+    works)."""
+    master = copy_with(tiny, tmp_path, SPEC + "/nimages", np.uint64(1))
+    with pytest.raises(lbnl_dask.LbnlDaskError) as e:
+        lbnl_dask.compress(master, str(tmp_path / "o"), sum_range=2, scheduler="sync")
+    assert str(e.value) == ("sum (-s 2) is larger than the 1 frames selected (nimages x "
+                            "ntrigger in the master is 1; the data files hold 20)")  # fmt: skip
 
 
 def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):
@@ -182,3 +198,31 @@ def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "probably" in err and "x_master.h5 (not found beside it)" in err, err
     assert sorted(os.listdir(tmp_path)) == ["x_data_000003.h5"]
+
+
+def test_sums_across_a_jump_of_the_angle_or_two_triggers_are_noted(tiny, tmp_path):
+    """-s sums consecutive images: across the jump between two wedges (two triggers at 0
+    and 90 deg), or over stills, the output frames are not one rotation's; a note says so.
+    A continuous rotation, whatever its triggers, has none."""
+    from lbnl_dask.meta import DetectorMeta
+    from lbnl_dask.pipeline import sum_notes
+
+    wedges = np.concatenate([0.1 * np.arange(10), 90 + 0.1 * np.arange(10)])
+    meta = DetectorMeta(master="m", nimages=10, ntrigger=2, omega=wedges)
+    (note,) = sum_notes(meta, 1, 20, 3)
+    assert note.startswith("master: omega jumps from 0.9 to 90 deg between images 10 and 11 "
+                           "(steps of 0.1 deg) inside 1 sum group(s) of -s 3")  # fmt: skip
+    assert sum_notes(meta, 1, 20, 2) == []  # groups of 2 end at image 10: none spans it
+    assert sum_notes(meta, 2, 20, 2)  # from image 2, a group holds images 10 and 11
+    meta.omega = 0.1 * np.arange(20)  # one sweep in 20 triggers of one image: nothing to say
+    meta.nimages, meta.ntrigger = 1, 20
+    assert sum_notes(meta, 1, 20, 4) == []
+    meta.omega = np.zeros(20)
+    assert "does not move (stills, or a grid scan)" in sum_notes(meta, 1, 20, 2)[0]
+    meta.omega, meta.nimages, meta.ntrigger = None, 10, 2  # no angles: the triggers tell
+    assert "2 triggers of 10 images: 1 sum group(s) of -s 3" in sum_notes(meta, 1, 20, 3)[0]
+    assert sum_notes(meta, 1, 20, 1) == [] == sum_notes(meta, 1, 20, 2)
+    master = copy_with(tiny, tmp_path, "/entry/sample/goniometer/omega", wedges)
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), sum_range=3, hcomp_scale=0,
+                                scheduler="sync", fidelity=False)  # fmt: skip
+    assert any("omega jumps from 0.9 to 90 deg" in n for n in report.notes), report.notes
