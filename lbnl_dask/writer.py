@@ -330,11 +330,16 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: di
         p = f"{sg.name.rstrip('/')}/{name}"
         if p == layout.DATA_GROUP:
             continue
-        if not isinstance(link, h5py.HardLink):
-            soft = isinstance(link, h5py.SoftLink)
-            dg[name] = link if soft else h5py.ExternalLink(link.filename, link.path)
+        if isinstance(link, h5py.SoftLink):
+            dg[name] = link
             continue
-        obj = sg[name]
+        if isinstance(link, h5py.ExternalLink):
+            obj = _linked_dataset(sg, name)
+            if obj is None:  # a group, or a file not at hand: the link as it was
+                dg[name] = h5py.ExternalLink(link.filename, link.path)
+                continue
+        else:
+            obj = sg[name]
         if isinstance(obj, h5py.Group):
             _copy_group(obj, dg.create_group(name), rewriter, pixel_mask, starts)
         elif p in layout.PIXEL_MASKS and pixel_mask is not None:
@@ -348,6 +353,18 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: di
             m = ANGLE.match(name)
             if m and not m.group(2) and np.ndim(new) >= 1 and len(new) == rewriter.n_out:
                 starts[p] = new[0]
+
+
+def _linked_dataset(group: h5py.Group, name: str) -> h5py.Dataset | None:
+    """The dataset an external link of the master names (NXmx masters link the pixel mask,
+    flatfield and bit depths from a meta file), or None. Its content goes into the output
+    master, rewritten as the master's own would be (binned to the output frames): the link
+    would name the unbinned one, and dangle from an output written in another folder."""
+    try:
+        obj = group.get(name)
+    except (KeyError, OSError, ValueError):  # the file or the path is not there
+        return None
+    return obj if isinstance(obj, h5py.Dataset) else None
 
 
 def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list[str]) -> None:

@@ -119,6 +119,41 @@ def test_pixel_mask_binned_or_uint32_plain(run):
     np.testing.assert_array_equal(m[()], bin_pixel_mask(src[f"{SPEC}/pixel_mask"][()], 2))
 
 
+def test_datasets_an_nxmx_master_links_from_a_meta_file_are_binned_into_the_output(tiny, tmp_path):
+    """NXmx masters link the pixel mask, flatfield and bit depth from a meta file: the
+    output master holds them binned (and bit_depth_image the output's), as for its own
+    datasets, and no link that would name the unbinned ones, or dangle from an output
+    written in another folder. A link to a group, or to a file not there, stays a link."""
+    import shutil
+
+    src = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), src)
+    master = src / os.path.basename(tiny)
+    with h5py.File(master, "r") as f:
+        mask = f[PIXEL_MASK][()]
+    flat = np.linspace(0.5, 1.5, mask.size, dtype=np.float32).reshape(mask.shape)
+    with h5py.File(src / "meta.h5", "w") as m:
+        m["mask"], m["flatfield"], m["depth"] = mask, flat, np.uint32(16)
+        m.create_group("extra")["x"] = 1
+    with h5py.File(master, "r+") as f:
+        del f[PIXEL_MASK], f[f"{DET}/bit_depth_image"]
+        f[PIXEL_MASK] = h5py.ExternalLink("meta.h5", "/mask")
+        f[f"{DET}/flatfield"] = h5py.ExternalLink("meta.h5", "/flatfield")
+        f[f"{DET}/bit_depth_image"] = h5py.ExternalLink("meta.h5", "/depth")
+        f[f"{DET}/extra"] = h5py.ExternalLink("meta.h5", "/extra")
+        f[f"{DET}/gone"] = h5py.ExternalLink("nowhere.h5", "/x")
+    rep = compress(str(master), str(tmp_path / "elsewhere" / "o"), bin_range=2, hcomp_scale=0,
+                   scheduler="sync", fidelity=False)  # fmt: skip
+    with h5py.File(rep.master, "r") as f:
+        for name in (PIXEL_MASK, f"{DET}/flatfield", f"{DET}/bit_depth_image"):
+            assert isinstance(f.get(name, getlink=True), h5py.HardLink), name
+        np.testing.assert_array_equal(f[PIXEL_MASK][()], bin_pixel_mask(mask, 2))
+        assert f[f"{DET}/flatfield"].shape == f[PIXEL_MASK].shape
+        assert f[f"{DET}/bit_depth_image"][()] == 32  # the output's uint32 frames
+        assert isinstance(f.get(f"{DET}/extra", getlink=True), h5py.ExternalLink)
+        assert isinstance(f.get(f"{DET}/gone", getlink=True), h5py.ExternalLink)
+
+
 def test_bin_pixel_mask_is_bitwise_or():
     m = np.zeros((5, 5), np.uint32)
     m[0, 0], m[1, 1], m[4, 4] = 1, 8, 2
