@@ -380,7 +380,8 @@ def main(argv=None) -> int:
     )
     p.add_argument("master", help="the dataset's *_master.h5")
     p.add_argument("prefix", nargs="?", help="output prefix, or a folder to write into "
-                   "(default: the master's name without _master.h5, here)")  # fmt: skip
+                   "(default: the master's name without _master.h5, or its extension, "
+                   "here)")  # fmt: skip
     p.add_argument("-1", "--first_image", dest="first", type=int, default=1,
                    help="first image, 1-based (default 1), as lbnl-compress -1")  # fmt: skip
     p.add_argument("-N", "--last_image", dest="last", type=int, default=None,
@@ -396,7 +397,9 @@ def main(argv=None) -> int:
                    help="progress bar (default: when on a terminal)")  # fmt: skip
     p.add_argument("-V", "--version", action="version", version=f"%(prog)s {__version__}")
     args = p.parse_args(argv)
-    name = os.path.basename(args.master).removesuffix("_master.h5")
+    name = os.path.basename(args.master)  # its name without _master.h5 (or .h5, .nxs...)
+    name = name.removesuffix("_master.h5") if name.endswith("_master.h5") else (
+        os.path.splitext(name)[0] or name)  # fmt: skip
     prefix = args.prefix or name
     if prefix.endswith(os.sep) or os.path.isdir(prefix):
         prefix = os.path.join(prefix, name)

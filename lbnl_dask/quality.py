@@ -453,10 +453,13 @@ def sample_fidelity(original_master, compressed_master, run: RunGeometry, frames
 
 def describe_sample_fidelity(f: dict) -> str:
     """One line for a run's report from :func:`sample_fidelity`."""
-    bg = f["background_out"] / f["background_in"] if f["background_in"] else float("nan")
-    noise = f["noise_out"] / f["noise_in"] if f["noise_in"] else float("nan")
-    text = (f"{f['frames']} sampled output frame(s): background out/in {bg:.3f}, its noise "
-            f"out/in {noise:.2f}")  # fmt: skip
+    text = f"{f['frames']} sampled output frame(s): "
+    if f["background_in"]:
+        text += f"background out/in {f['background_out'] / f['background_in']:.3f}"
+    else:  # every pixel masked, or no count at all: a ratio would be a NaN
+        text += f"no background counts in them (out: {f['background_out']:g})"
+    if np.isfinite(f["noise_in"]) and f["noise_in"] > 0:  # (NaN: no neighbouring pairs)
+        text += f", its noise out/in {f['noise_out'] / f['noise_in']:.2f}"
     if f["spot_pixels"]:
         text += (f", spot neighbourhoods out/in {f['spots_out'] / f['spots_in']:.3f} "
                  f"({f['spot_pixels']} px)")  # fmt: skip

@@ -111,6 +111,13 @@ def test_command_line(tiny, tmp_path):
     assert "wrote 4 miniCBF files: c_00001.cbf ... c_00004.cbf" in r.stdout
     r = subprocess.run(exe + [str(tmp_path / "none_master.h5")], capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "none_master.h5" in r.stderr
+    src = tmp_path / "scan"  # a master not named *_master.h5: its name without .h5
+    shutil.copytree(os.path.dirname(tiny), src)
+    os.rename(src / os.path.basename(tiny), src / "scan1.h5")
+    (tmp_path / "here").mkdir()
+    r = subprocess.run(exe + [str(src / "scan1.h5"), "-N", "1", "--scheduler", "threads"],
+                       capture_output=True, text=True, cwd=tmp_path / "here")  # fmt: skip
+    assert r.returncode == 0 and os.listdir(tmp_path / "here") == ["scan1_00001.cbf"], r.stderr
     for bad in ("--datablock=-5", "--datablock=0", "-w=-3", "-w=0"):  # tracebacks, or defaults
         r = subprocess.run(exe + [tiny, str(tmp_path / "d" / "c"), bad], capture_output=True,
                            text=True)  # fmt: skip

@@ -206,6 +206,17 @@ def test_sample_fidelity_of_a_lossless_run_is_exactly_one(tiny, tmp_path):
     )
 
 
+def test_a_sample_without_background_counts_says_so_not_nan():
+    """Every sampled pixel masked (or no count at all): the line says there were none,
+    where it printed 'background out/in nan, its noise out/in nan'."""
+    f = dict(frames=2, background_in=0.0, background_out=0.0, spots_in=0.0, spots_out=0.0,
+             spot_pixels=0, noise_in=float("nan"), noise_out=float("nan"))  # fmt: skip
+    line = Q.describe_sample_fidelity(f)
+    assert line == ("2 sampled output frame(s): no background counts in them (out: 0), no "
+                    "spots found in them (--no-fidelity skips this)")  # fmt: skip
+    assert "nan" not in line
+
+
 def test_sample_fidelity_reads_only_the_sampled_output_frames(tiny, tmp_path):
     import h5py
 
