@@ -193,7 +193,7 @@ def sum_notes(meta, first: int, last: int, s: int, kind: str = "master") -> list
     omega = meta.omega
     if omega is not None and len(omega) >= last:
         starts = np.asarray(omega[first - 1 : last], np.float64)
-        steps = np.diff(starts)
+        steps = (np.diff(starts) + 180) % 360 - 180  # a scan across 360 deg is one sweep
         typical = float(np.median(np.abs(steps)))
         if typical == 0:
             return [f"{kind}: omega does not move (stills, or a grid scan): -s {s} sums "

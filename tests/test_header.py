@@ -214,6 +214,8 @@ def test_sums_across_a_jump_of_the_angle_or_two_triggers_are_noted(tiny, tmp_pat
                            "(steps of 0.1 deg) inside 1 sum group(s) of -s 3")  # fmt: skip
     assert sum_notes(meta, 1, 20, 2) == []  # groups of 2 end at image 10: none spans it
     assert sum_notes(meta, 2, 20, 2)  # from image 2, a group holds images 10 and 11
+    meta.omega = (355 + 0.5 * np.arange(20)) % 360  # across 360 deg: one sweep
+    assert sum_notes(meta, 1, 20, 3) == []
     meta.omega = 0.1 * np.arange(20)  # one sweep in 20 triggers of one image: nothing to say
     meta.nimages, meta.ntrigger = 1, 20
     assert sum_notes(meta, 1, 20, 4) == []
