@@ -41,8 +41,8 @@ from .cluster import (
 )
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
-from .header import scalar_value, text_value
-from .layout import DET, ENTRY, GONIOMETER, MINICBF_HEADER, OMEGA_GROUPS, SPEC
+from .header import scalar_value, scan_axis, text_value
+from .layout import DET, ENTRY, MINICBF_HEADER, SPEC
 from .options import at_least_1
 from .resume import file_id
 from .writer import atomic_path
@@ -117,11 +117,12 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
         material = f.get(DET + "/sensor_material")
         material = "Silicon" if material is None else text_value(material[()])
         two_theta = scalar_value(f, DET + "/goniometer/two_theta")
-        axis, starts, ends, group = _scan(f, meta.n_frames)
+        axis, starts, ends, group = scan_axis(f, meta.n_frames)
+        starts, ends = (None if a is None else tuple(_tidy(x) for x in a) for a in (starts, ends))
         others = {a: scalar_value(f, f"{group}/{a}") for a in minicbf.AXES if a != axis}
         increment = scalar_value(f, f"{group}/{axis}_increment") if axis else None
         date = f.get(SPEC + "/data_collection_date") or f.get(ENTRY + "/start_time")  # (NXmx)
-        date = text_value(date[()]) if isinstance(date, h5py.Dataset) else None
+        date = _pilatus_date(text_value(date[()])) if isinstance(date, h5py.Dataset) else None
     if not any(_is_date(line) for line in base):  # dxtbx reads the date line of a miniCBF
         base = [date or datetime.now().isoformat(timespec="milliseconds")] + base
     values = {}
@@ -152,26 +153,15 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
                       _tidy(increment), token)  # fmt: skip
 
 
-def _scan(f: h5py.File, n: int):
-    """(axis, start angles, end angles, group) of the rotation: the goniometer axis with a
-    value per frame (or, for one frame, an increment), in the places the master's own reader
-    looks (Dectris' sample/goniometer, NXmx's sample/transformations, then entry/data);
-    (None, None, None, the goniometer) if there is none."""
-    for group in OMEGA_GROUPS:
-        for axis in minicbf.AXES:
-            d = f.get(f"{group}/{axis}")
-            if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size != n or n < 1:
-                continue
-            # the scan axis moves: a value per frame that changes (for one frame, an increment)
-            inc = scalar_value(f, f"{group}/{axis}_increment") or 0
-            values = np.asarray(d[()], float).reshape(-1)
-            if np.ptp(values) > 0 if n > 1 else inc != 0:
-                starts = tuple(_tidy(x) for x in values)
-                e = f.get(f"{group}/{axis}_end")
-                ends = (tuple(_tidy(x) for x in np.asarray(e[()], float).reshape(-1))
-                        if isinstance(e, h5py.Dataset) and e.size == n else None)  # fmt: skip
-                return axis, starts, ends, group
-    return None, None, None, GONIOMETER
+def _pilatus_date(text: str) -> str:
+    """An ISO 8601 time as a miniCBF date line dxtbx reads (YYYY-mm-ddTHH:MM:SS.mmm, no
+    zone: NXmx's ``2024-07-24T10:09:13Z`` made dials.import fail); the text as it is if it is
+    no such time."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return text
+    return when.replace(tzinfo=None).isoformat(timespec="milliseconds")
 
 
 def _is_date(line: str) -> bool:

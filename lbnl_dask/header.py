@@ -54,7 +54,9 @@ def text_value(v) -> str:
     return str(v)
 
 
-_TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "microns": 1e-6, "cm": 1e-2}
+_TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "microns": 1e-6, "cm": 1e-2,
+              "meter": 1.0, "metre": 1.0, "millimeter": 1e-3, "millimetre": 1e-3,
+              "micrometer": 1e-6, "micrometre": 1e-6, "micron": 1e-6}  # fmt: skip
 
 
 def scalar_value(f: h5py.File, path: str, kind=float, length=False):
@@ -236,6 +238,31 @@ def check_meta(meta: DetectorMeta, where: str = "the master") -> None:
         if getattr(meta, name) is None:
             meta.warnings.append(f"no {name} in {where}: the output has none either (XDS' "
                                  "plugins need it; lbnl-validate fails such a master)")  # fmt: skip
+
+
+def scan_axis(f: h5py.File, n: int):
+    """(axis, start angles (n,), end angles (n,) or None, group) of a master's rotation: the
+    goniometer axis (omega, phi, chi, kappa) with a value per image that changes (for one
+    image, an increment), in the places :func:`_read_omega` looks (Dectris'
+    sample/goniometer, NXmx's sample/transformations, then entry/data); an axis with more
+    values than images gives its first n. (None, None, None, sample/goniometer) if none
+    moves."""
+    from .minicbf import AXES
+
+    for group in OMEGA_GROUPS:
+        for axis in AXES:
+            d = f.get(f"{group}/{axis}")
+            if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size < n or n < 1:
+                continue
+            inc = scalar_value(f, f"{group}/{axis}_increment") or 0
+            values = np.asarray(d[()], float).reshape(-1)[:n]
+            finite = values[np.isfinite(values)]
+            if (finite.size > 1 and np.ptp(finite) > 0) if n > 1 else inc != 0:
+                e = f.get(f"{group}/{axis}_end")
+                ends = (np.asarray(e[()], float).reshape(-1)[:n]
+                        if isinstance(e, h5py.Dataset) and e.size >= n else None)  # fmt: skip
+                return axis, values, ends, group
+    return None, None, None, OMEGA_GROUPS[0]
 
 
 def _read_omega(f: h5py.File):

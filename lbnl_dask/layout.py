@@ -140,8 +140,9 @@ def write_dataset(group, name: str, value, units: str | None = None, dtype=None)
 
 
 def ascii_attr(text: str) -> np.bytes_:
-    """A fixed-length ASCII string (what Dectris writes and durin needs)."""
-    return np.bytes_(str(text).encode("ascii", "replace"))
+    """A fixed-length ASCII string (what Dectris writes and durin needs); µ (the micro of
+    "µm" units) as u, other non-ASCII characters as ?."""
+    return np.bytes_(str(text).replace("µ", "u").replace("μ", "u").encode("ascii", "replace"))
 
 
 def nx_group(parent, name: str, nx_class: str | None = None):

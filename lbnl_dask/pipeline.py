@@ -22,6 +22,7 @@ from functools import partial
 
 import dask
 import dask.array as da
+import h5py
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -35,6 +36,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
+from .header import scan_axis
 from .meta import MasterRewriter
 from .options import (
     OutputOptions,
@@ -160,7 +162,13 @@ def build(
     if not ds.is_cbf and omega is not None and len(omega) > total > 1:
         notes.append(f"master: omega holds {len(omega)} angles for {total} images: the first "
                      f"{total} are used")  # fmt: skip
-    notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind)
+    angles, axis = None, "omega"  # the scan axis' angles: Dectris' phi scans keep omega fixed
+    if not ds.is_cbf and o.sum_range > 1:
+        with h5py.File(ds.master, "r") as f:
+            moving, starts = scan_axis(f, total)[:2]
+        angles, axis = (starts, moving) if moving else (None, "omega")
+    notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
+                       angles, axis)  # fmt: skip
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
                      "its sums are clipped) is written as saturation_value")  # fmt: skip
@@ -181,28 +189,37 @@ def build(
     return _write_tasks(ds, o, graph, plan, written), plan
 
 
-def sum_notes(meta, first: int, last: int, s: int, kind: str = "master") -> list[str]:
+def sum_notes(meta, first: int, last: int, s: int, kind: str = "master", angles=None,
+              axis: str = "omega") -> list[str]:  # fmt: skip
     """Notes on what ``-s s`` sums over images ``first``..``last`` (1-based) that one
-    rotation would not: sum groups holding a jump of the angle (wedges of another trigger, a
-    second sweep), or, without angles, images of two triggers; and angles that do not move
-    (stills, a grid scan: images of one angle, perhaps of other sample positions)."""
+    rotation would not: sum groups holding a jump of the scan ``axis``' start ``angles`` (per
+    image; None: the master's omega), as wedges of two triggers or a second sweep make; angles
+    that do not move (stills, a grid scan: images of one angle, perhaps of other sample
+    positions); without angles, images of two triggers."""
     if s < 2 or last - first + 1 < 2:
         return []
     n = last - first + 1
     groups = np.arange(n) // s  # each image's output frame (0-based)
-    omega = meta.omega
-    if omega is not None and len(omega) >= last:
-        starts = np.asarray(omega[first - 1 : last], np.float64)
+    if angles is None:
+        angles = meta.omega
+    if angles is not None and len(angles) >= last:
+        starts = np.asarray(angles[first - 1 : last], np.float64)
         steps = (np.diff(starts) + 180) % 360 - 180  # a scan across 360 deg is one sweep
-        typical = float(np.median(np.abs(steps)))
+        known = np.isfinite(steps)  # (a NaN angle tells nothing)
+        if not known.any():
+            return []
+        typical = float(np.median(np.abs(steps[known])))
         if typical == 0:
-            return [f"{kind}: omega does not move (stills, or a grid scan): -s {s} sums "
-                    "images taken at one angle, perhaps of other sample positions"]  # fmt: skip
-        jumps = np.flatnonzero(np.abs(np.abs(steps) - typical) > max(1e-6, 0.01 * typical))
+            return [f"{kind}: {axis} does not move, nor does another axis (stills, or a grid "
+                    f"scan): -s {s} sums images taken at one angle, perhaps of other sample "
+                    "positions"]  # fmt: skip
+        off = np.zeros_like(known)
+        off[known] = np.abs(np.abs(steps[known]) - typical) > 0.5 * typical  # (jitter passes)
+        jumps = np.flatnonzero(off)
         inside = jumps[groups[jumps] == groups[jumps + 1]]  # between two images of a group
         if inside.size:
             i = int(inside[0])
-            return [f"{kind}: omega jumps from {starts[i]:g} to {starts[i + 1]:g} deg between "
+            return [f"{kind}: {axis} jumps from {starts[i]:g} to {starts[i + 1]:g} deg between "
                     f"images {first + i} and {first + i + 1} (steps of {typical:g} deg) inside "
                     f"{np.unique(groups[inside]).size} sum group(s) of -s {s}: those output "
                     "frames sum images of two sweeps"]  # fmt: skip

@@ -356,15 +356,18 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: di
 
 
 def _linked_dataset(group: h5py.Group, name: str) -> h5py.Dataset | None:
-    """The dataset an external link of the master names (NXmx masters link the pixel mask,
-    flatfield and bit depths from a meta file), or None. Its content goes into the output
-    master, rewritten as the master's own would be (binned to the output frames): the link
-    would name the unbinned one, and dangle from an output written in another folder."""
+    """The dataset of at most 2 dimensions an external link of the master names (NXmx
+    masters link the pixel mask, flatfield and bit depths from a meta file), or None. Its
+    content goes into the output master, rewritten as the master's own would be (binned to
+    the output frames): the link would name the unbinned one, and dangle from an output
+    written in another folder."""
     try:
         obj = group.get(name)
     except (KeyError, OSError, ValueError):  # the file or the path is not there
         return None
-    return obj if isinstance(obj, h5py.Dataset) else None
+    # a mask, a flatfield, a number; never a stack of frames (an NXdetector's link to the
+    # data files' frames): the output would carry them whole, unbinned
+    return obj if isinstance(obj, h5py.Dataset) and obj.ndim <= 2 else None
 
 
 def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list[str]) -> None:

@@ -104,6 +104,12 @@ def test_a_beam_centre_given_as_a_length_is_pixels_to_readers_and_kept_in_the_ou
         px, py = f[DET + "/x_pixel_size"][()], f[DET + "/beam_center_y"][()]
     meta = lbnl_dask.read_meta(master)
     assert meta.beam_center_x == pytest.approx(float(np.float32(39.47)) * 1e-3 / px)
+    for units in ("millimetre", "millimeter"):  # spelt out: the same length
+        with h5py.File(master, "r+") as f:
+            f[DET + "/beam_center_x"].attrs["units"] = units
+        assert lbnl_dask.read_meta(master).beam_center_x == pytest.approx(meta.beam_center_x)
+    with h5py.File(master, "r+") as f:
+        f[DET + "/beam_center_x"].attrs["units"] = "mm"
     assert meta.beam_center_y == pytest.approx(py)  # in pixels, as before
     report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, hcomp_scale=0,
                                 scheduler="sync", fidelity=False)  # fmt: skip
@@ -220,7 +226,19 @@ def test_sums_across_a_jump_of_the_angle_or_two_triggers_are_noted(tiny, tmp_pat
     meta.nimages, meta.ntrigger = 1, 20
     assert sum_notes(meta, 1, 20, 4) == []
     meta.omega = np.zeros(20)
-    assert "does not move (stills, or a grid scan)" in sum_notes(meta, 1, 20, 2)[0]
+    assert (
+        "omega does not move, nor does another axis (stills, or a grid scan)"
+        in (sum_notes(meta, 1, 20, 2)[0])
+    )
+    phi = 0.1 * np.arange(20)  # a phi scan (omega fixed): the scan axis' angles count
+    assert sum_notes(meta, 1, 20, 2, angles=phi, axis="phi") == []
+    phi[10:] += 45
+    assert sum_notes(meta, 1, 20, 3, angles=phi, axis="phi")[0].startswith("master: phi jumps")
+    jitter = 0.1 * np.arange(20) + np.random.default_rng(0).normal(0, 0.004, 20)
+    assert sum_notes(meta, 1, 20, 3, angles=jitter) == []  # a readback's jitter is no jump
+    wedges_nan = wedges.copy()
+    wedges_nan[3] = np.nan  # one unknown angle: the jump is still seen
+    assert "jumps from 0.9 to 90" in sum_notes(meta, 1, 20, 3, angles=wedges_nan)[0]
     meta.omega, meta.nimages, meta.ntrigger = None, 10, 2  # no angles: the triggers tell
     assert "2 triggers of 10 images: 1 sum group(s) of -s 3" in sum_notes(meta, 1, 20, 3)[0]
     assert sum_notes(meta, 1, 20, 1) == [] == sum_notes(meta, 1, 20, 2)
@@ -228,3 +246,10 @@ def test_sums_across_a_jump_of_the_angle_or_two_triggers_are_noted(tiny, tmp_pat
     report = lbnl_dask.compress(master, str(tmp_path / "o"), sum_range=3, hcomp_scale=0,
                                 scheduler="sync", fidelity=False)  # fmt: skip
     assert any("omega jumps from 0.9 to 90 deg" in n for n in report.notes), report.notes
+    master = copy_with(tiny, tmp_path / "phi", "/entry/sample/goniometer/omega", np.zeros(20))
+    with h5py.File(master, "r+") as f:  # Dectris' phi scan: omega fixed, phi moving
+        del f["/entry/sample/goniometer/phi"]
+        f["/entry/sample/goniometer/phi"] = 0.1 * np.arange(20)
+    report = lbnl_dask.compress(master, str(tmp_path / "phi" / "o"), sum_range=2,
+                                hcomp_scale=0, scheduler="sync", fidelity=False)  # fmt: skip
+    assert not any("move" in n or "jumps" in n for n in report.notes), report.notes

@@ -142,6 +142,8 @@ def test_datasets_an_nxmx_master_links_from_a_meta_file_are_binned_into_the_outp
         f[f"{DET}/bit_depth_image"] = h5py.ExternalLink("meta.h5", "/depth")
         f[f"{DET}/extra"] = h5py.ExternalLink("meta.h5", "/extra")
         f[f"{DET}/gone"] = h5py.ExternalLink("nowhere.h5", "/x")
+        data_file = os.path.basename(tiny).replace("_master.h5", "_data_000001.h5")
+        f[f"{DET}/data"] = h5py.ExternalLink(data_file, "/entry/data/data")  # frames: a link
     rep = compress(str(master), str(tmp_path / "elsewhere" / "o"), bin_range=2, hcomp_scale=0,
                    scheduler="sync", fidelity=False)  # fmt: skip
     with h5py.File(rep.master, "r") as f:
@@ -152,6 +154,7 @@ def test_datasets_an_nxmx_master_links_from_a_meta_file_are_binned_into_the_outp
         assert f[f"{DET}/bit_depth_image"][()] == 32  # the output's uint32 frames
         assert isinstance(f.get(f"{DET}/extra", getlink=True), h5py.ExternalLink)
         assert isinstance(f.get(f"{DET}/gone", getlink=True), h5py.ExternalLink)
+        assert isinstance(f.get(f"{DET}/data", getlink=True), h5py.ExternalLink)
 
 
 def test_bin_pixel_mask_is_bitwise_or():
@@ -432,3 +435,12 @@ def test_data_files_longer_than_nimages_give_a_consistent_master(tiny, tmp_path)
     with h5py.File(rep.master, "r") as f:
         out = f[GONIOMETER + "/omega"][()]
     np.testing.assert_allclose(out, omega[:16:2])
+
+
+def test_micro_in_units_is_written_as_u():
+    """Attributes are written as ASCII (durin needs it): "µm" becomes "um", which readers
+    (this one too) take for micrometres, not "?m"."""
+    from lbnl_dask.layout import ascii_attr
+
+    assert ascii_attr("µm") == b"um" and ascii_attr("μm") == b"um"
+    assert ascii_attr("Å") == b"?"
