@@ -395,3 +395,22 @@ def test_keep_freed_memory_leaves_a_users_malloc_settings_alone(monkeypatch):
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
     with pytest.raises(AssertionError, match="mallopt called"):
         cluster.keep_freed_memory()
+
+
+def test_a_ctrl_c_that_breaks_a_lock_is_still_an_interrupt(monkeypatch):
+    """A Ctrl-C landing inside threading.Condition.wait surfaces as "RuntimeError: cannot
+    release un-acquired lock": once the console's handler has seen it, run() raises the
+    interrupt (one line, status 130), not that error; without a Ctrl-C, the error as it is."""
+    from lbnl_dask import cluster
+
+    class Job:
+        def compute(self):
+            raise RuntimeError("cannot release un-acquired lock")
+
+    monkeypatch.setattr(cluster, "_interrupted", True)
+    with pytest.raises(KeyboardInterrupt) as e:
+        cluster.run(Job())
+    assert isinstance(e.value.__cause__, RuntimeError)
+    monkeypatch.setattr(cluster, "_interrupted", False)
+    with pytest.raises(RuntimeError, match="un-acquired lock"):
+        cluster.run(Job())
