@@ -145,6 +145,13 @@ def console(main):
             sys.stdout = _DroppedPipe(sys.stdout)
         try:
             rc = main()
+        except RuntimeError as e:  # a Ctrl-C that broke a lock (see _as_interrupt) where
+            if not _interrupted:  # run() was not the one waiting: one line all the same
+                raise
+            print(f"{os.path.basename(sys.argv[0])}: interrupted ({e}); the same command "
+                  "again keeps the data files this run finished and writes the rest",
+                  file=sys.stderr)  # fmt: skip
+            return 130
         finally:
             gc.freeze()
         if _interrupted and rc == 0:  # dropped where nothing checked it: say so all the same
@@ -273,10 +280,15 @@ def has_bokeh() -> bool:
 
 def slurm_cluster(opts: SlurmOptions):
     """A ``dask_jobqueue.SLURMCluster`` (nothing is submitted until it is scaled)."""
+    handler = signal.getsignal(signal.SIGINT)
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError:
         raise OptionError("--slurm needs dask-jobqueue: pip install 'lbnl-dask[hpc]'") from None
+    finally:  # dask_jobqueue.runner, imported with it, sets SIGINT to sys.exit(): a Ctrl-C
+        if (threading.current_thread() is threading.main_thread()  # would end the run with
+                and signal.getsignal(signal.SIGINT) is not handler):  # status 0  # fmt: skip
+            signal.signal(signal.SIGINT, handler)
     kw = {
         k: v
         for k, v in dict(

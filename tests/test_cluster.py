@@ -414,3 +414,32 @@ def test_a_ctrl_c_that_breaks_a_lock_is_still_an_interrupt(monkeypatch):
     monkeypatch.setattr(cluster, "_interrupted", False)
     with pytest.raises(RuntimeError, match="un-acquired lock"):
         cluster.run(Job())
+
+    def main():  # the same, where no run() was waiting: the console's own line
+        raise RuntimeError("cannot release un-acquired lock")
+
+    import signal
+    import sys
+
+    handler, hook, stdout = signal.getsignal(signal.SIGINT), sys.unraisablehook, sys.stdout
+    try:
+        monkeypatch.setattr(cluster, "_interrupted", True)
+        assert cluster.console(main)() == 130
+        monkeypatch.setattr(cluster, "_interrupted", False)
+        with pytest.raises(RuntimeError):
+            cluster.console(main)()
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        sys.unraisablehook, sys.stdout = hook, stdout
+
+
+def test_the_slurm_cluster_leaves_the_ctrl_c_handler_alone(capsys):
+    """dask_jobqueue.runner, imported with SLURMCluster, sets SIGINT to sys.exit(): a Ctrl-C
+    during a --slurm run would have ended it with status 0. The handler in place before
+    (the console's, here Python's default) is put back."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    assert cli.main(["--print-job-script", "--cores", "4", "--memory", "8GB"]) == 0
+    assert signal.getsignal(signal.SIGINT) is before
+    capsys.readouterr()
