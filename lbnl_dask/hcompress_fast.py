@@ -482,24 +482,23 @@ def roundtrip_frame(
     spans = [(y, min(y + per * h, full * h), h) for y in range(0, full * h, per * h)]
     if full * h < ny:  # the last tile, of another height
         spans.append((full * h, ny, ny - full * h))
-    into = out
     direct = (  # _roundtrip_blocks fills a float frame (the kernel writes it itself)
-        into is not None
+        out is not None
         and frame.dtype == _I32
-        and into.shape == (ny, nx)
-        and into.dtype in (np.float32, np.float64)
-        and into.flags.c_contiguous
+        and out.shape == (ny, nx)
+        and out.dtype in (np.float32, np.float64)
+        and out.flags.c_contiguous
     )
-    res = into if direct else np.empty((ny, nx), _I32)
+    res = out if direct else np.empty((ny, nx), _I32)
     blocks = [a[y0:y1].reshape(-1, th, nx) for y0, y1, th in spans]
     outs = [res[y0:y1].reshape(-1, th, nx) for y0, y1, th in spans]
     _roundtrip_blocks(blocks, int(scale), outs, compiled)
     if frame.dtype.kind == "u":
         np.maximum(res, 0, out=res)
     if direct:
-        return into
+        return out
     res = res.astype(frame.dtype, copy=False)
-    if into is None:
+    if out is None:
         return res
-    into[...] = res
-    return into
+    out[...] = res
+    return out

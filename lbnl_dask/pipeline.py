@@ -162,13 +162,12 @@ def build(
     if not ds.is_cbf and omega is not None and len(omega) > total > 1:
         notes.append(f"master: omega holds {len(omega)} angles for {total} images: the first "
                      f"{total} are used")  # fmt: skip
-    angles, axis = None, "omega"  # the scan axis' angles: Dectris' phi scans keep omega fixed
+    moving, angles = None, None  # the axis that moves: Dectris' phi scans keep omega fixed
     if not ds.is_cbf and o.sum_range > 1:
         with h5py.File(ds.master, "r") as f:
-            moving, starts = scan_axis(f, total)[:2]
-        angles, axis = (starts, moving) if moving else (None, "omega")
+            moving, angles = scan_axis(f, total)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
-                       angles, axis)  # fmt: skip
+                       angles, moving or "omega")  # fmt: skip
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
                      "its sums are clipped) is written as saturation_value")  # fmt: skip
