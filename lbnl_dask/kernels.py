@@ -720,3 +720,47 @@ def whole_counts(x, top, allbits, out):
         else:
             o[i] = min(max(v, zero), top)
     return out
+
+
+@kernel
+def frame_fidelity(r, out, kept, sums, moments):
+    """:func:`lbnl_dask.quality._frame_fidelity_numpy` of one sampled frame in one pass:
+    ``r`` and ``out`` (ny, nx) float (the lossless reference and the output, non-finite
+    markers), ``kept`` (ny, nx) bool (the spots' neighbourhoods). Fills ``sums`` (4,)
+    float64: the background's (pixels finite in both and not kept) counts in ``r`` and
+    ``out``, then the kept pixels' likewise; and ``moments`` (2, 2) float64: ``r``'s and
+    ``out``'s sum and sum of squares of the differences between background neighbours
+    along a row (each difference taken in the frames' type, as ``np.diff`` does). Returns
+    (kept pixels finite in both, background neighbour pairs). Sums run in image order:
+    on whole counts they are exact, as numpy's are."""
+    ny, nx = r.shape
+    sums[:] = 0.0
+    moments[:] = 0.0
+    b0, b1, s0, s1 = 0.0, 0.0, 0.0, 0.0
+    m00, m01, m10, m11 = 0.0, 0.0, 0.0, 0.0
+    spots, pairs = 0, 0
+    for y in range(ny):
+        rr, oo, kk = r[y], out[y], kept[y]
+        prev = False
+        for x in range(nx):
+            both = np.isfinite(rr[x]) & np.isfinite(oo[x])
+            bg = both & (kk[x] == False)  # noqa: E712  (not on a bool is a branch)
+            sp = both & kk[x]
+            a, b = np.float64(rr[x]), np.float64(oo[x])
+            b0 += a if bg else 0.0
+            b1 += b if bg else 0.0
+            s0 += a if sp else 0.0
+            s1 += b if sp else 0.0
+            spots += sp
+            if bg & prev:
+                da = np.float64(rr[x] - rr[x - 1])
+                db = np.float64(oo[x] - oo[x - 1])
+                m00 += da
+                m01 += da * da
+                m10 += db
+                m11 += db * db
+                pairs += 1
+            prev = bg
+    sums[0], sums[1], sums[2], sums[3] = b0, b1, s0, s1
+    moments[0, 0], moments[0, 1], moments[1, 0], moments[1, 1] = m00, m01, m10, m11
+    return spots, pairs

@@ -451,3 +451,30 @@ def test_put_back_kernel_is_the_index_rule(dtype):
                  (decoded.astype(np.float64), original.astype(np.float32))):  # fmt: skip
         R._put_back(d, o, None, False, valid)
         np.testing.assert_array_equal(d, want.astype(d.dtype))
+
+
+@pytest.mark.parametrize("ref_type, out_type", [(np.float32, np.float64), (np.float64, np.float64),
+                                                (np.float32, np.float32)])  # fmt: skip
+def test_frame_fidelity_kernel_is_the_numpy_rule(ref_type, out_type):
+    """The fidelity line's sums of one sampled frame: the compiled pass gives numpy's
+    figures on whole counts with invalid (NaN) and saturated (+inf) pixels in either frame,
+    kept regions, and background pairs broken by them; non-contiguous frames take numpy's."""
+    from lbnl_dask import quality as Q
+
+    rng = np.random.default_rng(11)
+    ref = rng.poisson(3.0, (61, 47)).astype(ref_type)
+    out = (ref + rng.integers(-2, 3, ref.shape)).clip(0).astype(out_type)
+    ref[rng.random(ref.shape) < 0.04] = np.nan
+    out[rng.random(out.shape) < 0.03] = np.nan
+    ref[rng.random(ref.shape) < 0.01] = np.inf
+    out[rng.random(out.shape) < 0.01] = np.inf
+    kept = rng.random(ref.shape) < 0.2
+    want = Q._frame_fidelity_numpy(ref, out, kept)
+    got = Q._frame_fidelity(ref, out, kept)
+    assert got[0] == want[0] and got[1:3] == want[1:3]
+    np.testing.assert_array_equal(got[3], want[3])
+    assert want[1] > 0 and want[2] > 0 and want[3][1, 1] > 0  # the test sees every figure
+    strided = Q._frame_fidelity(ref[:, ::2], out[:, ::2], kept[:, ::2])  # numpy's path
+    cut = Q._frame_fidelity(*(np.ascontiguousarray(a[:, ::2]) for a in (ref, out, kept)))
+    assert strided[:3] == cut[:3]
+    np.testing.assert_array_equal(strided[3], cut[3])
