@@ -178,7 +178,26 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     )
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
+    _check_summed_fields(f, meta)
     return meta
+
+
+#: Times the output multiplies by the sum (-s) that DetectorMeta does not otherwise read.
+SUMMED_TIMES = ("frame_count_time", "frame_period")
+
+
+def _check_summed_fields(f: h5py.File, meta: DetectorMeta) -> None:
+    """The Dectris fields the output multiplies by the sum: a number stored as text raises
+    MetadataError (it would be written repeated: b'0.00990.0099'); a time that is not
+    positive, or an ``nframes_sum`` below 1 (taken as 1 then), goes to ``meta.warnings``."""
+    for name in SUMMED_TIMES:
+        v = scalar_value(f, f"{SPEC}/{name}")
+        if v is not None and not (np.isfinite(v) and v > 0):
+            meta.warnings.append(f"{name} is {v} in the master: copied (x the sum) as it is")
+    n = scalar_value(f, f"{SPEC}/nframes_sum", int)
+    if n is not None and n < 1:
+        meta.warnings.append(f"nframes_sum is {n} in the master: taken as 1 (the output's is "
+                             "the frames summed into each output frame)")  # fmt: skip
 
 
 #: Fields the output rewrites or counts with: a value that cannot be right is an error.

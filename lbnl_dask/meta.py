@@ -164,6 +164,10 @@ class MasterRewriter:
 
             return None if length_units(d) is not None else d[()] / b
         if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
+            if d.dtype.kind not in "iuf":  # text at a path read_meta does not check: as it is
+                return None  # (multiplied, b'0.0099' would become b'0.00990.0099')
+            if name == "nframes_sum":  # below 1 cannot be right: taken as 1 (read_meta warns)
+                return np.maximum(d[()], 1) * np.asarray(s, d.dtype)
             return d[()] * s
         if name == "nimages":
             return np.asarray(self.n_out, d.dtype)

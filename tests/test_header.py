@@ -53,6 +53,8 @@ def copy_with(tiny, tmp_path, path, value):
     (DET + "/x_pixel_size", np.float64(-7.5e-5), "x_pixel_size is -7.5e-05"),
     (SPEC + "/ntrigger", np.int32(-2), "ntrigger is -2"),
     (SPEC + "/nimages", np.float64(20.5), "nimages is 20.5, not a whole number"),
+    (SPEC + "/frame_count_time", np.bytes_(b"0.0099"),
+     "frame_count_time is stored as |S6 ('0.0099'), not as a number"),
 ])  # fmt: skip
 def test_fields_that_cannot_be_used_are_one_line_errors(tiny, tmp_path, capsys, path, value, msg):
     master = copy_with(tiny, tmp_path, path, value)
@@ -74,6 +76,26 @@ def test_odd_but_usable_fields_are_warned_about_in_the_report(tiny, tmp_path):
     assert "master: beam_center_x is nan in the master: copied as it is" in report.notes
     assert "note           master: beam_center_x is nan" in str(report)
     assert lbnl_dask.read_meta(tiny).warnings == []
+
+
+def test_summed_fields_that_cannot_be_right_are_warned_about_not_written_quietly(tiny, tmp_path):
+    """The output multiplies frame_count_time and nframes_sum by the sum: a negative time is
+    copied (x s) with a note; an nframes_sum of 0 is taken as 1 (the output's is s, not 0)."""
+    master = copy_with(tiny, tmp_path, SPEC + "/nframes_sum", np.uint32(0))
+    with h5py.File(master, "r+") as f:
+        del f[SPEC + "/frame_count_time"]
+        f[SPEC + "/frame_count_time"] = np.float32(-1)
+    assert lbnl_dask.read_meta(master).warnings == [
+        "frame_count_time is -1.0 in the master: copied (x the sum) as it is",
+        "nframes_sum is 0 in the master: taken as 1 (the output's is the frames summed into "
+        "each output frame)",
+    ]
+    out = str(tmp_path / "o")
+    report = lbnl_dask.compress(master, out, sum_range=2, scheduler="threads")
+    assert any(n.startswith("master: nframes_sum is 0") for n in report.notes)
+    with h5py.File(out + "_master.h5") as f:
+        assert f[SPEC + "/nframes_sum"][()] == 2
+        assert f[SPEC + "/frame_count_time"][()] == -2
 
 
 def test_a_pixel_size_in_other_units_is_warned_about(tiny, tmp_path):
