@@ -21,7 +21,27 @@ from numcodecs.registry import register_codec
 from .layout import BSHUF_CD_COMPRESSOR, BSHUF_LZ4
 
 
-class BitshuffleLZ4(Codec):
+def default_block(dtype) -> int:
+    """bitshuffle's default block (elements): 8 kB, a multiple of 8 elements, at least 128."""
+    return max((8192 // np.dtype(dtype).itemsize) // 8 * 8, 128)
+
+
+class BlockCodec(Codec):
+    """What bitshuffle's chunk codecs share: the frames' ``dtype`` and the bitshuffle block
+    in elements (0: bitshuffle's default, :func:`default_block`)."""
+
+    def __init__(self, dtype="uint16", block_size: int = 0):
+        self.dtype = np.dtype(dtype)
+        self.block_size = int(block_size)
+
+    def get_config(self):
+        return {"id": self.codec_id, "dtype": self.dtype.str, "block_size": self.block_size}
+
+    def _block(self) -> int:
+        return self.block_size or default_block(self.dtype)
+
+
+class BitshuffleLZ4(BlockCodec):
     """Bitshuffle + LZ4 of one frame, as a chunk of the HDF5 filter 32008 (what Dectris writes).
 
     The encoded bytes are exactly what the HDF5 filter stores (a 12-byte header: big-endian
@@ -36,19 +56,6 @@ class BitshuffleLZ4(Codec):
     """
 
     codec_id = "lbnl_bslz4"
-
-    def __init__(self, dtype="uint16", block_size: int = 0):
-        self.dtype = np.dtype(dtype)
-        self.block_size = int(block_size)
-
-    def get_config(self):
-        return {"id": self.codec_id, "dtype": self.dtype.str, "block_size": self.block_size}
-
-    def _block(self) -> int:
-        if self.block_size:
-            return self.block_size
-        # bitshuffle's default: 8 kB blocks, a multiple of 8 elements, at least 128
-        return max((8192 // self.dtype.itemsize) // 8 * 8, 128)
 
     def encode(self, buf):
         import bitshuffle
@@ -83,28 +90,41 @@ class BitshuffleLZ4(Codec):
 _BLOCK_SIZE = struct.Struct(">I")
 
 
-def check_chunk(chunk, dtype, n: int | None = None) -> tuple[int, int]:
+def check_chunk(chunk, dtype, n: int | None = None, compressor: str = "lz4") -> tuple[int, int]:
     """(elements, elements per block) of a bitshuffle-LZ4 chunk (bytes or uint8), after
     checking that its header and block layout fit its length (and that it holds ``n``
-    elements, if given): ValueError otherwise, before any decoder follows them."""
+    elements, if given): ValueError otherwise, before any decoder follows them.
+    ``compressor`` "zstd": a chunk of the filter's zstd compressor (the same layout)."""
     b = np.frombuffer(chunk, dtype=np.uint8)
     itemsize = np.dtype(dtype).itemsize
+    what = _NAMES[compressor]
     if len(b) < 12:
-        raise ValueError(f"corrupt bitshuffle-LZ4 chunk: {len(b)} bytes, shorter than its header")
+        raise ValueError(f"corrupt {what} chunk: {len(b)} bytes, shorter than its header")
     nbytes, block_bytes = struct.unpack(">QI", b[:12].tobytes())
     count = nbytes // itemsize
     if (n is not None and count != n) or block_bytes == 0 or block_bytes % itemsize:
-        raise ValueError(
-            f"corrupt bitshuffle-LZ4 chunk header ({nbytes} bytes, blocks of {block_bytes})"
-        )
-    _check_blocks(b, count, itemsize, block_bytes // itemsize)
+        raise ValueError(f"corrupt {what} chunk header ({nbytes} bytes, blocks of {block_bytes})")
+    _check_blocks(b, count, itemsize, block_bytes // itemsize, compressor)
     return count, block_bytes // itemsize
 
 
-def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
-    """Raise ValueError unless the LZ4 blocks of a bitshuffle chunk (12-byte header, then per
-    block of ``block`` elements a big-endian uint32 compressed size and the data; a last
-    partial block of a multiple of 8 elements; the last n % 8 elements raw) fill it exactly.
+_NAMES = {"lz4": "bitshuffle-LZ4", "zstd": "bitshuffle-Zstd"}
+
+
+def _bound(compressor: str, nbytes: int) -> int:
+    """The most bytes a block of ``nbytes`` compresses to (LZ4_compressBound,
+    ZSTD_compressBound)."""
+    if compressor == "zstd":
+        return nbytes + (nbytes >> 8) + ((128 * 1024 - nbytes) >> 11 if nbytes < 128 * 1024 else 0)
+    return nbytes + nbytes // 255 + 16
+
+
+def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int,
+                  compressor: str = "lz4") -> None:  # fmt: skip
+    """Raise ValueError unless the LZ4 (or zstd) blocks of a bitshuffle chunk (12-byte
+    header, then per block of ``block`` elements a big-endian uint32 compressed size and
+    the data; a last partial block of a multiple of 8 elements; the last n % 8 elements
+    raw) fill it exactly.
     bitshuffle's decoder is given no input length and follows these sizes: a corrupt one
     makes it read past the chunk and crash the process (a changed block-size byte of the
     header gave a segfault).
@@ -115,7 +135,8 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     tool that only reads a few frames walks them in Python (:func:`_walk_blocks`, the
     reference) rather than load numba."""
     nblocks = n // block + (1 if n % block >= 8 else 0)
-    bound = block * itemsize + block * itemsize // 255 + 16  # LZ4_compressBound of a block
+    bound = _bound(compressor, block * itemsize)
+    what = _NAMES[compressor]
     # each block takes 4 bytes at least: a header claiming more blocks than the chunk can
     # hold fails inside it all the same (and the count stays an int64 for the kernel)
     walked = min(nblocks, (len(chunk) - 12) // 4 + 1)
@@ -123,18 +144,13 @@ def _check_blocks(chunk: np.ndarray, n: int, itemsize: int, block: int) -> None:
     walk = getattr(sys.modules.get("lbnl_dask.kernels"), "lz4_blocks", _walk_blocks)
     pos, bad, size = walk(chunk, walked, bound)
     if bad >= 0 and size < 0:
-        raise ValueError(
-            f"corrupt bitshuffle-LZ4 chunk: it ends inside block {bad + 1} of {nblocks}"
-        )
+        raise ValueError(f"corrupt {what} chunk: it ends inside block {bad + 1} of {nblocks}")
     if bad >= 0:
-        raise ValueError(
-            f"corrupt bitshuffle-LZ4 chunk: block {bad + 1} of {nblocks} claims {size} bytes"
-        )
+        raise ValueError(f"corrupt {what} chunk: block {bad + 1} of {nblocks} claims {size} bytes")
     end = len(chunk)
     if pos + (n % 8) * itemsize != end:
         raise ValueError(
-            f"corrupt bitshuffle-LZ4 chunk: {end} bytes "
-            f"where its blocks take {pos + (n % 8) * itemsize}"
+            f"corrupt {what} chunk: {end} bytes where its blocks take {pos + (n % 8) * itemsize}"
         )
 
 

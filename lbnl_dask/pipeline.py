@@ -30,13 +30,13 @@ from dask.local import get_sync
 
 from . import cbf_output, resume
 from . import transform as T
-from .bslz4 import BitshuffleLZ4
 from .cluster import LOCAL, SYNC, choose_scheduler, client_for, raise_if_interrupted, run
 from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
 from .header import scan_axis
+from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
     OutputOptions,
@@ -283,10 +283,10 @@ def _chunk_packages(o: OutputOptions, graph: OutputGraph, plan: Plan):
     array, so dask fuses each chunk's chain into one task and computes it once; chunks
     never straddle two data files."""
     store = None  # the chunks encoded in the graph, or frames the writer's HDF5 filters
-    if o.compression == "bslz4":
-        store = BitshuffleLZ4(graph.dtype)
-    elif o.stores_lossy:
+    if o.stores_lossy:
         store = SZ3Storage(o.sz3_bound, graph.saturation)
+    else:  # the lossless filters' chunks, made by the workers outside HDF5's lock
+        store = storage_codec(o.compression, o.compression_level, graph.dtype)
     final = graph.final
     packages = da.map_blocks(package_frames, final, graph.encoded, store,
                              bool(plan.squash_files), dtype=object,

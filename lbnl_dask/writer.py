@@ -31,7 +31,7 @@ from .meta import ANGLE, MasterRewriter, bin_pixel_mask, saturation_value
 COMPRESSIONS = layout.COMPRESSIONS
 XDS_READABLE = layout.XDS_READABLE
 #: The compressions whose chunks the graph encodes itself (outside HDF5's lock).
-PRE_ENCODED = ("bslz4", "sz3")
+PRE_ENCODED = ("bslz4", "bszstd", "bshuf", "zstd", "sz3")
 
 
 def lossless_filter(name: str, level: int | None = None) -> dict:
@@ -118,9 +118,10 @@ def write_datablock(
     attrs: dict | None = None,
 ) -> dict:
     """Write one output data file from ``parts``, in order: arrays (n_i, ny, nx), or object
-    arrays of n_i chunks already encoded for the filter (bslz4: by
-    :class:`~lbnl_dask.bslz4.BitshuffleLZ4`; sz3: by :class:`~lbnl_dask.errorbound.SZ3Storage`;
-    then ``frame_shape`` and ``dtype`` are needed), written with ``write_direct_chunk``.
+    arrays of n_i chunks already encoded for the filter (``PRE_ENCODED``: by
+    :func:`lbnl_dask.lossless.storage_codec`'s codec, sz3 by
+    :class:`~lbnl_dask.errorbound.SZ3Storage`; then ``frame_shape`` and ``dtype`` are
+    needed), written with ``write_direct_chunk``.
     ``filters``: the h5py filter arguments, for a compression whose filter needs more than
     ``-l`` (sz3: :meth:`~lbnl_dask.options.OutputOptions.storage_filter`); ``attrs``: more
     attributes of the frames dataset.
@@ -397,8 +398,8 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
 def package_frames(final_block, encoded_block, store, lossy_bytes=False):
     """What one chunk of output frames (n, ny, nx) gives the files: an object array (n, 1, 1)
     of (stored, size, lossy, lost) per frame. ``stored`` is the chunk ``store`` encoded
-    (:class:`~lbnl_dask.bslz4.BitshuffleLZ4` or :class:`~lbnl_dask.errorbound.SZ3Storage`)
-    as a uint8 array, or the frame itself (``store`` None: other filters); ``size`` the
+    (:func:`lbnl_dask.lossless.storage_codec`'s or :class:`~lbnl_dask.errorbound.SZ3Storage`)
+    as a uint8 array, or the frame itself (``store`` None: ``-c none``); ``size`` the
     length of the lossy codec's bytes (None without one); ``lossy`` those bytes if
     ``lossy_bytes`` (for -q), else None; ``lost`` the valid pixels a reader will not read as
     counts (SZ3Storage), else None. Arrays, not bytes: dask sends them to the writer's worker
