@@ -179,6 +179,14 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
     _check_summed_fields(f, meta)
+    for axis in "xy":  # a length the pixel size would turn into pixels, without one
+        d = f.get(f"{DET}/beam_center_{axis}")
+        if getattr(meta, f"beam_center_{axis}") is None and isinstance(d, h5py.Dataset):
+            if d.size and length_units(d) is not None:
+                meta.warnings.append(
+                    f"beam_center_{axis} is a length ({text_value(d.attrs['units'])}) and there "
+                    f"is no {axis}_pixel_size: readers cannot place it in pixels (copied as it is)"
+                )
     return meta
 
 
@@ -254,7 +262,7 @@ def check_meta(meta: DetectorMeta, where: str = "the master") -> None:
                              f"diffraction detector's ({MAX_DISTANCE:g} m; a length in mm?): "
                              "copied as it is")  # fmt: skip
     for name in _NEEDED:
-        if getattr(meta, name) is None:
+        if getattr(meta, name) is None and not any(w.startswith(name + " ") for w in meta.warnings):
             meta.warnings.append(f"no {name} in {where}: the output has none either (XDS' "
                                  "plugins need it; lbnl-validate fails such a master)")  # fmt: skip
 

@@ -275,3 +275,17 @@ def test_sums_across_a_jump_of_the_angle_or_two_triggers_are_noted(tiny, tmp_pat
     report = lbnl_dask.compress(master, str(tmp_path / "phi" / "o"), sum_range=2,
                                 hcomp_scale=0, scheduler="sync", fidelity=False)  # fmt: skip
     assert not any("move" in n or "jumps" in n for n in report.notes), report.notes
+
+
+def test_a_beam_centre_length_without_a_pixel_size_is_named_as_such(tiny, tmp_path):
+    """A beam centre in mm cannot be turned into pixels without the pixel size: the note says
+    that (and that the output copies it), not that the master has no beam centre."""
+    master = copy_with(tiny, tmp_path, DET + "/beam_center_x", np.float32(4.2))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/beam_center_x"].attrs["units"] = "mm"
+        del f[DET + "/x_pixel_size"]
+    warned = lbnl_dask.read_meta(master).warnings
+    assert warned[0] == ("beam_center_x is a length (mm) and there is no x_pixel_size: readers "
+                         "cannot place it in pixels (copied as it is)")  # fmt: skip
+    assert not any(w.startswith("no beam_center_x") for w in warned)
+    assert any(w.startswith("no x_pixel_size") for w in warned)
