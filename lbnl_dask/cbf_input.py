@@ -254,10 +254,10 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
     selected are not judged; stills (an Angle_increment of 0) have no scan to follow."""
     first = headers[0]
     chosen = headers[max(1, int(first_image)) - 1 : last_image] or headers
-    ref = {k: minicbf.numbers_of(first.lines, k) for k in SHARED_KEYS}
+    ref = {k: _numbers(first, k) for k in SHARED_KEYS}
     for h in chosen:
         for k in SHARED_KEYS:
-            v = minicbf.numbers_of(h.lines, k)
+            v = _numbers(h, k)
             same = v == ref[k] or (v is not None and ref[k] is not None
                                    and np.allclose(v, ref[k], rtol=1e-6, atol=0))  # fmt: skip
             if not same:
@@ -278,6 +278,15 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
                           "not one sweep")  # fmt: skip
 
 
+def _numbers(h: minicbf.RawHeader, key: str) -> tuple | None:
+    """:func:`lbnl_dask.minicbf.numbers_of` a file's header; a damaged line is a
+    MetadataError naming the file."""
+    try:
+        return minicbf.numbers_of(h.lines, key)
+    except ValueError as e:
+        raise MetadataError(f"{h.path}: {e}") from None
+
+
 def scan_axis(h: minicbf.Header) -> str:
     """The rotation axis of the scan (``Oscillation_axis``; omega if it names none we know)."""
     axis = (h.get("Oscillation_axis") or "omega").lower()
@@ -288,11 +297,8 @@ def scan_starts(headers: list[minicbf.RawHeader]) -> np.ndarray | None:
     """Each file's Start_angle (deg), or None if a header lacks it."""
     starts = []
     for r in headers:
-        try:
-            starts.append(minicbf.number_of(r.lines, "Start_angle"))
-        except ValueError:
-            raise MetadataError(f"{r.path}: its Start_angle line holds no number") from None
-    return None if None in starts else np.asarray(starts, np.float64)
+        starts.append(_numbers(r, "Start_angle"))
+    return None if None in starts else np.asarray([v[0] for v in starts], np.float64)
 
 
 def _header(path: str) -> minicbf.RawHeader:

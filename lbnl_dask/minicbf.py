@@ -244,13 +244,19 @@ def numbers_of(lines: list[str], key: str) -> tuple | None:
         m = pat.match(line)
         if m:
             return tuple(float(g) for g in m.groups())
+        if _unparsed_key(line) == key:
+            raise ValueError(f"header line {line!r} does not hold a number")
     return None
 
 
-def number_of(lines: list[str], key: str) -> float | None:
-    """The number a one-number line of :data:`KEYS` holds (``Start_angle``...), or None."""
-    found = numbers_of(lines, key)
-    return None if found is None else found[0]
+def _unparsed_key(line: str) -> str | None:
+    """The number-holding :data:`KEYS` name a line begins with where its pattern does not
+    match the line (``Start_angle abc deg.``), else None: such a line is damaged, not
+    absent."""
+    word = re.split(r"[\s=:]", line, maxsplit=1)[0]
+    if word in KEYS and word not in _TEXT_KEYS and not re.match(KEYS[word], line):
+        return word
+    return None
 
 
 def key_of(line: str) -> str | None:
@@ -282,6 +288,8 @@ def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
     for line in lines:
         key = key_of(line)
         if key is None:
+            if _unparsed_key(line):
+                raise MetadataError(f"{path}: header line {line!r} does not hold a number")
             continue
         groups = re.match(KEYS[key], line).groups()
         if key in _TEXT_KEYS:

@@ -1,6 +1,7 @@
 """miniCBF series as input: lazy frames, metadata, the template master, compress, quality."""
 
 import glob
+import re
 import subprocess
 import sys
 
@@ -139,6 +140,24 @@ def test_start_angles_going_back_are_refused(tmp_path):
     write_cbf_series(tmp_path / "a", np.zeros((2, 8, 6), np.int32), start=-145.0, number0=3)
     with pytest.raises(SeriesError, match="a_00003.cbf.gz: Start_angle -145 does not follow "
                        "-144.9 of .*a_00002.cbf.gz \\(increment 0.1 deg\\)"):  # fmt: skip
+        open_dataset(paths[0])
+
+
+@pytest.mark.parametrize("which, old, new", [
+    (1, b"Start_angle -144.9000 deg", b"Start_angle abc deg"),
+    (0, b"Pixel_size 172e-6 m x 172e-6 m", b"Pixel_size 172um x 172um"),
+    (1, b"Wavelength 0.68890 A", b"Wavelength ? A"),
+])  # fmt: skip
+def test_a_header_line_that_holds_no_number_is_named_not_taken_as_absent(tmp_path, which, old,
+                                                                          new):  # fmt: skip
+    """A known line whose value does not parse is a damaged header (an error naming the
+    file and line), not a line the header lacks; nor a pixel decode error later."""
+    from lbnl_dask.errors import MetadataError
+
+    paths = write_cbf_series(tmp_path / "h", np.zeros((3, 8, 6), np.int32))
+    _edit(paths[which], old, new)
+    said = re.escape(f"h_0000{which + 1}.cbf.gz: header line '{new.decode()}")
+    with pytest.raises(MetadataError, match=said):
         open_dataset(paths[0])
 
 
