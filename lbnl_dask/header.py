@@ -28,7 +28,7 @@ from .layout import (
     SPEC,
     WAVELENGTHS,
 )
-from .meta import DetectorMeta
+from .meta import DetectorMeta, rescaled
 
 
 def open_master(master: str) -> h5py.File:
@@ -179,6 +179,7 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
     _check_summed_fields(f, meta)
+    _check_rewritten_types(f)
     for axis in "xy":  # a length the pixel size would turn into pixels, without one
         d = f.get(f"{DET}/beam_center_{axis}")
         if getattr(meta, f"beam_center_{axis}") is None and isinstance(d, h5py.Dataset):
@@ -188,6 +189,21 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
                     f"is no {axis}_pixel_size: readers cannot place it in pixels (copied as it is)"
                 )
     return meta
+
+
+def _check_rewritten_types(f: h5py.File) -> None:
+    """MetadataError for the first dataset of the master whose output value is computed
+    from its own (:func:`lbnl_dask.meta.rescaled`: pixel sizes and directions, beam centre,
+    times, the axes and their increments, module origins and sizes) but that is not
+    stored as a number: multiplied, text would be written repeated; a number it cannot
+    be is refused here, before anything is written."""
+
+    def visit(name: str, obj) -> None:
+        if isinstance(obj, h5py.Dataset) and rescaled("/" + name) and obj.dtype.kind not in "iuf":
+            raise MetadataError(f"{f.filename}: /{name} is stored as {obj.dtype} "
+                                f"({text_value(obj[()])!r}), not as a number")  # fmt: skip
+
+    f.visititems(visit)
 
 
 #: Times the output multiplies by the sum (-s) that DetectorMeta does not otherwise read.

@@ -151,24 +151,35 @@ class MasterRewriter:
             ends = np.concatenate([ends, sel[-1:]])
         return ends
 
+    def per_frame_sums(self, arr: np.ndarray) -> np.ndarray:
+        """One entry per output frame: the sum of its input frames' values (a per-frame
+        count time summed with its frames)."""
+        sel = np.asarray(arr[self.first - 1 : self.last])
+        return np.add.reduceat(sel, np.arange(0, len(sel), self.s), axis=0)
+
     def new_value(self, path: str, d: h5py.Dataset):
         """The new value of dataset ``d`` at ``path``, or None to copy it as it is (only the
-        datasets a rule names are read)."""
+        datasets a rule names are read). A dataset :func:`rescaled` names that is not a
+        number (read_meta refuses such a master; a dataset linked from another file can get
+        here) is copied as it is: multiplied, b'0.0099' would become b'0.00990.0099'."""
         name = path.rsplit("/", 1)[-1]
         parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
         s, b = self.s, self.b
+        if rescaled(path) and d.dtype.kind not in "iuf":
+            return None
         if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
-            return d[()] * b
+            return _scaled(d[()], b)
         if name in ("beam_center_x", "beam_center_y"):  # in pixels; a length stays as it is
             from .header import length_units  # (header imports this module)
 
             return None if length_units(d) is not None else d[()] / b
-        if name in ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum"):
-            if d.dtype.kind not in "iuf":  # text at a path read_meta does not check: as it is
-                return None  # (multiplied, b'0.0099' would become b'0.00990.0099')
+        if name in SUMMED:
+            v = d[()]
             if name == "nframes_sum":  # below 1 cannot be right: taken as 1 (read_meta warns)
-                return np.maximum(d[()], 1) * np.asarray(s, d.dtype)
-            return d[()] * s
+                v = np.maximum(v, 1)
+            elif np.ndim(v) >= 1 and np.shape(v)[0] >= self.n_total > 1:  # one per frame
+                return self.per_frame_sums(v[: self.n_total])
+            return _scaled(v, s)
         if name == "nimages":
             return np.asarray(self.n_out, d.dtype)
         if name == "ntrigger":
@@ -185,7 +196,7 @@ class MasterRewriter:
             return saturation_value(self.saturation, d.dtype)
         if name == "number_of_excluded_pixels" and self.excluded_pixels is not None:
             return np.asarray(self.excluded_pixels, d.dtype if d.dtype.kind in "ui" else np.int64)
-        if parent.startswith(MODULE_PREFIX) or parent == "module":
+        if _in_module(parent):
             if name == "data_origin":
                 return (np.asarray(d[()]) // b).astype(d.dtype)
             if name == "data_size":
@@ -199,12 +210,48 @@ class MasterRewriter:
                 return None  # set from the first output frame's start by write_master
             arr = np.asarray(d[()])
             if suffix in ("_range_average", "_increment"):
-                return arr * s
+                return _scaled(arr, s)
             if suffix == "_range_total":
                 return arr * (self.n_in / self.n_total) if self.n_total else arr
             if arr.ndim >= 1 and arr.shape[0] >= self.n_total > 1:  # longer: data files hold
                 return self.per_frame(arr[: self.n_total], end=suffix == "_end")  # more frames
         return None
+
+
+#: Times (and the frame count) an output frame sums over its input frames.
+SUMMED = ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum")
+
+
+def _in_module(parent: str) -> bool:
+    return parent.startswith(MODULE_PREFIX) or parent == "module"
+
+
+def rescaled(path: str) -> bool:
+    """Whether :meth:`MasterRewriter.new_value` computes the output's value of the dataset at
+    ``path`` from its own (a number it multiplies, divides or selects per output frame):
+    such a dataset must hold numbers."""
+    name = path.rsplit("/", 1)[-1]
+    parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
+    m = ANGLE.match(name)
+    return (
+        name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction",
+                 "beam_center_x", "beam_center_y") + SUMMED
+        or (_in_module(parent) and name in ("data_origin", "data_size"))
+        or (m is not None and m.group(2) != "_start")
+    )  # fmt: skip
+
+
+def _scaled(v, factor):
+    """``v`` (a number or an array) times a whole ``factor``, in ``v``'s type where the
+    product fits it, else in int64 or float64: a uint8 75 um pixel at -b 4 is 300, not 44."""
+    a = np.asarray(v)
+    wide = a.astype(np.float64 if a.dtype.kind == "f" else np.int64) * factor
+    if a.dtype.kind in "iu" and not (
+        np.iinfo(a.dtype).min <= wide.min(initial=0)
+        and wide.max(initial=0) <= np.iinfo(a.dtype).max
+    ):
+        return wide
+    return wide.astype(a.dtype)
 
 
 def saturation_value(saturation, dtype) -> np.ndarray:

@@ -16,7 +16,7 @@ import shutil
 import sys
 import threading
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 from functools import partial
 
@@ -360,23 +360,27 @@ def compress(master, out: str = "out_data", **options) -> Report:
         if settings.overwrite:
             resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
         sample = _FidelitySample(master, plan, o, settings.fidelity, scheduler not in SYNC)
-        if plan.complete:
-            blocks = [resume.kept_record(p, 0) for p in plan.data_files]
-            plan.notes.append("already complete: this job's master and data files are all "
-                              "there and undamaged; none of them was rewritten")  # fmt: skip
-        else:
-            _warn_if_short_of_space(plan)
-            blocks = _run(job, plan, settings, scheduler)
         try:
-            validation = _validate_output(plan.master) if settings.validate else None
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted while validating; the output is complete: "
-                              f"{plan.master}") from None  # fmt: skip
-        try:
-            fidelity = sample.line()
-        except KeyboardInterrupt:
-            raise Interrupted(f"interrupted while estimating the fidelity; the output is "
-                              f"complete: {plan.master}") from None  # fmt: skip
+            if plan.complete:
+                blocks = [resume.kept_record(p, 0) for p in plan.data_files]
+                plan.notes.append("already complete: this job's master and data files are "
+                                  "all there and undamaged; none was rewritten")  # fmt: skip
+            else:
+                _warn_if_short_of_space(plan)
+                blocks = _run(job, plan, settings, scheduler)
+            try:
+                validation = _validate_output(plan.master) if settings.validate else None
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted while validating; the output is complete: "
+                                  f"{plan.master}") from None  # fmt: skip
+            try:
+                fidelity = sample.line()
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted while estimating the fidelity; the output is "
+                                  f"complete: {plan.master}") from None  # fmt: skip
+        except BaseException:
+            sample.settle()
+            raise
         cbf_kept = _write_cbf(out, cbf_files, plan, settings, scheduler) if cbf_files else 0
     report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
     report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
@@ -429,8 +433,9 @@ class _FidelitySample:
     """The report's fidelity line (:func:`lbnl_dask.quality.sample_fidelity`) for a lossy
     run whose output is in counts (not -S, -L, -X or -R, which change them on purpose). Its
     lossless side reads only the input: with ``concurrent`` a daemon thread computes it while
-    the run writes (a run that fails or is interrupted does not wait for it), else
-    :meth:`line` does; :meth:`line` then compares the output's sampled frames with it."""
+    the run writes (a run that fails or is interrupted waits for it to end, :meth:`settle`,
+    so that the interpreter does not cut it off mid-call), else :meth:`line` does;
+    :meth:`line` then compares the output's sampled frames with it."""
 
     def __init__(self, master: str, plan: Plan, o: OutputOptions, wanted: bool,
                  concurrent: bool = True):  # fmt: skip
@@ -458,6 +463,13 @@ class _FidelitySample:
         reference = self.work() if self.future is None else self.future.result()
         found = quality.compare_fidelity(reference, self.compressed)
         return quality.describe_sample_fidelity(found)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait (at most ``timeout`` s) for the thread of a run that failed or was
+        interrupted: left running, it was cut off mid-call when the interpreter ended, and
+        the process crashed at exit (a segfault in 1 of 20 failed runs, or a hang)."""
+        if self.future is not None:
+            wait([self.future], timeout)
 
 
 def _fill(future: Future, work) -> None:

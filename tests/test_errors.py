@@ -168,6 +168,34 @@ def test_bad_input(case, tmp_path, tiny, capsys):
     assert os.listdir(out) == []  # nothing left behind, not even finished blocks
 
 
+def test_a_failed_lossy_run_ends_its_fidelity_thread_before_it_returns(
+    tmp_path, tiny, capsys, monkeypatch
+):
+    """The fidelity line's thread reads the input while the run writes; a run that fails
+    waits for it to end. Left running, the interpreter cut it off mid-call at exit: a
+    segfault (1 of 20 failed runs) or a hang. Its work is made slow here, so that it is
+    still running when the damaged frame stops the run."""
+    import threading
+    import time
+
+    from lbnl_dask import quality
+
+    reference = quality.fidelity_reference
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return reference(*args, **kwargs)
+
+    monkeypatch.setattr(quality, "fidelity_reference", slow)
+    master, msg = case_corrupt_chunk(tmp_path, tiny)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, err = run_cli(capsys, ["-i", str(master), "-d", "3", "-H", "12"], out)
+    assert rc == 2 and msg in err and len(err.splitlines()) == 1, err
+    alive = [t for t in threading.enumerate() if t.name == "lbnl-fidelity" and t.is_alive()]
+    assert alive == []
+
+
 def test_output_folder_cannot_be_written(tmp_path, tiny, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")

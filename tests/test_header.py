@@ -55,6 +55,10 @@ def copy_with(tiny, tmp_path, path, value):
     (SPEC + "/nimages", np.float64(20.5), "nimages is 20.5, not a whole number"),
     (SPEC + "/frame_count_time", np.bytes_(b"0.0099"),
      "frame_count_time is stored as |S6 ('0.0099'), not as a number"),
+    ("/entry/sample/goniometer/omega_range_total", np.bytes_(b"0.8"),
+     "/entry/sample/goniometer/omega_range_total is stored as |S3 ('0.8'), not as a number"),
+    (SPEC + "/detectorModule_001/data_origin", np.bytes_(b"68 0"),
+     "detectorModule_001/data_origin is stored as |S4 ('68 0'), not as a number"),
 ])  # fmt: skip
 def test_fields_that_cannot_be_used_are_one_line_errors(tiny, tmp_path, capsys, path, value, msg):
     master = copy_with(tiny, tmp_path, path, value)

@@ -103,3 +103,34 @@ def test_saturation_values_of_every_kind(tmp_path, saturation, value, dtype):
     with h5py.File(out, "r") as f:
         assert f[SPEC + "/saturation_value"][()] == value
         assert f[SPEC + "/saturation_value"].dtype == dtype
+
+
+def test_rescaled_integers_widen_and_per_frame_times_are_summed(tmp_path):
+    """A uint8 pixel size in um at -b 4 is 300 (in a wider type), not 44; an nframes_sum of
+    uint8 100 at -s 3 is 300; a per-frame count time is summed over each output frame's
+    frames (2 output frames of 3 and 1 here); floats keep their type; text at a rescaled
+    path (linked from another file: read_meta refuses the master's own) is copied as it is."""
+    from lbnl_dask.meta import rescaled
+
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["d/x_pixel_size"] = np.uint8(75)
+        f["d/y_pixel_size"] = np.float32(7.5e-5)
+        f[SPEC + "/nframes_sum"] = np.uint8(100)
+        f["d/count_time"] = np.array([1, 2, 3, 4], np.float32)
+        f["d/frame_time"] = np.float32(0.1)
+        f["d/fast_pixel_direction"] = b"0.000075"
+        rw = MasterRewriter(n_total=4, first=1, last=4, s=3, b=4, saturation=1, bit_depth=32,
+                            compression="bslz4", frame_shape=(8, 8))  # fmt: skip
+        x = rw.new_value("/d/x_pixel_size", f["d/x_pixel_size"])
+        assert x == 300 and x.dtype == np.int64
+        y = rw.new_value("/d/y_pixel_size", f["d/y_pixel_size"])
+        assert y == np.float32(3e-4) and y.dtype == np.float32
+        n = rw.new_value(SPEC + "/nframes_sum", f[SPEC + "/nframes_sum"])
+        assert n == 300 and n.dtype == np.int64
+        np.testing.assert_array_equal(rw.new_value("/d/count_time", f["d/count_time"]), [6, 4])
+        assert rw.new_value("/d/frame_time", f["d/frame_time"]) == np.float32(0.3)
+        assert rw.new_value("/d/fast_pixel_direction", f["d/fast_pixel_direction"]) is None
+    assert rescaled("/entry/sample/goniometer/phi_increment")
+    assert rescaled("/x/detectorModule_001/data_origin") and not rescaled("/x/y/data_origin")
+    assert not rescaled("/entry/sample/goniometer/omega_start")
+    assert not rescaled("/entry/instrument/detector/description")
