@@ -28,7 +28,7 @@ from .layout import (
     SPEC,
     WAVELENGTHS,
 )
-from .meta import DetectorMeta, rescaled
+from .meta import ANGLE, DetectorMeta, rescaled
 
 
 def open_master(master: str) -> h5py.File:
@@ -306,6 +306,31 @@ def scan_axis(f: h5py.File, n: int):
                         if isinstance(e, h5py.Dataset) and e.size >= n else None)  # fmt: skip
                 return axis, values, ends, group
     return None, None, None, OMEGA_GROUPS[0]
+
+
+def axis_notes(f: h5py.File, total: int) -> list[str]:
+    """Notes on a master's per-frame axes (omega, phi... and their ``_end``, in any group)
+    for ``total`` images: one with fewer values than images is copied as it is, not one per
+    output frame; NaN values (unknown angles) are copied as NaN. Each note once."""
+    notes = []
+
+    def visit(name: str, obj) -> None:
+        leaf = name.rsplit("/", 1)[-1]
+        m = ANGLE.match(leaf)
+        if (m is None or m.group(2) not in (None, "_end") or not isinstance(obj, h5py.Dataset)
+                or obj.ndim != 1 or obj.dtype.kind not in "iuf"):  # fmt: skip
+            return
+        what = "values" if m.group(1) in ("translation", "sam_x", "sam_y", "sam_z") else "angles"
+        if 1 < obj.shape[0] < total:
+            notes.append(f"{leaf} holds {obj.shape[0]} {what} for {total} images: copied as it "
+                         "is, not one per output frame")  # fmt: skip
+        nan = int(np.count_nonzero(np.isnan(obj[()]))) if obj.dtype.kind == "f" else 0
+        if nan:
+            notes.append(f"{leaf} holds {nan} NaN {what if nan > 1 else what[:-1]} (unknown): "
+                         "copied as NaN")  # fmt: skip
+
+    f.visititems(visit)
+    return list(dict.fromkeys(notes))
 
 
 def _read_omega(f: h5py.File):

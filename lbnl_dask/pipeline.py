@@ -35,7 +35,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import scan_axis
+from .header import axis_notes, scan_axis
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -156,16 +156,15 @@ def build(
                      f"ntrigger says {ds.meta.n_frames}: the first {ds.meta.n_frames} are "
                      "used")  # fmt: skip
     omega, total = ds.meta.omega, ds.meta.n_frames if ds.meta.nimages else ds.n_available
-    if not ds.is_cbf and omega is not None and 1 < len(omega) < total:
-        notes.append(f"master: omega holds {len(omega)} angles for {total} images: copied as "
-                     "it is, not one per output frame")  # fmt: skip
     if not ds.is_cbf and omega is not None and len(omega) > total > 1:
         notes.append(f"master: omega holds {len(omega)} angles for {total} images: the first "
                      f"{total} are used")  # fmt: skip
     moving, angles = None, None  # the axis that moves: Dectris' phi scans keep omega fixed
-    if not ds.is_cbf and o.sum_range > 1:
+    if not ds.is_cbf:
         with h5py.File(ds.master, "r") as f:
-            moving, angles = scan_axis(f, total)[:2]
+            notes += [f"master: {n}" for n in axis_notes(f, total)]
+            if o.sum_range > 1:
+                moving, angles = scan_axis(f, total)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
                        angles, moving or "omega")  # fmt: skip
     if ds.meta.overload is None:

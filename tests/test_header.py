@@ -293,3 +293,21 @@ def test_a_beam_centre_length_without_a_pixel_size_is_named_as_such(tiny, tmp_pa
                          "cannot place it in pixels (copied as it is)")  # fmt: skip
     assert not any(w.startswith("no beam_center_x") for w in warned)
     assert any(w.startswith("no x_pixel_size") for w in warned)
+
+
+def test_every_per_frame_axis_short_or_with_nan_angles_is_noted(tiny, tmp_path):
+    """Not omega only: an omega_end or phi shorter than the images is copied as it is and
+    noted; so is a NaN angle (the output's own start angle is then NaN)."""
+    g = "/entry/sample/goniometer"
+    master = copy_with(tiny, tmp_path, g + "/omega_end", 0.1 * np.arange(1.0, 8.0))
+    with h5py.File(master, "r+") as f:
+        f[g + "/omega"][3] = np.nan
+        del f[g + "/phi"]
+        f[g + "/phi"] = np.zeros(6)
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), sum_range=2, scheduler="sync",
+                                fidelity=False)  # fmt: skip
+    short = ": copied as it is, not one per output frame"
+    for note in (f"omega_end holds 7 angles for 20 images{short}",
+                 f"phi holds 6 angles for 20 images{short}",
+                 "omega holds 1 NaN angle (unknown): copied as NaN"):  # fmt: skip
+        assert f"master: {note}" in report.notes, report.notes
