@@ -41,7 +41,7 @@ from .cluster import (
 )
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
-from .header import scalar_value, scan_axis, text_value
+from .header import angle_value, scan_axis, text_value
 from .layout import DET, ENTRY, MINICBF_HEADER, SPEC
 from .options import at_least_1
 from .resume import file_id
@@ -116,11 +116,11 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
         base = [] if base is None else bytes(np.asarray(base[()]).item()).decode().splitlines()
         material = f.get(DET + "/sensor_material")
         material = "Silicon" if material is None else text_value(material[()])
-        two_theta = scalar_value(f, DET + "/goniometer/two_theta")
+        two_theta = angle_value(f, DET + "/goniometer/two_theta")
         axis, starts, ends, group = scan_axis(f, meta.n_frames)
         starts, ends = (None if a is None else tuple(_tidy(x) for x in a) for a in (starts, ends))
-        others = {a: scalar_value(f, f"{group}/{a}") for a in minicbf.AXES if a != axis}
-        increment = scalar_value(f, f"{group}/{axis}_increment") if axis else None
+        others = {a: angle_value(f, f"{group}/{a}") for a in minicbf.AXES if a != axis}
+        increment = angle_value(f, f"{group}/{axis}_increment") if axis else None
         date = f.get(SPEC + "/data_collection_date") or f.get(ENTRY + "/start_time")  # (NXmx)
         date = _pilatus_date(text_value(date[()])) if isinstance(date, h5py.Dataset) else None
     if not any(_is_date(line) for line in base):  # dxtbx reads the date line of a miniCBF

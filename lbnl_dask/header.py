@@ -54,9 +54,28 @@ def text_value(v) -> str:
     return str(v)
 
 
-_TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "microns": 1e-6, "cm": 1e-2,
+_TO_METRES = {"m": 1.0, "mm": 1e-3, "um": 1e-6, "µm": 1e-6, "cm": 1e-2, "nm": 1e-9,
               "meter": 1.0, "metre": 1.0, "millimeter": 1e-3, "millimetre": 1e-3,
               "micrometer": 1e-6, "micrometre": 1e-6, "micron": 1e-6}  # fmt: skip
+#: Ångström per unit of a wavelength; an energy (eV, keV) is converted by hc.
+_TO_ANGSTROM = {"a": 1.0, "å": 1.0, "angstrom": 1.0, "ångström": 1.0, "nm": 10.0,
+                "nanometer": 10.0, "nanometre": 10.0, "pm": 0.01, "m": 1e10}  # fmt: skip
+_HC = 12398.419843320026  # eV Å
+#: Degrees per unit of an angle.
+_TO_DEGREES = {"deg": 1.0, "degree": 1.0, "mdeg": 1e-3, "rad": 180.0 / np.pi,
+               "radian": 180.0 / np.pi, "mrad": 0.18 / np.pi}  # fmt: skip
+
+
+def unit_name(d: h5py.Dataset) -> str:
+    """A dataset's ``units``, as the tables here spell them: trimmed, lower case (a Greek mu
+    is the micro sign), a plural's s dropped ("Millimeters" is "millimeter"); "" if none."""
+    u = text_value(d.attrs.get("units", b"")).strip().lower().replace("\u03bc", "µ")
+    return u[:-1] if len(u) > 3 and u.endswith("s") else u
+
+
+def _unit_factor(d: h5py.Dataset, table: dict, default: float | None) -> float | None:
+    u = unit_name(d)
+    return table.get(u, default) if u else default
 
 
 def scalar_value(f: h5py.File, path: str, kind=float, length=False):
@@ -78,15 +97,33 @@ def scalar_value(f: h5py.File, path: str, kind=float, length=False):
         raise MetadataError(f"{f.filename}: {path} is {v}, not a whole number")
     v = kind(v)
     if length:
-        units = text_value(d.attrs.get("units", b"m")).strip()
-        v = v * _TO_METRES.get(units, 1.0)
+        v = v * _unit_factor(d, _TO_METRES, 1.0)
     return v
 
 
 def length_units(d: h5py.Dataset) -> float | None:
     """Metres per unit of a dataset whose ``units`` attribute names a length (mm, um...),
     else None (pixels, or no units)."""
-    return _TO_METRES.get(text_value(d.attrs.get("units", b"")).strip())
+    return _unit_factor(d, _TO_METRES, None)
+
+
+def _angstrom(v: float, units: str) -> float:
+    """A wavelength in ``units`` (a length, or a photon energy in eV or keV) in ångström;
+    without units (or units not known here), as it is."""
+    if units in ("ev", "kev"):
+        return _HC / (v * (1000.0 if units == "kev" else 1.0)) if v else v
+    return v * _TO_ANGSTROM.get(units, 1.0)
+
+
+def angle_degrees(d: h5py.Dataset) -> float:
+    """Degrees per unit of an angle dataset (``units`` deg, mdeg, rad...; none: degrees)."""
+    return _unit_factor(d, _TO_DEGREES, 1.0)
+
+
+def angle_value(f: h5py.File, path: str) -> float | None:
+    """:func:`scalar_value` of an angle, in degrees."""
+    v = scalar_value(f, path)
+    return None if v is None else v * angle_degrees(f[path])
 
 
 def _beam_centre(f: h5py.File, axis: str) -> float | None:
@@ -145,8 +182,8 @@ def read_meta(master) -> DetectorMeta:
 def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     ntrigger = scalar_value(f, SPEC + "/ntrigger", int)
     wavelength, wpath = _first(f, WAVELENGTHS)
-    if wavelength is not None and text_value(f[wpath].attrs.get("units", b"")).strip() == "nm":
-        wavelength *= 10.0
+    if wavelength is not None:
+        wavelength = _angstrom(wavelength, unit_name(f[wpath]))
     omega, omega_inc = _read_omega(f)
     nimages = scalar_value(f, SPEC + "/nimages", int)
     meta = DetectorMeta(
@@ -298,11 +335,11 @@ def scan_axis(f: h5py.File, n: int):
             if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size < n or n < 1:
                 continue
             inc = scalar_value(f, f"{group}/{axis}_increment") or 0
-            values = np.asarray(d[()], float).reshape(-1)[:n]
+            values = np.asarray(d[()], float).reshape(-1)[:n] * angle_degrees(d)
             finite = values[np.isfinite(values)]
             if (finite.size > 1 and np.ptp(finite) > 0) if n > 1 else inc != 0:
                 e = f.get(f"{group}/{axis}_end")
-                ends = (np.asarray(e[()], float).reshape(-1)[:n]
+                ends = (np.asarray(e[()], float).reshape(-1)[:n] * angle_degrees(e)
                         if isinstance(e, h5py.Dataset) and e.size >= n else None)  # fmt: skip
                 return axis, values, ends, group
     return None, None, None, OMEGA_GROUPS[0]
@@ -339,10 +376,10 @@ def _read_omega(f: h5py.File):
         d = f.get(group + "/omega")
         if not isinstance(d, h5py.Dataset):
             continue
-        omega = np.atleast_1d(d[()]).astype(np.float64)
+        omega = np.atleast_1d(d[()]).astype(np.float64) * angle_degrees(d)
         inc = None
         for name in OMEGA_INCREMENTS:
-            inc = scalar_value(f, f"{group}/{name}")
+            inc = angle_value(f, f"{group}/{name}")
             if inc is not None:
                 break
         if inc is None and len(omega) > 1:

@@ -311,3 +311,38 @@ def test_every_per_frame_axis_short_or_with_nan_angles_is_noted(tiny, tmp_path):
                  f"phi holds 6 angles for 20 images{short}",
                  "omega holds 1 NaN angle (unknown): copied as NaN"):  # fmt: skip
         assert f"master: {note}" in report.notes, report.notes
+
+
+@pytest.mark.parametrize("path, value, units, field, want", [
+    (DET + "/beam_center_x", 5.7975, "MM", "beam_center_x", 5.7975e-3 / 75e-6),
+    (DET + "/beam_center_x", 5.7975, "millimeters", "beam_center_x", 5.7975e-3 / 75e-6),
+    (DET + "/x_pixel_size", 75.0, "\u03bcm", "x_pixel_size", 75e-6),  # a Greek mu
+    (DET + "/x_pixel_size", 0.075, "Millimetres", "x_pixel_size", 75e-6),
+    ("/entry/instrument/beam/incident_wavelength", 12700.7, "eV", "wavelength",
+     12398.419843320026 / 12700.7),
+    ("/entry/instrument/beam/incident_wavelength", 12.7007, "keV", "wavelength",
+     12398.419843320026 / 12700.7),
+    ("/entry/instrument/beam/incident_wavelength", 0.09762, "nanometers", "wavelength", 0.9762),
+    ("/entry/instrument/beam/incident_wavelength", 9.762e-11, "m", "wavelength", 0.9762),
+])  # fmt: skip
+def test_units_are_read_in_any_usual_spelling(tiny, tmp_path, path, value, units, field, want):
+    """Case, plurals, a Greek mu, a wavelength as a length in any unit or as an energy: read
+    in the DetectorMeta's units (m, pixels, ångström), never taken as pixels or metres."""
+    master = copy_with(tiny, tmp_path, path, np.float64(value))
+    with h5py.File(master, "r+") as f:
+        f[path].attrs["units"] = units
+    meta = lbnl_dask.read_meta(master)
+    assert getattr(meta, field) == pytest.approx(want, rel=1e-6)  # (float32 pixel sizes)
+    assert not any(w.startswith(field) for w in meta.warnings), meta.warnings
+
+
+def test_angles_in_radians_are_degrees_to_readers(tiny, tmp_path):
+    g = "/entry/sample/goniometer"
+    master = copy_with(tiny, tmp_path, g + "/omega", np.deg2rad(0.1 * np.arange(20.0)))
+    with h5py.File(master, "r+") as f:
+        f[g + "/omega"].attrs["units"] = "rad"
+        f[g + "/omega_increment"][()] = np.deg2rad(0.1)
+        f[g + "/omega_increment"].attrs["units"] = "radians"
+    meta = lbnl_dask.read_meta(master)
+    np.testing.assert_allclose(meta.omega, 0.1 * np.arange(20.0))
+    assert meta.omega_increment == pytest.approx(0.1)
