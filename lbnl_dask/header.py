@@ -370,6 +370,22 @@ def axis_notes(f: h5py.File, total: int) -> list[str]:
     return list(dict.fromkeys(notes))
 
 
+def flatfield_notes(f: h5py.File, frame_shape: tuple) -> list[str]:
+    """Notes on flatfields (any ``flatfield`` dataset of the master) whose shape is not the
+    frames' (ny, nx): the output bins a flatfield of the frames' shape and copies any
+    other as it is, beside binned frames."""
+    notes = []
+
+    def visit(name: str, obj) -> None:
+        if name.rsplit("/", 1)[-1] == "flatfield" and isinstance(obj, h5py.Dataset):
+            if obj.shape != tuple(frame_shape):
+                notes.append(f"{name} is {obj.shape}, not the frames' {tuple(frame_shape)}: "
+                             "copied as it is, not binned")  # fmt: skip
+
+    f.visititems(visit)
+    return notes
+
+
 def _read_omega(f: h5py.File):
     """Per-frame omega start angles (deg) and the increment, from the usual places."""
     for group in OMEGA_GROUPS:

@@ -35,7 +35,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import axis_notes, scan_axis
+from .header import axis_notes, flatfield_notes, scan_axis
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -163,6 +163,8 @@ def build(
     if not ds.is_cbf:
         with h5py.File(ds.master, "r") as f:
             notes += [f"master: {n}" for n in axis_notes(f, total)]
+            if o.bin_range > 1:
+                notes += [f"master: {n}" for n in flatfield_notes(f, (ny, nx))]
             if o.sum_range > 1:
                 moving, angles = scan_axis(f, total)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,

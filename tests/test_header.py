@@ -346,3 +346,15 @@ def test_angles_in_radians_are_degrees_to_readers(tiny, tmp_path):
     meta = lbnl_dask.read_meta(master)
     np.testing.assert_allclose(meta.omega, 0.1 * np.arange(20.0))
     assert meta.omega_increment == pytest.approx(0.1)
+
+
+def test_a_flatfield_not_of_the_frames_shape_is_noted(tiny, tmp_path):
+    """A flatfield of the frames' shape is binned with them; any other is copied as it is,
+    beside binned frames: a note says so."""
+    master = copy_with(tiny, tmp_path, SPEC + "/nimages", np.uint32(20))
+    with h5py.File(master, "r+") as f:
+        f[SPEC + "/flatfield"] = np.ones((132, 102), np.float32)  # transposed
+    report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, scheduler="sync",
+                                fidelity=False)  # fmt: skip
+    assert (f"master: {SPEC.lstrip('/')}/flatfield is (132, 102), not the frames' (102, 132): "
+            "copied as it is, not binned") in report.notes  # fmt: skip
