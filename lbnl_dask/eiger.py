@@ -172,8 +172,15 @@ def _check_crc(raw: bytes, want, frame: int) -> None:
 
 
 def _load_mask(path: str, name: str) -> np.ndarray:
+    """The pixel mask as uint32 flags. Of a float mask, any value that is not a whole
+    number of flags (0.5, NaN, -1) masks its pixel as flag 1: cast, 0.5 would unmask it."""
     with h5py.File(path, "r") as f:
-        return f[name][()].astype(np.uint32, copy=False)  # a uint32 mask as read: no copy
+        a = f[name][()]
+    if a.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(a) & (a >= 0) & (a < 2.0**32) & (a == np.floor(a))
+        return np.where(whole, a, 1).astype(np.uint32)
+    return a.astype(np.uint32, copy=False)  # a uint32 mask as read: no copy
 
 
 @dataclass(frozen=True)

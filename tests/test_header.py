@@ -358,3 +358,18 @@ def test_a_flatfield_not_of_the_frames_shape_is_noted(tiny, tmp_path):
                                 fidelity=False)  # fmt: skip
     assert (f"master: {SPEC.lstrip('/')}/flatfield is (132, 102), not the frames' (102, 132): "
             "copied as it is, not binned") in report.notes  # fmt: skip
+
+
+def test_a_float_pixel_mask_masks_every_pixel_that_is_not_zero(tiny, tmp_path):
+    """A float mask's 0.5, NaN or -1 mask their pixels (flag 1); cast to uint32, 0.5 was 0 and
+    the pixel came back as valid. Whole flags stay as they are."""
+    from lbnl_dask import open_dataset
+
+    with h5py.File(tiny) as f:
+        flags = f[SPEC + "/pixel_mask"][()]
+    odd = flags.astype(np.float32)
+    odd[0, :4] = [0.5, np.nan, -1.0, 4.0]
+    master = copy_with(tiny, tmp_path, SPEC + "/pixel_mask", odd)
+    got = np.asarray(open_dataset(master).pixel_mask())
+    assert got.dtype == np.uint32 and list(got[0, :4]) == [1, 1, 1, 4]
+    np.testing.assert_array_equal(got[1:], flags[1:])
