@@ -21,7 +21,7 @@ import os
 import re
 import signal
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import dask
@@ -212,6 +212,7 @@ class CbfJob:
     paths: list
     todo: list
     foreign: list
+    notes: list = field(default_factory=list)  # the master's odd values, copied into headers
 
 
 def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = None,
@@ -245,7 +246,7 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     )  # fmt: skip
     finished = set(done)
     todo = [p for i, p in enumerate(paths) if i not in finished]
-    return CbfJob(dask.delayed(np.sum)(written), paths, todo, foreign)
+    return CbfJob(dask.delayed(np.sum)(written), paths, todo, foreign, list(ds.meta.warnings))
 
 
 def default_token(master: str, prefix: str, first: int, last: int) -> str:
@@ -405,6 +406,8 @@ def main(argv=None) -> int:
         print("lbnl-to-cbf: interrupted; the files finished are kept: run the same command "
               "again to write the rest", file=sys.stderr)  # fmt: skip
         return 128 + getattr(e, "signal", signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
+    for n in cj.notes:  # (a NaN beam centre is written as such: say so)
+        print(f"lbnl-to-cbf: note: {n}", file=sys.stderr)
     kept = len(cj.paths) - len(cj.todo)
     note = f" ({kept} kept from an earlier run)" if kept else ""
     first, last = (os.path.basename(p) for p in (cj.paths[0], cj.paths[-1]))

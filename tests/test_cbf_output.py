@@ -125,6 +125,23 @@ def test_command_line(tiny, tmp_path):
         assert "Traceback" not in r.stderr and not (tmp_path / "d").exists()
 
 
+def test_the_masters_odd_values_are_noted_as_they_go_into_the_headers(tiny, tmp_path):
+    """A NaN beam centre is written into every header as it is: lbnl-to-cbf says so, as
+    lbnl-compress does."""
+    src = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), src)
+    master = src / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        f[layout.DET + "/beam_center_x"][()] = np.nan
+    exe = [str(Path(sys.executable).with_name("lbnl-to-cbf"))]
+    r = subprocess.run(exe + [str(master), str(tmp_path / "c"), "-N", "1", "--scheduler",
+                              "threads"], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "lbnl-to-cbf: note: beam_center_x is nan in the master: copied as it is" in r.stderr
+    assert "Beam_xy (nan, " in fabio.open(str(tmp_path / "c_00001.cbf")).header[
+        "_array_data.header_contents"]  # fmt: skip
+
+
 # ---------------------------------------------------------------- the real L-cysteine frames
 @pytest.fixture(scope="module")
 def lcys(realdata):
