@@ -256,9 +256,34 @@ def _check_summed_fields(f: h5py.File, meta: DetectorMeta) -> None:
         if v is not None and not (np.isfinite(v) and v > 0):
             meta.warnings.append(f"{name} is {v} in the master: copied (x the sum) as it is")
     n = scalar_value(f, f"{SPEC}/nframes_sum", int)
-    if n is not None and n < 1:
-        meta.warnings.append(f"nframes_sum is {n} in the master: taken as 1 (the output's is "
-                             "the frames summed into each output frame)")  # fmt: skip
+    low = _lowest(f, f"{SPEC}/nframes_sum")
+    if n is not None and low < 1:
+        shown = n if f[f"{SPEC}/nframes_sum"].size == 1 else f"{low:g} in places"
+        meta.warnings.append(f"nframes_sum is {shown} in the master: taken as 1 (the output's "
+                             "is the frames summed into each output frame)")  # fmt: skip
+    for path, least in ((f"{SPEC}/number_of_excluded_pixels", 0),
+                        (f"{DET}/bit_depth_readout", 1)):  # fmt: skip
+        if _lowest(f, path) < least:
+            meta.warnings.append(f"{path.rsplit('/', 1)[1]} is {_lowest(f, path):g} in the "
+                                 "master: copied as it is")  # fmt: skip
+
+    def module(name: str, obj) -> None:  # a module's place and size on the detector, binned
+        leaf = name.rsplit("/", 1)[-1]
+        if leaf in ("data_origin", "data_size") and rescaled("/" + name):
+            if _lowest(f, name) < (0 if leaf == "data_origin" else 1):
+                meta.warnings.append(f"{name} is {np.asarray(obj[()]).tolist()} in the "
+                                     "master: binned as it is")  # fmt: skip
+
+    f.visititems(module)
+
+
+def _lowest(f: h5py.File, path: str) -> float:
+    """The least value of a numeric dataset; +inf where there is none (absent, empty, text:
+    :func:`_check_rewritten_types` and :func:`scalar_value` judge those)."""
+    d = f.get(path)
+    if not isinstance(d, h5py.Dataset) or d.size == 0 or d.dtype.kind not in "iuf":
+        return np.inf
+    return float(np.nanmin(d[()])) if d.dtype.kind == "f" else float(np.min(d[()]))
 
 
 #: Fields the output rewrites or counts with: a value that cannot be right is an error.

@@ -373,3 +373,22 @@ def test_a_float_pixel_mask_masks_every_pixel_that_is_not_zero(tiny, tmp_path):
     got = np.asarray(open_dataset(master).pixel_mask())
     assert got.dtype == np.uint32 and list(got[0, :4]) == [1, 1, 1, 4]
     np.testing.assert_array_equal(got[1:], flags[1:])
+
+
+def test_counts_and_module_geometry_that_cannot_be_right_are_noted(tiny, tmp_path):
+    module = SPEC + "/detectorModule_001"
+    master = copy_with(tiny, tmp_path, SPEC + "/nframes_sum", np.array([1, 0], np.uint32))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/bit_depth_readout"][()] = 0
+        f[SPEC + "/number_of_excluded_pixels"] = np.int32(-5)
+        f[module + "/data_origin"][()] = [-68, 0]
+    warned = lbnl_dask.read_meta(master).warnings
+    notes = [
+        "nframes_sum is 0 in places in the master: taken as 1",
+        "bit_depth_readout is 0 in the master: copied as it is",
+        "number_of_excluded_pixels is -5 in the master: copied as it is",
+        f"{module.lstrip('/')}/data_origin is [-68, 0] in the master: binned as it is",
+    ]
+    for note in notes:
+        assert any(w.startswith(note) for w in warned), (note, warned)
+    assert lbnl_dask.read_meta(tiny).warnings == []
