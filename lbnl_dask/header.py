@@ -345,19 +345,32 @@ def check_meta(meta: DetectorMeta, where: str = "the master") -> None:
                                  "plugins need it; lbnl-validate fails such a master)")  # fmt: skip
 
 
-def scan_axis(f: h5py.File, n: int):
+def scan_axis(f: h5py.File, n: int, short: bool = False):
     """(axis, start angles (n,), end angles (n,) or None, group) of a master's rotation: the
     goniometer axis (omega, phi, chi, kappa) with a value per image that changes (for one
     image, an increment), in the places :func:`_read_omega` looks (Dectris'
     sample/goniometer, NXmx's sample/transformations, then entry/data); an axis with more
     values than images gives its first n. (None, None, None, sample/goniometer) if none
-    moves."""
+    moves. With ``short``, failing that, an axis with fewer values than images that moves
+    (its values as they are: a master cut short)."""
+    found = _moving_axis(f, n, n)
+    if found[0] is None and short and n > 2:
+        found = _moving_axis(f, n, 2)
+    return found
+
+
+def _moving_axis(f: h5py.File, n: int, least: int):
     from .minicbf import AXES
 
     for group in OMEGA_GROUPS:
         for axis in AXES:
             d = f.get(f"{group}/{axis}")
-            if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size < n or n < 1:
+            if (
+                not isinstance(d, h5py.Dataset)
+                or d.dtype.kind not in "iuf"
+                or d.size < least
+                or n < 1
+            ):
                 continue
             inc = scalar_value(f, f"{group}/{axis}_increment") or 0
             values = np.asarray(d[()], float).reshape(-1)[:n] * angle_degrees(d)
@@ -365,7 +378,7 @@ def scan_axis(f: h5py.File, n: int):
             if (finite.size > 1 and np.ptp(finite) > 0) if n > 1 else inc != 0:
                 e = f.get(f"{group}/{axis}_end")
                 ends = (np.asarray(e[()], float).reshape(-1)[:n] * angle_degrees(e)
-                        if isinstance(e, h5py.Dataset) and e.size >= n else None)  # fmt: skip
+                        if isinstance(e, h5py.Dataset) and e.size >= least else None)  # fmt: skip
                 return axis, values, ends, group
     return None, None, None, OMEGA_GROUPS[0]
 

@@ -166,7 +166,7 @@ def build(
             if o.bin_range > 1:
                 notes += [f"master: {n}" for n in flatfield_notes(f, (ny, nx))]
             if o.sum_range > 1:
-                moving, angles = scan_axis(f, total)[:2]
+                moving, angles = scan_axis(f, total, short=True)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
                        angles, moving or "omega")  # fmt: skip
     if ds.meta.overload is None:

@@ -311,6 +311,15 @@ def test_every_per_frame_axis_short_or_with_nan_angles_is_noted(tiny, tmp_path):
                  f"phi holds 6 angles for 20 images{short}",
                  "omega holds 1 NaN angle (unknown): copied as NaN"):  # fmt: skip
         assert f"master: {note}" in report.notes, report.notes
+    # a phi scan cut short, omega fixed: not "stills", the axis that moves is phi
+    master = copy_with(tiny, tmp_path / "phi", g + "/omega", np.zeros(20))
+    with h5py.File(master, "r+") as f:
+        del f[g + "/phi"]
+        f[g + "/phi"] = 0.1 * np.arange(6.0)
+    report = lbnl_dask.compress(master, str(tmp_path / "phi" / "o"), sum_range=2,
+                                scheduler="sync", fidelity=False)  # fmt: skip
+    assert f"master: phi holds 6 angles for 20 images{short}" in report.notes
+    assert not any("does not move" in n for n in report.notes), report.notes
 
 
 @pytest.mark.parametrize("path, value, units, field, want", [
