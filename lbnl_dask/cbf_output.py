@@ -246,7 +246,23 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     )  # fmt: skip
     finished = set(done)
     todo = [p for i, p in enumerate(paths) if i not in finished]
-    return CbfJob(dask.delayed(np.sum)(written), paths, todo, foreign, list(ds.meta.warnings))
+    return CbfJob(dask.delayed(np.sum)(written), paths, todo, foreign, _header_notes(ds.meta))
+
+
+#: The master's fields that go into the headers: the notes on them concern the miniCBF files
+#: (those on what lbnl-compress sums or bins do not).
+HEADER_FIELDS = ("x_pixel_size", "y_pixel_size", "beam_center_x", "beam_center_y",
+                 "detector_distance", "wavelength", "count_time", "frame_time",
+                 "sensor_thickness", "omega", "omega_increment", "saturation_value",
+                 "countrate_correction_count_cutoff")  # fmt: skip
+
+
+def _header_notes(meta) -> list[str]:
+    def field_of(note: str) -> str:
+        words = note.split()
+        return words[1] if words[0] == "no" and len(words) > 1 else words[0]
+
+    return [w for w in meta.warnings if w and field_of(w) in HEADER_FIELDS]
 
 
 def default_token(master: str, prefix: str, first: int, last: int) -> str:

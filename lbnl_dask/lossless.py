@@ -12,7 +12,11 @@ readers decode it with the usual HDF5 filter:
   differ from the filter's by a few bytes, the zstd library's version, and decode the same);
 - ``bshuf``: :class:`Bitshuffle` (filter 32008 without a compressor: the same bytes);
 - ``zstd`` (l_bnl_compress' zstd, Blosc with Zstandard and no shuffle): numcodecs' own
-  ``Blosc`` (the same bytes as HDF5's Blosc filter).
+  ``Blosc`` (in worker threads the same bytes as HDF5's Blosc filter; on the main thread
+  Blosc's own threads may order its blocks otherwise).
+
+Where HDF5 would store a chunk it could not shrink as it is (a tiny frame), these chunks
+are stored encoded all the same; every one decodes through the usual filter.
 """
 
 from __future__ import annotations

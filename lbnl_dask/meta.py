@@ -155,7 +155,8 @@ class MasterRewriter:
         """One entry per output frame: the sum of its input frames' values (a per-frame
         count time summed with its frames)."""
         sel = np.asarray(arr[self.first - 1 : self.last])
-        return np.add.reduceat(sel, np.arange(0, len(sel), self.s), axis=0)
+        wide = sel.astype(np.float64 if sel.dtype.kind == "f" else np.int64)
+        return _fitted(np.add.reduceat(wide, np.arange(0, len(sel), self.s), axis=0), sel.dtype)
 
     def new_value(self, path: str, d: h5py.Dataset):
         """The new value of dataset ``d`` at ``path``, or None to copy it as it is (only the
@@ -245,13 +246,18 @@ def _scaled(v, factor):
     """``v`` (a number or an array) times a whole ``factor``, in ``v``'s type where the
     product fits it, else in int64 or float64: a uint8 75 um pixel at -b 4 is 300, not 44."""
     a = np.asarray(v)
-    wide = a.astype(np.float64 if a.dtype.kind == "f" else np.int64) * factor
-    if a.dtype.kind in "iu" and not (
-        np.iinfo(a.dtype).min <= wide.min(initial=0)
-        and wide.max(initial=0) <= np.iinfo(a.dtype).max
-    ):
-        return wide
-    return wide.astype(a.dtype)
+    return _fitted(a.astype(np.float64 if a.dtype.kind == "f" else np.int64) * factor, a.dtype)
+
+
+def _fitted(wide: np.ndarray, dtype) -> np.ndarray:
+    """``wide`` (int64 or float64) in ``dtype`` where every value fits that integer type
+    (or ``dtype`` is a float), else as it is."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "iu":
+        lim = np.iinfo(dtype)
+        if not lim.min <= wide.min(initial=0) <= wide.max(initial=0) <= lim.max:
+            return wide
+    return wide.astype(dtype)
 
 
 def saturation_value(saturation, dtype) -> np.ndarray:

@@ -252,11 +252,15 @@ def numbers_of(lines: list[str], key: str) -> tuple | None:
 def _unparsed_key(line: str) -> str | None:
     """The number-holding :data:`KEYS` name a line begins with where its pattern does not
     match the line (``Start_angle abc deg.``), else None: such a line is damaged, not
-    absent."""
+    absent. A NaN or infinite value (``Beam_xy (nan, 43.30) pixels``, as lbnl-to-cbf
+    writes a master's unknown value) is an unknown value: absent, as before."""
     word = re.split(r"[\s=:]", line, maxsplit=1)[0]
     if word in KEYS and word not in _TEXT_KEYS and not re.match(KEYS[word], line):
-        return word
+        return None if _NOT_FINITE.search(line) else word
     return None
+
+
+_NOT_FINITE = re.compile(r"(?i)(?<![\w.])[-+]?(nan|inf|infinity)(?![\w.])")
 
 
 def key_of(line: str) -> str | None:

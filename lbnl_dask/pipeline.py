@@ -35,7 +35,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import axis_notes, flatfield_notes, scan_axis
+from .header import copy_notes, scan_axis
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -162,9 +162,7 @@ def build(
     moving, angles = None, None  # the axis that moves: Dectris' phi scans keep omega fixed
     if not ds.is_cbf:
         with h5py.File(ds.master, "r") as f:
-            notes += [f"master: {n}" for n in axis_notes(f, total)]
-            if o.bin_range > 1:
-                notes += [f"master: {n}" for n in flatfield_notes(f, (ny, nx))]
+            notes += [f"master: {n}" for n in copy_notes(f, total, (ny, nx), o.bin_range > 1)]
             if o.sum_range > 1:
                 moving, angles = scan_axis(f, total, short=True)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
@@ -466,11 +464,20 @@ class _FidelitySample:
         return quality.describe_sample_fidelity(found)
 
     def settle(self, timeout: float = 30.0) -> None:
-        """Wait (at most ``timeout`` s) for the thread of a run that failed or was
-        interrupted: left running, it was cut off mid-call when the interpreter ended, and
-        the process crashed at exit (a segfault in 1 of 20 failed runs, or a hang)."""
-        if self.future is not None:
-            wait([self.future], timeout)
+        """Wait (at most ``timeout`` s; it reads a few frames, well under a second as a
+        rule) for the thread of a run that failed or was interrupted: left running, it was
+        cut off mid-call when the interpreter ended, and the process crashed at exit (a
+        segfault in 1 of 20 failed runs, or a hang). A wait beyond a second says so; a
+        Ctrl-C ends it."""
+        if self.future is None or self.future.done():
+            return
+        try:
+            if not wait([self.future], 1.0).done:
+                print("lbnl-compress: waiting for the fidelity estimate's reads to end "
+                      "(Ctrl-C stops waiting)", file=sys.stderr)  # fmt: skip
+                wait([self.future], timeout - 1.0)
+        except KeyboardInterrupt:
+            pass
 
 
 def _fill(future: Future, work) -> None:

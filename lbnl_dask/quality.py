@@ -432,7 +432,7 @@ def _frame_fidelity(r, out, kept):
     """One sampled frame's share of :func:`compare_fidelity`: the four sums, the spot
     pixels, the background neighbour pairs and their differences' moments (2, 2). In one
     compiled pass (:func:`lbnl_dask.kernels.frame_fidelity`) where the frames are
-    C-contiguous 2-D floats and ``kept`` bool of their shape (27 -> 2 ms per 4M output
+    C-contiguous 2-D floats and ``kept`` bool of their shape (13 -> 4 ms per 4M output
     frame), else :func:`_frame_fidelity_numpy`: the same figures."""
     if (
         r.ndim == 2

@@ -133,13 +133,18 @@ def test_the_masters_odd_values_are_noted_as_they_go_into_the_headers(tiny, tmp_
     master = src / os.path.basename(tiny)
     with h5py.File(master, "r+") as f:
         f[layout.DET + "/beam_center_x"][()] = np.nan
+        f[layout.SPEC + "/nframes_sum"][()] = 0  # lbnl-compress' concern, not the headers'
     exe = [str(Path(sys.executable).with_name("lbnl-to-cbf"))]
     r = subprocess.run(exe + [str(master), str(tmp_path / "c"), "-N", "1", "--scheduler",
                               "threads"], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "lbnl-to-cbf: note: beam_center_x is nan in the master: copied as it is" in r.stderr
+    assert "nframes_sum" not in r.stderr
     assert "Beam_xy (nan, " in fabio.open(str(tmp_path / "c_00001.cbf")).header[
         "_array_data.header_contents"]  # fmt: skip
+    # read back as input: an unknown value, not a damaged header line
+    warned = open_dataset(str(tmp_path / "c_00001.cbf")).meta.warnings
+    assert any(w.startswith("no beam_center_x in the headers") for w in warned), warned
 
 
 # ---------------------------------------------------------------- the real L-cysteine frames

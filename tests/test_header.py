@@ -401,3 +401,14 @@ def test_counts_and_module_geometry_that_cannot_be_right_are_noted(tiny, tmp_pat
     for note in notes:
         assert any(w.startswith(note) for w in warned), (note, warned)
     assert lbnl_dask.read_meta(tiny).warnings == []
+
+
+@pytest.mark.parametrize("units", [np.bytes_("µm".encode()), np.bytes_("μm".encode()),
+                                   np.bytes_(b"\xb5m")])  # fmt: skip
+def test_a_fixed_length_byte_units_attribute_with_a_micro_sign_is_read(tiny, tmp_path, units):
+    """Dectris and nexgen write fixed-length byte attributes: a UTF-8 (or Latin-1) µ in them
+    is a micro sign, not a character lost (which left the value in metres: 450 m thick)."""
+    master = copy_with(tiny, tmp_path, DET + "/sensor_thickness", np.float32(450))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/sensor_thickness"].attrs["units"] = units
+    assert lbnl_dask.read_meta(master).sensor_thickness == pytest.approx(450e-6)
