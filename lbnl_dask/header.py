@@ -278,24 +278,24 @@ def _check_summed_fields(f: h5py.File, meta: DetectorMeta) -> None:
         if v is not None and not (np.isfinite(v) and v > 0):
             meta.warnings.append(f"{name} is {v} in the master: copied (x the sum) as it is")
     low = _lowest(f, f"{SPEC}/nframes_sum")
-    if low < 1:
+    if not low >= 1:  # (NaN too)
         shown = f"{low:g}" if f[f"{SPEC}/nframes_sum"].size == 1 else f"{low:g} in places"
         meta.warnings.append(f"nframes_sum is {shown} in the master: taken as 1 (the output's "
                              "is the frames summed into each output frame)")  # fmt: skip
     for path, least in ((f"{SPEC}/number_of_excluded_pixels", 0),
                         (f"{DET}/bit_depth_readout", 1)):  # fmt: skip
-        if _lowest(f, path) < least:
+        if not _lowest(f, path) >= least:
             meta.warnings.append(f"{path.rsplit('/', 1)[1]} is {_lowest(f, path):g} in the "
                                  "master: copied as it is")  # fmt: skip
 
 
 def _lowest(f: h5py.File, path: str) -> float:
-    """The least value of a numeric dataset; +inf where there is none (absent, empty, text:
-    :func:`_check_rewritten_types` and :func:`scalar_value` judge those)."""
+    """The least value of a numeric dataset (NaN if it holds one); +inf where there is none
+    (absent, empty, text: :func:`_check_rewritten` and :func:`scalar_value` judge those)."""
     d = f.get(path)
     if not isinstance(d, h5py.Dataset) or d.size == 0 or d.dtype.kind not in "iuf":
         return np.inf
-    return float(np.nanmin(d[()])) if d.dtype.kind == "f" else float(np.min(d[()]))
+    return float(np.min(d[()]))  # (NaN where there is one)
 
 
 #: Fields the output rewrites or counts with: a value that cannot be right is an error.

@@ -177,7 +177,7 @@ class MasterRewriter:
         if name in SUMMED:
             v = d[()]
             if name == "nframes_sum":  # below 1 cannot be right: taken as 1 (read_meta warns)
-                v = np.maximum(v, 1)
+                v = np.fmax(v, 1)  # (a NaN too)
             elif np.ndim(v) >= 1 and np.shape(v)[0] >= self.n_total > 1:  # one per frame
                 return self.per_frame_sums(v[: self.n_total])
             return _scaled(v, s)
