@@ -1,6 +1,8 @@
 """The console scripts' entry points (``pyproject.toml``). Each imports its tool inside a
 ``try``: Ctrl-C while Python loads dask, numba and astropy (the first half second of a
-run) then ends in one line and status 130, as it does later in a run, not in a traceback."""
+run) then ends in one line and status 130, as it does later in a run, not in a traceback.
+A tool that fails or is interrupted ends within :data:`lbnl_dask.cluster.EXIT_GRACE`
+seconds whatever threads are left (:func:`lbnl_dask.cluster.exit_watchdog`)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,16 @@ def _entry(module: str, attr: str, prog: str):
         except KeyboardInterrupt:
             print(f"{prog}: interrupted before anything was written", file=sys.stderr)
             return 130
-        return main()
+        from .cluster import exit_watchdog
+
+        try:
+            rc = main()
+        except BaseException:  # (a traceback, then exit: the same watch)
+            exit_watchdog(1)
+            raise
+        if rc:  # failed or interrupted: its threads get EXIT_GRACE seconds to end
+            exit_watchdog(rc)
+        return rc
 
     run.__name__ = run.__qualname__ = prog.replace("-", "_")
     run.__doc__ = f"``{prog}``: ``{module}.{attr}``, imported on the call."

@@ -111,3 +111,26 @@ def test_an_ignored_sigint_stays_ignored(monkeypatch):
     finally:
         signal.signal(signal.SIGINT, handler)
         sys.unraisablehook = hook
+
+
+def test_a_failed_tool_ends_even_with_a_thread_that_never_does(tmp_path):
+    """Python joins every non-daemon thread at exit: a pool's worker that a Ctrl-C left
+    unknown to the pool's shutdown kept a run waiting forever after its one line. A tool
+    that fails (status 2 here) ends within the grace the watchdog gives it, with its
+    status; one that succeeds is not watched (its thread is let go here, and it exits 0)."""
+    (tmp_path / "stuck_tool.py").write_text(
+        "import threading\n"
+        "stop = threading.Event()\n"
+        "def main():\n"
+        "    threading.Thread(target=stop.wait).start()  # never set: a thread left behind\n"
+        "    return 2\n"
+        "def fine():\n"
+        "    threading.Thread(target=stop.wait, args=(0.2,)).start()\n"
+        "    return 0\n"
+    )
+    for attr, rc in (("main", 2), ("fine", 0)):
+        code = ("import sys; sys.path.insert(0, sys.argv[1]); from lbnl_dask import cluster, "
+                "scripts; cluster.EXIT_GRACE = 0.5; "
+                f"sys.exit(scripts._entry('stuck_tool', '{attr}', 'lbnl-stuck')())")  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=60)
+        assert done.returncode == rc
