@@ -62,6 +62,18 @@ def _quiet_dropped_interrupt(unraisable, default=sys.unraisablehook):
         default(unraisable)
 
 
+def quiet_after_interrupt() -> None:
+    """After an interrupted run's one line: what the interpreter's exit says of the pieces
+    the interrupt cut short (a local cluster stopped while its workers were starting:
+    distributed's atexit ``close_clusters`` traceback, asyncio's "Task exception was never
+    retrieved") is not printed. For a process's last act only (:mod:`lbnl_dask.scripts`)."""
+    import logging
+
+    sys.unraisablehook = lambda unraisable: None
+    for name in ("asyncio", "distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
 def raise_if_interrupted() -> None:
     """KeyboardInterrupt if a console script got a Ctrl-C that a library dropped."""
     if _interrupted:

@@ -347,43 +347,51 @@ def compress(master, out: str = "out_data", **options) -> Report:
                           f"not read -c {o.compression}: choose bslz4 or none, or drop "
                           "--validate")  # fmt: skip
     first_data, master_out, first_squash = output_names(out, o, 1)
-    with resume.output_lock(master_out, first_data + first_squash):
-        job, plan = build(master, out, o, settings)
-        raise_if_interrupted()  # a Ctrl-C numba dropped while the graph was built
-        cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []
-        if why:
-            plan.notes.append(why)
-        resume.remove_partials(plan.outputs())
-        if settings.verbose:
-            _print_plan(plan)
-        if settings.overwrite:
-            resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
-        sample = _FidelitySample(master, plan, o, settings.fidelity, scheduler not in SYNC)
-        try:
-            if plan.complete:
-                blocks = [resume.kept_record(p, 0) for p in plan.data_files]
-                plan.notes.append("already complete: this job's master and data files are "
-                                  "all there and undamaged; none was rewritten")  # fmt: skip
-            else:
-                _warn_if_short_of_space(plan)
-                blocks = _run(job, plan, settings, scheduler)
+    finished = False
+    try:
+        with resume.output_lock(master_out, first_data + first_squash):
+            job, plan = build(master, out, o, settings)
+            raise_if_interrupted()  # a Ctrl-C numba dropped while the graph was built
+            cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []
+            if why:
+                plan.notes.append(why)
+            resume.remove_partials(plan.outputs())
+            if settings.verbose:
+                _print_plan(plan)
+            if settings.overwrite:
+                resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
+            sample = _FidelitySample(master, plan, o, settings.fidelity, scheduler not in SYNC)
             try:
-                validation = _validate_output(plan.master) if settings.validate else None
-            except KeyboardInterrupt:
-                raise Interrupted(f"interrupted while validating; the output is complete: "
-                                  f"{plan.master}") from None  # fmt: skip
-            try:
-                fidelity = sample.line()
-            except KeyboardInterrupt:
-                raise Interrupted(f"interrupted while estimating the fidelity; the output is "
-                                  f"complete: {plan.master}") from None  # fmt: skip
-        except BaseException:
-            sample.settle()
+                if plan.complete:
+                    blocks = [resume.kept_record(p, 0) for p in plan.data_files]
+                    plan.notes.append("already complete: this job's master and data files are "
+                                      "all there and undamaged; none was rewritten")  # fmt: skip
+                else:
+                    _warn_if_short_of_space(plan)
+                    blocks = _run(job, plan, settings, scheduler)
+                finished = True  # a Ctrl-C or SIGTERM from here on: the output is complete
+                try:
+                    validation = _validate_output(plan.master) if settings.validate else None
+                except KeyboardInterrupt as e:
+                    raise Interrupted(f"interrupted while validating; the output is complete: "
+                                      f"{plan.master}", e) from None  # fmt: skip
+                try:
+                    fidelity = sample.line()
+                except KeyboardInterrupt as e:
+                    raise Interrupted(f"interrupted while estimating the fidelity; the output is "
+                                      f"complete: {plan.master}", e) from None  # fmt: skip
+            except BaseException:
+                sample.settle()
+                raise
+            cbf_kept = _write_cbf(out, cbf_files, plan, settings, scheduler) if cbf_files else 0
+        report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
+        report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
+        return report
+    except KeyboardInterrupt as e:  # (after the run: the lock's release, the report)
+        if not finished:
             raise
-        cbf_kept = _write_cbf(out, cbf_files, plan, settings, scheduler) if cbf_files else 0
-    report = Report.of(plan, blocks, time.perf_counter() - t0, validation, fidelity)
-    report.cbf_files, report.cbf_kept = cbf_files, cbf_kept
-    return report
+        raise Interrupted(f"interrupted once the run had finished; its output is complete: "
+                          f"{master_out}", e) from None  # fmt: skip
 
 
 def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) -> list[str]:

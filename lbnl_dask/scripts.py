@@ -17,13 +17,15 @@ def _entry(module: str, attr: str, prog: str):
         except KeyboardInterrupt:
             print(f"{prog}: interrupted before anything was written", file=sys.stderr)
             return 130
-        from .cluster import exit_watchdog
+        from .cluster import exit_watchdog, quiet_after_interrupt
 
         try:
             rc = main()
         except BaseException:  # (a traceback, then exit: the same watch)
             exit_watchdog(1)
             raise
+        if rc in (130, 143):  # interrupted: its one line said so; the rest is exit noise
+            quiet_after_interrupt()
         if rc:  # failed or interrupted: its threads get EXIT_GRACE seconds to end
             exit_watchdog(rc)
         return rc

@@ -390,3 +390,22 @@ def test_an_error_is_one_line_whatever_a_library_said():
         str(e) == "x.h5: cannot open data file (read failed: time = Mon Dec  7 2026 , errno = 21)"
     )
     assert isinstance(e, OSError)
+
+
+def test_a_sigterm_while_the_fidelity_is_estimated_is_status_143(tmp_path, tiny, capsys,
+                                                                 monkeypatch):  # fmt: skip
+    """SIGTERM (a batch system's time limit) once the output is written: the status says
+    SIGTERM (143), not Ctrl-C (130), and the line says the output is complete."""
+    from lbnl_dask import quality
+    from lbnl_dask.cluster import Terminated
+
+    def stopped(*args, **kwargs):
+        raise Terminated()
+
+    monkeypatch.setattr(quality, "compare_fidelity", stopped)
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, err = run_cli(capsys, ["-i", tiny, "-H", "12"], out)
+    assert rc == 143, err
+    assert err.startswith("lbnl-compress: interrupted while estimating the fidelity; the "
+                          "output is complete: ")  # fmt: skip
