@@ -117,6 +117,7 @@ class FrameSource(FrameReader):
             lo, hi = max(g0, blk.start), min(g1, blk.start + blk.n)
             if lo >= hi:
                 continue
+            at = None  # the frame being decoded, where frames are decoded one by one
             try:
                 with h5py.File(blk.path, "r") as f:
                     d = f[blk.name]
@@ -124,7 +125,8 @@ class FrameSource(FrameReader):
                     if blk.direct:  # raw chunks (quick under HDF5's lock), decoded outside it
                         codec = BitshuffleLZ4(d.dtype)
                         for i in range(lo, hi):
-                            skipped, raw = d.id.read_direct_chunk((i - blk.start, 0, 0))
+                            at = i - blk.start
+                            skipped, raw = d.id.read_direct_chunk((at, 0, 0))
                             if crc is not None:
                                 _check_crc(raw, crc[i - lo], i - blk.start)
                             dest = out[i - g0, :ny, :nx]
@@ -146,9 +148,10 @@ class FrameSource(FrameReader):
             except FileNotFoundError as e:
                 raise MissingDataFileError(f"{blk.path}: data file is missing") from e
             except (OSError, ValueError, RuntimeError) as e:
+                which = (f"frame {at + 1}" if at is not None
+                         else f"frames {lo - blk.start + 1}-{hi - blk.start}")  # fmt: skip
                 raise TruncatedDataError(
-                    f"{blk.path}: cannot read frames {lo - blk.start + 1}-{hi - blk.start} "
-                    f"of {blk.name} ({e})"
+                    f"{blk.path}: cannot read {which} of {blk.name} ({e})"
                 ) from e
         return out
 

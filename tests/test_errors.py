@@ -79,7 +79,7 @@ def case_corrupt_chunk(tmp_path, tiny):
     with open(p, "r+b") as fh:
         fh.seek(info.byte_offset)
         fh.write(b"\xff" * 100)
-    return m, f"{p.name}: cannot read frames"
+    return m, f"{p.name}: cannot read frame 7 of {DATA}"
 
 
 def case_corrupt_block_size(tmp_path, tiny):
@@ -94,7 +94,7 @@ def case_corrupt_block_size(tmp_path, tiny):
         block = int.from_bytes(fh.read(4), "big")
         fh.seek(info.byte_offset + 8)
         fh.write((block - 512).to_bytes(4, "big"))  # still a multiple of 8 elements
-    return m, f"{p.name}: cannot read frames 1-3 of {DATA} (corrupt bitshuffle-LZ4"
+    return m, f"{p.name}: cannot read frame 3 of {DATA} (corrupt bitshuffle-LZ4"
 
 
 def case_float_data(tmp_path, tiny):
