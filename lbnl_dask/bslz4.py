@@ -18,7 +18,7 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.registry import register_codec
 
-from .layout import BSHUF_CD_COMPRESSOR, BSHUF_LZ4
+from .layout import BSHUF_CD_COMPRESSOR, BSHUF_LZ4, BSHUF_ZSTD
 
 
 def default_block(dtype) -> int:
@@ -209,17 +209,21 @@ def _decompress_into(body: np.ndarray, dest: np.ndarray, block: int) -> bool:
 
 
 # ---------------------------------------------------------------- in HDF5 datasets
-def is_bslz4(d: h5py.Dataset) -> bool:
-    """Filtered by bitshuffle+LZ4 alone."""
+def bitshuffle_compressor(d: h5py.Dataset) -> str | None:
+    """ "lz4" or "zstd": a dataset filtered by bitshuffle with that compressor alone (the
+    blocks :func:`check_chunk` can follow), else None."""
     plist = d.id.get_create_plist()
     if d.chunks is None or plist.get_nfilters() != 1:
-        return False
+        return None
     fid, _, cd, _ = plist.get_filter(0)
-    return (
-        fid == hdf5plugin.BSHUF_ID
-        and len(cd) > BSHUF_CD_COMPRESSOR
-        and cd[BSHUF_CD_COMPRESSOR] == BSHUF_LZ4
-    )
+    if fid != hdf5plugin.BSHUF_ID or len(cd) <= BSHUF_CD_COMPRESSOR:
+        return None
+    return {BSHUF_LZ4: "lz4", BSHUF_ZSTD: "zstd"}.get(cd[BSHUF_CD_COMPRESSOR])
+
+
+def is_bslz4(d: h5py.Dataset) -> bool:
+    """Filtered by bitshuffle+LZ4 alone."""
+    return bitshuffle_compressor(d) == "lz4"
 
 
 def is_bslz4_per_frame(d: h5py.Dataset) -> bool:
@@ -228,8 +232,10 @@ def is_bslz4_per_frame(d: h5py.Dataset) -> bool:
 
 
 def check_dataset_chunks(d: h5py.Dataset, start: int, stop: int) -> None:
-    """Check every stored bitshuffle-LZ4 chunk of frames [start, stop) of ``d`` before HDF5's
-    filter decodes it: ValueError naming the chunk if its blocks do not fit it."""
+    """Check every stored bitshuffle-LZ4 (or -zstd) chunk of frames [start, stop) of ``d``
+    before HDF5's filter decodes it: ValueError naming the chunk if its blocks do not fit
+    it (the filter follows their sizes out of the chunk)."""
+    compressor = bitshuffle_compressor(d) or "lz4"
     c0, c1, c2 = d.chunks
     for i in range(start - start % c0, stop, c0):
         for y in range(0, d.shape[1], c1):
@@ -238,7 +244,7 @@ def check_dataset_chunks(d: h5py.Dataset, start: int, stop: int) -> None:
                 if mask:  # stored without the filter (it failed to shrink it): nothing to check
                     continue
                 try:  # HDF5 stores edge chunks whole
-                    check_chunk(raw, d.dtype, c0 * c1 * c2)
+                    check_chunk(raw, d.dtype, c0 * c1 * c2, compressor)
                 except ValueError as e:
                     raise ValueError(f"chunk at ({i}, {y}, {x}): {e}") from None
 

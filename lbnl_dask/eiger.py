@@ -20,7 +20,12 @@ import numpy as np
 from dask.base import tokenize
 
 from . import buffers
-from .bslz4 import BitshuffleLZ4, check_dataset_chunks, is_bslz4, is_bslz4_per_frame
+from .bslz4 import (
+    BitshuffleLZ4,
+    bitshuffle_compressor,
+    check_dataset_chunks,
+    is_bslz4_per_frame,
+)
 from .errors import (
     DataFileError,
     ImageRangeError,
@@ -49,7 +54,7 @@ class DataBlock:
     image_nr_low: int | None = None
     image_nr_high: int | None = None
     direct: bool = False  # bitshuffle-LZ4 chunks of one frame: decoded outside HDF5
-    check_chunks: bool = False  # other bitshuffle-LZ4 chunks: checked, then read through HDF5
+    check_chunks: bool = False  # other bitshuffle-LZ4/-zstd chunks: checked, then read by HDF5
 
 
 class FrameReader:
@@ -566,7 +571,7 @@ def _read_block(master: str, path: str, name: str, start: int, like):
                 _int_attr(d, "image_nr_low"),
                 _int_attr(d, "image_nr_high"),
                 direct=is_bslz4_per_frame(d),
-                check_chunks=is_bslz4(d) and not is_bslz4_per_frame(d),
+                check_chunks=bitshuffle_compressor(d) is not None and not is_bslz4_per_frame(d),
             ), kind
     except OSError as e:
         raise InputFileError(f"{path}: cannot open data file ({e})") from e

@@ -3,6 +3,7 @@
 Exit status 2, no output left behind.
 """
 
+import glob
 import os
 import shutil
 
@@ -13,7 +14,7 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import cli
-from lbnl_dask.layout import DATA, DATA_GROUP, SPEC, block_path, data_file_name
+from lbnl_dask.layout import CHUNK_CRC, DATA, DATA_GROUP, SPEC, block_path, data_file_name
 from tests.helpers import write_master
 
 
@@ -409,3 +410,34 @@ def test_a_sigterm_while_the_fidelity_is_estimated_is_status_143(tmp_path, tiny,
     assert rc == 143, err
     assert err.startswith("lbnl-compress: interrupted while estimating the fidelity; the "
                           "output is complete: ")  # fmt: skip
+
+
+def test_a_forged_block_in_bitshuffle_zstd_input_is_one_line_not_a_crash(tmp_path, tiny,
+                                                                          capsys):  # fmt: skip
+    """-c bszstd output read back as input goes through HDF5's bitshuffle filter, which
+    follows each block's stored size: a forged one (1 GB) is refused before it, as for LZ4."""
+    src = tmp_path / "z"
+    rc, err = run_cli(capsys, ["-i", tiny, "-c", "bszstd", "-N", "6"], src.parent)
+    os.rename(tmp_path / "o_master.h5", tmp_path / "z_master.h5")
+    for p in glob.glob(str(tmp_path / "o_0*.h5")):
+        os.rename(p, p.replace("/o_0", "/z_0"))
+    with h5py.File(tmp_path / "z_master.h5", "r+") as f:  # its links, renamed
+        for k in list(f["entry/data"]):
+            if k.startswith("data_"):
+                link = f["entry/data"].get(k, getlink=True)
+                del f["entry/data"][k]
+                f["entry/data"][k] = h5py.ExternalLink(link.filename.replace("o_0", "z_0"),
+                                                       link.path)  # fmt: skip
+    data = tmp_path / "z_000001.h5"
+    with h5py.File(data, "r+") as f:  # as another writer's file: no CRC-32s to catch it
+        del f[CHUNK_CRC]
+        info = f[DATA].id.get_chunk_info(1)
+    with open(data, "r+b") as fh:
+        fh.seek(info.byte_offset + 12)
+        fh.write((10**9).to_bytes(4, "big"))
+    out = tmp_path / "out"
+    out.mkdir()
+    rc, err = run_cli(capsys, ["-i", str(tmp_path / "z_master.h5")], out)
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert "z_000001.h5: cannot read frames" in err and "corrupt bitshuffle-Zstd chunk" in err
+    assert os.listdir(out) == []
