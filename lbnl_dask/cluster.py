@@ -48,6 +48,8 @@ WORKER_NUMPY = {"NUMPY_MADVISE_HUGEPAGE": "0"}
 #: through a ctypes callback, where an exception is printed and dropped: a Ctrl-C at that
 #: moment would be lost and the run go on. The flag keeps it: :func:`raise_if_interrupted`.
 _interrupted = False
+#: Set by stop_on_sigterm's handler: a SIGTERM arrived (a broken lock may carry it, as a Ctrl-C).
+_terminated = False
 
 
 def _on_sigint(signum, frame):
@@ -120,8 +122,12 @@ class Terminated(KeyboardInterrupt):
 @contextlib.contextmanager
 def stop_on_sigterm():
     """SIGTERM (what SLURM sends at the wall-time limit) raises :class:`Terminated`."""
+    global _terminated
+    _terminated = False
 
     def handler(signum, frame):
+        global _terminated
+        _terminated = True  # (for _as_interrupt: a SIGTERM may surface as a broken lock)
         raise Terminated()
 
     try:
@@ -158,12 +164,12 @@ def console(main):
         try:
             rc = main()
         except RuntimeError as e:  # a Ctrl-C that broke a lock (see _as_interrupt) where
-            if not _interrupted:  # run() was not the one waiting: one line all the same
+            if not (_interrupted or _terminated):  # run() was not the one waiting: one line
                 raise
             print(f"{os.path.basename(sys.argv[0])}: interrupted ({e}); the same command "
                   "again keeps the data files this run finished and writes the rest",
                   file=sys.stderr)  # fmt: skip
-            rc = 130
+            rc = 143 if _terminated else 130
         finally:
             gc.freeze()
         if _interrupted and rc == 0:  # dropped where nothing checked it: say so all the same
@@ -607,7 +613,11 @@ def _as_interrupt(e: BaseException) -> None:
     half-released, and the interrupt surfaces as "RuntimeError: cannot release un-acquired
     lock" as the lock's ``with`` block exits: a traceback and status 1 instead of the
     interrupt's one line and 130 (seen once in five runs of the Ctrl-C test)."""
-    if _interrupted and not isinstance(e, KeyboardInterrupt):
+    if isinstance(e, KeyboardInterrupt):
+        return
+    if _terminated:  # a SIGTERM, the same way (seen in the SIGTERM test)
+        raise Terminated() from e
+    if _interrupted:
         raise KeyboardInterrupt from e
 
 

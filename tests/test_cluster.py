@@ -414,6 +414,11 @@ def test_a_ctrl_c_that_breaks_a_lock_is_still_an_interrupt(monkeypatch):
     monkeypatch.setattr(cluster, "_interrupted", False)
     with pytest.raises(RuntimeError, match="un-acquired lock"):
         cluster.run(Job())
+    monkeypatch.setattr(cluster, "_terminated", True)  # a SIGTERM the same way: status 143
+    with pytest.raises(cluster.Terminated) as e:
+        cluster.run(Job())
+    assert isinstance(e.value.__cause__, RuntimeError) and e.value.signal == 143 - 128
+    monkeypatch.setattr(cluster, "_terminated", False)
 
     def main():  # the same, where no run() was waiting: the console's own line
         raise RuntimeError("cannot release un-acquired lock")
