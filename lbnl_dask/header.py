@@ -284,9 +284,10 @@ def _check_summed_fields(f: h5py.File, meta: DetectorMeta) -> None:
                              "is the frames summed into each output frame)")  # fmt: skip
     for path, least in ((f"{SPEC}/number_of_excluded_pixels", 0),
                         (f"{DET}/bit_depth_readout", 1)):  # fmt: skip
-        if not _lowest(f, path) >= least:
-            meta.warnings.append(f"{path.rsplit('/', 1)[1]} is {_lowest(f, path):g} in the "
-                                 "master: copied as it is")  # fmt: skip
+        low = _lowest(f, path)
+        if not low >= least:
+            meta.warnings.append(f"{path.rsplit('/', 1)[1]} is {low:g} in the master: copied "
+                                 "as it is")  # fmt: skip
 
 
 def _lowest(f: h5py.File, path: str) -> float:

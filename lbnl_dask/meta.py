@@ -168,7 +168,7 @@ class MasterRewriter:
         s, b = self.s, self.b
         if rescaled(path) and d.dtype.kind not in "iuf":
             return None
-        if name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction"):
+        if name in BINNED_LENGTHS:
             return _scaled(d[()], b)
         if name in ("beam_center_x", "beam_center_y"):  # in pixels; a length stays as it is
             from .header import length_units  # (header imports this module)
@@ -219,6 +219,8 @@ class MasterRewriter:
         return None
 
 
+#: Lengths of a pixel, multiplied by the bin.
+BINNED_LENGTHS = ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction")
 #: Times (and the frame count) an output frame sums over its input frames.
 SUMMED = ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum")
 
@@ -235,8 +237,7 @@ def rescaled(path: str) -> bool:
     parent = path.rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
     m = ANGLE.match(name)
     return (
-        name in ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction",
-                 "beam_center_x", "beam_center_y") + SUMMED
+        name in BINNED_LENGTHS + ("beam_center_x", "beam_center_y") + SUMMED
         or (_in_module(parent) and name in ("data_origin", "data_size"))
         or (m is not None and m.group(2) != "_start")
     )  # fmt: skip
