@@ -41,7 +41,7 @@ from .cluster import (
 )
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
-from .header import angle_value, scan_axis, text_value
+from .header import MasterFile, angle_value, scan_axis, text_value
 from .layout import DET, ENTRY, MINICBF_HEADER, SPEC
 from .options import at_least_1
 from .resume import file_id
@@ -111,7 +111,7 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
     """The header values of a master (:func:`lbnl_dask.eiger.read_meta`'s ``meta`` and the
     few items it does not carry: sensor material, 2-theta, the scan axis and the others,
     the collection date), for the files of job ``token``."""
-    with h5py.File(master, "r") as f:
+    with MasterFile(master) as f:
         base = f.get(MINICBF_HEADER)
         base = [] if base is None else bytes(np.asarray(base[()]).item()).decode().splitlines()
         material = f.get(DET + "/sensor_material")

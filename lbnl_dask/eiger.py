@@ -548,6 +548,8 @@ def _read_block(master: str, path: str, name: str, start: int, like):
         raise MissingDataFileError(f"{path}: data file linked from {master} is missing")
     if os.path.isdir(path):
         raise InputFileError(f"{path}: is a directory, not a data file (linked from {master})")
+    if not os.path.isfile(path):  # opening a FIFO would wait for a writer forever
+        raise InputFileError(f"{path}: not a regular file (a pipe or device; linked from {master})")
     try:
         with h5py.File(path, "r") as df:
             d = df.get(name)

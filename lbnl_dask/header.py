@@ -28,6 +28,8 @@ from .layout import (
     SATURATIONS,
     SPEC,
     WAVELENGTHS,
+    detector_groups,
+    on_detector,
 )
 from .meta import ANGLE, DetectorMeta, rescaled
 
@@ -38,12 +40,41 @@ def open_master(master: str) -> h5py.File:
         raise InputFileError(f"{master}: no such file")
     if os.path.isdir(master):
         raise InputFileError(f"{master}: is a directory, not an HDF5 master file")
+    if not os.path.isfile(master):  # opening a FIFO would wait for a writer forever
+        raise InputFileError(f"{master}: not a regular file (a pipe or device)")
     if not h5py.is_hdf5(master):
         raise InputFileError(f"{master}: not an HDF5 file")
     try:
-        return h5py.File(master, "r")
+        return MasterFile(master)
     except OSError as e:
         raise InputFileError(f"{master}: cannot open as HDF5 ({e})") from e
+
+
+class MasterFile(h5py.File):
+    """A master opened read-only, whose Dectris detector paths (``layout.DET`` and the paths
+    in it) lead to its NXdetector group wherever NXmx named it: ``detector`` is that group's
+    path (DET itself where it exists, or where the master has no single NXdetector; the
+    groups found are in ``detector_groups``)."""
+
+    detector = DET
+
+    def __init__(self, name):
+        super().__init__(name, "r")
+        self.detector_groups = detector_groups(self)
+        if len(self.detector_groups) == 1:
+            self.detector = self.detector_groups[0]
+
+    def _path(self, name):
+        return on_detector(name, self.detector) if isinstance(name, str) else name
+
+    def __getitem__(self, name):
+        return super().__getitem__(self._path(name))
+
+    def __contains__(self, name):
+        return super().__contains__(self._path(name))
+
+    def get(self, name, default=None, getclass=False, getlink=False):
+        return super().get(self._path(name), default, getclass, getlink)
 
 
 def text_value(v) -> str:
@@ -179,6 +210,11 @@ def read_meta(master) -> DetectorMeta:
         if not isinstance(f.get(DATA_GROUP), h5py.Group):
             raise NotEigerError(f"{master}: no {DATA_GROUP} group: not an Eiger/NXmx master")
         _refuse_data_file(f, master)
+        if len(f.detector_groups) > 1:
+            raise MetadataError(
+                f"{master}: several NXdetector groups ({', '.join(f.detector_groups)}) and none "
+                f"at {DET}: which one describes the frames is not known"
+            )
         meta = _read_fields(f, master)
     check_meta(meta)
     return meta
@@ -216,8 +252,17 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         detector_number=scalar_value(f, DET + "/detector_number", str),
         eiger_fw_version=scalar_value(f, SPEC + "/eiger_fw_version", str),
         software_version=scalar_value(f, SPEC + "/software_version", str),
-        pixel_mask_path=next((p for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)), None),
+        pixel_mask_path=next(
+            (on_detector(p, f.detector) for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)),
+            None,
+        ),  # fmt: skip
     )
+    if f.detector != DET:
+        meta.warnings.append(
+            f"the detector group is {f.detector}, not {DET}: its values are read there and "
+            "the output keeps its name (DIALS finds it by its NX_class; XDS' Neggia plugin "
+            f"reads only {DET})"
+        )
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
     _check_rewritten(f, meta)  # (first: text in them is an error)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import h5py
 import hdf5plugin
 import numpy as np
 
@@ -46,6 +47,41 @@ CUTOFFS = (
     SPEC + "/countrate_correction_count_cutoff",
     SPEC + "/detectorModule_000/countrate_correction_count_cutoff",
 )
+
+
+def detector_groups(f) -> list[str]:
+    """Where a master's detector is: ``[DET]`` (the Dectris name, the only one XDS' plugins
+    read) when that group exists, else the paths of every group of NX_class NXdetector in
+    INSTRUMENT (NXmx leaves its name free): one, none or several."""
+    if isinstance(f.get(DET), h5py.Group):
+        return [DET]
+    inst = f.get(INSTRUMENT)
+    if not isinstance(inst, h5py.Group):
+        return []
+    found = []
+    for name in inst:
+        try:
+            g = inst.get(name)
+        except (KeyError, OSError, ValueError):  # a link to a file or path not at hand
+            continue
+        if isinstance(g, h5py.Group) and _text(g.attrs.get(NX_CLASS)) == "NXdetector":
+            found.append(f"{INSTRUMENT}/{name}")
+    return found
+
+
+def on_detector(path: str, det: str) -> str:
+    """``path`` with the Dectris detector group (DET) replaced by ``det``, the master's own
+    (see :func:`detector_groups`); other paths as they are."""
+    if det == DET or not (path == DET or path.startswith(DET + "/")):
+        return path
+    return det + path[len(DET) :]
+
+
+def _text(v) -> str:
+    if isinstance(v, np.ndarray):
+        v = v.flat[0] if v.size else b""
+    return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v) if v is not None else ""
+
 
 #: Groups holding ``omega`` (per-frame start angles, deg): the sample's goniometer (FileWriter),
 #: its NXmx transformations, else beside the data.

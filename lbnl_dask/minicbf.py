@@ -117,6 +117,8 @@ def _numbered(folder: str, stem: str, ext: str, width: int | None) -> dict[int, 
             raise InputFileError(f"{os.path.join(folder, entry)}: frame {n} is also "
                                  f"{os.path.basename(seen[n])}: which one?")  # fmt: skip
         seen[n] = os.path.join(folder, entry)
+        if not os.path.isfile(seen[n]):  # a pipe would be waited on forever
+            raise InputFileError(f"{seen[n]}: not a regular file (a folder, pipe or device)")
         digits = m.group(1)
         # a fixed width, or more digits once the numbers outgrow it (x_99999 -> x_100000)
         if width is None or len(digits) == width or (len(digits) > width and digits[0] != "0"):
@@ -236,11 +238,30 @@ KEYS = {
 _TEXT_KEYS = ("Detector", "Oscillation_axis")
 
 
+#: Lengths in other units than the metres of PILATUS_1.2 (``Detector_distance 250.00 mm``,
+#: as some writers give it): their factor to metres.
+_TO_METRES = {"mm": 1e-3, "um": 1e-6, "µm": 1e-6, "μm": 1e-6}
+_LENGTH = re.compile(rf"{_NUM} (mm|um|µm|μm)(?!\w)")
+
+
+def in_metres(line: str) -> str:
+    """``line`` with its lengths in mm or µm written in metres, as the :data:`KEYS` patterns
+    read them (``Detector_distance 250.00 mm`` -> ``Detector_distance 0.25 m``)."""
+
+    def metres(m):
+        try:
+            return f"{float(m.group(1)) * _TO_METRES[m.group(2)]!r} m"
+        except ValueError:
+            return m.group(0)
+
+    return _LENGTH.sub(metres, line)
+
+
 def numbers_of(lines: list[str], key: str) -> tuple | None:
     """The numbers a line of :data:`KEYS` holds (``Beam_xy``: two), or None: one pattern, not
     a whole :func:`parse_header`, for a value read from every file."""
     pat = re.compile(KEYS[key])
-    for line in lines:
+    for line in map(in_metres, lines):
         m = pat.match(line)
         if m:
             return tuple(float(g) for g in m.groups())
@@ -289,7 +310,7 @@ def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
     lines = raw.lines if isinstance(raw, RawHeader) else list(raw)
     path = raw.path if isinstance(raw, RawHeader) else path
     values = {}
-    for line in lines:
+    for line in map(in_metres, lines):
         key = key_of(line)
         if key is None:
             if _unparsed_key(line):

@@ -22,7 +22,6 @@ from functools import partial
 
 import dask
 import dask.array as da
-import h5py
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -35,7 +34,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import copy_notes, scan_axis
+from .header import MasterFile, copy_notes, scan_axis
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -161,7 +160,7 @@ def build(
                      f"{total} are used")  # fmt: skip
     moving, angles = None, None  # the axis that moves: Dectris' phi scans keep omega fixed
     if not ds.is_cbf:
-        with h5py.File(ds.master, "r") as f:
+        with MasterFile(ds.master) as f:
             notes += [f"master: {n}" for n in copy_notes(f, total, (ny, nx), o.bin_range > 1)]
             if o.sum_range > 1:
                 moving, angles = scan_axis(f, total, short=True)[:2]

@@ -33,6 +33,7 @@ from . import transform as T
 from .cluster import available_cores
 from .eiger import is_cbf_input, open_dataset, read_meta
 from .errors import MismatchError
+from .header import MasterFile
 from .integrate import (  # noqa: F401  (quality's API: integrate with it)
     Shoebox,
     background_free,
@@ -108,7 +109,7 @@ def _summed(original_master, compressed_master, mi, mo) -> int:
     def nframes_sum(master):
         if is_cbf_input(os.fspath(master)):
             return None  # a miniCBF series records no sum: its exposure times tell
-        with h5py.File(master, "r") as f:
+        with MasterFile(master) as f:
             d = f.get(SPEC + "/nframes_sum")
             v = d[()] if isinstance(d, h5py.Dataset) and d.shape == () else None
         return int(v) if v is not None and np.isfinite(v) and v >= 1 else None

@@ -40,6 +40,7 @@ from .layout import (
     SPEC,
     WAVELENGTHS,
     block_name,
+    detector_groups,
 )
 from .validate_context import Block, Context, Result, dataset_filters
 
@@ -235,7 +236,13 @@ GEOMETRY = (
 
 
 def check_geometry(ctx: Context, r: Result):
-    """The detector's :data:`GEOMETRY` fields, its distance and a wavelength are present."""
+    """The detector's :data:`GEOMETRY` fields, its distance and a wavelength are present
+    where XDS' plugins read them (the Dectris detector group)."""
+    elsewhere = [g for g in detector_groups(ctx.f) if g != DET]
+    if elsewhere:
+        where = ", ".join(elsewhere)
+        r.add("FAIL", f"the detector group is {where}, not {DET}: XDS' Neggia plugin reads "
+                      "none of its fields (DIALS finds it by its NX_class)")  # fmt: skip
     for name, need in GEOMETRY:
         if f"{DET}/{name}" not in ctx.f:
             r.add("FAIL" if need else "WARN", f"{name} is missing")

@@ -283,10 +283,14 @@ def write_master(
         source = io.BytesIO(src_master) if isinstance(src_master, bytes) else src_master
         with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
             starts = {}  # per-frame angle dataset -> its first output value
-            _copy_group(src, dst, rewriter, pixel_mask, starts)
+            found = layout.detector_groups(src)  # NXmx may name it otherwise: kept so
+            det = found[0] if len(found) == 1 else layout.DET
+            masks = {} if pixel_mask is None else {
+                layout.on_detector(p, det): pixel_mask for p in layout.PIXEL_MASKS}  # fmt: skip
+            _copy_group(src, dst, rewriter, masks, starts)
             _write_data_group(src, dst, rewriter, data_files)
-            _add_saturation(dst, rewriter.saturation)
-            _add_image_count(dst, rewriter.n_out)
+            _add_saturation(dst, rewriter.saturation, det)
+            _add_image_count(dst, rewriter.n_out, det)
             for p, start in starts.items():  # <axis>_start = the first output frame's start
                 if p + "_start" in dst:
                     like = dst[p + "_start"]
@@ -298,32 +302,38 @@ def write_master(
     return {"path": path, "bytes": os.path.getsize(path if rename else tmp)}
 
 
-def _add_image_count(dst: h5py.File, n_out: int) -> None:
+def _add_image_count(dst: h5py.File, n_out: int, det: str = layout.DET) -> None:
     """Where the input master gave no nimages (or ntrigger), the output's own are written:
-    readers take the frame count from nimages x ntrigger."""
+    readers take the frame count from nimages x ntrigger. ``det``: the detector group."""
+    spec = layout.on_detector(layout.SPEC, det)
     for name, value in (("nimages", n_out), ("ntrigger", 1)):
-        if f"{layout.SPEC}/{name}" not in dst:
-            group = dst[layout.SPEC] if layout.SPEC in dst else layout.nx_group(dst, layout.SPEC)
+        if f"{spec}/{name}" not in dst:
+            group = dst[spec] if spec in dst else layout.nx_group(dst, spec, "NXcollection")
             group.create_dataset(name, data=np.uint64(value))
 
 
-def _add_saturation(dst: h5py.File, saturation) -> None:
+def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
     """Where the input master gave no saturation value nor count cutoff, the output's own is
     written (NXmx' ``detector/saturation_value`` and Dectris' ``detectorSpecific/
-    saturation_value``): its pixels are clipped there, and readers must know they are not
-    counts."""
-    if saturation is None or any(p in dst for p in layout.SATURATIONS + layout.CUTOFFS):
+    saturation_value``, in the detector group ``det``): its pixels are clipped there, and
+    readers must know they are not counts."""
+    paths = [layout.on_detector(p, det) for p in layout.SATURATIONS]
+    if saturation is None or any(
+        layout.on_detector(p, det) in dst for p in layout.SATURATIONS + layout.CUTOFFS
+    ):
         return
     value = saturation_value(saturation, np.uint32)
-    for path in layout.SATURATIONS:
+    for path, dectris in zip(paths, layout.SATURATIONS, strict=True):
         folder, name = path.rsplit("/", 1)
-        group = dst[folder] if folder in dst else layout.nx_group(dst, folder)
+        kind = layout.NX_CLASSES[dectris.rsplit("/", 1)[0]]
+        group = dst[folder] if folder in dst else layout.nx_group(dst, folder, kind)
         group.create_dataset(name, data=value)
 
 
-def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: dict) -> None:
-    """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names and
-    recording in ``starts`` the first value of every per-frame angle dataset it rewrote."""
+def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, masks: dict, starts: dict) -> None:
+    """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names,
+    writing ``masks[path]`` (the binned pixel mask) at each pixel mask's path and recording
+    in ``starts`` the first value of every per-frame angle dataset it rewrote."""
     for k, v in sg.attrs.items():
         dg.attrs[k] = v
     for name in sg:
@@ -342,9 +352,9 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, pixel_mask, starts: di
         else:
             obj = sg[name]
         if isinstance(obj, h5py.Group):
-            _copy_group(obj, dg.create_group(name), rewriter, pixel_mask, starts)
-        elif p in layout.PIXEL_MASKS and pixel_mask is not None:
-            _create_like(dg, name, pixel_mask.astype(np.uint32), obj, plain=True)
+            _copy_group(obj, dg.create_group(name), rewriter, masks, starts)
+        elif p in masks:  # the pixel masks' paths -> the binned mask
+            _create_like(dg, name, masks[p].astype(np.uint32), obj, plain=True)
         else:
             new = rewriter.new_value(p, obj)
             if new is None:

@@ -116,8 +116,9 @@ def test_stills_a_scan_across_360_and_a_selected_part_are_read(tmp_path):
 
 
 def test_missing_or_odd_geometry_in_the_headers_is_noted(tmp_path):
-    """As for a master: a header without a wavelength, or a distance in mm, is a note (the
-    output can only copy them), said to be from the headers."""
+    """As for a master: a header without a wavelength, or a distance of 160 m, is a note
+    (the output can only copy them), said to be from the headers. A distance in mm is read
+    in metres (it had been read as 160 m)."""
     import gzip
 
     paths = write_cbf_series(tmp_path / "w", np.zeros((2, 8, 6), np.int32))
@@ -128,9 +129,17 @@ def test_missing_or_odd_geometry_in_the_headers_is_noted(tmp_path):
         raw = raw.replace(b"Detector_distance 0.16000 m", b"Detector_distance 160.000 mm")
         with gzip.open(p, "wb") as fh:
             fh.write(raw)
-    warned = open_dataset(paths[0]).meta.warnings
+    meta = open_dataset(paths[0]).meta
     assert "no wavelength in the headers: the output has none either (XDS' plugins need it; " \
-        "lbnl-validate fails such a master)" in warned  # fmt: skip
+        "lbnl-validate fails such a master)" in meta.warnings  # fmt: skip
+    assert meta.detector_distance == pytest.approx(0.16, rel=1e-12)
+    assert not any("farther" in w for w in meta.warnings), meta.warnings
+    for p in paths:
+        with gzip.open(p) as fh:
+            raw = fh.read()
+        with gzip.open(p, "wb") as fh:
+            fh.write(raw.replace(b"Detector_distance 160.000 mm", b"Detector_distance 160.000 m"))
+    warned = open_dataset(paths[0]).meta.warnings
     assert any(w.startswith("detector_distance is 160 m in the headers, farther than any")
                for w in warned), warned  # fmt: skip
 

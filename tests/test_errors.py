@@ -139,6 +139,20 @@ def case_data_file_is_a_directory(tmp_path, tiny):
     return m, f"{p.name}: is a directory, not a data file (linked from"
 
 
+def case_master_is_a_pipe(tmp_path, tiny):
+    p = tmp_path / "pipe_master.h5"
+    os.mkfifo(p)  # opening it would wait for a writer forever
+    return p, "pipe_master.h5: not a regular file (a pipe or device)"
+
+
+def case_data_file_is_a_pipe(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    p = d / data_file_name("tiny", 2)
+    p.unlink()
+    os.mkfifo(p)
+    return m, f"{p.name}: not a regular file (a pipe or device; linked from"
+
+
 INPUT_CASES = [
     case_missing,
     case_directory,
@@ -149,6 +163,8 @@ INPUT_CASES = [
     case_data_shorter_than_master,
     case_data_file_linked_twice,
     case_data_file_is_a_directory,
+    case_master_is_a_pipe,
+    case_data_file_is_a_pipe,
     case_image_numbers_out_of_order,
     case_corrupt_chunk,
     case_corrupt_block_size,

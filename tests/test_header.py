@@ -412,3 +412,71 @@ def test_a_fixed_length_byte_units_attribute_with_a_micro_sign_is_read(tiny, tmp
     with h5py.File(master, "r+") as f:
         f[DET + "/sensor_thickness"].attrs["units"] = units
     assert lbnl_dask.read_meta(master).sensor_thickness == pytest.approx(450e-6)
+
+
+def _renamed_detector(tiny, tmp_path, *names):
+    """A copy of the tiny dataset whose NXdetector group is renamed ``names[0]`` (NXmx leaves
+    the name free); further names are copies of it."""
+    with h5py.File(tiny) as f:
+        count_time = f[DET + "/count_time"][()]
+    master = copy_with(tiny, tmp_path, DET + "/count_time", count_time)  # a copy, as it was
+    with h5py.File(master, "r+") as f:
+        f.move(DET, f"/entry/instrument/{names[0]}")
+        for extra in names[1:]:
+            f.copy(f"/entry/instrument/{names[0]}", f"/entry/instrument/{extra}")
+    return master
+
+
+def test_a_detector_group_of_another_name_is_read_and_rewritten_where_it_is(tiny, tmp_path):
+    """NXmx names the NXdetector group freely (here ``eiger_1``): its pixel size, mask and
+    saturation are read there, the binned values written there, and no second NXdetector
+    (``detector``) is created. XDS' Neggia reads only the Dectris path: a note says so and
+    lbnl-validate fails the output, naming the group."""
+    master = _renamed_detector(tiny, tmp_path, "eiger_1")
+    want, got = lbnl_dask.read_meta(tiny), lbnl_dask.read_meta(master)
+    assert (got.x_pixel_size, got.beam_center_x, got.overload, got.pixel_mask_path) == (
+        want.x_pixel_size, want.beam_center_x, want.overload,
+        "/entry/instrument/eiger_1/detectorSpecific/pixel_mask",
+    )  # fmt: skip
+    assert got.warnings and "the detector group is /entry/instrument/eiger_1" in got.warnings[0]
+    out, ref = str(tmp_path / "o"), str(tmp_path / "ref")
+    report = lbnl_dask.compress(master, out, bin_range=2, scheduler="threads")
+    lbnl_dask.compress(tiny, ref, bin_range=2, scheduler="threads")
+    assert any("detector group is /entry/instrument/eiger_1" in n for n in report.notes)
+    assert not any("no x_pixel_size" in n or "no saturation" in n for n in report.notes)
+    with h5py.File(out + "_master.h5") as f, h5py.File(ref + "_master.h5") as r:
+        inst = f["/entry/instrument"]
+        assert [k for k in inst if inst[k].attrs.get("NX_class") == b"NXdetector"] == ["eiger_1"]
+        names = []
+        r[DET].visit(names.append)
+        for name in names:  # the same binned values, mask and saturation as from "detector"
+            a, b = f["/entry/instrument/eiger_1/" + name], r[DET + "/" + name]
+            if isinstance(b, h5py.Dataset):
+                assert np.array_equal(a[()], b[()]), name
+        assert f["/entry/instrument/eiger_1/x_pixel_size"][()] == 2 * want.x_pixel_size
+    rc = cli_validate(out + "_master.h5")
+    assert rc[0] == 1 and "the detector group is /entry/instrument/eiger_1" in rc[1]
+
+
+def test_several_detector_groups_none_at_the_dectris_path_is_a_one_line_error(
+    tiny, tmp_path, capsys
+):
+    master = _renamed_detector(tiny, tmp_path, "eiger_1", "eiger_2")
+    with pytest.raises(MetadataError, match="several NXdetector groups"):
+        lbnl_dask.read_meta(master)
+    rc = cli.main(["-i", master, "-o", str(tmp_path / "out" / "o"), "--scheduler", "threads"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "eiger_1, /entry/instrument/eiger_2" in err
+
+
+def cli_validate(master):
+    """lbnl-validate's exit status and its printed lines."""
+    import contextlib
+    import io
+
+    from lbnl_dask import validate
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = validate.main([master])
+    return rc, buf.getvalue()

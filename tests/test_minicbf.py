@@ -40,6 +40,17 @@ def test_a_missing_frame_is_named(series, tmp_path):
         minicbf.find_series(tmp_path)  # a folder: the name of the missing file all the same
 
 
+def test_a_frame_that_is_a_pipe_or_a_folder_is_refused_not_waited_on(series, tmp_path):
+    (tmp_path / "x_00002.cbf.gz").unlink()
+    os.mkfifo(tmp_path / "x_00002.cbf.gz")  # reading it would wait for a writer forever
+    with pytest.raises(InputFileError, match=r"x_00002\.cbf\.gz: not a regular file"):
+        minicbf.find_series(series[0])
+    (tmp_path / "x_00002.cbf.gz").unlink()
+    (tmp_path / "x_00002.cbf.gz").mkdir()
+    with pytest.raises(InputFileError, match=r"x_00002\.cbf\.gz: not a regular file"):
+        minicbf.find_series(tmp_path / "x_#####.cbf.gz")
+
+
 def test_numbers_of_any_width_and_twice_the_same_number(tmp_path):
     one = np.ones((1, 4, 3), np.int32)
     for k in range(1, 11):  # z_1 ... z_10: no zero padding
@@ -126,6 +137,20 @@ def test_damaged_and_foreign_files_are_one_line(tmp_path, series):
 def test_a_number_that_is_text_is_refused():
     with pytest.raises(MetadataError, match="f.cbf: header line .*Pixel_size"):
         minicbf.parse_header(["Pixel_size 1.7.2e-4 m x 172e-6 m"], "f.cbf")
+
+
+@pytest.mark.parametrize("line,key,value", [
+    ("Detector_distance 250.00 mm", "Detector_distance", 0.25),  # was read as 250 m
+    ("Detector_distance 0.25000 m", "Detector_distance", 0.25),
+    ("Pixel_size 172 um x 172e-6 m", "Pixel_size", (172e-6, 172e-6)),
+    ("Silicon sensor, thickness 450 µm", "sensor", 450e-6),
+])  # fmt: skip
+def test_lengths_in_mm_or_um_are_read_in_metres(line, key, value):
+    got = minicbf.parse_header([line]).values[key]
+    got = got[1] if key == "sensor" else got  # (material, thickness)
+    assert got == pytest.approx(value, rel=1e-12)
+    if key == "Detector_distance":
+        assert minicbf.numbers_of([line], key) == pytest.approx((value,), rel=1e-12)
 
 
 def test_format_and_parse_agree_for_rewritten_values():
