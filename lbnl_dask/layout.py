@@ -64,7 +64,7 @@ def detector_groups(f) -> list[str]:
             g = inst.get(name)
         except (KeyError, OSError, ValueError):  # a link to a file or path not at hand
             continue
-        if isinstance(g, h5py.Group) and _text(g.attrs.get(NX_CLASS)) == "NXdetector":
+        if isinstance(g, h5py.Group) and nx_class(g) == "NXdetector":
             found.append(f"{INSTRUMENT}/{name}")
     return found
 
@@ -77,7 +77,10 @@ def on_detector(path: str, det: str) -> str:
     return det + path[len(DET) :]
 
 
-def _text(v) -> str:
+def nx_class(group) -> str:
+    """A group's NX_class as text ("" without one), however stored (fixed or variable-length
+    string, bytes, a 1-element array)."""
+    v = group.attrs.get(NX_CLASS)
     if isinstance(v, np.ndarray):
         v = v.flat[0] if v.size else b""
     return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v) if v is not None else ""

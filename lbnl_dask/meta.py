@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from .layout import MODULE_PREFIX, SPEC
+from .layout import MODULE_PREFIX, SPEC, nx_class
 
 
 @dataclass
@@ -100,7 +100,9 @@ def bin_pixel_mask(mask: np.ndarray, b: int) -> np.ndarray:
 
 _AXES = ("omega", "phi", "chi", "kappa", "two_theta", "translation", "sam_x", "sam_y", "sam_z")
 ANGLE = re.compile(
-    r"^({})(_end|_range_average|_range_total|_increment|_start)?$".format("|".join(_AXES))
+    r"^({})(_end|_range_average|_range_total|_increment|_increment_set|_start)?$".format(
+        "|".join(_AXES)
+    )
 )
 
 
@@ -197,7 +199,7 @@ class MasterRewriter:
             return saturation_value(self.saturation, d.dtype)
         if name == "number_of_excluded_pixels" and self.excluded_pixels is not None:
             return np.asarray(self.excluded_pixels, d.dtype if d.dtype.kind in "ui" else np.int64)
-        if _in_module(parent):
+        if _in_module(parent) or nx_class(d.parent) == "NXdetector_module":
             if name == "data_origin":
                 return (np.asarray(d[()]) // b).astype(d.dtype)
             if name == "data_size":
@@ -210,7 +212,7 @@ class MasterRewriter:
             if suffix == "_start":
                 return None  # set from the first output frame's start by write_master
             arr = np.asarray(d[()])
-            if suffix in ("_range_average", "_increment"):
+            if suffix in ("_range_average", "_increment", "_increment_set"):
                 return _scaled(arr, s)
             if suffix == "_range_total":
                 return arr * (self.n_in / self.n_total) if self.n_total else arr

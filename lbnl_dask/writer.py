@@ -285,10 +285,9 @@ def write_master(
             starts = {}  # per-frame angle dataset -> its first output value
             found = layout.detector_groups(src)  # NXmx may name it otherwise: kept so
             det = found[0] if len(found) == 1 else layout.DET
-            masks = {} if pixel_mask is None else {
-                layout.on_detector(p, det): pixel_mask for p in layout.PIXEL_MASKS}  # fmt: skip
-            _copy_group(src, dst, rewriter, masks, starts)
+            _copy_group(src, dst, rewriter, _replacement(src, det, pixel_mask), starts)
             _write_data_group(src, dst, rewriter, data_files)
+            _drop_dangling_links(dst)
             _add_saturation(dst, rewriter.saturation, det)
             _add_image_count(dst, rewriter.n_out, det)
             for p, start in starts.items():  # <axis>_start = the first output frame's start
@@ -318,9 +317,8 @@ def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
     saturation_value``, in the detector group ``det``): its pixels are clipped there, and
     readers must know they are not counts."""
     paths = [layout.on_detector(p, det) for p in layout.SATURATIONS]
-    if saturation is None or any(
-        layout.on_detector(p, det) in dst for p in layout.SATURATIONS + layout.CUTOFFS
-    ):
+    detector_level = layout.SATURATIONS + layout.CUTOFFS[:1]  # (a module's cutoff is not)
+    if saturation is None or any(layout.on_detector(p, det) in dst for p in detector_level):
         return
     value = saturation_value(saturation, np.uint32)
     for path, dectris in zip(paths, layout.SATURATIONS, strict=True):
@@ -330,10 +328,57 @@ def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
         group.create_dataset(name, data=value)
 
 
-def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, masks: dict, starts: dict) -> None:
-    """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names,
-    writing ``masks[path]`` (the binned pixel mask) at each pixel mask's path and recording
-    in ``starts`` the first value of every per-frame angle dataset it rewrote."""
+#: What :func:`_replacement` gives for a dataset the output master leaves out.
+_LEFT_OUT = object()
+
+
+def _get(group: h5py.Group, path: str):
+    """``group.get(path)``; None where a link leads to a file or path not at hand."""
+    try:
+        return group.get(path)
+    except (KeyError, OSError, ValueError):
+        return None
+
+
+def _replacement(src: h5py.File, det: str, pixel_mask: np.ndarray | None):
+    """``replace(path, dataset)``: what the output master holds instead of a dataset of
+    ``src``: the binned ``pixel_mask`` at a pixel mask (by its path in the detector group
+    ``det``, or the same dataset reached by another name: a soft-linked detector group),
+    :data:`_LEFT_OUT` for the input frames reached by another link (NXmx' ``detector/data``
+    hard link: the output master would carry them whole, unbinned), else None."""
+    mask_paths = {layout.on_detector(p, det) for p in layout.PIXEL_MASKS}
+    mask_objects = [o for p in mask_paths if isinstance(o := _get(src, p), h5py.Dataset)]
+    frames = _get(src, layout.DATA)
+
+    def replace(path: str, d: h5py.Dataset):
+        if pixel_mask is not None and (path in mask_paths or any(d == m for m in mask_objects)):
+            return pixel_mask
+        if d.ndim == 3 and isinstance(frames, h5py.Dataset) and d == frames:
+            return _LEFT_OUT
+        return None
+
+    return replace
+
+
+def _drop_dangling_links(dst: h5py.File) -> None:
+    """Remove the output's soft links that lead nowhere (NXmx' ``detector/data`` ->
+    ``/entry/data/data``, which the output holds as ``data_NNNNNN`` links): a reader
+    following one fails."""
+    dangling = []
+
+    def check(name, link):
+        if isinstance(link, h5py.SoftLink) and _get(dst, name) is None:
+            dangling.append(name)
+
+    dst.visititems_links(check)
+    for name in dangling:
+        del dst[name]
+
+
+def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, replace, starts: dict) -> None:
+    """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names and
+    what ``replace`` (:func:`_replacement`) replaces, and recording in ``starts`` the first
+    value of every per-frame angle dataset it rewrote."""
     for k, v in sg.attrs.items():
         dg.attrs[k] = v
     for name in sg:
@@ -352,9 +397,10 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, masks: dict, starts: d
         else:
             obj = sg[name]
         if isinstance(obj, h5py.Group):
-            _copy_group(obj, dg.create_group(name), rewriter, masks, starts)
-        elif p in masks:  # the pixel masks' paths -> the binned mask
-            _create_like(dg, name, masks[p].astype(np.uint32), obj, plain=True)
+            _copy_group(obj, dg.create_group(name), rewriter, replace, starts)
+        elif (other := replace(p, obj)) is not None:
+            if other is not _LEFT_OUT:  # the binned pixel mask
+                _create_like(dg, name, other.astype(np.uint32), obj, plain=True)
         else:
             new = rewriter.new_value(p, obj)
             if new is None:
@@ -394,7 +440,9 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
         if name == "data" or name.startswith("data_"):
             continue
         link = sdata.get(name, getlink=True)
-        if isinstance(link, h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
+        if isinstance(link, h5py.SoftLink):  # (NXmx: /entry/data/omega -> the goniometer's)
+            data[name] = h5py.SoftLink(link.path)
+        elif isinstance(link, h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
             new = rewriter.new_value(f"{layout.DATA_GROUP}/{name}", sdata[name])
             if new is None:
                 src.copy(sdata[name], data, name=name)

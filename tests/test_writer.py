@@ -414,6 +414,83 @@ def test_a_master_without_a_saturation_gets_the_outputs_own(tiny, tmp_path):
     assert px.max(where=px != 0xFFFF, initial=0) <= 65534
 
 
+def _edited_copy(tiny, tmp_path, edit):
+    import shutil
+
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), folder)
+    master = folder / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        edit(f)
+    return str(master)
+
+
+def _module_of_another_name(f):
+    g = f[DET].create_group("module_0")  # NXmx: an NXdetector_module of any name
+    g.attrs["NX_class"] = np.bytes_(b"NXdetector_module")
+    g["data_size"], g["data_origin"] = np.array([102, 132]), np.array([0, 0])
+
+
+def _soft_linked_detector(f):
+    f.move(DET, INSTRUMENT + "/eiger")
+    f[DET] = h5py.SoftLink(INSTRUMENT + "/eiger")
+
+
+def _frames_in_the_master_and_linked_from_the_detector(f):
+    frames = np.concatenate([f[f"{DATA_GROUP}/{k}"][()] for k in sorted(f[DATA_GROUP])])
+    for k in list(f[DATA_GROUP]):
+        del f[f"{DATA_GROUP}/{k}"]
+    f[DATA] = frames
+    f[f"{DET}/data"] = f[DATA]  # a hard link: the same dataset
+
+
+def _soft_links_to_the_frames_and_to_omega(f):
+    f[f"{DET}/data"] = h5py.SoftLink(DATA)  # the output has data_NNNNNN links, no data
+    f[f"{DATA_GROUP}/omega"] = h5py.SoftLink(f"{GONIOMETER}/omega")
+    f[f"{GONIOMETER}/omega_increment_set"] = np.float64(0.1)
+
+
+def _saturation_only_in_the_modules(f):
+    for p in (f"{DET}/saturation_value", f"{SPEC}/saturation_value",
+              f"{SPEC}/countrate_correction_count_cutoff"):  # fmt: skip
+        f.pop(p, None)
+
+
+@pytest.mark.parametrize("edit", [
+    _module_of_another_name, _soft_linked_detector,
+    _frames_in_the_master_and_linked_from_the_detector, _soft_links_to_the_frames_and_to_omega,
+    _saturation_only_in_the_modules,
+], ids=lambda e: e.__name__[1:])  # fmt: skip
+def test_nxmx_layouts_give_a_consistent_output_master(tiny, tmp_path, edit):
+    """Layouts NXmx writers produce: each was written wrong, with exit status 0, no note,
+    and (but for the mask) lbnl-validate passing: a module's data_size unbinned, the mask
+    unbinned under a soft-linked detector group, the raw frames copied whole into the
+    master, soft links dropped or dangling, no detector-level saturation."""
+    from lbnl_dask import validate
+
+    master = _edited_copy(tiny, tmp_path, edit)
+    rep = compress(master, str(tmp_path / "o"), sum_range=2, bin_range=2, scheduler="threads",
+                   fidelity=False)  # fmt: skip
+    shape = (51, 66)
+    with h5py.File(rep.master, "r") as f:
+        assert f[PIXEL_MASK].shape == shape
+        dangling, big = [], []
+        f.visititems_links(lambda n, link: dangling.append(n) if isinstance(
+            link, h5py.SoftLink) and f.get(n) is None else None)  # fmt: skip
+        f.visititems(lambda n, o: big.append(n) if isinstance(o, h5py.Dataset) and o.ndim == 3
+                     else None)  # fmt: skip
+        assert dangling == [] and big == []
+        if edit is _module_of_another_name:
+            assert list(f[f"{DET}/module_0/data_size"][()]) == list(shape)
+        if edit is _soft_links_to_the_frames_and_to_omega:
+            assert f[f"{DATA_GROUP}/omega"] == f[f"{GONIOMETER}/omega"]  # the same, summed
+            assert len(f[f"{DATA_GROUP}/omega"]) == 10
+            assert f[f"{GONIOMETER}/omega_increment_set"][()] == pytest.approx(0.2)
+        if edit is _saturation_only_in_the_modules:
+            assert f[f"{DET}/saturation_value"][()] == rep.saturation_out
+    assert validate.main([rep.master]) == 0
+
+
 def test_data_files_longer_than_nimages_give_a_consistent_master(tiny, tmp_path):
     """nimages x ntrigger smaller than the frames the data files hold: the first frames are
     used, the report says so, and the per-frame angles follow the output frames."""
