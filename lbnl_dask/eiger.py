@@ -55,6 +55,7 @@ class DataBlock:
     image_nr_high: int | None = None
     direct: bool = False  # bitshuffle-LZ4 chunks of one frame: decoded outside HDF5
     check_chunks: bool = False  # other bitshuffle-LZ4/-zstd chunks: checked, then read by HDF5
+    nbytes: int | None = None  # its frames' bytes on disk, where not its whole file's size
 
 
 class FrameReader:
@@ -259,7 +260,7 @@ class EigerDataset:
         first, last = self._range()
         return int(
             sum(
-                os.path.getsize(b.path)
+                (os.path.getsize(b.path) if b.nbytes is None else b.nbytes)
                 * max(0, min(last, b.start + b.n) - max(first - 1, b.start))
                 / b.n
                 for b in self.blocks
@@ -574,9 +575,20 @@ def _read_block(master: str, path: str, name: str, start: int, like):
                 _int_attr(d, "image_nr_high"),
                 direct=is_bslz4_per_frame(d),
                 check_chunks=bitshuffle_compressor(d) is not None and not is_bslz4_per_frame(d),
+                nbytes=None if path != os.path.abspath(master) else _frame_bytes(d, path),
             ), kind
     except OSError as e:
         raise InputFileError(f"{path}: cannot open data file ({e})") from e
+
+
+def _frame_bytes(d: h5py.Dataset, path: str) -> int:
+    """The bytes on disk of frames kept in the master itself (not the whole master's size):
+    its stored chunks, or for a virtual dataset the files it maps (each counted once)."""
+    if not d.is_virtual:
+        return int(d.id.get_storage_size())
+    folder = os.path.dirname(path)
+    files = {os.path.join(folder, s.file_name) for s in d.virtual_sources() if s.file_name != "."}
+    return int(sum(os.path.getsize(p) for p in files if os.path.isfile(p)))
 
 
 def _int_attr(d: h5py.Dataset, key: str) -> int | None:

@@ -285,7 +285,8 @@ def write_master(
             starts = {}  # per-frame angle dataset -> its first output value
             found = layout.detector_groups(src)  # NXmx may name it otherwise: kept so
             det = found[0] if len(found) == 1 else layout.DET
-            _copy_group(src, dst, rewriter, _replacement(src, det, pixel_mask), starts)
+            rules = _CopyRules(src, src_master, path, det, pixel_mask)
+            _copy_group(src, dst, rewriter, rules, starts)
             _write_data_group(src, dst, rewriter, data_files)
             _drop_dangling_links(dst)
             _add_saturation(dst, rewriter.saturation, det)
@@ -328,7 +329,7 @@ def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
         group.create_dataset(name, data=value)
 
 
-#: What :func:`_replacement` gives for a dataset the output master leaves out.
+#: What :meth:`_CopyRules.replace` gives for a dataset the output master leaves out.
 _LEFT_OUT = object()
 
 
@@ -340,24 +341,40 @@ def _get(group: h5py.Group, path: str):
         return None
 
 
-def _replacement(src: h5py.File, det: str, pixel_mask: np.ndarray | None):
-    """``replace(path, dataset)``: what the output master holds instead of a dataset of
-    ``src``: the binned ``pixel_mask`` at a pixel mask (by its path in the detector group
-    ``det``, or the same dataset reached by another name: a soft-linked detector group),
-    :data:`_LEFT_OUT` for the input frames reached by another link (NXmx' ``detector/data``
-    hard link: the output master would carry them whole, unbinned), else None."""
-    mask_paths = {layout.on_detector(p, det) for p in layout.PIXEL_MASKS}
-    mask_objects = [o for p in mask_paths if isinstance(o := _get(src, p), h5py.Dataset)]
-    frames = _get(src, layout.DATA)
+class _CopyRules:
+    """What the output master holds instead of some of the source master's objects.
 
-    def replace(path: str, d: h5py.Dataset):
-        if pixel_mask is not None and (path in mask_paths or any(d == m for m in mask_objects)):
-            return pixel_mask
-        if d.ndim == 3 and isinstance(frames, h5py.Dataset) and d == frames:
+    ``replace(path, dataset)``: the binned ``pixel_mask`` at a pixel mask (by its path in
+    the detector group ``det``, or the same dataset reached by another name: a soft-linked
+    detector group), :data:`_LEFT_OUT` for the input frames reached by another link (NXmx'
+    ``detector/data`` hard link: the output master would carry them whole, unbinned), else
+    None. ``relink(filename)``: an external link's file name as the output master must
+    write it to name the same file (relative to the output's folder, where the link names
+    a file that exists beside the source master; else as it was)."""
+
+    def __init__(self, src: h5py.File, src_master, out_master: str, det: str, pixel_mask):
+        self.pixel_mask = pixel_mask
+        self.mask_paths = {layout.on_detector(p, det) for p in layout.PIXEL_MASKS}
+        self.masks = [o for p in self.mask_paths if isinstance(o := _get(src, p), h5py.Dataset)]
+        self.frames = _get(src, layout.DATA)
+        by_path = isinstance(src_master, (str, os.PathLike))  # (not an image in bytes)
+        self.src_dir = os.path.dirname(os.path.abspath(src_master)) if by_path else None
+        self.out_dir = os.path.dirname(os.path.abspath(out_master))
+
+    def replace(self, path: str, d: h5py.Dataset):
+        if self.pixel_mask is not None and (
+            path in self.mask_paths or any(d == m for m in self.masks)
+        ):
+            return self.pixel_mask
+        if d.ndim == 3 and isinstance(self.frames, h5py.Dataset) and d == self.frames:
             return _LEFT_OUT
         return None
 
-    return replace
+    def relink(self, filename: str) -> str:
+        if self.src_dir is None or self.src_dir == self.out_dir:
+            return filename
+        target = os.path.join(self.src_dir, filename)
+        return os.path.relpath(target, self.out_dir) if os.path.isfile(target) else filename
 
 
 def _drop_dangling_links(dst: h5py.File) -> None:
@@ -375,10 +392,10 @@ def _drop_dangling_links(dst: h5py.File) -> None:
         del dst[name]
 
 
-def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, replace, starts: dict) -> None:
+def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, rules, starts: dict) -> None:
     """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names and
-    what ``replace`` (:func:`_replacement`) replaces, and recording in ``starts`` the first
-    value of every per-frame angle dataset it rewrote."""
+    what ``rules`` (:class:`_CopyRules`) replace or relink, and recording in ``starts`` the
+    first value of every per-frame angle dataset it rewrote."""
     for k, v in sg.attrs.items():
         dg.attrs[k] = v
     for name in sg:
@@ -390,15 +407,20 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, replace, starts: dict)
             dg[name] = link
             continue
         if isinstance(link, h5py.ExternalLink):
-            obj = _linked_dataset(sg, name)
-            if obj is None:  # a group, or a file not at hand: the link as it was
-                dg[name] = h5py.ExternalLink(link.filename, link.path)
+            obj = _get(sg, name)
+            if isinstance(obj, h5py.Dataset) and obj.ndim > 2:
+                continue  # the input's frames (NXdetector/data): not the output's
+            if not isinstance(obj, h5py.Dataset):  # a group, or a file not at hand: linked
+                dg[name] = h5py.ExternalLink(rules.relink(link.filename), link.path)
                 continue
+            # a dataset from a meta file (NXmx: pixel mask, flatfield, bit depths): written
+            # into the output, rewritten (binned) as the master's own; the link would name
+            # the unbinned one
         else:
             obj = sg[name]
         if isinstance(obj, h5py.Group):
-            _copy_group(obj, dg.create_group(name), rewriter, replace, starts)
-        elif (other := replace(p, obj)) is not None:
+            _copy_group(obj, dg.create_group(name), rewriter, rules, starts)
+        elif (other := rules.replace(p, obj)) is not None:
             if other is not _LEFT_OUT:  # the binned pixel mask
                 _create_like(dg, name, other.astype(np.uint32), obj, plain=True)
         else:
@@ -410,21 +432,6 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, replace, starts: dict)
             m = ANGLE.match(name)
             if m and not m.group(2) and np.ndim(new) >= 1 and len(new) == rewriter.n_out:
                 starts[p] = new[0]
-
-
-def _linked_dataset(group: h5py.Group, name: str) -> h5py.Dataset | None:
-    """The dataset of at most 2 dimensions an external link of the master names (NXmx
-    masters link the pixel mask, flatfield and bit depths from a meta file), or None. Its
-    content goes into the output master, rewritten as the master's own would be (binned to
-    the output frames): the link would name the unbinned one, and dangle from an output
-    written in another folder."""
-    try:
-        obj = group.get(name)
-    except (KeyError, OSError, ValueError):  # the file or the path is not there
-        return None
-    # a mask, a flatfield, a number; never a stack of frames (an NXdetector's link to the
-    # data files' frames): the output would carry them whole, unbinned
-    return obj if isinstance(obj, h5py.Dataset) and obj.ndim <= 2 else None
 
 
 def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list[str]) -> None:

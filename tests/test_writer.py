@@ -123,7 +123,8 @@ def test_datasets_an_nxmx_master_links_from_a_meta_file_are_binned_into_the_outp
     """NXmx masters link the pixel mask, flatfield and bit depth from a meta file: the
     output master holds them binned (and bit_depth_image the output's), as for its own
     datasets, and no link that would name the unbinned ones, or dangle from an output
-    written in another folder. A link to a group, or to a file not there, stays a link."""
+    written in another folder. A link to a group, or to a file not there, stays a link: to
+    a group, named from the output's folder (it had dangled there)."""
     import shutil
 
     src = tmp_path / "in"
@@ -153,8 +154,10 @@ def test_datasets_an_nxmx_master_links_from_a_meta_file_are_binned_into_the_outp
         assert f[f"{DET}/flatfield"].shape == f[PIXEL_MASK].shape
         assert f[f"{DET}/bit_depth_image"][()] == 32  # the output's uint32 frames
         assert isinstance(f.get(f"{DET}/extra", getlink=True), h5py.ExternalLink)
+        assert f[f"{DET}/extra/x"][()] == 1  # named from the output's folder: it resolves
+        assert f.get(f"{DET}/extra", getlink=True).filename == os.path.join("..", "in", "meta.h5")
         assert isinstance(f.get(f"{DET}/gone", getlink=True), h5py.ExternalLink)
-        assert isinstance(f.get(f"{DET}/data", getlink=True), h5py.ExternalLink)
+        assert f"{DET}/data" not in f  # a link to the input's frames, not the output's
 
 
 def test_bin_pixel_mask_is_bitwise_or():
@@ -444,6 +447,23 @@ def _frames_in_the_master_and_linked_from_the_detector(f):
     f[f"{DET}/data"] = f[DATA]  # a hard link: the same dataset
 
 
+def _frames_as_a_virtual_dataset(f):  # (nexgen's layout, without the data_NNNNNN links)
+    names = sorted(f[DATA_GROUP])
+    parts = [(f.get(f"{DATA_GROUP}/{k}", getlink=True).filename, f[f"{DATA_GROUP}/{k}"].shape)
+             for k in names]  # fmt: skip
+    n = sum(shape[0] for _, shape in parts)
+    layout = h5py.VirtualLayout(
+        shape=(n,) + parts[0][1][1:], dtype=f[f"{DATA_GROUP}/{names[0]}"].dtype
+    )
+    at = 0
+    for name, shape in parts:
+        layout[at : at + shape[0]] = h5py.VirtualSource(name, DATA, shape=shape)
+        at += shape[0]
+    for k in names:
+        del f[f"{DATA_GROUP}/{k}"]
+    f[DATA_GROUP].create_virtual_dataset("data", layout)
+
+
 def _soft_links_to_the_frames_and_to_omega(f):
     f[f"{DET}/data"] = h5py.SoftLink(DATA)  # the output has data_NNNNNN links, no data
     f[f"{DATA_GROUP}/omega"] = h5py.SoftLink(f"{GONIOMETER}/omega")
@@ -458,7 +478,8 @@ def _saturation_only_in_the_modules(f):
 
 @pytest.mark.parametrize("edit", [
     _module_of_another_name, _soft_linked_detector,
-    _frames_in_the_master_and_linked_from_the_detector, _soft_links_to_the_frames_and_to_omega,
+    _frames_in_the_master_and_linked_from_the_detector, _frames_as_a_virtual_dataset,
+    _soft_links_to_the_frames_and_to_omega,
     _saturation_only_in_the_modules,
 ], ids=lambda e: e.__name__[1:])  # fmt: skip
 def test_nxmx_layouts_give_a_consistent_output_master(tiny, tmp_path, edit):
@@ -488,6 +509,13 @@ def test_nxmx_layouts_give_a_consistent_output_master(tiny, tmp_path, edit):
             assert f[f"{GONIOMETER}/omega_increment_set"][()] == pytest.approx(0.2)
         if edit is _saturation_only_in_the_modules:
             assert f[f"{DET}/saturation_value"][()] == rep.saturation_out
+    if edit in (_frames_in_the_master_and_linked_from_the_detector, _frames_as_a_virtual_dataset):
+        with h5py.File(master) as f:  # the frames' bytes, not the whole master's (its size)
+            d, folder = f[DATA], os.path.dirname(master)
+            files = {os.path.join(folder, v.file_name) for v in d.virtual_sources()} if (
+                d.is_virtual) else set()  # fmt: skip
+            want = sum(map(os.path.getsize, files)) if files else d.id.get_storage_size()
+        assert rep.bytes_in == want != os.path.getsize(master)
     assert validate.main([rep.master]) == 0
 
 
