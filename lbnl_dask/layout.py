@@ -139,6 +139,8 @@ def part_path(path: str) -> str:
 
 #: Output job token attribute (on ``/entry`` of a master and on each data file's dataset).
 JOB_ATTR = "lbnl_dask_job"
+#: On ``/entry`` of an output master whose pixels are not counts (-S, -L, -X): what they are.
+TRANSFORM_ATTR = "lbnl_pixel_transform"
 #: ``-c sz3``: on each data file's dataset, its valid pixels that decode as no count
 #: (negative or at the saturation), so a resumed run still reports them.
 LOST_ATTR = "lbnl_lost_pixels"

@@ -114,6 +114,7 @@ class MasterRewriter:
     ``new_value(path, dset)`` returns the new value of a dataset, or None to keep it.
     ``excluded_pixels``: the nonzero pixels of the output (binned) pixel mask, written as
     ``number_of_excluded_pixels``; None keeps the source's value (no mask written).
+    ``transform``: :func:`lbnl_dask.options.pixel_transform`, recorded on ``/entry``.
     """
 
     def __init__(
@@ -129,6 +130,7 @@ class MasterRewriter:
         compression,
         frame_shape,
         excluded_pixels: int | None = None,
+        transform: str | None = None,
     ):
         self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
         self.n_in = last - first + 1
@@ -137,6 +139,7 @@ class MasterRewriter:
         self.frame_shape = tuple(frame_shape)  # input (ny, nx)
         self.frame_shape_out = tuple(binned_size(n, b) for n in self.frame_shape)
         self.excluded_pixels = excluded_pixels
+        self.transform = transform  # what the pixels hold where not counts (-S, -L, -X)
 
     def set_mask(self, binned_mask: np.ndarray | None) -> None:
         """Take ``number_of_excluded_pixels`` from the output pixel mask (ny', nx'), as

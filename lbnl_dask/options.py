@@ -243,6 +243,23 @@ def log_base(text, flag: str) -> float:
         raise OptionError(f"{flag} needs a number >= 2 or e, not {text!r}") from None
 
 
+def pixel_transform(o, values: str = "counts") -> str | None:
+    """What the output pixels hold where they are not the (summed, binned) input ``values``
+    (counts): -S, -L and -X in the order they apply (``ln(1 + counts x 0.5) / ln(2)``), else
+    None where the input ``values`` are counts. The output master records it
+    (:data:`lbnl_dask.layout.TRANSFORM_ATTR`): XDS and DIALS take pixels as counts."""
+    v = values
+    if o.scale_factor != 1:
+        v = f"{values} x {o.scale_factor:g}"
+    if o.logarithm_base is not None:
+        v = f"ln(1 + {v}) / ln({log_base(o.logarithm_base, '-L'):.6g})"
+    if o.exponent is not None:
+        v = f"{log_base(o.exponent, '-X'):.6g}**({v}) - 1"
+    if v == "counts":
+        return None
+    return v[1:-1] if v == values else v  # (the input's values, as an earlier run made them)
+
+
 @dataclass
 class RunSettings:
     """How a job runs; none of these changes a byte of the output."""

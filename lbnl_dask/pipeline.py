@@ -34,7 +34,8 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import MasterFile, copy_notes, scan_axis
+from .header import MasterFile, copy_notes, scan_axis, text_value
+from .layout import ENTRY, TRANSFORM_ATTR
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -43,6 +44,7 @@ from .options import (
     log_base,
     output_dtype,
     output_saturation,
+    pixel_transform,
     split_options,
 )
 from .plan import Plan, check_size, chunk_frames, make_plan, output_names
@@ -162,6 +164,11 @@ def build(
     if not ds.is_cbf:
         with MasterFile(ds.master) as f:
             notes += [f"master: {n}" for n in copy_notes(f, total, (ny, nx), o.bin_range > 1)]
+            earlier = f[ENTRY].attrs.get(TRANSFORM_ATTR) if ENTRY in f else None
+            if earlier is not None:
+                notes.append(f"master: its pixels are {text_value(earlier)}, not counts (an "
+                             "earlier lbnl-compress -S/-L/-X); the output records what its "
+                             "own pixels are in counts")  # fmt: skip
             if o.sum_range > 1:
                 moving, angles = scan_axis(f, total, short=True)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
@@ -304,8 +311,18 @@ def _rewriter(ds, o: OutputOptions, plan: Plan) -> MasterRewriter:
         n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image, last=ds.last_image,
         s=o.sum_range, b=o.bin_range, saturation=_as_stored(plan.saturation, plan.dtype),
         bit_depth=8 * plan.dtype.itemsize, compression=o.compression,
-        frame_shape=plan.frame_shape_in,
+        frame_shape=plan.frame_shape_in, transform=pixel_transform(o, _input_values(ds)),
     )  # fmt: skip
+
+
+def _input_values(ds) -> str:
+    """What the input pixels are, in the words of :func:`pixel_transform`: counts, or
+    another run's values (``(ln(1 + counts) / ln(2))``), as its master records them."""
+    if ds.is_cbf:
+        return "counts"
+    with MasterFile(ds.master) as f:
+        earlier = f[ENTRY].attrs.get(TRANSFORM_ATTR) if ENTRY in f else None
+    return "counts" if earlier is None else f"({text_value(earlier)})"
 
 
 def _as_stored(saturation, dtype: np.dtype):

@@ -23,6 +23,7 @@ import hdf5plugin
 import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
+from .header import text_value
 from .layout import (
     BSHUF_CD_COMPRESSOR,
     BSHUF_LZ4,
@@ -31,6 +32,7 @@ from .layout import (
     DATA_GROUP,
     DET,
     DISTANCES,
+    ENTRY,
     MASTER_SUFFIX,
     NX_CLASS,
     PIXEL_MASK,
@@ -38,6 +40,7 @@ from .layout import (
     SAMPLE_GONIOMETERS,
     SATURATIONS,
     SPEC,
+    TRANSFORM_ATTR,
     WAVELENGTHS,
     block_name,
     detector_groups,
@@ -275,6 +278,14 @@ def check_saturation(ctx: Context, r: Result):
         r.add("WARN", f"bit_depth_image {int(bits[()])} but the data are {ctx.dtype}")
 
 
+def check_pixel_transform(ctx: Context, r: Result):
+    """Pixels that are not counts (lbnl-compress -S, -L, -X record what they are)."""
+    what = ctx.f[ENTRY].attrs.get(TRANSFORM_ATTR) if ENTRY in ctx.f else None
+    if what is not None:
+        r.add("WARN", f"the pixels are {text_value(what)}, not counts (lbnl-compress -S/-L/-X): "
+                      "XDS and DIALS take them as counts")  # fmt: skip
+
+
 def check_omega(ctx: Context, r: Result):
     """The sample's goniometer holds omega angles (the last of the geometry)."""
     if not any(f"{g}/omega" in ctx.f for g in SAMPLE_GONIOMETERS):
@@ -335,6 +346,7 @@ CHECKS = [
     check_geometry,
     check_frame_size,
     check_saturation,
+    check_pixel_transform,
     check_omega,
     check_checksums,
     check_decode,

@@ -296,6 +296,9 @@ def write_master(
                     like = dst[p + "_start"]
                     like[()] = np.asarray(start, like.dtype)
             dst[layout.ENTRY].attrs[JOB_ATTR] = ascii_attr(token)
+            dst[layout.ENTRY].attrs.pop(layout.TRANSFORM_ATTR, None)  # (an input's: not ours)
+            if rewriter.transform:
+                dst[layout.ENTRY].attrs[layout.TRANSFORM_ATTR] = ascii_attr(rewriter.transform)
             dst.flush()
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))

@@ -576,6 +576,40 @@ def test_integer_output_of_transformed_counts_keeps_its_saturation_whole(source,
     assert not list(tmp_path.glob("c_*"))
 
 
+def test_pixels_that_are_not_counts_say_so_in_the_master(source, tmp_path, capsys):
+    """-S, -L and -X output looked like counts to every reader: the master now records what
+    its pixels are (lbnl-validate warns), through a later run as well."""
+    from lbnl_dask import validate
+    from lbnl_dask.layout import ENTRY, TRANSFORM_ATTR
+
+    def transform(prefix):
+        with h5py.File(f"{prefix}_master.h5", "r") as f:
+            v = f[ENTRY].attrs.get(TRANSFORM_ATTR)
+        return None if v is None else v.decode()
+
+    tiny, log, back, plain = source[0], *(str(tmp_path / n) for n in ("log", "back", "plain"))
+    runs = [
+        [tiny, log, "-L", "2", "-S", "0.5", "-u", "2"],
+        [log + "_master.h5", back, "-X", "2", "-u", "4"],
+        [log + "_master.h5", plain],
+        [tiny, str(tmp_path / "c")],
+    ]
+    said = []
+    for args in runs:
+        rc, out = compress(["-i", args[0], "-o", args[1], *args[2:], "--scheduler", "threads"],
+                           capsys)  # fmt: skip
+        assert rc == 0, out.err
+        said.append(out.out)
+    assert transform(log) == "ln(1 + counts x 0.5) / ln(2)"
+    assert transform(back) == "2**((ln(1 + counts x 0.5) / ln(2))) - 1"
+    assert transform(plain) == "ln(1 + counts x 0.5) / ln(2)"  # carried: still not counts
+    assert transform(str(tmp_path / "c")) is None
+    assert "master: its pixels are ln(1 + counts x 0.5) / ln(2), not counts" in said[2]
+    validate.main([log + "_master.h5"])
+    warned = capsys.readouterr().out
+    assert "[WARN] the pixels are ln(1 + counts x 0.5) / ln(2), not counts" in warned
+
+
 def test_exp_transform_runs_and_records_a_float_saturation(source, tmp_path, capsys):
     """-X (exp) used to fail on its float32-max saturation (OverflowError, a data file and no
     master left)."""
