@@ -254,6 +254,8 @@ def in_metres(line: str) -> str:
         except ValueError:
             return m.group(0)
 
+    if " mm" not in line and "um" not in line and "µm" not in line and "μm" not in line:
+        return line  # (most lines: no regular expression run for them)
     return _LENGTH.sub(metres, line)
 
 
@@ -261,7 +263,10 @@ def numbers_of(lines: list[str], key: str) -> tuple | None:
     """The numbers a line of :data:`KEYS` holds (``Beam_xy``: two), or None: one pattern, not
     a whole :func:`parse_header`, for a value read from every file."""
     pat = re.compile(KEYS[key])
-    for line in map(in_metres, lines):
+    for line in lines:
+        if key != "sensor" and not line.startswith(key):  # (the others' lines: skipped fast)
+            continue
+        line = in_metres(line)
         m = pat.match(line)
         if m:
             return tuple(float(g) for g in m.groups())
