@@ -245,7 +245,7 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         omega=omega,
         omega_increment=omega_inc,
         saturation_value=_first(f, SATURATIONS, kind=int)[0],
-        countrate_cutoff=_first(f, CUTOFFS, kind=int)[0],
+        countrate_cutoff=_count_cutoff(f),
         bit_depth_image=scalar_value(f, DET + "/bit_depth_image", int),
         bit_depth_readout=scalar_value(f, DET + "/bit_depth_readout", int),
         description=scalar_value(f, DET + "/description", str),
@@ -265,6 +265,12 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         )
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
+    cutoffs = _module_cutoffs(f)
+    if scalar_value(f, CUTOFFS[0], int) is None and len(set(cutoffs)) > 1:
+        meta.warnings.append(f"the modules' countrate_correction_count_cutoff differ "
+                             f"({min(cutoffs)} to {max(cutoffs)}) and the detector gives none: "
+                             f"counts from the lowest, {min(cutoffs)}, on are taken as "
+                             "saturated everywhere")  # fmt: skip
     _check_rewritten(f, meta)  # (first: text in them is an error)
     _check_summed_fields(f, meta)
     for axis in "xy":  # a length the pixel size would turn into pixels, without one
@@ -276,6 +282,28 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
                     f"is no {axis}_pixel_size: readers cannot place it in pixels (copied as it is)"
                 )
     return meta
+
+
+def _count_cutoff(f: h5py.File) -> int | None:
+    """The detector's count cutoff (XDS' OVERLOAD), else the lowest of its modules' (one
+    value for the whole detector: a higher one would take some modules' overloads as counts)."""
+    cut = scalar_value(f, CUTOFFS[0], int)
+    if cut is not None:
+        return cut
+    cutoffs = _module_cutoffs(f)
+    return min(cutoffs) if cutoffs else None
+
+
+def _module_cutoffs(f: h5py.File) -> list:
+    """Each ``detectorModule_NNN``'s countrate_correction_count_cutoff that is a number."""
+    spec = f.get(SPEC)
+    if not isinstance(spec, h5py.Group):
+        return []
+    name = CUTOFFS[1].rsplit("/", 1)[1]
+    values = (
+        scalar_value(f, f"{SPEC}/{m}/{name}", int) for m in spec if m.startswith(MODULE_PREFIX)
+    )
+    return [v for v in values if v is not None]
 
 
 def _datasets(f: h5py.File, keep) -> list[tuple[str, h5py.Dataset]]:

@@ -706,17 +706,20 @@ def put_back(decoded, original, valid):
 
 
 @kernel
-def whole_counts(x, top, allbits, out):
+def whole_counts(x, over, top, saturation, allbits, out):
     """:func:`lbnl_dask.transform._finalize_numpy` of whole counts ``x`` (C-contiguous float,
     any shape) into ``out`` (its shape, an unsigned integer type) in one pass: NaN ->
-    ``allbits`` (of ``out``'s type), the others clipped to [0, ``top``] (``top`` in ``x``'s type,
-    +inf -> ``top``) and converted."""
+    ``allbits``, values at or above ``over`` (in ``x``'s type: the saturation, or +inf where
+    every overload is marked) -> ``saturation`` (both of ``out``'s type), the others clipped
+    to [0, ``top``] (the largest valid value, in ``x``'s type) and converted."""
     a, o = x.reshape(-1), out.reshape(-1)
     zero = top - top
     for i in range(a.size):
         v = a[i]
         if v != v:
             o[i] = allbits
+        elif v >= over:
+            o[i] = saturation
         else:
             o[i] = min(max(v, zero), top)
     return out

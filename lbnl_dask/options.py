@@ -153,8 +153,8 @@ def _check_ranges(o: OutputOptions) -> None:
     ):
         if v is None or int(v) < 1:
             raise OptionError(f"{name} must be at least 1, not {v}")
-    if o.scale_factor is None or not o.scale_factor > 0:
-        raise OptionError(f"scale (-S) must be positive, not {o.scale_factor}")
+    if o.scale_factor is None or not 0 < o.scale_factor < np.inf:
+        raise OptionError(f"scale (-S) must be a positive number, not {o.scale_factor}")
 
 
 def _check_lossy(o: OutputOptions) -> None:
@@ -347,6 +347,10 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
     s, b = o.sum_range, o.bin_range
     factor = 1 if o.cap_sums else s * b * b
     saturation = int(per_pixel * factor * o.scale_factor + 0.5)
+    if saturation < 2:  # no count below it, or only 0: every pixel would be 0 or an overload
+        raise OptionError(f"-S {o.scale_factor:g} scales the saturation "
+                          f"({per_pixel * factor} counts) to {saturation}: no count could be "
+                          "told from an overload")  # fmt: skip
     if o.hcomp_scale is not None and saturation > HCOMPRESS_MAX:
         notes.append(
             f"HCompress takes values up to {HCOMPRESS_MAX}: saturation lowered from {saturation}"
@@ -385,7 +389,15 @@ def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, f
     if o.ufloat is not None:
         dt = np.dtype(np.float16 if abs(o.ufloat) == 2 else np.float32)
         notes.append(f"float output ({dt}): XDS' plugins read only unsigned integer data")
-        return dt, min(float(saturation), float(np.finfo(dt).max))
+        top = float(np.finfo(dt).max)
+        if saturation > top:
+            notes.append(f"output saturation {saturation:.10g} capped at {top:g} by the {dt} "
+                         "output type")  # fmt: skip
+        exact = 2.0 ** (np.finfo(dt).nmant + 1)  # whole numbers are exact up to here
+        if min(saturation, top) > exact:
+            notes.append(f"{dt} holds whole counts exactly only up to {exact:g}: larger ones "
+                         "are rounded")  # fmt: skip
+        return dt, min(float(saturation), top)
     if o.uint is not None:
         dt = np.dtype({2: np.uint16, -2: np.int16, 4: np.uint32, -4: np.int32}[o.uint])
     elif not o.integral:

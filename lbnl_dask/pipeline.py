@@ -86,11 +86,16 @@ def output_frames(
     notes = []
     s, b = o.sum_range, o.bin_range
     per_pixel = T.count_limit(cutoff, frames.dtype)
+    most = np.iinfo(frames.dtype).max - 1  # (all bits set: invalid)
+    if cutoff is not None and cutoff > most:
+        notes.append(f"the input's saturation {cutoff} is above any count its {frames.dtype} "
+                     f"frames hold ({most} at most): no input pixel is taken as an overload, "
+                     f"though those at {most} may be")  # fmt: skip
     dtype, saturation = output_dtype(o, output_saturation(o, per_pixel, notes), notes)
 
     counts_type = T.counts_dtype(per_pixel * max(o.scale_factor, 1.0), s * b * b)
     values = T.summed_binned_counts(frames, s, b, mask, cutoff, counts_type, frame_shape)
-    values = T.scale(values, o.scale_factor)
+    values = T.scale(values, o.scale_factor, None if o.logarithm_base or o.exponent else saturation)
     signed = (o.uint or 0) < 0 or (o.ufloat or 0) < 0
     if o.logarithm_base is not None:
         values = T.log_transform(values, log_base(o.logarithm_base, "-L"), signed)
@@ -108,6 +113,8 @@ def output_frames(
     if isinstance(codec, JPEG2000):
         check_openjpeg()
     if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
+        if not _below_saturation(o, per_pixel, saturation):  # counts the output cannot hold:
+            values = T.saturate(values, saturation)  # overloads, kept and out of cell totals
         keep = None  # pixels stored exactly: invalid/saturated ones always, spots if asked
         if o.keep_spots is not None:
             keep = spot_regions(values, o.keep_spots, o.keep_grow, o.keep_frames)
@@ -123,8 +130,18 @@ def output_frames(
                                     chunks=per_frame)  # fmt: skip
             values = da.map_blocks(decode_frames, values, encoded, codec, keep,
                                    o.restores_totals, dtype=values.dtype)  # fmt: skip
-    final = T.finalize(values, dtype, saturation, o.integral)
+    final = T.finalize(values, dtype, saturation, o.integral, marked=codec is not None)
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(values.shape[1:]), notes)
+
+
+def _below_saturation(o: OutputOptions, per_pixel: int, saturation) -> bool:
+    """Whether every valid count (each input pixel below its cutoff ``per_pixel``, summed,
+    binned and scaled, then rounded) is below the output's ``saturation``: not where a
+    codec, the output type or --cap-sums lowered it, nor through -L/-X."""
+    if o.logarithm_base is not None or o.exponent is not None:
+        return False
+    largest = (per_pixel - 1) * o.sum_range * o.bin_range**2 * o.scale_factor
+    return saturation > largest + 0.5
 
 
 def build(

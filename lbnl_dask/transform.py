@@ -386,11 +386,24 @@ def bin_pixels(x: da.Array, b: int) -> da.Array:
     return _coarsen_sum(x, {1: b, 2: b})
 
 
-def scale(x: da.Array, factor: float) -> da.Array:
-    """Multiply counts by ``factor`` and round to the nearest integer (markers unchanged)."""
+def scale(x: da.Array, factor: float, saturation=None) -> da.Array:
+    """Multiply counts by ``factor`` and round to the nearest integer (markers unchanged). A
+    count below the output's ``saturation`` that rounds up to it is the largest count below
+    it instead: only an overload reads as the saturation."""
     if factor == 1:
         return x
-    return da.rint(x * x.dtype.type(factor))
+    if saturation is None:
+        return da.rint(x * x.dtype.type(factor))
+    return x.map_blocks(_scale_block, x.dtype.type(factor), x.dtype.type(saturation),
+                        dtype=x.dtype)  # fmt: skip
+
+
+def _scale_block(x: np.ndarray, factor, saturation) -> np.ndarray:
+    y = x * factor
+    out = np.rint(y)
+    with np.errstate(invalid="ignore"):  # (NaN: neither)
+        np.copyto(out, saturation - 1, where=(out >= saturation) & (y < saturation))
+    return out
 
 
 def log_transform(x: da.Array, base: float, signed: bool = False) -> da.Array:
@@ -418,7 +431,7 @@ def _exp_block(x: np.ndarray, b, signed: bool) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- final output pixels
-def _finalize_block(x, dtype, saturation, integral=False):
+def _finalize_block(x, dtype, saturation, integral=False, marked=False):
     # whole counts into an unsigned type, the usual output: one compiled pass
     # (lbnl_dask.kernels.whole_counts) where it gives what the numpy reference gives
     dtype = np.dtype(dtype)
@@ -428,36 +441,47 @@ def _finalize_block(x, dtype, saturation, integral=False):
         and x.dtype in (np.float32, np.float64)
         and x.flags.c_contiguous
         and float(x.dtype.type(saturation)) == saturation
-        and 0 <= saturation <= np.iinfo(dtype).max
+        and 1 <= saturation <= np.iinfo(dtype).max
     ):
         from . import kernels
 
-        return kernels.whole_counts(x, x.dtype.type(saturation), dtype.type(invalid_value(dtype)),
+        over = x.dtype.type(np.inf if marked else saturation)
+        return kernels.whole_counts(x, over, _largest_valid(dtype, saturation, x.dtype),
+                                    dtype.type(saturation), dtype.type(invalid_value(dtype)),
                                     np.empty(x.shape, dtype))  # fmt: skip
-    return _finalize_numpy(x, dtype, saturation, integral)
+    return _finalize_numpy(x, dtype, saturation, integral, marked)
 
 
-def _finalize_numpy(x, dtype, saturation, integral=False):
+def _finalize_numpy(x, dtype, saturation, integral=False, marked=False):
     # True counts are never negative: a lossy round trip's undershoot is clipped at 0 in
-    # every type (in int16, -1 is also the invalid marker).
+    # every type (in int16, -1 is also the invalid marker). Only an overload is written as
+    # the saturation: +inf, and (unless ``marked``: a round trip's output, whose overloads
+    # are all +inf) a value at or above it; a valid value that rounds up to it (-S, float16)
+    # or that a lossy step pushed there is the largest value below it.
     dtype = np.dtype(dtype)
+    with np.errstate(invalid="ignore"):  # (NaN: neither)
+        over = np.isposinf(x) if marked else x >= np.float64(saturation)
+    top = _largest_valid(dtype, saturation, x.dtype)
     if dtype.kind == "f":
-        return np.clip(x, 0, saturation).astype(dtype)  # +inf (saturated) -> saturation, NaN stays
-    invalid = np.isnan(x)
+        out = np.clip(x, 0, top).astype(dtype)  # NaN stays NaN
+        np.copyto(out, dtype.type(saturation), where=over)
+        return out
     out = np.empty(x.shape, dtype)
-    top, exact = saturation, True
-    if x.dtype.kind == "f" and float(x.dtype.type(saturation)) != saturation:
-        # not a value of x's type (2**32 - 2 in float32 is 2**32, which would wrap to 0 in
-        # uint32): clip below it, then give every pixel at or above it the saturation itself
-        top, exact = _below(x.dtype.type(saturation), saturation), False
     with np.errstate(invalid="ignore"):  # NaN casts to garbage here, overwritten just below
-        np.clip(
-            x if integral else np.rint(x), 0, top, out=out, casting="unsafe"
-        )  # +inf -> saturation
-    if not exact:
-        np.copyto(out, dtype.type(saturation), where=x >= np.float64(saturation))
-    np.copyto(out, invalid_value(dtype), where=invalid)
+        np.clip(x if integral else np.rint(x), 0, top, out=out, casting="unsafe")
+    np.copyto(out, dtype.type(saturation), where=over)
+    np.copyto(out, invalid_value(dtype), where=np.isnan(x))
     return out
+
+
+def _largest_valid(dtype: np.dtype, saturation, x_dtype) -> np.floating:
+    """The largest value of ``x_dtype`` (a float type) that finalizes to a valid pixel of
+    ``dtype`` below ``saturation``: saturation - 1 for integers, the float below it for floats."""
+    if dtype.kind == "f":
+        v = float(np.nextafter(dtype.type(saturation), dtype.type(-np.inf)))
+    else:
+        v = max(float(saturation) - 1, 0.0)
+    return _below(np.dtype(x_dtype).type(v), v)
 
 
 def _below(value: np.floating, limit: float) -> np.floating:
@@ -467,12 +491,33 @@ def _below(value: np.floating, limit: float) -> np.floating:
     return value
 
 
-def finalize(x: da.Array, dtype, saturation, integral: bool = False) -> da.Array:
-    """Output pixels of ``dtype``: counts rounded to the nearest integer (half to even) and
-    clipped to [0, saturation] in every type, saturated
-    (+inf) pixels = ``saturation``, invalid (NaN) pixels = all bits set (NaN for floats).
+def finalize(
+    x: da.Array, dtype, saturation, integral: bool = False, marked: bool = False
+) -> da.Array:
+    """Output pixels of ``dtype``: saturated (+inf) pixels, and any at or above
+    ``saturation``, = ``saturation``; invalid (NaN) pixels = all bits set (NaN for floats);
+    the others rounded to the nearest integer (half to even) and clipped to [0, the largest
+    value below the saturation] in every type, so a valid pixel never reads as an overload.
     ``integral``: the counts are whole numbers already (no log/exp), so rounding is skipped
-    (one whole-frame pass less)."""
+    (one whole-frame pass less). ``marked``: every overload is +inf already (a lossy round
+    trip's output, after :func:`saturate`): a finite value at or above the saturation is a
+    valid pixel the codec pushed there, and is clipped below it."""
     return x.map_blocks(
-        _finalize_block, np.dtype(dtype), saturation, bool(integral), dtype=np.dtype(dtype)
-    )
+        _finalize_block, np.dtype(dtype), saturation, bool(integral), bool(marked),
+        dtype=np.dtype(dtype),
+    )  # fmt: skip
+
+
+def saturate(x: da.Array, saturation) -> da.Array:
+    """Counts at or above ``saturation`` (the output's, lower than the input's cutoff allows
+    where a codec or the output type caps it) marked saturated (+inf) before a lossy round
+    trip: it then keeps them exactly and leaves them out of the cell totals it restores, and
+    :func:`finalize` (``marked``) writes them, and only them, as the saturation."""
+    return x.map_blocks(_saturate_block, x.dtype.type(saturation), dtype=x.dtype)
+
+
+def _saturate_block(x: np.ndarray, top) -> np.ndarray:
+    out = x.copy()
+    with np.errstate(invalid="ignore"):
+        out[x >= top] = np.inf
+    return out

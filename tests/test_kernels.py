@@ -377,9 +377,11 @@ def test_restore_totals_float_frames_take_the_kernel():
 @pytest.mark.parametrize("x_type", [np.float32, np.float64])
 @pytest.mark.parametrize("out_type, saturation", [(np.uint32, 99520), (np.uint16, 65534),
                                                   (np.uint16, 1), (np.uint32, 2**24)])  # fmt: skip
-def test_whole_counts_kernel_is_the_numpy_rule(x_type, out_type, saturation):
+@pytest.mark.parametrize("marked", [False, True])
+def test_whole_counts_kernel_is_the_numpy_rule(x_type, out_type, saturation, marked):
     """The output type's one compiled pass gives the numpy reference's pixels: NaN -> all
-    bits set, +-inf and negatives clipped, the saturation itself and one above it."""
+    bits set, +-inf and negatives clipped, the saturation itself and one above it (an
+    overload, or where every overload is marked +inf, a valid count clipped below it)."""
     from lbnl_dask import transform as T
 
     rng = np.random.default_rng(saturation)
@@ -387,11 +389,13 @@ def test_whole_counts_kernel_is_the_numpy_rule(x_type, out_type, saturation):
     for value, n in ((np.nan, 40), (np.inf, 40), (-np.inf, 10)):
         x.flat[rng.integers(0, x.size, n)] = value
     x.flat[:3] = (-0.0, saturation, saturation + 1)
-    got = T._finalize_block(x, out_type, saturation, True)
-    want = T._finalize_numpy(x, out_type, saturation, True)
+    got = T._finalize_block(x, out_type, saturation, True, marked)
+    want = T._finalize_numpy(x, out_type, saturation, True, marked)
     assert got.dtype == want.dtype == out_type
     np.testing.assert_array_equal(got, want)
-    assert got.flat[0] == 0 and got.flat[1] == got.flat[2] == saturation
+    top = saturation - 1 if marked else saturation
+    assert got.flat[0] == 0 and got.flat[1] == got.flat[2] == top
+    assert (got[np.isposinf(x)] == saturation).all()
     assert (got[np.isnan(x)] == np.iinfo(out_type).max).all()
 
 

@@ -42,7 +42,13 @@ BAD_OPTIONS = [
     (["-R", "5000,6000"], "region '5000,6000' names no pixel of the output frames (102 x 132"),
     (["-b", "2", "-R", "0,5,60,80"], "names no pixel of the output frames (51 x 66"),
     (["-q", "sq"], "-q (squash) needs a lossy round trip"),
-    (["-S", "0"], "scale (-S) must be positive"),
+    (["-S", "0"], "scale (-S) must be a positive number, not 0"),
+    (["-S", "inf"], "scale (-S) must be a positive number, not inf"),  # (a traceback before)
+    (
+        ["-S", "0.00003"],
+        "-S 3e-05 scales the saturation (12440 counts) to 0: no count could be "
+        "told from an overload",
+    ),  # (all-zero frames, saturation 0, before)
     (["-u", "3"], "-u takes"),
     (["-f", "8"], "-f takes"),
     (["-u", "2", "-f", "4"], "choose one output type, not -u and -f"),
