@@ -453,11 +453,20 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
         if isinstance(link, h5py.SoftLink):  # (NXmx: /entry/data/omega -> the goniometer's)
             data[name] = h5py.SoftLink(link.path)
         elif isinstance(link, h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
-            new = rewriter.new_value(f"{layout.DATA_GROUP}/{name}", sdata[name])
+            d = sdata[name]
+            new = rewriter.new_value(f"{layout.DATA_GROUP}/{name}", d)
+            if (
+                new is None
+                and d.ndim == 1
+                and d.dtype.kind in "iuf"
+                and rewriter.s > 1
+                and (len(d) >= rewriter.n_total > 1)
+            ):  # another per-frame axis (image_id, start_time): its first frame's, per output frame
+                new = rewriter.per_frame(d[: rewriter.n_total], end=False)
             if new is None:
-                src.copy(sdata[name], data, name=name)
+                src.copy(d, data, name=name)
             else:
-                _create_like(data, name, new, sdata[name])
+                _create_like(data, name, new, d)
     for k, fname in enumerate(data_files, start=1):
         data[layout.block_name(k)] = h5py.ExternalLink(fname, layout.DATA)
 

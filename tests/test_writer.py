@@ -470,6 +470,11 @@ def _soft_links_to_the_frames_and_to_omega(f):
     f[f"{GONIOMETER}/omega_increment_set"] = np.float64(0.1)
 
 
+def _other_per_frame_axes_beside_the_data(f):  # (Dectris' newer FileWriter, nexgen)
+    f[f"{DATA_GROUP}/image_id"] = np.arange(1, 21, dtype=np.uint64)
+    f[f"{DATA_GROUP}/start_time"] = np.arange(20, dtype=np.float64) * 0.1
+
+
 def _saturation_only_in_the_modules(f):
     for p in (f"{DET}/saturation_value", f"{SPEC}/saturation_value",
               f"{SPEC}/countrate_correction_count_cutoff"):  # fmt: skip
@@ -480,6 +485,7 @@ def _saturation_only_in_the_modules(f):
     _module_of_another_name, _soft_linked_detector,
     _frames_in_the_master_and_linked_from_the_detector, _frames_as_a_virtual_dataset,
     _soft_links_to_the_frames_and_to_omega,
+    _other_per_frame_axes_beside_the_data,
     _saturation_only_in_the_modules,
 ], ids=lambda e: e.__name__[1:])  # fmt: skip
 def test_nxmx_layouts_give_a_consistent_output_master(tiny, tmp_path, edit):
@@ -509,6 +515,9 @@ def test_nxmx_layouts_give_a_consistent_output_master(tiny, tmp_path, edit):
             assert f[f"{GONIOMETER}/omega_increment_set"][()] == pytest.approx(0.2)
         if edit is _saturation_only_in_the_modules:
             assert f[f"{DET}/saturation_value"][()] == rep.saturation_out
+        if edit is _other_per_frame_axes_beside_the_data:  # one per output frame: its first
+            assert f[f"{DATA_GROUP}/image_id"][()].tolist() == list(range(1, 21, 2))
+            assert f[f"{DATA_GROUP}/start_time"][()] == pytest.approx(np.arange(0, 2, 0.2))
     if edit in (_frames_in_the_master_and_linked_from_the_detector, _frames_as_a_virtual_dataset):
         with h5py.File(master) as f:  # the frames' bytes, not the whole master's (its size)
             d, folder = f[DATA], os.path.dirname(master)
