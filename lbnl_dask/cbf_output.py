@@ -41,7 +41,7 @@ from .cluster import (
 )
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
-from .header import MasterFile, angle_value, scan_axis, text_value
+from .header import MasterFile, angle_value, pixel_transform, scan_axis, text_value
 from .layout import DET, ENTRY, MINICBF_HEADER, SPEC
 from .options import at_least_1
 from .resume import file_id
@@ -223,6 +223,9 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     ds = open_dataset(master, first_image, last_image)
     if ds.is_cbf:
         raise InputFileError(f"{master}: give an HDF5 master (this input is miniCBF already)")
+    what = pixel_transform(master)
+    if what is not None:  # an -S/-L/-X output: a reader would take them as counts
+        raise OutputError(f"{master}: its pixels are {what}, not counts: miniCBF holds counts")
     n, ny, nx = ds.shape
     if datablock is None:
         datablock = max(1, min(ds.datablock, TASK_BYTES // (4 * ny * nx)))
@@ -325,15 +328,15 @@ def check_free(paths: list[str]) -> None:
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 
 
-def remove_stale(prefix: str, keep: list[str], inputs=()) -> list[str]:
+def remove_stale(prefix: str, keep: list[str], inputs=(), after: int = 0) -> list[str]:
     """With --overwrite: remove ``<prefix>_NNNNN.cbf`` files not in ``keep`` (an earlier,
-    longer run's), so the folder holds one series; never one of ``inputs`` (a series read
-    from the same folder and prefix). Returns what it removed."""
+    longer run's) and numbered above ``after``, so the folder holds one series; never one of
+    ``inputs`` (a series read from the same folder and prefix). Returns what it removed."""
     prefix, keep, ids = os.path.abspath(prefix), set(keep), {file_id(i) for i in inputs}
     pattern = glob.escape(prefix) + "_" + "[0-9]" * 5 + "*.cbf"
     stale = [p for p in glob.glob(pattern)
-             if re.fullmatch(r"_\d{5,}\.cbf", p[len(prefix) :]) and p not in keep
-             and file_id(p) not in ids and not raw_cbf(p)]  # fmt: skip
+             if (m := re.fullmatch(r"_(\d{5,})\.cbf", p[len(prefix) :])) and p not in keep
+             and int(m.group(1)) > after and file_id(p) not in ids and not raw_cbf(p)]  # fmt: skip
     for p in stale:
         os.remove(p)
     return stale
@@ -357,6 +360,8 @@ def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = N
     check_ours(cj.foreign)  # first: --overwrite would not help
     if cj.foreign and not overwrite:
         check_free(cj.foreign)
+    if overwrite:  # an earlier, longer run's files after these: the folder holds one series
+        remove_stale(prefix, cj.paths, after=int(re.search(r"_(\d+)\.cbf$", cj.paths[-1])[1]))
     if not cj.todo:
         return cj
     os.makedirs(os.path.dirname(cj.paths[0]), exist_ok=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 from . import quality as Q
 from . import transform as T
 from .bslz4 import BitshuffleLZ4
-from .cluster import console, one_openmp_thread
+from .cluster import console, one_openmp_thread, stop_on_sigterm
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import LbnlDaskError, OptionError
@@ -43,6 +44,7 @@ from .explore_results import (
     save,
     table,
 )
+from .header import pixel_transform
 from .integrate import (
     background_by_resolution,
     background_noise,
@@ -389,11 +391,20 @@ def explore(
     from .cluster import client_for
 
     settings = settings or grid()
-    n = open_dataset(master).frames.shape[0]
+    for st in settings:  # each as lbnl-compress checks it, before any is tried
+        st.options()
+    n, ny, nx = open_dataset(master).frames.shape
     too_long = sorted({st.s for st in settings if st.s > n})
     if too_long:  # lbnl-compress refuses them too: never name one best
         raise OptionError(f"{master}: a sum of {too_long[0]} frames is more than the {n} "
                           "frames there are")  # fmt: skip
+    too_wide = sorted({st.b for st in settings if st.b > min(ny, nx)})
+    if too_wide:
+        raise OptionError(f"bin {too_wide[0]} is larger than the frames ({ny} x {nx})")
+    what = pixel_transform(master)
+    if what is not None:  # an -S/-L/-X output: its fidelity figures would mean nothing
+        raise OptionError(f"{master}: its pixels are {what}, not counts (lbnl-compress -S/-L/-X):"
+                          " explore the original")  # fmt: skip
     length = window_length([st.s for st in settings], window_frames, n)
     wins = windows(n, n_windows, length)
     lazy = [_evaluate(master, st, wins, Q.Shoebox.for_run) for st in settings]
@@ -457,6 +468,18 @@ def _filter_bound(text: str) -> float:
     return bound
 
 
+def _threshold(text: str) -> float:
+    """A ``--keep`` threshold: 0 (off) or a finite number of sigmas."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not 0 <= v < float("inf"):
+        raise argparse.ArgumentTypeError(f"a threshold is 0 (off) or a number of sigmas > 0, "
+                                         f"not {text!r}")  # fmt: skip
+    return v
+
+
 def parser() -> argparse.ArgumentParser:
     """The options of ``lbnl-explore``."""
     p = argparse.ArgumentParser(
@@ -506,7 +529,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--keep",
-        type=float,
+        type=_threshold,
         nargs="+",
         default=[0, 5],
         help="--keep-spots thresholds (sigmas) to try with each lossy step; 0 = without",
@@ -528,7 +551,7 @@ def parser() -> argparse.ArgumentParser:
         "-p",
         "--parallel",
         dest="workers",
-        type=int,
+        type=at_least_1,
         default=None,
         metavar="N",
         help="dask workers (default: all cores)",
@@ -542,29 +565,55 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _check_out(a) -> str | None:
+    """Why ``-o`` cannot take this run's CSV, JSON and PNG, or None: checked before minutes
+    of work, not after (an earlier run's, the dataset's own ground-truth table, a folder
+    that cannot be written, no prefix)."""
+    out = a.out
+    if not os.path.basename(out):
+        return f"-o {out!r}: give a prefix for the files (a folder ends it), as in -o out/thermo"
+    there = [out + ext for ext in (".csv", ".json", ".png") if os.path.exists(out + ext)]
+    truth = os.path.abspath(str(a.master).replace("_master.h5", "_reflections.csv"))
+    if os.path.abspath(out + ".csv") == truth:
+        return f"{out}.csv: the dataset's own ground-truth table: choose another -o"
+    if there and not a.overwrite:
+        return f"{there[0]}: exists (use --overwrite to replace it, or another -o)"
+    folder = os.path.dirname(os.path.abspath(out))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        return f"{folder}: cannot create the output folder ({e.strerror})"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder}: the output folder cannot be written"
+    return None
+
+
 def main(argv=None) -> int:
     one_openmp_thread()
     a = parser().parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
-    there = [a.out + ext for ext in (".csv", ".json", ".png") if os.path.exists(a.out + ext)]
-    if there and not a.overwrite:  # checked before minutes of work, not after
-        print(f"lbnl-explore: error: {there[0]}: exists (use --overwrite to replace it, or "
-              "another -o)", file=sys.stderr)  # fmt: skip
+    why = _check_out(a)
+    if why is not None:
+        print(f"lbnl-explore: error: {why}", file=sys.stderr)
         return 2
     try:
-        rows = explore(
-            a.master,
-            grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep, a.sz3, a.zfp, a.sz3_filter),
-            a.windows,
-            a.frames,
-            a.scheduler,
-            a.workers,
-            sys.stderr.isatty() if a.progress is None else a.progress,
-            log=log,
-        )
+        with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
+            rows = explore(
+                a.master,
+                grid(a.bins, a.sums, a.hcomp, a.j2k, a.keep, a.sz3, a.zfp, a.sz3_filter),
+                a.windows,
+                a.frames,
+                a.scheduler,
+                a.workers,
+                sys.stderr.isatty() if a.progress is None else a.progress,
+                log=log,
+            )
     except LbnlDaskError as e:
         print(f"lbnl-explore: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # (the tables are written only once every setting is done)
+        print("lbnl-explore: interrupted before its tables were written", file=sys.stderr)
+        return 128 + getattr(e, "signal", signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     print(table(rows))
     print(describe_best(rows))
     best = best_setting(rows)

@@ -144,7 +144,8 @@ LITTLE_GAIN = 1.25
 def describe_gain(rows) -> str | None:
     """A note when :func:`best_setting` gains little over lossless storage of its own bin
     and sum (less than LITTLE_GAIN times its ratio), or is that lossless storage itself
-    (no lossy step tried there was acceptable, or none was tried), else None. Then the
+    (the acceptable lossy steps tried there store it larger, none was acceptable, or none
+    was tried), else None. Then the
     counting noise of the background, which any acceptable output keeps, sets the ratio (at
     about 1 count per output pixel and up: ``benchmarks/bench_bslz4_ceiling.py``), and only
     more raw pixels per output pixel raise it: larger sums, suggested when the best has the
@@ -162,7 +163,9 @@ def describe_gain(rows) -> str | None:
     base = lossless[0]["ratio_raw2"]
     if best.get("codec") == "none":
         tried = [r for r in here if r.get("codec") != "none"]
-        why = ("none of the lossy settings tried there was acceptable" if tried
+        passed = [r for r in tried if acceptable(r) and r.get("xds", True)]
+        why = ("the acceptable lossy settings tried there store it larger" if passed
+               else "none of the lossy settings tried there was acceptable" if tried
                else "no lossy step was tried there")  # fmt: skip
         line = f"note: lossless b{b}s{s} ({base:.1f}x) is the best: {why}"
     else:
@@ -238,23 +241,26 @@ def save(rows, prefix: str) -> list[str]:
     """Write ``<prefix>.csv``, ``<prefix>.json`` and ``<prefix>.png`` (if matplotlib is there).
     The CSV has a row's overall figures, whether it is :func:`acceptable` and its worst
     resolution shell's (:func:`worst_shell`); every shell is in the JSON file."""
+    from .writer import atomic_path  # each file complete under its name, or not there
+
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
     written = []
     flat = [{**{k: v for k, v in r.items() if k != "shells"}, "acceptable": acceptable(r),
              **worst_shell(r)} for r in rows]  # fmt: skip
-    with open(prefix + ".csv", "w", newline="") as fh:
+    with atomic_path(prefix + ".csv", hdf5=False) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(flat[0]), extrasaction="ignore")
         w.writeheader()
         w.writerows(flat)
     written.append(prefix + ".csv")
-    with open(prefix + ".json", "w") as fh:  # strict JSON: an undefined figure is null
-        json.dump(_strict(rows), fh, indent=1, allow_nan=False)
+    with atomic_path(prefix + ".json", hdf5=False) as tmp, open(tmp, "w") as fh:
+        json.dump(_strict(rows), fh, indent=1, allow_nan=False)  # strict: undefined is null
     written.append(prefix + ".json")
     try:
         fig = plot(rows)
     except ImportError:  # matplotlib is optional
         return written
-    fig.savefig(prefix + ".png", dpi=PLOT_DPI)
+    with atomic_path(prefix + ".png", hdf5=False) as tmp:
+        fig.savefig(tmp, dpi=PLOT_DPI, format="png")
     written.append(prefix + ".png")
     return written
 

@@ -19,6 +19,7 @@ from .layout import (
     DATA_GROUP,
     DET,
     DISTANCES,
+    ENTRY,
     INSTRUMENT,
     MASTER_SUFFIX,
     MODULE_PREFIX,
@@ -27,6 +28,7 @@ from .layout import (
     PIXEL_MASKS,
     SATURATIONS,
     SPEC,
+    TRANSFORM_ATTR,
     WAVELENGTHS,
     detector_groups,
     on_detector,
@@ -282,6 +284,18 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
                     f"is no {axis}_pixel_size: readers cannot place it in pixels (copied as it is)"
                 )
     return meta
+
+
+def pixel_transform(master) -> str | None:
+    """What a master's pixels are where they are not counts (an lbnl-compress -S/-L/-X
+    output records it: ``ln(1 + counts) / ln(2)``), else None (a miniCBF series: None)."""
+    master = os.fspath(master)
+    if not master.endswith(".h5") or not os.path.isfile(master):
+        return None
+    with open_master(master) as f:
+        entry = f.get(ENTRY)
+        v = entry.attrs.get(TRANSFORM_ATTR) if isinstance(entry, h5py.Group) else None
+    return None if v is None else text_value(v)
 
 
 def _count_cutoff(f: h5py.File) -> int | None:

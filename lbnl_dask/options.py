@@ -145,6 +145,11 @@ class OutputOptions:
         return []
 
 
+#: The largest HCompress scale: astropy's codec takes it as a C int (a larger one raised
+#: OverflowError inside the run; any scale beyond the counts already keeps only the means).
+HCOMPRESS_MAX_SCALE = 2**31 - 1
+
+
 def _check_ranges(o: OutputOptions) -> None:
     for name, v in (
         ("bin (-b)", o.bin_range),
@@ -166,8 +171,9 @@ def _check_lossy(o: OutputOptions) -> None:
             "-q (squash) needs a lossy round trip (-H, -J, -K, --sz3 or --zfp) to take codec "
             "bytes from"
         )
-    if o.hcomp_scale is not None and o.hcomp_scale < 0:
-        raise OptionError(f"HCompress scale (-H) must be >= 0 (0 is lossless), not {o.hcomp_scale}")
+    if o.hcomp_scale is not None and not 0 <= o.hcomp_scale <= HCOMPRESS_MAX_SCALE:
+        raise OptionError(f"HCompress scale (-H) must be 0 (lossless) to {HCOMPRESS_MAX_SCALE}, "
+                          f"not {o.hcomp_scale}")  # fmt: skip
     for flag, e in (("--sz3", o.sz3_bound), ("--zfp", o.zfp_accuracy)):
         if e is not None and not (np.isfinite(e) and e > 0):
             raise OptionError(f"error bound ({flag}) must be a positive number of counts, not {e}")

@@ -17,8 +17,11 @@ Deterministic for a given seed: frame i depends only on (seed, i).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import glob
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -146,28 +149,65 @@ def make_dataset(
     dtype = np.dtype(dtype)
     if dtype not in (np.dtype("uint16"), np.dtype("uint32")):
         raise LbnlDaskError(f"dtype must be uint16 or uint32, not {dtype}")
+    for name in ("background", "background_floor"):
+        v = getattr(exp, name)
+        if not 0 <= v <= MAX_BACKGROUND:
+            raise LbnlDaskError(f"{name} must be 0 to {MAX_BACKGROUND:g} counts/pixel/frame, "
+                                f"not {v}")  # fmt: skip
     prefix = os.fspath(prefix)
+    if not os.path.basename(prefix):
+        raise OutputError(f"{prefix}: give a prefix for the files (a folder ends it), as in "
+                          "data/thermo")  # fmt: skip
     master = prefix + MASTER_SUFFIX
     nfiles = -(-nframes // frames_per_file)
     data = [data_file_name(prefix, k) for k in range(1, nfiles + 1)]
     _check_free([master, prefix + "_reflections.csv"] + data, overwrite)
-    os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
+    folder = os.path.dirname(os.path.abspath(prefix))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the output folder ({e.strerror})") from None
+    if overwrite:  # an earlier, longer dataset's files after these: not this one's
+        for old in glob.glob(glob.escape(prefix) + "_data_" + "[0-9]" * 6 + ".h5"):
+            if old not in data:
+                os.remove(old)
 
     scene = _Scene(det, exp, nframes, seed, dtype)
     t0 = time.monotonic()
-    for k, path in enumerate(data):
+    for k, path in enumerate(data):  # each file complete under its name, or not there
         i0, i1 = k * frames_per_file, min(nframes, (k + 1) * frames_per_file)
-        _write_data_file(path, scene, i0, i1, compression)
+        with _written(path) as tmp:
+            _write_data_file(tmp, scene, i0, i1, compression)
         if log is not None:
             print(f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of "
                   f"{nframes}, file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)",
                   file=log, flush=True)  # fmt: skip
     refl = scene.refl.copy()
     refl["counts"] = scene.expected_total
-    _write_reflections(prefix + "_reflections.csv", refl, nframes)
-    _write_master(master, det, exp, scene.dist, scene.bcx, scene.bcy, nframes, frames_per_file,
-                  dtype, scene.mask, compression, [os.path.basename(p) for p in data])  # fmt: skip
+    with _written(prefix + "_reflections.csv", hdf5=False) as tmp:
+        _write_reflections(tmp, refl, nframes)
+    names = [os.path.basename(p) for p in data]
+    with _written(master) as tmp:  # last: a master means a complete dataset
+        _write_master(tmp, det, exp, scene.dist, scene.bcx, scene.bcy, nframes, frames_per_file,
+                      dtype, scene.mask, compression, names)  # fmt: skip
     return master
+
+
+#: The largest background lbnl-synth draws (counts/pixel/frame; beamlines see ~0.003 to ~6).
+MAX_BACKGROUND = 1e6
+
+
+@contextlib.contextmanager
+def _written(path: str, hdf5: bool = True):
+    """:func:`lbnl_dask.writer.atomic_path`, with a file that cannot be written (a read-only
+    folder, a full disk) an OutputError naming it."""
+    from .writer import atomic_path
+
+    try:
+        with atomic_path(path, hdf5=hdf5) as tmp:
+            yield tmp
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from None
 
 
 def _check_free(paths: list[str], overwrite: bool) -> None:
@@ -375,27 +415,30 @@ def main(argv=None) -> int:
             experiment.background_floor = min(experiment.background_floor, a.background / 10)
         if a.background_floor is not None:
             experiment.background_floor = a.background_floor
-        if experiment.background < 0 or experiment.background_floor < 0:
-            print("lbnl-synth: error: backgrounds must be >= 0 counts/pixel/frame",
-                  file=sys.stderr)  # fmt: skip
-            return 2
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: a line per data file
+    from .cluster import stop_on_sigterm  # (dask: loaded for the command only)
+
     try:
-        master = make_dataset(
-            a.prefix,
-            a.detector,
-            a.nframes,
-            a.frames_per_file,
-            a.dtype,
-            a.compression,
-            a.seed,
-            experiment=experiment,
-            overwrite=a.overwrite,
-            log=log,
-        )
+        with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
+            master = make_dataset(
+                a.prefix,
+                a.detector,
+                a.nframes,
+                a.frames_per_file,
+                a.dtype,
+                a.compression,
+                a.seed,
+                experiment=experiment,
+                overwrite=a.overwrite,
+                log=log,
+            )
     except LbnlDaskError as e:
         print(f"lbnl-synth: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:  # (the master is written last: without it, no dataset)
+        print("lbnl-synth: interrupted: the data files finished are kept, the master was not "
+              "written", file=sys.stderr)  # fmt: skip
+        return 128 + getattr(e, "signal", signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     print(master)
     return 0
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 import h5py
@@ -23,6 +24,7 @@ import hdf5plugin
 import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
+from .cluster import stop_on_sigterm
 from .header import text_value
 from .layout import (
     BSHUF_CD_COMPRESSOR,
@@ -379,7 +381,12 @@ def main(argv=None) -> int:
         help="skip decoding every frame and checking the chunks' checksums",
     )
     a = p.parse_args(argv)
-    r = validate(a.master, decode=not a.no_decode)
+    try:
+        with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
+            r = validate(a.master, decode=not a.no_decode)
+    except KeyboardInterrupt as e:
+        print(f"lbnl-validate: interrupted: {a.master} was not checked", file=sys.stderr)
+        return 128 + getattr(e, "signal", signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM
     print(r)
     print(f"{a.master}: {'FAILED' if r.failed else 'valid'}")
     return 1 if r.failed else 0

@@ -88,6 +88,25 @@ def test_existing_files_are_kept_unless_asked(tiny, tmp_path):
     assert fabio.open(cbf_name(prefix, 2)).data.shape == (m.ny, m.nx)
 
 
+def test_overwrite_by_a_shorter_run_leaves_one_series(tiny, tmp_path):
+    """--overwrite after a longer run had left its later frames: the folder looked like one
+    series of two jobs. Frames before a range are another range's, and stay."""
+    prefix = str(tmp_path / "o")
+    to_cbf(tiny, prefix, 1, 6, scheduler="threads")
+    to_cbf(tiny, prefix, 2, 3, scheduler="threads", overwrite=True)
+    names = sorted(os.path.basename(p) for p in glob.glob(prefix + "_*.cbf"))
+    assert names == ["o_00001.cbf", "o_00002.cbf", "o_00003.cbf"]
+
+
+def test_pixels_that_are_not_counts_are_refused(tiny, tmp_path):
+    """An -S/-L/-X output holds no counts: written as miniCBF, log2 values read as counts."""
+    rep = compress(tiny, str(tmp_path / "log"), logarithm_base="2", uint=2, scheduler="threads")
+    with pytest.raises(OutputError, match=r"its pixels are ln\(1 \+ counts\) / ln\(2\), not "
+                       "counts: miniCBF holds counts"):  # fmt: skip
+        to_cbf(rep.master, str(tmp_path / "c"), scheduler="threads")
+    assert glob.glob(str(tmp_path / "c*")) == []
+
+
 def test_a_failed_run_leaves_no_files(tiny, tmp_path):
     folder = tmp_path / "copy"
     shutil.copytree(os.path.dirname(tiny), folder)

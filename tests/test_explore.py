@@ -12,6 +12,7 @@ import dask
 import numpy as np
 import pytest
 
+import lbnl_dask
 from lbnl_dask import explore as E
 from lbnl_dask import explore_results as R
 from lbnl_dask import quality as Q
@@ -259,3 +260,48 @@ def test_the_explorer_never_replaces_files_unless_asked(tmp_path, capsys):
     assert (tmp_path / "ex.csv").read_text() == "my notes\n"
     rc = E.main([str(tmp_path / "absent_master.h5"), "-o", str(out), "--overwrite"])
     assert rc == 2 and "absent_master.h5" in capsys.readouterr().err  # on to the input's check
+
+
+def test_the_output_is_checked_before_the_run(no_table, tmp_path, capsys):
+    """A folder that cannot be written, a prefix that names a folder, or the dataset's own
+    ground-truth table had failed only after the whole grid (a traceback; the table was
+    overwritten by --overwrite)."""
+    import shutil
+
+    src = tmp_path / "in"
+    shutil.copytree(os.path.dirname(no_table), src)
+    master = str(src / os.path.basename(no_table))
+    truth = master.replace("_master.h5", "_reflections.csv")
+    open(truth, "w").write("h,k,l\n")
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["-o", truth[: -len(".csv")], "--overwrite"], "the dataset's own ground-truth table"),
+        (["-o", str(tmp_path / "afile" / "x")], "cannot create the output folder"),
+        (["-o", str(tmp_path / "d") + os.sep], "give a prefix for the files"),
+        (["-p", "0"], "argument -p/--parallel: must be at least 1"),
+        (["--keep", "0", "inf"], "argument --keep: a threshold is 0 (off)"),
+        (["--bins", "9999"], "bin 9999 is larger than the frames"),
+        (["--hcomp", "99999999999"], "HCompress scale (-H) must be 0 (lossless) to 2147483647"),
+    ]
+    for args, msg in cases:
+        try:
+            rc = E.main([master, "--windows", "1", "--j2k", "--sz3", "--zfp", "--sz3-filter"]
+                        + args)  # fmt: skip
+        except SystemExit as e:  # (argparse's own errors)
+            rc = e.code
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and msg in err and "Traceback" not in err, (args, err)
+    assert open(truth).read() == "h,k,l\n"
+    assert not list(tmp_path.glob("d*")) and glob_csv(tmp_path) == []
+
+
+def glob_csv(folder):
+    return sorted(str(p) for p in folder.rglob("*.csv") if "in" not in p.parts)
+
+
+def test_explore_refuses_pixels_that_are_not_counts(no_table, tmp_path, capsys):
+    rep = lbnl_dask.compress(no_table, str(tmp_path / "s"), scale_factor=0.5, uint=4,
+                             scheduler="threads", fidelity=False)  # fmt: skip
+    rc = E.main([rep.master, "-o", str(tmp_path / "ex"), "--windows", "1"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "its pixels are counts x 0.5, not counts" in err

@@ -165,6 +165,11 @@ def test_describe_gain_notes_a_best_setting_close_to_lossless():
     assert note.startswith("note: lossless b2s4 (53.0x) is the best: none of the lossy "
                            "settings tried there was acceptable")  # fmt: skip
     assert "no lossy step was tried there" in R.describe_gain(rows[:1])
+    # acceptable lossy settings that store it larger: not "none was acceptable" (it said so)
+    larger = [rows[0], row("b2s4h12", "H", 4, 49.0)]
+    assert R.describe_gain(larger).startswith("note: lossless b2s4 (53.0x) is the best: the "
+                                              "acceptable lossy settings tried there store it "
+                                              "larger")  # fmt: skip
     # sums the dataset cannot hold are not suggested
     short = [dict(r, dataset_frames=10) for r in rows]
     assert "--sums 8" in R.describe_gain(short) and "--sums 8 16" not in R.describe_gain(short)

@@ -27,7 +27,7 @@ BAD_OPTIONS = [
     (["-d", "0"], "data block size (-d) must be at least 1"),
     (["-H", "4", "-J", "50"], "choose one lossy round trip, not -H and -J"),
     (["-H", "4", "-K", "50"], "choose one lossy round trip, not -H and -K"),
-    (["-H", "-3"], "HCompress scale (-H) must be >= 0"),
+    (["-H", "-3"], "HCompress scale (-H) must be 0 (lossless) to 2147483647, not -3"),
     (["-J", "1"], "JPEG-2000 ratio (-J) must be greater than 1"),
     (["-K", "0.5"], "JPEG-2000 ratio (-K) must be greater than 1"),
     (["-J", "inf"], "JPEG-2000 ratio (-J) must be greater than 1, not inf"),
@@ -42,6 +42,7 @@ BAD_OPTIONS = [
     (["-R", "5000,6000"], "region '5000,6000' names no pixel of the output frames (102 x 132"),
     (["-b", "2", "-R", "0,5,60,80"], "names no pixel of the output frames (51 x 66"),
     (["-q", "sq"], "-q (squash) needs a lossy round trip"),
+    (["-H", "99999999999"], "HCompress scale (-H) must be 0 (lossless) to 2147483647"),
     (["-S", "0"], "scale (-S) must be a positive number, not 0"),
     (["-S", "inf"], "scale (-S) must be a positive number, not inf"),  # (a traceback before)
     (

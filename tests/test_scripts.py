@@ -2,6 +2,7 @@
 
 import importlib
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,45 @@ def test_a_failed_tool_ends_even_with_a_thread_that_never_does(tmp_path):
                 f"sys.exit(scripts._entry('stuck_tool', '{attr}', 'lbnl-stuck')())")  # fmt: skip
         done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], timeout=60)
         assert done.returncode == rc
+
+
+def _stopped_after_first_line(cmd, sig, timeout=240):
+    """Run ``cmd``, send ``sig`` once it has printed a line to stdout (a batch log's: it is
+    working), and return (status, stderr)."""
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    line = proc.stdout.readline()
+    assert line and time.time() < deadline, proc.communicate()[1]
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_explore_and_synth_stopped_mid_run_say_so_in_one_line(tmp_path, tiny, sig, status):
+    """lbnl-explore printed a 27-75 line traceback for a Ctrl-C and nothing for a SIGTERM;
+    lbnl-synth a traceback, leaving a data file with zero frames under its final name."""
+    import glob
+
+    import h5py
+
+    bindir = Path(sys.executable).parent
+    rc, err = _stopped_after_first_line(
+        [str(bindir / "lbnl-explore"), tiny, "-o", str(tmp_path / "ex"), "--windows", "1"], sig
+    )
+    assert rc == status and err.strip() == "lbnl-explore: interrupted before its tables were " \
+        "written", err  # fmt: skip
+    assert not list(tmp_path.glob("ex*"))
+    prefix = str(tmp_path / "s" / "x")
+    synth = [str(bindir / "lbnl-synth"), prefix, "--detector", "eiger_1m", "-n", "40",
+             "--frames-per-file", "4"]  # fmt: skip
+    rc, err = _stopped_after_first_line(synth, sig)
+    assert rc == status and len(err.strip().splitlines()) == 1 and "interrupted" in err, err
+    left = sorted(glob.glob(prefix + "*"))
+    assert left and not [p for p in left if p.endswith((".part", "_master.h5"))], left
+    for p in left:  # every data file there is whole
+        with h5py.File(p) as f:
+            assert f["/entry/data/data"].shape[0] == 4

@@ -3,6 +3,7 @@
 FileWriter layout, detector presets, invalid pixels, ground truth, determinism.
 """
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,40 @@ def test_background_from_the_command_line(tmp_path, capsys):
         means[bg] = f[:, valid].mean()
     assert means[0.003] < 0.2 and means[6.0] > 30 * means[0.003]  # spots add to both
     assert main([str(tmp_path / "neg"), "--background", "-1"]) == 2
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--background", "nan"], "background must be 0 to 1e+06 counts/pixel/frame, not nan"),
+    (["--background", "1e30"], "background must be 0 to 1e+06"),  # (numpy: lam too large)
+    (["--background-floor", "inf"], "background_floor must be 0 to 1e+06"),
+])  # fmt: skip
+def test_backgrounds_that_cannot_be_drawn_are_one_line_and_write_nothing(tmp_path, capsys,
+                                                                         args, msg):  # fmt: skip
+    from lbnl_dask.synth import main
+
+    assert main([str(tmp_path / "x"), "--detector", "tiny", "-n", "2", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and msg in err and os.listdir(tmp_path) == []
+
+
+def test_outputs_that_cannot_be_written_are_one_line_and_overwrite_leaves_one_dataset(
+    tmp_path, capsys
+):
+    """A prefix that is a folder or under a file had ended in a traceback; --overwrite of a
+    longer dataset left its later data files beside the new master."""
+    from lbnl_dask.synth import main
+
+    (tmp_path / "afile").write_text("x")
+    for prefix, msg in ((tmp_path / "afile" / "x", "cannot create the output folder"),
+                        (str(tmp_path / "d") + os.sep, "give a prefix for the files")):  # fmt: skip
+        assert main([str(prefix), "--detector", "tiny", "-n", "2"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and msg in err, err
+    x = str(tmp_path / "s" / "x")
+    assert main([x, "--detector", "tiny", "-n", "6", "--frames-per-file", "2"]) == 0
+    assert main([x, "--detector", "tiny", "-n", "2", "--frames-per-file", "2", "--overwrite"]) == 0
+    assert sorted(os.listdir(tmp_path / "s")) == ["x_data_000001.h5", "x_master.h5",
+                                                  "x_reflections.csv"]  # fmt: skip
 
 
 def test_a_negative_seed_is_one_line(tmp_path, capsys):
