@@ -364,7 +364,13 @@ def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = N
         remove_stale(prefix, cj.paths, after=int(re.search(r"_(\d+)\.cbf$", cj.paths[-1])[1]))
     if not cj.todo:
         return cj
-    os.makedirs(os.path.dirname(cj.paths[0]), exist_ok=True)
+    folder = os.path.dirname(cj.paths[0])
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot create the output folder ({e.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{folder}: the output folder cannot be written")
     before = {p: os.stat(p).st_mtime_ns for p in cj.todo if os.path.exists(p)}
     scheduler, _ = choose_scheduler(scheduler)
     try:

@@ -56,6 +56,9 @@ def check_file(ctx: Context, r: Result):
     if not os.path.exists(ctx.master):
         r.add("FAIL", f"{ctx.master}: no such file")
         return False
+    if os.path.isdir(ctx.master):
+        r.add("FAIL", f"{ctx.master}: is a directory, not an HDF5 master file")
+        return False
     if not os.path.isfile(ctx.master) or not h5py.is_hdf5(ctx.master):
         r.add("FAIL", f"{ctx.master}: not an HDF5 file")
         return False

@@ -98,6 +98,12 @@ def test_overwrite_by_a_shorter_run_leaves_one_series(tiny, tmp_path):
     assert names == ["o_00001.cbf", "o_00002.cbf", "o_00003.cbf"]
 
 
+def test_an_output_folder_that_cannot_be_made_is_one_error(tiny, tmp_path):
+    (tmp_path / "afile").write_text("x")  # (a traceback before)
+    with pytest.raises(OutputError, match="afile/sub: cannot create the output folder"):
+        to_cbf(tiny, str(tmp_path / "afile" / "sub" / "c"), scheduler="threads")
+
+
 def test_pixels_that_are_not_counts_are_refused(tiny, tmp_path):
     """An -S/-L/-X output holds no counts: written as miniCBF, log2 values read as counts."""
     rep = compress(tiny, str(tmp_path / "log"), logarithm_base="2", uint=2, scheduler="threads")

@@ -229,7 +229,7 @@ def test_missing_file_says_no_such_file(tmp_path, capsys):
     text = tmp_path / "text_master.h5"
     text.write_text("not hdf5\n")
     assert str(validate(text)) == f"[FAIL] {text}: not an HDF5 file"
-    assert str(validate(tmp_path)) == f"[FAIL] {tmp_path}: not an HDF5 file"
+    assert str(validate(tmp_path)) == f"[FAIL] {tmp_path}: is a directory, not an HDF5 master file"
 
 
 def test_checks_run_in_order_and_a_small_master_passes(tmp_path):
