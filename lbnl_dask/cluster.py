@@ -77,7 +77,11 @@ def quiet_after_interrupt() -> None:
 
 
 def raise_if_interrupted() -> None:
-    """KeyboardInterrupt if a console script got a Ctrl-C that a library dropped."""
+    """KeyboardInterrupt if a console script got a Ctrl-C that a library dropped, and
+    :class:`Terminated` for a SIGTERM dropped so (raised inside a weakref callback, where
+    Python only prints "Exception ignored")."""
+    if _terminated:
+        raise Terminated()
     if _interrupted:
         raise KeyboardInterrupt
 
@@ -172,10 +176,10 @@ def console(main):
             rc = 143 if _terminated else 130
         finally:
             gc.freeze()
-        if _interrupted and rc == 0:  # dropped where nothing checked it: say so all the same
+        if (_interrupted or _terminated) and rc == 0:  # dropped where nothing checked it:
             print(f"{os.path.basename(sys.argv[0])}: interrupted, but only once the run had "
                   "finished: its output is complete", file=sys.stderr)  # fmt: skip
-            rc = 130
+            rc = 143 if _terminated else 130  # say so all the same
         return rc
 
     return command

@@ -290,7 +290,7 @@ def pixel_transform(master) -> str | None:
     """What a master's pixels are where they are not counts (an lbnl-compress -S/-L/-X
     output records it: ``ln(1 + counts) / ln(2)``), else None (a miniCBF series: None)."""
     master = os.fspath(master)
-    if not master.endswith(".h5") or not os.path.isfile(master):
+    if not os.path.isfile(master) or not h5py.is_hdf5(master):  # (a miniCBF series)
         return None
     with open_master(master) as f:
         entry = f.get(ENTRY)

@@ -256,7 +256,7 @@ def pixel_transform(o, values: str = "counts") -> str | None:
     (:data:`lbnl_dask.layout.TRANSFORM_ATTR`): XDS and DIALS take pixels as counts."""
     v = values
     if o.scale_factor != 1:
-        v = f"{values} x {o.scale_factor:g}"
+        v = f"{values} x {o.scale_factor:.15g}"
     if o.logarithm_base is not None:
         v = f"ln(1 + {v}) / ln({log_base(o.logarithm_base, '-L'):.6g})"
     if o.exponent is not None:
@@ -416,7 +416,8 @@ def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, f
     if saturation > cap:
         notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output type")
         saturation = cap
-    if saturation != int(saturation):  # -L into integers: what a saturated pixel holds
-        notes.append(f"output saturation {saturation:.6g} is {int(saturation)} in {dt} pixels")
-        saturation = int(saturation)
+    if saturation != int(saturation):  # -L into integers: what a saturated pixel holds, the
+        up = int(np.ceil(saturation))  # next whole number (below it, valid values would read
+        notes.append(f"output saturation {saturation:.6g} is {up} in {dt} pixels")  # as it)
+        saturation = up
     return dt, int(saturation)

@@ -113,7 +113,9 @@ def output_frames(
     if isinstance(codec, JPEG2000):
         check_openjpeg()
     if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
-        if not _below_saturation(o, per_pixel, saturation):  # counts the output cannot hold:
+        top = np.iinfo(frames.dtype).max - (frames.dtype.kind == "u")  # (all bits: invalid)
+        largest = cutoff - 1 if cutoff is not None else int(top)  # the largest valid raw count
+        if not _below_saturation(o, largest, saturation):  # counts the output cannot hold:
             values = T.saturate(values, saturation)  # overloads, kept and out of cell totals
         keep = None  # pixels stored exactly: invalid/saturated ones always, spots if asked
         if o.keep_spots is not None:
@@ -134,13 +136,13 @@ def output_frames(
     return OutputGraph(final, encoded, codec, dtype, saturation, tuple(values.shape[1:]), notes)
 
 
-def _below_saturation(o: OutputOptions, per_pixel: int, saturation) -> bool:
-    """Whether every valid count (each input pixel below its cutoff ``per_pixel``, summed,
-    binned and scaled, then rounded) is below the output's ``saturation``: not where a
-    codec, the output type or --cap-sums lowered it, nor through -L/-X."""
+def _below_saturation(o: OutputOptions, largest_raw: int, saturation) -> bool:
+    """Whether every valid count (each input pixel at most ``largest_raw``, summed, binned
+    and scaled, then rounded) is below the output's ``saturation``: not where a codec, the
+    output type or --cap-sums lowered it, nor through -L/-X."""
     if o.logarithm_base is not None or o.exponent is not None:
         return False
-    largest = (per_pixel - 1) * o.sum_range * o.bin_range**2 * o.scale_factor
+    largest = largest_raw * o.sum_range * o.bin_range**2 * o.scale_factor
     return saturation > largest + 0.5
 
 

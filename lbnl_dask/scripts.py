@@ -37,7 +37,7 @@ def _entry(module: str, attr: str, prog: str):
 
 
 compress = _entry("lbnl_dask.cli", "command", "lbnl-compress")
-synth = _entry("lbnl_dask.synth", "main", "lbnl-synth")
+synth = _entry("lbnl_dask.synth", "command", "lbnl-synth")
 demo = _entry("lbnl_dask.demo", "command", "lbnl-demo")
 validate = _entry("lbnl_dask.validate", "main", "lbnl-validate")
 explore = _entry("lbnl_dask.explore", "command", "lbnl-explore")

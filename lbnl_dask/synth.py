@@ -167,10 +167,10 @@ def make_dataset(
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
         raise OutputError(f"{folder}: cannot create the output folder ({e.strerror})") from None
-    if overwrite:  # an earlier, longer dataset's files after these: not this one's
-        for old in glob.glob(glob.escape(prefix) + "_data_" + "[0-9]" * 6 + ".h5"):
-            if old not in data:
-                os.remove(old)
+    if overwrite:  # the earlier master first (it names the earlier files), then an
+        for old in [master] + glob.glob(glob.escape(prefix) + "_data_" + "[0-9]" * 6 + ".h5"):
+            if os.path.exists(old) and (old == master or old not in data):  # earlier, longer
+                os.remove(old)  # dataset's files after these: not this one's
 
     scene = _Scene(det, exp, nframes, seed, dtype)
     t0 = time.monotonic()
@@ -178,6 +178,7 @@ def make_dataset(
         i0, i1 = k * frames_per_file, min(nframes, (k + 1) * frames_per_file)
         with _written(path) as tmp:
             _write_data_file(tmp, scene, i0, i1, compression)
+        _raise_if_interrupted()  # (a signal a library's callback dropped)
         if log is not None:
             print(f"lbnl-synth: wrote {os.path.basename(path)} (frames {i0 + 1}-{i1} of "
                   f"{nframes}, file {k + 1}/{nfiles}, {time.monotonic() - t0:.0f} s)",
@@ -191,6 +192,12 @@ def make_dataset(
         _write_master(tmp, det, exp, scene.dist, scene.bcx, scene.bcy, nframes, frames_per_file,
                       dtype, scene.mask, compression, names)  # fmt: skip
     return master
+
+
+def _raise_if_interrupted() -> None:
+    from .cluster import raise_if_interrupted  # (dask: loaded once a file is written)
+
+    raise_if_interrupted()
 
 
 #: The largest background lbnl-synth draws (counts/pixel/frame; beamlines see ~0.003 to ~6).
@@ -443,5 +450,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def command() -> int:
+    """The console script (pyproject.toml): :func:`main` through
+    :func:`lbnl_dask.cluster.console` (Ctrl-C's handler, a dropped signal said)."""
+    from .cluster import console
+
+    return console(main)()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

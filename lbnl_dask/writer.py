@@ -285,7 +285,7 @@ def write_master(
             starts = {}  # per-frame angle dataset -> its first output value
             found = layout.detector_groups(src)  # NXmx may name it otherwise: kept so
             det = found[0] if len(found) == 1 else layout.DET
-            rules = _CopyRules(src, src_master, path, det, pixel_mask)
+            rules = _CopyRules(src, det, pixel_mask)
             _copy_group(src, dst, rewriter, rules, starts)
             _write_data_group(src, dst, rewriter, data_files)
             _drop_dangling_links(dst)
@@ -345,24 +345,18 @@ def _get(group: h5py.Group, path: str):
 
 
 class _CopyRules:
-    """What the output master holds instead of some of the source master's objects.
+    """What the output master holds instead of some of the source master's datasets:
+    ``replace(path, dataset)`` gives the binned ``pixel_mask`` at a pixel mask (by its path
+    in the detector group ``det``, or the same dataset reached by another name: a
+    soft-linked detector group), :data:`_LEFT_OUT` for the input frames reached by another
+    link (NXmx' ``detector/data``: the output master would carry them whole, unbinned),
+    else None."""
 
-    ``replace(path, dataset)``: the binned ``pixel_mask`` at a pixel mask (by its path in
-    the detector group ``det``, or the same dataset reached by another name: a soft-linked
-    detector group), :data:`_LEFT_OUT` for the input frames reached by another link (NXmx'
-    ``detector/data`` hard link: the output master would carry them whole, unbinned), else
-    None. ``relink(filename)``: an external link's file name as the output master must
-    write it to name the same file (relative to the output's folder, where the link names
-    a file that exists beside the source master; else as it was)."""
-
-    def __init__(self, src: h5py.File, src_master, out_master: str, det: str, pixel_mask):
+    def __init__(self, src: h5py.File, det: str, pixel_mask):
         self.pixel_mask = pixel_mask
         self.mask_paths = {layout.on_detector(p, det) for p in layout.PIXEL_MASKS}
         self.masks = [o for p in self.mask_paths if isinstance(o := _get(src, p), h5py.Dataset)]
         self.frames = _get(src, layout.DATA)
-        by_path = isinstance(src_master, (str, os.PathLike))  # (not an image in bytes)
-        self.src_dir = os.path.dirname(os.path.abspath(src_master)) if by_path else None
-        self.out_dir = os.path.dirname(os.path.abspath(out_master))
 
     def replace(self, path: str, d: h5py.Dataset):
         if self.pixel_mask is not None and (
@@ -372,12 +366,6 @@ class _CopyRules:
         if d.ndim == 3 and isinstance(self.frames, h5py.Dataset) and d == self.frames:
             return _LEFT_OUT
         return None
-
-    def relink(self, filename: str) -> str:
-        if self.src_dir is None or self.src_dir == self.out_dir:
-            return filename
-        target = os.path.join(self.src_dir, filename)
-        return os.path.relpath(target, self.out_dir) if os.path.isfile(target) else filename
 
 
 def _drop_dangling_links(dst: h5py.File) -> None:
@@ -397,8 +385,8 @@ def _drop_dangling_links(dst: h5py.File) -> None:
 
 def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, rules, starts: dict) -> None:
     """Copy ``sg`` into ``dg`` (but ``/entry/data``), rewriting what ``rewriter`` names and
-    what ``rules`` (:class:`_CopyRules`) replace or relink, and recording in ``starts`` the
-    first value of every per-frame angle dataset it rewrote."""
+    what ``rules`` (:class:`_CopyRules`) replace, and recording in ``starts`` the first
+    value of every per-frame angle dataset it rewrote."""
     for k, v in sg.attrs.items():
         dg.attrs[k] = v
     for name in sg:
@@ -411,14 +399,14 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, rules, starts: dict) -
             continue
         if isinstance(link, h5py.ExternalLink):
             obj = _get(sg, name)
-            if isinstance(obj, h5py.Dataset) and obj.ndim > 2:
-                continue  # the input's frames (NXdetector/data): not the output's
-            if not isinstance(obj, h5py.Dataset):  # a group, or a file not at hand: linked
-                dg[name] = h5py.ExternalLink(rules.relink(link.filename), link.path)
+            if obj is None:  # a file or path not at hand: the link as it was
+                dg[name] = h5py.ExternalLink(link.filename, link.path)
                 continue
-            # a dataset from a meta file (NXmx: pixel mask, flatfield, bit depths): written
-            # into the output, rewritten (binned) as the master's own; the link would name
-            # the unbinned one
+            if isinstance(obj, h5py.Dataset) and obj.ndim > 2:
+                continue  # frames (NXdetector/data -> a data file): not the output's
+            # a group or dataset from a meta file (NXmx: pixel mask, flatfield, bit depths):
+            # written into the output, rewritten (binned) as the master's own; the link would
+            # name the unbinned values, and dangle from an output written elsewhere
         else:
             obj = sg[name]
         if isinstance(obj, h5py.Group):
@@ -455,14 +443,9 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
         elif isinstance(link, h5py.HardLink) and isinstance(sdata[name], h5py.Dataset):
             d = sdata[name]
             new = rewriter.new_value(f"{layout.DATA_GROUP}/{name}", d)
-            if (
-                new is None
-                and d.ndim == 1
-                and d.dtype.kind in "iuf"
-                and rewriter.s > 1
-                and (len(d) >= rewriter.n_total > 1)
-            ):  # another per-frame axis (image_id, start_time): its first frame's, per output frame
-                new = rewriter.per_frame(d[: rewriter.n_total], end=False)
+            per_frame = d.ndim == 1 and d.dtype.kind in "iuf" and len(d) >= rewriter.n_total > 1
+            if new is None and per_frame:  # another axis (image_id, start_time): the value of
+                new = rewriter.per_frame(d[: rewriter.n_total], end=False)  # each first frame
             if new is None:
                 src.copy(d, data, name=name)
             else:

@@ -553,7 +553,8 @@ def test_integer_output_of_transformed_counts_keeps_its_saturation_whole(source,
                                                                         capsys):  # fmt: skip
     """-X into uint32 once wrapped the largest counts (2**32 in float32) to 0; -L into
     integers wrote a saturation (9.43) no pixel could hold. Both now say what the pixels hold,
-    and --cbf refuses before the run what it cannot write."""
+    and --cbf refuses before the run what it cannot write. The log saturation (9.43) is
+    rounded up (10): rounded down, every count whose log reached 9 read as an overload."""
     tiny = source[0]
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "x"), "-X", "2", "-u", "4",
                         "--scheduler", "threads"], capsys)  # fmt: skip
@@ -566,7 +567,7 @@ def test_integer_output_of_transformed_counts_keeps_its_saturation_whole(source,
     assert not ((px == 0) & (raw > 31) & valid).any()  # no count wrapped to 0
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "l"), "-L", "e", "-u", "2",
                         "--scheduler", "threads"], capsys)  # fmt: skip
-    assert rc == 0 and "uint16, saturation 9\n" in out.out and "is 9 in uint16 pixels" in out.out
+    assert rc == 0 and "uint16, saturation 10\n" in out.out and "is 10 in uint16 pixels" in out.out
     rc, out = compress(["-i", tiny, "-o", str(tmp_path / "c"), "-S", "200000", "-u", "4",
                         "--cbf", "--scheduler", "threads"], capsys)  # fmt: skip
     assert rc == 2 and "--cbf writes signed 32-bit pixels" in out.err, out.err

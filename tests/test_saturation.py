@@ -86,6 +86,32 @@ def test_scaled_or_float16_counts_that_round_up_to_the_saturation_stay_valid(tmp
         assert rep.saturation_out == sat and (row < sat).all() and row.max() >= sat - 10
 
 
+def test_log_counts_into_integers_never_read_as_overloads(tmp_path):
+    """-L 2 -u 2: the saturation log2(1 + 12440) = 13.6 had been written as 13, so every
+    count from 8191 up (log2 >= 13) read as an overload. It is 14 now."""
+    master = planted(tmp_path, "uint16", [(np.s_[10, 0:10], np.arange(12330, 12340) + 100)], n=1)
+    rep = lbnl_dask.compress(master, str(tmp_path / "o"), logarithm_base="2", uint=2,
+                             scheduler="threads")  # fmt: skip
+    px = output(rep)[0]
+    assert rep.saturation_out == 14 and (px[10, :10] == 14).sum() == 0 and px[10, 0] == 13
+
+
+def test_without_a_cutoff_a_lossless_round_trip_keeps_the_top_count(tmp_path):
+    """No saturation in the master: the top count a uint16 frame holds (65534) is valid, and
+    summed it is the output's saturation. -H 0 wrote 65533 where the plain run wrote 65534."""
+    master = planted(tmp_path, "uint16", [(np.s_[10, 10], 65534)], n=1)
+    with h5py.File(master, "r+") as f:
+        for p in SATURATIONS + CUTOFFS:
+            f.pop(p, None)
+        for name in list(f[SPEC]):
+            if name.startswith("detectorModule_"):
+                f[SPEC][name].pop("countrate_correction_count_cutoff", None)
+    plain = output(lbnl_dask.compress(master, str(tmp_path / "p"), scheduler="threads"))
+    lossless = output(lbnl_dask.compress(master, str(tmp_path / "h"), hcomp_scale=0,
+                                         scheduler="threads", fidelity=False))  # fmt: skip
+    assert plain[0, 10, 10] == 65534 and np.array_equal(plain, lossless)
+
+
 def test_notes_on_saturations_the_frames_cannot_reach_or_that_differ_by_module(tmp_path):
     master = planted(tmp_path, "uint16", [], saturation=70000, n=1)
     rep = lbnl_dask.compress(master, str(tmp_path / "o"), scheduler="threads")
