@@ -352,7 +352,9 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
     through -L/-X. Appends a note when a limit lowers it."""
     s, b = o.sum_range, o.bin_range
     factor = 1 if o.cap_sums else s * b * b
-    saturation = int(per_pixel * factor * o.scale_factor + 0.5)
+    # rounded up: rounded to the nearest, -S 0.21 put 12440 x 0.21 = 2612.4 at 2612, where
+    # a valid 12439 x 0.21 = 2612.19 lands too (only an overload may read as the saturation)
+    saturation = int(np.ceil(per_pixel * factor * o.scale_factor - 1e-9))
     if saturation < 2:  # no count below it, or only 0: every pixel would be 0 or an overload
         raise OptionError(f"-S {o.scale_factor:g} scales the saturation "
                           f"({per_pixel * factor} counts) to {saturation}: no count could be "

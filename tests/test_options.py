@@ -47,7 +47,7 @@ BAD_OPTIONS = [
     (["-S", "inf"], "scale (-S) must be a positive number, not inf"),  # (a traceback before)
     (
         ["-S", "0.00003"],
-        "-S 3e-05 scales the saturation (12440 counts) to 0: no count could be "
+        "-S 3e-05 scales the saturation (12440 counts) to 1: no count could be "
         "told from an overload",
     ),  # (all-zero frames, saturation 0, before)
     (["-u", "3"], "-u takes"),

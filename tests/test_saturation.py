@@ -80,7 +80,9 @@ def test_scaled_or_float16_counts_that_round_up_to_the_saturation_stay_valid(tmp
     to 12440, the saturation itself."""
     master = planted(tmp_path, "uint16", [(np.s_[10, 0:10], np.arange(12430, 12440))], n=1)
     cutoff = lbnl_dask.read_meta(master).overload
-    for kw, sat in (({"scale_factor": 0.1}, round(cutoff * 0.1)), ({"ufloat": 2}, cutoff)):
+    for kw, sat in (({"scale_factor": 0.1}, round(cutoff * 0.1)), ({"ufloat": 2}, cutoff),
+                    ({"scale_factor": 0.21}, int(np.ceil(cutoff * 0.21)))):  # fmt: skip
+        # (-S 0.21: 12440 x 0.21 = 2612.4 had been rounded to 2612, where 12439 x 0.21 lands)
         rep = lbnl_dask.compress(master, str(tmp_path / str(sat)), scheduler="threads", **kw)
         row = output(rep)[0, 10, :10].astype(np.float64)
         assert rep.saturation_out == sat and (row < sat).all() and row.max() >= sat - 10
