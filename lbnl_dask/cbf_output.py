@@ -41,10 +41,10 @@ from .cluster import (
 )
 from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
-from .header import MasterFile, angle_value, pixel_transform, scan_axis, text_value
+from .header import MasterFile, angle_value, scan_axis, text_value
 from .layout import DET, ENTRY, MINICBF_HEADER, SPEC
 from .options import at_least_1
-from .resume import file_id
+from .resume import file_id, output_folder
 from .writer import atomic_path
 
 #: NeXus sensor_material names as a PILATUS header spells them.
@@ -223,7 +223,7 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     ds = open_dataset(master, first_image, last_image)
     if ds.is_cbf:
         raise InputFileError(f"{master}: give an HDF5 master (this input is miniCBF already)")
-    what = pixel_transform(master)
+    what = ds.meta.pixel_transform
     if what is not None:  # an -S/-L/-X output: a reader would take them as counts
         raise OutputError(f"{master}: its pixels are {what}, not counts: miniCBF holds counts")
     n, ny, nx = ds.shape
@@ -364,13 +364,7 @@ def to_cbf(master, prefix: str, first_image: int = 1, last_image: int | None = N
         remove_stale(prefix, cj.paths, after=int(re.search(r"_(\d+)\.cbf$", cj.paths[-1])[1]))
     if not cj.todo:
         return cj
-    folder = os.path.dirname(cj.paths[0])
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{folder}: cannot create the output folder ({e.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"{folder}: the output folder cannot be written")
+    output_folder(os.path.dirname(cj.paths[0]))
     before = {p: os.stat(p).st_mtime_ns for p in cj.todo if os.path.exists(p)}
     scheduler, _ = choose_scheduler(scheduler)
     try:

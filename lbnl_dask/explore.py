@@ -28,7 +28,7 @@ from .bslz4 import BitshuffleLZ4
 from .cluster import console, one_openmp_thread, stop_on_sigterm
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
-from .errors import LbnlDaskError, OptionError
+from .errors import LbnlDaskError, OptionError, OutputError
 from .explore_results import (
     MAX_SHELLS,
     MIN_SHELL_REFLECTIONS,
@@ -44,7 +44,6 @@ from .explore_results import (
     save,
     table,
 )
-from .header import pixel_transform
 from .integrate import (
     background_by_resolution,
     background_noise,
@@ -54,6 +53,7 @@ from .integrate import (
 )
 from .options import OutputOptions, at_least_1
 from .pipeline import output_frames
+from .resume import output_folder
 from .shells import Geometry
 from .spots import REFL_DTYPE
 
@@ -393,7 +393,8 @@ def explore(
     settings = settings or grid()
     for st in settings:  # each as lbnl-compress checks it, before any is tried
         st.options()
-    n, ny, nx = open_dataset(master).frames.shape
+    ds = open_dataset(master)
+    n, ny, nx = ds.frames.shape
     too_long = sorted({st.s for st in settings if st.s > n})
     if too_long:  # lbnl-compress refuses them too: never name one best
         raise OptionError(f"{master}: a sum of {too_long[0]} frames is more than the {n} "
@@ -401,7 +402,7 @@ def explore(
     too_wide = sorted({st.b for st in settings if st.b > min(ny, nx)})
     if too_wide:
         raise OptionError(f"bin {too_wide[0]} is larger than the frames ({ny} x {nx})")
-    what = pixel_transform(master)
+    what = ds.meta.pixel_transform
     if what is not None:  # an -S/-L/-X output: its fidelity figures would mean nothing
         raise OptionError(f"{master}: its pixels are {what}, not counts (lbnl-compress -S/-L/-X):"
                           " explore the original")  # fmt: skip
@@ -578,13 +579,10 @@ def _check_out(a) -> str | None:
         return f"{out}.csv: the dataset's own ground-truth table: choose another -o"
     if there and not a.overwrite:
         return f"{there[0]}: exists (use --overwrite to replace it, or another -o)"
-    folder = os.path.dirname(os.path.abspath(out))
     try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        return f"{folder}: cannot create the output folder ({e.strerror})"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"{folder}: the output folder cannot be written"
+        output_folder(os.path.dirname(os.path.abspath(out)))
+    except OutputError as e:
+        return str(e)
     return None
 
 

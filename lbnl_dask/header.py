@@ -229,6 +229,11 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         wavelength = _angstrom(wavelength, unit_name(f[wpath]))
     omega, omega_inc = _read_omega(f)
     nimages = scalar_value(f, SPEC + "/nimages", int)
+    # the detector's count cutoff (XDS' OVERLOAD), else the lowest of its modules' (one value
+    # for the whole detector: a higher one would take some modules' overloads as counts)
+    detector_cutoff, cutoffs = scalar_value(f, CUTOFFS[0], int), _module_cutoffs(f)
+    entry = f.get(ENTRY)
+    transform = entry.attrs.get(TRANSFORM_ATTR) if isinstance(entry, h5py.Group) else None
     meta = DetectorMeta(
         master=master,
         nimages=nimages or 0,
@@ -247,7 +252,9 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         omega=omega,
         omega_increment=omega_inc,
         saturation_value=_first(f, SATURATIONS, kind=int)[0],
-        countrate_cutoff=_count_cutoff(f),
+        countrate_cutoff=detector_cutoff
+        if detector_cutoff is not None
+        else min(cutoffs, default=None),
         bit_depth_image=scalar_value(f, DET + "/bit_depth_image", int),
         bit_depth_readout=scalar_value(f, DET + "/bit_depth_readout", int),
         description=scalar_value(f, DET + "/description", str),
@@ -258,6 +265,7 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
             (on_detector(p, f.detector) for p in PIXEL_MASKS if isinstance(f.get(p), h5py.Dataset)),
             None,
         ),  # fmt: skip
+        pixel_transform=None if transform is None else text_value(transform),
     )
     if f.detector != DET:
         meta.warnings.append(
@@ -267,8 +275,7 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         )
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
-    cutoffs = _module_cutoffs(f)
-    if scalar_value(f, CUTOFFS[0], int) is None and len(set(cutoffs)) > 1:
+    if detector_cutoff is None and len(set(cutoffs)) > 1:
         meta.warnings.append(f"the modules' countrate_correction_count_cutoff differ "
                              f"({min(cutoffs)} to {max(cutoffs)}) and the detector gives none: "
                              f"counts from the lowest, {min(cutoffs)}, on are taken as "
@@ -284,28 +291,6 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
                     f"is no {axis}_pixel_size: readers cannot place it in pixels (copied as it is)"
                 )
     return meta
-
-
-def pixel_transform(master) -> str | None:
-    """What a master's pixels are where they are not counts (an lbnl-compress -S/-L/-X
-    output records it: ``ln(1 + counts) / ln(2)``), else None (a miniCBF series: None)."""
-    master = os.fspath(master)
-    if not os.path.isfile(master) or not h5py.is_hdf5(master):  # (a miniCBF series)
-        return None
-    with open_master(master) as f:
-        entry = f.get(ENTRY)
-        v = entry.attrs.get(TRANSFORM_ATTR) if isinstance(entry, h5py.Group) else None
-    return None if v is None else text_value(v)
-
-
-def _count_cutoff(f: h5py.File) -> int | None:
-    """The detector's count cutoff (XDS' OVERLOAD), else the lowest of its modules' (one
-    value for the whole detector: a higher one would take some modules' overloads as counts)."""
-    cut = scalar_value(f, CUTOFFS[0], int)
-    if cut is not None:
-        return cut
-    cutoffs = _module_cutoffs(f)
-    return min(cutoffs) if cutoffs else None
 
 
 def _module_cutoffs(f: h5py.File) -> list:

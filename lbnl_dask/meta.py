@@ -52,6 +52,7 @@ class DetectorMeta:
     eiger_fw_version: str | None = None
     software_version: str | None = None
     pixel_mask_path: str | None = None  # HDF5 path of the pixel mask in the master
+    pixel_transform: str | None = None  # what the pixels are where not counts (-S/-L/-X output)
     warnings: list = field(default_factory=list)  # odd but usable values, one line each
 
     @property

@@ -34,8 +34,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import MasterFile, copy_notes, scan_axis, text_value
-from .layout import ENTRY, TRANSFORM_ATTR
+from .header import MasterFile, copy_notes, scan_axis
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -86,7 +85,8 @@ def output_frames(
     notes = []
     s, b = o.sum_range, o.bin_range
     per_pixel = T.count_limit(cutoff, frames.dtype)
-    most = np.iinfo(frames.dtype).max - 1  # (all bits set: invalid)
+    # the top count a raw pixel holds (unsigned: all bits set is the invalid marker)
+    most = int(np.iinfo(frames.dtype).max) - (frames.dtype.kind == "u")
     if cutoff is not None and cutoff > most:
         notes.append(f"the input's saturation {cutoff} is above any count its {frames.dtype} "
                      f"frames hold ({most} at most): no input pixel is taken as an overload, "
@@ -113,8 +113,7 @@ def output_frames(
     if isinstance(codec, JPEG2000):
         check_openjpeg()
     if codec is not None:  # encoded once: the bytes serve the round trip, the sizes and -q
-        top = np.iinfo(frames.dtype).max - (frames.dtype.kind == "u")  # (all bits: invalid)
-        largest = cutoff - 1 if cutoff is not None else int(top)  # the largest valid raw count
+        largest = cutoff - 1 if cutoff is not None else most  # the largest valid raw count
         if not _below_saturation(o, largest, saturation):  # counts the output cannot hold:
             values = T.saturate(values, saturation)  # overloads, kept and out of cell totals
         keep = None  # pixels stored exactly: invalid/saturated ones always, spots if asked
@@ -183,9 +182,8 @@ def build(
     if not ds.is_cbf:
         with MasterFile(ds.master) as f:
             notes += [f"master: {n}" for n in copy_notes(f, total, (ny, nx), o.bin_range > 1)]
-            earlier = f[ENTRY].attrs.get(TRANSFORM_ATTR) if ENTRY in f else None
-            if earlier is not None:
-                notes.append(f"master: its pixels are {text_value(earlier)}, not counts (an "
+            if ds.meta.pixel_transform is not None:
+                notes.append(f"master: its pixels are {ds.meta.pixel_transform}, not counts (an "
                              "earlier lbnl-compress -S/-L/-X); the output records what its "
                              "own pixels are in counts")  # fmt: skip
             if o.sum_range > 1:
@@ -330,18 +328,9 @@ def _rewriter(ds, o: OutputOptions, plan: Plan) -> MasterRewriter:
         n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image, last=ds.last_image,
         s=o.sum_range, b=o.bin_range, saturation=_as_stored(plan.saturation, plan.dtype),
         bit_depth=8 * plan.dtype.itemsize, compression=o.compression,
-        frame_shape=plan.frame_shape_in, transform=pixel_transform(o, _input_values(ds)),
+        frame_shape=plan.frame_shape_in, transform=pixel_transform(
+            o, "counts" if ds.meta.pixel_transform is None else f"({ds.meta.pixel_transform})"),
     )  # fmt: skip
-
-
-def _input_values(ds) -> str:
-    """What the input pixels are, in the words of :func:`pixel_transform`: counts, or
-    another run's values (``(ln(1 + counts) / ln(2))``), as its master records them."""
-    if ds.is_cbf:
-        return "counts"
-    with MasterFile(ds.master) as f:
-        earlier = f[ENTRY].attrs.get(TRANSFORM_ATTR) if ENTRY in f else None
-    return "counts" if earlier is None else f"({text_value(earlier)})"
 
 
 def _as_stored(saturation, dtype: np.dtype):

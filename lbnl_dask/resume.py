@@ -90,6 +90,19 @@ def kept_record(path: str, n: int) -> dict:
     return rec
 
 
+def output_folder(folder: str, named: str | None = None) -> str:
+    """``folder`` made if need be, and writable; else OutputError naming ``named`` (the
+    output file), or the folder itself."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"{named or folder}: cannot create the output folder "
+                          f"({e.strerror})") from None  # fmt: skip
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{named or folder}: output folder {folder} is not writable")
+    return folder
+
+
 def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumable=lambda p: False):
     """Refuse outputs that would hit the input, sit in unwritable folders, or exist (unless
     ``overwrite``, or ``resumable(path)``: a file of this same job, finished or to repair)."""
@@ -97,13 +110,7 @@ def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumabl
     for p in paths:
         if os.path.exists(p) and file_id(p) in ids:
             raise OutputError(f"{p}: output would overwrite the input")
-        folder = os.path.dirname(os.path.abspath(p))
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"{p}: cannot create the output folder ({e.strerror})") from e
-        if not os.access(folder, os.W_OK):
-            raise OutputError(f"{p}: output folder {folder} is not writable")
+        output_folder(os.path.dirname(os.path.abspath(p)), named=p)
         if os.path.exists(p) and not overwrite and not resumable(p):
             raise OutputError(f"{p}: exists (use --overwrite to replace it)")
 

@@ -162,11 +162,9 @@ def make_dataset(
     nfiles = -(-nframes // frames_per_file)
     data = [data_file_name(prefix, k) for k in range(1, nfiles + 1)]
     _check_free([master, prefix + "_reflections.csv"] + data, overwrite)
-    folder = os.path.dirname(os.path.abspath(prefix))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"{folder}: cannot create the output folder ({e.strerror})") from None
+    from .resume import output_folder
+
+    output_folder(os.path.dirname(os.path.abspath(prefix)))
     if overwrite:  # the earlier master first (it names the earlier files), then an
         for old in [master] + glob.glob(glob.escape(prefix) + "_data_" + "[0-9]" * 6 + ".h5"):
             if os.path.exists(old) and (old == master or old not in data):  # earlier, longer
