@@ -183,12 +183,7 @@ def restore_totals_numpy(
     """:func:`restore_totals` in numpy (the reference the compiled kernel is held to), with
     the valid pixels given as a boolean (ny, nx) mask."""
     shape = decoded.shape
-    n_ok = np.maximum(cell_totals(valid, tile, np.int64), 1)
-    mean = cell_totals(np.where(valid, original, 0), tile) / n_ok  # float64
-    limit = cells_to_pixels(mean + 3 * np.sqrt(np.maximum(mean, 1)), tile, shape)
-    strong = valid & (np.where(valid, original, 0) > limit)
-    if grow:  # a spot's halo joins it: the codec smears spots a pixel or two
-        strong = valid & _grown(strong, grow)
+    strong = _strong(original, valid, tile, grow)
     dec = np.where(valid, np.maximum(decoded, 0), 0)
     cells = None
     for cls in (valid & ~strong, strong):  # each class on its own, its total exact
@@ -209,4 +204,50 @@ def restore_totals_numpy(
         part[:, 1:] -= part[:, :-1].copy()
         cells = part if cells is None else cells + part
     np.copyto(decoded, _from_cells(cells, shape, tile), where=valid)
+    return decoded
+
+
+def _strong(original: np.ndarray, valid: np.ndarray, tile: int, grow: int) -> np.ndarray:
+    """:func:`restore_totals`' strong pixels (ny, nx) bool: valid, above their cell's mean
+    by 3 Poisson sigmas, grown by ``grow`` pixels (a spot's halo joins it: the codec smears
+    spots a pixel or two)."""
+    n_ok = np.maximum(cell_totals(valid, tile, np.int64), 1)
+    mean = cell_totals(np.where(valid, original, 0), tile) / n_ok  # float64
+    limit = cells_to_pixels(mean + 3 * np.sqrt(np.maximum(mean, 1)), tile, original.shape)
+    strong = valid & (np.where(valid, original, 0) > limit)
+    return valid & _grown(strong, grow) if grow else strong
+
+
+def keep_within(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, bound: float,
+                tile: int = TOTALS_TILE, grow: int = STRONG_GROW) -> np.ndarray:  # fmt: skip
+    """``decoded`` (ny, nx, whole counts after :func:`restore_totals`) brought back to within
+    ``floor(bound)`` counts of ``original`` at every ``valid`` pixel, in place, with every
+    cell's totals (strong and background pixels apart, as :func:`restore_totals` keeps them)
+    unchanged. An error-bounded codec (SZ3, ZFP) promises the bound; spreading a cell's
+    correction over its pixels can break it (up to 10 counts at ``--sz3 3``). The counts a
+    pixel loses to the clip go to the other pixels of its class and cell that have room
+    below the bound, in proportion to that room, in whole counts. There is always room: the
+    original itself is within the bound and has the same totals. Returns ``decoded``."""
+    b = np.floor(bound)
+    lo, hi = original - b, original + b
+    if not np.any(valid & ((decoded < lo) | (decoded > hi))):
+        return decoded
+    clipped = np.where(valid, np.clip(decoded, lo, hi), 0)
+    strong = _strong(original, valid, tile, grow)
+    out = None
+    for cls in (valid & ~strong, strong):
+        # what the clip took from each cell (> 0: to add back), and each pixel's room that way
+        excess = cell_totals(np.where(cls, decoded - clipped, 0), tile).reshape(-1, 1)
+        up = _to_cells(np.where(cls, hi - clipped, 0), tile)
+        down = _to_cells(np.where(cls, clipped - lo, 0), tile)
+        room = np.where(excess > 0, up, down)
+        total = np.maximum(room.sum(axis=1, keepdims=True), 1)
+        part = room * (np.abs(excess) / total)  # each share within its room
+        np.cumsum(part, axis=1, out=part)  # whole counts, the rounded running total exact
+        np.floor(part + 0.5, out=part)
+        part[:, 1:] -= part[:, :-1].copy()
+        part *= np.sign(excess)
+        out = part if out is None else out + part
+    clipped += _from_cells(out, decoded.shape, tile)
+    np.copyto(decoded, clipped, where=valid)
     return decoded

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numcodecs.abc import Codec
 
-from .background import fill_at, restore_totals
+from .background import fill_at, keep_within, restore_totals
 from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000
 from .errorbound import FLOAT32_EXACT, SZ3, ZFP
 
@@ -101,12 +101,17 @@ def decode_frames(
     and saturated pixels of ``block``, and those of ``keep``, are put back unchanged. With
     ``restore``, each small cell keeps the original's total (:func:`restore_totals`)."""
     out = np.empty(block.shape, block.dtype)  # C order: out[i] and its flat view are views
-    whole = isinstance(codec, (SZ3, ZFP))  # they decode to fractions: counts are whole
+    bounded = isinstance(codec, (SZ3, ZFP))  # they decode to fractions: counts are whole
     for i in range(block.shape[0]):
         codec.decode(encoded[i].item(), out=out[i])
-        if whole:
+        if bounded:
             np.rint(out[i], out=out[i])
-        _put_back(out[i], block[i], _special(block[i], _kept(keep, i)), restore)
+        special = _special(block[i], _kept(keep, i))
+        _put_back(out[i], block[i], special, restore)
+        if bounded and restore:  # the restored totals kept within the codec's promise
+            valid = np.ones(block[i].size, bool)
+            valid[special] = False
+            keep_within(out[i], block[i], valid.reshape(block[i].shape), codec.bound)
     return out
 
 

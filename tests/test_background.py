@@ -49,3 +49,40 @@ def test_restore_totals_keeps_every_cells_total_in_whole_counts():
                 assert out[cell][valid[cell]].sum() == orig[cell][valid[cell]].sum()
         assert (out[valid] >= 0).all() and (out == np.rint(out)).all()
         assert (out.reshape(-1)[special] == -7).all()  # left for the caller to put back
+
+
+def cell_sums(a, mask, t):
+    return {(y, x): a[y : y + t, x : x + t][mask[y : y + t, x : x + t]].sum()
+            for y in range(0, a.shape[0], t) for x in range(0, a.shape[1], t)}  # fmt: skip
+
+
+def test_keep_within_brings_restored_pixels_back_inside_the_bound_totals_kept():
+    """An error-bounded codec's promise survives the restored totals: every valid pixel
+    within the bound, every cell's strong and background totals as restore_totals left them."""
+    from lbnl_dask.background import TOTALS_TILE, _strong, keep_within, restore_totals
+
+    rng = np.random.default_rng(5)
+    y, x = np.mgrid[0:61, 0:47]
+    for lam, bound in ((0.05, 1.0), (1.5, 3.0), (6.0, 8.5)):
+        spots = 3000 * np.exp(-((x - 20) ** 2 + (y - 30) ** 2) / 3.0)
+        orig = rng.poisson(lam + spots).astype(np.float32)
+        b = np.floor(bound)
+        dec = np.rint(orig + rng.uniform(-b, b, orig.shape) + 0.4 * b).astype(np.float32)
+        valid = rng.random(orig.shape) > 0.05
+        restored = restore_totals(dec.copy(), orig, None, valid=valid)
+        assert np.abs(restored - orig)[valid].max() > b  # the case this is for
+        out = keep_within(restored.copy(), orig, valid, bound)
+        assert np.abs(out - orig)[valid].max() <= b
+        assert (out == np.rint(out)).all()
+        assert (out[~valid] == restored[~valid]).all()  # the caller's to put back
+        strong = _strong(orig, valid, TOTALS_TILE, 2)
+        for cls in (valid & ~strong, strong):
+            assert cell_sums(out, cls, TOTALS_TILE) == cell_sums(restored, cls, TOTALS_TILE)
+
+
+def test_keep_within_leaves_a_frame_inside_the_bound_alone():
+    from lbnl_dask.background import keep_within
+
+    orig = np.arange(30, dtype=np.float64).reshape(5, 6)
+    dec = orig + np.tile([2, -2, 1], 10).reshape(5, 6)
+    assert (keep_within(dec.copy(), orig, np.ones(orig.shape, bool), 2.0) == dec).all()

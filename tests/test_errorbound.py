@@ -226,3 +226,23 @@ def test_compress_with_c_sz3_stores_what_readers_decode(tiny32, tmp_path):
 
     text = str(validate(rep.master))
     assert "[FAIL] filter: SZ3 (32024, lossy" in text and "Neggia does not read it" in text
+
+
+@pytest.mark.parametrize("codec", [SZ3(3), ZFP(4)])
+def test_restored_totals_keep_every_pixel_within_the_bound(codec):
+    """Restoring the cells' totals spread their corrections over bright pixels: at --sz3 3,
+    1% of the pixels of a 1M frame came out up to 10 counts off. Now none is."""
+    from lbnl_dask.roundtrip import decode_frames, encode_frames
+
+    rng = np.random.default_rng(2)
+    y, x = np.mgrid[0:120, 0:130]
+    spots = sum(a * np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / 4.0)
+                for a, cx, cy in ((900, 30, 20), (5000, 90, 70), (300, 60, 100)))  # fmt: skip
+    block = rng.poisson(6 + spots)[None].astype(np.float32)
+    block[0, 50:53, :] = np.nan  # a module gap
+    block[0, 70, 90] = np.inf  # an overload
+    out = decode_frames(block, encode_frames(block, codec), codec, restore=True)
+    ok = np.isfinite(block)
+    assert np.abs(out[ok] - block[ok]).max() <= codec.bound
+    assert np.isnan(out[0, 51, 0]) and out[0, 70, 90] == np.inf
+    assert out[ok].sum() == block[ok].sum()  # the totals still restored
