@@ -421,6 +421,12 @@ def main(argv=None) -> int:
         if a.background_floor is not None:
             experiment.background_floor = a.background_floor
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: a line per data file
+    top = (experiment or Experiment()).saturation
+    if a.background is not None and top / 10 <= a.background <= MAX_BACKGROUND:
+        print(f"lbnl-synth: warning: a background of {a.background:g} counts/pixel/frame is near "
+              f"or above the detector's count cutoff ({top}): many pixels are overloads, "
+              f"written as counts at or above the cutoff (clipped at "
+              f"{np.iinfo(a.dtype).max - 1} in {a.dtype})", file=sys.stderr)  # fmt: skip
     from .cluster import stop_on_sigterm  # (dask: loaded for the command only)
 
     try:

@@ -168,6 +168,18 @@ def test_background_from_the_command_line(tmp_path, capsys):
     assert main([str(tmp_path / "neg"), "--background", "-1"]) == 2
 
 
+def test_a_background_near_the_cutoff_is_said(tmp_path, capsys):
+    """Counts at the cutoff are overloads, and uint16 clips them at 65534: said, not quiet."""
+    from lbnl_dask.synth import main
+
+    assert main([str(tmp_path / "x"), "--detector", "tiny", "-n", "1", "--dtype", "uint16",
+                 "--background", "1e5"]) == 0  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "count cutoff (12440)" in err and "65534" in err
+    assert main([str(tmp_path / "y"), "--detector", "tiny", "-n", "1", "--background", "6"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("args,msg", [
     (["--background", "nan"], "background must be 0 to 1e+06 counts/pixel/frame, not nan"),
     (["--background", "1e30"], "background must be 0 to 1e+06"),  # (numpy: lam too large)
