@@ -37,6 +37,7 @@ from .layout import (
     ENTRY,
     MASTER_SUFFIX,
     NX_CLASS,
+    OMEGA_INCREMENTS,
     PIXEL_MASK,
     SAMPLE,
     SAMPLE_GONIOMETERS,
@@ -292,11 +293,26 @@ def check_pixel_transform(ctx: Context, r: Result):
 
 
 def check_omega(ctx: Context, r: Result):
-    """The sample's goniometer holds omega angles (the last of the geometry)."""
-    if not any(f"{g}/omega" in ctx.f for g in SAMPLE_GONIOMETERS):
+    """The sample's goniometer holds omega angles (the last of the geometry): one per frame
+    where there are several, stepping by its omega_increment where it gives one (DIALS
+    takes the scan from the angles; a master cut short gives fewer, copied as they were)."""
+    group = next((g for g in SAMPLE_GONIOMETERS if f"{g}/omega" in ctx.f), None)
+    if group is None:
         r.add("WARN", f"no omega angles in {SAMPLE}")
-    else:
-        r.add("OK", "geometry fields present")
+        return
+    r.add("OK", "geometry fields present")
+    d = ctx.f[f"{group}/omega"]
+    if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size < 2:
+        return
+    omega = np.asarray(d[()], float).reshape(-1)
+    if ok_files(ctx) and ctx.sizes and omega.size != sum(ctx.sizes):
+        r.add("WARN", f"{group}/omega holds {omega.size} angles for {sum(ctx.sizes)} frames")
+    inc = next((ctx.f[f"{group}/{n}"] for n in OMEGA_INCREMENTS if f"{group}/{n}" in ctx.f), None)
+    if isinstance(inc, h5py.Dataset) and inc.dtype.kind in "iuf" and inc.size == 1:
+        want, step = float(np.ravel(inc[()])[0]), float(np.median(np.diff(omega)))
+        if np.isfinite(want) and np.isfinite(step) and abs(step - want) > 0.01 * abs(want) + 1e-9:
+            r.add("WARN", f"{group}/omega steps by {step:g} degrees a frame, but "
+                          f"{inc.name.rsplit('/', 1)[1]} is {want:g}")  # fmt: skip
 
 
 def check_decode(ctx: Context, r: Result):

@@ -58,6 +58,35 @@ def lines(master):
     return str(validate(master))
 
 
+def test_omega_that_cannot_be_the_scans_is_warned(tiny, tmp_path):
+    """A master cut short gives fewer angles than frames; lbnl-compress copies them as they
+    are (with a note), and the output's omega then steps by the input's increment, not the
+    output's: lbnl-validate had passed both quietly."""
+    from lbnl_dask.layout import GONIOMETER
+
+    good = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2,
+                              scheduler="threads").master  # fmt: skip
+    text = lines(good)
+    assert "omega holds" not in text and "omega steps" not in text
+    import shutil
+
+    for f in os.listdir(os.path.dirname(tiny)):
+        if f.startswith(os.path.basename(tiny).replace("_master.h5", "")):
+            shutil.copy(os.path.join(os.path.dirname(tiny), f), tmp_path / f)
+    short = str(tmp_path / os.path.basename(tiny))
+    with h5py.File(short, "r+") as f:
+        omega = f[GONIOMETER + "/omega"][:10]
+        del f[GONIOMETER + "/omega"]
+        f[GONIOMETER + "/omega"] = omega
+    assert f"{GONIOMETER}/omega holds 10 angles for 20 frames" in lines(short)
+    rep = lbnl_dask.compress(short, str(tmp_path / "s"), bin_range=2, sum_range=2,
+                             scheduler="threads")  # fmt: skip
+    assert any("omega holds 10 angles for 20 images" in n for n in rep.notes)
+    text = lines(rep.master)
+    assert "[WARN] /entry/sample/goniometer/omega steps by 0.1 degrees a frame, but " \
+        "omega_increment is 0.2" in text and not validate(rep.master).failed  # fmt: skip
+
+
 def test_unequal_blocks_fail(good):
     d = os.path.dirname(good)
     with h5py.File(os.path.join(d, "o_000002.h5"), "r+") as f:
