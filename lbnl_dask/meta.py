@@ -227,8 +227,10 @@ class MasterRewriter:
 
 #: Lengths of a pixel, multiplied by the bin.
 BINNED_LENGTHS = ("x_pixel_size", "y_pixel_size", "fast_pixel_direction", "slow_pixel_direction")
-#: Times (and the frame count) an output frame sums over its input frames.
-SUMMED = ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum")
+#: Times (and the frame counts: Dectris' nframes_sum, NXdetector's number_of_cycles, the
+#: readouts accumulated in a frame) an output frame sums over its input frames.
+SUMMED = ("count_time", "frame_time", "frame_count_time", "frame_period", "nframes_sum",
+          "number_of_cycles")  # fmt: skip
 
 
 def _in_module(parent: str) -> bool:

@@ -102,6 +102,17 @@ def test_summed_fields_that_cannot_be_right_are_warned_about_not_written_quietly
         assert f[SPEC + "/frame_count_time"][()] == -2
 
 
+def test_number_of_cycles_is_summed(tiny, tmp_path):
+    """NXdetector's number_of_cycles (readouts accumulated in a frame) follows the sum."""
+    master = copy_with(tiny, tmp_path, DET + "/count_time", np.float32(0.0099))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/number_of_cycles"] = np.int32(1)
+    out = str(tmp_path / "o")
+    lbnl_dask.compress(master, out, sum_range=4, scheduler="threads")
+    with h5py.File(out + "_master.h5") as f:
+        assert f[DET + "/number_of_cycles"][()] == 4
+
+
 def test_a_pixel_size_in_other_units_is_warned_about(tiny, tmp_path):
     """0.075 without units (75 um in mm) would be written as 0.15 m at -b 2: a note says so."""
     master = copy_with(tiny, tmp_path, DET + "/x_pixel_size", np.float32(0.075))
