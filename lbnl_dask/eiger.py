@@ -30,6 +30,7 @@ from .errors import (
     DataFileError,
     ImageRangeError,
     InputFileError,
+    LbnlDaskError,
     MissingDataFileError,
     NotEigerError,
     TruncatedDataError,
@@ -143,6 +144,11 @@ class FrameSource(FrameReader):
                     else:
                         if blk.check_chunks:  # HDF5's bitshuffle filter would follow them blindly
                             check_dataset_chunks(d, lo - blk.start, hi - blk.start)
+                        at = _unwritten_frame(d, lo - blk.start, hi - blk.start)
+                        if at is not None:
+                            raise TruncatedDataError(f"{blk.path}: frame {at + 1} of {blk.name} "
+                                                     "was never written (HDF5 would read it as "
+                                                     "zeros)")  # fmt: skip
                         for i in range(lo, hi) if crc is not None else ():
                             raw = d.id.read_direct_chunk((i - blk.start, 0, 0))[1]
                             _check_crc(raw, crc[i - lo], i - blk.start)
@@ -151,6 +157,8 @@ class FrameSource(FrameReader):
                             np.s_[lo - blk.start : hi - blk.start],
                             np.s_[lo - g0 : hi - g0, :ny, :nx],
                         )
+            except LbnlDaskError:  # said already, naming the file and frame
+                raise
             except FileNotFoundError as e:
                 raise MissingDataFileError(f"{blk.path}: data file is missing") from e
             except (OSError, ValueError, RuntimeError) as e:
@@ -561,6 +569,8 @@ def _read_block(master: str, path: str, name: str, start: int, like):
             if d.dtype.kind not in "ui":
                 raise NotEigerError(f"{path}: {name} holds {d.dtype} data, expected integers")
             kind = (d.shape[1:], d.dtype)
+            if d.is_virtual:
+                _check_virtual(d, path, master)
             if like is not None and kind != like:
                 raise NotEigerError(
                     f"{path}: frames {kind[0]} {kind[1]} differ from the "
@@ -577,8 +587,46 @@ def _read_block(master: str, path: str, name: str, start: int, like):
                 check_chunks=bitshuffle_compressor(d) is not None and not is_bslz4_per_frame(d),
                 nbytes=None if path != os.path.abspath(master) else _frame_bytes(d, path),
             ), kind
+    except LbnlDaskError:
+        raise
     except OSError as e:
         raise InputFileError(f"{path}: cannot open data file ({e})") from e
+
+
+def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:
+    """A virtual dataset's frames all come from files that are there: HDF5 reads the frames
+    of a missing source file, or of none, as its fill value (zeros), without an error."""
+    folder, mapped = os.path.dirname(path), 0
+    for src in d.virtual_sources():
+        mapped += src.vspace.get_select_npoints()
+        if src.file_name == ".":
+            continue
+        source = os.path.join(folder, src.file_name)
+        if not os.path.isfile(source):
+            raise MissingDataFileError(f"{source}: data file mapped by the virtual dataset "
+                                       f"{d.name} of {path} is missing")  # fmt: skip
+    if mapped < d.size:
+        raise TruncatedDataError(f"{path}: the virtual dataset {d.name} maps "
+                                 f"{mapped // max(1, d.size // max(1, d.shape[0]))} of its "
+                                 f"{d.shape[0]} frames to data files: the others would read "
+                                 "as zeros")  # fmt: skip
+
+
+def _unwritten_frame(d: h5py.Dataset, lo: int, hi: int) -> int | None:
+    """The first of frames [lo, hi) of ``d`` (0-based) with a chunk that was never written
+    (HDF5 reads it as the fill value, zeros, without an error: what a writer that stopped
+    mid-file leaves), or None. Contiguous storage never written counts as frame ``lo``."""
+    if d.is_virtual:
+        return None
+    if d.chunks is None:
+        return lo if d.id.get_offset() is None and d.size else None
+    c0, c1, c2 = d.chunks
+    for k in range(lo // c0 * c0, hi, c0):
+        for y in range(0, d.shape[1], c1):
+            for x in range(0, d.shape[2], c2):
+                if d.id.get_chunk_info_by_coord((k, y, x)).byte_offset is None:
+                    return max(k, lo)
+    return None
 
 
 def _frame_bytes(d: h5py.Dataset, path: str) -> int:

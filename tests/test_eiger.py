@@ -230,6 +230,70 @@ def test_missing_data_file_is_named(tmp_path, tiny32):
         lbnl_dask.open_dataset(d / "t32_master.h5").frames
 
 
+def _as_virtual_dataset(master, keep_files=None):
+    """The master's data_NNNNNN links replaced by one virtual dataset over the data files
+    ``keep_files`` names (1-based; None: all) maps, as nexgen writes."""
+    with h5py.File(master, "r+") as f:
+        g = f[DATA_GROUP]
+        names = sorted(k for k in g if BLOCK_RE.match(k))
+        parts = [(g.get(k, getlink=True).filename, g[k].shape) for k in names]
+        n = sum(shape[0] for _, shape in parts)
+        layout = h5py.VirtualLayout((n,) + parts[0][1][1:], g[names[0]].dtype)
+        at = 0
+        for k, (fname, shape) in enumerate(parts, start=1):
+            if keep_files is None or k in keep_files:
+                layout[at : at + shape[0]] = h5py.VirtualSource(fname, DATA, shape=shape)
+            at += shape[0]
+        for k in names:
+            del g[k]
+        g.create_virtual_dataset("data", layout, fillvalue=0)
+
+
+def test_a_virtual_dataset_reads_only_files_that_are_there(tmp_path, tiny32):
+    """HDF5 reads the frames of a missing source file, or of none, as zeros: refused."""
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    master = str(d / "t32_master.h5")
+    _as_virtual_dataset(master)
+    frames = lbnl_dask.open_dataset(master).frames.compute()
+    np.testing.assert_array_equal(frames, h5py_frames(tiny32))  # whole: read as it was
+    (d / data_file_name("t32", 2)).unlink()
+    with pytest.raises(MissingDataFileError, match=data_file_name("t32", 2) + ": data file "
+                       "mapped by the virtual dataset /entry/data/data"):  # fmt: skip
+        lbnl_dask.open_dataset(master).frames
+    shutil.copytree(os.path.dirname(tiny32), tmp_path / "part")
+    master = str(tmp_path / "part" / "t32_master.h5")
+    _as_virtual_dataset(master, keep_files=(1,))
+    with pytest.raises(TruncatedDataError, match="maps 5 of its 14 frames"):
+        lbnl_dask.open_dataset(master).frames
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_frame_never_written_is_refused(tmp_path, tiny32, chunked):
+    """A file writer that stopped mid-file leaves chunks (or contiguous storage) never
+    written, which HDF5 reads as zeros without an error (bitshuffle-LZ4 chunks are read raw
+    and were refused already; an uncompressed or LZ4 file was not)."""
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    path = d / data_file_name("t32", 2)
+    with h5py.File(path, "r") as f:
+        a, attrs = f[DATA][()], dict(f[DATA].attrs)
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset(DATA, shape=a.shape, dtype=a.dtype,
+                              chunks=(1,) + a.shape[1:] if chunked else None)  # fmt: skip
+        ds.attrs.update(attrs)
+        for i in range(len(a)) if chunked else ():
+            if i != 2:
+                ds[i] = a[i]
+    ds = lbnl_dask.open_dataset(d / "t32_master.h5")
+    at = 3 if chunked else 1
+    with pytest.raises(TruncatedDataError, match=f"frame {at} of /entry/data/data was never "
+                                                 "written"):  # fmt: skip
+        ds.frames.compute()
+    np.testing.assert_array_equal(ds.frames[:5].compute(), h5py_frames(tiny32)[:5])  # file 1
+
+
 def test_data_files_after_the_last_image_asked_for_are_not_opened(tmp_path, tiny32):
     """A run of the first images needs only the files that hold them: the later ones may be
     missing (moved away, on tape) or unreadable (still being written); a missing file the
