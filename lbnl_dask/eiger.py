@@ -591,6 +591,8 @@ def _read_block(master: str, path: str, name: str, start: int, like):
         raise
     except OSError as e:
         raise InputFileError(f"{path}: cannot open data file ({e})") from e
+    except RuntimeError as e:  # (a soft link to itself: "too many links")
+        raise InputFileError(f"{path}: {name}: a link that cannot be followed ({e})") from e
 
 
 def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:

@@ -6,6 +6,7 @@ items a master does not carry are None. Every path comes from :mod:`lbnl_dask.la
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -44,12 +45,21 @@ def open_master(master: str) -> h5py.File:
         raise InputFileError(f"{master}: is a directory, not an HDF5 master file")
     if not os.path.isfile(master):  # opening a FIFO would wait for a writer forever
         raise InputFileError(f"{master}: not a regular file (a pipe or device)")
-    if not h5py.is_hdf5(master):
+    try:
+        hdf5 = h5py.is_hdf5(master)
+    except OSError as e:  # (unreadable: permissions)
+        raise InputFileError(f"{master}: cannot read it ({os_reason(e)})") from None
+    if not hdf5:
         raise InputFileError(f"{master}: not an HDF5 file")
     try:
         return MasterFile(master)
     except OSError as e:
         raise InputFileError(f"{master}: cannot open as HDF5 ({e})") from e
+
+
+def os_reason(e: OSError) -> str:
+    """An OSError's reason in a few words ("Permission denied"): h5py's text is long."""
+    return os.strerror(e.errno) if e.errno else str(e)
 
 
 class MasterFile(h5py.File):
@@ -70,13 +80,26 @@ class MasterFile(h5py.File):
         return on_detector(name, self.detector) if isinstance(name, str) else name
 
     def __getitem__(self, name):
-        return super().__getitem__(self._path(name))
+        with self._links(name):
+            return super().__getitem__(self._path(name))
 
     def __contains__(self, name):
-        return super().__contains__(self._path(name))
+        with self._links(name):
+            return super().__contains__(self._path(name))
 
     def get(self, name, default=None, getclass=False, getlink=False):
-        return super().get(self._path(name), default, getclass, getlink)
+        with self._links(name):
+            return super().get(self._path(name), default, getclass, getlink)
+
+    @contextlib.contextmanager
+    def _links(self, name):
+        """HDF5's failure to follow a link (a soft link to itself: "too many links") as a
+        MetadataError naming the master and the path, not a RuntimeError."""
+        try:
+            yield
+        except RuntimeError as e:
+            raise MetadataError(f"{self.filename}: {name}: a link that cannot be followed "
+                                f"({e})") from None  # fmt: skip
 
 
 def text_value(v) -> str:
@@ -388,6 +411,15 @@ _SHOULD_BE_POSITIVE = ("detector_distance", "wavelength", "count_time", "frame_t
                        "sensor_thickness")  # fmt: skip
 
 
+def _finite(v) -> bool:
+    """Whether a number is finite: also a Python int beyond float64 (a float 1e40 stored for
+    an integer field), which numpy's isfinite cannot take."""
+    try:
+        return bool(np.isfinite(float(v)))
+    except (OverflowError, TypeError, ValueError):
+        return False
+
+
 def check_meta(meta: DetectorMeta, where: str = "the master") -> None:
     """Raise MetadataError for a value the output cannot use (a negative or non-finite pixel
     size or saturation value, a negative frame count...); note odd but usable ones (a NaN
@@ -397,7 +429,7 @@ def check_meta(meta: DetectorMeta, where: str = "the master") -> None:
         raise MetadataError(f"{meta.master}: nimages is {meta.nimages}, a negative frame count")
     for name in _MUST_BE_POSITIVE:
         v = getattr(meta, name)
-        if v is not None and not (np.isfinite(v) and v > 0):
+        if v is not None and not (_finite(v) and v > 0):
             raise MetadataError(f"{meta.master}: {name} is {v}: it must be a positive number")
     cut, sat = meta.countrate_cutoff, meta.saturation_value
     if cut is not None and sat is not None and cut != sat:

@@ -25,7 +25,7 @@ import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from .cluster import stop_on_sigterm
-from .header import text_value
+from .header import os_reason, text_value
 from .layout import (
     BSHUF_CD_COMPRESSOR,
     BSHUF_LZ4,
@@ -60,11 +60,16 @@ def check_file(ctx: Context, r: Result):
     if os.path.isdir(ctx.master):
         r.add("FAIL", f"{ctx.master}: is a directory, not an HDF5 master file")
         return False
-    if not os.path.isfile(ctx.master) or not h5py.is_hdf5(ctx.master):
+    try:
+        hdf5 = os.path.isfile(ctx.master) and h5py.is_hdf5(ctx.master)
+        if hdf5 and ctx.f is None:
+            ctx.f = h5py.File(ctx.master, "r")
+    except OSError as e:  # unreadable (permissions), truncated
+        r.add("FAIL", f"{ctx.master}: cannot open it ({os_reason(e)})")
+        return False
+    if not hdf5:
         r.add("FAIL", f"{ctx.master}: not an HDF5 file")
         return False
-    if ctx.f is None:
-        ctx.f = h5py.File(ctx.master, "r")
 
 
 def check_name(ctx: Context, r: Result):
@@ -180,12 +185,24 @@ def check_frame_count(ctx: Context, r: Result):
     if n is None:
         r.add("FAIL", "detectorSpecific/nimages is missing")
         return
+    odd = [d.name.rsplit("/", 1)[1] for d in (n, t) if d is not None and not _one_whole(d)]
+    if odd:
+        r.add("FAIL", f"{' and '.join(odd)} not one whole number (the plugins read one)")
+        return
     prod, total = int(n[()]) * (int(t[()]) if t is not None else 1), sum(ctx.sizes)
     r.add(
         "OK" if prod == total else "FAIL",
         f"nimages x ntrigger = {prod}"
         + ("" if prod == total else f", but the data files hold {total} frames"),
     )
+
+
+def _one_whole(d) -> bool:
+    """Whether ``d`` is a dataset of one whole number (a count)."""
+    if not isinstance(d, h5py.Dataset) or d.shape != () or d.dtype.kind not in "iuf":
+        return False
+    v = d[()]
+    return bool(np.isfinite(v) and v == int(v)) if d.dtype.kind == "f" else True
 
 
 def check_pixel_mask(ctx: Context, r: Result):

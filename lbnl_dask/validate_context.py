@@ -93,7 +93,7 @@ class Context:
             return Block(name, path, error=f"{name}: data file {path} is missing")
         try:
             d = g[name]
-        except (KeyError, OSError) as e:
+        except (KeyError, OSError, RuntimeError) as e:  # (RuntimeError: a soft link loop)
             return Block(
                 name,
                 path,

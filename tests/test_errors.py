@@ -14,7 +14,15 @@ import pytest
 
 import lbnl_dask
 from lbnl_dask import cli
-from lbnl_dask.layout import CHUNK_CRC, DATA, DATA_GROUP, SPEC, block_path, data_file_name
+from lbnl_dask.layout import (
+    CHUNK_CRC,
+    DATA,
+    DATA_GROUP,
+    PIXEL_MASK,
+    SPEC,
+    block_path,
+    data_file_name,
+)
 from tests.helpers import write_master
 
 
@@ -153,7 +161,26 @@ def case_data_file_is_a_pipe(tmp_path, tiny):
     return m, f"{p.name}: not a regular file (a pipe or device; linked from"
 
 
+def case_soft_link_loop_to_a_data_file(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    with h5py.File(m, "r+") as f:
+        del f[DATA_GROUP]["data_000002"]
+        f[DATA_GROUP]["data_000002"] = h5py.SoftLink(DATA_GROUP + "/data_000002")
+    return m, "/entry/data/data_000002: a link that cannot be followed"
+
+
+def case_soft_link_loop_in_the_master(tmp_path, tiny):
+    d, m = copy_dataset(tiny, tmp_path)
+    with h5py.File(m, "r+") as f:
+        del f[PIXEL_MASK]
+        f[PIXEL_MASK] = h5py.SoftLink(PIXEL_MASK)  # (a RuntimeError from HDF5 had crashed)
+    return m, "tiny_master.h5: /entry/instrument/detector/detectorSpecific/pixel_mask: a link " \
+        "that cannot be followed"  # fmt: skip
+
+
 INPUT_CASES = [
+    case_soft_link_loop_to_a_data_file,
+    case_soft_link_loop_in_the_master,
     case_missing,
     case_directory,
     case_not_hdf5,
@@ -334,12 +361,23 @@ def test_full_disk_is_one_line_and_resumes_when_there_is_room(tmp_path, small_di
                                   lbnl_dask.open_dataset(ref.master).frames)  # fmt: skip
 
 
-def _hostile(tmp_path, tiny, n, ny, nx):
+def _hostile(tmp_path, tiny, n, ny, nx, allocated=False):
     """A master claiming ``n`` frames of ny x nx, its data file as large (HDF5 allocates
-    nothing until chunks are written: a few kB on disk)."""
+    nothing until chunks are written: a few kB on disk). ``allocated``: every chunk
+    allocated, none written (a sparse file: its chunk index on disk), so that the frames
+    can be read (a chunk never allocated is refused)."""
     data = tmp_path / data_file_name("huge", 1)
     with h5py.File(data, "w") as f:
-        f.create_dataset(DATA, shape=(n, ny, nx), dtype=np.uint16, chunks=(1, ny, nx))
+        if not allocated:
+            f.create_dataset(DATA, shape=(n, ny, nx), dtype=np.uint16, chunks=(1, ny, nx))
+        else:
+            dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+            dcpl.set_chunk((1, ny, nx))
+            dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+            dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+            f.require_group(DATA_GROUP)
+            h5py.h5d.create(f.id, DATA.encode(), h5py.h5t.NATIVE_UINT16,
+                            h5py.h5s.create_simple((n, ny, nx)), dcpl=dcpl)  # fmt: skip
     master = tmp_path / "huge_master.h5"
     shutil.copy(tiny, master)
     with h5py.File(master, "r+") as f:
@@ -380,7 +418,7 @@ def test_a_million_frames_start_writing(tmp_path, tiny):
     import sys
     import time
 
-    master = _hostile(tmp_path, tiny, 10**6, 102, 132)
+    master = _hostile(tmp_path, tiny, 10**6, 102, 132, allocated=True)
     out = tmp_path / "out"
     out.mkdir()
     cmd = [sys.executable, "-m", "lbnl_dask", "-i", str(master), "-o", str(out / "o"), "-b", "2",
@@ -457,3 +495,25 @@ def test_a_forged_block_in_bitshuffle_zstd_input_is_one_line_not_a_crash(tmp_pat
     assert rc == 2 and len(err.splitlines()) == 1, err
     assert "z_000001.h5: cannot read frames" in err and "corrupt bitshuffle-Zstd chunk" in err
     assert os.listdir(out) == []
+
+
+def test_an_unreadable_master_is_one_line(tmp_path, tiny):
+    """h5py.is_hdf5 raised PermissionError (a traceback from both tools)."""
+    import subprocess
+    import sys
+
+    d, m = copy_dataset(tiny, tmp_path)
+    os.chmod(m, 0)
+    run = [sys.executable, "-m", "lbnl_dask.cli", "-i", str(m), "-o", str(tmp_path / "o")]
+    check = [sys.executable, "-m", "lbnl_dask.validate", str(m)]
+    if os.geteuid() == 0:  # root reads anything: drop the capabilities that let it
+        if shutil.which("capsh") is None:
+            pytest.skip("running as root without capsh: cannot make a file unreadable")
+        drop = ["capsh", "--drop=cap_dac_override,cap_dac_read_search", "--", "-c"]
+        run, check = (drop + [" ".join(map(str, c))] for c in (run, check))
+    r = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"lbnl-compress: error: {m}: cannot read it (Permission denied)"), r.stderr  # fmt: skip
+    r = subprocess.run(check, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and f"[FAIL] {m}: cannot open it (Permission denied)" in r.stdout
+    assert "Traceback" not in r.stderr

@@ -275,3 +275,18 @@ def test_checks_run_in_order_and_a_small_master_passes(tmp_path):
     ]
     assert ("FAIL", "x_pixel_size is missing") in r.lines  # a master without geometry fails...
     assert not any("decod" in msg for _, msg in validate(master).lines)  # ...before decoding
+
+
+def test_a_truncated_master_and_a_frame_count_of_two_values_fail_in_one_line(good, tmp_path):
+    """Both had ended lbnl-validate in a traceback (OSError, TypeError)."""
+    import shutil
+
+    cut = str(tmp_path / "cut_master.h5")
+    shutil.copy(good, cut)
+    os.truncate(cut, os.path.getsize(cut) // 2)
+    text = lines(cut)
+    assert f"[FAIL] {cut}: cannot open it (" in text and "truncated file" in text
+    with h5py.File(good, "r+") as f:
+        del f[SPEC + "/nimages"]
+        f[SPEC + "/nimages"] = np.array([5, 5], np.uint32)
+    assert "[FAIL] nimages not one whole number (the plugins read one)" in lines(good)
