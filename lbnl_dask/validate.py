@@ -272,10 +272,39 @@ def check_geometry(ctx: Context, r: Result):
     for name, need in GEOMETRY:
         if f"{DET}/{name}" not in ctx.f:
             r.add("FAIL" if need else "WARN", f"{name} is missing")
-    if not any(p in ctx.f for p in DISTANCES):
-        r.add("FAIL", "detector_distance is missing")
-    if not any(p in ctx.f for p in WAVELENGTHS):
-        r.add("FAIL", "no wavelength")
+        else:
+            _check_value(ctx, r, f"{DET}/{name}", need, positive=name not in BEAM_CENTRE)
+    for paths, what in ((DISTANCES, "detector_distance is missing"),
+                        (WAVELENGTHS, "no wavelength")):  # fmt: skip
+        there = [p for p in paths if p in ctx.f]
+        if not there:
+            r.add("FAIL", what)
+        else:
+            _check_value(ctx, r, there[0], True, positive=True)
+
+
+#: The beam centre's fields: any finite number (a beam off the detector is one).
+BEAM_CENTRE = ("beam_center_x", "beam_center_y")
+
+
+def _check_value(ctx: Context, r: Result, path: str, need: bool, positive: bool) -> None:
+    """The geometry field at ``path`` is one finite number (above 0 if ``positive``), as the
+    plugins read it: else FAIL (``need``) or WARN. A dangling link counts as missing."""
+    try:
+        d = ctx.f.get(path)
+        v = np.asarray(d[()]) if isinstance(d, h5py.Dataset) else None
+    except (OSError, KeyError, RuntimeError):
+        v = None
+    name = path.rsplit("/", 1)[1]
+    if v is None:
+        why = "cannot be read (a link to a file or dataset not there?)"
+    elif v.dtype.kind not in "iuf" or v.size != 1:
+        why = f"is not one number ({v.dtype}, {v.size} value(s))"
+    elif not np.isfinite(v.reshape(-1)[0]) or (positive and not v.reshape(-1)[0] > 0):
+        why = f"is {v.reshape(-1)[0]:g}" + (": it must be above 0" if positive else "")
+    else:
+        return
+    r.add("FAIL" if need else "WARN", f"{name} {why}")
 
 
 def check_frame_size(ctx: Context, r: Result):

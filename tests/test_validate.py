@@ -290,3 +290,22 @@ def test_a_truncated_master_and_a_frame_count_of_two_values_fail_in_one_line(goo
         del f[SPEC + "/nimages"]
         f[SPEC + "/nimages"] = np.array([5, 5], np.uint32)
     assert "[FAIL] nimages not one whole number (the plugins read one)" in lines(good)
+
+
+@pytest.mark.parametrize("path,value,msg", [
+    ("/entry/instrument/beam/incident_wavelength", np.float32(0),
+     "incident_wavelength is 0: it must be above 0"),
+    (DET + "/detector_distance", np.float32(-0.1), "detector_distance is -0.1: it must be above 0"),
+    (DET + "/beam_center_x", np.float32(np.nan), "beam_center_x is nan"),
+    (DET + "/y_pixel_size", np.zeros(0, np.float32),
+     "y_pixel_size is not one number (float32, 0 value(s))"),
+    (DET + "/x_pixel_size", h5py.ExternalLink("gone.h5", "/x"), "x_pixel_size cannot be read"),
+])  # fmt: skip
+def test_geometry_that_cannot_be_right_fails(good, path, value, msg):
+    """lbnl-compress notes such values and copies them; lbnl-validate had passed them."""
+    with h5py.File(good, "r+") as f:
+        if path in f or isinstance(f.get(path, getlink=True), h5py.ExternalLink):
+            del f[path]
+        f[path] = value
+    result = validate(good)
+    assert f"[FAIL] {msg}" in str(result) and result.failed
