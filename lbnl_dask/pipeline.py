@@ -22,6 +22,7 @@ from functools import partial
 
 import dask
 import dask.array as da
+import h5py
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
@@ -35,6 +36,7 @@ from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
 from .header import MasterFile, copy_notes, scan_axis
+from .layout import PIXEL_MASK
 from .lossless import storage_codec
 from .meta import MasterRewriter
 from .options import (
@@ -205,6 +207,10 @@ def build(
         notes.append(f"pixel_mask {wrong} does not match the frames {(ny, nx)}: ignored "
                      "(the output's masks no pixel)")  # fmt: skip
         written = np.zeros((ny, nx), np.uint32)  # not the source's, of another shape
+    if ds.frames.dtype.kind == "i" and not ds.is_cbf:  # (miniCBF: -1 gaps, -2 bad, as read)
+        notes.append(f"{kind}: the frames are {ds.frames.dtype}: a negative value is "
+                     "taken as an invalid pixel (Dectris marks gaps with -1), not as a "
+                     "count")  # fmt: skip
     graph = output_frames(ds.padded_frames(o.bin_range), ds.meta.overload, mask, o, (ny, nx))
     plan = make_plan(ds, out, o, run_settings, graph, notes)
     return _write_tasks(ds, o, graph, plan, written), plan
@@ -394,6 +400,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
                     _warn_if_short_of_space(plan)
                     blocks = _run(job, plan, settings, scheduler)
                 finished = True  # a Ctrl-C or SIGTERM from here on: the output is complete
+                plan.notes += _mask_notes(plan.master)
                 try:
                     validation = _validate_output(plan.master) if settings.validate else None
                 except KeyboardInterrupt as e:
@@ -416,6 +423,24 @@ def compress(master, out: str = "out_data", **options) -> Report:
             raise
         raise Interrupted(f"interrupted once the run had finished; its output is complete: "
                           f"{master_out}", e) from None  # fmt: skip
+
+
+#: The share of output pixels masked above which a run says so.
+MASKED_NOTE = 0.5
+
+
+def _mask_notes(master: str) -> list[str]:
+    """A note when the output's pixel mask (binned, as written) masks most of its pixels: a
+    mask of all ones had made every output pixel invalid without a word."""
+    with MasterFile(master) as f:  # (the mask of a detector group of another name too)
+        m = f.get(PIXEL_MASK)
+        if not isinstance(m, h5py.Dataset) or m.size == 0:
+            return []
+        share = np.count_nonzero(m[()]) / m.size
+    if share <= MASKED_NOTE:
+        return []
+    return [f"the pixel mask masks {share:.0%} of the output's pixels: they are all written as "
+            "invalid (is the master's pixel_mask right?)"]  # fmt: skip
 
 
 def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) -> list[str]:

@@ -194,3 +194,30 @@ if __name__ == "__main__" and "--record" in sys.argv:
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(run_all(Path(tmp)), indent=1, sort_keys=True) + "\n")
     print(f"recorded {GOLDEN}")
+
+
+def test_a_mask_of_most_pixels_and_signed_frames_are_said(tiny, tmp_path):
+    """Both had made output pixels invalid without a word: a pixel_mask of all ones (every
+    pixel), and int32 frames whose negative values (pedestal-subtracted data) are invalid."""
+    import shutil
+
+    from lbnl_dask.layout import DATA, PIXEL_MASK
+
+    d = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), d)
+    master = str(d / os.path.basename(tiny))
+    rep = compress(master, str(tmp_path / "a"), bin_range=2, scheduler="threads")
+    assert not [n for n in rep.notes if "pixel mask masks" in n or "negative value" in n]
+    with h5py.File(master, "r+") as f:
+        f[PIXEL_MASK][...] = 1
+    rep = compress(master, str(tmp_path / "b"), bin_range=2, scheduler="threads")
+    assert "the pixel mask masks 100% of the output's pixels: they are all written as invalid " \
+        "(is the master's pixel_mask right?)" in rep.notes  # fmt: skip
+    for p in sorted(d.glob("*_data_*.h5")):
+        with h5py.File(p, "r+") as f:
+            a = f[DATA][()].astype(np.int32)
+            del f[DATA]
+            f.create_dataset(DATA, data=a, chunks=(1,) + a.shape[1:])
+    rep = compress(master, str(tmp_path / "c"), bin_range=2, scheduler="threads")
+    assert "master: the frames are int32: a negative value is taken as an invalid pixel " \
+        "(Dectris marks gaps with -1), not as a count" in rep.notes  # fmt: skip
