@@ -305,6 +305,7 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
                              "saturated everywhere")  # fmt: skip
     _check_rewritten(f, meta)  # (first: text in them is an error)
     _check_summed_fields(f, meta)
+    _check_scalars(f, meta, wpath)
     for axis in "xy":  # a length the pixel size would turn into pixels, without one
         d = f.get(f"{DET}/beam_center_{axis}")
         if getattr(meta, f"beam_center_{axis}") is None and isinstance(d, h5py.Dataset):
@@ -358,6 +359,62 @@ def _check_rewritten(f: h5py.File, meta: DetectorMeta) -> None:
             if np.min(d[()]) < (0 if leaf == "data_origin" else 1):
                 meta.warnings.append(f"{path.lstrip('/')} is {np.asarray(d[()]).tolist()} in "
                                      "the master: binned as it is")  # fmt: skip
+
+
+#: Fields of one value each (a detector's geometry, its times): several values, or a length
+#: in units not known here, go to ``meta.warnings`` (the first value is used, copied as it is).
+_SCALARS = {DET + "/x_pixel_size": "m", DET + "/y_pixel_size": "m",
+            DET + "/beam_center_x": "px", DET + "/beam_center_y": "px",
+            DET + "/detector_distance": "m", DET + "/distance": "m",
+            DET + "/sensor_thickness": "m", DET + "/count_time": "s",
+            DET + "/frame_time": "s"}  # fmt: skip
+#: The longest time a frame can take (s): beyond, a warning (a value in other units?).
+MAX_FRAME_TIME = 86400.0
+#: The most frames a detector sums into one (Dectris' nframes_sum): beyond, a warning.
+MAX_NFRAMES_SUM = 10**6
+
+
+def _check_scalars(f: h5py.File, meta: DetectorMeta, wavelength_path: str | None) -> None:
+    """Notes (``meta.warnings``) on single values that cannot be right but are copied: a
+    geometry field or time holding several values, a length or wavelength in units not
+    known here (read as metres, ångström), a frame time beyond a day, an ``nframes_sum``
+    that is not a whole number of frames, and a beam centre far off the detector."""
+    paths = dict(_SCALARS)
+    if wavelength_path is not None:
+        paths[wavelength_path] = "Å"
+    for path, unit in paths.items():
+        d = f.get(path)
+        if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf":
+            continue
+        name = path.rsplit("/", 1)[1]
+        if d.size > 1:
+            meta.warnings.append(f"{name} holds {d.size} values in the master, not one: the "
+                                 "first is read, all are copied as they are")  # fmt: skip
+        u = unit_name(d)
+        known = {"m": _TO_METRES, "Å": {**_TO_ANGSTROM, "ev": 1, "kev": 1},
+                 "px": {**_TO_METRES, "pixel": 1}, "s": {"s": 1, "second": 1}}[unit]  # fmt: skip
+        if u and u not in known:
+            meta.warnings.append(f"{name} is in units {text_value(d.attrs['units'])!r}, not "
+                                 f"known here: read as {unit}")  # fmt: skip
+    for name in ("count_time", "frame_time"):
+        v = getattr(meta, name)
+        if v is not None and _finite(v) and v > MAX_FRAME_TIME:
+            meta.warnings.append(f"{name} is {v:g} s in the master, longer than a day: copied "
+                                 "(x the sum) as it is")  # fmt: skip
+    d = f.get(f"{SPEC}/nframes_sum")
+    if isinstance(d, h5py.Dataset) and d.size and d.dtype.kind in "iuf":
+        v = np.asarray(d[()], float).reshape(-1)
+        odd = v[np.isfinite(v) & (v >= 1) & ((v != np.floor(v)) | (v > MAX_NFRAMES_SUM))]
+        if odd.size:
+            meta.warnings.append(f"nframes_sum is {odd[0]:g} in the master, not a whole number "
+                                 f"of frames up to {MAX_NFRAMES_SUM:g}: copied (x the sum) as "
+                                 "it is")  # fmt: skip
+    for axis, n in (("x", meta.nx), ("y", meta.ny)):
+        v = getattr(meta, f"beam_center_{axis}")
+        if v is not None and n and _finite(v) and not -n <= v <= 2 * n:
+            meta.warnings.append(f"beam_center_{axis} is {v:g} pixels in the master, more than "
+                                 f"a detector's width ({n}) off it: copied (/ the bin) as it "
+                                 "is")  # fmt: skip
 
 
 #: Times the output multiplies by the sum (-s) that DetectorMeta does not otherwise read.

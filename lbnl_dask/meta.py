@@ -255,7 +255,10 @@ def _scaled(v, factor):
     """``v`` (a number or an array) times a whole ``factor``, in ``v``'s type where the
     product fits it, else in int64 or float64: a uint8 75 um pixel at -b 4 is 300, not 44."""
     a = np.asarray(v)
-    return _fitted(a.astype(np.float64 if a.dtype.kind == "f" else np.int64) * factor, a.dtype)
+    approx = a.astype(np.float64) * factor
+    if a.dtype.kind == "f" or not np.all(np.abs(approx) < 2.0**62):  # (beyond int64: a float,
+        return _fitted(approx, a.dtype)  # not a product wrapped round to 0)
+    return _fitted(a.astype(np.int64) * factor, a.dtype)
 
 
 def _fitted(wide: np.ndarray, dtype) -> np.ndarray:
@@ -263,8 +266,12 @@ def _fitted(wide: np.ndarray, dtype) -> np.ndarray:
     (or ``dtype`` is a float), else as it is."""
     dtype = np.dtype(dtype)
     if dtype.kind in "iu":
-        lim = np.iinfo(dtype)
-        if not lim.min <= wide.min(initial=0) <= wide.max(initial=0) <= lim.max:
+        lim, lo, hi = np.iinfo(dtype), wide.min(initial=0), wide.max(initial=0)
+        if wide.dtype.kind == "f":  # below the first power of 2 beyond (2**64 is no uint64)
+            fits = lim.min <= lo and hi < 2.0 ** (8 * dtype.itemsize - (dtype.kind == "i"))
+        else:
+            fits = lim.min <= lo <= hi <= lim.max
+        if not fits:
             return wide
     return wide.astype(dtype)
 

@@ -491,3 +491,36 @@ def cli_validate(master):
     with contextlib.redirect_stdout(buf):
         rc = validate.main([master])
     return rc, buf.getvalue()
+
+
+@pytest.mark.parametrize("path,value,note", [
+    (DET + "/x_pixel_size", np.array([7.5e-5, 7.5e-5], np.float32),
+     "x_pixel_size holds 2 values in the master, not one"),
+    (DET + "/detector_distance", np.array([0.1, 0.2], np.float32),
+     "detector_distance holds 2 values in the master, not one"),
+    (DET + "/count_time", np.float64(1e40),
+     "count_time is 1e+40 s in the master, longer than a day"),
+    (SPEC + "/nframes_sum", np.float32(2.5),
+     "nframes_sum is 2.5 in the master, not a whole number"),
+    (SPEC + "/nframes_sum", np.uint64(2**63), "nframes_sum is 9.22337e+18 in the master"),
+    (DET + "/beam_center_x", np.float32(5000), "beam_center_x is 5000 pixels in the master, more "
+     "than a detector's width (132) off it"),
+])  # fmt: skip
+def test_single_values_that_cannot_be_right_are_noted(tiny, tmp_path, path, value, note):
+    """Each had been copied (or multiplied) into the output without a word (a QA pass)."""
+    master = copy_with(tiny, tmp_path, path, value)
+    assert any(w.startswith(note) for w in lbnl_dask.read_meta(master).warnings), note
+    if path.endswith("nframes_sum") and value.dtype == np.uint64:  # x 2 had wrapped round to 0
+        out = str(tmp_path / "o")
+        lbnl_dask.compress(master, out, sum_range=2, scheduler="threads")
+        with h5py.File(out + "_master.h5") as f:
+            assert f[path][()] == 2.0**64
+
+
+def test_units_not_known_are_noted(tiny, tmp_path):
+    master = copy_with(tiny, tmp_path, DET + "/x_pixel_size", np.float32(7.5e-5))
+    with h5py.File(master, "r+") as f:
+        f[DET + "/x_pixel_size"].attrs["units"] = "furlong"
+    assert "x_pixel_size is in units 'furlong', not known here: read as m" in (
+        lbnl_dask.read_meta(master).warnings)  # fmt: skip
+    assert lbnl_dask.read_meta(tiny).warnings == []
