@@ -227,8 +227,37 @@ def keep_within(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, bo
     correction over its pixels can break it (up to 10 counts at ``--sz3 3``). The counts a
     pixel loses to the clip go to the other pixels of its class and cell that have room
     below the bound, in proportion to that room, in whole counts. There is always room: the
-    original itself is within the bound and has the same totals. Returns ``decoded``."""
-    b = np.floor(bound)
+    original itself is within the bound and has the same totals. Returns ``decoded``.
+
+    Compiled (:func:`lbnl_dask.kernels.keep_within`, after a count of the pixels outside
+    the bound: none, nothing to do) where the frames are C-contiguous 2-D floats of one
+    type, else :func:`keep_within_numpy`: the same pixels."""
+    b = decoded.dtype.type(np.floor(bound)) if decoded.dtype.kind == "f" else np.floor(bound)
+    compiled = (
+        decoded.dtype == original.dtype
+        and decoded.dtype in (np.float32, np.float64)
+        and decoded.ndim == 2
+        and decoded.flags.c_contiguous
+        and original.flags.c_contiguous
+        and valid.dtype == bool
+        and valid.flags.c_contiguous
+        and decoded.shape == original.shape == valid.shape
+    )
+    if not compiled:
+        return keep_within_numpy(decoded, original, valid, bound, tile, grow)
+    from . import kernels
+
+    if kernels.outside_bound(decoded, original, valid, b):
+        strong = np.ascontiguousarray(_strong(original, valid, tile, grow))
+        kernels.keep_within(decoded, original, valid, strong, b, tile)
+    return decoded
+
+
+def keep_within_numpy(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray,
+                      bound: float, tile: int = TOTALS_TILE,
+                      grow: int = STRONG_GROW) -> np.ndarray:  # fmt: skip
+    """:func:`keep_within` in numpy (the reference the compiled kernel is held to)."""
+    b = decoded.dtype.type(np.floor(bound)) if decoded.dtype.kind == "f" else np.floor(bound)
     lo, hi = original - b, original + b
     if not np.any(valid & ((decoded < lo) | (decoded > hi))):
         return decoded
@@ -237,9 +266,10 @@ def keep_within(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, bo
     out = None
     for cls in (valid & ~strong, strong):
         # what the clip took from each cell (> 0: to add back), and each pixel's room that way
-        excess = cell_totals(np.where(cls, decoded - clipped, 0), tile).reshape(-1, 1)
-        up = _to_cells(np.where(cls, hi - clipped, 0), tile)
-        down = _to_cells(np.where(cls, clipped - lo, 0), tile)
+        excess = cell_totals(np.where(cls, decoded - clipped, 0), tile, np.float64)
+        excess = excess.reshape(-1, 1)
+        up = _to_cells(np.where(cls, hi - clipped, 0), tile).astype(np.float64)
+        down = _to_cells(np.where(cls, clipped - lo, 0), tile).astype(np.float64)
         room = np.where(excess > 0, up, down)
         total = np.maximum(room.sum(axis=1, keepdims=True), 1)
         part = room * (np.abs(excess) / total)  # each share within its room
@@ -248,6 +278,6 @@ def keep_within(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, bo
         part[:, 1:] -= part[:, :-1].copy()
         part *= np.sign(excess)
         out = part if out is None else out + part
-    clipped += _from_cells(out, decoded.shape, tile)
+    clipped += _from_cells(out, decoded.shape, tile).astype(clipped.dtype)
     np.copyto(decoded, clipped, where=valid)
     return decoded

@@ -697,6 +697,60 @@ def lz4_blocks(chunk, nblocks, bound):
 
 
 @kernel
+def outside_bound(decoded, original, valid, b):
+    """How many ``valid`` pixels of ``decoded`` lie more than ``b`` from ``original`` (2-D,
+    one float type): :func:`lbnl_dask.background.keep_within`'s first look."""
+    n = 0
+    for y in range(decoded.shape[0]):
+        for x in range(decoded.shape[1]):
+            n += valid[y, x] & (abs(decoded[y, x] - original[y, x]) > b)
+    return n
+
+
+@kernel
+def keep_within(decoded, original, valid, strong, b, tile):
+    """:func:`lbnl_dask.background.keep_within_numpy` in place on C-contiguous 2-D frames
+    of one float type (``valid``, ``strong`` bool): cell by cell, each class's pixels clipped
+    to ``original`` +- ``b``, then what the clip took given to those with room, in the
+    reference's order and float64 arithmetic (the same pixels)."""
+    ny, nx = decoded.shape
+    for y0 in range(0, ny, tile):
+        y1 = min(y0 + tile, ny)
+        for x0 in range(0, nx, tile):
+            x1 = min(x0 + tile, nx)
+            for k in range(2):
+                cls = k == 1
+                excess = 0.0
+                for y in range(y0, y1):
+                    for x in range(x0, x1):
+                        if valid[y, x] and strong[y, x] == cls:
+                            o, d = original[y, x], decoded[y, x]
+                            c = min(max(d, o - b), o + b)
+                            excess += np.float64(d) - np.float64(c)
+                            decoded[y, x] = c
+                if excess == 0.0:
+                    continue
+                up = excess > 0.0
+                room = 0.0
+                for y in range(y0, y1):
+                    for x in range(x0, x1):
+                        if valid[y, x] and strong[y, x] == cls:
+                            o, c = original[y, x], decoded[y, x]
+                            room += np.float64((o + b) - c) if up else np.float64(c - (o - b))
+                q = abs(excess) / max(room, 1.0)
+                cum, given = 0.0, 0.0
+                for y in range(y0, y1):
+                    for x in range(x0, x1):
+                        if valid[y, x] and strong[y, x] == cls:
+                            o, c = original[y, x], decoded[y, x]
+                            r = np.float64((o + b) - c) if up else np.float64(c - (o - b))
+                            cum += r * q
+                            g = np.floor(cum + 0.5) - given
+                            given += g
+                            decoded[y, x] = c + g if up else c - g
+
+
+@kernel
 def put_back(decoded, original, valid):
     """``decoded`` (C-contiguous) gets ``original``'s values (its type) where ``valid`` (bool,
     the same shape) is False: the pixels a round trip does not carry, back as they were."""

@@ -482,3 +482,24 @@ def test_frame_fidelity_kernel_is_the_numpy_rule(ref_type, out_type):
     cut = Q._frame_fidelity(*(np.ascontiguousarray(a[:, ::2]) for a in (ref, out, kept)))
     assert strided[:3] == cut[:3]
     np.testing.assert_array_equal(strided[3], cut[3])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,bound", [((61, 47), 1.0), ((64, 66), 3.0), ((7, 5), 8.5)])
+def test_keep_within_kernel_is_the_numpy_rule(dtype, shape, bound):
+    """The compiled bound-keeping pass gives the numpy reference's pixels exactly."""
+    from lbnl_dask.background import keep_within, keep_within_numpy, restore_totals
+
+    rng = np.random.default_rng(int(bound * 10) + shape[0])
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    for lam in (0.05, 1.5, 6.0):
+        orig = rng.poisson(lam + 2000 * np.exp(-((x - 3) ** 2 + (y - 4) ** 2) / 3.0))
+        orig = orig.astype(dtype)
+        b = np.floor(bound)
+        dec = np.rint(orig + rng.uniform(-b, b, shape) + 0.4 * b).astype(dtype)
+        valid = rng.random(shape) > 0.05
+        restored = restore_totals(dec, orig, None, valid=valid)
+        want = keep_within_numpy(restored.copy(), orig, valid, bound)
+        got = keep_within(restored.copy(), orig, valid, bound)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+        assert np.abs(got - orig)[valid].max() <= b
