@@ -144,11 +144,6 @@ class FrameSource(FrameReader):
                     else:
                         if blk.check_chunks:  # HDF5's bitshuffle filter would follow them blindly
                             check_dataset_chunks(d, lo - blk.start, hi - blk.start)
-                        at = _unwritten_frame(d, lo - blk.start, hi - blk.start)
-                        if at is not None:
-                            raise TruncatedDataError(f"{blk.path}: frame {at + 1} of {blk.name} "
-                                                     "was never written (HDF5 would read it as "
-                                                     "zeros)")  # fmt: skip
                         for i in range(lo, hi) if crc is not None else ():
                             raw = d.id.read_direct_chunk((i - blk.start, 0, 0))[1]
                             _check_crc(raw, crc[i - lo], i - blk.start)
@@ -157,6 +152,11 @@ class FrameSource(FrameReader):
                             np.s_[lo - blk.start : hi - blk.start],
                             np.s_[lo - g0 : hi - g0, :ny, :nx],
                         )
+                        at = _unwritten_frame(d, out[lo - g0 : hi - g0, :ny, :nx], lo - blk.start)
+                        if at is not None:
+                            raise TruncatedDataError(f"{blk.path}: frame {at + 1} of {blk.name} "
+                                                     "was never written (HDF5 would read it as "
+                                                     "zeros)")  # fmt: skip
             except LbnlDaskError:  # said already, naming the file and frame
                 raise
             except FileNotFoundError as e:
@@ -596,38 +596,83 @@ def _read_block(master: str, path: str, name: str, start: int, like):
 
 
 def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:
-    """A virtual dataset's frames all come from files that are there: HDF5 reads the frames
-    of a missing source file, or of none, as its fill value (zeros), without an error."""
-    folder, mapped = os.path.dirname(path), 0
+    """A virtual dataset's frames all come from sources that are there: HDF5 reads the
+    frames of a missing source file or dataset, or of none, as its fill value (zeros),
+    without an error. A source file is looked for where HDF5 looks (its own path, then its
+    name under ``HDF5_VDS_PREFIX``, the virtual dataset's folder and the working folder); a
+    source in the same file (``.``, as nexgen writes: a dataset there that is an external
+    link) must lead to a dataset."""
+    folder, mapped, unlimited = os.path.dirname(os.path.abspath(path)), 0, False
     for src in d.virtual_sources():
-        mapped += src.vspace.get_select_npoints()
+        try:
+            mapped += src.vspace.get_select_npoints()
+        except (ValueError, RuntimeError, OSError):  # an unlimited selection (a SWMR writer)
+            unlimited = True
         if src.file_name == ".":
-            continue
-        source = os.path.join(folder, src.file_name)
-        if not os.path.isfile(source):
-            raise MissingDataFileError(f"{source}: data file mapped by the virtual dataset "
-                                       f"{d.name} of {path} is missing")  # fmt: skip
-    if mapped < d.size:
-        raise TruncatedDataError(f"{path}: the virtual dataset {d.name} maps "
-                                 f"{mapped // max(1, d.size // max(1, d.shape[0]))} of its "
-                                 f"{d.shape[0]} frames to data files: the others would read "
-                                 "as zeros")  # fmt: skip
+            where, found = path, _is_dataset(d.file, src.dset_name)
+        else:
+            where = _vds_source(src.file_name, folder)
+            if where is None:
+                raise MissingDataFileError(f"{src.file_name}: data file mapped by the virtual "
+                                           f"dataset {d.name} of {path} is missing")  # fmt: skip
+            with h5py.File(where, "r") as sf:
+                found = _is_dataset(sf, src.dset_name)
+        if not found:
+            raise MissingDataFileError(f"{where}: holds no dataset {src.dset_name} (a source of "
+                                       f"the virtual dataset {d.name} of {path}; a link to a "
+                                       "file not there?)")  # fmt: skip
+    if not unlimited and mapped < d.size:
+        per = max(1, d.size // max(1, d.shape[0]))
+        raise TruncatedDataError(f"{path}: the virtual dataset {d.name} maps {mapped // per} "
+                                 f"of its {d.shape[0]} frames to data files: the others would "
+                                 "read as zeros")  # fmt: skip
 
 
-def _unwritten_frame(d: h5py.Dataset, lo: int, hi: int) -> int | None:
-    """The first of frames [lo, hi) of ``d`` (0-based) with a chunk that was never written
-    (HDF5 reads it as the fill value, zeros, without an error: what a writer that stopped
-    mid-file leaves), or None. Contiguous storage never written counts as frame ``lo``."""
-    if d.is_virtual:
+def _is_dataset(f: h5py.File, name: str) -> bool:
+    """Whether ``name`` in ``f`` leads to a dataset (an external link may lead nowhere)."""
+    try:
+        return isinstance(f.get(name), h5py.Dataset)
+    except (KeyError, OSError, RuntimeError):
+        return False
+
+
+def _vds_source(name: str, folder: str) -> str | None:
+    """Where HDF5 finds a virtual dataset's source file ``name`` (``folder``: the virtual
+    dataset's file's), or None: the name itself if absolute, then its name (an absolute
+    one's last part) under ``HDF5_VDS_PREFIX`` (``${ORIGIN}`` is ``folder``), ``folder``
+    and the working folder."""
+    rel = os.path.basename(name) if os.path.isabs(name) else name
+    prefix = os.environ.get("HDF5_VDS_PREFIX", "").replace("${ORIGIN}", folder)
+    tries = ([name] if os.path.isabs(name) else []) + [
+        os.path.join(p, rel) for p in (prefix, folder, os.getcwd()) if p
+    ]
+    return next((p for p in tries if os.path.isfile(p)), None)
+
+
+def _unwritten_frame(d: h5py.Dataset, frames: np.ndarray, lo: int) -> int | None:
+    """The first of ``frames`` (as read: frames ``lo``.. of ``d``, 0-based) whose storage
+    was never written, or None. HDF5 reads a chunk never written (or contiguous storage
+    never allocated) as the fill value, zeros, without an error: what a writer that stopped
+    mid-file leaves. Only a frame that reads entirely as the fill value is looked up in the
+    chunk index (its lookups cost more the later the chunk in the file)."""
+    if d.is_virtual or not frames.size:
         return None
-    if d.chunks is None:
-        return lo if d.id.get_offset() is None and d.size else None
-    c0, c1, c2 = d.chunks
-    for k in range(lo // c0 * c0, hi, c0):
+    fill = d.fillvalue
+    for k, frame in enumerate(frames):
+        if frame.flat[0] != fill or (frame.any() if fill == 0 else (frame != fill).any()):
+            continue
+        if d.chunks is None:  # contiguous storage never allocated (compact, external: are)
+            plist = d.id.get_create_plist()
+            if (plist.get_layout() == h5py.h5d.CONTIGUOUS and plist.get_external_count() == 0
+                    and d.id.get_offset() is None):  # fmt: skip
+                return lo + k
+            continue
+        c0, c1, c2 = d.chunks
+        at = (lo + k) // c0 * c0
         for y in range(0, d.shape[1], c1):
             for x in range(0, d.shape[2], c2):
-                if d.id.get_chunk_info_by_coord((k, y, x)).byte_offset is None:
-                    return max(k, lo)
+                if d.id.get_chunk_info_by_coord((at, y, x)).byte_offset is None:
+                    return lo + k
     return None
 
 

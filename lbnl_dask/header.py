@@ -392,7 +392,8 @@ def _check_scalars(f: h5py.File, meta: DetectorMeta, wavelength_path: str | None
                                  "first is read, all are copied as they are")  # fmt: skip
         u = unit_name(d)
         known = {"m": _TO_METRES, "Å": {**_TO_ANGSTROM, "ev": 1, "kev": 1},
-                 "px": {**_TO_METRES, "pixel": 1}, "s": {"s": 1, "second": 1}}[unit]  # fmt: skip
+                 "px": {**_TO_METRES, "pixel": 1, "px": 1},
+                 "s": {"s": 1, "sec": 1, "second": 1}}[unit]  # fmt: skip
         if u and u not in known:
             meta.warnings.append(f"{name} is in units {text_value(d.attrs['units'])!r}, not "
                                  f"known here: read as {unit}")  # fmt: skip

@@ -256,9 +256,13 @@ def _scaled(v, factor):
     product fits it, else in int64 or float64: a uint8 75 um pixel at -b 4 is 300, not 44."""
     a = np.asarray(v)
     approx = a.astype(np.float64) * factor
-    if a.dtype.kind == "f" or not np.all(np.abs(approx) < 2.0**62):  # (beyond int64: a float,
-        return _fitted(approx, a.dtype)  # not a product wrapped round to 0)
-    return _fitted(a.astype(np.int64) * factor, a.dtype)
+    if a.dtype.kind == "f":
+        return _fitted(approx, a.dtype)
+    if np.all(np.abs(approx) < 2.0**62):
+        return _fitted(a.astype(np.int64) * factor, a.dtype)
+    if a.dtype == np.uint64 and np.all(approx < 2.0**64):  # exact in uint64 itself
+        return a * np.uint64(factor)
+    return _fitted(approx, a.dtype)  # beyond any integer type: a float, not wrapped round to 0
 
 
 def _fitted(wide: np.ndarray, dtype) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from .cluster import stop_on_sigterm
-from .header import os_reason, text_value
+from .header import angle_degrees, os_reason, text_value
 from .layout import (
     BSHUF_CD_COMPRESSOR,
     BSHUF_LZ4,
@@ -189,7 +189,8 @@ def check_frame_count(ctx: Context, r: Result):
     if odd:
         r.add("FAIL", f"{' and '.join(odd)} not one whole number (the plugins read one)")
         return
-    prod, total = int(n[()]) * (int(t[()]) if t is not None else 1), sum(ctx.sizes)
+    one = lambda d: int(np.asarray(d[()]).reshape(-1)[0])  # noqa: E731
+    prod, total = one(n) * (one(t) if t is not None else 1), sum(ctx.sizes)
     r.add(
         "OK" if prod == total else "FAIL",
         f"nimages x ntrigger = {prod}"
@@ -199,9 +200,9 @@ def check_frame_count(ctx: Context, r: Result):
 
 def _one_whole(d) -> bool:
     """Whether ``d`` is a dataset of one whole number (a count)."""
-    if not isinstance(d, h5py.Dataset) or d.shape != () or d.dtype.kind not in "iuf":
+    if not isinstance(d, h5py.Dataset) or d.size != 1 or d.dtype.kind not in "iuf":
         return False
-    v = d[()]
+    v = np.asarray(d[()]).reshape(-1)[0]  # (a one-element array: as read_meta reads it)
     return bool(np.isfinite(v) and v == int(v)) if d.dtype.kind == "f" else True
 
 
@@ -350,12 +351,13 @@ def check_omega(ctx: Context, r: Result):
     d = ctx.f[f"{group}/omega"]
     if not isinstance(d, h5py.Dataset) or d.dtype.kind not in "iuf" or d.size < 2:
         return
-    omega = np.asarray(d[()], float).reshape(-1)
+    omega = np.asarray(d[()], float).reshape(-1) * angle_degrees(d)
     if ok_files(ctx) and ctx.sizes and omega.size != sum(ctx.sizes):
         r.add("WARN", f"{group}/omega holds {omega.size} angles for {sum(ctx.sizes)} frames")
     inc = next((ctx.f[f"{group}/{n}"] for n in OMEGA_INCREMENTS if f"{group}/{n}" in ctx.f), None)
     if isinstance(inc, h5py.Dataset) and inc.dtype.kind in "iuf" and inc.size == 1:
-        want, step = float(np.ravel(inc[()])[0]), float(np.median(np.diff(omega)))
+        want = float(np.ravel(inc[()])[0]) * angle_degrees(inc)
+        step = float(np.median(np.diff(omega)))
         if np.isfinite(want) and np.isfinite(step) and abs(step - want) > 0.01 * abs(want) + 1e-9:
             r.add("WARN", f"{group}/omega steps by {step:g} degrees a frame, but "
                           f"{inc.name.rsplit('/', 1)[1]} is {want:g}")  # fmt: skip

@@ -505,3 +505,73 @@ def test_a_damaged_chunk_of_our_own_output_is_caught_by_its_crc(tmp_path, tiny, 
     assert (lbnl_dask.open_dataset(rep.master).frames[:3].compute() == before[:3]).all()
     assert "[FAIL] 1 stored chunk(s) changed since written: o_000001.h5 frame 4" in str(
         validate(rep.master))  # fmt: skip
+
+
+def test_frames_of_zeros_that_were_written_are_read(tmp_path):
+    """Only storage never written is refused: written zeros (a dark frame), and compact or
+    contiguous storage holding them, are frames like any other."""
+    from lbnl_dask.eiger import _unwritten_frame
+
+    zeros = np.zeros((3, 8, 8), np.uint16)
+    with h5py.File(tmp_path / "z.h5", "w") as f:
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_layout(h5py.h5d.COMPACT)
+        h5py.h5d.create(f.id, b"compact", h5py.h5t.NATIVE_UINT16,
+                        h5py.h5s.create_simple(zeros.shape), dcpl=dcpl)  # fmt: skip
+        written = {
+            "chunked": f.create_dataset("chunked", data=zeros, chunks=(1, 4, 8)),
+            "contiguous": f.create_dataset("contiguous", data=zeros),
+            "compact": f["compact"],
+        }
+        for name, d in written.items():
+            assert _unwritten_frame(d, d[()], 0) is None, name
+        d = f.create_dataset("partly", shape=(3, 8, 8), dtype=np.uint16, chunks=(1, 4, 8))
+        d[0] = 1
+        d[1, :4] = 0  # the frame's first chunk written (zeros), its second not
+        assert _unwritten_frame(d, d[()], 0) == 1
+        assert _unwritten_frame(d, d[2:], 2) == 2
+        never = f.create_dataset("never", shape=(2, 8, 8), dtype=np.uint16)
+        assert _unwritten_frame(never, never[()], 0) == 0
+
+
+def test_virtual_sources_found_where_hdf5_finds_them(tmp_path, tiny32):
+    """A source path that moved, with the file beside the master, is read (HDF5 looks
+    there); a source in the same file (nexgen's '.') that is a link to a missing file, and an
+    unlimited (SWMR) mapping, are judged as HDF5 reads them."""
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    master = str(d / "t32_master.h5")
+    first = str(d / data_file_name("t32", 1))
+    with h5py.File(first, "r") as f:
+        n, shape, dtype = f[DATA].shape[0], f[DATA].shape[1:], f[DATA].dtype
+    with h5py.File(master, "r+") as f:
+        g = f[DATA_GROUP]
+        for k in [k for k in g if BLOCK_RE.match(k)]:
+            del g[k]
+        g["ext"] = h5py.ExternalLink(data_file_name("t32", 1), DATA)
+        f[SPEC + "/nimages"][()] = n  # (the first data file's frames only)
+        moved = h5py.VirtualLayout((n,) + shape, dtype)
+        moved[:] = h5py.VirtualSource("/nowhere/" + data_file_name("t32", 1), DATA, (n,) + shape)
+        g.create_virtual_dataset("data", moved, fillvalue=0)
+    frames = lbnl_dask.open_dataset(master).frames.compute()
+    np.testing.assert_array_equal(frames, h5py_frames(tiny32)[:n])
+    with h5py.File(master, "r+") as f:
+        g = f[DATA_GROUP]
+        del g["data"]
+        dot = h5py.VirtualLayout((n,) + shape, dtype)
+        dot[:] = h5py.VirtualSource(".", DATA_GROUP + "/ext", (n,) + shape)
+        g.create_virtual_dataset("data", dot, fillvalue=0)
+    np.testing.assert_array_equal(lbnl_dask.open_dataset(master).frames.compute(), frames)
+    os.rename(first, first + ".away")
+    with pytest.raises(MissingDataFileError, match="holds no dataset /entry/data/ext"):
+        lbnl_dask.open_dataset(master).frames
+    os.rename(first + ".away", first)
+    with h5py.File(master, "r+") as f:
+        g = f[DATA_GROUP]
+        del g["data"]
+        grow = h5py.VirtualLayout((n,) + shape, dtype, maxshape=(None,) + shape)
+        src = h5py.VirtualSource(data_file_name("t32", 1), DATA, (n,) + shape,
+                                 maxshape=(None,) + shape)  # fmt: skip
+        grow[0 : h5py.h5s.UNLIMITED] = src[0 : h5py.h5s.UNLIMITED]
+        g.create_virtual_dataset("data", grow, fillvalue=0)
+    np.testing.assert_array_equal(lbnl_dask.open_dataset(master).frames.compute(), frames)

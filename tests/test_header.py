@@ -524,3 +524,9 @@ def test_units_not_known_are_noted(tiny, tmp_path):
     assert "x_pixel_size is in units 'furlong', not known here: read as m" in (
         lbnl_dask.read_meta(master).warnings)  # fmt: skip
     assert lbnl_dask.read_meta(tiny).warnings == []
+    with h5py.File(master, "r+") as f:  # spellings that are known: no note
+        f[DET + "/x_pixel_size"].attrs["units"] = "Micrometers"
+        f[DET + "/x_pixel_size"][()] = 75
+        f[DET + "/beam_center_x"].attrs["units"] = "px"
+        f[DET + "/count_time"].attrs["units"] = "sec"
+    assert lbnl_dask.read_meta(master).warnings == []

@@ -290,6 +290,10 @@ def test_a_truncated_master_and_a_frame_count_of_two_values_fail_in_one_line(goo
         del f[SPEC + "/nimages"]
         f[SPEC + "/nimages"] = np.array([5, 5], np.uint32)
     assert "[FAIL] nimages not one whole number (the plugins read one)" in lines(good)
+    with h5py.File(good, "r+") as f:  # one value in a one-element array: read as one
+        del f[SPEC + "/nimages"]
+        f[SPEC + "/nimages"] = np.array([10], np.uint32)
+    assert "[ OK ] nimages x ntrigger = 10" in lines(good)
 
 
 @pytest.mark.parametrize("path,value,msg", [
