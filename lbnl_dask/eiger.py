@@ -653,27 +653,55 @@ def _unwritten_frame(d: h5py.Dataset, frames: np.ndarray, lo: int) -> int | None
     """The first of ``frames`` (as read: frames ``lo``.. of ``d``, 0-based) whose storage
     was never written, or None. HDF5 reads a chunk never written (or contiguous storage
     never allocated) as the fill value, zeros, without an error: what a writer that stopped
-    mid-file leaves. Only a frame that reads entirely as the fill value is looked up in the
-    chunk index (its lookups cost more the later the chunk in the file)."""
-    if d.is_virtual or not frames.size:
+    mid-file leaves; through a virtual dataset, its source's. Only a frame that reads
+    entirely as the fill value is looked up (a chunk index lookup costs more the later the
+    chunk in the file)."""
+    if not frames.size:
         return None
     fill = d.fillvalue
     for k, frame in enumerate(frames):
         if frame.flat[0] != fill or (frame.any() if fill == 0 else (frame != fill).any()):
             continue
-        if d.chunks is None:  # contiguous storage never allocated (compact, external: are)
-            plist = d.id.get_create_plist()
-            if (plist.get_layout() == h5py.h5d.CONTIGUOUS and plist.get_external_count() == 0
-                    and d.id.get_offset() is None):  # fmt: skip
-                return lo + k
-            continue
-        c0, c1, c2 = d.chunks
-        at = (lo + k) // c0 * c0
-        for y in range(0, d.shape[1], c1):
-            for x in range(0, d.shape[2], c2):
-                if d.id.get_chunk_info_by_coord((at, y, x)).byte_offset is None:
-                    return lo + k
+        if _virtual_never_stored(d, lo + k) if d.is_virtual else _never_stored(d, lo + k):
+            return lo + k
     return None
+
+
+def _never_stored(d: h5py.Dataset, i: int) -> bool:
+    """Whether frame ``i`` of (non-virtual) ``d`` has storage never written: a chunk of it,
+    or the contiguous storage (compact and external storage always are)."""
+    if d.chunks is None:
+        plist = d.id.get_create_plist()
+        return (plist.get_layout() == h5py.h5d.CONTIGUOUS and plist.get_external_count() == 0
+                and d.id.get_offset() is None)  # fmt: skip
+    c0, c1, c2 = d.chunks
+    at = i // c0 * c0
+    return any(d.id.get_chunk_info_by_coord((at, y, x)).byte_offset is None
+               for y in range(0, d.shape[1], c1) for x in range(0, d.shape[2], c2))  # fmt: skip
+
+
+def _virtual_never_stored(d: h5py.Dataset, i: int) -> bool:
+    """:func:`_never_stored` of the source frame a virtual dataset maps to its frame ``i``
+    (the mappings of whole frames, one to one, that nexgen and h5py write; others are not
+    looked into)."""
+    folder = os.path.dirname(os.path.abspath(d.file.filename))
+    for src in d.virtual_sources():
+        try:
+            (v0, *_), (step, *_), (count, *_), (block, *_) = src.vspace.get_regular_hyperslab()
+            whole = src.src_space.get_select_type() == h5py.h5s.SEL_ALL
+            s0 = 0 if whole else src.src_space.get_regular_hyperslab()[0][0]
+        except (ValueError, RuntimeError, OSError):
+            continue
+        if (count > 1 and step != block) or not v0 <= i < v0 + count * block:
+            continue
+        where = d.file.filename if src.file_name == "." else _vds_source(src.file_name, folder)
+        if where is None:
+            return True  # (refused when the dataset was opened; gone since)
+        with h5py.File(where, "r") as f:
+            source = f.get(src.dset_name)
+            if isinstance(source, h5py.Dataset) and not source.is_virtual:
+                return _never_stored(source, s0 + i - v0)
+    return False
 
 
 def _frame_bytes(d: h5py.Dataset, path: str) -> int:

@@ -575,3 +575,24 @@ def test_virtual_sources_found_where_hdf5_finds_them(tmp_path, tiny32):
         grow[0 : h5py.h5s.UNLIMITED] = src[0 : h5py.h5s.UNLIMITED]
         g.create_virtual_dataset("data", grow, fillvalue=0)
     np.testing.assert_array_equal(lbnl_dask.open_dataset(master).frames.compute(), frames)
+
+
+def test_a_virtual_datasets_source_frame_never_written_is_refused(tmp_path, tiny32):
+    """nexgen's masters map the data files through a virtual dataset, read by HDF5's filter
+    (not raw chunks): a data file whose writer stopped mid-file read as zeros through it."""
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    path = d / data_file_name("t32", 2)
+    with h5py.File(path, "r") as f:
+        a, attrs = f[DATA][()], dict(f[DATA].attrs)
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset(DATA, shape=a.shape, dtype=a.dtype, chunks=(1,) + a.shape[1:],
+                              **hdf5plugin.Bitshuffle())  # fmt: skip
+        ds.attrs.update(attrs)
+        for i in (0, 1, 3, 4):
+            ds[i] = a[i]
+    master = str(d / "t32_master.h5")
+    _as_virtual_dataset(master)
+    with pytest.raises(TruncatedDataError, match="frame 8 of /entry/data/data was never written"):
+        lbnl_dask.open_dataset(master).frames.compute()
