@@ -268,11 +268,10 @@ def test_a_virtual_dataset_reads_only_files_that_are_there(tmp_path, tiny32):
         lbnl_dask.open_dataset(master).frames
 
 
-@pytest.mark.parametrize("chunked", [True, False])
-def test_a_frame_never_written_is_refused(tmp_path, tiny32, chunked):
-    """A file writer that stopped mid-file leaves chunks (or contiguous storage) never
-    written, which HDF5 reads as zeros without an error (bitshuffle-LZ4 chunks are read raw
-    and were refused already; an uncompressed or LZ4 file was not)."""
+def _with_frame_unwritten(tmp_path, tiny32, chunked: bool, **filters):
+    """A copy of tiny32 whose second data file was written as a writer that stopped leaves
+    it: its third frame's chunk never written (``chunked``), or nothing written at all
+    (contiguous storage never allocated). Returns the copy's folder."""
     d = tmp_path / "copy"
     shutil.copytree(os.path.dirname(tiny32), d)
     path = d / data_file_name("t32", 2)
@@ -280,12 +279,21 @@ def test_a_frame_never_written_is_refused(tmp_path, tiny32, chunked):
         a, attrs = f[DATA][()], dict(f[DATA].attrs)
     path.unlink()
     with h5py.File(path, "w") as f:
-        ds = f.create_dataset(DATA, shape=a.shape, dtype=a.dtype,
-                              chunks=(1,) + a.shape[1:] if chunked else None)  # fmt: skip
+        chunks = (1,) + a.shape[1:] if chunked else None
+        ds = f.create_dataset(DATA, shape=a.shape, dtype=a.dtype, chunks=chunks, **filters)
         ds.attrs.update(attrs)
         for i in range(len(a)) if chunked else ():
             if i != 2:
                 ds[i] = a[i]
+    return d
+
+
+@pytest.mark.parametrize("chunked", [True, False])
+def test_a_frame_never_written_is_refused(tmp_path, tiny32, chunked):
+    """A file writer that stopped mid-file leaves chunks (or contiguous storage) never
+    written, which HDF5 reads as zeros without an error (bitshuffle-LZ4 chunks are read raw
+    and were refused already; an uncompressed or LZ4 file was not)."""
+    d = _with_frame_unwritten(tmp_path, tiny32, chunked)
     ds = lbnl_dask.open_dataset(d / "t32_master.h5")
     at = 3 if chunked else 1
     with pytest.raises(TruncatedDataError, match=f"frame {at} of /entry/data/data was never "
@@ -580,18 +588,7 @@ def test_virtual_sources_found_where_hdf5_finds_them(tmp_path, tiny32):
 def test_a_virtual_datasets_source_frame_never_written_is_refused(tmp_path, tiny32):
     """nexgen's masters map the data files through a virtual dataset, read by HDF5's filter
     (not raw chunks): a data file whose writer stopped mid-file read as zeros through it."""
-    d = tmp_path / "copy"
-    shutil.copytree(os.path.dirname(tiny32), d)
-    path = d / data_file_name("t32", 2)
-    with h5py.File(path, "r") as f:
-        a, attrs = f[DATA][()], dict(f[DATA].attrs)
-    path.unlink()
-    with h5py.File(path, "w") as f:
-        ds = f.create_dataset(DATA, shape=a.shape, dtype=a.dtype, chunks=(1,) + a.shape[1:],
-                              **hdf5plugin.Bitshuffle())  # fmt: skip
-        ds.attrs.update(attrs)
-        for i in (0, 1, 3, 4):
-            ds[i] = a[i]
+    d = _with_frame_unwritten(tmp_path, tiny32, True, **hdf5plugin.Bitshuffle())
     master = str(d / "t32_master.h5")
     _as_virtual_dataset(master)
     with pytest.raises(TruncatedDataError, match="frame 8 of /entry/data/data was never written"):
