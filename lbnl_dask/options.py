@@ -389,6 +389,11 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
     return saturation
 
 
+#: The least integer XDS' Neggia plugin reads as invalid (-1) in 2- and 4-byte pixels
+#: (``H5ToXds``: values at or above the signed type's top): saturations stay below it.
+NEGGIA_TOP = {2: 32767, 4: 2**31 - 1}
+
+
 def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, float]:
     """The output pixel type and the saturation value it can hold: Neggia reads the
     top values of uint16/uint32 as invalid, so the saturation stays below them."""
@@ -413,10 +418,13 @@ def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, f
         return np.dtype(np.float32), float(saturation)
     else:
         # Neggia reads uint16 >= 32767 and uint32 >= 2**31-1 as invalid: keep saturation below.
-        dt = np.dtype(np.uint16 if saturation <= 32766 else np.uint32)
-    cap = np.iinfo(dt).max - 1 if o.uint is not None else (32766 if dt == np.uint16 else 2**31 - 2)
+        dt = np.dtype(np.uint16 if saturation < NEGGIA_TOP[2] else np.uint32)
+    # -u too: an overload at 65534 (or a count from 32767 on) would reach XDS as invalid
+    cap = NEGGIA_TOP[dt.itemsize] - 1
     if saturation > cap:
-        notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output type")
+        why = f" (XDS' Neggia plugin reads {dt} values from {cap + 1} on as invalid)"
+        notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output "
+                     f"type{why if dt.kind == 'u' else ''}")  # fmt: skip
         saturation = cap
     if saturation != int(saturation):  # -L into integers: what a saturated pixel holds, the
         up = int(np.ceil(saturation))  # next whole number (below it, valid values would read

@@ -449,8 +449,8 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
     --overwrite, which also removes an earlier, longer run's)."""
     if plan.dtype.kind not in "iu":
         raise OptionError(f"--cbf needs integer output, not {plan.dtype} (-f, -L or -X)")
-    if o.logarithm_base is not None or o.exponent is not None:  # integers with -u, not counts
-        raise OptionError("--cbf writes counts: it cannot go with -L or -X")
+    if pixel_transform(o) is not None:  # integers with -u, but not counts (lbnl-to-cbf's rule)
+        raise OptionError("--cbf writes counts: it cannot go with -S, -L or -X")
     if plan.saturation > np.iinfo(np.int32).max:
         raise OptionError(f"--cbf writes signed 32-bit pixels: the output's saturation "
                           f"{plan.saturation:.10g} does not fit them (-u, -S or -X)")  # fmt: skip

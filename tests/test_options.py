@@ -59,7 +59,7 @@ BAD_OPTIONS = [
     (["-H", "16", "--keep-spots", "0"], "threshold in sigmas > 0"),
     (["-H", "16", "--keep-spots", "-q", "out_file"], "-q cannot go with --keep-spots"),
     (["-H", "16", "--keep-spots", "-L"], "cannot go with -L or -X"),
-    (["--cbf", "-L", "2", "-u", "4"], "--cbf writes counts: it cannot go with -L or -X"),
+    (["--cbf", "-L", "2", "-u", "4"], "--cbf writes counts: it cannot go with -S, -L or -X"),
     (["-H", "16", "--keep-spots", "--keep-frames=-1"], "must be >= 0"),
     (["-H", "16", "--keep-spots", "--keep-grow", "-1"], "must be >= 0"),
 ]
@@ -103,7 +103,10 @@ def test_job_token_ignores_run_settings_but_not_output_options(tiny, tmp_path):
         (dict(), 30000, np.uint16, 30000),
         (dict(), 40000, np.uint32, 40000),
         (dict(), 2**33, np.uint32, 2**31 - 2),  # Neggia reads 2**31-1 and above as invalid
-        (dict(uint=2), 70000, np.uint16, 65534),
+        # -u too: Neggia reads uint16 from 32767 on as invalid (65534 had been the cap)
+        (dict(uint=2), 70000, np.uint16, 32766),
+        (dict(uint=-2), 70000, np.int16, 32766),
+        (dict(uint=4), 2**33, np.uint32, 2**31 - 2),
         (dict(ufloat=4), 1e40, np.float32, float(np.finfo(np.float32).max)),
     ],
 )
