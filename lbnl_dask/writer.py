@@ -316,16 +316,19 @@ def _add_image_count(dst: h5py.File, n_out: int, det: str = layout.DET) -> None:
 
 
 def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
-    """Where the input master gave no saturation value nor count cutoff, the output's own is
-    written (NXmx' ``detector/saturation_value`` and Dectris' ``detectorSpecific/
-    saturation_value``, in the detector group ``det``): its pixels are clipped there, and
-    readers must know they are not counts."""
-    paths = [layout.on_detector(p, det) for p in layout.SATURATIONS]
-    detector_level = layout.SATURATIONS + layout.CUTOFFS[:1]  # (a module's cutoff is not)
-    if saturation is None or any(layout.on_detector(p, det) in dst for p in detector_level):
+    """The output's saturation written where the input master gave none at that place
+    (NXmx' ``detector/saturation_value``, Dectris' ``detectorSpecific/saturation_value``, in
+    the detector group ``det``): its pixels are clipped there, and readers must know they are
+    not counts. DIALS (dxtbx) takes its trusted range from ``detector/saturation_value``
+    alone: a master with only the count cutoff had given it none, and overloads read as
+    counts."""
+    if saturation is None:
         return
     value = saturation_value(saturation, np.uint32)
-    for path, dectris in zip(paths, layout.SATURATIONS, strict=True):
+    for dectris in layout.SATURATIONS:
+        path = layout.on_detector(dectris, det)
+        if path in dst:
+            continue
         folder, name = path.rsplit("/", 1)
         kind = layout.NX_CLASSES[dectris.rsplit("/", 1)[0]]
         group = dst[folder] if folder in dst else layout.nx_group(dst, folder, kind)

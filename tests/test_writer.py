@@ -561,3 +561,24 @@ def test_micro_in_units_is_written_as_u():
 
     assert ascii_attr("µm") == b"um" and ascii_attr("μm") == b"um"
     assert ascii_attr("Å") == b"?"
+
+
+def test_a_master_with_only_the_count_cutoff_gets_a_detector_saturation_value(tiny, tmp_path):
+    """DIALS takes its trusted range from detector/saturation_value alone: without it, the
+    overloads (the output's saturation) read as counts (a QA pass)."""
+    import shutil
+
+    from lbnl_dask.layout import CUTOFFS, SATURATIONS
+
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), folder)
+    master = folder / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        del f[SATURATIONS[0]]  # detector/saturation_value; the cutoffs stay
+        cutoff = int(f[CUTOFFS[0]][()])
+    rep = compress(str(master), str(tmp_path / "o"), bin_range=2, sum_range=2,
+                   scheduler="threads")  # fmt: skip
+    assert rep.saturation_out == cutoff * 2 * 4
+    with h5py.File(rep.master, "r") as f:
+        assert [f[p][()] for p in SATURATIONS] == [rep.saturation_out] * 2
+        assert f[CUTOFFS[0]][()] == rep.saturation_out
