@@ -42,6 +42,9 @@ WAVELENGTHS = (
 )
 DISTANCES = (DET + "/detector_distance", DET + "/distance")
 SATURATIONS = (DET + "/saturation_value", SPEC + "/saturation_value")
+#: The least value XDS' Neggia plugin reads as invalid (-1) in 2- and 4-byte unsigned pixels
+#: (``H5ToXds``: values at or above the signed type's top): saturations stay below it.
+NEGGIA_TOP = {2: 32767, 4: 2**31 - 1}
 #: Count cutoff (XDS' OVERLOAD): the detector's, else its first module's.
 CUTOFFS = (
     SPEC + "/countrate_correction_count_cutoff",

@@ -389,11 +389,6 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
     return saturation
 
 
-#: The least integer XDS' Neggia plugin reads as invalid (-1) in 2- and 4-byte pixels
-#: (``H5ToXds``: values at or above the signed type's top): saturations stay below it.
-NEGGIA_TOP = {2: 32767, 4: 2**31 - 1}
-
-
 def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, float]:
     """The output pixel type and the saturation value it can hold: Neggia reads the
     top values of uint16/uint32 as invalid, so the saturation stays below them."""
@@ -418,9 +413,9 @@ def output_dtype(o: OutputOptions, saturation, notes: list) -> tuple[np.dtype, f
         return np.dtype(np.float32), float(saturation)
     else:
         # Neggia reads uint16 >= 32767 and uint32 >= 2**31-1 as invalid: keep saturation below.
-        dt = np.dtype(np.uint16 if saturation < NEGGIA_TOP[2] else np.uint32)
+        dt = np.dtype(np.uint16 if saturation < layout.NEGGIA_TOP[2] else np.uint32)
     # -u too: an overload at 65534 (or a count from 32767 on) would reach XDS as invalid
-    cap = NEGGIA_TOP[dt.itemsize] - 1
+    cap = layout.NEGGIA_TOP[dt.itemsize] - 1
     if saturation > cap:
         why = f" (XDS' Neggia plugin reads {dt} values from {cap + 1} on as invalid)"
         notes.append(f"output saturation {saturation} capped at {cap} by the {dt} output "

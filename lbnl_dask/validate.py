@@ -36,6 +36,7 @@ from .layout import (
     DISTANCES,
     ENTRY,
     MASTER_SUFFIX,
+    NEGGIA_TOP,
     NX_CLASS,
     OMEGA_INCREMENTS,
     PIXEL_MASK,
@@ -189,13 +190,17 @@ def check_frame_count(ctx: Context, r: Result):
     if odd:
         r.add("FAIL", f"{' and '.join(odd)} not one whole number (the plugins read one)")
         return
-    one = lambda d: int(np.asarray(d[()]).reshape(-1)[0])  # noqa: E731
-    prod, total = one(n) * (one(t) if t is not None else 1), sum(ctx.sizes)
+    prod, total = _first(n) * (_first(t) if t is not None else 1), sum(ctx.sizes)
     r.add(
         "OK" if prod == total else "FAIL",
         f"nimages x ntrigger = {prod}"
         + ("" if prod == total else f", but the data files hold {total} frames"),
     )
+
+
+def _first(d) -> int:
+    """The one value of a dataset :func:`_one_whole` accepts."""
+    return int(np.asarray(d[()]).reshape(-1)[0])
 
 
 def _one_whole(d) -> bool:
@@ -326,6 +331,12 @@ def check_saturation(ctx: Context, r: Result):
     """A saturation value or count cutoff (XDS' OVERLOAD), and a bit depth of the data type."""
     if not any(p in ctx.f for p in (CUTOFFS[0],) + SATURATIONS):
         r.add("WARN", "no saturation value / count cutoff (XDS' OVERLOAD)")
+    top = NEGGIA_TOP.get(ctx.dtype.itemsize) if ctx.dtype is not None else None
+    sat = next((ctx.f[p] for p in SATURATIONS + (CUTOFFS[0],) if p in ctx.f), None)
+    if top is not None and ctx.dtype.kind == "u" and _one_whole(sat) and _first(sat) >= top:
+        r.add("WARN", f"{sat.name.rsplit('/', 1)[1]} {_first(sat)} is at or above {top}, which "
+                      f"XDS' Neggia plugin reads in {ctx.dtype} pixels as invalid: its "
+                      "overloads reach XDS as invalid pixels")  # fmt: skip
     bits = ctx.f.get(DET + "/bit_depth_image")
     if bits is not None and ctx.dtype is not None and int(bits[()]) != 8 * ctx.dtype.itemsize:
         r.add("WARN", f"bit_depth_image {int(bits[()])} but the data are {ctx.dtype}")

@@ -313,3 +313,16 @@ def test_geometry_that_cannot_be_right_fails(good, path, value, msg):
         f[path] = value
     result = validate(good)
     assert f"[FAIL] {msg}" in str(result) and result.failed
+
+
+def test_a_saturation_neggia_reads_as_invalid_is_warned(good):
+    """An output whose overloads XDS' Neggia plugin takes as invalid pixels (uint16 from
+    32767 on: -u 2 had written 65534) had passed quietly."""
+    assert "Neggia plugin reads" not in lines(good)
+    with h5py.File(good, "r+") as f:
+        dtype = f[DATA_GROUP + "/data_000001"].dtype
+        for p in (DET + "/saturation_value", SPEC + "/saturation_value",
+                  SPEC + "/countrate_correction_count_cutoff"):  # fmt: skip
+            if p in f:
+                f[p][()] = 65534 if dtype == np.uint16 else 2**31
+    assert "is at or above" in lines(good) and "XDS' Neggia plugin reads in" in lines(good)
