@@ -238,7 +238,8 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
 
 #: Header lines every file of one sweep shares: the output master takes them from the first
 #: file, so a file that says otherwise is refused, naming it.
-SHARED_KEYS = ("Wavelength", "Pixel_size", "Detector_distance", "Beam_xy", "Angle_increment")
+SHARED_KEYS = ("Wavelength", "Pixel_size", "Detector_distance", "Beam_xy", "Angle_increment",
+               "Detector_2theta")  # fmt: skip
 
 
 def _shown(numbers: tuple | None) -> str:
@@ -255,7 +256,15 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
     first = headers[0]
     chosen = headers[max(1, int(first_image)) - 1 : last_image] or headers
     ref = {k: _numbers(first, k) for k in SHARED_KEYS}
+    axis = _axis_line(first)
     for h in chosen:
+        damaged = next((ln for ln in h.lines if minicbf.unparsed_key(minicbf.in_metres(ln))), None)
+        if damaged is not None:  # (a value no check below reads: the output takes the first's)
+            raise MetadataError(f"{h.path}: header line {damaged!r} does not hold a number")
+        if _axis_line(h) != axis:
+            raise SeriesError(f"{h.path}: Oscillation_axis {_axis_line(h) or 'none'} differs from "
+                              f"the first file's {axis or 'none'} ({first.path}): not one "
+                              "sweep")  # fmt: skip
         for k in SHARED_KEYS:
             v = _numbers(h, k)
             same = v == ref[k] or (v is not None and ref[k] is not None
@@ -276,6 +285,12 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
         raise SeriesError(f"{chosen[i].path}: Start_angle {starts[i]:g} does not follow "
                           f"{starts[i - 1]:g} of {chosen[i - 1].path} (increment {inc:g} deg): "
                           "not one sweep")  # fmt: skip
+
+
+def _axis_line(h: minicbf.RawHeader) -> str | None:
+    """A file's Oscillation_axis, as written (None without one)."""
+    line = next((ln for ln in h.lines if ln.startswith("Oscillation_axis")), None)
+    return None if line is None else " ".join(line.split()[1:]) or None
 
 
 def _numbers(h: minicbf.RawHeader, key: str) -> tuple | None:
@@ -321,7 +336,11 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorM
                              "<y> m' line)")  # fmt: skip
     description, number = minicbf.detector_name(h)
     ny, nx = headers[0].shape
-    cutoff = h.get("Count_cutoff")
+    cutoff, notes = _series_cutoff(headers, h.get("Count_cutoff"))
+    times = sorted({t[0] for t in map(lambda r: _numbers(r, "Exposure_time"), headers) if t})
+    if len(times) > 1:
+        notes.append(f"Exposure_time differs between the files ({times[0]:g} to {times[-1]:g} "
+                     "s): the output's count_time is the first file's x the sum")  # fmt: skip
     starts = scan_starts(headers)
     omega = starts if scan_axis(h) == "omega" else None
     meta = DetectorMeta(
@@ -347,8 +366,28 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorM
         description=description,
         detector_number=number,
     )
+    meta.warnings += notes
     check_meta(meta, where="the headers")
     return meta
+
+
+def _series_cutoff(headers: list[minicbf.RawHeader], first) -> tuple[float | None, list[str]]:
+    """The series' Count_cutoff: the lowest any file gives (a higher one would take that
+    file's overloads as counts), and a note where the files differ or some give none."""
+    found = [_numbers(r, "Count_cutoff") for r in headers]
+    values = sorted({v[0] for v in found if v is not None})
+    if not values or (len(values) == 1 and None not in found):
+        return first, []  # (none gives one: check_meta's note; all give the same)
+    notes = []
+    if len(values) > 1:
+        notes.append(f"Count_cutoff differs between the files ({values[0]:g} to "
+                     f"{values[-1]:g} counts): counts from the lowest, {values[0]:g}, on are "
+                     "taken as saturated in every frame")  # fmt: skip
+    if None in found:
+        missing = headers[found.index(None)].path
+        notes.append(f"{os.path.basename(missing)} (and {found.count(None) - 1} more) gives no "
+                     f"Count_cutoff: the other files' ({values[0]:g}) is used for it")  # fmt: skip
+    return values[0], notes
 
 
 # --------------------------------------------------------------------------- the master

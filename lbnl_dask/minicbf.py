@@ -197,6 +197,10 @@ def read_header(path: str) -> RawHeader:
         shape = (int(sizes["Size-Second-Dimension"]), int(sizes["Size-Fastest-Dimension"]))
     except (KeyError, ValueError):
         raise InputFileError(f"{path}: the binary section gives no frame size (damaged?)") from None
+    count = sizes.get("Number-of-Elements", "").strip()
+    if count.isdigit() and int(count) != shape[0] * shape[1]:  # (a frame read sheared)
+        raise InputFileError(f"{path}: the binary section holds {count} pixels, not its "
+                             f"{shape[1]} x {shape[0]} (damaged?)")  # fmt: skip
     return RawHeader(path, header_lines(text), shape, sizes.get("Element-Type", "").strip())
 
 
@@ -270,12 +274,12 @@ def numbers_of(lines: list[str], key: str) -> tuple | None:
         m = pat.match(line)
         if m:
             return tuple(float(g) for g in m.groups())
-        if _unparsed_key(line) == key:
+        if unparsed_key(line) == key:
             raise ValueError(f"header line {line!r} does not hold a number")
     return None
 
 
-def _unparsed_key(line: str) -> str | None:
+def unparsed_key(line: str) -> str | None:
     """The number-holding :data:`KEYS` name a line begins with where its pattern does not
     match the line (``Start_angle abc deg.``), else None: such a line is damaged, not
     absent. A NaN or infinite value (``Beam_xy (nan, 43.30) pixels``, as lbnl-to-cbf
@@ -318,7 +322,7 @@ def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
     for line in map(in_metres, lines):
         key = key_of(line)
         if key is None:
-            if _unparsed_key(line):
+            if unparsed_key(line):
                 raise MetadataError(f"{path}: header line {line!r} does not hold a number")
             continue
         groups = re.match(KEYS[key], line).groups()
@@ -391,7 +395,7 @@ def format_header(values: dict, base: list[str] = ()) -> str:
     of ``values`` names rewritten, then the keys ``base`` lacks; ``# `` before each, CRLF."""
     out, done = [], set()
     for line in base:
-        key = key_of(line)
+        key = key_of(in_metres(line))  # (Pixel_size 0.172 mm x 0.172 mm: rewritten too)
         if key in values:
             out.append(format_line(key, values[key]))
             done.add(key)

@@ -66,6 +66,8 @@ def test_mixed_shapes_name_the_file(tmp_path):
     ("Wavelength 0.68890 A", "Wavelength 1.54180 A"),
     ("Detector_distance 0.16000 m", "Detector_distance 0.30000 m"),
     ("Pixel_size 172e-6 m x 172e-6 m", "Pixel_size 75e-6 m x 75e-6 m"),
+    ("Detector_2theta 30.0000 deg.", "Detector_2theta 0.0000 deg."),
+    ("Oscillation_axis OMEGA", "Oscillation_axis PHI"),
 ])  # fmt: skip
 def test_a_file_of_another_geometry_is_named(tmp_path, line, new):
     """The output master takes the geometry from the first file: a later file that says
@@ -282,3 +284,58 @@ def test_a_cbf_without_a_pilatus_header_or_with_16_bit_pixels_is_refused(tmp_pat
     fabio.cbfimage.CbfImage(data=img.data.astype(np.int16), header=img.header).write(paths[0])
     with pytest.raises(InputFileError, match="s_00001.cbf: pixels are .signed 16-bit integer."):
         open_dataset(paths[0])
+
+
+def test_files_that_differ_in_cutoff_or_exposure_are_said(tmp_path):
+    """Only the first header was read: a later file's lower Count_cutoff let its overloads
+    through as counts, another exposure went unsaid (a QA pass)."""
+    frames = np.zeros((4, 8, 6), np.int32)
+    frames[2, 1, 1] = 250000  # above file 3's own cutoff, below the first's
+    paths = write_cbf_series(tmp_path / "c", frames)
+    _edit(paths[2], b"Count_cutoff 388705 counts", b"Count_cutoff 200000 counts")
+    _edit(paths[1], b"Exposure_time 0.0964000 s", b"Exposure_time 0.5000000 s")
+    rep = compress(paths[0], str(tmp_path / "o"), scheduler="threads")
+    assert rep.saturation_out == 200000
+    assert (
+        "series: Count_cutoff differs between the files (200000 to 388705 counts): counts "
+        "from the lowest, 200000, on are taken as saturated in every frame" in rep.notes
+    )
+    assert any("Exposure_time differs between the files (0.0964 to 0.5 s)" in n
+               for n in rep.notes)  # fmt: skip
+    out = open_dataset(rep.master).frames.compute()
+    assert out[2, 1, 1] == 200000  # an overload, not a count
+    _edit(paths[3], b"# Count_cutoff 388705 counts\r\n", b"")
+    assert any("c_00004.cbf.gz (and 0 more) gives no Count_cutoff" in w
+               for w in read_meta(paths[0]).warnings)  # fmt: skip
+
+
+def test_a_frame_size_its_pixel_count_denies_and_a_damaged_later_line_are_refused(tmp_path):
+    """A wrong X-Binary-Size-Fastest-Dimension read the pixels sheared (exit 0); a damaged
+    line in a later file was only a long FabIO log line (a QA pass)."""
+    from lbnl_dask.errors import InputFileError, MetadataError
+
+    paths = write_cbf_series(tmp_path / "s", np.zeros((3, 8, 6), np.int32))
+    _edit(paths[1], b"Exposure_time 0.0964000 s", b"Exposure_time \x00\x01\xff s")
+    with pytest.raises(MetadataError, match="s_00002.cbf.gz: header line 'Exposure_time"):
+        open_dataset(paths[0])
+    paths = write_cbf_series(tmp_path / "f", np.zeros((3, 8, 6), np.int32))
+    for p in paths:
+        _edit(p, b"X-Binary-Size-Fastest-Dimension: 6", b"X-Binary-Size-Fastest-Dimension: 5")
+    with pytest.raises(InputFileError, match="f_00001.cbf.gz: the binary section holds 48 "
+                       "pixels, not its 5 x 8"):  # fmt: skip
+        open_dataset(paths[0])
+
+
+def test_a_pixel_size_in_mm_is_rewritten_not_kept_beside_the_binned_one(tmp_path):
+    """lbnl-to-cbf kept the input's 'Pixel_size 0.172 mm x 0.172 mm' and added the binned
+    size after it: two sizes, a factor b apart (a QA pass)."""
+    from lbnl_dask.cbf_output import to_cbf
+
+    paths = write_cbf_series(tmp_path / "p", np.ones((2, 8, 6), np.int32))
+    for p in paths:
+        _edit(p, b"Pixel_size 172e-6 m x 172e-6 m", b"Pixel_size 0.172 mm x 0.172 mm")
+    rep = compress(paths[0], str(tmp_path / "o"), bin_range=2, scheduler="threads")
+    to_cbf(rep.master, str(tmp_path / "c"), scheduler="threads")
+    header = fabio.open(str(tmp_path / "c_00001.cbf")).header["_array_data.header_contents"]
+    sizes = [ln for ln in header.splitlines() if "Pixel_size" in ln]
+    assert sizes == ["# Pixel_size 344e-6 m x 344e-6 m"], sizes
