@@ -228,7 +228,7 @@ def open_series(path, first_image: int = 1, last_image: int | None = None,
     _check_one_sweep(headers, first_image, last_image)
     if datablock is not None and int(datablock) < 1:
         raise ImageRangeError(f"{files[0]}: datablock must be at least 1, not {datablock}")
-    meta = series_meta(files, headers)
+    meta = series_meta(files, headers, _chosen(headers, first_image, last_image))
     number = minicbf.first_number(files)
     if number != 1:
         meta.warnings.append(f"image numbers (-1/-N) count from its first file: image 1 is "
@@ -246,6 +246,10 @@ def _shown(numbers: tuple | None) -> str:
     return "none" if numbers is None else " ".join(f"{x:g}" for x in numbers)
 
 
+#: The header keys that hold numbers (a line of one that does not parse is damaged).
+_NUMBER_KEYS = tuple(k for k in minicbf.KEYS if k not in minicbf.TEXT_KEYS)
+
+
 def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
                      last_image: int | None = None) -> None:  # fmt: skip
     """SeriesError naming the first file of images ``first_image``..``last_image`` whose
@@ -254,11 +258,12 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
     of the scan (modulo 360 deg; a scan going back would be written as one). Files not
     selected are not judged; stills (an Angle_increment of 0) have no scan to follow."""
     first = headers[0]
-    chosen = headers[max(1, int(first_image)) - 1 : last_image] or headers
+    chosen = _chosen(headers, first_image, last_image)
     ref = {k: _numbers(first, k) for k in SHARED_KEYS}
     axis = _axis_line(first)
     for h in chosen:
-        damaged = next((ln for ln in h.lines if minicbf.unparsed_key(minicbf.in_metres(ln))), None)
+        damaged = next((ln for ln in h.lines if ln.startswith(_NUMBER_KEYS)
+                        and minicbf.unparsed_key(minicbf.in_metres(ln))), None)  # fmt: skip
         if damaged is not None:  # (a value no check below reads: the output takes the first's)
             raise MetadataError(f"{h.path}: header line {damaged!r} does not hold a number")
         if _axis_line(h) != axis:
@@ -287,10 +292,16 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
                           "not one sweep")  # fmt: skip
 
 
+def _chosen(headers: list, first_image: int = 1, last_image: int | None = None) -> list:
+    """The headers of images ``first_image``..``last_image`` (1-based; all if none)."""
+    return headers[max(1, int(first_image)) - 1 : last_image] or headers
+
+
 def _axis_line(h: minicbf.RawHeader) -> str | None:
-    """A file's Oscillation_axis, as written (None without one)."""
+    """A file's Oscillation_axis, as its readers take it: case and spaces aside (``X, CW``
+    is ``x,cw``); None without one."""
     line = next((ln for ln in h.lines if ln.startswith("Oscillation_axis")), None)
-    return None if line is None else " ".join(line.split()[1:]) or None
+    return None if line is None else "".join(line.split()[1:]).lower() or None
 
 
 def _numbers(h: minicbf.RawHeader, key: str) -> tuple | None:
@@ -328,16 +339,19 @@ def _cached_header(path: str, size: int, mtime: int) -> minicbf.RawHeader:
     return minicbf.read_header(path)
 
 
-def series_meta(files: list[str], headers: list[minicbf.RawHeader]) -> DetectorMeta:
-    """The metadata of a series: the first header's values, one start angle per file."""
+def series_meta(files: list[str], headers: list[minicbf.RawHeader],
+                chosen: list[minicbf.RawHeader] | None = None) -> DetectorMeta:  # fmt: skip
+    """The metadata of a series: the first header's values, one start angle per file; the
+    lowest Count_cutoff of the ``chosen`` files (those a run reads; default all)."""
+    chosen = headers if chosen is None else chosen
     h = minicbf.parse_header(headers[0])
     if "Pixel_size" not in h.values:
         raise InputFileError(f"{files[0]}: no PILATUS_1.2 pixel size (a 'Pixel_size <x> m x "
                              "<y> m' line)")  # fmt: skip
     description, number = minicbf.detector_name(h)
     ny, nx = headers[0].shape
-    cutoff, notes = _series_cutoff(headers, h.get("Count_cutoff"))
-    times = sorted({t[0] for t in map(lambda r: _numbers(r, "Exposure_time"), headers) if t})
+    cutoff, notes = _series_cutoff(chosen, h.get("Count_cutoff"))
+    times = sorted({t[0] for t in map(lambda r: _numbers(r, "Exposure_time"), chosen) if t})
     if len(times) > 1:
         notes.append(f"Exposure_time differs between the files ({times[0]:g} to {times[-1]:g} "
                      "s): the output's count_time is the first file's x the sum")  # fmt: skip
@@ -376,8 +390,10 @@ def _series_cutoff(headers: list[minicbf.RawHeader], first) -> tuple[float | Non
     file's overloads as counts), and a note where the files differ or some give none."""
     found = [_numbers(r, "Count_cutoff") for r in headers]
     values = sorted({v[0] for v in found if v is not None})
-    if not values or (len(values) == 1 and None not in found):
-        return first, []  # (none gives one: check_meta's note; all give the same)
+    if not values:
+        return first, []  # (none gives one: check_meta's note)
+    if len(values) == 1 and None not in found:
+        return values[0], []
     notes = []
     if len(values) > 1:
         notes.append(f"Count_cutoff differs between the files ({values[0]:g} to "

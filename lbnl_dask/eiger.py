@@ -610,6 +610,8 @@ def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:
             unlimited = True
         if src.file_name == ".":
             where, found = path, _is_dataset(d.file, src.dset_name)
+        elif "%b" in src.file_name:  # an unlimited mapping's printf-style names: HDF5's own
+            continue
         else:
             where = _vds_source(src.file_name, folder)
             if where is None:
@@ -642,9 +644,9 @@ def _vds_source(name: str, folder: str) -> str | None:
     one's last part) under ``HDF5_VDS_PREFIX`` (``${ORIGIN}`` is ``folder``), ``folder``
     and the working folder."""
     rel = os.path.basename(name) if os.path.isabs(name) else name
-    prefix = os.environ.get("HDF5_VDS_PREFIX", "").replace("${ORIGIN}", folder)
+    prefixes = os.environ.get("HDF5_VDS_PREFIX", "").replace("${ORIGIN}", folder)
     tries = ([name] if os.path.isabs(name) else []) + [
-        os.path.join(p, rel) for p in (prefix, folder, os.getcwd()) if p
+        os.path.join(p, rel) for p in (*prefixes.split(os.pathsep), folder, os.getcwd()) if p
     ]
     return next((p for p in tries if os.path.isfile(p)), None)
 
@@ -687,12 +689,11 @@ def _virtual_never_stored(d: h5py.Dataset, i: int) -> bool:
     folder = os.path.dirname(os.path.abspath(d.file.filename))
     for src in d.virtual_sources():
         try:
-            (v0, *_), (step, *_), (count, *_), (block, *_) = src.vspace.get_regular_hyperslab()
-            whole = src.src_space.get_select_type() == h5py.h5s.SEL_ALL
-            s0 = 0 if whole else src.src_space.get_regular_hyperslab()[0][0]
-        except (ValueError, RuntimeError, OSError):
+            v0, n = _frames_selected(src.vspace, d.shape[0])
+            s0, m = _frames_selected(src.src_space, None)
+        except (ValueError, RuntimeError, OSError):  # (another kind of selection)
             continue
-        if (count > 1 and step != block) or not v0 <= i < v0 + count * block:
+        if (m is not None and m != n) or not v0 <= i < v0 + n or "%b" in src.file_name:
             continue
         where = d.file.filename if src.file_name == "." else _vds_source(src.file_name, folder)
         if where is None:
@@ -702,6 +703,18 @@ def _virtual_never_stored(d: h5py.Dataset, i: int) -> bool:
             if isinstance(source, h5py.Dataset) and not source.is_virtual:
                 return _never_stored(source, s0 + i - v0)
     return False
+
+
+def _frames_selected(space, frames: int | None) -> tuple[int, int | None]:
+    """(first frame, how many) a virtual mapping's selection ``space`` takes along its first
+    axis, one after another: all of it (``frames`` of them; None: its extent), or a regular
+    hyperslab of consecutive frames. ValueError for any other selection."""
+    if space.get_select_type() == h5py.h5s.SEL_ALL:
+        return 0, frames if frames is not None else (space.shape or (None,))[0]
+    (start, *_), (step, *_), (count, *_), (block, *_) = space.get_regular_hyperslab()
+    if count > 1 and step != block:  # (every other frame: not one after another)
+        raise ValueError("frames not consecutive")
+    return start, count * block
 
 
 def _frame_bytes(d: h5py.Dataset, path: str) -> int:

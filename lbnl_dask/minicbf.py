@@ -239,7 +239,7 @@ KEYS = {
     "Oscillation_axis": r"^Oscillation_axis\s+(\S+)",
     "N_oscillations": rf"^N_oscillations {_NUM}",
 }
-_TEXT_KEYS = ("Detector", "Oscillation_axis")
+TEXT_KEYS = ("Detector", "Oscillation_axis")
 
 
 #: Lengths in other units than the metres of PILATUS_1.2 (``Detector_distance 250.00 mm``,
@@ -285,7 +285,7 @@ def unparsed_key(line: str) -> str | None:
     absent. A NaN or infinite value (``Beam_xy (nan, 43.30) pixels``, as lbnl-to-cbf
     writes a master's unknown value) is an unknown value: absent, as before."""
     word = re.split(r"[\s=:]", line, maxsplit=1)[0]
-    if word in KEYS and word not in _TEXT_KEYS and not re.match(KEYS[word], line):
+    if word in KEYS and word not in TEXT_KEYS and not re.match(KEYS[word], line):
         return None if _NOT_FINITE.search(line) else word
     return None
 
@@ -326,7 +326,7 @@ def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
                 raise MetadataError(f"{path}: header line {line!r} does not hold a number")
             continue
         groups = re.match(KEYS[key], line).groups()
-        if key in _TEXT_KEYS:
+        if key in TEXT_KEYS:
             values[key] = groups[0].strip()
             continue
         try:

@@ -451,9 +451,7 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
         raise OptionError(f"--cbf needs integer output, not {plan.dtype} (-f, -L or -X)")
     if pixel_transform(o) is not None:  # integers with -u, but not counts (lbnl-to-cbf's rule)
         raise OptionError("--cbf writes counts: it cannot go with -S, -L or -X")
-    if plan.saturation > np.iinfo(np.int32).max:
-        raise OptionError(f"--cbf writes signed 32-bit pixels: the output's saturation "
-                          f"{plan.saturation:.10g} does not fit them (-u, -S or -X)")  # fmt: skip
+    # (its saturation fits int32: integer output keeps it below 2**31 - 1, for Neggia)
     names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
     resume.check_outputs(names, plan.inputs, overwrite=True)  # never over an input file
     foreign = [p for p in names if cbf_output.is_foreign(p, plan.token)]

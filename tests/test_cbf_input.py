@@ -339,3 +339,14 @@ def test_a_pixel_size_in_mm_is_rewritten_not_kept_beside_the_binned_one(tmp_path
     header = fabio.open(str(tmp_path / "c_00001.cbf")).header["_array_data.header_contents"]
     sizes = [ln for ln in header.splitlines() if "Pixel_size" in ln]
     assert sizes == ["# Pixel_size 344e-6 m x 344e-6 m"], sizes
+
+
+def test_only_the_files_read_set_the_cutoff_and_an_axis_is_read_as_readers_read_it(tmp_path):
+    """A file outside -1/-N had lowered the run's saturation; 'OMEGA' against 'omega' had
+    been refused as another sweep (a review)."""
+    paths = write_cbf_series(tmp_path / "r", np.zeros((4, 8, 6), np.int32))
+    _edit(paths[3], b"Count_cutoff 388705 counts", b"Count_cutoff 1000 counts")
+    assert open_dataset(paths[0], 1, 3).meta.overload == 388705
+    assert open_dataset(paths[0], 1, 4).meta.overload == 1000
+    _edit(paths[1], b"Oscillation_axis OMEGA", b"Oscillation_axis  omega")
+    assert open_dataset(paths[0]).shape[0] == 4

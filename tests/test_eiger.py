@@ -593,3 +593,27 @@ def test_a_virtual_datasets_source_frame_never_written_is_refused(tmp_path, tiny
     _as_virtual_dataset(master)
     with pytest.raises(TruncatedDataError, match="frame 8 of /entry/data/data was never written"):
         lbnl_dask.open_dataset(master).frames.compute()
+
+
+def test_virtual_mappings_of_every_kind_are_looked_into_or_left_alone(tmp_path):
+    """A whole-dataset mapping (layout[...] = source) is looked into; a mapping of every
+    other source frame is left alone rather than judged by the wrong frames (a review)."""
+    from lbnl_dask.eiger import _unwritten_frame
+
+    shape = (8, 4, 4)
+    for name, written in (("a.h5", range(5)), ("b.h5", (0, 2, 4, 6))):
+        with h5py.File(tmp_path / name, "w") as f:
+            d = f.create_dataset("data", shape=shape, dtype=np.uint16, chunks=(1, 4, 4))
+            for i in written:
+                d[i] = 0 if (name, i) == ("b.h5", 2) else i + 1  # b's frame 2: written zeros
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        whole = h5py.VirtualLayout(shape, np.uint16)
+        whole[...] = h5py.VirtualSource("a.h5", "data", shape)
+        f.create_virtual_dataset("whole", whole, fillvalue=0)
+        every = h5py.VirtualLayout((4, 4, 4), np.uint16)
+        every[0:4] = h5py.VirtualSource("b.h5", "data", shape)[0:8:2]
+        f.create_virtual_dataset("every", every, fillvalue=0)
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        assert _unwritten_frame(f["whole"], f["whole"][()], 0) == 5
+        # its frame 1 is b's frame 2, written zeros; b's frame 1 was never written
+        assert _unwritten_frame(f["every"], f["every"][()], 0) is None
