@@ -14,7 +14,7 @@ import sys
 from . import __version__
 from .cluster import SlurmOptions, console, one_openmp_thread, slurm_job_script, stop_on_sigterm
 from .errors import Interrupted, LbnlDaskError
-from .options import option_names, split_options
+from .options import KEEP_SPOTS_SIGMA, option_names, split_options
 from .pipeline import compress
 from .writer import COMPRESSIONS, XDS_READABLE
 
@@ -199,7 +199,7 @@ def parser() -> argparse.ArgumentParser:
         "--keep-spots",
         type=float,
         nargs="?",
-        const=5.0,
+        const=KEEP_SPOTS_SIGMA,
         default=None,
         metavar="SIGMA",
         help="store the neighbourhoods of Bragg spots exactly, "
@@ -332,8 +332,9 @@ def parser() -> argparse.ArgumentParser:
     a(
         "--scheduler",
         default="auto",
-        help="auto (default: threads; a local cluster of processes for --sz3, --zfp and -q, "
-        "whose codecs hold a process-wide lock), threads, processes (a local cluster, with "
+        help="auto (default: threads; a local cluster of processes for --sz3, --zfp, -q "
+        "with -H, whose codecs hold a process-wide lock, and --report), threads, processes "
+        "(a local cluster, with "
         "the dask dashboard), sync, or a scheduler address",
     )
     a(

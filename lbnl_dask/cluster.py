@@ -445,7 +445,8 @@ def choose_scheduler(scheduler: str, locked: str | None = None) -> tuple[str, st
     ``-q``): threads would take turns at it, so ``auto`` is ``processes`` where they can
     start. ``processes`` asked for where they cannot start is an OptionError saying why."""
     if scheduler not in ("auto", "processes"):
-        if scheduler not in LOCAL and not _ADDRESS.match(scheduler):
+        if not isinstance(scheduler, str) or (scheduler not in LOCAL
+                                              and not _ADDRESS.match(scheduler)):  # fmt: skip
             raise OptionError(f"unknown scheduler {scheduler!r}: auto, processes, threads, sync "
                               "or an address host:port")  # fmt: skip
         return scheduler, None

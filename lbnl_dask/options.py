@@ -59,6 +59,9 @@ class OutputOptions:
 
     def __post_init__(self):
         object.__setattr__(self, "compression", (self.compression or "bslz4").lower())
+        if isinstance(self.keep_spots, (bool, np.bool_)):  # (the API's keep_spots=True: the
+            object.__setattr__(self, "keep_spots", KEEP_SPOTS_SIGMA if self.keep_spots else None)
+        _check_kinds(self)  # command line's bare --keep-spots, not True == 1 sigma)
         _check_ranges(self)
         _check_stored_lossy(self)  # first: -c sz3 says why -H, -q... cannot go with it
         _check_lossy(self)
@@ -148,6 +151,37 @@ class OutputOptions:
 #: The largest HCompress scale: astropy's codec takes it as a C int (a larger one raised
 #: OverflowError inside the run; any scale beyond the counts already keeps only the means).
 HCOMPRESS_MAX_SCALE = 2**31 - 1
+
+
+#: ``--keep-spots`` given without a value (and the API's ``keep_spots=True``): sigmas.
+KEEP_SPOTS_SIGMA = 5.0
+#: Options that take whole numbers, and those that take any number (None: not given).
+_WHOLE = ("first_image", "last_image", "bin_range", "sum_range", "data_block_size",
+          "compression_level", "hcomp_scale", "uint", "keep_grow", "keep_frames")  # fmt: skip
+_NUMBER = ("j2k_ratio", "j2k_alt_ratio", "sz3_bound", "zfp_accuracy", "scale_factor", "ufloat",
+           "keep_spots")  # fmt: skip
+
+
+def _check_kinds(o: OutputOptions) -> None:
+    """OptionError for an option of the wrong kind (from the Python API: the command line
+    parses them): ``bin_range="2"`` or ``sum_range=2.5`` had raised a TypeError from deep
+    inside the run, or been taken as something else."""
+    for name in _WHOLE + _NUMBER:
+        v = getattr(o, name)
+        if v is None or isinstance(v, (bool, np.bool_)) and name in _NUMBER:
+            continue
+        whole = isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+        if name in _WHOLE and not whole:
+            raise OptionError(f"{name} takes a whole number, not {v!r}")
+        if name in _NUMBER and not (whole or isinstance(v, (float, np.floating))):
+            raise OptionError(f"{name} takes a number, not {v!r}")
+    given = [n for n in ("keep_grow", "keep_frames") if getattr(o, n) != _DEFAULTS[n]]
+    if o.keep_spots is None and given:
+        raise OptionError("keep_grow and keep_frames shape what keep_spots keeps: give "
+                          "keep_spots too")  # fmt: skip
+
+
+_DEFAULTS = {n: f.default for n, f in OutputOptions.__dataclass_fields__.items()}
 
 
 def _check_ranges(o: OutputOptions) -> None:

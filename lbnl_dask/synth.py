@@ -405,10 +405,10 @@ def main(argv=None) -> int:
         "--seed", type=int, default=0, help="random seed: the same seed writes the same dataset"
     )
     p.add_argument("--background", type=float, default=None,
-                   help="background near the beam, counts/pixel/frame (default: the preset's, "
+                   help="background near the beam, counts/pixel/frame (None: the preset's, "
                    "1.0; beamlines see ~0.003 to ~6)")  # fmt: skip
     p.add_argument("--background-floor", type=float, default=None,
-                   help="background far from the beam, counts/pixel/frame (default: the "
+                   help="background far from the beam, counts/pixel/frame (None: the "
                    "preset's, 0.1, or a tenth of --background when that is lower)")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace existing files")
     a = p.parse_args(argv)

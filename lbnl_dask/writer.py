@@ -233,10 +233,21 @@ def read_squash(path) -> np.ndarray:
     """
     import numcodecs
 
-    with h5py.File(path, "r") as f:
-        d = f[layout.DATA]
-        codec = numcodecs.get_codec(json.loads(d.attrs["codec"]))
-        return np.stack([codec.decode(d[i]) for i in range(d.shape[0])])
+    from .errors import InputFileError
+
+    try:
+        with h5py.File(path, "r") as f:
+            d = f.get(layout.DATA)
+            if not isinstance(d, h5py.Dataset) or "codec" not in d.attrs:
+                raise InputFileError(f"{path}: not a squash file (-q): no {layout.DATA} with "
+                                     "its codec")  # fmt: skip
+            codec = numcodecs.get_codec(json.loads(d.attrs["codec"]))
+            return np.stack([codec.decode(d[i]) for i in range(d.shape[0])])
+    except OSError as e:
+        if isinstance(e, InputFileError):
+            raise
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise InputFileError(f"{path}: cannot read it as a squash file ({why})") from None
 
 
 # ---------------------------------------------------------------- the master

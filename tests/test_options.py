@@ -4,6 +4,7 @@ Each bad option gives one line, exit 2, nothing written.
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -115,3 +116,33 @@ def test_output_dtype_keeps_the_saturation_readable(kw, sat, dtype, cap):
     dt, s = output_dtype(OutputOptions(**kw), sat, notes)
     assert dt == dtype and s == cap
     assert bool(notes) == (s != sat or dt.kind == "f")
+
+
+def test_the_python_api_refuses_options_of_the_wrong_kind():
+    """From the API (the command line parses them): bin_range="2" or sum_range=2.5 raised a
+    TypeError from deep inside the run; keep_spots=True was one sigma (True == 1), not the
+    command line's bare --keep-spots (5); keep_grow without keep_spots was ignored."""
+    assert OutputOptions(hcomp_scale=12, keep_spots=True).keep_spots == 5.0
+    assert OutputOptions(hcomp_scale=12, keep_spots=False).keep_spots is None
+    for kw, msg in ((dict(bin_range="2"), "bin_range takes a whole number, not '2'"),
+                    (dict(sum_range=2.5), "sum_range takes a whole number, not 2.5"),
+                    (dict(bin_range=True), "bin_range takes a whole number, not True"),
+                    (dict(hcomp_scale=12, keep_spots="5"), "keep_spots takes a number"),
+                    (dict(hcomp_scale=12, keep_grow=4), "give keep_spots too")):  # fmt: skip
+        with pytest.raises(OptionError, match=re.escape(msg)):
+            OutputOptions(**kw)
+    assert OutputOptions(bin_range=np.int64(2), j2k_ratio=120).bin_range == 2
+
+
+def test_read_squash_and_the_scheduler_refuse_in_one_line(tmp_path, tiny):
+    from lbnl_dask import compress
+    from lbnl_dask.errors import InputFileError
+    from lbnl_dask.writer import read_squash
+
+    with pytest.raises(InputFileError, match="nope.h5: cannot read it as a squash file"):
+        read_squash(str(tmp_path / "nope.h5"))
+    rep = compress(tiny, str(tmp_path / "o"), scheduler="threads")
+    with pytest.raises(InputFileError, match="not a squash file"):
+        read_squash(rep.data_files[0])
+    with pytest.raises(OptionError, match="unknown scheduler None"):
+        compress(tiny, str(tmp_path / "p"), scheduler=None)
