@@ -391,6 +391,9 @@ def explore(
     from .cluster import client_for
 
     settings = settings or grid()
+    for name, v in (("n_windows", n_windows), ("window_frames", window_frames)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise OptionError(f"{name} must be a whole number at least 1, not {v!r}")
     for st in settings:  # each as lbnl-compress checks it, before any is tried
         st.options()
     ds = open_dataset(master)

@@ -305,3 +305,12 @@ def test_explore_refuses_pixels_that_are_not_counts(no_table, tmp_path, capsys):
     rc = E.main([rep.master, "-o", str(tmp_path / "ex"), "--windows", "1"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "its pixels are counts x 0.5, not counts" in err
+
+
+def test_explore_refuses_windows_it_cannot_take(tiny, tmp_path):
+    from lbnl_dask.errors import OptionError
+    from lbnl_dask.explore import explore
+
+    for kw in (dict(n_windows=0), dict(window_frames=0), dict(n_windows=1.5)):
+        with pytest.raises(OptionError, match="must be a whole number at least 1"):
+            explore(tiny, **kw)
