@@ -246,10 +246,6 @@ def _shown(numbers: tuple | None) -> str:
     return "none" if numbers is None else " ".join(f"{x:g}" for x in numbers)
 
 
-#: The header keys that hold numbers (a line of one that does not parse is damaged).
-_NUMBER_KEYS = tuple(k for k in minicbf.KEYS if k not in minicbf.TEXT_KEYS)
-
-
 def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
                      last_image: int | None = None) -> None:  # fmt: skip
     """SeriesError naming the first file of images ``first_image``..``last_image`` whose
@@ -262,8 +258,7 @@ def _check_one_sweep(headers: list[minicbf.RawHeader], first_image: int = 1,
     ref = {k: _numbers(first, k) for k in SHARED_KEYS}
     axis = _axis_line(first)
     for h in chosen:
-        damaged = next((ln for ln in h.lines if ln.startswith(_NUMBER_KEYS)
-                        and minicbf.unparsed_key(minicbf.in_metres(ln))), None)  # fmt: skip
+        damaged = minicbf.damaged_line(h.lines)
         if damaged is not None:  # (a value no check below reads: the output takes the first's)
             raise MetadataError(f"{h.path}: header line {damaged!r} does not hold a number")
         if _axis_line(h) != axis:

@@ -722,9 +722,9 @@ def _frame_bytes(d: h5py.Dataset, path: str) -> int:
     its stored chunks, or for a virtual dataset the files it maps (each counted once)."""
     if not d.is_virtual:
         return int(d.id.get_storage_size())
-    folder = os.path.dirname(path)
-    files = {os.path.join(folder, s.file_name) for s in d.virtual_sources() if s.file_name != "."}
-    return int(sum(os.path.getsize(p) for p in files if os.path.isfile(p)))
+    folder = os.path.dirname(os.path.abspath(path))
+    files = {_vds_source(s.file_name, folder) for s in d.virtual_sources() if s.file_name != "."}
+    return int(sum(os.path.getsize(p) for p in files if p is not None))
 
 
 def _int_attr(d: h5py.Dataset, key: str) -> int | None:

@@ -4,7 +4,13 @@ Every error the command line reports cleanly derives from :class:`LbnlDaskError`
 the CLI prints ``str(err)`` on one line and exits non-zero, without a traceback.
 """
 
+import os
 import re
+
+
+def os_reason(e: OSError) -> str:
+    """An OSError's reason in a few words ("Permission denied"): h5py's text is long."""
+    return os.strerror(e.errno) if e.errno else str(e)
 
 
 class LbnlDaskError(Exception):

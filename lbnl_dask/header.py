@@ -13,7 +13,7 @@ import re
 import h5py
 import numpy as np
 
-from .errors import InputFileError, MetadataError, NotEigerError
+from .errors import InputFileError, MetadataError, NotEigerError, os_reason
 from .layout import (
     CUTOFFS,
     DATA,
@@ -55,11 +55,6 @@ def open_master(master: str) -> h5py.File:
         return MasterFile(master)
     except OSError as e:
         raise InputFileError(f"{master}: cannot open as HDF5 ({e})") from e
-
-
-def os_reason(e: OSError) -> str:
-    """An OSError's reason in a few words ("Permission denied"): h5py's text is long."""
-    return os.strerror(e.errno) if e.errno else str(e)
 
 
 class MasterFile(h5py.File):
@@ -368,6 +363,9 @@ _SCALARS = {DET + "/x_pixel_size": "m", DET + "/y_pixel_size": "m",
             DET + "/detector_distance": "m", DET + "/distance": "m",
             DET + "/sensor_thickness": "m", DET + "/count_time": "s",
             DET + "/frame_time": "s"}  # fmt: skip
+#: The units read for each kind of :data:`_SCALARS` field (a beam centre: a length or pixels).
+_KNOWN_UNITS = {"m": _TO_METRES, "Å": {*_TO_ANGSTROM, "ev", "kev"},
+                "px": {*_TO_METRES, "pixel", "px"}, "s": {"s", "sec", "second"}}  # fmt: skip
 #: The longest time a frame can take (s): beyond, a warning (a value in other units?).
 MAX_FRAME_TIME = 86400.0
 #: The most frames a detector sums into one (Dectris' nframes_sum): beyond, a warning.
@@ -391,10 +389,7 @@ def _check_scalars(f: h5py.File, meta: DetectorMeta, wavelength_path: str | None
             meta.warnings.append(f"{name} holds {d.size} values in the master, not one: the "
                                  "first is read, all are copied as they are")  # fmt: skip
         u = unit_name(d)
-        known = {"m": _TO_METRES, "Å": {**_TO_ANGSTROM, "ev": 1, "kev": 1},
-                 "px": {**_TO_METRES, "pixel": 1, "px": 1},
-                 "s": {"s": 1, "sec": 1, "second": 1}}[unit]  # fmt: skip
-        if u and u not in known:
+        if u and u not in _KNOWN_UNITS[unit]:
             meta.warnings.append(f"{name} is in units {text_value(d.attrs['units'])!r}, not "
                                  f"known here: read as {unit}")  # fmt: skip
     for name in ("count_time", "frame_time"):

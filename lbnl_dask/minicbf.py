@@ -239,7 +239,7 @@ KEYS = {
     "Oscillation_axis": r"^Oscillation_axis\s+(\S+)",
     "N_oscillations": rf"^N_oscillations {_NUM}",
 }
-TEXT_KEYS = ("Detector", "Oscillation_axis")
+_TEXT_KEYS = ("Detector", "Oscillation_axis")
 
 
 #: Lengths in other units than the metres of PILATUS_1.2 (``Detector_distance 250.00 mm``,
@@ -274,20 +274,31 @@ def numbers_of(lines: list[str], key: str) -> tuple | None:
         m = pat.match(line)
         if m:
             return tuple(float(g) for g in m.groups())
-        if unparsed_key(line) == key:
+        if _unparsed_key(line) == key:
             raise ValueError(f"header line {line!r} does not hold a number")
     return None
 
 
-def unparsed_key(line: str) -> str | None:
+def _unparsed_key(line: str) -> str | None:
     """The number-holding :data:`KEYS` name a line begins with where its pattern does not
     match the line (``Start_angle abc deg.``), else None: such a line is damaged, not
     absent. A NaN or infinite value (``Beam_xy (nan, 43.30) pixels``, as lbnl-to-cbf
     writes a master's unknown value) is an unknown value: absent, as before."""
     word = re.split(r"[\s=:]", line, maxsplit=1)[0]
-    if word in KEYS and word not in TEXT_KEYS and not re.match(KEYS[word], line):
+    if word in KEYS and word not in _TEXT_KEYS and not re.match(KEYS[word], line):
         return None if _NOT_FINITE.search(line) else word
     return None
+
+
+#: The number-holding keys, for a quick look at a line's start.
+_NUMBER_KEYS = tuple(k for k in KEYS if k not in _TEXT_KEYS)
+
+
+def damaged_line(lines: list[str]) -> str | None:
+    """The first of a header's ``lines`` that names a number-holding key but does not parse
+    (lengths in mm or µm read as :func:`parse_header` reads them), or None."""
+    named = (ln for ln in lines if ln.startswith(_NUMBER_KEYS))
+    return next((ln for ln in named if _unparsed_key(in_metres(ln))), None)
 
 
 _NOT_FINITE = re.compile(r"(?i)(?<![\w.])[-+]?(nan|inf|infinity)(?![\w.])")
@@ -322,11 +333,11 @@ def parse_header(raw: RawHeader | list[str], path: str = "") -> Header:
     for line in map(in_metres, lines):
         key = key_of(line)
         if key is None:
-            if unparsed_key(line):
+            if _unparsed_key(line):
                 raise MetadataError(f"{path}: header line {line!r} does not hold a number")
             continue
         groups = re.match(KEYS[key], line).groups()
-        if key in TEXT_KEYS:
+        if key in _TEXT_KEYS:
             values[key] = groups[0].strip()
             continue
         try:

@@ -16,14 +16,18 @@ from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000
 from .errorbound import FLOAT32_EXACT, SZ3, ZFP
 
 
-def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """Flat indices of the pixels of ``frame`` the codec does not carry: invalid (NaN),
-    saturated (+inf) and those of ``keep``; the round trip puts them back unchanged."""
-    special = np.isfinite(frame)
-    np.logical_not(special, out=special)
+def _valid(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """The pixels of ``frame`` (ny, nx) the codec carries, as a bool mask: not invalid (NaN),
+    saturated (+inf) or in ``keep``; the round trip puts the others back unchanged."""
+    valid = np.isfinite(frame)
     if keep is not None:
-        special |= keep
-    return np.flatnonzero(special)
+        valid &= ~keep
+    return valid
+
+
+def _special(frame: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """Flat indices of the pixels :func:`_valid` leaves out (what :func:`_prepared` fills)."""
+    return np.flatnonzero(~_valid(frame, keep))
 
 
 def _prepared(frame: np.ndarray, codec: Codec, special: np.ndarray) -> np.ndarray:
@@ -47,7 +51,7 @@ FILL_TILE = 32
 
 def _codec_input(frame: np.ndarray, codec: Codec, keep: np.ndarray | None):
     """(the codec's input, the valid pixels (ny, nx) bool): :func:`_prepared` of the pixels
-    :func:`_special` finds, in one compiled kernel where it applies (a C-contiguous float
+    :func:`_valid` leaves out, in one compiled kernel where it applies (a C-contiguous float
     frame; :func:`lbnl_dask.kernels.codec_input`), else in numpy: the same values."""
     (lo, hi), dtype = _input_type(codec)
     compiled = (
@@ -65,10 +69,8 @@ def _codec_input(frame: np.ndarray, codec: Codec, keep: np.ndarray | None):
         kernels.codec_input(frame, _NO_KEEP if keep is None else keep, frame.dtype.type(lo),
                             frame.dtype.type(hi), FILL_TILE, out, valid)  # fmt: skip
         return out, valid
-    special = _special(frame, keep)
-    valid = np.ones(frame.size, bool)
-    valid[special] = False
-    return _prepared(frame, codec, special), valid.reshape(frame.shape)
+    valid = _valid(frame, keep)
+    return _prepared(frame, codec, np.flatnonzero(~valid)), valid
 
 
 def _input_type(codec: Codec) -> tuple[tuple[float, float], type]:
@@ -106,12 +108,10 @@ def decode_frames(
         codec.decode(encoded[i].item(), out=out[i])
         if bounded:
             np.rint(out[i], out=out[i])
-        special = _special(block[i], _kept(keep, i))
-        _put_back(out[i], block[i], special, restore)
+        valid = _valid(block[i], _kept(keep, i))
+        _put_back(out[i], block[i], valid, restore)
         if bounded and restore:  # the restored totals kept within the codec's promise
-            valid = np.ones(block[i].size, bool)
-            valid[special] = False
-            keep_within(out[i], block[i], valid.reshape(block[i].shape), codec.bound)
+            keep_within(out[i], block[i], valid, codec.bound)
     return out
 
 
@@ -119,18 +119,15 @@ def _kept(keep: np.ndarray | None, i: int) -> np.ndarray | None:
     return None if keep is None else keep[i]
 
 
-def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray | None,
-              restore: bool, valid: np.ndarray | None = None):  # fmt: skip
-    """The decoded frame's cell totals restored (if asked), its special pixels (flat indices,
-    or None: those ``valid`` (the other pixels' mask) leaves out) put back: with ``valid``,
-    in one compiled pass over C-contiguous frames of one float type
-    (:func:`lbnl_dask.kernels.put_back`; 1.6 ms of index arrays and fancy indexing before,
-    per 4M output frame)."""
+def _put_back(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, restore: bool):
+    """The decoded frame's cell totals restored (if asked), and the pixels the bool mask
+    ``valid`` leaves out put back as they were: in one compiled pass over C-contiguous
+    frames of one float type (:func:`lbnl_dask.kernels.put_back`; 1.6 ms of index arrays
+    and fancy indexing before, per 4M output frame), else by their flat indices."""
     if restore:
-        restore_totals(decoded, original, special, valid=valid)
+        restore_totals(decoded, original, None, valid=valid)
     if (
-        valid is not None
-        and decoded.dtype == original.dtype
+        decoded.dtype == original.dtype
         and decoded.dtype in (np.float32, np.float64)
         and decoded.flags.c_contiguous
         and original.flags.c_contiguous
@@ -142,8 +139,7 @@ def _put_back(decoded: np.ndarray, original: np.ndarray, special: np.ndarray | N
 
         kernels.put_back(decoded, original, valid)
         return
-    if special is None:
-        special = np.flatnonzero(~valid)
+    special = np.flatnonzero(~valid)
     decoded.reshape(-1)[special] = original.reshape(-1)[special]
 
 
@@ -167,7 +163,7 @@ def hcompress_frames(
     for i in range(block.shape[0]):
         prepared, valid = _codec_input(block[i], codec, _kept(keep, i))
         roundtrip_frame(prepared, codec.scale, codec.tile_rows, checked=True, out=out[i])
-        _put_back(out[i], block[i], None, restore, valid)
+        _put_back(out[i], block[i], valid, restore)
     return out
 
 

@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from .diffraction import REFLECTION_FIELDS, add_spots, background, geometry, masks, reflections
-from .errors import LbnlDaskError, OutputError
+from .errors import LbnlDaskError, OutputError, os_reason
 from .layout import (
     DATA,
     DATA_GROUP,
@@ -212,7 +212,7 @@ def _written(path: str, hdf5: bool = True):
         with atomic_path(path, hdf5=hdf5) as tmp:
             yield tmp
     except OSError as e:
-        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from None
+        raise OutputError(f"{path}: cannot write it ({os_reason(e)})") from None
 
 
 def _check_free(paths: list[str], overwrite: bool) -> None:

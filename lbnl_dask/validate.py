@@ -25,7 +25,8 @@ import numpy as np
 from dask.threaded import get as threaded_get  # not "threads": the name imports distributed
 
 from .cluster import stop_on_sigterm
-from .header import angle_degrees, os_reason, text_value
+from .errors import os_reason
+from .header import angle_degrees, text_value
 from .layout import (
     BSHUF_CD_COMPRESSOR,
     BSHUF_LZ4,

@@ -233,7 +233,7 @@ def read_squash(path) -> np.ndarray:
     """
     import numcodecs
 
-    from .errors import InputFileError
+    from .errors import InputFileError, os_reason
 
     try:
         with h5py.File(path, "r") as f:
@@ -246,8 +246,7 @@ def read_squash(path) -> np.ndarray:
     except OSError as e:
         if isinstance(e, InputFileError):
             raise
-        why = os.strerror(e.errno) if e.errno else str(e)
-        raise InputFileError(f"{path}: cannot read it as a squash file ({why})") from None
+        raise InputFileError(f"{path}: cannot read it as a squash file ({os_reason(e)})") from None
 
 
 # ---------------------------------------------------------------- the master

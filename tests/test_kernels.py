@@ -453,7 +453,7 @@ def test_put_back_kernel_is_the_index_rule(dtype):
     np.testing.assert_array_equal(got, want)
     for d, o in ((decoded.copy(), original),
                  (decoded.astype(np.float64), original.astype(np.float32))):  # fmt: skip
-        R._put_back(d, o, None, False, valid)
+        R._put_back(d, o, valid, False)
         np.testing.assert_array_equal(d, want.astype(d.dtype))
 
 
