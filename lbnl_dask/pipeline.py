@@ -30,7 +30,15 @@ from dask.local import get_sync
 
 from . import cbf_output, resume
 from . import transform as T
-from .cluster import LOCAL, SYNC, choose_scheduler, client_for, raise_if_interrupted, run
+from .cluster import (
+    LOCAL,
+    SYNC,
+    available_cores,
+    choose_scheduler,
+    client_for,
+    raise_if_interrupted,
+    run,
+)
 from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
@@ -390,7 +398,8 @@ def compress(master, out: str = "out_data", **options) -> Report:
                 _print_plan(plan)
             if settings.overwrite:
                 resume.remove_stale(plan.master, plan.data_files, plan.squash_files)
-            sample = _FidelitySample(master, plan, o, settings.fidelity, scheduler not in SYNC)
+            sample = _FidelitySample(master, plan, o, settings.fidelity,
+                                     not _one_core(scheduler, settings))  # fmt: skip
             try:
                 if plan.complete:
                     blocks = [resume.kept_record(p, 0) for p in plan.data_files]
@@ -481,6 +490,16 @@ def _write_cbf(out: str, names: list, plan: Plan, settings: RunSettings, schedul
                           f"complete: {plan.master}; run the same command again to write "
                           "the remaining CBF files", e) from None  # fmt: skip
     return len(cj.paths) - len(cj.todo)
+
+
+def _one_core(scheduler: str, settings: RunSettings) -> bool:
+    """Whether this run has one core on this machine: the sync scheduler, or threads or a
+    local cluster with one worker (``-p 1``, or a batch job given one core). The fidelity
+    sample's reads then follow the writes, instead of taking a second core beside them."""
+    if scheduler in SYNC:
+        return True
+    local = settings.slurm is None and scheduler in ("threads", "processes")
+    return local and (settings.workers or available_cores()) == 1
 
 
 class _FidelitySample:

@@ -68,8 +68,9 @@ def test_fidelity_reference_beside_the_run_and_a_failed_run_lets_it_end(
     tiny, tmp_path, monkeypatch, capsys
 ):
     """The fidelity line's lossless side runs in its own thread while the run writes (in the
-    calling thread with the synchronous scheduler); a run that fails waits for it to end
-    (cut off at exit, it crashed the process), saying so after a second."""
+    calling thread, after the writes, with the synchronous scheduler or one worker: a run
+    given one core keeps to one); a run that fails waits for it to end (cut off at exit, it
+    crashed the process), saying so after a second."""
     import threading
 
     import pytest
@@ -88,6 +89,9 @@ def test_fidelity_reference_beside_the_run_and_a_failed_run_lets_it_end(
     release.set()
     r = lbnl_dask.compress(tiny, str(tmp_path / "s"), scheduler="sync", **kw)
     assert names == ["MainThread"] and r.fidelity.startswith("4 sampled output frame(s)")
+    r = lbnl_dask.compress(tiny, str(tmp_path / "w1"), scheduler="threads", workers=1, **kw)
+    assert names[-1] == "MainThread" and r.fidelity.startswith("4 sampled output frame(s)")
+    kw["workers"] = 2
     r = lbnl_dask.compress(tiny, str(tmp_path / "t"), scheduler="threads", **kw)
     assert names[-1] == "lbnl-fidelity" and r.fidelity.startswith("4 sampled output frame(s)")
     release.clear()  # the reference now waits until released
@@ -100,4 +104,19 @@ def test_fidelity_reference_beside_the_run_and_a_failed_run_lets_it_end(
     assert "waiting for the fidelity estimate's reads to end" in capsys.readouterr().err
     quiet = lbnl_dask.compress(tiny, str(tmp_path / "v"), scheduler="threads", fidelity=False,
                                **kw)  # fmt: skip
-    assert quiet.fidelity is None and len(names) == 3  # no reference computed
+    assert quiet.fidelity is None and len(names) == 4  # no reference computed
+
+
+def test_a_run_given_one_core_keeps_to_one():
+    """-p 1 (or one core): the fidelity reference follows the writes; a cluster elsewhere
+    (an address, SLURM) leaves the calling machine's cores to it, whatever its workers."""
+    from lbnl_dask.cluster import SlurmOptions
+    from lbnl_dask.options import RunSettings
+    from lbnl_dask.pipeline import _one_core
+
+    assert _one_core("sync", RunSettings(workers=4))
+    assert _one_core("threads", RunSettings(workers=1))
+    assert _one_core("processes", RunSettings(workers=1))
+    assert not _one_core("threads", RunSettings(workers=2))
+    assert not _one_core("tcp://127.0.0.1:8786", RunSettings(workers=1))
+    assert not _one_core("processes", RunSettings(workers=1, slurm=SlurmOptions()))
