@@ -22,7 +22,7 @@ import re
 import signal
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import dask
 import dask.array as da
@@ -97,7 +97,8 @@ class HeaderPlan:
                 values[name + "_increment"] = inc
             if not any(minicbf.key_of(line) == "Oscillation_axis" for line in self.base):
                 values["Oscillation_axis"] = self.axis.upper()  # else the series' own line
-        base = list(self.base) + ([JOB_LINE.format(self.token)] if self.token else [])
+        base = [_later(line, i * values.get("Exposure_period", 0)) for line in self.base]
+        base += [JOB_LINE.format(self.token)] if self.token else []
         return minicbf.format_header(values, base)
 
 
@@ -162,6 +163,19 @@ def _pilatus_date(text: str) -> str:
     except ValueError:
         return text
     return when.replace(tzinfo=None).isoformat(timespec="milliseconds")
+
+
+def _later(line: str, seconds) -> str:
+    """A date line ``seconds`` later (frame i of a series starts i frame periods after the
+    first, as a detector dates each file); any other line, or a date not read, as it is."""
+    if not seconds or not _is_date(line) or not np.isfinite(seconds) or seconds < 0:
+        return line
+    pad = line[: len(line) - len(line.lstrip())]
+    try:
+        when = datetime.fromisoformat(line.strip())
+    except ValueError:
+        return line
+    return pad + (when + timedelta(seconds=float(seconds))).isoformat(timespec="milliseconds")
 
 
 def _is_date(line: str) -> bool:

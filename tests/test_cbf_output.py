@@ -302,6 +302,13 @@ def test_an_nxmx_rotation_in_sample_transformations_keeps_its_scan(tiny, tmp_pat
     assert h["Oscillation_axis"] == "OMEGA"
     text = open(cj.paths[0], "rb").read(400).decode("latin-1")
     assert "# 2024-07-24T10:09:13.000\r\n" in text  # as dxtbx parses it: no zone
+    # each file dated as a detector dates it: the first's time plus its frame periods
+    from datetime import datetime, timedelta
+
+    period = read_meta(master).frame_time
+    third = open(cj.paths[2], "rb").read(400).decode("latin-1")
+    when = datetime(2024, 7, 24, 10, 9, 13) + timedelta(seconds=2 * period)
+    assert period > 0 and f"# {when.isoformat(timespec='milliseconds')}\r\n" in third
 
 
 def test_a_replaced_input_file_is_a_new_job(series, tmp_path):
