@@ -62,9 +62,9 @@ def read_cbf(path: str) -> np.ndarray:
         img = fabio.cbfimage.CbfImage()
         img.read(io.BytesIO(raw), check_MD5=False)  # checked above, with a clear error
         return np.asarray(img.data)
-    except Exception as e:  # FabIO raises many types for a damaged file
-        raise TruncatedDataError(f"{path}: cannot decode the CBF pixels "
-                                 f"({type(e).__name__}: {e})") from e  # fmt: skip
+    except Exception as e:  # FabIO raises many types for a damaged file (some with no text)
+        why = f"{type(e).__name__}: {e}" if str(e) else "its compressed pixel stream is damaged"
+        raise TruncatedDataError(f"{path}: cannot decode the CBF pixels ({why})") from e
 
 
 class CbfSource(FrameReader):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from lbnl_dask import compress, layout, open_dataset, read_meta
+from lbnl_dask.cbf_input import read_cbf
 from lbnl_dask.errors import ImageRangeError, SeriesError, TruncatedDataError
 from lbnl_dask.validate import validate
 from tests.helpers import cbf_frames, write_cbf_series
@@ -179,6 +180,21 @@ def test_a_damaged_frame_is_named_when_read(tmp_path):
     ds = open_dataset(paths[0])
     with pytest.raises(TruncatedDataError, match="d_00002.cbf"):
         ds.frames.compute(scheduler="sync")
+
+
+def test_a_damaged_pixel_stream_without_a_checksum_says_so(tmp_path):
+    """A file without Content-MD5 whose byte-offset stream was damaged: FabIO fails an
+    assertion with no text; the one line still says what is wrong."""
+    frames = np.random.default_rng(0).poisson(3, (1, 40, 50)).astype(np.int32)
+    path = write_cbf_series(tmp_path / "m", frames, suffix=".cbf")[0]
+    raw = re.sub(rb"Content-MD5: [^\r\n]*\r\n", b"", open(path, "rb").read())
+    start = raw.index(b"\x0c\x1a\x04\xd5") + 4  # the binary section
+    raw = raw[: start + 100] + b"\x80" * 40 + raw[start + 140 :]
+    open(path, "wb").write(raw)
+    with pytest.raises(TruncatedDataError) as e:
+        read_cbf(str(path))
+    assert str(e.value) == (f"{path}: cannot decode the CBF pixels (its compressed pixel "
+                            "stream is damaged)")  # fmt: skip
 
 
 def test_lossless_compress_keeps_every_pixel_and_value(pilatus, tmp_path):
