@@ -342,8 +342,7 @@ def _rewriter(ds, o: OutputOptions, plan: Plan) -> MasterRewriter:
         n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image, last=ds.last_image,
         s=o.sum_range, b=o.bin_range, saturation=_as_stored(plan.saturation, plan.dtype),
         bit_depth=8 * plan.dtype.itemsize, compression=o.compression,
-        frame_shape=plan.frame_shape_in, transform=pixel_transform(
-            o, "counts" if ds.meta.pixel_transform is None else f"({ds.meta.pixel_transform})"),
+        frame_shape=plan.frame_shape_in, transform=plan.transform,
     )  # fmt: skip
 
 
@@ -460,6 +459,9 @@ def _check_cbf(out: str, o: OutputOptions, plan: Plan, settings: RunSettings) ->
         raise OptionError(f"--cbf needs integer output, not {plan.dtype} (-f, -L or -X)")
     if pixel_transform(o) is not None:  # integers with -u, but not counts (lbnl-to-cbf's rule)
         raise OptionError("--cbf writes counts: it cannot go with -S, -L or -X")
+    if plan.transform is not None:  # an earlier -S/-L/-X output as the input
+        raise OptionError(f"--cbf writes counts, and this output's pixels would be "
+                          f"{plan.transform} (the input's are not counts)")  # fmt: skip
     # (its saturation fits int32: integer output keeps it below 2**31 - 1, for Neggia)
     names = [cbf_output.cbf_name(os.path.abspath(out), k + 1) for k in range(plan.frames_out)]
     resume.check_outputs(names, plan.inputs, overwrite=True)  # never over an input file

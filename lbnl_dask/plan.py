@@ -16,7 +16,7 @@ import numpy as np
 from .cluster import available_cores
 from .errors import LimitError, OptionError
 from .layout import MASTER_SUFFIX, output_file_name
-from .options import OutputOptions, RunSettings, job_token
+from .options import OutputOptions, RunSettings, job_token, pixel_transform
 from .resume import check_outputs, output_states
 
 
@@ -126,6 +126,7 @@ class Plan:
     master_bytes_in: int = 0  # the input master's size: the output master is about as large
     inputs: list = field(default_factory=list)  # the input files (none may be overwritten)
     itemsize_in: int = 2  # bytes of an input pixel
+    transform: str | None = None  # what the output pixels are where not counts (-S/-L/-X)
 
     @property
     def frames_out(self) -> int:
@@ -230,4 +231,7 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         master_bytes_in=ds.master_bytes(),
         inputs=ds.input_files(),
         itemsize_in=ds.frames.dtype.itemsize,
+        transform=pixel_transform(
+            o, "counts" if ds.meta.pixel_transform is None else f"({ds.meta.pixel_transform})"
+        ),  # fmt: skip
     )

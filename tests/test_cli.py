@@ -575,6 +575,11 @@ def test_integer_output_of_transformed_counts_keeps_its_saturation_whole(source,
                         "--scheduler", "threads"], capsys)  # fmt: skip
     assert rc == 2 and "--cbf writes counts: it cannot go with -S, -L or -X" in out.err
     assert not list(tmp_path.glob("c_*"))
+    # an earlier -L output as the input: refused before anything is written, too
+    rc, out = compress(["-i", str(tmp_path / "l_master.h5"), "-o", str(tmp_path / "d"),
+                        "--cbf", "--scheduler", "threads"], capsys)  # fmt: skip
+    assert rc == 2 and "this output's pixels would be ln(1 + counts) / ln(2.71828)" in out.err
+    assert not list(tmp_path.glob("d_*"))
 
 
 def test_pixels_that_are_not_counts_say_so_in_the_master(source, tmp_path, capsys):
