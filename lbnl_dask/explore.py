@@ -39,6 +39,7 @@ from .explore_results import (
     describe_gain,
     describe_shells,
     describe_short_windows,
+    describe_windows,
     pareto,
     plot,
     save,
@@ -81,6 +82,7 @@ __all__ = [
     "describe_best",
     "describe_gain",
     "describe_short_windows",
+    "describe_windows",
     "pareto",
     "plot",
     "save",
@@ -429,7 +431,8 @@ def explore(
 
     def done(i, values):
         rows[i] = r = _row(settings[i], lazy[i], values)
-        r.update(dataset_frames=n, window_frames=length)  # what the sample could be
+        r.update(dataset_frames=n, window_frames=length,  # what the sample could be
+                 windows=len(wins), windows_asked=n_windows)  # fmt: skip
         if log is not None:
             k = sum(x is not None for x in rows)
             print(
@@ -626,9 +629,9 @@ def main(argv=None) -> int:
     gain = describe_gain(rows)
     if gain is not None:
         print(gain)
-    short = describe_short_windows(rows)
-    if short is not None:
-        print(short)
+    for note in (describe_short_windows(rows), describe_windows(rows)):
+        if note is not None:
+            print(note)
     for path in save(rows, a.out):
         print(f"wrote {path}")
     return 0

@@ -206,6 +206,18 @@ def describe_short_windows(rows) -> str | None:
     )
 
 
+def describe_windows(rows) -> str | None:
+    """A note when the sample took fewer windows than asked (``row["windows"]`` against
+    ``row["windows_asked"]``): more would have overlapped in a dataset this short. None
+    otherwise, or for rows without those fields."""
+    row = next((r for r in rows if r.get("windows") and r.get("windows_asked")), None)
+    if row is None or row["windows"] >= row["windows_asked"]:
+        return None
+    return (f"note: {row['windows']} window(s) of {row['window_frames']} frames, not the "
+            f"{row['windows_asked']} asked: more would overlap in {row['dataset_frames']} "
+            "frames")  # fmt: skip
+
+
 def pareto(rows, x="ratio_raw2", y="cc") -> None:
     """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
     for r in rows:

@@ -307,6 +307,14 @@ def test_explore_refuses_pixels_that_are_not_counts(no_table, tmp_path, capsys):
     assert rc == 2 and "its pixels are counts x 0.5, not counts" in err
 
 
+def test_fewer_windows_than_asked_are_said(tiny):
+    rows = E.explore(tiny, [E.Setting(2, 2)], n_windows=50, window_frames=10)
+    n = rows[0]["dataset_frames"]
+    assert rows[0]["windows"] == n // 10 < 50 and rows[0]["windows_asked"] == 50
+    assert R.describe_windows(rows) == (f"note: {n // 10} window(s) of 10 frames, not the 50 "
+                                        f"asked: more would overlap in {n} frames")  # fmt: skip
+
+
 def test_explore_refuses_windows_it_cannot_take(tiny, tmp_path):
     from lbnl_dask.errors import OptionError
     from lbnl_dask.explore import explore

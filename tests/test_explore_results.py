@@ -186,3 +186,11 @@ def test_describe_short_windows_when_the_data_hold_few_output_frames():
     assert note.startswith("note: windows of 32 frames give 1 output frame(s) at -s 32")
     assert R.describe_short_windows([dict(r, window_frames=128) for r in rows]) is None
     assert R.describe_short_windows([{"setting": "old table", "sum": 2}]) is None
+
+
+def test_describe_windows_when_fewer_were_taken_than_asked():
+    row = dict(setting="b2s2", windows=2, windows_asked=5, window_frames=20, dataset_frames=40)
+    assert R.describe_windows([row]) == ("note: 2 window(s) of 20 frames, not the 5 asked: "
+                                         "more would overlap in 40 frames")  # fmt: skip
+    assert R.describe_windows([dict(row, windows=5)]) is None
+    assert R.describe_windows([{"setting": "old table"}]) is None
