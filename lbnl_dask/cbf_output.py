@@ -248,7 +248,7 @@ def cbf_job(master, prefix: str, first_image: int = 1, last_image: int | None = 
     if frames.dtype.kind not in "iu":
         raise OutputError(f"{master}: frames are {frames.dtype}; miniCBF holds integer counts")
     prefix = os.path.abspath(prefix)
-    token = token or default_token(master, prefix, ds.first_image, ds.last_image)
+    token = token or default_token(master, prefix)
     plan = header_plan(master, ds.meta, token)
     paths = [cbf_name(prefix, ds.first_image + i) for i in range(n)]
     states = [file_state(p, token) for p in paths]
@@ -282,10 +282,12 @@ def _header_notes(meta) -> list[str]:
     return [w for w in meta.warnings if w and field_of(w) in HEADER_FIELDS]
 
 
-def default_token(master: str, prefix: str, first: int, last: int) -> str:
-    """``lbnl-to-cbf``'s job: the master (path, size, time), the prefix and the range."""
+def default_token(master: str, prefix: str) -> str:
+    """``lbnl-to-cbf``'s job: the master (path, size, time) and the prefix. Not the range:
+    a file holds its own frame whatever range wrote it, so a run over all the frames keeps
+    those an earlier run over a few wrote (it had refused them as files in the way)."""
     st = os.stat(master)
-    key = (os.path.abspath(master), st.st_size, st.st_mtime_ns, prefix, first, last)
+    key = (os.path.abspath(master), st.st_size, st.st_mtime_ns, prefix)
     return hashlib.sha1(repr(key).encode()).hexdigest()[:16]
 
 

@@ -49,6 +49,20 @@ def test_a_range_keeps_the_image_numbers(tiny, tmp_path):
     assert header(paths[0])["Start_angle"] == pytest.approx(read_meta(tiny).omega[10], abs=1e-4)
 
 
+def test_all_the_frames_after_a_few_keeps_the_few(tiny, tmp_path):
+    """A file holds its own frame whatever range wrote it: a run over every frame keeps
+    those a run over a few wrote (it had refused them as files in the way)."""
+    few = to_cbf(tiny, str(tmp_path / "a"), 2, 3, scheduler="threads")
+    before = {p: open(p, "rb").read() for p in few.paths}
+    every = to_cbf(tiny, str(tmp_path / "a"), scheduler="threads")
+    assert len(every.paths) == read_meta(tiny).n_frames and len(every.todo) == len(every.paths) - 2
+    assert all(open(p, "rb").read() == b for p, b in before.items())  # kept as they were
+    fresh = to_cbf(tiny, str(tmp_path / "b"), scheduler="threads").paths
+    for kept, new in zip(every.paths[1:3], fresh[1:3], strict=True):
+        assert np.array_equal(fabio.open(kept).data, fabio.open(new).data)
+        assert header(kept) == header(new)
+
+
 def test_a_rerun_keeps_its_own_files_and_a_folder_prefix_writes_into_it(tiny, tmp_path):
     (tmp_path / "c").mkdir()
     exe = [str(Path(sys.executable).with_name("lbnl-to-cbf")), tiny, str(tmp_path / "c"),
