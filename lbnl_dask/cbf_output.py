@@ -97,7 +97,8 @@ class HeaderPlan:
                 values[name + "_increment"] = inc
             if not any(minicbf.key_of(line) == "Oscillation_axis" for line in self.base):
                 values["Oscillation_axis"] = self.axis.upper()  # else the series' own line
-        base = [_later(line, i * values.get("Exposure_period", 0)) for line in self.base]
+        period = dict(self.values).get("Exposure_period", 0)  # the series' (not a short last)
+        base = [_later(line, i * period) for line in self.base]
         base += [JOB_LINE.format(self.token)] if self.token else []
         return minicbf.format_header(values, base)
 

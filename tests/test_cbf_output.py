@@ -425,3 +425,16 @@ def test_a_detectors_frames_are_never_replaced(tiny, tmp_path):
     again = to_cbf(tiny, str(tmp_path / "ours"), first_image=2, last_image=3,
                    scheduler="threads", overwrite=True)  # fmt: skip
     assert first.paths[1] == again.paths[0] and len(again.todo) == 2
+
+
+def test_a_short_last_frame_is_dated_by_the_series_period():
+    """The last frame of a sum that ran out of images has its own, shorter, exposure; it
+    still starts i whole periods after the first."""
+    from lbnl_dask.cbf_output import HeaderPlan
+
+    plan = HeaderPlan(("2024-07-24T10:09:13.000",), (("Exposure_period", 0.2),), "omega",
+                      (0.0, 0.2, 0.4), (0.2, 0.4, 0.5), 0.2)  # fmt: skip
+    dates = [[ln for ln in plan.text(i).splitlines() if "2024-" in ln] for i in range(3)]
+    assert dates == [["# 2024-07-24T10:09:13.000"], ["# 2024-07-24T10:09:13.200"],
+                     ["# 2024-07-24T10:09:13.400"]]  # fmt: skip
+    assert "Exposure_period 0.1" in plan.text(2)
