@@ -301,6 +301,7 @@ def write_master(
             _drop_dangling_links(dst)
             _add_saturation(dst, rewriter.saturation, det)
             _add_image_count(dst, rewriter.n_out, det)
+            _add_nexus_classes(dst)
             for p, start in starts.items():  # <axis>_start = the first output frame's start
                 if p + "_start" in dst:
                     like = dst[p + "_start"]
@@ -313,6 +314,22 @@ def write_master(
             _fix_string_attrs(dst)
             dst.visititems(lambda p, o: _fix_string_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path if rename else tmp)}
+
+
+def _add_nexus_classes(dst: h5py.File) -> None:
+    """NeXus' attributes where the input master gave none: the NX_class of each Dectris
+    group present (dxtbx finds the entry and the detector by their classes; a hand-made
+    master without them had kept none), and the default plot (``/@default``,
+    ``/entry@default``, ``/entry/data@signal``), as l_bnl_compress wrote them."""
+    for path, kind in layout.NX_CLASSES.items():
+        g = _get(dst, path)
+        if isinstance(g, h5py.Group) and layout.NX_CLASS not in g.attrs:
+            g.attrs[layout.NX_CLASS] = ascii_attr(kind)
+    for where, name, value in (("/", "default", layout.ENTRY.strip("/")),
+                               (layout.ENTRY, "default", layout.DATA_GROUP.rsplit("/", 1)[1]),
+                               (layout.DATA_GROUP, "signal", layout.block_name(1))):  # fmt: skip
+        if name not in dst[where].attrs:
+            dst[where].attrs[name] = ascii_attr(value)
 
 
 def _add_image_count(dst: h5py.File, n_out: int, det: str = layout.DET) -> None:

@@ -582,3 +582,32 @@ def test_a_master_with_only_the_count_cutoff_gets_a_detector_saturation_value(ti
     with h5py.File(rep.master, "r") as f:
         assert [f[p][()] for p in SATURATIONS] == [rep.saturation_out] * 2
         assert f[CUTOFFS[0]][()] == rep.saturation_out
+
+
+def test_a_master_without_nexus_classes_gets_them_and_the_default_plot(tiny, tmp_path):
+    """dxtbx finds the entry and the detector by NX_class: a hand-made master without them
+    had kept none in its output. The default plot attributes are written as l_bnl_compress
+    wrote them (a parity pass); an input's own are kept."""
+    import shutil
+
+    from lbnl_dask.layout import DET, ENTRY, INSTRUMENT, NX_CLASS, SPEC
+
+    folder = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), folder)
+    master = folder / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        f.visititems(lambda name, o: o.attrs.pop(NX_CLASS, None))
+        f.attrs.pop("default", None)
+    rep = compress(str(master), str(tmp_path / "o"), bin_range=2, scheduler="threads")
+    with h5py.File(rep.master, "r") as f:
+        kinds = {p: f[p].attrs.get(NX_CLASS) for p in (ENTRY, INSTRUMENT, DET, SPEC)}
+        assert kinds == {ENTRY: b"NXentry", INSTRUMENT: b"NXinstrument", DET: b"NXdetector",
+                         SPEC: b"NXcollection"}  # fmt: skip
+        assert f.attrs["default"] == b"entry" and f[ENTRY].attrs["default"] == b"data"
+        assert f[ENTRY + "/data"].attrs["signal"] == b"data_000001"
+        assert isinstance(f.attrs["default"], np.bytes_)  # fixed-length ASCII, as durin reads
+    with h5py.File(master, "r+") as f:
+        f.attrs["default"] = np.bytes_("elsewhere")
+    rep = compress(str(master), str(tmp_path / "k"), bin_range=2, scheduler="threads")
+    with h5py.File(rep.master, "r") as f:
+        assert f.attrs["default"] == b"elsewhere"
