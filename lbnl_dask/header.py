@@ -34,7 +34,7 @@ from .layout import (
     detector_groups,
     on_detector,
 )
-from .meta import ANGLE, DetectorMeta, rescaled
+from .meta import ANGLE, DetectorMeta, rescaled, rewritten
 
 
 def open_master(master: str) -> h5py.File:
@@ -587,6 +587,52 @@ def copy_notes(f: h5py.File, total: int, frame_shape: tuple, binned: bool) -> li
             notes.append(f"{leaf} holds {nan} NaN {what if nan > 1 else what[:-1]} (unknown): "
                          "copied as NaN")  # fmt: skip
     return list(dict.fromkeys(notes))
+
+
+def link_notes(f: h5py.File) -> list[str]:
+    """Notes on the master's links to other files (NXmx' meta file: pixel mask, flatfield,
+    bit depths) that cannot be followed, one per file: those the output rewrites are left
+    out of it (a link would give the unbinned values once the file was there), the others
+    kept as links. A pixel mask among them was not read: the invalid pixels are then only
+    those the frames mark. Links to frames (``/entry/data``) are checked elsewhere."""
+    lost = {}
+
+    def check(name, link):
+        if (isinstance(link, h5py.ExternalLink) and not name.startswith(DATA_GROUP.lstrip("/"))
+                and _reach(f, name) is None):  # fmt: skip
+            lost.setdefault(link.filename, []).append("/" + name)
+
+    f.visititems_links(check)
+    notes = []
+    for filename, paths in lost.items():
+        dropped = [p for p in paths if rewritten(p)]
+        kept = [p for p in paths if not rewritten(p)]
+        what = []
+        if dropped:
+            what.append(f"{_names(dropped)} left out of the output (their values change with "
+                        "the bin and sum)")  # fmt: skip
+        if kept:
+            what.append(f"{_names(kept)} kept as links")
+        mask = [p for p in dropped if p.rsplit("/", 1)[-1] == "pixel_mask"]
+        notes.append(f"{len(paths)} link(s) lead to {filename}, which is not at hand: "
+                     + "; ".join(what)
+                     + ("; no pixel mask was read (invalid pixels are those the frames mark)"
+                        if mask else ""))  # fmt: skip
+    return notes
+
+
+def _names(paths: list[str], most: int = 4) -> str:
+    leaves = [p.rsplit("/", 1)[-1] for p in paths]
+    return ", ".join(leaves[:most]) + (f" and {len(leaves) - most} more" if len(leaves) > most
+                                       else "")  # fmt: skip
+
+
+def _reach(f: h5py.File, name: str):
+    """The object at ``name``, or None where a link leads to a file or path not at hand."""
+    try:
+        return f.get(name)
+    except (KeyError, OSError, ValueError):
+        return None
 
 
 def _read_omega(f: h5py.File):

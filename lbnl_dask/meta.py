@@ -233,6 +233,21 @@ SUMMED = ("count_time", "frame_time", "frame_count_time", "frame_period", "nfram
           "number_of_cycles")  # fmt: skip
 
 
+#: Datasets the output master writes from the run rather than copies: its frame count,
+#: size, type, compression and saturation, the binned pixel mask and flatfield.
+REPLACED = ("nimages", "ntrigger", "x_pixels_in_detector", "x_pixels", "y_pixels_in_detector",
+            "y_pixels", "compression", "bit_depth_image", "saturation_value",
+            "countrate_correction_count_cutoff", "number_of_excluded_pixels", "flatfield",
+            "pixel_mask")  # fmt: skip
+
+
+def rewritten(path: str) -> bool:
+    """Whether the output's value of the dataset at ``path`` may differ from the input's
+    (:func:`rescaled`, or one of :data:`REPLACED`): a link to it, where it cannot be read,
+    may not be copied as it is."""
+    return rescaled(path) or path.rsplit("/", 1)[-1] in REPLACED
+
+
 def _in_module(parent: str) -> bool:
     return parent.startswith(MODULE_PREFIX) or parent == "module"
 

@@ -43,7 +43,7 @@ from .codecs import JPEG2000, HCompress, check_openjpeg
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import Interrupted, LbnlDaskError, NoSpaceError, OptionError, OutputError
-from .header import MasterFile, copy_notes, scan_axis
+from .header import MasterFile, copy_notes, link_notes, scan_axis
 from .layout import PIXEL_MASK
 from .lossless import storage_codec
 from .meta import MasterRewriter
@@ -192,6 +192,7 @@ def build(
     if not ds.is_cbf:
         with MasterFile(ds.master) as f:
             notes += [f"master: {n}" for n in copy_notes(f, total, (ny, nx), o.bin_range > 1)]
+            notes += [f"master: {n}" for n in link_notes(f)]
             if ds.meta.pixel_transform is not None:
                 notes.append(f"master: its pixels are {ds.meta.pixel_transform}, not counts (an "
                              "earlier lbnl-compress -S/-L/-X); the output records what its "

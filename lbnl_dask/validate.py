@@ -213,7 +213,12 @@ def _one_whole(d) -> bool:
 
 
 def check_pixel_mask(ctx: Context, r: Result):
-    """detectorSpecific/pixel_mask is uint32, of the frame shape, unchunked and unfiltered."""
+    """detectorSpecific/pixel_mask is uint32, of the frame shape, unchunked and unfiltered;
+    NXmx' detector/pixel_mask (DIALS') is of the frame shape too."""
+    nxmx = ctx.f.get(DET + "/pixel_mask")
+    if isinstance(nxmx, h5py.Dataset) and ctx.shape is not None and nxmx.shape != ctx.shape:
+        r.add("FAIL", f"detector/pixel_mask: shape {nxmx.shape} differs from the frames "
+                      f"{tuple(ctx.shape)}")  # fmt: skip
     m = ctx.f.get(PIXEL_MASK)
     if m is None:
         r.add("WARN", "no detectorSpecific/pixel_mask")

@@ -25,7 +25,7 @@ import numpy as np
 from . import layout
 from .errorbound import SZ3Storage
 from .errors import NoSpaceError, OptionError
-from .meta import ANGLE, MasterRewriter, bin_pixel_mask, saturation_value
+from .meta import ANGLE, MasterRewriter, bin_pixel_mask, rewritten, saturation_value
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
 COMPRESSIONS = layout.COMPRESSIONS
@@ -429,9 +429,10 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, rules, starts: dict) -
             continue
         if isinstance(link, h5py.ExternalLink):
             obj = _get(sg, name)
-            if obj is None:  # a file or path not at hand: the link as it was
-                dg[name] = h5py.ExternalLink(link.filename, link.path)
-                continue
+            if obj is None:  # a file or path not at hand: the link as it was, unless the
+                if not rewritten(p):  # output's value differs (a binned mask: the link
+                    dg[name] = h5py.ExternalLink(link.filename, link.path)  # gave the
+                continue  # unbinned one once the file was there; header.link_notes)
             if isinstance(obj, h5py.Dataset) and obj.ndim > 2:
                 continue  # frames (NXdetector/data -> a data file): not the output's
             # a group or dataset from a meta file (NXmx: pixel mask, flatfield, bit depths):

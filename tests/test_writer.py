@@ -159,6 +159,46 @@ def test_datasets_an_nxmx_master_links_from_a_meta_file_are_binned_into_the_outp
         assert f"{DET}/data" not in f  # a link to the input's frames, not the output's
 
 
+def test_links_to_a_meta_file_not_at_hand_are_said_and_not_copied_where_values_change(
+    tiny, tmp_path
+):
+    """The meta file missing: the run said nothing and the output kept links to the pixel
+    mask and flatfield, which gave their unbinned values once the file was copied beside
+    it (a real-data pass). Those the output rewrites are left out, the others stay links;
+    one note per file says which, and that no pixel mask was read; lbnl-validate fails a
+    detector/pixel_mask whose shape is not the frames'."""
+    import shutil
+
+    from lbnl_dask.validate import validate
+
+    src = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), src)
+    master = src / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        mask = f[PIXEL_MASK][()]
+        del f[PIXEL_MASK]
+        f[f"{DET}/pixel_mask"] = h5py.ExternalLink("meta.h5", "/mask")
+        f[f"{DET}/flatfield"] = h5py.ExternalLink("meta.h5", "/flatfield")
+        f[f"{DET}/threshold_energy"] = h5py.ExternalLink("meta.h5", "/threshold")
+    rep = compress(str(master), str(src / "o"), bin_range=2, scheduler="sync", fidelity=False)
+    note = next(n for n in rep.notes if "meta.h5" in n)
+    assert note == ("master: 3 link(s) lead to meta.h5, which is not at hand: flatfield, "
+                    "pixel_mask left out of the output (their values change with the bin and "
+                    "sum); threshold_energy kept as links; no pixel mask was read (invalid "
+                    "pixels are those the frames mark)")  # fmt: skip
+    with h5py.File(rep.master, "r") as f:
+        assert f"{DET}/pixel_mask" not in f and f"{DET}/flatfield" not in f
+        link = f.get(f"{DET}/threshold_energy", getlink=True)
+        assert isinstance(link, h5py.ExternalLink) and link.filename == "meta.h5"
+    assert not validate(rep.master).failed
+    with h5py.File(src / "meta.h5", "w") as m:  # the file turns up: nothing unbinned is read
+        m["mask"], m["threshold"] = mask, 8000.0
+    with h5py.File(rep.master, "r+") as f:  # as the old output was: the link, unbinned
+        f[f"{DET}/pixel_mask"] = h5py.ExternalLink("meta.h5", "/mask")
+    res = validate(rep.master)
+    assert res.failed and "detector/pixel_mask: shape (" in str(res)
+
+
 def test_bin_pixel_mask_is_bitwise_or():
     m = np.zeros((5, 5), np.uint32)
     m[0, 0], m[1, 1], m[4, 4] = 1, 8, 2
