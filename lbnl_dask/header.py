@@ -599,7 +599,7 @@ def link_notes(f: h5py.File) -> list[str]:
 
     def check(name, link):
         if (isinstance(link, h5py.ExternalLink) and not name.startswith(DATA_GROUP.lstrip("/"))
-                and _reach(f, name) is None):  # fmt: skip
+                and reach(f, name) is None):  # fmt: skip
             lost.setdefault(link.filename, []).append("/" + name)
 
     f.visititems_links(check)
@@ -627,10 +627,10 @@ def _names(paths: list[str], most: int = 4) -> str:
                                        else "")  # fmt: skip
 
 
-def _reach(f: h5py.File, name: str):
-    """The object at ``name``, or None where a link leads to a file or path not at hand."""
+def reach(group: h5py.Group, path: str):
+    """``group.get(path)``; None where a link leads to a file or path not at hand."""
     try:
-        return f.get(name)
+        return group.get(path)
     except (KeyError, OSError, ValueError):
         return None
 

@@ -25,6 +25,7 @@ import numpy as np
 from . import layout
 from .errorbound import SZ3Storage
 from .errors import NoSpaceError, OptionError
+from .header import reach
 from .meta import ANGLE, MasterRewriter, bin_pixel_mask, rewritten, saturation_value
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
@@ -322,7 +323,7 @@ def _add_nexus_classes(dst: h5py.File) -> None:
     master without them had kept none), and the default plot (``/@default``,
     ``/entry@default``, ``/entry/data@signal``), as l_bnl_compress wrote them."""
     for path, kind in layout.NX_CLASSES.items():
-        g = _get(dst, path)
+        g = reach(dst, path)
         if isinstance(g, h5py.Group) and layout.NX_CLASS not in g.attrs:
             g.attrs[layout.NX_CLASS] = ascii_attr(kind)
     for where, name, value in (("/", "default", layout.ENTRY.strip("/")),
@@ -366,14 +367,6 @@ def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
 _LEFT_OUT = object()
 
 
-def _get(group: h5py.Group, path: str):
-    """``group.get(path)``; None where a link leads to a file or path not at hand."""
-    try:
-        return group.get(path)
-    except (KeyError, OSError, ValueError):
-        return None
-
-
 class _CopyRules:
     """What the output master holds instead of some of the source master's datasets:
     ``replace(path, dataset)`` gives the binned ``pixel_mask`` at a pixel mask (by its path
@@ -385,8 +378,8 @@ class _CopyRules:
     def __init__(self, src: h5py.File, det: str, pixel_mask):
         self.pixel_mask = pixel_mask
         self.mask_paths = {layout.on_detector(p, det) for p in layout.PIXEL_MASKS}
-        self.masks = [o for p in self.mask_paths if isinstance(o := _get(src, p), h5py.Dataset)]
-        self.frames = _get(src, layout.DATA)
+        self.masks = [o for p in self.mask_paths if isinstance(o := reach(src, p), h5py.Dataset)]
+        self.frames = reach(src, layout.DATA)
 
     def replace(self, path: str, d: h5py.Dataset):
         if self.pixel_mask is not None and (
@@ -405,7 +398,7 @@ def _drop_dangling_links(dst: h5py.File) -> None:
     dangling = []
 
     def check(name, link):
-        if isinstance(link, h5py.SoftLink) and _get(dst, name) is None:
+        if isinstance(link, h5py.SoftLink) and reach(dst, name) is None:
             dangling.append(name)
 
     dst.visititems_links(check)
@@ -428,7 +421,7 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, rules, starts: dict) -
             dg[name] = link
             continue
         if isinstance(link, h5py.ExternalLink):
-            obj = _get(sg, name)
+            obj = reach(sg, name)
             if obj is None:  # a file or path not at hand: the link as it was, unless the
                 if not rewritten(p):  # output's value differs (a binned mask: the link
                     dg[name] = h5py.ExternalLink(link.filename, link.path)  # gave the
