@@ -298,6 +298,15 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
                              f"({min(cutoffs)} to {max(cutoffs)}) and the detector gives none: "
                              f"counts from the lowest, {min(cutoffs)}, on are taken as "
                              "saturated everywhere")  # fmt: skip
+    low = min(cutoffs, default=None)
+    if detector_cutoff is not None and low is not None and low < detector_cutoff:
+        span = "" if len(set(cutoffs)) == 1 else f" to {max(cutoffs)}"
+        meta.warnings.append(
+            f"the modules' countrate_correction_count_cutoff ({low}{span}) is "
+            f"below the detector's ({detector_cutoff}): the detector's is used, "
+            f"as XDS' OVERLOAD; counts from {low} up are kept as counts, and "
+            "the modules' cutoffs are written as the output's saturation"
+        )
     _check_rewritten(f, meta)  # (first: text in them is an error)
     _check_summed_fields(f, meta)
     _check_scalars(f, meta, wpath)

@@ -410,7 +410,7 @@ def output_saturation(o: OutputOptions, per_pixel: int, notes: list) -> float:
         saturation = FLOAT32_EXACT
     if o.lossy == "j2k" and saturation > J2K_MAX - 1:
         notes.append(
-            f"JPEG-2000 (glymur) takes 16 bits: sums clipped at {J2K_MAX - 1} "
+            f"JPEG-2000 (glymur) takes 16 bits: sums from {J2K_MAX - 1} up are overloads "
             f"(saturation was {saturation})"
         )
         saturation = J2K_MAX - 1

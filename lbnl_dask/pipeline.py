@@ -171,10 +171,11 @@ def build(
         if not ds.is_cbf and ds.meta.nimages and ds.n_available > ds.meta.n_frames:
             why = (f" (nimages x ntrigger in the master is {ds.meta.n_frames}; the data files "
                    f"hold {ds.n_available})")  # fmt: skip
-        raise OptionError(f"sum (-s {o.sum_range}) is larger than the {n_in} frames "
-                          f"selected{why}")  # fmt: skip
+        raise OptionError(f"{ds.master}: sum (-s {o.sum_range}) is larger than the {n_in} "
+                          f"frames selected{why}")  # fmt: skip
     if o.bin_range > min(ny, nx):
-        raise OptionError(f"bin (-b {o.bin_range}) is larger than the frames ({ny} x {nx})")
+        raise OptionError(f"{ds.master}: bin (-b {o.bin_range}) is larger than the frames "
+                          f"({ny} x {nx})")  # fmt: skip
     chunk = chunk_frames(o, run_settings, ny * nx)
     check_size(ds.master, n_in, (ny, nx), chunk, o, run_settings)
     ds = ds.with_datablock(chunk)
@@ -202,8 +203,9 @@ def build(
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
                        angles, moving or "omega")  # fmt: skip
     if ds.meta.overload is None:
-        notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (where "
-                     "its sums are clipped) is written as saturation_value")  # fmt: skip
+        notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (the "
+                     "top of its type, where sums that reach it are overloads) is written as "
+                     "saturation_value")  # fmt: skip
     if (
         not ds.is_cbf
         and None not in (ds.meta.nx, ds.meta.ny)

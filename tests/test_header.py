@@ -224,8 +224,9 @@ def test_a_sum_larger_than_nimages_allows_says_what_limits_it(tiny, tmp_path):
     master = copy_with(tiny, tmp_path, SPEC + "/nimages", np.uint64(1))
     with pytest.raises(lbnl_dask.LbnlDaskError) as e:
         lbnl_dask.compress(master, str(tmp_path / "o"), sum_range=2, scheduler="sync")
-    assert str(e.value) == ("sum (-s 2) is larger than the 1 frames selected (nimages x "
-                            "ntrigger in the master is 1; the data files hold 20)")  # fmt: skip
+    assert str(e.value) == (f"{master}: sum (-s 2) is larger than the 1 frames selected "
+                            "(nimages x ntrigger in the master is 1; the data files hold "
+                            "20)")  # fmt: skip
 
 
 def test_a_data_file_given_as_the_master_names_its_master(tiny, tmp_path, capsys):

@@ -126,6 +126,12 @@ def test_notes_on_saturations_the_frames_cannot_reach_or_that_differ_by_module(t
     assert meta.overload == 10000  # the lowest: a higher one takes some overloads as counts
     assert any("modules' countrate_correction_count_cutoff differ (10000 to 70000)" in w
                for w in meta.warnings)  # fmt: skip
+    with h5py.File(master, "r+") as f:  # the detector's given, above a module's (a real 9M)
+        f[CUTOFFS[0]] = 12440
+    meta = lbnl_dask.read_meta(master)
+    assert meta.overload == 12440  # the detector's, as XDS' OVERLOAD; said
+    said = "modules' countrate_correction_count_cutoff (10000 to 70000) is below the detector's"
+    assert any(said + " (12440): the detector's is used" in w for w in meta.warnings)
     assert os.path.exists(rep.master) and DET  # (the first run was written)
 
 
