@@ -14,7 +14,9 @@ within 2%. This measures the ceiling of that storage on a 4M frame after -b 2 -s
 - ``cells mean``: every pixel the cell's mean, rounded (totals off by up to 18 counts per cell);
 - ``flat``: one value everywhere (the frame's mean): the format's own ceiling.
 
-No spots: they only add bytes. Not a test: it prints figures and writes JSON.
+No spots: they only add bytes. Frames are stored in the bitshuffle blocks lbnl_dask writes
+(:data:`lbnl_dask.layout.BSHUF_BLOCK`; session 19's figures were in the default blocks). Not
+a test: it prints figures and writes JSON.
 """
 
 import argparse
@@ -23,6 +25,7 @@ import json
 import numpy as np
 
 from lbnl_dask.bslz4 import BitshuffleLZ4
+from lbnl_dask.layout import BSHUF_BLOCK
 
 SHAPE, TILE = (1084, 1035), 6
 RAW2 = 2 * 2 * 2167 * 2070  # two 4M input frames of 2-byte pixels per output frame
@@ -63,13 +66,14 @@ def main():
         mean = bg * 2 * 2 * 2  # -b 2 -s 2: 8 input pixels per output pixel
         for kind, frame in frames(mean, rng).items():
             for dtype in ("uint16", "uint32"):
-                size = len(BitshuffleLZ4(dtype).encode(frame.astype(dtype)))
+                size = len(BitshuffleLZ4(dtype, BSHUF_BLOCK).encode(frame.astype(dtype)))
                 rows.append(dict(background=bg, kind=kind, dtype=dtype, bytes=size,
                                  ratio=round(RAW2 / size, 1)))  # fmt: skip
                 print(f"background {bg:6g}/px/frame  {kind:12s} {dtype}: {size:8d} bytes, "
                       f"{RAW2 / size:7.1f}x vs 2-byte raw")  # fmt: skip
     with open(a.json, "w") as fh:
-        json.dump(dict(shape=SHAPE, tile=TILE, raw2_bytes=RAW2, rows=rows), fh, indent=1)
+        json.dump(dict(shape=SHAPE, tile=TILE, raw2_bytes=RAW2, block=BSHUF_BLOCK, rows=rows),
+                  fh, indent=1)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from numcodecs.abc import Codec
 from numcodecs.registry import register_codec
 
 from .bslz4 import BitshuffleLZ4, BlockCodec, check_chunk
-from .layout import DEFAULT_LEVEL
+from .layout import BSHUF_BLOCK, DEFAULT_LEVEL
 
 
 class BitshuffleZstd(BlockCodec):
@@ -98,9 +98,9 @@ def storage_codec(compression: str, level: int | None, dtype) -> Codec | None:
     ``dtype``, or None where the data file is written through HDF5 (``none``)."""
     level = DEFAULT_LEVEL if level is None else int(level)
     if compression == "bslz4":
-        return BitshuffleLZ4(dtype)
+        return BitshuffleLZ4(dtype, BSHUF_BLOCK)
     if compression == "bszstd":
-        return BitshuffleZstd(dtype, level)
+        return BitshuffleZstd(dtype, level, BSHUF_BLOCK)
     if compression == "bshuf":
         return Bitshuffle(dtype)
     if compression == "zstd":

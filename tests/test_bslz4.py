@@ -43,6 +43,39 @@ def test_bslz4_chunks_equal_the_hdf5_filter(tmp_path, dtype):
         c.decode(b"\xff" * 12 + stored[12:], out=out)
 
 
+@pytest.mark.parametrize("compression", ["bslz4", "bszstd"])
+def test_output_chunks_carry_their_block_which_the_hdf5_filter_reads(tiny, tmp_path,
+                                                                      compression):  # fmt: skip
+    """lbnl_dask writes bitshuffle blocks of BSHUF_BLOCK pixels (fewer bytes than the
+    default 8 kB): each chunk's header says so, the HDF5 filter (h5py, DIALS) decodes them
+    from there with the cd_values Dectris writes (block 0), and the pixels are those of a
+    file in default blocks. The same layout as Neggia and durin read (the block from the
+    header; not run here)."""
+    import struct
+
+    import h5py
+    import hdf5plugin  # noqa: F401
+
+    import lbnl_dask
+    from lbnl_dask.layout import BSHUF_BLOCK, DATA
+
+    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=1, hcomp_scale=12,
+                             compression=compression, scheduler="threads")  # fmt: skip
+    with h5py.File(rep.data_files[0], "r") as f:
+        d = f[DATA]
+        chunk = d.id.read_direct_chunk((0, 0, 0))[1]
+        nbytes, block_bytes = struct.unpack(">QI", chunk[:12])
+        assert nbytes == d.dtype.itemsize * d.shape[1] * d.shape[2]
+        assert block_bytes == BSHUF_BLOCK * d.dtype.itemsize > 8192
+        assert d._filters["32008"][3] == 0  # cd_values: the default block, as Dectris
+        frames = d[()]  # through HDF5's filter
+    cname = "lz4" if compression == "bslz4" else "zstd"
+    with h5py.File(tmp_path / "default.h5", "w") as f:  # the same pixels in default blocks
+        f.create_dataset("x", data=frames, chunks=(1,) + frames.shape[1:],
+                         **hdf5plugin.Bitshuffle(nelems=0, cname=cname))  # fmt: skip
+        assert np.array_equal(f["x"][()], frames)
+
+
 def test_bslz4_corrupt_block_layout_is_an_error_not_a_crash(tmp_path):
     """bitshuffle's decoder follows the blocks' sizes without knowing the chunk's length: a
     header whose block size still looks valid made it read past the chunk (a segfault that
