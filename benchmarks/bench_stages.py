@@ -33,6 +33,7 @@ from lbnl_dask.bslz4 import BitshuffleLZ4
 from lbnl_dask.cluster import worker_environ
 from lbnl_dask.codecs import JPEG2000, HCompress
 from lbnl_dask.eiger import open_dataset
+from lbnl_dask.lossless import storage_codec
 from lbnl_dask.roundtrip import _prepared, _special, decode_frames, encode_frames, hcompress_frames
 from lbnl_dask.synth import make_dataset
 
@@ -63,7 +64,7 @@ def streamed(data, detector, nframes, chunk=4):
         ds.blocks, ds.shape, ds.frames.dtype, pad=(ny % 2, nx % 2)
     )  # as padded_frames(2) reads
     mask, cutoff = ds.pixel_mask(), ds.meta.overload
-    hc, bo = HCompress(scale=12), BitshuffleLZ4(dtype="uint32")
+    hc, bo = HCompress(scale=12), storage_codec("bslz4", None, "uint32")  # as the writer
     steps = dict.fromkeys(
         [
             "read + bitshuffle decode (zero-padded to even rows and columns)",
@@ -176,7 +177,7 @@ def main():
         res[f"{name}: the codec alone, on the filled frame"] = timeit(
             lambda codec=codec, ready=ready: codec.decode(codec.encode(ready)), n
         )
-    bo = BitshuffleLZ4(dtype="uint32")
+    bo = storage_codec("bslz4", None, "uint32")  # the writer's blocks
     res["bslz4 encode outside HDF5 (per output frame)"] = timeit(lambda: bo.encode(out), n)
     # into an open data file, one chunk per frame, as a write task does (files are per datablock)
     g = h5py.File(os.path.join(tempfile.mkdtemp(), "w.h5"), "w")

@@ -24,7 +24,6 @@ import numpy as np
 
 from . import quality as Q
 from . import transform as T
-from .bslz4 import BitshuffleLZ4
 from .cluster import console, one_openmp_thread, stop_on_sigterm
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
@@ -52,6 +51,7 @@ from .integrate import (
     integrate_block,
     noise_variance,
 )
+from .lossless import storage_codec
 from .options import OutputOptions, at_least_1
 from .pipeline import output_frames
 from .resume import output_folder
@@ -237,9 +237,10 @@ def _evaluate(master, setting: Setting, wins, box_for):
             nbytes = pair.map_blocks(_bytes_of, dtype=np.int64).sum()
             final = pair.map_blocks(_frames_of, dtype=SZ3Storage.dtype, chunks=g.final.chunks)
         else:
-            nbytes = g.final.map_blocks(
-                _encoded_bytes, BitshuffleLZ4(g.dtype), dtype=np.int64, chunks=per_block
-            ).sum()
+            nbytes = g.final.map_blocks(  # as lbnl-compress stores them (-c bslz4)
+                _encoded_bytes, storage_codec("bslz4", None, g.dtype), dtype=np.int64,
+                chunks=per_block,
+            ).sum()  # fmt: skip
             final = g.final
         run = Q.RunGeometry(first, last, setting.s, setting.b)
         ref, _ = Q.reference_counts(master, run, chunk_frames=last - first + 1)

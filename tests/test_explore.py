@@ -307,6 +307,26 @@ def test_explore_refuses_pixels_that_are_not_counts(no_table, tmp_path, capsys):
     assert rc == 2 and "its pixels are counts x 0.5, not counts" in err
 
 
+def test_the_explorers_bytes_are_what_lbnl_compress_stores(tiny, tmp_path):
+    """A window's bytes are those of the chunks lbnl-compress writes for its frames (the
+    same bitshuffle blocks): the explorer had counted bitshuffle's default blocks after the
+    writer's changed, and named ratios a run did not give."""
+    import h5py
+
+    from lbnl_dask.layout import DATA
+
+    n = lbnl_dask.read_meta(tiny).n_frames
+    rows = E.explore(tiny, [E.Setting(2, 2, "H", 12)], n_windows=1, window_frames=n)
+    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2,
+                             hcomp_scale=12, scheduler="threads", fidelity=False)  # fmt: skip
+    stored = 0
+    for path in rep.data_files:
+        with h5py.File(path, "r") as f:
+            d = f[DATA]
+            stored += sum(len(d.id.read_direct_chunk((i, 0, 0))[1]) for i in range(len(d)))
+    assert rows[0]["bytes"] == stored
+
+
 def test_fewer_windows_than_asked_are_said(tiny):
     rows = E.explore(tiny, [E.Setting(2, 2)], n_windows=50, window_frames=10)
     n = rows[0]["dataset_frames"]
