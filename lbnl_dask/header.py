@@ -600,31 +600,37 @@ def copy_notes(f: h5py.File, total: int, frame_shape: tuple, binned: bool) -> li
 
 def link_notes(f: h5py.File) -> list[str]:
     """Notes on the master's links to other files (NXmx' meta file: pixel mask, flatfield,
-    bit depths) that cannot be followed, one per file: those the output rewrites are left
-    out of it (a link would give the unbinned values once the file was there), the others
-    kept as links. A pixel mask among them was not read: the invalid pixels are then only
-    those the frames mark. Links to frames (``/entry/data``) are checked elsewhere."""
+    bit depths) that cannot be followed (the file, or the path in it, missing), one per
+    file: those whose values the output may rewrite are not copied (a link would give the
+    unbinned values once the file was there; the output writes its own where it has them),
+    the others are kept as links. Where no pixel mask could be read at all, the invalid
+    pixels are only those the frames mark. Links to frames (``/entry/data``) are checked
+    elsewhere."""
     lost = {}
+    frames = DATA_GROUP.lstrip("/")
 
     def check(name, link):
-        if (isinstance(link, h5py.ExternalLink) and not name.startswith(DATA_GROUP.lstrip("/"))
-                and reach(f, name) is None):  # fmt: skip
+        if (isinstance(link, h5py.ExternalLink) and name != frames
+                and not name.startswith(frames + "/") and reach(f, name) is None):  # fmt: skip
             lost.setdefault(link.filename, []).append("/" + name)
 
     f.visititems_links(check)
+    no_mask = not any(isinstance(reach(f, p), h5py.Dataset) for p in PIXEL_MASKS)
+    masks = [on_detector(p, getattr(f, "detector", DET)) for p in PIXEL_MASKS]
     notes = []
     for filename, paths in lost.items():
         dropped = [p for p in paths if rewritten(p)]
         kept = [p for p in paths if not rewritten(p)]
         what = []
         if dropped:
-            what.append(f"{_names(dropped)} left out of the output (their values change with "
-                        "the bin and sum)")  # fmt: skip
+            what.append(f"{_names(dropped)} not copied (their values may change with the bin "
+                        "and sum; the output writes its own where it has them)")  # fmt: skip
         if kept:
-            what.append(f"{_names(kept)} kept as links")
-        mask = [p for p in dropped if p.rsplit("/", 1)[-1] == "pixel_mask"]
-        notes.append(f"{len(paths)} link(s) lead to {filename}, which is not at hand: "
-                     + "; ".join(what)
+            what.append(f"{_names(kept)} kept as link(s)")
+        mask = no_mask and any(m == p or m.startswith(p + "/") for p in dropped
+                               for m in masks)  # fmt: skip
+        notes.append(f"{len(paths)} link(s) to {filename} cannot be followed (the file, or the "
+                     "path in it, is missing): " + "; ".join(what)
                      + ("; no pixel mask was read (invalid pixels are those the frames mark)"
                         if mask else ""))  # fmt: skip
     return notes

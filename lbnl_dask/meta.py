@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import h5py
 import numpy as np
 
-from .layout import MODULE_PREFIX, SPEC, nx_class
+from .layout import MODULE_PREFIX, NX_CLASSES, SPEC, nx_class
 
 
 @dataclass
@@ -243,9 +243,10 @@ REPLACED = ("nimages", "ntrigger", "x_pixels_in_detector", "x_pixels", "y_pixels
 
 def rewritten(path: str) -> bool:
     """Whether the output's value of the dataset at ``path`` may differ from the input's
-    (:func:`rescaled`, or one of :data:`REPLACED`): a link to it, where it cannot be read,
-    may not be copied as it is."""
-    return rescaled(path) or path.rsplit("/", 1)[-1] in REPLACED
+    (:func:`rescaled`, or one of :data:`REPLACED`), or ``path`` is one of the Dectris groups
+    that hold such datasets (:data:`lbnl_dask.layout.NX_CLASSES`): a link to it, where it
+    cannot be read, may not be copied as it is."""
+    return rescaled(path) or path.rsplit("/", 1)[-1] in REPLACED or path in NX_CLASSES
 
 
 def _in_module(parent: str) -> bool:

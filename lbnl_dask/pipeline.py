@@ -204,7 +204,8 @@ def build(
                        angles, moving or "omega")  # fmt: skip
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (the "
-                     "top of its type, where sums that reach it are overloads) is written as "
+                     "input type's top times the pixels summed, or a codec's or the output "
+                     "type's cap; sums that reach it are overloads) is written as "
                      "saturation_value")  # fmt: skip
     if (
         not ds.is_cbf

@@ -338,9 +338,19 @@ def _add_image_count(dst: h5py.File, n_out: int, det: str = layout.DET) -> None:
     readers take the frame count from nimages x ntrigger. ``det``: the detector group."""
     spec = layout.on_detector(layout.SPEC, det)
     for name, value in (("nimages", n_out), ("ntrigger", 1)):
-        if f"{spec}/{name}" not in dst:
-            group = dst[spec] if spec in dst else layout.nx_group(dst, spec, "NXcollection")
+        group = _group_for(dst, spec, "NXcollection")
+        if group is not None and name not in group:
             group.create_dataset(name, data=np.uint64(value))
+
+
+def _group_for(dst: h5py.File, path: str, kind: str):
+    """The output's group at ``path`` (created, of NX_class ``kind``, if absent); None
+    where a link that cannot be followed holds its place (a meta file's group not at
+    hand: nothing can be written into it)."""
+    if dst.get(path, getlink=True) is None:
+        return layout.nx_group(dst, path, kind)
+    group = reach(dst, path)
+    return group if isinstance(group, h5py.Group) else None
 
 
 def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
@@ -354,13 +364,10 @@ def _add_saturation(dst: h5py.File, saturation, det: str = layout.DET) -> None:
         return
     value = saturation_value(saturation, np.uint32)
     for dectris in layout.SATURATIONS:
-        path = layout.on_detector(dectris, det)
-        if path in dst:
-            continue
-        folder, name = path.rsplit("/", 1)
-        kind = layout.NX_CLASSES[dectris.rsplit("/", 1)[0]]
-        group = dst[folder] if folder in dst else layout.nx_group(dst, folder, kind)
-        group.create_dataset(name, data=value)
+        folder, name = layout.on_detector(dectris, det).rsplit("/", 1)
+        group = _group_for(dst, folder, layout.NX_CLASSES[dectris.rsplit("/", 1)[0]])
+        if group is not None and group.get(name, getlink=True) is None:
+            group.create_dataset(name, data=value)
 
 
 #: What :meth:`_CopyRules.replace` gives for a dataset the output master leaves out.
