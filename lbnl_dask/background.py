@@ -150,23 +150,15 @@ def restore_totals(decoded: np.ndarray, original: np.ndarray, special: np.ndarra
     exact: the round trip's pattern is kept, its bias on the totals is not. Returns
     ``decoded``.
 
-    Runs the compiled :func:`lbnl_dask.kernels.restore_totals` where it applies (both
-    frames C-contiguous float32 or float64 of one type, as the pipeline's are), else
+    Runs the compiled :func:`lbnl_dask.kernels.restore_totals` where it applies
+    (:func:`compiled_frames`, as the pipeline's frames are), else
     :func:`restore_totals_numpy`: the two give the same pixels. ``valid``: the mask of the
     pixels not in ``special``, where the caller has it already (``special`` may be None then)."""
     if valid is None:
         valid = np.ones(decoded.size, bool)
         valid[special] = False
         valid = valid.reshape(decoded.shape)
-    compiled = (
-        decoded.dtype == original.dtype
-        and decoded.dtype in (np.float32, np.float64)
-        and decoded.flags.c_contiguous
-        and original.flags.c_contiguous
-        and valid.dtype == bool  # the kernel combines flags with &, as bools only can be
-        and 0 <= grow <= tile
-    )
-    if compiled:
+    if compiled_frames(decoded, original, valid) and 0 <= grow <= tile:
         from . import kernels
 
         return kernels.restore_totals(decoded, original, valid, tile, grow, decoded.dtype.type(0.5))
@@ -230,27 +222,34 @@ def keep_within(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, bo
     original itself is within the bound and has the same totals. Returns ``decoded``.
 
     Compiled (:func:`lbnl_dask.kernels.keep_within`, after a count of the pixels outside
-    the bound: none, nothing to do) where the frames are C-contiguous 2-D floats of one
-    type, else :func:`keep_within_numpy`: the same pixels."""
-    b = decoded.dtype.type(np.floor(bound)) if decoded.dtype.kind == "f" else np.floor(bound)
-    compiled = (
-        decoded.dtype == original.dtype
-        and decoded.dtype in (np.float32, np.float64)
-        and decoded.ndim == 2
-        and decoded.flags.c_contiguous
-        and original.flags.c_contiguous
-        and valid.dtype == bool
-        and valid.flags.c_contiguous
-        and decoded.shape == original.shape == valid.shape
-    )
-    if not compiled:
+    the bound: none, nothing to do) where :func:`compiled_frames` says so, else
+    :func:`keep_within_numpy`: the same pixels."""
+    if not compiled_frames(decoded, original, valid):
         return keep_within_numpy(decoded, original, valid, bound, tile, grow)
     from . import kernels
 
+    b = decoded.dtype.type(np.floor(bound))
     if kernels.outside_bound(decoded, original, valid, b):
         strong = np.ascontiguousarray(_strong(original, valid, tile, grow))
         kernels.keep_within(decoded, original, valid, strong, b, tile)
     return decoded
+
+
+def compiled_frames(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray) -> bool:
+    """Whether the compiled kernels take these frames (else their numpy references do, with
+    the same pixels): ``decoded`` and ``original`` 2-D, C-contiguous, of one float type,
+    ``valid`` a C-contiguous bool mask of their shape (the kernels combine flags with &, as
+    bools only can be)."""
+    return (
+        decoded.dtype == original.dtype
+        and decoded.dtype in (np.float32, np.float64)
+        and decoded.ndim == 2
+        and decoded.shape == original.shape == valid.shape
+        and valid.dtype == bool
+        and decoded.flags.c_contiguous
+        and original.flags.c_contiguous
+        and valid.flags.c_contiguous
+    )
 
 
 def keep_within_numpy(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray,

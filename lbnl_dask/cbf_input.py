@@ -346,7 +346,7 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader],
     description, number = minicbf.detector_name(h)
     ny, nx = headers[0].shape
     cutoff, notes = _series_cutoff(chosen, h.get("Count_cutoff"))
-    times = sorted({t[0] for t in map(lambda r: _numbers(r, "Exposure_time"), chosen) if t})
+    times = sorted({t[0] for r in chosen if (t := _numbers(r, "Exposure_time"))})
     if len(times) > 1:
         notes.append(f"Exposure_time differs between the files ({times[0]:g} to {times[-1]:g} "
                      "s): the output's count_time is the first file's x the sum")  # fmt: skip

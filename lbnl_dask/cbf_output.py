@@ -155,15 +155,16 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
                       _tidy(increment), token)  # fmt: skip
 
 
-def _pilatus_date(text: str) -> str:
-    """An ISO 8601 time as a miniCBF date line dxtbx reads (YYYY-mm-ddTHH:MM:SS.mmm, no
-    zone: NXmx's ``2024-07-24T10:09:13Z`` made dials.import fail); the text as it is if it is
-    no such time."""
+def _pilatus_date(text: str, seconds: float = 0.0) -> str:
+    """An ISO 8601 time (``seconds`` later) as a miniCBF date line dxtbx reads
+    (YYYY-mm-ddTHH:MM:SS.mmm, no zone: NXmx's ``2024-07-24T10:09:13Z`` made dials.import
+    fail); the text as it is if it is no such time."""
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
         return text
-    return when.replace(tzinfo=None).isoformat(timespec="milliseconds")
+    when = when.replace(tzinfo=None) + timedelta(seconds=float(seconds))
+    return when.isoformat(timespec="milliseconds")
 
 
 def _later(line: str, seconds) -> str:
@@ -171,12 +172,7 @@ def _later(line: str, seconds) -> str:
     first, as a detector dates each file); any other line, or a date not read, as it is."""
     if not seconds or not _is_date(line) or not np.isfinite(seconds) or seconds < 0:
         return line
-    pad = line[: len(line) - len(line.lstrip())]
-    try:
-        when = datetime.fromisoformat(line.strip())
-    except ValueError:
-        return line
-    return pad + (when + timedelta(seconds=float(seconds))).isoformat(timespec="milliseconds")
+    return line[: len(line) - len(line.lstrip())] + _pilatus_date(line.strip(), seconds)
 
 
 def _is_date(line: str) -> bool:

@@ -37,7 +37,7 @@ from .errors import (
 )
 from .header import open_master
 from .header import read_meta as read_master_meta
-from .layout import BLOCK_RE, CHUNK_CRC, DATA, DATA_GROUP
+from .layout import BLOCK_RE, CHUNK_CRC, DATA, DATA_GROUP, reach
 from .meta import DetectorMeta
 from .minicbf import is_cbf_name
 
@@ -609,7 +609,7 @@ def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:
         except (ValueError, RuntimeError, OSError):  # an unlimited selection (a SWMR writer)
             unlimited = True
         if src.file_name == ".":
-            where, found = path, _is_dataset(d.file, src.dset_name)
+            where, found = path, isinstance(reach(d.file, src.dset_name), h5py.Dataset)
         elif "%b" in src.file_name:  # an unlimited mapping's printf-style names: HDF5's own
             continue
         else:
@@ -618,7 +618,7 @@ def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:
                 raise MissingDataFileError(f"{src.file_name}: data file mapped by the virtual "
                                            f"dataset {d.name} of {path} is missing")  # fmt: skip
             with h5py.File(where, "r") as sf:
-                found = _is_dataset(sf, src.dset_name)
+                found = isinstance(reach(sf, src.dset_name), h5py.Dataset)
         if not found:
             raise MissingDataFileError(f"{where}: holds no dataset {src.dset_name} (a source of "
                                        f"the virtual dataset {d.name} of {path}; a link to a "
@@ -628,14 +628,6 @@ def _check_virtual(d: h5py.Dataset, path: str, master: str) -> None:
         raise TruncatedDataError(f"{path}: the virtual dataset {d.name} maps {mapped // per} "
                                  f"of its {d.shape[0]} frames to data files: the others would "
                                  "read as zeros")  # fmt: skip
-
-
-def _is_dataset(f: h5py.File, name: str) -> bool:
-    """Whether ``name`` in ``f`` leads to a dataset (an external link may lead nowhere)."""
-    try:
-        return isinstance(f.get(name), h5py.Dataset)
-    except (KeyError, OSError, RuntimeError):
-        return False
 
 
 def _vds_source(name: str, folder: str) -> str | None:
@@ -662,11 +654,20 @@ def _unwritten_frame(d: h5py.Dataset, frames: np.ndarray, lo: int) -> int | None
         return None
     fill = d.fillvalue
     for k, frame in enumerate(frames):
-        if frame.flat[0] != fill or (frame.any() if fill == 0 else (frame != fill).any()):
+        if not _reads_as_fill(frame, fill):
             continue
         if _virtual_never_stored(d, lo + k) if d.is_virtual else _never_stored(d, lo + k):
             return lo + k
     return None
+
+
+def _reads_as_fill(frame: np.ndarray, fill) -> bool:
+    """Whether every pixel of ``frame`` (ny, nx) is ``fill``: a sample of every 31st row and
+    column first (a frame that was written differs there almost always, in microseconds),
+    the whole frame only then (numpy's ``any`` reads it all: 0.7 ms a 4M frame)."""
+    if (frame[::31, ::31] != fill).any():
+        return False
+    return not (frame.any() if fill == 0 else (frame != fill).any())
 
 
 def _never_stored(d: h5py.Dataset, i: int) -> bool:

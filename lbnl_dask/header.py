@@ -33,6 +33,7 @@ from .layout import (
     WAVELENGTHS,
     detector_groups,
     on_detector,
+    reach,
 )
 from .meta import ANGLE, DetectorMeta, rescaled, rewritten
 
@@ -640,14 +641,6 @@ def _names(paths: list[str], most: int = 4) -> str:
     leaves = [p.rsplit("/", 1)[-1] for p in paths]
     return ", ".join(leaves[:most]) + (f" and {len(leaves) - most} more" if len(leaves) > most
                                        else "")  # fmt: skip
-
-
-def reach(group: h5py.Group, path: str):
-    """``group.get(path)``; None where a link leads to a file or path not at hand."""
-    try:
-        return group.get(path)
-    except (KeyError, OSError, ValueError):
-        return None
 
 
 def _read_omega(f: h5py.File):

@@ -63,13 +63,19 @@ def detector_groups(f) -> list[str]:
         return []
     found = []
     for name in inst:
-        try:
-            g = inst.get(name)
-        except (KeyError, OSError, ValueError):  # a link to a file or path not at hand
-            continue
+        g = reach(inst, name)
         if isinstance(g, h5py.Group) and nx_class(g) == "NXdetector":
             found.append(f"{INSTRUMENT}/{name}")
     return found
+
+
+def reach(group: h5py.Group, path: str):
+    """``group.get(path)``; None where a link leads to a file or path not at hand (or loops
+    back on itself)."""
+    try:
+        return group.get(path)
+    except (KeyError, OSError, ValueError, RuntimeError):
+        return None
 
 
 def on_detector(path: str, det: str) -> str:

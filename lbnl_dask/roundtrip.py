@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numcodecs.abc import Codec
 
-from .background import fill_at, keep_within, restore_totals
+from .background import compiled_frames, fill_at, keep_within, restore_totals
 from .codecs import HCOMPRESS_MAX, J2K_MAX, JPEG2000
 from .errorbound import FLOAT32_EXACT, SZ3, ZFP
 
@@ -121,20 +121,13 @@ def _kept(keep: np.ndarray | None, i: int) -> np.ndarray | None:
 
 def _put_back(decoded: np.ndarray, original: np.ndarray, valid: np.ndarray, restore: bool):
     """The decoded frame's cell totals restored (if asked), and the pixels the bool mask
-    ``valid`` leaves out put back as they were: in one compiled pass over C-contiguous
-    frames of one float type (:func:`lbnl_dask.kernels.put_back`; 1.6 ms of index arrays
-    and fancy indexing before, per 4M output frame), else by their flat indices."""
+    ``valid`` leaves out put back as they were: in one compiled pass where
+    :func:`lbnl_dask.background.compiled_frames` says so (:func:`lbnl_dask.kernels.put_back`;
+    1.6 ms of index arrays and fancy indexing before, per 4M output frame), else by their
+    flat indices."""
     if restore:
         restore_totals(decoded, original, None, valid=valid)
-    if (
-        decoded.dtype == original.dtype
-        and decoded.dtype in (np.float32, np.float64)
-        and decoded.flags.c_contiguous
-        and original.flags.c_contiguous
-        and valid.dtype == bool
-        and valid.flags.c_contiguous
-        and decoded.shape == original.shape == valid.shape
-    ):
+    if compiled_frames(decoded, original, valid):
         from . import kernels
 
         kernels.put_back(decoded, original, valid)

@@ -199,16 +199,21 @@ def check_frame_count(ctx: Context, r: Result):
     )
 
 
+def _value(d):
+    """The first value of dataset ``d`` (a one-element array: as read_meta reads it)."""
+    return np.asarray(d[()]).reshape(-1)[0]
+
+
 def _first(d) -> int:
     """The one value of a dataset :func:`_one_whole` accepts."""
-    return int(np.asarray(d[()]).reshape(-1)[0])
+    return int(_value(d))
 
 
 def _one_whole(d) -> bool:
     """Whether ``d`` is a dataset of one whole number (a count)."""
     if not isinstance(d, h5py.Dataset) or d.size != 1 or d.dtype.kind not in "iuf":
         return False
-    v = np.asarray(d[()]).reshape(-1)[0]  # (a one-element array: as read_meta reads it)
+    v = _value(d)
     return bool(np.isfinite(v) and v == int(v)) if d.dtype.kind == "f" else True
 
 

@@ -25,7 +25,6 @@ import numpy as np
 from . import layout
 from .errorbound import SZ3Storage
 from .errors import NoSpaceError, OptionError
-from .header import reach
 from .meta import ANGLE, MasterRewriter, bin_pixel_mask, rewritten, saturation_value
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
@@ -323,7 +322,7 @@ def _add_nexus_classes(dst: h5py.File) -> None:
     master without them had kept none), and the default plot (``/@default``,
     ``/entry@default``, ``/entry/data@signal``), as l_bnl_compress wrote them."""
     for path, kind in layout.NX_CLASSES.items():
-        g = reach(dst, path)
+        g = layout.reach(dst, path)
         if isinstance(g, h5py.Group) and layout.NX_CLASS not in g.attrs:
             g.attrs[layout.NX_CLASS] = ascii_attr(kind)
     for where, name, value in (("/", "default", layout.ENTRY.strip("/")),
@@ -349,7 +348,7 @@ def _group_for(dst: h5py.File, path: str, kind: str):
     hand: nothing can be written into it)."""
     if dst.get(path, getlink=True) is None:
         return layout.nx_group(dst, path, kind)
-    group = reach(dst, path)
+    group = layout.reach(dst, path)
     return group if isinstance(group, h5py.Group) else None
 
 
@@ -385,8 +384,9 @@ class _CopyRules:
     def __init__(self, src: h5py.File, det: str, pixel_mask):
         self.pixel_mask = pixel_mask
         self.mask_paths = {layout.on_detector(p, det) for p in layout.PIXEL_MASKS}
-        self.masks = [o for p in self.mask_paths if isinstance(o := reach(src, p), h5py.Dataset)]
-        self.frames = reach(src, layout.DATA)
+        found = (layout.reach(src, p) for p in self.mask_paths)
+        self.masks = [o for o in found if isinstance(o, h5py.Dataset)]
+        self.frames = layout.reach(src, layout.DATA)
 
     def replace(self, path: str, d: h5py.Dataset):
         if self.pixel_mask is not None and (
@@ -405,7 +405,7 @@ def _drop_dangling_links(dst: h5py.File) -> None:
     dangling = []
 
     def check(name, link):
-        if isinstance(link, h5py.SoftLink) and reach(dst, name) is None:
+        if isinstance(link, h5py.SoftLink) and layout.reach(dst, name) is None:
             dangling.append(name)
 
     dst.visititems_links(check)
@@ -428,7 +428,7 @@ def _copy_group(sg: h5py.Group, dg: h5py.Group, rewriter, rules, starts: dict) -
             dg[name] = link
             continue
         if isinstance(link, h5py.ExternalLink):
-            obj = reach(sg, name)
+            obj = layout.reach(sg, name)
             if obj is None:  # a file or path not at hand: the link as it was, unless the
                 if not rewritten(p):  # output's value differs (a binned mask: the link
                     dg[name] = h5py.ExternalLink(link.filename, link.path)  # gave the
