@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import h5py
 import numpy as np
@@ -116,6 +117,9 @@ class MasterRewriter:
     ``excluded_pixels``: the nonzero pixels of the output (binned) pixel mask, written as
     ``number_of_excluded_pixels``; None keeps the source's value (no mask written).
     ``transform``: :func:`lbnl_dask.options.pixel_transform`, recorded on ``/entry``.
+    ``period``: seconds from one input frame's start to the next (the master's frame_time):
+    an output that starts at image ``first`` > 1 starts ``(first - 1) * period`` after the
+    collection, and its :data:`START_DATES` say so.
     """
 
     def __init__(
@@ -132,6 +136,7 @@ class MasterRewriter:
         frame_shape,
         excluded_pixels: int | None = None,
         transform: str | None = None,
+        period: float | None = None,
     ):
         self.n_total, self.first, self.last, self.s, self.b = n_total, first, last, s, b
         self.n_in = last - first + 1
@@ -141,6 +146,7 @@ class MasterRewriter:
         self.frame_shape_out = tuple(binned_size(n, b) for n in self.frame_shape)
         self.excluded_pixels = excluded_pixels
         self.transform = transform  # what the pixels hold where not counts (-S, -L, -X)
+        self.period = period
 
     def set_mask(self, binned_mask: np.ndarray | None) -> None:
         """Take ``number_of_excluded_pixels`` from the output pixel mask (ny', nx'), as
@@ -164,6 +170,22 @@ class MasterRewriter:
         wide = sel.astype(np.float64 if sel.dtype.kind == "f" else np.int64)
         return _fitted(np.add.reduceat(wide, np.arange(0, len(sel), self.s), axis=0), sel.dtype)
 
+    def _start_date(self, d: h5py.Dataset):
+        """A collection's start time (ISO 8601 text) moved to image ``first``'s start, in the
+        source's own form; None (kept as it is) from image 1, without a frame period, or
+        for a value that is no such time."""
+        p = self.period
+        if self.first <= 1 or p is None or not np.isfinite(p) or p <= 0 or d.shape != ():
+            return None
+        if d.dtype.kind not in "SO":
+            return None
+        raw = d[()]
+        text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
+        moved = later_time(text, (self.first - 1) * float(p))
+        if moved is None:
+            return None
+        return np.bytes_(moved.encode("ascii")) if d.dtype.kind == "S" else moved
+
     def new_value(self, path: str, d: h5py.Dataset):
         """The new value of dataset ``d`` at ``path``, or None to copy it as it is (only the
         datasets a rule names are read). A dataset :func:`rescaled` names that is not a
@@ -174,6 +196,8 @@ class MasterRewriter:
         s, b = self.s, self.b
         if rescaled(path) and d.dtype.kind not in "iuf":
             return None
+        if name in START_DATES:
+            return self._start_date(d)
         if name in BINNED_LENGTHS:
             return _scaled(d[()], b)
         if name in ("beam_center_x", "beam_center_y"):  # in pixels; a length stays as it is
@@ -223,6 +247,35 @@ class MasterRewriter:
             if arr.ndim >= 1 and arr.shape[0] >= self.n_total > 1:  # longer: data files hold
                 return self.per_frame(arr[: self.n_total], end=suffix == "_end")  # more frames
         return None
+
+
+#: Text datasets giving when the collection started (Dectris' and NXmx'): an output from
+#: image ``first`` > 1 starts later (:meth:`MasterRewriter._start_date`).
+START_DATES = ("data_collection_date", "start_time")
+
+
+def later_time(text: str, seconds: float) -> str | None:
+    """ISO 8601 time ``text`` ``seconds`` later, written as it was (its separator, as many
+    decimals, its zone: ``Z`` stays ``Z``); None for text that is no date and time."""
+    text = text.strip().rstrip("\x00")
+    m = re.match(r"^\d{4}-\d\d-\d\d([T ])\d\d:\d\d(:\d\d(\.(\d+))?)?(.*)$", text)
+    if m is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    when += timedelta(seconds=seconds)
+    # as many decimals as the text had, or the shift needs (0.0125 s: 6)
+    shift = [abs(seconds * 10**k - round(seconds * 10**k)) < 1e-6 for k in (0, 3)]
+    digits = max(len(m.group(4) or ""), 0 if shift[0] else 3 if shift[1] else 6)
+    spec = "seconds" if not digits else "milliseconds" if digits <= 3 else "microseconds"
+    if not m.group(2) and not digits and seconds % 60 == 0:
+        spec = "minutes"
+    out = when.isoformat(sep=m.group(1), timespec=spec)
+    if m.group(5) == "Z" and out.endswith("+00:00"):
+        out = out[: -len("+00:00")] + "Z"
+    return out
 
 
 #: Lengths of a pixel, multiplied by the bin.

@@ -346,7 +346,7 @@ def _rewriter(ds, o: OutputOptions, plan: Plan) -> MasterRewriter:
         n_total=ds.meta.n_frames or ds.n_available, first=ds.first_image, last=ds.last_image,
         s=o.sum_range, b=o.bin_range, saturation=_as_stored(plan.saturation, plan.dtype),
         bit_depth=8 * plan.dtype.itemsize, compression=o.compression,
-        frame_shape=plan.frame_shape_in, transform=plan.transform,
+        frame_shape=plan.frame_shape_in, transform=plan.transform, period=ds.meta.frame_time,
     )  # fmt: skip
 
 

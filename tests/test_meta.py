@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lbnl_dask.layout import SPEC
-from lbnl_dask.meta import MasterRewriter, _bin_mean, bin_pixel_mask
+from lbnl_dask.meta import MasterRewriter, _bin_mean, bin_pixel_mask, later_time
 from lbnl_dask.writer import write_master
 
 
@@ -134,3 +134,20 @@ def test_rescaled_integers_widen_and_per_frame_times_are_summed(tmp_path):
     assert rescaled("/x/detectorModule_001/data_origin") and not rescaled("/x/y/data_origin")
     assert not rescaled("/entry/sample/goniometer/omega_start")
     assert not rescaled("/entry/instrument/detector/description")
+
+
+@pytest.mark.parametrize(
+    "text, seconds, later",
+    [
+        ("2019-10-11T10:03:21.343+02:00", 3.25, "2019-10-11T10:03:24.593+02:00"),  # Dectris'
+        ("2024-07-24T10:09:13Z", 3, "2024-07-24T10:09:16Z"),  # NXmx': the zone kept as Z
+        ("2024-07-24T10:09:13Z", 0.99, "2024-07-24T10:09:13.990Z"),  # decimals the shift needs
+        ("2024-07-24 10:09:59.123456", 0.0125, "2024-07-24 10:09:59.135956"),
+        ("2024-12-31T23:59:59.5\x00\x00", 0.75, "2025-01-01T00:00:00.250"),  # (NUL padded)
+        ("2024-07-24T10:09", 120, "2024-07-24T10:11"),
+        ("2024-07-24", 3, None),  # no time of day
+        ("yesterday", 3, None),
+    ],
+)
+def test_later_time_keeps_the_form_of_the_text(text, seconds, later):
+    assert later_time(text, seconds) == later

@@ -692,3 +692,41 @@ def test_a_master_without_nexus_classes_gets_them_and_the_default_plot(tiny, tmp
     rep = compress(str(master), str(tmp_path / "k"), bin_range=2, scheduler="threads")
     with h5py.File(rep.master, "r") as f:
         assert f.attrs["default"] == b"elsewhere"
+
+
+def test_an_output_from_a_later_image_starts_later(tiny, tmp_path):
+    """-1 F: the output's images start (F - 1) frame periods after the collection did, and
+    its start times say so (a miniCBF made from it dates its files from them): Dectris'
+    fixed-length data_collection_date and NXmx' variable-length start_time, each in its own
+    form. From image 1 they are copied as they were."""
+    import glob
+    import shutil
+
+    for p in glob.glob(os.path.join(os.path.dirname(tiny), "tiny_*.h5")):
+        shutil.copy(p, tmp_path)
+    master = str(tmp_path / "tiny_master.h5")
+    with h5py.File(master, "r+") as f:
+        f[SPEC].create_dataset(
+            "data_collection_date", data=np.bytes_(b"2019-10-11T10:03:21.343+02:00")
+        )
+        f[ENTRY + "/start_time"] = "2024-07-24T10:09:13Z"
+        period = float(f[DET + "/frame_time"][()])
+    assert period > 0
+    from datetime import datetime, timedelta
+
+    def at(text, seconds, fmt):
+        when = datetime.fromisoformat(text) + timedelta(seconds=seconds)
+        return when.isoformat(timespec=fmt)
+
+    for first in (1, 5):
+        rep = compress(master, str(tmp_path / f"o{first}"), first_image=first, sum_range=2,
+                       scheduler="sync")  # fmt: skip
+        with h5py.File(rep.master, "r") as f:
+            date, start = f[SPEC + "/data_collection_date"], f[ENTRY + "/start_time"]
+            assert date.dtype.kind == "S" and h5py.check_string_dtype(start.dtype).length is None
+            shift = (first - 1) * period
+            assert date[()].decode() == at("2019-10-11T10:03:21.343+02:00", shift, "milliseconds")
+            want = at(
+                "2024-07-24T10:09:13+00:00", shift, "milliseconds" if first > 1 else "seconds"
+            )
+            assert start[()].decode() == want.replace("+00:00", "Z")
