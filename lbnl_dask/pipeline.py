@@ -584,10 +584,10 @@ def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:
             return run(job, client, settings.progress, settings.report, log)
     except NoSpaceError as e:  # finished files stay: the same command resumes once there is room
         resume.remove_partials(plan.outputs())
-        need = plan.bytes_needed() / 1e6
+        need = _megabytes(plan.bytes_needed())
         done = sum(os.path.exists(p) for p in plan.data_files)
         raise NoSpaceError(
-            f"{e}; this output needs about {need:.0f} MB ({done} of {len(plan.data_files)} "
+            f"{e}; this output needs about {need} MB ({done} of {len(plan.data_files)} "
             "data file(s) finished and kept: run the same command again when there is room)"
         ) from None
     except LbnlDaskError:
@@ -607,7 +607,13 @@ def _warn_if_short_of_space(plan: Plan) -> None:
     free, need = shutil.disk_usage(folder).free, plan.bytes_needed()
     if free < need:
         print(f"lbnl-compress: warning: {folder}: {free / 1e6:.1f} MB free; the data files may "
-              f"need about {need / 1e6:.0f} MB", file=sys.stderr)  # fmt: skip
+              f"need about {_megabytes(need)} MB", file=sys.stderr)  # fmt: skip
+
+
+def _megabytes(n: int) -> str:
+    """``n`` bytes in MB as a size estimate reads: whole MB, one decimal below 10 MB (a
+    small output's "about 0 MB" said nothing)."""
+    return f"{n / 1e6:.0f}" if n >= 1e7 else f"{n / 1e6:.1f}"
 
 
 def _print_plan(plan: Plan) -> None:

@@ -83,6 +83,89 @@ def atomic_path(path: str, hdf5: bool = True, rename: bool = True):
             os.unlink(tmp)
 
 
+@contextmanager
+def hdf5_file(tmp: str):
+    """A new HDF5 file ``tmp`` (an h5py.File, mode "w") whose bytes reach the disk through
+    :class:`FailLater`, not through HDF5's own driver: a write the disk refuses (full, or
+    over a quota) had failed inside HDF5, which then could not close the file, and its
+    clean-up at exit crashed the process (a segfault after the error line, h5py's tracebacks
+    before it). Here HDF5 sees every write succeed and closes the file; the block then
+    raises the refusal (OSError), for :func:`atomic_path` to report and remove the file."""
+    raw = FailLater(tmp)
+    try:
+        with h5py.File(raw, "w") as f:
+            yield f
+    finally:
+        raw.close()
+    if raw.error is not None:
+        raise raw.error
+
+
+class FailLater:
+    """A new file, read and written by offset (``os.pwrite``/``os.pread``) for h5py's
+    file-object driver. The first write that fails is kept in ``error`` and the file's
+    writes stop there; the writer goes on as if they had been made (its later reads of
+    them read zeros), so that it can close the file and the caller can raise ``error``."""
+
+    def __init__(self, path: str):
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        self.pos = self.size = 0
+        self.error: OSError | None = None
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self.pos, os.SEEK_END: self.size}[whence]
+        self.pos = base + offset
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while self.error is None and done < len(view):
+            try:
+                done += os.pwrite(self.fd, view[done:], self.pos + done)
+            except OSError as e:
+                self.error = e
+        self.pos += len(view)
+        self.size = max(self.size, self.pos)
+        return len(view)
+
+    def readinto(self, buf) -> int:
+        view = memoryview(buf).cast("B")
+        n = max(0, min(len(view), self.size - self.pos))
+        got = 0
+        if self.error is None:
+            got = os.preadv(self.fd, [view[:n]], self.pos)
+        view[got:n] = bytes(n - got)  # (after a failed write: zeros)
+        self.pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        n = max(0, self.size - self.pos) if size is None or size < 0 else size
+        buf = bytearray(n)
+        return bytes(buf[: self.readinto(buf)])
+
+    def truncate(self, size: int | None = None) -> int:
+        size = self.pos if size is None else size
+        if self.error is None:
+            try:
+                os.ftruncate(self.fd, size)
+            except OSError as e:
+                self.error = e
+        self.size = size
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 def no_space(e: BaseException) -> bool:
     """Whether an error from writing (h5py's, or the OS's) is a full file system."""
     text = str(e)
@@ -143,7 +226,7 @@ def write_datablock(
     ny, nx = frame_shape if encoded else parts[0].shape[1:]
     dtype = dtype if encoded else parts[0].dtype
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with hdf5_file(tmp) as f:
             d = _data_group(f).create_dataset(
                 layout.DATA.rsplit("/", 1)[1],
                 shape=(n, ny, nx),
@@ -165,7 +248,7 @@ def write_datablock(
                     d[i : i + p.shape[0]] = p
                     i += p.shape[0]
             f.create_dataset(layout.CHUNK_CRC, data=chunk_checksums(d))
-            f.flush()  # a write that fails (a full disk) raises here, not silently at close
+            f.flush()
     return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
 
 
@@ -212,7 +295,7 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: 
     """
     frames = [b for part in parts for b in part]
     with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
+        with hdf5_file(tmp) as f:
             d = _data_group(f).create_dataset(
                 layout.DATA.rsplit("/", 1)[1], shape=(len(frames),), dtype=h5py.vlen_dtype(np.uint8)
             )
@@ -291,7 +374,7 @@ def write_master(
     as ``<path>.part`` (:func:`finish_master_task` renames it)."""
     with atomic_path(path, rename=rename) as tmp:
         source = io.BytesIO(src_master) if isinstance(src_master, bytes) else src_master
-        with h5py.File(source, "r") as src, h5py.File(tmp, "w") as dst:
+        with h5py.File(source, "r") as src, hdf5_file(tmp) as dst:
             starts = {}  # per-frame angle dataset -> its first output value
             found = layout.detector_groups(src)  # NXmx may name it otherwise: kept so
             det = found[0] if len(found) == 1 else layout.DET

@@ -316,14 +316,15 @@ def test_garbage_in_a_multi_frame_chunk_is_one_line_not_a_crash(tmp_path, tiny):
 
 
 @pytest.fixture()
-def small_disk(tmp_path):
-    """A 3 MB file system (tmpfs), where one can be mounted here (root in a container that
-    allows it); skips with the reason elsewhere."""
+def small_disk(tmp_path, request):
+    """A 3 MB file system (tmpfs; another size as the test's parameter), where one can be
+    mounted here (root in a container that allows it); skips with the reason elsewhere."""
     import subprocess
 
     mnt = tmp_path / "small"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)],
+    size = getattr(request, "param", "3m")
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                        capture_output=True, text=True)  # fmt: skip
     if r.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({r.stderr.strip() or r.returncode})")
@@ -359,6 +360,34 @@ def test_full_disk_is_one_line_and_resumes_when_there_is_room(tmp_path, small_di
     ref = lbnl_dask.compress(master, str(tmp_path / "ref"), data_block_size=4, scheduler="threads")
     np.testing.assert_array_equal(lbnl_dask.open_dataset(small_disk / "o_master.h5").frames,
                                   lbnl_dask.open_dataset(ref.master).frames)  # fmt: skip
+
+
+@pytest.mark.parametrize("small_disk", ["60k", "200k"], indirect=True)
+def test_a_disk_full_of_small_files_ends_in_one_line_not_a_crash(tmp_path, small_disk, tiny):
+    """Ten 4-frame data files and the master, written side by side onto a disk that fills:
+    HDF5 had failed the writes itself and could not close those files; h5py printed
+    tracebacks and the process crashed at exit (status 139) after its error line. The
+    writes now reach the disk outside HDF5 (writer.hdf5_file), and the run ends as any."""
+    import subprocess
+    import sys
+
+    from lbnl_dask.synth import make_dataset
+    from lbnl_dask.writer import damaged_frames
+
+    master = make_dataset(tmp_path / "in" / "t", "tiny", nframes=40, frames_per_file=8)
+    cmd = [sys.executable, "-m", "lbnl_dask", "-i", master, "-o", str(small_disk / "x"),
+           "-b", "1", "-s", "1", "-d", "4", "--no-progress", "--scheduler", "threads"]  # fmt: skip
+    for _ in range(3):  # (the failing write was not the same one every time)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2, r.stderr
+        lines = r.stderr.splitlines()
+        assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+        assert lines[-1].startswith("lbnl-compress: error: ") and "no space left" in lines[-1]
+        assert "about 0 MB" not in r.stderr  # (sizes below 10 MB get a decimal)
+        left = os.listdir(small_disk)
+        assert not [p for p in left if p.endswith((".part", ".lock")) or "master" in p], left
+        for p in left:
+            assert damaged_frames(str(small_disk / p)) == [], p
 
 
 def _hostile(tmp_path, tiny, n, ny, nx, allocated=False):

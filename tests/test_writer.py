@@ -730,3 +730,46 @@ def test_an_output_from_a_later_image_starts_later(tiny, tmp_path):
                 "2024-07-24T10:09:13+00:00", shift, "milliseconds" if first > 1 else "seconds"
             )
             assert start[()].decode() == want.replace("+00:00", "Z")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (Linux) here")
+def test_a_refused_write_is_raised_once_hdf5_has_closed_the_file():
+    """writer.hdf5_file on a device that refuses every write (/dev/full: ENOSPC): HDF5 sees
+    its writes succeed and closes the file; the refusal is raised after, and no HDF5 object
+    of that file stays open (they had, and crashed the process at exit)."""
+    import errno
+    import gc
+
+    from lbnl_dask.writer import hdf5_file
+
+    def open_objects():
+        return h5py.h5f.get_obj_count(h5py.h5f.OBJ_ALL, h5py.h5f.OBJ_ALL & ~h5py.h5f.OBJ_DATATYPE)
+
+    before = open_objects()
+    with pytest.raises(OSError) as e:
+        with hdf5_file("/dev/full") as f:
+            f.create_dataset("x", data=np.arange(100_000), chunks=(1000,))
+            f.attrs["a"] = "b"
+    assert e.value.errno == errno.ENOSPC
+    gc.collect()
+    assert open_objects() == before  # (other tests may hold files open)
+
+
+def test_hdf5_file_writes_what_h5py_writes(tmp_path):
+    """The same datasets, chunks (direct chunk writes too) and attributes as h5py's own
+    driver would write, read back by h5py from the disk."""
+    from lbnl_dask.writer import hdf5_file
+
+    p = str(tmp_path / "a.h5")
+    chunk = np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8)
+    with hdf5_file(p) as f:
+        d = f.create_dataset("x", shape=(3, 50, 100), dtype=np.uint8, chunks=(1, 50, 100))
+        for i in range(3):
+            d.id.write_direct_chunk((i, 0, 0), chunk.tobytes())
+        f.create_dataset("g/y", data=np.arange(10.0))
+        f["g"].attrs["NX_class"] = np.bytes_(b"NXdata")
+    with h5py.File(p, "r") as f:
+        assert f["x"].id.read_direct_chunk((2, 0, 0))[1] == chunk.tobytes()
+        np.testing.assert_array_equal(f["x"][1], chunk.reshape(50, 100))
+        np.testing.assert_array_equal(f["g/y"][()], np.arange(10.0))
+        assert f["g"].attrs["NX_class"] == b"NXdata"
