@@ -203,6 +203,25 @@ def _first(f, paths, **kw):
     return None, None
 
 
+def _other_saturation(f, used) -> list[str]:
+    """A note when the second place a master keeps its saturation (:data:`SATURATIONS`)
+    holds another value than the one used, or one that cannot be right: the output writes
+    its own in both places, so the odd one would otherwise go without a word."""
+    if used is None:
+        return []
+    for path in SATURATIONS[1:]:
+        try:
+            v = scalar_value(f, path, kind=float)
+        except MetadataError:
+            d = f.get(path)
+            v = text_value(d[()]) if isinstance(d, h5py.Dataset) else "unreadable"
+        if v is not None and v != used:
+            v = f"{v:g}" if isinstance(v, float) else repr(v)
+            return [f"{path} is {v}, not {SATURATIONS[0]}'s {used}: {used} is used (the "
+                    "output writes its own value in both)"]  # fmt: skip
+    return []
+
+
 def _refuse_data_file(f: h5py.File, master: str) -> None:
     """A data file given as the master: it holds the frames but no instrument; name the
     master it probably belongs to."""
@@ -294,6 +313,7 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         )
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
+    meta.warnings += _other_saturation(f, meta.saturation_value)
     if detector_cutoff is None and len(set(cutoffs)) > 1:
         meta.warnings.append(f"the modules' countrate_correction_count_cutoff differ "
                              f"({min(cutoffs)} to {max(cutoffs)}) and the detector gives none: "

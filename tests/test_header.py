@@ -191,6 +191,23 @@ def test_a_count_cutoff_other_than_the_saturation_value_is_noted(tiny, tmp_path)
     ]
 
 
+@pytest.mark.parametrize("value, shown", [(np.int32(-1), "-1"), (np.uint32(9999), "9999"),
+                                           (np.bytes_(b"12440"), "'12440'")])  # fmt: skip
+def test_a_second_saturation_value_that_differs_is_noted(tiny, tmp_path, value, shown):
+    """detectorSpecific/saturation_value beside detector/saturation_value (Dectris writes
+    both): one that differs, or cannot be right, is named; the first is used, and the
+    output writes its own value in both."""
+    master = copy_with(tiny, tmp_path, SPEC + "/saturation_value", value)
+    meta = lbnl_dask.read_meta(master)
+    assert meta.saturation_value == 12440
+    assert meta.warnings == [
+        f"{SPEC}/saturation_value is {shown}, not {DET}/saturation_value's 12440: 12440 is "
+        "used (the output writes its own value in both)"
+    ]
+    assert lbnl_dask.read_meta(copy_with(tiny, tmp_path / "same", SPEC + "/saturation_value",
+                                         np.uint32(12440))).warnings == []  # fmt: skip
+
+
 def test_omega_shorter_than_the_images_and_a_nan_increment_are_noted(tiny, tmp_path):
     master = copy_with(tiny, tmp_path, "/entry/sample/goniometer/omega", np.arange(5.0))
     report = lbnl_dask.compress(master, str(tmp_path / "o"), bin_range=2, sum_range=2,
