@@ -270,6 +270,8 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     # the detector's count cutoff (XDS' OVERLOAD), else the lowest of its modules' (one value
     # for the whole detector: a higher one would take some modules' overloads as counts)
     detector_cutoff, cutoffs = scalar_value(f, CUTOFFS[0], int), _module_cutoffs(f)
+    bad = sorted({c for c in cutoffs if c <= 0})  # (the detector's own is refused: check_meta)
+    cutoffs = [c for c in cutoffs if c > 0]
     entry = f.get(ENTRY)
     transform = entry.attrs.get(TRANSFORM_ATTR) if isinstance(entry, h5py.Group) else None
     meta = DetectorMeta(
@@ -314,6 +316,9 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
     if nimages == 0:
         meta.warnings.append("nimages is 0 in the master: every frame of the data files is used")
     meta.warnings += _other_saturation(f, meta.saturation_value)
+    if bad:
+        meta.warnings.append(f"countrate_correction_count_cutoff {', '.join(map(str, bad))} in "
+                             "detectorModule group(s): no cutoff can be that; ignored")  # fmt: skip
     if detector_cutoff is None and len(set(cutoffs)) > 1:
         meta.warnings.append(f"the modules' countrate_correction_count_cutoff differ "
                              f"({min(cutoffs)} to {max(cutoffs)}) and the detector gives none: "
@@ -325,8 +330,8 @@ def _read_fields(f: h5py.File, master: str) -> DetectorMeta:
         meta.warnings.append(
             f"the modules' countrate_correction_count_cutoff ({low}{span}) is "
             f"below the detector's ({detector_cutoff}): the detector's is used, "
-            f"as XDS' OVERLOAD; counts from {low} up are kept as counts, and "
-            "the modules' cutoffs are written as the output's saturation"
+            f"as XDS' OVERLOAD; counts from {low} to {detector_cutoff - 1} are kept as "
+            "counts, and the modules' cutoffs are written as the output's saturation"
         )
     _check_rewritten(f, meta)  # (first: text in them is an error)
     _check_summed_fields(f, meta)

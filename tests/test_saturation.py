@@ -132,7 +132,20 @@ def test_notes_on_saturations_the_frames_cannot_reach_or_that_differ_by_module(t
     assert meta.overload == 12440  # the detector's, as XDS' OVERLOAD; said
     said = "modules' countrate_correction_count_cutoff (10000 to 70000) is below the detector's"
     assert any(said + " (12440): the detector's is used" in w for w in meta.warnings)
+    assert any("counts from 10000 to 12439 are kept as counts" in w for w in meta.warnings)
     assert os.path.exists(rep.master) and DET  # (the first run was written)
+    with h5py.File(master, "r+") as f:  # a module's cutoff of 0 cannot be right: not used
+        f[f"{SPEC}/detectorModule_001/countrate_correction_count_cutoff"][()] = 0
+    meta = lbnl_dask.read_meta(master)
+    assert meta.overload == 12440
+    assert ("countrate_correction_count_cutoff 0 in detectorModule group(s): no cutoff can be "
+            "that; ignored") in meta.warnings  # fmt: skip
+    assert not any("kept as counts" in w for w in meta.warnings)  # (70000 is above 12440)
+    with h5py.File(master, "r+") as f:  # and without the detector's: the other modules'
+        del f[CUTOFFS[0]]
+        cuts = [g["countrate_correction_count_cutoff"][()] for n, g in f[SPEC].items()
+                if n.startswith("detectorModule_")]  # fmt: skip
+    assert lbnl_dask.read_meta(master).overload == min(c for c in cuts if c > 0) > 0
 
 
 @pytest.mark.parametrize("marked", [False, True])
