@@ -554,6 +554,10 @@ def _read_block(master: str, path: str, name: str, start: int, like):
     """The checked DataBlock of dataset ``name`` in file ``path``, whose first frame has the
     global index ``start``, and its (frame shape, dtype), which must equal ``like`` if given."""
     if not os.path.exists(path):
+        if os.path.islink(path):  # (a link to nothing, or to itself)
+            to = os.readlink(path)
+            raise MissingDataFileError(f"{path}: data file linked from {master} is a symbolic "
+                                       f"link to {to}, which cannot be opened")  # fmt: skip
         raise MissingDataFileError(f"{path}: data file linked from {master} is missing")
     if os.path.isdir(path):
         raise InputFileError(f"{path}: is a directory, not a data file (linked from {master})")

@@ -230,6 +230,16 @@ def test_missing_data_file_is_named(tmp_path, tiny32):
         lbnl_dask.open_dataset(d / "t32_master.h5").frames
 
 
+def test_a_data_file_that_is_a_broken_symbolic_link_is_named_so(tmp_path, tiny32):
+    d = tmp_path / "copy"
+    shutil.copytree(os.path.dirname(tiny32), d)
+    second = d / data_file_name("t32", 2)
+    second.unlink()
+    second.symlink_to("/nowhere/t32_data_000002.h5")
+    with pytest.raises(MissingDataFileError, match="is a symbolic link to /nowhere/t32_data"):
+        lbnl_dask.open_dataset(d / "t32_master.h5").frames
+
+
 def _as_virtual_dataset(master, keep_files=None):
     """The master's data_NNNNNN links replaced by one virtual dataset over the data files
     ``keep_files`` names (1-based; None: all) maps, as nexgen writes."""
