@@ -133,12 +133,14 @@ class FailLater:
         return len(view)
 
     def readinto(self, buf) -> int:
+        """Fill ``buf`` from the position: zeros past the end, as HDF5's own driver reads
+        (h5py asks for the whole buffer and does not look at the count)."""
         view = memoryview(buf).cast("B")
         n = max(0, min(len(view), self.size - self.pos))
         got = 0
         if self.error is None:
             got = os.preadv(self.fd, [view[:n]], self.pos)
-        view[got:n] = bytes(n - got)  # (after a failed write: zeros)
+        view[got:] = bytes(len(view) - got)  # (after a failed write too)
         self.pos += n
         return n
 

@@ -773,3 +773,25 @@ def test_hdf5_file_writes_what_h5py_writes(tmp_path):
         np.testing.assert_array_equal(f["x"][1], chunk.reshape(50, 100))
         np.testing.assert_array_equal(f["g/y"][()], np.arange(10.0))
         assert f["g"].attrs["NX_class"] == b"NXdata"
+
+
+def test_fail_later_reads_and_writes_by_offset(tmp_path):
+    """What h5py's file-object driver asks of writer.FailLater: writes at any offset, reads
+    that fill the whole buffer (zeros past the end, as HDF5's own driver reads), the end
+    by seek(0, 2) and tell(), and truncate to a size."""
+    from lbnl_dask.writer import FailLater
+
+    f = FailLater(str(tmp_path / "f"))
+    f.seek(10)
+    assert f.write(b"xyz") == 3 and f.tell() == 13
+    f.seek(0, os.SEEK_END)
+    assert f.tell() == 13
+    buf = bytearray(b"#" * 8)
+    f.seek(8)
+    f.readinto(buf)
+    assert bytes(buf) == b"\0\0xyz\0\0\0"
+    f.truncate(11)
+    f.seek(0)
+    assert f.read() == b"\0" * 10 + b"x"
+    f.close()
+    assert open(tmp_path / "f", "rb").read() == b"\0" * 10 + b"x"
