@@ -211,6 +211,8 @@ def _written(path: str, hdf5: bool = True):
     try:
         with atomic_path(path, hdf5=hdf5) as tmp:
             yield tmp
+    except OutputError:  # (a full disk: it names the file and says so already)
+        raise
     except OSError as e:
         raise OutputError(f"{path}: cannot write it ({os_reason(e)})") from None
 
@@ -250,8 +252,10 @@ class _Scene:
 
 
 def _write_data_file(path: str, scene: _Scene, i0: int, i1: int, compression: str) -> None:
+    from .writer import hdf5_file  # (a full disk fails in Python, not inside HDF5)
+
     det = scene.det
-    with h5py.File(path, "w") as f:
+    with hdf5_file(path) as f:
         nx_group(f, ENTRY)
         nx_group(f, DATA_GROUP)
         shape, filters = (i1 - i0, det.ny, det.nx), COMPRESSIONS[compression].make(None)
@@ -295,7 +299,9 @@ def read_reflections(path) -> np.ndarray:
 def _write_master(
     master, det, exp, dist, bcx, bcy, nframes, frames_per_file, dtype, mask, compression, data_files
 ):
-    with h5py.File(master, "w") as f:
+    from .writer import hdf5_file
+
+    with hdf5_file(master) as f:
         nx_group(f, ENTRY)
         data = nx_group(f, DATA_GROUP)
         for k, name in enumerate(data_files, start=1):
