@@ -145,6 +145,35 @@ def stop_on_sigterm():
         signal.signal(signal.SIGTERM, before)
 
 
+@contextlib.contextmanager
+def signals_held(signums=(signal.SIGINT, signal.SIGTERM)):
+    """SIGINT and SIGTERM held back for the block, then acted on as their handlers would
+    have been (a Ctrl-C's KeyboardInterrupt, :class:`Terminated`). For code that Python
+    calls back from C, where an exception cannot get out cleanly: h5py's file-object driver
+    turns one into a failed write inside HDF5. Only the main thread runs Python's signal
+    handlers, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught, before = [], {}
+    for signum in signums:
+        try:
+            before[signum] = signal.signal(signum, lambda n, frame: caught.append(n))
+        except (ValueError, OSError):  # (an embedding that owns the signals)
+            pass
+    try:
+        yield
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+        if caught:
+            handler = before[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                os.kill(os.getpid(), caught[0])
+
+
 def console(main):
     """A command-line tool's ``main`` as its console script runs it: the objects alive before
     it (the imports') and those still alive after it are frozen (``gc.freeze``), so the

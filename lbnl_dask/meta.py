@@ -179,12 +179,17 @@ class MasterRewriter:
             return None
         if d.dtype.kind not in "SO":
             return None
+        if h5py.check_string_dtype(d.dtype) is None:
+            return None
         raw = d[()]
         text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
-        moved = later_time(text, (self.first - 1) * float(p))
+        # the period as its float32 holds it (0.1, not 0.10000000149): whole milliseconds
+        moved = later_time(text, (self.first - 1) * float(f"{float(p):.7g}"))
         if moved is None:
             return None
-        return np.bytes_(moved.encode("ascii")) if d.dtype.kind == "S" else moved
+        if d.dtype.kind == "S":  # fixed length: the source's, unless the text outgrew it
+            return np.array(moved.encode("ascii"), dtype=f"S{max(d.dtype.itemsize, len(moved))}")
+        return np.array(moved, dtype=d.dtype)  # variable length: its encoding kept
 
     def new_value(self, path: str, d: h5py.Dataset):
         """The new value of dataset ``d`` at ``path``, or None to copy it as it is (only the
@@ -255,27 +260,38 @@ START_DATES = ("data_collection_date", "start_time")
 
 
 def later_time(text: str, seconds: float) -> str | None:
-    """ISO 8601 time ``text`` ``seconds`` later, written as it was (its separator, as many
-    decimals, its zone: ``Z`` stays ``Z``); None for text that is no date and time."""
-    text = text.strip().rstrip("\x00")
-    m = re.match(r"^\d{4}-\d\d-\d\d([T ])\d\d:\d\d(:\d\d(\.(\d+))?)?(.*)$", text)
+    """ISO 8601 time ``text`` ``seconds`` later, written as it was: its separator, its zone
+    as written (``Z``, ``+0200``), its decimal mark, as many decimals (more where the shift
+    needs them: 0.0125 s, 4; 3 or 6 where it had none), rounded to the last one. None for
+    text that is no date and time, or a time beyond datetime's years."""
+    text = text.strip().rstrip("\x00").strip()
+    m = re.match(r"^\d{4}-\d\d-\d\d([T ])\d\d:\d\d(:\d\d([.,](\d+))?)?(.*)$", text)
     if m is None:
         return None
     try:
-        when = datetime.fromisoformat(text)
+        when = datetime.fromisoformat(text).replace(tzinfo=None)  # (the zone: as written)
     except ValueError:
         return None
-    when += timedelta(seconds=seconds)
-    # as many decimals as the text had, or the shift needs (0.0125 s: 6)
-    shift = [abs(seconds * 10**k - round(seconds * 10**k)) < 1e-6 for k in (0, 3)]
-    digits = max(len(m.group(4) or ""), 0 if shift[0] else 3 if shift[1] else 6)
-    spec = "seconds" if not digits else "milliseconds" if digits <= 3 else "microseconds"
-    if not m.group(2) and not digits and seconds % 60 == 0:
-        spec = "minutes"
-    out = when.isoformat(sep=m.group(1), timespec=spec)
-    if m.group(5) == "Z" and out.endswith("+00:00"):
-        out = out[: -len("+00:00")] + "Z"
-    return out
+    # the decimals the shift needs (0.0125 s: 4): a whole number of the last one, near enough
+    need = next((k for k in range(6) if abs(seconds * 10**k - round(seconds * 10**k)) < 1e-6), 6)
+    had = len(m.group(4) or "")
+    digits = min(6, max(had, need if had or not need else 3 if need <= 3 else 6))
+    unit = 10 ** (6 - digits)  # microseconds in the last decimal written
+    try:
+        when += timedelta(seconds=seconds)
+        when += timedelta(microseconds=(when.microsecond + unit // 2) // unit * unit
+                          - when.microsecond)  # fmt: skip
+    except OverflowError:
+        return None
+    if not digits:
+        minutes = not m.group(2) and seconds % 60 == 0
+        out = when.isoformat(sep=m.group(1), timespec="minutes" if minutes else "seconds")
+    else:  # (rounded above: the decimals cut off are zeros)
+        out = when.isoformat(sep=m.group(1), timespec="microseconds")
+        out = out[: len(out) - (6 - digits)]
+    if m.group(3) and m.group(3).startswith(","):
+        out = out.replace(".", ",")
+    return out + m.group(5)
 
 
 #: Lengths of a pixel, multiplied by the bin.

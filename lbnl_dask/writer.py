@@ -90,15 +90,24 @@ def hdf5_file(tmp: str):
     over a quota) had failed inside HDF5, which then could not close the file, and its
     clean-up at exit crashed the process (a segfault after the error line, h5py's tracebacks
     before it). Here HDF5 sees every write succeed and closes the file; the block then
-    raises the refusal (OSError), for :func:`atomic_path` to report and remove the file."""
-    raw = FailLater(tmp)
-    try:
-        with h5py.File(raw, "w") as f:
-            yield f
-    finally:
-        raw.close()
-    if raw.error is not None:
-        raise raw.error
+    raises the refusal (OSError), for :func:`atomic_path` to report and remove the file,
+    also where what HDF5 read back of the unwritten file made it fail. SIGINT and SIGTERM
+    wait until the file is closed (:func:`lbnl_dask.cluster.signals_held`)."""
+    from .cluster import signals_held  # (a Ctrl-C inside a write is one more failed write)
+
+    with signals_held():
+        raw = FailLater(tmp)
+        try:
+            with h5py.File(raw, "w") as f:
+                yield f
+        except Exception as e:  # HDF5 read back what it could not write: the write's error
+            if raw.error is not None:
+                raise raw.error from e
+            raise
+        finally:
+            raw.close()
+        if raw.error is not None:
+            raise raw.error
 
 
 class FailLater:
@@ -125,7 +134,10 @@ class FailLater:
         done = 0
         while self.error is None and done < len(view):
             try:
-                done += os.pwrite(self.fd, view[done:], self.pos + done)
+                wrote = os.pwrite(self.fd, view[done:], self.pos + done)
+                if wrote <= 0:  # (a file system that takes nothing more, without an error)
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += wrote
             except OSError as e:
                 self.error = e
         self.pos += len(view)

@@ -448,3 +448,30 @@ def test_the_slurm_cluster_leaves_the_ctrl_c_handler_alone(capsys):
     assert cli.main(["--print-job-script", "--cores", "4", "--memory", "8GB"]) == 0
     assert signal.getsignal(signal.SIGINT) is before
     capsys.readouterr()
+
+
+def test_signals_held_until_the_block_ends():
+    """A Ctrl-C (and a SIGTERM) inside the block acts once it has ended, as the handler in
+    place would have: HDF5's file-object callbacks run in such a block."""
+    import os
+    import signal
+    import time
+
+    from lbnl_dask.cluster import signals_held
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)  # (Python runs handlers between bytecodes: it had, by now)
+            seen.append("inside, after the signal")
+    assert seen == ["inside, after the signal"]
+    before = signal.signal(signal.SIGTERM, lambda n, frame: seen.append("SIGTERM handled"))
+    try:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+            seen.append("inside again")
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert seen[1:] == ["inside again", "SIGTERM handled"]

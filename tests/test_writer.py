@@ -3,7 +3,7 @@
 import os
 
 import h5py
-import hdf5plugin  # noqa: F401
+import hdf5plugin
 import numpy as np
 import pytest
 
@@ -706,9 +706,8 @@ def test_an_output_from_a_later_image_starts_later(tiny, tmp_path):
         shutil.copy(p, tmp_path)
     master = str(tmp_path / "tiny_master.h5")
     with h5py.File(master, "r+") as f:
-        f[SPEC].create_dataset(
-            "data_collection_date", data=np.bytes_(b"2019-10-11T10:03:21.343+02:00")
-        )
+        dectris = np.array(b"2019-10-11T10:03:21.343+02:00", "S40")  # (NUL-padded)
+        f[SPEC].create_dataset("data_collection_date", data=dectris)
         f[ENTRY + "/start_time"] = "2024-07-24T10:09:13Z"
         period = float(f[DET + "/frame_time"][()])
     assert period > 0
@@ -723,7 +722,9 @@ def test_an_output_from_a_later_image_starts_later(tiny, tmp_path):
                        scheduler="sync")  # fmt: skip
         with h5py.File(rep.master, "r") as f:
             date, start = f[SPEC + "/data_collection_date"], f[ENTRY + "/start_time"]
-            assert date.dtype.kind == "S" and h5py.check_string_dtype(start.dtype).length is None
+            assert date.dtype == "S40"  # the source's own string types
+            utf8 = h5py.check_string_dtype(h5py.string_dtype("utf-8"))
+            assert h5py.check_string_dtype(start.dtype) == utf8
             shift = (first - 1) * period
             assert date[()].decode() == at("2019-10-11T10:03:21.343+02:00", shift, "milliseconds")
             want = at(
@@ -751,28 +752,44 @@ def test_a_refused_write_is_raised_once_hdf5_has_closed_the_file():
             f.create_dataset("x", data=np.arange(100_000), chunks=(1000,))
             f.attrs["a"] = "b"
     assert e.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as e:  # the block fails on what it reads back: the refusal
+        with hdf5_file("/dev/full") as f:
+            f.create_dataset("x", data=np.arange(10))
+            f.flush()
+            raise ValueError("what HDF5 read back of the unwritten file made no sense")
+    assert e.value.errno == errno.ENOSPC and isinstance(e.value.__cause__, ValueError)
     gc.collect()
     assert open_objects() == before  # (other tests may hold files open)
 
 
 def test_hdf5_file_writes_what_h5py_writes(tmp_path):
-    """The same datasets, chunks (direct chunk writes too) and attributes as h5py's own
-    driver would write, read back by h5py from the disk."""
+    """The same datasets, chunks (direct chunk writes too), filters and attributes as h5py's
+    own driver writes (the metadata may be laid out otherwise in the file)."""
     from lbnl_dask.writer import hdf5_file
 
-    p = str(tmp_path / "a.h5")
     chunk = np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8)
-    with hdf5_file(p) as f:
+
+    def fill(f):
         d = f.create_dataset("x", shape=(3, 50, 100), dtype=np.uint8, chunks=(1, 50, 100))
         for i in range(3):
             d.id.write_direct_chunk((i, 0, 0), chunk.tobytes())
         f.create_dataset("g/y", data=np.arange(10.0))
+        f.create_dataset("g/z", data=np.arange(40_000, dtype=np.uint32).reshape(200, 200),
+                         chunks=(1, 200), **hdf5plugin.Bitshuffle(cname="lz4"))  # fmt: skip
         f["g"].attrs["NX_class"] = np.bytes_(b"NXdata")
-    with h5py.File(p, "r") as f:
-        assert f["x"].id.read_direct_chunk((2, 0, 0))[1] == chunk.tobytes()
-        np.testing.assert_array_equal(f["x"][1], chunk.reshape(50, 100))
-        np.testing.assert_array_equal(f["g/y"][()], np.arange(10.0))
-        assert f["g"].attrs["NX_class"] == b"NXdata"
+
+    with hdf5_file(str(tmp_path / "a.h5")) as f:
+        fill(f)
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        fill(f)
+    with h5py.File(tmp_path / "a.h5", "r") as a, h5py.File(tmp_path / "b.h5", "r") as b:
+        for name in ("x", "g/y", "g/z"):
+            assert a[name].dtype == b[name].dtype and a[name].chunks == b[name].chunks
+            assert a[name].id.get_create_plist().get_nfilters() == (name == "g/z")
+            np.testing.assert_array_equal(a[name][()], b[name][()])
+        for i in range(3):
+            assert a["x"].id.read_direct_chunk((i, 0, 0)) == b["x"].id.read_direct_chunk((i, 0, 0))
+        assert dict(a["g"].attrs) == dict(b["g"].attrs) == {"NX_class": b"NXdata"}
 
 
 def test_fail_later_reads_and_writes_by_offset(tmp_path):
