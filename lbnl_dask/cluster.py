@@ -145,13 +145,18 @@ def stop_on_sigterm():
         signal.signal(signal.SIGTERM, before)
 
 
+#: (caught, handlers before) of each :func:`signals_held` block in progress, innermost last.
+_HELD: list = []
+
+
 @contextlib.contextmanager
 def signals_held(signums=(signal.SIGINT, signal.SIGTERM)):
     """SIGINT and SIGTERM held back for the block, then acted on as their handlers would
-    have been (a Ctrl-C's KeyboardInterrupt, :class:`Terminated`). For code that Python
-    calls back from C, where an exception cannot get out cleanly: h5py's file-object driver
-    turns one into a failed write inside HDF5. Only the main thread runs Python's signal
-    handlers, so elsewhere this does nothing."""
+    have been (a Ctrl-C's KeyboardInterrupt, :class:`Terminated`); at once where the block
+    calls :func:`deliver_held_signals`. For code that Python calls back from C, where an
+    exception cannot get out cleanly: h5py's file-object driver turns one into a failed
+    write inside HDF5. Only the main thread runs Python's signal handlers, so elsewhere this
+    does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -161,17 +166,35 @@ def signals_held(signums=(signal.SIGINT, signal.SIGTERM)):
             before[signum] = signal.signal(signum, lambda n, frame: caught.append(n))
         except (ValueError, OSError):  # (an embedding that owns the signals)
             pass
+    _HELD.append((caught, before))
     try:
         yield
     finally:
+        _HELD.pop()  # (blocks nest: this one is the last)
         for signum, handler in before.items():
             signal.signal(signum, handler)
         if caught:
-            handler = before[caught[0]]
-            if callable(handler):
-                handler(caught[0], None)
-            elif handler == signal.SIG_DFL:
-                os.kill(os.getpid(), caught[0])
+            _act(caught, before)
+
+
+def deliver_held_signals() -> None:
+    """Inside a :func:`signals_held` block, at a point where an exception may leave it (not
+    inside a C callback): act now on a signal it caught (a long write stops at once). The
+    block's own handlers stay: a signal while it ends is held too."""
+    if _HELD and _HELD[-1][0]:
+        _act(*_HELD[-1])
+
+
+def _act(caught: list, before: dict) -> None:
+    """Act on the first signal ``caught`` as its handler ``before`` the block would have."""
+    signum = caught[0]
+    caught.clear()
+    handler = before[signum]
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL:  # (the process ends: its default)
+        signal.signal(signum, handler)
+        os.kill(os.getpid(), signum)
 
 
 def console(main):

@@ -252,6 +252,7 @@ class _Scene:
 
 
 def _write_data_file(path: str, scene: _Scene, i0: int, i1: int, compression: str) -> None:
+    from .cluster import deliver_held_signals
     from .writer import hdf5_file  # (a full disk fails in Python, not inside HDF5)
 
     det = scene.det
@@ -265,6 +266,7 @@ def _write_data_file(path: str, scene: _Scene, i0: int, i1: int, compression: st
         d.attrs["image_nr_high"] = np.uint64(i1)
         for i in range(i0, i1):
             d[i - i0] = scene.frame(i)
+            deliver_held_signals()  # a Ctrl-C stops here, between frames
 
 
 def _write_reflections(path, refl, nframes):

@@ -475,3 +475,25 @@ def test_signals_held_until_the_block_ends():
     finally:
         signal.signal(signal.SIGTERM, before)
     assert seen[1:] == ["inside again", "SIGTERM handled"]
+
+
+def test_held_signals_are_delivered_where_the_block_says():
+    """lbnl-synth writes a data file's frames in one HDF5 file: a Ctrl-C stops it at the
+    next frame (deliver_held_signals), not once the file is done."""
+    import os
+    import signal
+    import time
+
+    from lbnl_dask.cluster import deliver_held_signals, signals_held
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            deliver_held_signals()  # nothing caught: nothing happens
+            seen.append("before the signal")
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            deliver_held_signals()
+            seen.append("after the delivery")
+    assert seen == ["before the signal"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
