@@ -11,6 +11,7 @@ so a buffer is never used twice at the same time, whatever the scheduler keeps.
 from __future__ import annotations
 
 import ctypes
+import threading
 import weakref
 
 import numpy as np
@@ -48,3 +49,16 @@ def _release(memory: np.ndarray) -> None:
 def clear() -> None:
     """Let go of every kept buffer (a notebook done with lbnl_dask, say)."""
     _free.clear()
+
+
+_scratch = threading.local()
+
+
+def scratch(nbytes: int) -> np.ndarray:
+    """This thread's uint8 scratch buffer of at least ``nbytes`` (it grows, never shrinks),
+    for data used at once and not kept: a stored chunk read before it is decoded. Each
+    new bytes object had come fresh from the kernel: 0.3-1.2 ms a 4M frame's chunk."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = _scratch.buf = np.empty(max(nbytes, 1 << 20), np.uint8)
+    return buf

@@ -133,7 +133,7 @@ class FrameSource(FrameReader):
                         codec = BitshuffleLZ4(d.dtype)
                         for i in range(lo, hi):
                             at = i - blk.start
-                            skipped, raw = d.id.read_direct_chunk((at, 0, 0))
+                            skipped, raw = _read_chunk(d, at)
                             if crc is not None:
                                 _check_crc(raw, crc[i - lo], i - blk.start)
                             dest = out[i - g0, :ny, :nx]
@@ -548,6 +548,17 @@ def _link_target(g: h5py.Group, name: str, master: str) -> tuple[str, str]:
     if isinstance(link, h5py.ExternalLink):
         return os.path.join(os.path.dirname(os.path.abspath(master)), link.filename), link.path
     return os.path.abspath(master), f"{g.name}/{name}"
+
+
+def _read_chunk(d: h5py.Dataset, at: int):
+    """(filter mask, bytes) of frame ``at``'s stored chunk in ``d``, read into this thread's
+    scratch buffer (:func:`lbnl_dask.buffers.scratch`): valid until its next read. Where
+    that cannot be done (no such chunk, say), h5py's own read, which says why."""
+    try:
+        size = d.id.get_chunk_info_by_coord((at, 0, 0)).size
+        return d.id.read_direct_chunk((at, 0, 0), out=buffers.scratch(size))
+    except Exception:  # (the read below raises what it raised before)
+        return d.id.read_direct_chunk((at, 0, 0))
 
 
 def _read_block(master: str, path: str, name: str, start: int, like):

@@ -3,6 +3,7 @@
 import gc
 
 import numpy as np
+import pytest
 
 from lbnl_dask import buffers
 
@@ -52,3 +53,38 @@ def test_kept_buffers_are_bounded_and_small_arrays_are_plain_numpy():
     assert small.base is None and small.shape == (10, 10)
     buffers.clear()
     assert not buffers._free
+
+
+def test_scratch_is_one_growing_buffer_per_thread():
+    import threading
+
+    from lbnl_dask import buffers
+
+    a = buffers.scratch(10)
+    assert a.dtype == np.uint8 and a.nbytes >= 10
+    assert buffers.scratch(100) is a  # used again while large enough
+    b = buffers.scratch(a.nbytes + 1)
+    assert b is not a and b.nbytes > a.nbytes and buffers.scratch(5) is b
+    other = []
+    t = threading.Thread(target=lambda: other.append(buffers.scratch(10)))
+    t.start()
+    t.join()
+    assert other[0] is not b  # each thread its own
+
+
+def test_a_chunk_read_through_the_scratch_buffer_is_the_stored_chunk(tiny32):
+    import glob
+    import os
+
+    import h5py
+
+    from lbnl_dask.eiger import _read_chunk
+
+    path = sorted(glob.glob(os.path.join(os.path.dirname(tiny32), "t32_data_*.h5")))[0]
+    with h5py.File(path, "r") as f:
+        d = f["/entry/data/data"]
+        for at in range(d.shape[0]):
+            mask, raw = _read_chunk(d, at)
+            assert (mask, bytes(raw)) == d.id.read_direct_chunk((at, 0, 0))
+        with pytest.raises((KeyError, ValueError, OSError, RuntimeError)):  # no such chunk
+            _read_chunk(d, d.shape[0] + 5)
