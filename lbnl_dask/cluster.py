@@ -469,14 +469,14 @@ def why_no_processes() -> str | None:
         return None  # interactive, -c, -m pkg (its __main__) or a console script: nothing re-run
     if not os.path.isfile(path):
         return "code read from stdin cannot be imported by worker processes (save it as a script)"
-    frame = sys._getframe(1)
-    while frame is not None and frame.f_globals is not vars(main):
+    top, frame = None, sys._getframe(1)
+    while frame is not None:  # the script's top level, whatever called us from it, through
+        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":  # any module
+            top = frame  # (python -m lbnl_dask.cli: its main() through cluster.console)
         frame = frame.f_back
-    if frame is None:
+    if top is None:
         return None  # not called from the script (a thread it started, ...): nothing runs twice
-    while frame.f_back is not None and frame.f_back.f_globals is vars(main):
-        frame = frame.f_back  # the script's top level, whatever function of it called us
-    if any(a <= frame.f_lineno <= b for a, b in _main_guard_lines(path)):
+    if any(a <= top.f_lineno <= b for a, b in _main_guard_lines(path)):
         return None
     return (f"worker processes would run {os.path.basename(path)} again: call compress inside "
             "'if __name__ == \"__main__\":'")  # fmt: skip

@@ -208,6 +208,19 @@ def test_compress_under_the_main_guard_starts_a_local_cluster(tiny, tmp_path):
     assert "dask dashboard" in r.stderr  # a LocalCluster was started
 
 
+def test_a_module_run_with_python_m_starts_a_local_cluster(tiny, tmp_path):
+    """python -m lbnl_dask.cli (a module's guard calling main(), which reaches compress
+    through cluster.console): worker processes start; the guard had not been found there."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "lbnl_dask.cli", "-i", tiny, "-o", str(tmp_path / "o"),
+           "-b", "2", "-s", "2", "--scheduler", "processes", "-p", "1"]  # fmt: skip
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "would run" not in r.stderr and (tmp_path / "o_master.h5").exists()
+
+
 def test_a_scheduler_nobody_answers_is_one_line(tiny, tmp_path, capsys):
     import dask
 
