@@ -812,3 +812,17 @@ def test_fail_later_reads_and_writes_by_offset(tmp_path):
     assert f.read() == b"\0" * 10 + b"x"
     f.close()
     assert open(tmp_path / "f", "rb").read() == b"\0" * 10 + b"x"
+
+
+def test_fail_later_reads_without_preadv(tmp_path, monkeypatch):
+    """Where os has no preadv (macOS before 11), reads go through os.pread: the same bytes."""
+    from lbnl_dask.writer import FailLater
+
+    monkeypatch.delattr(os, "preadv")
+    f = FailLater(str(tmp_path / "f"))
+    f.write(b"abcdef")
+    f.seek(4)
+    buf = bytearray(b"######")
+    f.readinto(buf)
+    f.close()
+    assert bytes(buf) == b"ef\0\0\0\0"
