@@ -43,6 +43,7 @@ from .eiger import open_dataset
 from .errors import InputFileError, LbnlDaskError, OutputError
 from .header import MasterFile, angle_value, scan_axis, text_value
 from .layout import DET, ENTRY, MINICBF_HEADER, SPEC
+from .meta import tidy
 from .options import at_least_1
 from .resume import file_id, output_folder
 from .writer import atomic_path
@@ -86,11 +87,11 @@ class HeaderPlan:
             values[name] = start
             inc = self.increment
             if self.ends is not None and inc:
-                own = _tidy(self.ends[i] - start)
+                own = tidy(self.ends[i] - start)
                 if 0 < own < inc * (1 - 1e-6):
                     for key in ("Exposure_time", "Exposure_period"):
                         if key in values:
-                            values[key] = _tidy(values[key] * own / inc)
+                            values[key] = tidy(values[key] * own / inc)
                     inc = own
             if inc is not None:
                 values["Angle_increment"] = inc
@@ -101,12 +102,6 @@ class HeaderPlan:
         base = [_later(line, i * period) for line in self.base]
         base += [JOB_LINE.format(self.token)] if self.token else []
         return minicbf.format_header(values, base)
-
-
-def _tidy(v):
-    """A value read from a float32 dataset without its binary noise (7 significant digits:
-    75.00000356e-6 -> 75e-6, 0.1000000015 -> 0.1)."""
-    return None if v is None else float(f"{float(v):.7g}")
 
 
 def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
@@ -120,7 +115,7 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
         material = "Silicon" if material is None else text_value(material[()])
         two_theta = angle_value(f, DET + "/goniometer/two_theta")
         axis, starts, ends, group = scan_axis(f, meta.n_frames)
-        starts, ends = (None if a is None else tuple(_tidy(x) for x in a) for a in (starts, ends))
+        starts, ends = (None if a is None else tuple(tidy(x) for x in a) for a in (starts, ends))
         others = {a: angle_value(f, f"{group}/{a}") for a in minicbf.AXES if a != axis}
         increment = angle_value(f, f"{group}/{axis}_increment") if axis else None
         date = f.get(SPEC + "/data_collection_date") or f.get(ENTRY + "/start_time")  # (NXmx)
@@ -133,26 +128,26 @@ def header_plan(master: str, meta, token: str = "") -> HeaderPlan:
         values["Detector"] = name + (f", S/N {meta.detector_number}" if meta.detector_number
                                      else "")  # fmt: skip
     values.update({
-        "Pixel_size": (_tidy(meta.x_pixel_size), _tidy(meta.y_pixel_size)),
-        "Exposure_time": _tidy(meta.count_time),
-        "Exposure_period": _tidy(meta.frame_time),
+        "Pixel_size": (tidy(meta.x_pixel_size), tidy(meta.y_pixel_size)),
+        "Exposure_time": tidy(meta.count_time),
+        "Exposure_period": tidy(meta.frame_time),
         "Count_cutoff": meta.overload,
-        "Wavelength": _tidy(meta.wavelength),
-        "Detector_distance": _tidy(meta.detector_distance),
-        "Beam_xy": (_tidy(meta.beam_center_x), _tidy(meta.beam_center_y)),
-        "Detector_2theta": _tidy(two_theta),
+        "Wavelength": tidy(meta.wavelength),
+        "Detector_distance": tidy(meta.detector_distance),
+        "Beam_xy": (tidy(meta.beam_center_x), tidy(meta.beam_center_y)),
+        "Detector_2theta": tidy(two_theta),
     })  # fmt: skip
     if meta.sensor_thickness is not None:
         values["sensor"] = (_MATERIALS.get(material.lower(), material),
-                            _tidy(meta.sensor_thickness))  # fmt: skip
+                            tidy(meta.sensor_thickness))  # fmt: skip
     for a, v in others.items():
         if v is not None:
-            values[a.capitalize()] = _tidy(v)
+            values[a.capitalize()] = tidy(v)
     values = {k: v for k, v in values.items() if v is not None and not _has_none(v)}
     if increment is None and starts is not None and len(starts) > 1:
         increment = starts[1] - starts[0]
     return HeaderPlan(tuple(base), tuple(values.items()), axis, starts, ends,
-                      _tidy(increment), token)  # fmt: skip
+                      tidy(increment), token)  # fmt: skip
 
 
 def _pilatus_date(text: str, seconds: float = 0.0) -> str:

@@ -145,8 +145,7 @@ class FrameSource(FrameReader):
                         if blk.check_chunks:  # HDF5's bitshuffle filter would follow them blindly
                             check_dataset_chunks(d, lo - blk.start, hi - blk.start)
                         for i in range(lo, hi) if crc is not None else ():
-                            raw = d.id.read_direct_chunk((i - blk.start, 0, 0))[1]
-                            _check_crc(raw, crc[i - lo], i - blk.start)
+                            _check_crc(_read_chunk(d, i - blk.start)[1], crc[i - lo], i - blk.start)
                         d.read_direct(
                             out,
                             np.s_[lo - blk.start : hi - blk.start],

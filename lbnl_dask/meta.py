@@ -177,14 +177,12 @@ class MasterRewriter:
         p = self.period
         if self.first <= 1 or p is None or not np.isfinite(p) or p <= 0 or d.shape != ():
             return None
-        if d.dtype.kind not in "SO":
-            return None
-        if h5py.check_string_dtype(d.dtype) is None:
+        if h5py.check_string_dtype(d.dtype) is None:  # (text only)
             return None
         raw = d[()]
         text = raw.decode("ascii", "replace") if isinstance(raw, bytes) else str(raw)
         # the period as its float32 holds it (0.1, not 0.10000000149): whole milliseconds
-        moved = later_time(text, (self.first - 1) * float(f"{float(p):.7g}"))
+        moved = later_time(text, (self.first - 1) * tidy(p))
         if moved is None:
             return None
         if d.dtype.kind == "S":  # fixed length: the source's, unless the text outgrew it
@@ -252,6 +250,12 @@ class MasterRewriter:
             if arr.ndim >= 1 and arr.shape[0] >= self.n_total > 1:  # longer: data files hold
                 return self.per_frame(arr[: self.n_total], end=suffix == "_end")  # more frames
         return None
+
+
+def tidy(v):
+    """A value read from a float32 dataset without its binary noise (7 significant digits:
+    75.00000356e-6 -> 75e-6, 0.1000000015 -> 0.1); None stays None."""
+    return None if v is None else float(f"{float(v):.7g}")
 
 
 #: Text datasets giving when the collection started (Dectris' and NXmx'): an output from

@@ -260,16 +260,18 @@ def write_datablock(
             _frame_count_attrs(d, first_frame, n, token)
             for k, v in (attrs or {}).items():
                 d.attrs[k] = v
-            i = 0
+            i, crcs = 0, []
             for p in parts:
-                if encoded:
+                if encoded:  # (stored as they are: their checksums need no read back)
                     for chunk in p.reshape(-1):
                         d.id.write_direct_chunk((i, 0, 0), chunk)
+                        crcs.append(zlib.crc32(chunk))
                         i += 1
                 else:
                     d[i : i + p.shape[0]] = p
                     i += p.shape[0]
-            f.create_dataset(layout.CHUNK_CRC, data=chunk_checksums(d))
+            crcs = np.array(crcs, np.uint32) if encoded else chunk_checksums(d)
+            f.create_dataset(layout.CHUNK_CRC, data=crcs)
             f.flush()
     return {"path": path, "frames": n, "bytes": os.path.getsize(path)}
 

@@ -826,3 +826,18 @@ def test_fail_later_reads_without_preadv(tmp_path, monkeypatch):
     f.readinto(buf)
     f.close()
     assert bytes(buf) == b"ef\0\0\0\0"
+
+
+@pytest.mark.parametrize("compression", ["bslz4", "none"])
+def test_recorded_checksums_are_those_of_the_stored_chunks(tiny, tmp_path, compression):
+    """Chunks written as encoded get their CRC-32 from the bytes in hand, the others from
+    HDF5's stored chunks: either way what a later check reads back."""
+    from lbnl_dask.layout import CHUNK_CRC
+    from lbnl_dask.writer import chunk_checksums, damaged_frames
+
+    rep = compress(tiny, str(tmp_path / "o"), bin_range=2, sum_range=2, hcomp_scale=12,
+                   compression=compression, data_block_size=3, scheduler="sync")  # fmt: skip
+    for p in rep.data_files:
+        with h5py.File(p, "r") as f:
+            np.testing.assert_array_equal(f[CHUNK_CRC][()], chunk_checksums(f[DATA]))
+        assert damaged_frames(p) == []
