@@ -202,6 +202,8 @@ def build(
                 moving, angles = scan_axis(f, total, short=True)[:2]
     notes += sum_notes(ds.meta, ds.first_image, ds.first_image + n_in - 1, o.sum_range, kind,
                        angles, moving or "omega")  # fmt: skip
+    if not ds.is_cbf:
+        notes += trigger_time_notes(ds.meta, ds.first_image)
     if ds.meta.overload is None:
         notes.append(f"{kind}: no saturation value nor count cutoff: the output's own (the "
                      "input type's top times the pixels summed, or a codec's or the output "
@@ -273,6 +275,19 @@ def sum_notes(meta, first: int, last: int, s: int, kind: str = "master", angles=
                     f"{int(across[0]) + 1}); the master has no angles to tell whether they "
                     "are one sweep"]  # fmt: skip
     return []
+
+
+def trigger_time_notes(meta, first: int) -> list[str]:
+    """A note when the output starts at image ``first`` (1-based) after the first trigger of
+    a multi-trigger collection: its start time is moved by (first - 1) x frame_time
+    (:meth:`~lbnl_dask.meta.MasterRewriter._start_date`), and the pauses between triggers,
+    which no master records, are not in that."""
+    per, triggers = int(meta.nimages or 0), int(meta.ntrigger or 1)
+    if first <= 1 or triggers < 2 or per < 1 or first <= per or meta.frame_time is None:
+        return []
+    return [f"master: image {first} is in trigger {(first - 1) // per + 1} of {triggers}: the "
+            f"output's start time is moved by {first - 1} x frame_time, without the pauses "
+            "between triggers (the master does not record them), so it may be early"]  # fmt: skip
 
 
 def _write_tasks(ds, o: OutputOptions, graph: OutputGraph, plan: Plan, mask) -> Delayed:

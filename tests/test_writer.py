@@ -731,6 +731,32 @@ def test_an_output_from_a_later_image_starts_later(tiny, tmp_path):
                 "2024-07-24T10:09:13+00:00", shift, "milliseconds" if first > 1 else "seconds"
             )
             assert start[()].decode() == want.replace("+00:00", "Z")
+        assert not any("trigger" in n for n in rep.notes), rep.notes  # one trigger: exact
+    with h5py.File(master, "r+") as f:  # the same frames as two triggers of half as many
+        n = int(f[SPEC + "/nimages"][()])
+        f[SPEC + "/nimages"][()], f[SPEC + "/ntrigger"][()] = n // 2, 2
+    for first, said in ((n // 2, False), (n // 2 + 1, True)):
+        rep = compress(master, str(tmp_path / f"t{first}"), first_image=first,
+                       scheduler="sync", overwrite=True)  # fmt: skip
+        note = f"image {first} is in trigger 2 of 2: the output's start time is moved by"
+        assert any(note in m and "so it may be early" in m for m in rep.notes) == said, rep.notes
+
+
+def test_trigger_time_notes():
+    """The note on a start time moved across triggers: only from an image after the first
+    trigger's, of a multi-trigger master with a frame period."""
+    from lbnl_dask.meta import DetectorMeta
+    from lbnl_dask.pipeline import trigger_time_notes
+
+    meta = DetectorMeta(master="m", nimages=10, ntrigger=3, frame_time=0.1)
+    assert trigger_time_notes(meta, 1) == trigger_time_notes(meta, 10) == []
+    (note,) = trigger_time_notes(meta, 21)
+    assert note.startswith("master: image 21 is in trigger 3 of 3: the output's start time is "
+                           "moved by 20 x frame_time")  # fmt: skip
+    meta.frame_time = None  # no period: the start time is not moved, nothing to say
+    assert trigger_time_notes(meta, 21) == []
+    meta.frame_time, meta.ntrigger = 0.1, 1
+    assert trigger_time_notes(meta, 21) == []
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full (Linux) here")
