@@ -16,6 +16,7 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -29,8 +30,6 @@ from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import LbnlDaskError, OptionError, OutputError
 from .explore_results import (
-    MAX_SHELLS,
-    MIN_SHELL_REFLECTIONS,
     MIN_WINDOW_OUTPUT_FRAMES,
     acceptable,
     best_setting,
@@ -55,7 +54,7 @@ from .lossless import storage_codec
 from .options import OutputOptions, at_least_1
 from .pipeline import output_frames
 from .resume import output_folder
-from .shells import Geometry
+from .shells import Geometry, shell_count
 from .spots import REFL_DTYPE
 
 
@@ -320,13 +319,13 @@ def _row(st: Setting, parts, values) -> dict:
 
 def _fidelity(res, results, parts) -> Q.Fidelity:
     """The statistics of all windows, in as many resolution shells (up to 5) as hold
-    :data:`MIN_SHELL_REFLECTIONS` strong reflections each."""
+    :data:`~lbnl_dask.shells.MIN_SHELL_REFLECTIONS` strong reflections each."""
     d = np.concatenate([np.asarray(v[2], float) for v in results]) if results else np.zeros(0)
     refl = np.zeros(len(d), REFL_DTYPE)
     refl["d"], refl["truth"] = d, np.nan
     ok = np.isfinite(res).all(axis=1) & (res[:, 0] > 0)
     ok[ok] &= res[ok, 0] / res[ok, 1] >= 3
-    shells = min(MAX_SHELLS, int(ok.sum()) // MIN_SHELL_REFLECTIONS)
+    shells = shell_count(ok.sum())
     hists = [v[3] for v in results]
     if shells < 1 or any(h is None for h in hists) or parts[0]["edges"] is None:
         return Q.summarize(res, refl, shells=0)
@@ -403,8 +402,10 @@ def explore(
     n, ny, nx = ds.frames.shape
     too_long = sorted({st.s for st in settings if st.s > n})
     if too_long:  # lbnl-compress refuses them too: never name one best
+        fits = sorted({st.s for st in settings if st.s <= n})
+        hint = f"--sums {' '.join(map(str, fits))}" if fits else f"--sums {min(n, 2)}"
         raise OptionError(f"{master}: a sum of {too_long[0]} frames is more than the {n} "
-                          "frames there are")  # fmt: skip
+                          f"frames there are (try {hint})")  # fmt: skip
     too_wide = sorted({st.b for st in settings if st.b > min(ny, nx)})
     if too_wide:
         raise OptionError(f"bin {too_wide[0]} is larger than the frames ({ny} x {nx})")
@@ -586,10 +587,15 @@ def _check_out(a) -> str | None:
         return f"{out}.csv: the dataset's own ground-truth table: choose another -o"
     if there and not a.overwrite:
         return f"{there[0]}: exists (use --overwrite to replace it, or another -o)"
+    folder = os.path.dirname(os.path.abspath(out))
     try:
-        output_folder(os.path.dirname(os.path.abspath(out)))
+        output_folder(folder)
+        with tempfile.TemporaryFile(dir=folder):  # a folder that lets one in but takes no file
+            pass  # (/proc, a read-only mount os.access calls writable)
     except OutputError as e:
         return str(e)
+    except OSError as e:
+        return f"{out}: cannot write in the output folder {folder} ({e.strerror or e})"
     return None
 
 
@@ -597,10 +603,22 @@ def main(argv=None) -> int:
     one_openmp_thread()
     a = parser().parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
+    folder = os.path.dirname(os.path.abspath(a.out))
+    made = not os.path.isdir(folder)  # made by _check_out: removed again if left empty
     why = _check_out(a)
     if why is not None:
         print(f"lbnl-explore: error: {why}", file=sys.stderr)
         return 2
+    try:
+        return _explore_and_save(a, log)
+    finally:
+        if made:
+            with contextlib.suppress(OSError):  # (only if empty: an error said so already)
+                os.rmdir(folder)
+
+
+def _explore_and_save(a, log) -> int:
+    """The grid's run, its table and its files (:func:`main` after the checks)."""
     try:
         with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
             rows = explore(
@@ -633,7 +651,13 @@ def main(argv=None) -> int:
     for note in (describe_short_windows(rows), describe_windows(rows)):
         if note is not None:
             print(note)
-    for path in save(rows, a.out):
+    try:
+        written = save(rows, a.out)
+    except LbnlDaskError as e:  # a full disk: the tables above are printed, none is written
+        print(f"lbnl-explore: error: {e}; no CSV, JSON nor PNG was written (the table above "
+              "is this run's only record)", file=sys.stderr)  # fmt: skip
+        return 1
+    for path in written:
         print(f"wrote {path}")
     return 0
 

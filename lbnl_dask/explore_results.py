@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from .shells import MIN_SHELL_REFLECTIONS
+
 #: What "acceptable" means by default: CC of the intensities >= MIN_CC and the mean intensity
 #: ratio within RATIO_TOLERANCE of 1 (a CC near 1 can hide a scaled-down intensity).
 MIN_CC = 0.99
@@ -28,11 +30,6 @@ LOST_TOLERANCE = 0.02
 #: Output frames a window gives at the largest sum tried, at least: a reflection's box spans
 #: +-1 output frame or more, so windows of one or two output frames would cut most boxes short.
 MIN_WINDOW_OUTPUT_FRAMES = 4
-
-#: Strong reflections (I/sigma >= 3) per resolution shell: the explorer uses as many shells
-#: (up to 5) as hold this many, and judges each shell as it judges the whole.
-MIN_SHELL_REFLECTIONS = 20
-MAX_SHELLS = 5
 
 
 def _within(value, tolerance: float) -> bool:
@@ -172,7 +169,8 @@ def describe_gain(rows) -> str | None:
         gain = best["ratio_raw2"] / base
         if gain >= LITTLE_GAIN:
             return None
-        line = (f"note: {best['setting']} reaches {gain:.2f} times the ratio of lossless "
+        shown = f"{gain:.2f}" if round(gain, 2) < LITTLE_GAIN else f"{gain:.3f}"  # not 1.25
+        line = (f"note: {best['setting']} reaches {shown} times the ratio of lossless "
                 f"b{b}s{s} ({base:.1f}x): the lossy steps gain little on this data; the "
                 "background's counting noise, which every acceptable setting keeps, sets the "
                 "ratio")  # fmt: skip
@@ -219,14 +217,20 @@ def describe_windows(rows) -> str | None:
 
 
 def pareto(rows, x="ratio_raw2", y="cc") -> None:
-    """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``)."""
+    """Mark rows no other row beats in both ``x`` and ``y`` (``row['pareto'] = True``). ``y``
+    values are compared to 12 significant digits: two lossless settings' CC of 1.0 and
+    0.9999999999999999 are a tie, not a win."""
+
+    def key(v):
+        return float(f"{v:.12g}")
+
     for r in rows:
         r["pareto"] = bool(np.isfinite(r[y])) and not any(
             o is not r
             and np.isfinite(o[y])
             and o[x] >= r[x]
-            and o[y] >= r[y]
-            and (o[x] > r[x] or o[y] > r[y])
+            and key(o[y]) >= key(r[y])
+            and (o[x] > r[x] or key(o[y]) > key(r[y]))
             for o in rows
         )
 
@@ -252,29 +256,44 @@ def table(rows) -> str:
 def save(rows, prefix: str) -> list[str]:
     """Write ``<prefix>.csv``, ``<prefix>.json`` and ``<prefix>.png`` (if matplotlib is there).
     The CSV has a row's overall figures, whether it is :func:`acceptable` and its worst
-    resolution shell's (:func:`worst_shell`); every shell is in the JSON file."""
-    from .writer import atomic_path  # each file complete under its name, or not there
+    resolution shell's (:func:`worst_shell`); every shell is in the JSON file. All or none:
+    each is made as a temporary beside its name and the three are renamed once all are
+    made, so a full disk leaves no table without its plot (OutputError then)."""
+    from .layout import part_path
+    from .writer import refused_write
 
     os.makedirs(os.path.dirname(os.path.abspath(prefix)), exist_ok=True)
-    written = []
     flat = [{**{k: v for k, v in r.items() if k != "shells"}, "acceptable": acceptable(r),
              **worst_shell(r)} for r in rows]  # fmt: skip
-    with atomic_path(prefix + ".csv", hdf5=False) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(flat[0]), extrasaction="ignore")
-        w.writeheader()
-        w.writerows(flat)
-    written.append(prefix + ".csv")
-    with atomic_path(prefix + ".json", hdf5=False) as tmp, open(tmp, "w") as fh:
-        json.dump(_strict(rows), fh, indent=1, allow_nan=False)  # strict: undefined is null
-    written.append(prefix + ".json")
     try:
         fig = plot(rows)
     except ImportError:  # matplotlib is optional
-        return written
-    with atomic_path(prefix + ".png", hdf5=False) as tmp:
-        fig.savefig(tmp, dpi=PLOT_DPI, format="png")
-    written.append(prefix + ".png")
-    return written
+        fig = None
+    paths = [prefix + ".csv", prefix + ".json"] + ([prefix + ".png"] if fig is not None else [])
+    made = []
+    try:
+        for path in paths:
+            made.append(part_path(path))
+            try:
+                if path.endswith(".csv"):
+                    with open(made[-1], "w", newline="") as fh:
+                        w = csv.DictWriter(fh, fieldnames=list(flat[0]), extrasaction="ignore")
+                        w.writeheader()
+                        w.writerows(flat)
+                elif path.endswith(".json"):
+                    with open(made[-1], "w") as fh:  # strict: undefined is null
+                        json.dump(_strict(rows), fh, indent=1, allow_nan=False)
+                else:
+                    fig.savefig(made[-1], dpi=PLOT_DPI, format="png")
+            except OSError as e:
+                raise refused_write(path, e) from None
+        for tmp, path in zip(made, paths, strict=True):
+            os.replace(tmp, path)
+    finally:
+        for tmp in made:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return paths
 
 
 def _strict(value):

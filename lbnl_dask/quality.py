@@ -282,14 +282,16 @@ class Fidelity:
 def summarize(
     res: np.ndarray,
     refl: np.ndarray | None = None,
-    shells: int = 5,
+    shells: int | None = None,
     source: str = "ground truth",
     background: np.ndarray | None = None,
     edges: np.ndarray | None = None,
 ) -> Fidelity:
     """Statistics of integration results ``res`` (I_ref, sigma_ref, I_out, sigma_out per
     reflection): over those integrated cleanly with I/sigma >= 3 in the original; by
-    resolution shell and against the truth when ``refl`` carries d and truth.
+    resolution shell and against the truth when ``refl`` carries d and truth. ``shells``:
+    how many; None, as many as hold 20 such reflections each, up to 5, as the explorer
+    judges them (:func:`lbnl_dask.shells.shell_count`).
     ``background``: the background's fine histograms (reference, output) over the 1/d^2
     ``edges`` (:func:`lbnl_dask.shells.background_histograms`): each Stats then carries its
     background out/in."""
@@ -302,6 +304,8 @@ def summarize(
     n_ref = int(strong_ref.sum())
     i_r, s_r, i_o, s_o = (res[strong, c] for c in range(4))
     d = refl["d"][strong] if refl is not None else np.full(int(strong.sum()), np.nan)
+    if shells is None:
+        shells = shells_mod.shell_count(strong.sum())
     ranges = shells_mod.shell_ranges(d, shells)
     bounds = shells_mod.shell_bounds(ranges)
     shell_stats = []
@@ -335,7 +339,7 @@ def compare(
     out: da.Array,
     refl: np.ndarray,
     box: Shoebox,
-    shells: int = 5,
+    shells: int | None = None,
     source: str = "ground truth",
     geometry: Geometry | None = None,
 ) -> Fidelity:
@@ -352,7 +356,7 @@ def fidelity(
     compressed_master,
     run: RunGeometry | None = None,
     box: Shoebox | None = None,
-    shells: int = 5,
+    shells: int | None = None,
 ) -> Fidelity:
     """Spot-level fidelity of ``compressed_master`` against ``original_master`` (see module doc)."""
     run = run or infer_run(original_master, compressed_master)

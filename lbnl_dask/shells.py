@@ -81,6 +81,19 @@ def background_histograms(ref, out, free, geometry: Geometry) -> np.ndarray:
     return hist
 
 
+#: Strong reflections (I/sigma >= 3) per resolution shell: as many shells (up to
+#: :data:`MAX_SHELLS`) as hold this many each, and each judged as the whole is judged.
+MIN_SHELL_REFLECTIONS = 20
+MAX_SHELLS = 5
+
+
+def shell_count(strong: int) -> int:
+    """Resolution shells for ``strong`` reflections (I/sigma >= 3): as many, up to
+    :data:`MAX_SHELLS`, as hold :data:`MIN_SHELL_REFLECTIONS` each (0 below that). The
+    explorer and :func:`lbnl_dask.quality.fidelity` share it, so they judge the same shells."""
+    return min(MAX_SHELLS, int(strong) // MIN_SHELL_REFLECTIONS)
+
+
 def shell_ranges(d: np.ndarray, shells: int) -> list[tuple[np.ndarray, float, float]]:
     """Split reflections of resolution ``d`` (Å) into ``shells`` of equal count, lowest
     resolution first: (indices, d_max, d_min) per shell. Empty if fewer than two per shell

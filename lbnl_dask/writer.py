@@ -24,7 +24,7 @@ import numpy as np
 
 from . import layout
 from .errorbound import SZ3Storage
-from .errors import NoSpaceError, OptionError
+from .errors import NoSpaceError, OptionError, OutputError
 from .meta import ANGLE, MasterRewriter, bin_pixel_mask, rewritten, saturation_value
 
 #: Lossless choices (``-c``) and what each means for readers; the filters: ``layout.FILTERS``.
@@ -75,12 +75,21 @@ def atomic_path(path: str, hdf5: bool = True, rename: bool = True):
     except (OSError, RuntimeError) as e:
         if not no_space(e):
             raise
-        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
-        raise NoSpaceError(f"{path}: no space left on the device ({free / 1e6:.1f} MB free "
-                           "there)") from None  # fmt: skip
+        raise refused_write(path, e) from None
     finally:
         if not (finished and not rename) and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def refused_write(path: str, e: BaseException) -> OutputError:
+    """The one-line error of a write of ``path`` that failed with ``e``: NoSpaceError, with
+    the free space left, for a full disk or quota; else OutputError with the system's
+    reason."""
+    if no_space(e):
+        free = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free
+        return NoSpaceError(f"{path}: no space left on the device ({free / 1e6:.1f} MB free "
+                            "there)")  # fmt: skip
+    return OutputError(f"{path}: cannot be written ({getattr(e, 'strerror', None) or e})")
 
 
 @contextmanager

@@ -198,8 +198,12 @@ def test_frames_stored_with_sz3s_filter_are_judged_as_readers_decode_them(no_tab
 def test_a_sum_longer_than_the_dataset_is_refused_as_lbnl_compress_refuses_it(no_table):
     from lbnl_dask.errors import OptionError
 
-    with pytest.raises(OptionError, match="a sum of 400 frames is more than the 300"):
+    with pytest.raises(OptionError, match=r"a sum of 400 frames is more than the 300 frames "
+                       r"there are \(try --sums 2\)$"):  # fmt: skip
         E.explore(no_table, [E.Setting(2, 400)], n_windows=1, window_frames=10)
+    with pytest.raises(OptionError, match=r"\(try --sums 1 4\)$"):  # the sums that fit
+        E.explore(no_table, [E.Setting(2, s) for s in (1, 4, 400)], n_windows=1,
+                  window_frames=10)  # fmt: skip
 
 
 def test_windows_hold_whole_output_frames_and_enough_of_the_largest_sum():
@@ -293,6 +297,44 @@ def test_the_output_is_checked_before_the_run(no_table, tmp_path, capsys):
         assert rc == 2 and msg in err and "Traceback" not in err, (args, err)
     assert open(truth).read() == "h,k,l\n"
     assert not list(tmp_path.glob("d*")) and glob_csv(tmp_path) == []
+
+
+def test_a_folder_that_takes_no_file_is_refused_before_the_run(no_table, tmp_path, capsys):
+    """/proc lets os.access and makedirs through but takes no file: refused at once (the
+    grid had run to its end, then a traceback). A run that stops leaves no folder it made."""
+    rc = E.main([no_table, "--windows", "1", "-o", "/proc/lbnl_explore_x"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("lbnl-explore: error: /proc/lbnl_explore_x: cannot write "
+                                      "in the output folder /proc"), err  # fmt: skip
+    made = tmp_path / "new" / "deeper"
+    rc = E.main([no_table, "--windows", "1", "--bins", "99999", "-o", str(made / "ex")])
+    assert rc == 2 and not made.exists()  # (made by the check, removed as the run failed)
+
+
+def test_tables_are_written_all_or_none(tmp_path, monkeypatch):
+    """A failure while writing the PNG (a full disk) leaves neither CSV nor JSON, and is an
+    OutputError naming the file (it had been a traceback, with CSV and JSON left)."""
+    import errno
+
+    from lbnl_dask import explore_results as R
+    from lbnl_dask.errors import NoSpaceError
+
+    good = dict(cc=1.0, mean_ratio=1.0, background_ratio=1.0, i_sigma_ref=8.0, i_sigma_out=8.0)
+    rows = [dict(good, setting="b2s2", codec="none", keep=0, ratio_raw2=20.0)]
+    R.pareto(rows)
+    pytest.importorskip("matplotlib")
+
+    def full(*args, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("matplotlib.figure.Figure.savefig", full)
+    with pytest.raises(NoSpaceError, match=r"ex\.png: no space left on the device"):
+        R.save(rows, str(tmp_path / "ex"))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert R.save(rows, str(tmp_path / "ex")) == [str(tmp_path / f"ex.{e}") for e in
+                                                 ("csv", "json", "png")]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ex.csv", "ex.json", "ex.png"]
 
 
 def glob_csv(folder):

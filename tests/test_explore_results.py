@@ -118,6 +118,10 @@ def test_pareto_front():
     ]
     R.pareto(rows)
     assert [r["pareto"] for r in rows] == [True, True, False, False]
+    # two lossless settings: a CC of 0.9999999999999999 is 1.0, the higher ratio alone wins
+    ties = [dict(ratio_raw2=54.7, cc=1.0), dict(ratio_raw2=82.7, cc=0.9999999999999999)]
+    R.pareto(ties)
+    assert [r["pareto"] for r in ties] == [False, True]
 
 
 def test_csv_rows_carry_the_verdict_and_the_worst_shell(tmp_path):
@@ -157,6 +161,9 @@ def test_describe_gain_notes_a_best_setting_close_to_lossless():
     # a larger sum was tried (and failed): no suggestion of one, the note stays
     failed = row("b2s8h64", "H", 8, 130.0, mean_ratio=0.9)
     assert "--sums" not in R.describe_gain([*rows, failed])
+    # a gain just below 1.25 is not printed as 1.25 (the rule is "less than 1.25")
+    near = R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 53.0 * 1.248)])
+    assert "reaches 1.248 times the ratio" in near
     # a lossy step worth its name: no note
     assert R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 74.3)]) is None
     # the best is lossless itself: said as it is, tried lossy steps or none

@@ -70,3 +70,22 @@ def test_quality_reports_background_and_i_sigma_per_shell():
     assert all(sh.background_ratio == 1.0 for sh in f.shells)
     assert f.overall.background_ratio == 1.0
     assert "bg 1.000" in str(f) and "I/sigma" in str(f)
+
+
+def test_fidelity_and_the_explorer_use_the_same_shells():
+    """As many shells as hold 20 strong reflections each, up to 5: quality.summarize's
+    default (so quality.fidelity's) is the explorer's rule. With 52 reflections, 2 shells,
+    not 5 of 10 whose one loss of 3% failed a setting the explorer had passed."""
+    assert [S.shell_count(n) for n in (0, 19, 20, 52, 99, 100, 10_000)] == [0, 0, 1, 2, 4, 5, 5]
+    rng = np.random.default_rng(2)
+    n = 52
+    res = np.empty((n, 4))
+    res[:, 0] = rng.uniform(100, 1000, n)
+    res[:, 1] = np.sqrt(res[:, 0])
+    res[:, 2], res[:, 3] = res[:, 0], res[:, 1]
+    refl = np.zeros(n, Q.REFL_DTYPE)
+    refl["d"], refl["truth"] = np.linspace(5, 1.2, n), np.nan
+    assert len(Q.summarize(res, refl).shells) == 2
+    assert len(Q.summarize(res, refl, 5).shells) == 5  # asked for: as many as asked
+    res[:, 0] /= 1e3  # weak: none at I/sigma >= 3, no shells
+    assert Q.summarize(res, refl).shells == []
