@@ -53,15 +53,21 @@ def test_a_bias_at_high_resolution_shows_in_its_shell_only():
     assert S.shell_background(hist, edges, 1.98, 0.0) == pytest.approx(1.5, rel=0.02)
 
 
-def test_quality_reports_background_and_i_sigma_per_shell():
-    rng = np.random.default_rng(1)
-    n = 200
+def unchanged_results(n: int, seed: int):
+    """Integration results (I_ref, sigma_ref, I_out, sigma_out) of ``n`` strong reflections
+    the output kept as they were, and their table (d from 5 to 1.2 A)."""
+    rng = np.random.default_rng(seed)
     res = np.empty((n, 4))
     res[:, 0] = rng.uniform(100, 1000, n)
     res[:, 1] = np.sqrt(res[:, 0])
     res[:, 2], res[:, 3] = res[:, 0], res[:, 1]
     refl = np.zeros(n, Q.REFL_DTYPE)
     refl["d"], refl["truth"] = np.linspace(5, 1.2, n), np.nan
+    return res, refl
+
+
+def test_quality_reports_background_and_i_sigma_per_shell():
+    res, refl = unchanged_results(200, 1)
     res[150:, 2] *= 0.9  # the weakest shell loses 10%
     edges = GEO.fine_edges((80, 100))
     hist = np.ones((2, S.FINE_BINS))
@@ -77,14 +83,7 @@ def test_fidelity_and_the_explorer_use_the_same_shells():
     default (so quality.fidelity's) is the explorer's rule. With 52 reflections, 2 shells,
     not 5 of 10 whose one loss of 3% failed a setting the explorer had passed."""
     assert [S.shell_count(n) for n in (0, 19, 20, 52, 99, 100, 10_000)] == [0, 0, 1, 2, 4, 5, 5]
-    rng = np.random.default_rng(2)
-    n = 52
-    res = np.empty((n, 4))
-    res[:, 0] = rng.uniform(100, 1000, n)
-    res[:, 1] = np.sqrt(res[:, 0])
-    res[:, 2], res[:, 3] = res[:, 0], res[:, 1]
-    refl = np.zeros(n, Q.REFL_DTYPE)
-    refl["d"], refl["truth"] = np.linspace(5, 1.2, n), np.nan
+    res, refl = unchanged_results(52, 2)
     assert len(Q.summarize(res, refl).shells) == 2
     assert len(Q.summarize(res, refl, 5).shells) == 5  # asked for: as many as asked
     res[:, 0] /= 1e3  # weak: none at I/sigma >= 3, no shells
