@@ -422,7 +422,9 @@ def compress(master, out: str = "out_data", **options) -> Report:
                 if plan.complete:
                     blocks = [resume.kept_record(p, 0) for p in plan.data_files]
                     plan.notes.append("already complete: this job's master and data files are "
-                                      "all there and undamaged; none was rewritten")  # fmt: skip
+                                      "all there, every data file's chunks as written (their "
+                                      "CRC-32s; the master has none to check); none was "
+                                      "rewritten")  # fmt: skip
                 else:
                     _warn_if_short_of_space(plan)
                     blocks = _run(job, plan, settings, scheduler)

@@ -123,6 +123,7 @@ class Plan:
     redo_squash: list = field(default_factory=list)
     complete: bool = False  # this job's master and files all there and undamaged
     master_was_done: bool = False  # this job's master was there before the run
+    overwrite: bool = False  # --overwrite: every file written again, finished or not
     master_bytes_in: int = 0  # the input master's size: the output master is about as large
     inputs: list = field(default_factory=list)  # the input files (none may be overwritten)
     itemsize_in: int = 2  # bytes of an input pixel
@@ -228,6 +229,7 @@ def make_plan(ds, out: str, o: OutputOptions, run: RunSettings, graph, notes=())
         redo_squash=[run.overwrite or not done[p] for p in squash],
         complete=not run.overwrite and all(done.values()),
         master_was_done=not run.overwrite and done[master],
+        overwrite=bool(run.overwrite),
         master_bytes_in=ds.master_bytes(),
         inputs=ds.input_files(),
         itemsize_in=ds.frames.dtype.itemsize,

@@ -157,22 +157,30 @@ def remove_stale(master: str, data_files: list[str], squash_files=()) -> None:
 
 def what_was_kept(plan) -> str:
     """One true sentence on what an interrupted run of ``plan`` leaves: a complete output,
-    or how many data files are finished (kept for the next run of the same command). Files
-    are renamed into place only when complete, so one at its final name is finished."""
-    done = [p for p in plan.data_files if os.path.exists(p)]
+    or how many data files of this job are finished (kept for the next run of the same
+    command). Files are renamed into place only when complete; one of an earlier job that
+    --overwrite had not replaced yet is not counted (it had been)."""
+    done = [p for p, n in zip(plan.data_files, plan.block_sizes, strict=True)
+            if file_state(p, plan.token, n, verify=False) == "done"]  # fmt: skip
     master_new = plan.master in plan.written() and os.path.exists(plan.master)
     if master_new and len(done) == len(plan.data_files):
         return (
             f"interrupted after the output was complete: {plan.master} and its data files are kept"
         )
+    again = "run the same command again to finish"
+    if plan.overwrite and done:
+        again = ("run the same command without --overwrite to finish (with it, they are "
+                 "written again)")  # fmt: skip
     return (f"interrupted: {len(done)} of {len(plan.data_files)} data file(s) finished and kept, "
-            "the output is not complete; run the same command again to finish")  # fmt: skip
+            f"the output is not complete; {again}")  # fmt: skip
 
 
 @contextlib.contextmanager
 def output_lock(master: str, others=()):
-    """Hold ``<master>.lock`` (an flock, which the kernel drops when a process dies, so a
-    killed run leaves nothing stuck) for the block; OutputError if another live run holds it.
+    """Hold ``<master>.lock`` and ``<path>.lock`` for each of ``others`` (the first data
+    file, the first squash file: a run's other names; flocks, which the kernel drops when a
+    process dies, so a killed run leaves nothing stuck) for the block; OutputError if another
+    live run holds one. Two runs of one -o with two -m had both written its data files.
     The output folders that do not exist yet (the master's, and those of the paths
     ``others``: data files, squash files) are removed again if the block leaves them empty,
     so a refused or failed run leaves no empty folder behind."""
@@ -183,7 +191,9 @@ def output_lock(master: str, others=()):
                 created.append(d)
     created.sort(key=lambda d: -d.count(os.sep))
     try:
-        with _locked(master):
+        with contextlib.ExitStack() as held:  # each name: -m and -o are two (or -q a third)
+            for path in dict.fromkeys([master, *others]):
+                held.enter_context(_locked(path))
             yield
     finally:
         for d in created:  # one that holds anything stays (and so do its parents)

@@ -266,6 +266,47 @@ def test_a_second_run_into_a_live_runs_output_is_refused(medium, tmp_path):
     assert not (out / "o_master.h5.lock").exists()
 
 
+def test_two_runs_of_one_prefix_with_two_masters_are_refused(tiny, tmp_path):
+    """-o o -m A and -o o -m B at once: the second is refused on the data files' name (the
+    lock was the master's alone; both runs wrote o_NNNNNN.h5 and exited 0, one master then
+    naming the other's pixels)."""
+    from lbnl_dask.errors import OutputError
+    from lbnl_dask.resume import output_lock
+
+    with output_lock(str(tmp_path / "A.h5"), [str(tmp_path / "o_000001.h5")]):  # run A, live
+        with pytest.raises(OutputError, match=r"o_000001\.h5: another run is writing this "
+                           r"output now \(it holds o_000001\.h5\.lock\)"):  # fmt: skip
+            lbnl_dask.compress(tiny, str(tmp_path / "o"), out_master=str(tmp_path / "B"),
+                               hcomp_scale=4, scheduler="sync")  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == []  # B wrote nothing; A's locks went with it
+    rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), out_master=str(tmp_path / "B"),
+                             hcomp_scale=4, scheduler="sync")  # fmt: skip
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".lock")] and rep.data_files
+
+
+def test_an_interrupted_overwrite_counts_only_this_jobs_files(tiny, tmp_path, finished):
+    """What an interrupted --overwrite run says it kept: an earlier job's files, not yet
+    replaced, are not this job's (it had counted them), and this job's own are kept only
+    by a run without --overwrite."""
+    from lbnl_dask.options import split_options
+    from lbnl_dask.pipeline import build
+    from lbnl_dask.resume import what_was_kept
+
+    kw, report, _ = finished  # -H 8, complete
+    o, settings = split_options(**{**kw, "hcomp_scale": 16, "overwrite": True})
+    _, other = build(tiny, str(tmp_path / "o"), o, settings)  # another job over it
+    n = len(report.data_files)
+    assert what_was_kept(other).startswith(f"interrupted: 0 of {n} data file(s) finished")
+    assert what_was_kept(other).endswith("run the same command again to finish")
+    os.unlink(report.master)  # this job's data files all there, its master not yet
+    o, settings = split_options(**{**kw, "overwrite": True})
+    _, same = build(tiny, str(tmp_path / "o"), o, settings)
+    said = what_was_kept(same)
+    assert said.startswith(f"interrupted: {n} of {n} data file(s) finished and kept"), said
+    assert said.endswith("run the same command without --overwrite to finish (with it, they "
+                         "are written again)")  # fmt: skip
+
+
 def test_a_failed_rerun_keeps_what_earlier_runs_finished(tiny, tmp_path, finished):
     kw, report, want = finished
     os.unlink(report.data_files[2])
