@@ -136,6 +136,10 @@ def describe_best(rows) -> str:
 #: A best setting whose ratio is below this factor times the lossless ratio of its own bin
 #: and sum gains little from its lossy step: :func:`describe_gain` says so.
 LITTLE_GAIN = 1.25
+#: The --keep threshold (sigmas) the note of a lossless best suggests when only higher ones
+#: were tried: on a synthetic 4M at 1.5 counts/pixel/frame, b2s4h64 failed the outer shell
+#: (CC 0.96-0.97) with --keep 5 and 4 and passed with 3, at 62x against lossless b2s4's 56x.
+LOW_KEEP = 3
 
 
 def describe_gain(rows) -> str | None:
@@ -165,6 +169,10 @@ def describe_gain(rows) -> str | None:
                else "none of the lossy settings tried there was acceptable" if tried
                else "no lossy step was tried there")  # fmt: skip
         line = f"note: lossless b{b}s{s} ({base:.1f}x) is the best: {why}"
+        kept = {r.get("keep") for r in tried if r.get("keep")}  # the --keep thresholds tried
+        if tried and min(kept, default=np.inf) > LOW_KEEP:
+            line += (f". --keep-spots at a low threshold keeps weaker reflections exactly, at "
+                     f"some cost in ratio (try --keep 0 {LOW_KEEP:g})")  # fmt: skip
     else:
         gain = best["ratio_raw2"] / base
         if gain >= LITTLE_GAIN:

@@ -171,6 +171,12 @@ def test_describe_gain_notes_a_best_setting_close_to_lossless():
     note = R.describe_gain(failing)
     assert note.startswith("note: lossless b2s4 (53.0x) is the best: none of the lossy "
                            "settings tried there was acceptable")  # fmt: skip
+    assert "(try --keep 0 3)" in note  # no --keep tried at all: worth a try
+    with_keep = [rows[0], row("b2s4h64k5", "H", 4, 78.0, cc=0.98, keep=5)]
+    assert "--keep-spots at a low threshold keeps weaker reflections exactly" in R.describe_gain(
+        with_keep)  # fmt: skip
+    low = [rows[0], row("b2s4h64k3", "H", 4, 78.0, cc=0.98, keep=3)]
+    assert "--keep 0 3" not in R.describe_gain(low)  # tried already
     assert "no lossy step was tried there" in R.describe_gain(rows[:1])
     # acceptable lossy settings that store it larger: not "none was acceptable" (it said so)
     larger = [rows[0], row("b2s4h12", "H", 4, 49.0)]
