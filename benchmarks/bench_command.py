@@ -79,7 +79,7 @@ def run_published(script, python, master, out, setting, frames) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=400)
-    p.add_argument("--short", type=int, default=100, help="the short run's frames")
+    p.add_argument("--short", type=int, default=100, help="the short run's frames (0: none)")
     p.add_argument("--background", type=float, default=1.5)
     p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     p.add_argument("--schedulers", nargs="+", default=["processes", "threads"])
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
     master = dataset(a.dir, a.frames, a.background)
     rows, published = [], {}
     for setting in a.settings:
-        for frames in (a.frames, a.short):
+        for frames in [n for n in (a.frames, a.short) if n > 0]:  # --short 0: no short run
             for scheduler in a.schedulers:
                 for w in a.workers:
                     out = os.path.join(a.dir, "out", setting)
