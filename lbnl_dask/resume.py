@@ -54,6 +54,17 @@ def file_state(path: str, token: str, n: int | None, verify: bool = True) -> str
             return "damaged"
 
 
+def written_by_a_job(path: str) -> bool:
+    """Whether ``path`` is an output file of some lbnl-compress job: a data file whose
+    frames, or a master whose entry, carry a job token (this one's or another's)."""
+    try:
+        with h5py.File(path, "r") as f:
+            return any(isinstance(f.get(g), (h5py.Group, h5py.Dataset))
+                       and JOB_ATTR in f[g].attrs for g in (layout.DATA, layout.ENTRY))  # fmt: skip
+    except (OSError, KeyError):
+        return False
+
+
 def master_job(path: str) -> str | None:
     """The job token a master was written by, or None."""
     try:
@@ -112,7 +123,9 @@ def check_outputs(paths: list[str], inputs: list[str], overwrite: bool, resumabl
             raise OutputError(f"{p}: output would overwrite the input")
         output_folder(os.path.dirname(os.path.abspath(p)), named=p)
         if os.path.exists(p) and not overwrite and not resumable(p):
-            raise OutputError(f"{p}: exists (use --overwrite to replace it)")
+            whose = " (from another lbnl-compress job: other options or input)" if (
+                written_by_a_job(p)) else ""  # fmt: skip
+            raise OutputError(f"{p}: exists{whose} (use --overwrite to replace it)")
 
 
 def file_id(path: str):

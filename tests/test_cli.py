@@ -216,7 +216,13 @@ def test_missing_input_and_refusal_to_overwrite(source, tmp_path, capsys):
     rc, out = compress(args, capsys)  # the same job again: already complete, nothing rewritten
     assert rc == 0 and "already complete" in out.out
     rc, out = compress(args + ["-s", "2"], capsys)  # another job into the same files
-    assert rc == 2 and "exists (use --overwrite" in out.err
+    assert rc == 2 and "exists (from another lbnl-compress job: other options or input) (use " \
+        "--overwrite to replace it)" in out.err  # fmt: skip
+    mine = tmp_path / "mine_000001.h5"  # a file of no job: said plainly
+    with h5py.File(mine, "w") as f:
+        f["x"] = 1
+    rc, out = compress(["-i", tiny, "-o", str(tmp_path / "mine"), "--scheduler", "threads"], capsys)
+    assert rc == 2 and out.err.strip().endswith(f"{mine}: exists (use --overwrite to replace it)")
     assert os.stat(tmp_path / "o_master.h5").st_mtime_ns == before
     assert compress(args + ["-s", "2", "--overwrite"], capsys)[0] == 0
     assert os.stat(tmp_path / "o_master.h5").st_mtime_ns != before
