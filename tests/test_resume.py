@@ -351,7 +351,8 @@ def test_a_changed_data_file_makes_another_job(tmp_path):
     os.replace(tmp_path / "copy.h5", data)  # the same pixels, but a new file
     st = os.stat(data)
     os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    with pytest.raises(OutputError, match="exists .use --overwrite"):
+    with pytest.raises(OutputError, match=r"exists \(from another lbnl-compress job: other "
+                       r"options or input\) \(use --overwrite"):  # fmt: skip
         lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
     rep = lbnl_dask.compress(src, str(tmp_path / "o"), overwrite=True, **kw)
     assert "already complete" not in str(rep)
