@@ -350,6 +350,13 @@ def series_meta(files: list[str], headers: list[minicbf.RawHeader],
     if len(times) > 1:
         notes.append(f"Exposure_time differs between the files ({times[0]:g} to {times[-1]:g} "
                      "s): the output's count_time is the first file's x the sum")  # fmt: skip
+    two_theta = h.get("Detector_2theta")
+    if two_theta is not None and np.isfinite(two_theta) and two_theta != 0:
+        notes.append(f"the detector sits on a 2-theta arm of {two_theta:g} deg: the output "
+                     "master records it as detector/goniometer/two_theta (as Dectris masters "
+                     "do), not as an NXtransformations chain; XDS takes its geometry from "
+                     "XDS.INP, but check what a reader of NXmx transformations (DIALS) makes "
+                     "of it")  # fmt: skip
     starts = scan_starts(headers)
     omega = starts if scan_axis(h) == "omega" else None
     meta = DetectorMeta(

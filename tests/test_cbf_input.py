@@ -89,6 +89,18 @@ def test_a_file_of_another_geometry_is_named(tmp_path, line, new):
         open_dataset(paths[0])
 
 
+def test_a_two_theta_arm_is_said(tmp_path):
+    """A detector on a 2-theta arm: the output master keeps it as Dectris masters do, not as
+    NXmx transformations, and a note says so (a reader of those alone would miss it)."""
+    paths = write_cbf_series(tmp_path / "a", np.zeros((2, 8, 6), np.int32))
+    (note,) = [w for w in open_dataset(paths[0]).meta.warnings if "2-theta" in w]
+    assert note.startswith("the detector sits on a 2-theta arm of 30 deg: the output master "
+                           "records it as detector/goniometer/two_theta")  # fmt: skip
+    for p in paths:
+        _edit(p, b"Detector_2theta 30.0000 deg.", b"Detector_2theta 0.0000 deg.")
+    assert not [w for w in open_dataset(paths[0]).meta.warnings if "2-theta" in w]
+
+
 def _edit(path, old: bytes, new: bytes):
     import gzip
 
