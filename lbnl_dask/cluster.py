@@ -1,7 +1,8 @@
 """Where the graph runs: threads, a local cluster of processes, a running scheduler, or SLURM.
 
-``client_for(...)`` is a context manager yielding a ``distributed.Client`` (or None for
-dask's local threaded/synchronous schedulers). All scheduling choices live here.
+``client_for(...)`` is a context manager yielding a ``distributed.Client``, or a
+:class:`Local` scheduler for dask's threaded/synchronous ones (handed to each compute call,
+never put in dask's process-wide config). All scheduling choices live here.
 """
 
 from __future__ import annotations
@@ -42,6 +43,26 @@ WORKER_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_"
 WORKER_OPENMP = {"OMP_NUM_THREADS": "1"}
 #: No transparent huge pages asked for by numpy (:func:`no_huge_pages`).
 WORKER_NUMPY = {"NUMPY_MADVISE_HUGEPAGE": "0"}
+
+
+@dataclass(frozen=True)
+class Local:
+    """A scheduler of this process (dask's threaded one on our own pool, or the sync one),
+    passed to each compute call: ``dask.compute(..., **local.kwargs)``. It is never set in
+    ``dask.config``, which every thread shares: two runs at once (a notebook's threads) each
+    restored the other's config on leaving, so one computed on a pool already shut down, and
+    the session's later ``.compute()`` calls failed, or ran off the user's Client."""
+
+    get: object
+    pool: ThreadPoolExecutor | None = None
+
+    @property
+    def kwargs(self) -> dict:
+        return {"scheduler": self.get} | ({"pool": self.pool} if self.pool is not None else {})
+
+    def compute(self, *collections):
+        """``dask.compute(*collections)`` on this scheduler."""
+        return dask.compute(*collections, **self.kwargs)
 
 
 #: Set by the console scripts' SIGINT handler (:func:`console`). numba loads a cached kernel
@@ -469,17 +490,34 @@ def why_no_processes() -> str | None:
         return None  # interactive, -c, -m pkg (its __main__) or a console script: nothing re-run
     if not os.path.isfile(path):
         return "code read from stdin cannot be imported by worker processes (save it as a script)"
-    top, frame = None, sys._getframe(1)
-    while frame is not None:  # the script's top level, whatever called us from it, through
-        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":  # any module
-            top = frame  # (python -m lbnl_dask.cli: its main() through cluster.console)
-        frame = frame.f_back
+    why = (f"worker processes would run {os.path.basename(path)} again: call compress inside "
+           "'if __name__ == \"__main__\":'")  # fmt: skip
+    guards = _main_guard_lines(path)
+    top = _script_level(sys._getframe(1), main)
+    if top is None and threading.current_thread() is not threading.main_thread():
+        # a thread: the script's top level is where the main thread is (it started the
+        # thread there, as a rule); one that has ended left no frame, so then its guard
+        # must be somewhere (a script without any re-runs all it did, thread and all)
+        top = _script_level(sys._current_frames().get(threading.main_thread().ident), main)
+        if top is None:
+            return None if guards else why
     if top is None:
-        return None  # not called from the script (a thread it started, ...): nothing runs twice
-    if any(a <= top.f_lineno <= b for a, b in _main_guard_lines(path)):
+        return None  # not called from the script's code: nothing runs twice
+    if any(a <= top.f_lineno <= b for a, b in guards):
         return None
-    return (f"worker processes would run {os.path.basename(path)} again: call compress inside "
-            "'if __name__ == \"__main__\":'")  # fmt: skip
+    return why
+
+
+def _script_level(frame, main):
+    """The outermost frame of ``main``'s top level (``<module>``) in the stack that
+    ``frame`` ends, whatever called onwards from it through any module (python -m
+    lbnl_dask.cli: its main() through cluster.console), or None."""
+    top = None
+    while frame is not None:
+        if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
+            top = frame
+        frame = frame.f_back
+    return top
 
 
 def can_start_processes() -> bool:
@@ -520,7 +558,7 @@ def client_for(
     profile: bool = False,
     quiet: bool = True,
 ):
-    """A dask context: 'threads' / 'sync' (yields None), 'processes' (a LocalCluster of
+    """A dask context: 'threads' / 'sync' (yields a :class:`Local`), 'processes' (a LocalCluster of
     ``workers`` single-threaded worker processes, their profiler on if ``profile``), a
     scheduler address ``host:port`` or ``tcp://...``, or SLURM jobs (``slurm``). Prints the
     dashboard link when there is one. ``quiet``: dask's own log lines below ERROR (worker
@@ -555,30 +593,27 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
         # our own pool, so that leaving the context waits for tasks still running after an error
         # the threaded scheduler's function, not its name: a name makes dask import
         # distributed (0.4 s) to look for a client
-        with (
-            ThreadPoolExecutor(workers) as pool,
-            dask.config.set(scheduler=threaded_get, pool=pool),
-        ):
-            yield None
+        with ThreadPoolExecutor(workers) as pool:
+            yield Local(threaded_get, pool)
         return
     if scheduler in LOCAL:
         from dask.local import get_sync
 
-        with dask.config.set(scheduler=get_sync):  # a function, not a name: as for threads
-            yield None
+        yield Local(get_sync)  # a function, not a name: as for threads
         return
     from distributed import Client
 
     if scheduler == "processes":
-        cluster = local_cluster(
-            workers,
-            profile=profile,
-            dashboard_address=":0" if has_bokeh() else None,
-            silence_logs=logging.CRITICAL if quiet else False,
-        )
-        with cluster, Client(cluster) as client:
-            _dashboard(client)
-            yield client
+        with environ_restored():  # (dask's nannies write the workers' variables in ours)
+            cluster = local_cluster(
+                workers,
+                profile=profile,
+                dashboard_address=":0" if has_bokeh() else None,
+                silence_logs=logging.CRITICAL if quiet else False,
+            )
+            with cluster, Client(cluster) as client:
+                _dashboard(client)
+                yield client
         return
     if _ADDRESS.match(scheduler):
         with _connect(scheduler) as client:
@@ -588,6 +623,23 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
     raise OptionError(
         f"unknown scheduler {scheduler!r}: processes, threads, sync or an address host:port"
     )
+
+
+@contextlib.contextmanager
+def environ_restored():
+    """``os.environ`` as it was before the block, after it. A LocalCluster's nannies set the
+    workers' variables (one malloc arena, dask's logs silenced, one OpenMP thread...) in
+    the parent process, where they stayed: a cluster the user started later in the same
+    session inherited them."""
+    before = dict(os.environ)
+    try:
+        yield
+    finally:
+        for k in [k for k in os.environ if k not in before]:
+            del os.environ[k]
+        for k, v in before.items():
+            if os.environ.get(k) != v:
+                os.environ[k] = v
 
 
 def _connect(address: str):
@@ -618,14 +670,15 @@ def run(
     log=None,
     prefix: str = "write-datablock",
 ):
-    """Compute a Delayed ``job`` on ``client`` (or the configured local scheduler), with a
+    """Compute a Delayed ``job`` on ``client`` (a :class:`Local` scheduler, or None: dask's
+    configured one), with a
     progress bar, saving dask's performance report to ``report`` (HTML) if given. ``log``
     (a text stream, for batch logs where a bar cannot draw): one line each time a task
     whose key starts with ``prefix`` finishes."""
     # the keys to follow (only for a log: listing them walks the whole graph)
     keys = [k for k in job.dask if str(k).startswith(prefix)] if log else []
     lines = _LineLog(log, len(keys), prefix)
-    if client is None:
+    if client is None or isinstance(client, Local):
         if report:
             raise OptionError(
                 "--report needs a distributed scheduler (processes, an address or --slurm)"
@@ -637,7 +690,7 @@ def run(
             bar = ProgressBar(out=sys.stderr)
         with bar, lines.callback():
             try:
-                return job.compute()
+                return job.compute() if client is None else client.compute(job)[0]
             except Exception as e:
                 _as_interrupt(e)
                 raise

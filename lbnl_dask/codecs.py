@@ -154,17 +154,30 @@ class HCompress(Codec):
         pos += 8 * ntiles
         # tiles straight into ``out`` when given (one pass less), else into a new array
         result = np.empty((ny, nx), dtype) if out is None else np.reshape(out, (ny, nx), copy=False)
+        lo, hi = _decoded_range(dtype, result.dtype)
         y0 = 0
         with _HCOMPRESS_LOCK:
             for h, n in tiles:
                 raw = decompress(bytes(b[pos : pos + n]), h, nx, self.scale, self.smooth, 4)
                 tile = np.frombuffer(raw, dtype="i4")  # 4-byte integers whatever bytepix
-                if dtype.kind == "u":  # lossy decoding may undershoot 0
-                    tile = np.maximum(tile, 0)
+                if lo is not None or hi is not None:  # lossy decoding may overshoot the type
+                    tile = np.clip(tile, lo, hi)
                 result[y0 : y0 + h] = tile.reshape(h, nx)
                 pos += n
                 y0 += h
         return out if out is not None else result
+
+
+def _decoded_range(stream: np.dtype, dest: np.dtype) -> tuple[int | None, int | None]:
+    """The bounds (None: none) a lossy HCompress decode (int32) is clipped to: 0 for an
+    unsigned stream, and the range of an integer destination narrower than int32 (a uint16
+    pixel decoded to 65540 had wrapped to 4, an int16 one past 32767 to -32768)."""
+    lo = 0 if stream.kind == "u" else None
+    hi = None
+    if dest.kind in "iu" and dest.itemsize < 4:
+        info = np.iinfo(dest)
+        lo, hi = max(int(info.min), lo if lo is not None else int(info.min)), int(info.max)
+    return lo, hi
 
 
 def _hc_body_offset(b) -> int:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import quality as Q
 from . import transform as T
-from .cluster import console, one_openmp_thread, stop_on_sigterm
+from .cluster import Local, console, one_openmp_thread, stop_on_sigterm
 from .eiger import open_dataset
 from .errorbound import SZ3Storage
 from .errors import LbnlDaskError, OptionError, OutputError
@@ -342,7 +342,7 @@ def _shell_dict(sh: Q.Stats) -> dict:
 def _compute_each(jobs, client, progress: bool, done) -> None:
     """Compute the Delayed ``jobs`` as one graph (work shared between them is done once),
     calling ``done(i, result)`` as soon as job i is finished."""
-    if client is None:
+    if client is None or isinstance(client, Local):
         from dask.callbacks import Callback
         from dask.diagnostics import ProgressBar
 
@@ -358,7 +358,7 @@ def _compute_each(jobs, client, progress: bool, done) -> None:
             stack.enter_context(Callback(posttask=posttask))
             if progress:
                 stack.enter_context(ProgressBar(out=sys.stderr))
-            results = dask.compute(*jobs)
+            results = dask.compute(*jobs) if client is None else client.compute(*jobs)
         # any job whose key the scheduler did not report
         for job, result in zip(jobs, results, strict=False):
             if job.key not in seen:

@@ -1,6 +1,7 @@
 """Schedulers: a running scheduler by address, a performance report, the SLURM job script."""
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -199,13 +200,70 @@ def test_compress_from_a_plain_script_or_stdin(tiny, tmp_path, how):
 
 
 def test_compress_under_the_main_guard_starts_a_local_cluster(tiny, tmp_path):
+    """... and leaves the caller's environment as it was (the nannies had written the
+    workers' variables into it: a cluster started later inherited one malloc arena and
+    silenced logs)."""
     body = SCRIPT.format(master=tiny, out=str(tmp_path / "o"))
-    source = "def main():\n" + "".join(f"    {ln}\n" for ln in body.splitlines())
+    source = "import os\n\n\ndef main():\n    before = dict(os.environ)\n"
+    source += "".join(f"    {ln}\n" for ln in body.splitlines())
+    source += "    print('environ', sorted(set(os.environ.items()) ^ set(before.items())))\n"
     source += "\n\nif __name__ == '__main__':\n    main()\n"
     r = _python(tmp_path, source, "script")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "scheduler: threads" not in r.stdout and "notes []" in r.stdout, r.stdout
     assert "dask dashboard" in r.stderr  # a LocalCluster was started
+    assert "environ []" in r.stdout, r.stdout
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_processes_asked_for_from_a_thread_of_a_script(tmp_path, guarded):
+    """A thread started at a script's unguarded top level: worker processes would run the
+    top level, thread and all, again (it had passed: only the output lock stopped the second
+    job). Started inside the main guard, they may start."""
+    import subprocess
+    import sys
+
+    call = ("import threading\nfrom lbnl_dask.cluster import why_no_processes\n"
+            "t = threading.Thread(target=lambda: print(why_no_processes()))\n"
+            "t.start()\nt.join()\n")  # fmt: skip
+    if guarded:
+        call = "def main():\n" + "".join(f"    {ln}\n" for ln in call.splitlines())
+        call += "\n\nif __name__ == '__main__':\n    main()\n"
+    (tmp_path / "job.py").write_text(call)
+    r = subprocess.run([sys.executable, "job.py"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    said = r.stdout.strip()
+    assert (said == "None") if guarded else ("would run job.py again" in said), said
+
+
+def test_two_runs_at_once_leave_dask_as_it_was(tiny, tmp_path):
+    """Two compress calls in two threads (a notebook's): both finish, and dask's config is
+    as it was. Each had put its scheduler and pool in the process-wide config and restored
+    the other's on leaving: a run failed on a pool shut down, later .compute() calls too."""
+    import dask
+    import dask.array as da
+
+    before = {k: dask.config.get(k, None) for k in ("scheduler", "pool")}
+    done, errors = [], []
+
+    def job(name):
+        try:
+            done.append(lbnl_dask.compress(tiny, str(tmp_path / name), bin_range=2, sum_range=2,
+                                           hcomp_scale=12, scheduler="threads"))  # fmt: skip
+        except BaseException as e:  # (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=job, args=(n,)) for n in ("a", "b", "c")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(done) == 3, errors
+    assert {k: dask.config.get(k, None) for k in ("scheduler", "pool")} == before
+    assert da.ones(10, chunks=5).sum().compute() == 10
+    for rep in done:
+        assert rep.fidelity is not None
 
 
 def test_a_module_run_with_python_m_starts_a_local_cluster(tiny, tmp_path):

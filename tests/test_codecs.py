@@ -47,6 +47,21 @@ def test_hcompress_scale_0_is_lossless_for_each_dtype():
         np.testing.assert_array_equal(out, x)
 
 
+@pytest.mark.parametrize("dt,lo,hi", [(np.uint8, 240, 255), (np.uint16, 65500, 65535),
+                                       (np.int16, 32750, 32767)])  # fmt: skip
+def test_hcompress_decodes_near_a_narrow_types_top_without_wrapping(dt, lo, hi):
+    """Lossy decoding overshoots: a uint16 pixel near 65535 came back near 0, an int16 one
+    near 32767 as -32768 (the decoder clipped at 0 only). Now held to the type's range."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(lo, hi, (32, 32), endpoint=True).astype(dt)
+    c = C.HCompress(scale=12)
+    out = c.decode(c.encode(x))
+    assert out.dtype == dt
+    assert np.abs(out.astype(np.int64) - x.astype(np.int64)).max() < 64  # no wrap: near
+    into = np.empty((32, 32), dt)
+    assert c.decode(c.encode(x), out=into) is into and np.array_equal(into, out)
+
+
 def test_hcompress_errors_grow_with_scale_and_size_falls():
     a = frame()
     errs, sizes = [], []
