@@ -97,8 +97,11 @@ class HCompress(Codec):
     codec_id = "lbnl_hcompress"
 
     def __init__(self, scale: int = 12, smooth: bool = False, tile_rows: int | None = None):
-        if int(scale) < 0:
-            raise ValueError(f"HCompress scale must be >= 0, not {scale}")
+        if not _whole(scale) or scale < 0:  # (2.7 had been taken as 2)
+            raise ValueError(f"HCompress scale must be a whole number >= 0, not {scale!r}")
+        if tile_rows is not None and (not _whole(tile_rows) or tile_rows < 4):
+            raise ValueError(f"HCompress tile_rows must be None (the rule) or a whole number "
+                             f">= 4, not {tile_rows!r}")  # fmt: skip
         self.scale = int(scale)
         self.smooth = bool(smooth)
         self.tile_rows = None if tile_rows is None else int(tile_rows)
@@ -166,6 +169,16 @@ class HCompress(Codec):
                 pos += n
                 y0 += h
         return out if out is not None else result
+
+
+def _whole(v) -> bool:
+    """Whether ``v`` is a whole number (an int, or a float with no fraction; not bool)."""
+    if isinstance(v, bool):
+        return False
+    try:
+        return float(v) == int(v)
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def _decoded_range(stream: np.dtype, dest: np.dtype) -> tuple[int | None, int | None]:
@@ -266,8 +279,10 @@ class JPEG2000(Codec):
     codec_id = "lbnl_jpeg2000"
 
     def __init__(self, ratio: float = 120, irreversible: bool = True, ladder=None, numres: int = 6):
-        if not ratio > 1:
-            raise ValueError(f"JPEG-2000 ratio must be > 1, not {ratio}")
+        if not (ratio > 1 and np.isfinite(ratio)):
+            raise ValueError(f"JPEG-2000 ratio must be a finite number > 1, not {ratio!r}")
+        if not _whole(numres) or numres < 1:
+            raise ValueError(f"JPEG-2000 numres must be a whole number >= 1, not {numres!r}")
         self.ratio = float(ratio)
         self.irreversible = bool(irreversible)
         self.ladder = None if ladder is None else [int(x) for x in ladder]
@@ -289,8 +304,9 @@ class JPEG2000(Codec):
         import glymur
 
         a = np.asarray(buf)
-        if a.ndim != 2 or a.dtype not in (np.uint8, np.uint16):
-            raise CodecError(f"JPEG-2000 takes a 2-D uint8/uint16 frame, not {a.shape} {a.dtype}")
+        if a.ndim != 2 or a.dtype not in (np.uint8, np.uint16) or a.size == 0:
+            raise CodecError(f"JPEG-2000 takes a 2-D uint8/uint16 frame of at least 1x1, not "
+                             f"{a.shape} {a.dtype}")  # fmt: skip
         check_openjpeg()
         _without_thread_pool(glymur)
         numres = max(1, min(self.numres, int(np.log2(min(a.shape))) + 1))

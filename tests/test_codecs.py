@@ -154,11 +154,6 @@ def test_j2k_scratch_files_removed(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_j2k_bad_ratio():
-    with pytest.raises(ValueError, match="must be > 1"):
-        C.JPEG2000(ratio=1)
-
-
 def test_ladders_match_the_published_tool():
     assert C.glymur_ladder(75) == [4800, 2400, 1200, 600, 300, 150, 75]
     assert C.glymur_ladder(125) == [4000, 2000, 1000, 500, 250, 125]
@@ -266,3 +261,30 @@ def test_hcompress_c_functions_are_astropys_without_importing_astropy_io_fits():
         assert stream == theirs.encode(tile)
         back = np.frombuffer(decompress(stream, h, w, scale, False, 4), "i4")
         np.testing.assert_array_equal(back, theirs.decode(np.frombuffer(stream, np.uint8)))
+
+
+@pytest.mark.parametrize("make,msg", [
+    (lambda: C.HCompress(scale=2.7), "scale must be a whole number >= 0, not 2.7"),
+    (lambda: C.HCompress(scale=float("nan")), "scale must be a whole number"),
+    (lambda: C.HCompress(scale=-1), "scale must be a whole number >= 0"),
+    (lambda: C.HCompress(tile_rows=0), "tile_rows must be None .* or a whole number >= 4"),
+    (lambda: C.JPEG2000(ratio=float("inf")), "ratio must be a finite number > 1"),
+    (lambda: C.JPEG2000(ratio=1), "ratio must be a finite number > 1"),
+    (lambda: C.JPEG2000(numres=0), "numres must be a whole number >= 1"),
+])  # fmt: skip
+def test_codec_settings_that_cannot_be_right_are_refused(make, msg):
+    """Settings that had been taken silently: a scale of 2.7 as 2, tile_rows 0 as the rule,
+    an infinite ratio, numres 0 as 1."""
+    with pytest.raises(ValueError, match=msg):
+        make()
+    assert C.HCompress(scale=12.0).scale == 12 and C.HCompress(tile_rows=8).tile_rows == 8
+
+
+def test_jpeg2000_refuses_an_empty_frame_as_a_codec_error():
+    """An empty frame: a CodecError, not an OverflowError after a divide-by-zero warning."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(C.CodecError, match=r"at least 1x1, not \(0, 10\) uint16"):
+            C.JPEG2000().encode(np.zeros((0, 10), np.uint16))
