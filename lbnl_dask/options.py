@@ -305,7 +305,8 @@ class RunSettings:
     """How a job runs; none of these changes a byte of the output."""
 
     overwrite: bool = False
-    scheduler: str = "auto"  # threads, or processes for a locked codec (cluster.choose_scheduler)
+    # threads, or processes for a locked codec (cluster.choose_scheduler); a Client: its address
+    scheduler: str = "auto"
     workers: int | None = None
     chunk_frames: int | None = None  # input frames per dask task (default: plan.chunk_frames)
     progress: bool = False
@@ -318,6 +319,9 @@ class RunSettings:
     cbf: bool = False  # also write the output frames as miniCBF files <out>_NNNNN.cbf
 
     def __post_init__(self):
+        address = getattr(getattr(self.scheduler, "scheduler", None), "address", None)
+        if isinstance(address, str):  # a distributed.Client: the scheduler it is connected to
+            self.scheduler = address
         for flag, v in (("number of workers (-p)", self.workers),
                         ("--chunk-frames", self.chunk_frames)):  # fmt: skip
             if v is not None and not v >= 1:

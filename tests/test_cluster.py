@@ -568,3 +568,24 @@ def test_held_signals_are_delivered_where_the_block_says():
             seen.append("after the delivery")
     assert seen == ["before the signal"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _task_prefixes(dask_scheduler) -> list[str]:
+    return list(dask_scheduler.task_prefixes)
+
+
+def test_a_client_passed_as_the_scheduler_is_used(tiny, tmp_path):
+    """A notebook's Client passed as it is (it had been refused: "unknown scheduler
+    <Client ...>"); the run's tasks go to its scheduler, and the Client stays usable."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        rep = lbnl_dask.compress(tiny, str(tmp_path / "o"), bin_range=2, hcomp_scale=4,
+                                 scheduler=client)  # fmt: skip
+        prefixes = client.run_on_scheduler(_task_prefixes)
+        assert any(p.startswith("write-datablock") for p in prefixes), prefixes
+        assert client.submit(sum, [1, 2]).result() == 3
+    assert rep.frames_out > 0
