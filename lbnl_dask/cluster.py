@@ -344,8 +344,8 @@ def local_cluster(workers: int, profile: bool = False, **kwargs):
     workers' statistical profiler (the dashboard's Profile page, a performance report's
     profile) samples every thread's stack 100 times a second: off unless ``profile``
     (it costs a few per cent of throughput). As dask
-    does, a variable already in ``os.environ`` wins (so does one a LocalCluster started
-    earlier in this process left there: dask's nannies write them into the parent)."""
+    does, a variable already in ``os.environ`` wins (dask's nannies write them into the
+    parent; :func:`environ_restored` puts back what was there before)."""
     from distributed import LocalCluster
 
     kwargs.setdefault("dashboard_address", None)
@@ -625,21 +625,43 @@ def _client_for(scheduler, workers, slurm, profile, quiet=True):
     )
 
 
+#: What the local clusters running in this process found in ``os.environ`` before their
+#: nannies wrote the workers' variables there: put back when the last one ends.
+_ENV_BEFORE: dict[str, str | None] = {}
+_ENV_USERS = 0
+_ENV_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def environ_restored():
-    """``os.environ`` as it was before the block, after it. A LocalCluster's nannies set the
-    workers' variables (one malloc arena, dask's logs silenced, one OpenMP thread...) in
-    the parent process, where they stayed: a cluster the user started later in the same
-    session inherited them."""
-    before = dict(os.environ)
+    """The variables a LocalCluster's nannies write into this process (dask's
+    ``distributed.nanny.pre-spawn-environ``, with :func:`local_cluster`'s, and
+    PYTHONHASHSEED: one malloc arena, dask's logs silenced, one OpenMP thread...) put back
+    as they were once the last local cluster of the process ends; other variables are not
+    touched. They had stayed, and a cluster the user started later in the same session
+    inherited them. Clusters that overlap (two runs from two threads) restore once, to what
+    was there before the first."""
+    global _ENV_USERS
+    keys = set(worker_environ(single_threaded=True)) | {"DASK_LOGGING__DISTRIBUTED",
+                                                        "PYTHONHASHSEED"}  # fmt: skip
+    keys |= set(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
+    with _ENV_LOCK:
+        if _ENV_USERS == 0:
+            _ENV_BEFORE.clear()
+        for k in keys:
+            _ENV_BEFORE.setdefault(k, os.environ.get(k))
+        _ENV_USERS += 1
     try:
         yield
     finally:
-        for k in [k for k in os.environ if k not in before]:
-            del os.environ[k]
-        for k, v in before.items():
-            if os.environ.get(k) != v:
-                os.environ[k] = v
+        with _ENV_LOCK:
+            _ENV_USERS -= 1
+            if _ENV_USERS == 0:
+                for k, v in _ENV_BEFORE.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
 
 
 def _connect(address: str):

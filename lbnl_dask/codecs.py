@@ -182,15 +182,17 @@ def _whole(v) -> bool:
 
 
 def _decoded_range(stream: np.dtype, dest: np.dtype) -> tuple[int | None, int | None]:
-    """The bounds (None: none) a lossy HCompress decode (int32) is clipped to: 0 for an
-    unsigned stream, and the range of an integer destination narrower than int32 (a uint16
-    pixel decoded to 65540 had wrapped to 4, an int16 one past 32767 to -32768)."""
-    lo = 0 if stream.kind == "u" else None
-    hi = None
-    if dest.kind in "iu" and dest.itemsize < 4:
+    """The bounds (None: none) a lossy HCompress decode (int32) is clipped to: the overlap
+    of the stream's own type's range and an integer destination's (a uint16 pixel decoded to
+    65540 had wrapped to 4, an int16 one past 32767 to -32768, an int32 -998 into uint32 to
+    4294966298); bounds at or beyond int32's are none."""
+    info = np.iinfo(stream)
+    lo, hi = int(info.min), int(info.max)
+    if dest.kind in "iu":
         info = np.iinfo(dest)
-        lo, hi = max(int(info.min), lo if lo is not None else int(info.min)), int(info.max)
-    return lo, hi
+        lo, hi = max(lo, int(info.min)), min(hi, int(info.max))
+    i32 = np.iinfo(np.int32)
+    return (None if lo <= i32.min else lo), (None if hi >= i32.max else hi)
 
 
 def _hc_body_offset(b) -> int:

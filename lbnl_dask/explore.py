@@ -53,7 +53,7 @@ from .integrate import (
 from .lossless import storage_codec
 from .options import OutputOptions, at_least_1
 from .pipeline import output_frames
-from .resume import output_folder
+from .resume import folders_removed_if_empty, output_folder
 from .shells import Geometry, shell_count
 from .spots import REFL_DTYPE
 
@@ -603,18 +603,12 @@ def main(argv=None) -> int:
     one_openmp_thread()
     a = parser().parse_args(argv)
     log = None if sys.stdout.isatty() else sys.stdout  # a batch log: one line per setting
-    folder = os.path.dirname(os.path.abspath(a.out))
-    made = not os.path.isdir(folder)  # made by _check_out: removed again if left empty
-    why = _check_out(a)
-    if why is not None:
-        print(f"lbnl-explore: error: {why}", file=sys.stderr)
-        return 2
-    try:
+    with folders_removed_if_empty([a.out]):  # made by _check_out: gone again if left empty
+        why = _check_out(a)
+        if why is not None:
+            print(f"lbnl-explore: error: {why}", file=sys.stderr)
+            return 2
         return _explore_and_save(a, log)
-    finally:
-        if made:
-            with contextlib.suppress(OSError):  # (only if empty: an error said so already)
-                os.rmdir(folder)
 
 
 def _explore_and_save(a, log) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+from math import floor
 
 import numpy as np
 
@@ -170,14 +171,15 @@ def describe_gain(rows) -> str | None:
                else "no lossy step was tried there")  # fmt: skip
         line = f"note: lossless b{b}s{s} ({base:.1f}x) is the best: {why}"
         kept = {r.get("keep") for r in tried if r.get("keep")}  # the --keep thresholds tried
-        if tried and min(kept, default=np.inf) > LOW_KEEP:
+        if tried and not passed and min(kept, default=np.inf) > LOW_KEEP:
             line += (f". --keep-spots at a low threshold keeps weaker reflections exactly, at "
                      f"some cost in ratio (try --keep 0 {LOW_KEEP:g})")  # fmt: skip
     else:
         gain = best["ratio_raw2"] / base
         if gain >= LITTLE_GAIN:
             return None
-        shown = f"{gain:.2f}" if round(gain, 2) < LITTLE_GAIN else f"{gain:.3f}"  # not 1.25
+        # below 1.25 and printed so: 1.248, 1.2496 as 1.249 (rounded, both read 1.25)
+        shown = f"{gain:.2f}" if round(gain, 2) < LITTLE_GAIN else f"{floor(gain * 1e3) / 1e3:.3f}"
         line = (f"note: {best['setting']} reaches {shown} times the ratio of lossless "
                 f"b{b}s{s} ({base:.1f}x): the lossy steps gain little on this data; the "
                 "background's counting noise, which every acceptable setting keeps, sets the "
@@ -296,7 +298,10 @@ def save(rows, prefix: str) -> list[str]:
             except OSError as e:
                 raise refused_write(path, e) from None
         for tmp, path in zip(made, paths, strict=True):
-            os.replace(tmp, path)
+            try:
+                os.replace(tmp, path)
+            except OSError as e:
+                raise refused_write(path, e) from None
     finally:
         for tmp in made:
             if os.path.exists(tmp):

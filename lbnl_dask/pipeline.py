@@ -602,10 +602,11 @@ def _run(job, plan: Plan, settings: RunSettings, scheduler: str) -> list:
     except NoSpaceError as e:  # finished files stay: the same command resumes once there is room
         resume.remove_partials(plan.outputs())
         need = _megabytes(plan.bytes_needed())
-        done = sum(os.path.exists(p) for p in plan.data_files)
+        done = resume.finished_files(plan)
+        then = resume.how_to_finish(plan, done, "when there is room")
         raise NoSpaceError(
-            f"{e}; this output needs about {need} MB ({done} of {len(plan.data_files)} "
-            "data file(s) finished and kept: run the same command again when there is room)"
+            f"{e}; this output needs about {need} MB ({len(done)} of {len(plan.data_files)} "
+            f"data file(s) finished and kept: {then})"
         ) from None
     except LbnlDaskError:
         resume.remove_outputs(plan.written())  # bad input: what this run wrote, no more

@@ -173,19 +173,30 @@ def what_was_kept(plan) -> str:
     or how many data files of this job are finished (kept for the next run of the same
     command). Files are renamed into place only when complete; one of an earlier job that
     --overwrite had not replaced yet is not counted (it had been)."""
-    done = [p for p, n in zip(plan.data_files, plan.block_sizes, strict=True)
-            if file_state(p, plan.token, n, verify=False) == "done"]  # fmt: skip
+    done = finished_files(plan)
     master_new = plan.master in plan.written() and os.path.exists(plan.master)
     if master_new and len(done) == len(plan.data_files):
         return (
             f"interrupted after the output was complete: {plan.master} and its data files are kept"
         )
-    again = "run the same command again to finish"
-    if plan.overwrite and done:
-        again = ("run the same command without --overwrite to finish (with it, they are "
-                 "written again)")  # fmt: skip
     return (f"interrupted: {len(done)} of {len(plan.data_files)} data file(s) finished and kept, "
-            f"the output is not complete; {again}")  # fmt: skip
+            f"the output is not complete; {how_to_finish(plan, done, 'to finish')}")  # fmt: skip
+
+
+def finished_files(plan) -> list[str]:
+    """The data files of ``plan``'s job that are complete now (kept for the next run of the
+    same command); one of an earlier job that --overwrite had not replaced yet is not."""
+    return [p for p, n in zip(plan.data_files, plan.block_sizes, strict=True)
+            if file_state(p, plan.token, n, verify=False) == "done"]  # fmt: skip
+
+
+def how_to_finish(plan, done: list[str], when: str) -> str:
+    """What finishes a stopped run of ``plan`` that left the data files ``done``, ``when``
+    ("to finish", "when there is room"): the same command, without --overwrite if it had it
+    (with it, they are written again)."""
+    if plan.overwrite and done:
+        return f"run the same command without --overwrite {when} (with it, they are written again)"
+    return f"run the same command again {when}"
 
 
 @contextlib.contextmanager
@@ -197,19 +208,27 @@ def output_lock(master: str, others=()):
     The output folders that do not exist yet (the master's, and those of the paths
     ``others``: data files, squash files) are removed again if the block leaves them empty,
     so a refused or failed run leaves no empty folder behind."""
-    created = []  # deepest first
-    for p in (master, *others):
+    with folders_removed_if_empty([master, *others]), contextlib.ExitStack() as held:
+        for path in dict.fromkeys([master, *others]):  # -m and -o are two names (-q a third)
+            held.enter_context(_locked(path))
+        yield
+
+
+@contextlib.contextmanager
+def folders_removed_if_empty(paths):
+    """The folders of ``paths`` that do not exist yet, removed again after the block if it
+    leaves them empty (deepest first; one that holds anything stays, and so do its
+    parents): a refused or failed run leaves no empty folder behind."""
+    created = []
+    for p in paths:
         for d in _missing_folders(os.path.dirname(os.path.abspath(p))):
             if d not in created:
                 created.append(d)
     created.sort(key=lambda d: -d.count(os.sep))
     try:
-        with contextlib.ExitStack() as held:  # each name: -m and -o are two (or -q a third)
-            for path in dict.fromkeys([master, *others]):
-                held.enter_context(_locked(path))
-            yield
+        yield
     finally:
-        for d in created:  # one that holds anything stays (and so do its parents)
+        for d in created:
             with contextlib.suppress(OSError):
                 os.rmdir(d)
 

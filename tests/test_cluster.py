@@ -206,7 +206,10 @@ def test_compress_under_the_main_guard_starts_a_local_cluster(tiny, tmp_path):
     body = SCRIPT.format(master=tiny, out=str(tmp_path / "o"))
     source = "import os\n\n\ndef main():\n    before = dict(os.environ)\n"
     source += "".join(f"    {ln}\n" for ln in body.splitlines())
-    source += "    print('environ', sorted(set(os.environ.items()) ^ set(before.items())))\n"
+    source += (
+        "    print('environ', sorted(k for k, _ in set(os.environ.items()) ^ "
+        "set(before.items()) if k != '__DASK_PARENT_PID'))\n"
+    )  # (distributed's import)
     source += "\n\nif __name__ == '__main__':\n    main()\n"
     r = _python(tmp_path, source, "script")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -589,3 +592,22 @@ def test_a_client_passed_as_the_scheduler_is_used(tiny, tmp_path):
         assert any(p.startswith("write-datablock") for p in prefixes), prefixes
         assert client.submit(sum, [1, 2]).result() == 3
     assert rep.frames_out > 0
+
+
+def test_environ_restored_puts_back_only_the_workers_variables(monkeypatch):
+    """What the nannies write (one malloc arena, one OpenMP thread...) goes back to what it
+    was once the last local cluster ends; an overlapping one does not restore early, and a
+    variable of the user's set meanwhile stays."""
+    from lbnl_dask.cluster import environ_restored
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")
+    monkeypatch.delenv("LBNL_TEST_MINE", raising=False)
+    with environ_restored():
+        os.environ["MALLOC_ARENA_MAX"], os.environ["OMP_NUM_THREADS"] = "1", "1"  # a nanny
+        os.environ["LBNL_TEST_MINE"] = "x"  # the user's, meanwhile
+        with environ_restored():  # a second run's cluster, overlapping the first
+            pass
+        assert os.environ["MALLOC_ARENA_MAX"] == "1"  # the first cluster still runs
+    assert "MALLOC_ARENA_MAX" not in os.environ and os.environ["OMP_NUM_THREADS"] == "8"
+    assert os.environ.pop("LBNL_TEST_MINE") == "x"

@@ -288,3 +288,23 @@ def test_jpeg2000_refuses_an_empty_frame_as_a_codec_error():
         warnings.simplefilter("error")
         with pytest.raises(C.CodecError, match=r"at least 1x1, not \(0, 10\) uint16"):
             C.JPEG2000().encode(np.zeros((0, 10), np.uint16))
+
+
+def test_hcompress_decoded_range_is_the_overlap_of_stream_and_destination():
+    """Every pairing of a stream's type and an integer destination's: the overlap of their
+    ranges, none where int32 holds it (an int32 -998 decoded into uint32 had wrapped)."""
+    from lbnl_dask.codecs import _decoded_range
+
+    dt = np.dtype
+    assert _decoded_range(dt("int32"), dt("uint32")) == (0, None)
+    assert _decoded_range(dt("int32"), dt("float32")) == (None, None)
+    assert _decoded_range(dt("uint32"), dt("float64")) == (0, None)
+    assert _decoded_range(dt("uint16"), dt("uint32")) == (0, 65535)
+    assert _decoded_range(dt("int16"), dt("int32")) == (-32768, 32767)
+    assert _decoded_range(dt("int32"), dt("uint8")) == (0, 255)
+    assert _decoded_range(dt("uint8"), dt("int16")) == (0, 255)
+    x = np.array([[-1000, 5, 9, 3]] * 4, np.int32)
+    c = C.HCompress(scale=12)
+    into = np.empty((4, 4), np.uint32)
+    c.decode(c.encode(x), out=into)
+    assert into.max() < 1000  # clipped at 0, not wrapped to ~4.29e9

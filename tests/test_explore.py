@@ -308,7 +308,9 @@ def test_a_folder_that_takes_no_file_is_refused_before_the_run(no_table, tmp_pat
                                       "in the output folder /proc"), err  # fmt: skip
     made = tmp_path / "new" / "deeper"
     rc = E.main([no_table, "--windows", "1", "--bins", "99999", "-o", str(made / "ex")])
-    assert rc == 2 and not made.exists()  # (made by the check, removed as the run failed)
+    assert rc == 2 and not (tmp_path / "new").exists()  # made by the check, all removed
+    rc = E.main([str(tmp_path / "absent_master.h5"), "-o", str(made / "ex")])
+    assert rc == 2 and not (tmp_path / "new").exists()  # (a refusal before the run too)
 
 
 def test_tables_are_written_all_or_none(tmp_path, monkeypatch):

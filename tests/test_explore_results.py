@@ -164,6 +164,8 @@ def test_describe_gain_notes_a_best_setting_close_to_lossless():
     # a gain just below 1.25 is not printed as 1.25 (the rule is "less than 1.25")
     near = R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 53.0 * 1.248)])
     assert "reaches 1.248 times the ratio" in near
+    nearer = R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 53.0 * 1.2496)])
+    assert "reaches 1.249 times the ratio" in nearer  # (1.250 would read as the threshold)
     # a lossy step worth its name: no note
     assert R.describe_gain([rows[0], row("b2s4h64k5", "H", 4, 74.3)]) is None
     # the best is lossless itself: said as it is, tried lossy steps or none
@@ -177,6 +179,8 @@ def test_describe_gain_notes_a_best_setting_close_to_lossless():
         with_keep)  # fmt: skip
     low = [rows[0], row("b2s4h64k3", "H", 4, 78.0, cc=0.98, keep=3)]
     assert "--keep 0 3" not in R.describe_gain(low)  # tried already
+    stored_larger = [rows[0], row("b2s4h12k5", "H", 4, 49.0, keep=5)]
+    assert "--keep 0 3" not in R.describe_gain(stored_larger)  # keeping more: larger still
     assert "no lossy step was tried there" in R.describe_gain(rows[:1])
     # acceptable lossy settings that store it larger: not "none was acceptable" (it said so)
     larger = [rows[0], row("b2s4h12", "H", 4, 49.0)]
