@@ -244,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     a(
         "-S",
         "--scale",
+        "--sc",  # l_bnl_compress' abbreviation (--scheduler made it ambiguous)
         dest="scale_factor",
         type=float,
         default=1.0,
@@ -312,7 +313,7 @@ def parser() -> argparse.ArgumentParser:
         dest="workers",
         type=int,
         default=None,
-        help="number of dask workers (default: the cores)",
+        help="number of dask workers (default, or 0 as in l_bnl_compress: the cores)",
     )
     a(
         "-t",
@@ -320,7 +321,8 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         nargs="?",
         default=None,
-        help="accepted and ignored: dask schedules the work",
+        help="dask schedules the work; as l_bnl_compress' -t N runs side by side, a run that "
+        "finds another writing this output waits for it (then finds it complete)",
     )
     a(
         "-v",
@@ -433,8 +435,9 @@ def main(argv=None) -> int:
     if args.infile is None:
         print("lbnl-compress: error: no input master given (-i MASTER)", file=sys.stderr)
         return 2
-    if args.thread is not None:
-        print("lbnl-compress: note: -t is ignored (dask schedules the work)", file=sys.stderr)
+    if args.thread is not None:  # l_bnl_compress' -t N fan-out: one run writes, the rest wait
+        print("lbnl-compress: note: -t: dask schedules the work; a run that finds another "
+              "writing this output waits for it", file=sys.stderr)  # fmt: skip
     if args.omit_frames:
         print(
             "lbnl-compress: note: -0/--omit is ignored (it was never used by l_bnl_compress)",
@@ -453,6 +456,7 @@ def main(argv=None) -> int:
     # a batch log (stdout not a terminal) gets a line per data file, unless --no-progress
     opts["progress_lines"] = args.progress is None and not sys.stdout.isatty()
     opts["slurm"] = slurm
+    opts["wait"] = args.thread is not None
     try:
         name = split_options(**opts)[0].compression  # checked before anything starts
         if name not in XDS_READABLE:

@@ -66,6 +66,7 @@ class OutputOptions:
         _check_stored_lossy(self)  # first: -c sz3 says why -H, -q... cannot go with it
         _check_lossy(self)
         _check_types(self)
+        object.__setattr__(self, "level_note", _fit_level(self))
         lossless_filter(self.compression, self.compression_level)  # raises OptionError
 
     @property
@@ -142,15 +143,39 @@ class OutputOptions:
         return JPEG2000(ratio, irreversible=not self.j2k_reversible, ladder=ladder)
 
     def notes(self) -> list[str]:
-        """Warnings worth a line in the report (choices that work but cost readers)."""
+        """Warnings worth a line in the report (choices that work but cost readers, an -l
+        fitted to the compression)."""
+        notes = [self.level_note] if getattr(self, "level_note", None) else []
         if self.compression not in XDS_READABLE:
-            return [f"-c {self.compression}: {COMPRESSIONS[self.compression]}"]
-        return []
+            notes.append(f"-c {self.compression}: {COMPRESSIONS[self.compression]}")
+        return notes
 
 
 #: The largest HCompress scale: astropy's codec takes it as a C int (a larger one raised
 #: OverflowError inside the run; any scale beyond the counts already keeps only the means).
 HCOMPRESS_MAX_SCALE = 2**31 - 1
+
+
+def _fit_level(o) -> str | None:
+    """``-l`` as l_bnl_compress takes it, with a note (None: nothing to say): ignored for a
+    compression without levels (its default -c was zstd, where -l alone set the level; a
+    script's -l had failed here), held to the compression's range (it capped bszstd's at
+    22). Sets ``o.compression_level``."""
+    from .layout import FILTERS, is_lossy
+
+    level, c = o.compression_level, FILTERS.get(o.compression)
+    if level is None or c is None or is_lossy(o.compression):  # (-c sz3: refused, as ever)
+        return None
+    if c.levels is None:
+        object.__setattr__(o, "compression_level", None)
+        return (f"-l {level} ignored: -c {o.compression} has no level (l_bnl_compress' default "
+                "-c was zstd, whose level -l set: give -c zstd or bszstd for one)")  # fmt: skip
+    lo, hi = c.levels
+    if not lo <= level <= hi:
+        fit = min(max(level, lo), hi)
+        object.__setattr__(o, "compression_level", fit)
+        return f"-l {level} is outside {c.label}'s levels {lo}..{hi}: {fit} is used"
+    return None
 
 
 #: ``--keep-spots`` given without a value (and the API's ``keep_spots=True``): sigmas.
@@ -317,8 +342,11 @@ class RunSettings:
     validate: bool = False
     fidelity: bool = True  # a lossy run ends with an estimate of what it did (a few frames)
     cbf: bool = False  # also write the output frames as miniCBF files <out>_NNNNN.cbf
+    wait: bool = False  # another run writing this output: wait for it (l_bnl_compress' -t N)
 
     def __post_init__(self):
+        if self.workers == 0:  # l_bnl_compress' own default for -p: the default
+            self.workers = None
         address = getattr(getattr(self.scheduler, "scheduler", None), "address", None)
         if isinstance(address, str):  # a distributed.Client: the scheduler it is connected to
             self.scheduler = address

@@ -405,7 +405,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
     first_data, master_out, first_squash = output_names(out, o, 1)
     finished = False
     try:
-        with resume.output_lock(master_out, first_data + first_squash):
+        with resume.output_lock(master_out, first_data + first_squash, settings.wait):
             job, plan = build(master, out, o, settings)
             raise_if_interrupted()  # a Ctrl-C numba dropped while the graph was built
             cbf_files = _check_cbf(out, o, plan, settings) if settings.cbf else []

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import glob
 import os
+import sys
 
 import h5py
 
@@ -200,17 +201,19 @@ def how_to_finish(plan, done: list[str], when: str) -> str:
 
 
 @contextlib.contextmanager
-def output_lock(master: str, others=()):
+def output_lock(master: str, others=(), wait: bool = False):
     """Hold ``<master>.lock`` and ``<path>.lock`` for each of ``others`` (the first data
     file, the first squash file: a run's other names; flocks, which the kernel drops when a
     process dies, so a killed run leaves nothing stuck) for the block; OutputError if another
-    live run holds one. Two runs of one -o with two -m had both written its data files.
+    live run holds one (with ``wait``, as l_bnl_compress' ``-t N`` runs side by side: a line,
+    then the block once that run has ended). Two runs of one -o with two -m had both
+    written its data files.
     The output folders that do not exist yet (the master's, and those of the paths
     ``others``: data files, squash files) are removed again if the block leaves them empty,
     so a refused or failed run leaves no empty folder behind."""
     with folders_removed_if_empty([master, *others]), contextlib.ExitStack() as held:
         for path in dict.fromkeys([master, *others]):  # -m and -o are two names (-q a third)
-            held.enter_context(_locked(path))
+            held.enter_context(_locked(path, wait))
         yield
 
 
@@ -234,8 +237,9 @@ def folders_removed_if_empty(paths):
 
 
 @contextlib.contextmanager
-def _locked(master: str):
-    """:func:`output_lock`'s flock on ``<master>.lock``, its folder made if need be."""
+def _locked(master: str, wait: bool = False):
+    """:func:`output_lock`'s flock on ``<master>.lock``, its folder made if need be; held
+    by another run: OutputError, or with ``wait`` a line and a wait for it."""
     path = master + ".lock"
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -249,11 +253,19 @@ def _locked(master: str):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
-            raise OutputError(
-                f"{master}: another run is writing this output now (it holds "
-                f"{os.path.basename(path)}); wait for it, or choose another -o"
-            ) from None
+            if not wait:
+                os.close(fd)
+                raise OutputError(
+                    f"{master}: another run is writing this output now (it holds "
+                    f"{os.path.basename(path)}); wait for it, or choose another -o"
+                ) from None
+            print(f"lbnl-compress: waiting for the run writing this output (it holds "
+                  f"{os.path.basename(path)})", file=sys.stderr, flush=True)  # fmt: skip
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)  # (a Ctrl-C ends the wait)
+            except BaseException:
+                os.close(fd)
+                raise
         try:  # the lock's file may have been removed by the run that held it: lock the new one
             if os.path.exists(path) and os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break

@@ -32,13 +32,10 @@ BAD_OPTIONS = [
     (["-J", "1"], "JPEG-2000 ratio (-J) must be greater than 1"),
     (["-K", "0.5"], "JPEG-2000 ratio (-K) must be greater than 1"),
     (["-J", "inf"], "JPEG-2000 ratio (-J) must be greater than 1, not inf"),
-    (["-p", "0"], "number of workers (-p) must be at least 1, not 0"),
     (["-p", "-1"], "number of workers (-p) must be at least 1, not -1"),
     (["--chunk-frames", "0"], "--chunk-frames must be at least 1"),
     (["-b", "103"], "bin (-b 103) is larger than the frames (102 x 132)"),
     (["-c", "gzip"], "unknown compression 'gzip'"),
-    (["-c", "zstd", "-l", "12"], "0..9"),
-    (["-c", "bslz4", "-l", "3"], "applies to bszstd and zstd"),
     (["-R", "1,2,3"], "give 2 numbers"),
     (["-R", "5000,6000"], "region '5000,6000' names no pixel of the output frames (102 x 132"),
     (["-b", "2", "-R", "0,5,60,80"], "names no pixel of the output frames (51 x 66"),
@@ -146,3 +143,36 @@ def test_read_squash_and_the_scheduler_refuse_in_one_line(tmp_path, tiny):
         read_squash(rep.data_files[0])
     with pytest.raises(OptionError, match="unknown scheduler None"):
         compress(tiny, str(tmp_path / "p"), scheduler=None)
+
+
+@pytest.mark.parametrize("args,note,level", [
+    (["-l", "3"], "-l 3 ignored: -c bslz4 has no level (l_bnl_compress' default -c was zstd", None),
+    (["-c", "bshuf", "-l", "3"], "-l 3 ignored: -c bshuf has no level", None),
+    (["-c", "bszstd", "-l", "30"], "-l 30 is outside bszstd's levels 1..22: 22 is used", 22),
+    (["-c", "bszstd", "-l", "0"], "-l 0 is outside bszstd's levels 1..22: 1 is used", 1),
+    (["-c", "zstd", "-l", "12"], "-l 12 is outside zstd (Blosc)'s levels 0..9: 9 is used", 9),
+])  # fmt: skip
+def test_compression_levels_l_bnl_compress_took_run_with_a_note(args, note, level, tiny,
+                                                                tmp_path, capsys):  # fmt: skip
+    """Command lines the published tool ran (-l alone set its default zstd's level; it
+    capped bszstd at 22) run here too, the level fitted and said, not refused."""
+    rc = cli.main(["-i", tiny, "-o", str(tmp_path / "o"), "--scheduler", "sync", *args])
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert note in out.out, out.out
+    o = split_options(compression=args[1] if args[0] == "-c" else None,
+                      compression_level=int(args[-1]))[0]  # fmt: skip
+    assert o.compression_level == level and o.notes()[0].startswith(note[:12])
+
+
+def test_workers_0_is_the_default_as_in_l_bnl_compress():
+    """-p 0, the published tool's own default: all the cores here (it had been refused)."""
+    assert RunSettings(workers=0).workers is None
+    with pytest.raises(OptionError, match="must be at least 1, not -1"):
+        RunSettings(workers=-1)
+
+
+def test_the_scale_keeps_its_l_bnl_compress_abbreviation():
+    """--sc was l_bnl_compress' --scale; --scheduler had made it ambiguous here."""
+    a = cli.parser().parse_args(["-i", "m", "--sc", "2"])
+    assert a.scale_factor == 2.0 and a.scheduler == "auto"

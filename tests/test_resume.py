@@ -379,3 +379,31 @@ def test_the_default_frame_range_given_explicitly_is_the_same_job(tmp_path):
     lbnl_dask.compress(src, str(tmp_path / "o"), **kw)
     again = lbnl_dask.compress(src, str(tmp_path / "o"), first_image=1, last_image=6, **kw)
     assert "already complete" in str(again)
+
+
+def test_l_bnl_compress_t_runs_side_by_side_wait_for_each_other(tiny, tmp_path, capsys):
+    """l_bnl_compress' fan-out (-t 0, then -t 1..N side by side) on one output: a run given
+    -t that finds another writing waits for it (it had failed, status 2, though the output
+    was complete), and then finds the job done or does it."""
+    from lbnl_dask import cli
+    from lbnl_dask.resume import output_lock
+
+    held, done = threading.Event(), threading.Event()
+
+    def other_run():
+        with output_lock(str(tmp_path / "o_master.h5"), [str(tmp_path / "o_000001.h5")]):
+            held.set()
+            time.sleep(1.0)
+        done.set()
+
+    t = threading.Thread(target=other_run)
+    t.start()
+    held.wait(10)
+    rc = cli.main(["-i", tiny, "-o", str(tmp_path / "o"), "-t", "1", "--scheduler", "sync"])
+    t.join()
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "waiting for the run writing this output (it holds o_master.h5.lock)" in err
+    assert done.is_set() and (tmp_path / "o_master.h5").exists()
+    assert cli.main(["-i", tiny, "-o", str(tmp_path / "o"), "-t", "2"]) == 0  # done: at once
+    assert "already complete" in capsys.readouterr().out
