@@ -642,9 +642,8 @@ def environ_restored():
     inherited them. Clusters that overlap (two runs from two threads) restore once, to what
     was there before the first."""
     global _ENV_USERS
-    keys = set(worker_environ(single_threaded=True)) | {"DASK_LOGGING__DISTRIBUTED",
-                                                        "PYTHONHASHSEED"}  # fmt: skip
-    keys |= set(dask.config.get("distributed.nanny.pre-spawn-environ", None) or {})
+    # (worker_environ starts from dask's pre-spawn-environ)
+    keys = {*worker_environ(single_threaded=True), "DASK_LOGGING__DISTRIBUTED", "PYTHONHASHSEED"}
     with _ENV_LOCK:
         if _ENV_USERS == 0:
             _ENV_BEFORE.clear()

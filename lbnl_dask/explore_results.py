@@ -279,34 +279,35 @@ def save(rows, prefix: str) -> list[str]:
         fig = plot(rows)
     except ImportError:  # matplotlib is optional
         fig = None
-    paths = [prefix + ".csv", prefix + ".json"] + ([prefix + ".png"] if fig is not None else [])
+
+    def write_csv(tmp):
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(flat[0]), extrasaction="ignore")
+            w.writeheader()
+            w.writerows(flat)
+
+    def write_json(tmp):
+        with open(tmp, "w") as fh:  # strict: undefined is null
+            json.dump(_strict(rows), fh, indent=1, allow_nan=False)
+
+    writers = {prefix + ".csv": write_csv, prefix + ".json": write_json}
+    if fig is not None:
+        writers[prefix + ".png"] = lambda tmp: fig.savefig(tmp, dpi=PLOT_DPI, format="png")
     made = []
+    path = None
     try:
-        for path in paths:
+        for path, write in writers.items():  # each a temporary first, then all renamed
             made.append(part_path(path))
-            try:
-                if path.endswith(".csv"):
-                    with open(made[-1], "w", newline="") as fh:
-                        w = csv.DictWriter(fh, fieldnames=list(flat[0]), extrasaction="ignore")
-                        w.writeheader()
-                        w.writerows(flat)
-                elif path.endswith(".json"):
-                    with open(made[-1], "w") as fh:  # strict: undefined is null
-                        json.dump(_strict(rows), fh, indent=1, allow_nan=False)
-                else:
-                    fig.savefig(made[-1], dpi=PLOT_DPI, format="png")
-            except OSError as e:
-                raise refused_write(path, e) from None
-        for tmp, path in zip(made, paths, strict=True):
-            try:
-                os.replace(tmp, path)
-            except OSError as e:
-                raise refused_write(path, e) from None
+            write(made[-1])
+        for tmp, path in zip(made, writers, strict=True):
+            os.replace(tmp, path)
+    except OSError as e:
+        raise refused_write(path, e) from None
     finally:
         for tmp in made:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-    return paths
+    return list(writers)
 
 
 def _strict(value):

@@ -58,22 +58,26 @@ def file_state(path: str, token: str, n: int | None, verify: bool = True) -> str
 def written_by_a_job(path: str) -> bool:
     """Whether ``path`` is an output file of some lbnl-compress job: a data file whose
     frames, or a master whose entry, carry a job token (this one's or another's)."""
-    try:
-        with h5py.File(path, "r") as f:
-            return any(isinstance(f.get(g), (h5py.Group, h5py.Dataset))
-                       and JOB_ATTR in f[g].attrs for g in (layout.DATA, layout.ENTRY))  # fmt: skip
-    except (OSError, KeyError):
-        return False
+    return _job_token(path, (layout.DATA, layout.ENTRY)) is not None
 
 
 def master_job(path: str) -> str | None:
     """The job token a master was written by, or None."""
+    return _job_token(path, (layout.ENTRY,))
+
+
+def _job_token(path: str, places) -> str | None:
+    """The job token on the first of the HDF5 objects ``places`` of ``path`` that has one,
+    or None (no such object, no token, or no HDF5 file)."""
     try:
         with h5py.File(path, "r") as f:
-            v = f[layout.ENTRY].attrs.get(JOB_ATTR)
-            return None if v is None else bytes(v).decode()
+            for place in places:
+                v = f[place].attrs.get(JOB_ATTR) if place in f else None
+                if v is not None:
+                    return bytes(v).decode()
     except (OSError, KeyError):
-        return None
+        pass
+    return None
 
 
 def output_states(files: dict[str, int], master: str, token: str,
