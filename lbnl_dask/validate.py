@@ -5,7 +5,8 @@ The rules are those of the plugins: links ``/entry/data/data_NNNNNN`` to existin
 3-D unsigned 1/2/4-byte data chunked (1, ny, nx), filters the plugins decode, equal block
 sizes but the last, a uint32 unchunked unfiltered ``pixel_mask`` of the frame shape,
 fixed-length ASCII ``NX_class`` attributes, nimages x ntrigger equal to the frames, the
-geometry fields present; then every frame is decoded.
+geometry fields present; then every frame is decoded. With ``--xds-plugin LIB`` the
+dataset is also read through that XDS plugin itself (:mod:`lbnl_dask.xds_plugin`).
 
 Each rule is a function ``check_*(ctx, result)`` of :data:`CHECKS`, run in that order on a
 :class:`Context` (the open master and its data blocks); a check returning False stops the
@@ -425,6 +426,73 @@ def check_checksums(ctx: Context, r: Result):
         r.add("OK", f"checksums of {recorded} data file(s) match what was written")
 
 
+def _pixel_size(ctx: Context, axis: str) -> float | None:
+    d = ctx.f.get(f"{DET}/{axis}_pixel_size")
+    return float(_value(d)) if isinstance(d, h5py.Dataset) and d.dtype.kind in "iuf" else None
+
+
+def _xds_sample(ctx: Context) -> list[tuple[int, Block, int]]:
+    """The frames an XDS plugin reads back: the first and last of every data file, as
+    (frame number from 1, its block, index in the block)."""
+    out, start = [], 0
+    for b in ctx.blocks:
+        for i in dict.fromkeys((0, b.shape[0] - 1)):
+            if i >= 0:
+                out.append((start + i + 1, b, i))
+        start += b.shape[0]
+    return out
+
+
+def check_xds_plugins(ctx: Context, r: Result):
+    """Read the dataset through each XDS plugin asked for (``--xds-plugin``), as XDS calls
+    it: its header (frame size, pixel type, pixel size, frame count) agrees with the files,
+    and the first and last frame of every data file come back as stored (the pixel mask
+    applied: :func:`lbnl_dask.xds_plugin.frame_differences`). Only where every data file
+    opened."""
+    if not ctx.plugins or ctx.f is None or not ok_files(ctx):
+        return
+    from .xds_plugin import PluginError, frame_differences, read_frames
+
+    m = ctx.f.get(PIXEL_MASK)
+    mask = m[()] if isinstance(m, h5py.Dataset) and m.shape == tuple(ctx.shape) else None
+    want = dict(nx=ctx.shape[1], ny=ctx.shape[0], nbytes=ctx.dtype.itemsize,
+                nframes=sum(ctx.sizes))  # fmt: skip
+    size = {axis: _pixel_size(ctx, axis) for axis in "xy"}
+    sample = _xds_sample(ctx)
+    for plugin in ctx.plugins:
+        name = os.path.basename(plugin)
+        try:
+            head, bad = None, None
+            for k in range(0, len(sample), 2):  # two frames a call: bounded memory
+                part = sample[k : k + 2]
+                got = read_frames(plugin, ctx.master, [n for n, _, _ in part])
+                head = head or got
+                for n, b, i in part:
+                    # (past its frame count, or another frame size: the header says so)
+                    if bad is None and n in got.frames and got.frames[n].shape == ctx.shape:
+                        frame = ctx.f[DATA_GROUP][b.name][i]
+                        count, first = frame_differences(got.frames[n], frame, mask)
+                        bad = (n, count, first) if count else None
+        except PluginError as e:
+            r.add("FAIL", str(e))
+            continue
+        odd = [f"{k} {getattr(head, k)} (files: {v})" for k, v in want.items()
+               if getattr(head, k) != v]  # fmt: skip
+        for axis, q in (("x", head.qx), ("y", head.qy)):
+            if size[axis] is not None and not np.isclose(q, size[axis], rtol=1e-6, atol=0):
+                odd.append(f"q{axis} {q:g} ({axis}_pixel_size: {size[axis]:g})")
+        if odd:
+            r.add("FAIL", f"{name}: header " + ", ".join(odd))
+        if bad:
+            n, count, (y, x, g, w) = bad
+            r.add("FAIL", f"{name}: frame {n}: {count} pixel(s) read otherwise than stored "
+                          f"(first at y {y}, x {x}: {g} where XDS should get {w})")  # fmt: skip
+        if not odd and not bad:
+            r.add("OK", f"{name} reads {head.nframes} frames of {head.nx} x {head.ny} "
+                        f"({head.nbytes}-byte pixels, {head.qx:g} x {head.qy:g}); frames "
+                        f"{', '.join(str(n) for n, _, _ in sample)} as stored")  # fmt: skip
+
+
 CHECKS = [
     check_file,
     check_name,
@@ -440,14 +508,16 @@ CHECKS = [
     check_pixel_transform,
     check_omega,
     check_checksums,
+    check_xds_plugins,
     check_decode,
 ]
 
 
-def validate(master, decode: bool = True) -> Result:
-    """Validate ``master`` and its data files; return a :class:`Result` (``.failed``, ``str()``)."""
+def validate(master, decode: bool = True, xds_plugins=()) -> Result:
+    """Validate ``master`` and its data files; return a :class:`Result` (``.failed``, ``str()``).
+    ``xds_plugins``: paths of XDS plugin libraries to read the dataset through as well."""
     r = Result()
-    ctx = Context(master, decode=decode)
+    ctx = Context(master, decode=decode, plugins=tuple(xds_plugins))
     try:
         for check in CHECKS:
             if check(ctx, r) is False:
@@ -469,10 +539,22 @@ def main(argv=None) -> int:
         action="store_true",
         help="skip decoding every frame and checking the chunks' checksums",
     )
+    p.add_argument(
+        "--xds-plugin",
+        action="append",
+        default=[],
+        metavar="LIB",
+        help="also read the dataset through this XDS plugin (the library XDS.INP's LIB= names, "
+        "e.g. dectris-neggia.so or durin-plugin.so), as XDS calls it: its header and the first "
+        "and last frame of every data file must agree with the files (repeatable)",
+    )
     a = p.parse_args(argv)
+    for lib in a.xds_plugin:
+        if not os.path.isfile(lib):
+            p.error(f"--xds-plugin {lib}: no such file")
     try:
         with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
-            r = validate(a.master, decode=not a.no_decode)
+            r = validate(a.master, decode=not a.no_decode, xds_plugins=a.xds_plugin)
     except KeyboardInterrupt as e:
         print(f"lbnl-validate: interrupted: {a.master} was not checked", file=sys.stderr)
         return 128 + getattr(e, "signal", signal.SIGINT)  # 130 for Ctrl-C, 143 for SIGTERM

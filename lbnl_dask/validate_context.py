@@ -62,10 +62,11 @@ class Context:
     """What the checks share: the master's path, the open master ``f`` (opened by
     :func:`check_file` unless given) and its data links resolved to :class:`Block` s."""
 
-    def __init__(self, master, f: h5py.File | None = None, decode: bool = True):
+    def __init__(self, master, f: h5py.File | None = None, decode: bool = True, plugins=()):
         self.master = os.fspath(master)
         self.f = f
         self.decode = decode
+        self.plugins = tuple(plugins)  # XDS plugin libraries to read the dataset through
 
     def close(self):
         if self.f is not None:
