@@ -178,28 +178,71 @@ NX_CLASSES = {
 
 
 def write_dataset(group, name: str, value, units: str | None = None, dtype=None):
-    """Create dataset ``name`` in ``group``: text as fixed-length ASCII, numbers as ``dtype``
-    (default: numpy's), with a ``units`` attribute if given."""
+    """Create dataset ``name`` in ``group``: text as a terminated fixed-length ASCII string
+    (:func:`set_text_attr`), numbers as ``dtype`` (default: numpy's), with a ``units``
+    attribute if given."""
     if isinstance(value, str):
-        d = group.create_dataset(name, data=ascii_attr(value))
+        data = ascii_attr(value)
+        space = h5py.h5s.create(h5py.h5s.SCALAR)
+        h5py.h5d.create(group.id, name.encode(), _text_type(len(data)), space).write(
+            h5py.h5s.ALL, h5py.h5s.ALL, np.array(data, dtype=f"S{len(data) + 1}")
+        )
+        d = group[name]
     else:
         d = group.create_dataset(name, data=np.asarray(value, dtype=dtype))
     if units is not None:
-        d.attrs["units"] = ascii_attr(units)
+        set_text_attr(d, "units", units)
     return d
 
 
 def ascii_attr(text: str) -> np.bytes_:
-    """A fixed-length ASCII string (what Dectris writes and durin needs); µ (the micro of
-    "µm" units) as u, other non-ASCII characters as ?."""
+    """``text`` as ASCII bytes: µ (the micro of "µm" units) as u, other non-ASCII characters
+    as ?. What :func:`set_text_attr` stores, and what h5py reads back from it."""
     return np.bytes_(str(text).replace("µ", "u").replace("μ", "u").encode("ascii", "replace"))
+
+
+def _text_type(n: int) -> h5py.h5t.TypeID:
+    """HDF5's fixed-length ASCII string type of ``n`` characters and a terminating null."""
+    t = h5py.h5t.C_S1.copy()
+    t.set_size(n + 1)
+    t.set_strpad(h5py.h5t.STR_NULLTERM)
+    t.set_cset(h5py.h5t.CSET_ASCII)
+    return t
+
+
+def set_text_attr(obj, name: str, text) -> None:
+    """Set attribute ``name`` of ``obj`` (a group, dataset or file) to ``text``
+    (:func:`ascii_attr`) as Dectris' EIGER2 writes NX_class: fixed-length ASCII, null
+    terminated, with room for the terminator. durin (XDS' plugin) reads a string into a
+    buffer of its stored size and puts a null in the last byte: a string stored without
+    that room (h5py's default for bytes) loses its last character, and durin then finds
+    no "NXdata" or "NXdetector" group and cannot open the file. Variable-length strings
+    it does not read at all."""
+    data = ascii_attr(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+    if name in obj.attrs:
+        del obj.attrs[name]
+    space = h5py.h5s.create(h5py.h5s.SCALAR)
+    attr = h5py.h5a.create(obj.id, name.encode(), _text_type(len(data)), space)
+    attr.write(np.array(data, dtype=f"S{len(data) + 1}"))
+
+
+def terminated_text(obj, name: str) -> bool:
+    """Whether ``obj``'s attribute ``name`` is text as :func:`set_text_attr` stores it (or no
+    text: numbers, arrays): what durin reads whole."""
+    t = obj.attrs.get_id(name).get_type()
+    if t.get_class() != h5py.h5t.STRING or obj.attrs.get_id(name).shape not in ((), (1,)):
+        return True
+    if t.is_variable_str() or t.get_cset() != h5py.h5t.CSET_ASCII:
+        return False
+    value = np.ravel(obj.attrs[name])[0]
+    return t.get_size() > len(value.rstrip(b"\0"))
 
 
 def nx_group(parent, name: str, nx_class: str | None = None):
     """Group ``name`` of ``parent`` (created if absent) with its NX_class (default: from
-    :data:`NX_CLASSES` by the group's path) as fixed-length ASCII."""
+    :data:`NX_CLASSES` by the group's path) as :func:`set_text_attr` stores text."""
     g = parent.require_group(name)
-    g.attrs[NX_CLASS] = ascii_attr(nx_class or NX_CLASSES[g.name])
+    set_text_attr(g, NX_CLASS, nx_class or NX_CLASSES[g.name])
     return g
 
 

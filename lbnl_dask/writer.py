@@ -53,6 +53,7 @@ def lossless_filter(name: str, level: int | None = None) -> dict:
 
 
 ascii_attr = layout.ascii_attr
+set_text_attr = layout.set_text_attr
 
 
 @contextmanager
@@ -216,7 +217,7 @@ def _data_group(f: h5py.File) -> h5py.Group:
 def _frame_count_attrs(d: h5py.Dataset, first_frame: int, n: int, token: str) -> None:
     d.attrs["image_nr_low"] = np.uint64(first_frame)
     d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
-    d.attrs[JOB_ATTR] = ascii_attr(token)
+    set_text_attr(d, JOB_ATTR, token)
 
 
 def write_datablock(
@@ -334,7 +335,7 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: 
             )
             for i, b in enumerate(frames):
                 d[i] = np.frombuffer(b, np.uint8)
-            d.attrs["codec"] = ascii_attr(json.dumps(codec_config))
+            set_text_attr(d, "codec", json.dumps(codec_config))
             _frame_count_attrs(d, first_frame, len(frames), token)
             f.flush()
     return {"path": path, "frames": len(frames), "bytes": os.path.getsize(path)}
@@ -366,10 +367,13 @@ def read_squash(path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- the master
-def _fix_string_attrs(obj):
-    for k, v in list(obj.attrs.items()):
-        if isinstance(v, str):
-            obj.attrs[k] = ascii_attr(v)
+def _terminate_text_attrs(obj):
+    """Every text attribute of ``obj`` as :func:`layout.set_text_attr` stores it (an input's
+    are copied as h5py reads them: variable-length, or fixed-length without room for the
+    terminator durin needs)."""
+    for k in list(obj.attrs):
+        if not layout.terminated_text(obj, k):
+            set_text_attr(obj, k, np.ravel(obj.attrs[k])[0])
 
 
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):
@@ -422,13 +426,13 @@ def write_master(
                 if p + "_start" in dst:
                     like = dst[p + "_start"]
                     like[()] = np.asarray(start, like.dtype)
-            dst[layout.ENTRY].attrs[JOB_ATTR] = ascii_attr(token)
+            set_text_attr(dst[layout.ENTRY], JOB_ATTR, token)
             dst[layout.ENTRY].attrs.pop(layout.TRANSFORM_ATTR, None)  # (an input's: not ours)
             if rewriter.transform:
-                dst[layout.ENTRY].attrs[layout.TRANSFORM_ATTR] = ascii_attr(rewriter.transform)
+                set_text_attr(dst[layout.ENTRY], layout.TRANSFORM_ATTR, rewriter.transform)
             dst.flush()
-            _fix_string_attrs(dst)
-            dst.visititems(lambda p, o: _fix_string_attrs(o))
+            _terminate_text_attrs(dst)
+            dst.visititems(lambda p, o: _terminate_text_attrs(o))
     return {"path": path, "bytes": os.path.getsize(path if rename else tmp)}
 
 
@@ -440,12 +444,12 @@ def _add_nexus_classes(dst: h5py.File) -> None:
     for path, kind in layout.NX_CLASSES.items():
         g = layout.reach(dst, path)
         if isinstance(g, h5py.Group) and layout.NX_CLASS not in g.attrs:
-            g.attrs[layout.NX_CLASS] = ascii_attr(kind)
+            set_text_attr(g, layout.NX_CLASS, kind)
     for where, name, value in (("/", "default", layout.ENTRY.strip("/")),
                                (layout.ENTRY, "default", layout.DATA_GROUP.rsplit("/", 1)[1]),
                                (layout.DATA_GROUP, "signal", layout.block_name(1))):  # fmt: skip
         if name not in dst[where].attrs:
-            dst[where].attrs[name] = ascii_attr(value)
+            set_text_attr(dst[where], name, value)
 
 
 def _add_image_count(dst: h5py.File, n_out: int, det: str = layout.DET) -> None:
@@ -578,9 +582,9 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
     sdata = src[layout.DATA_GROUP]
     for k, v in sdata.attrs.items():
         data.attrs[k] = v
-    data.attrs[layout.NX_CLASS] = ascii_attr(layout.NX_CLASSES[layout.DATA_GROUP])
+    set_text_attr(data, layout.NX_CLASS, layout.NX_CLASSES[layout.DATA_GROUP])
     if "signal" in data.attrs:
-        data.attrs["signal"] = ascii_attr(layout.block_name(1))
+        set_text_attr(data, "signal", layout.block_name(1))
     for name in sdata:  # NXmx keeps per-frame axes (omega, ...) beside the data
         if name == "data" or name.startswith("data_"):
             continue

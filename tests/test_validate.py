@@ -222,7 +222,7 @@ def test_check_nx_class_ascii_alone(tmp_path):
         nx_group(f, ENTRY)
         nx_group(f, DET)
     assert run_check(V.check_nx_class_ascii, p) == [
-        ("OK", "NX_class attributes fixed-length ASCII")
+        ("OK", "NX_class attributes fixed-length ASCII, terminated where durin needs it")
     ]
     with h5py.File(p, "r+") as f:
         f[DET].attrs[NX_CLASS] = "NXdetector"  # h5py writes a str as variable-length UTF-8
@@ -233,6 +233,71 @@ def test_check_nx_class_ascii_alone(tmp_path):
             "(durin cannot read them)",
         )
     ]
+    with h5py.File(p, "r+") as f:  # h5py writes bytes in as many bytes: no terminator
+        f[DET].attrs[NX_CLASS] = np.bytes_(b"NXdetector")
+        f[ENTRY].attrs[NX_CLASS] = np.bytes_(b"NXentry")  # (durin does not look for this)
+    assert run_check(V.check_nx_class_ascii, p) == [
+        (
+            "WARN",
+            "NX_class of ['entry/instrument/detector'] stored without room for a terminating "
+            "null: durin reads it one character short and cannot open the file",
+        )
+    ]
+
+
+def test_text_is_stored_as_durin_reads_it(tmp_path):
+    """set_text_attr and write_dataset store text with room for its terminator: read as
+    durin reads it (into a null-terminated buffer of the stored size), it is whole; h5py's
+    default for bytes loses the last character that way."""
+    from lbnl_dask.layout import set_text_attr, terminated_text, write_dataset
+
+    def as_durin_reads(attr) -> bytes:
+        size = attr.get_type().get_size()
+        mem = h5py.h5t.C_S1.copy()
+        mem.set_size(size)
+        mem.set_strpad(h5py.h5t.STR_NULLTERM)
+        buf = np.zeros(1, f"S{size}")
+        attr.read(buf, mtype=mem)
+        return bytes(buf[0])
+
+    with h5py.File(tmp_path / "t.h5", "w") as f:
+        g = nx_group(f, DET)
+        set_text_attr(g, "µunits", "µm")
+        d = write_dataset(g, "description", "Dectris EIGER", units="m")
+        f.attrs["plain"] = np.bytes_(b"NXdata")
+        assert as_durin_reads(g.attrs.get_id(NX_CLASS)) == b"NXdetector"
+        assert as_durin_reads(g.attrs.get_id("µunits")) == b"um"
+        assert as_durin_reads(d.attrs.get_id("units")) == b"m"
+        assert as_durin_reads(f.attrs.get_id("plain")) == b"NXdat"  # for contrast
+        assert g.attrs[NX_CLASS] == b"NXdetector" and d[()] == b"Dectris EIGER"
+        assert terminated_text(g, NX_CLASS) and not terminated_text(f, "plain")
+        set_text_attr(f, "plain", f.attrs["plain"])  # rewritten in place, as the master's are
+        assert as_durin_reads(f.attrs.get_id("plain")) == b"NXdata"
+
+
+def test_the_output_master_rewrites_the_inputs_text_for_durin(tiny, tmp_path):
+    """An input whose NX_class strings have no terminator (nexgen's, DIALS' test master):
+    the output master's have, and every other text attribute too."""
+    import shutil
+
+    from lbnl_dask import compress
+    from lbnl_dask.layout import terminated_text
+
+    src = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), src)
+    master = src / os.path.basename(tiny)
+    with h5py.File(master, "r+") as f:
+        for path in (ENTRY, DET, ENTRY + "/data"):
+            f[path].attrs[NX_CLASS] = np.bytes_(f[path].attrs[NX_CLASS])
+        f[DET + "/x_pixel_size"].attrs["units"] = "m"  # variable-length
+    assert "stored without room" in lines(str(master))
+    r = compress(str(master), str(tmp_path / "o"), bin_range=2, scheduler="sync", fidelity=False)
+    odd = []
+    with h5py.File(r.master) as f:
+        f.visititems(lambda p, o: odd.extend(f"{p}@{k}" for k in o.attrs
+                                             if not terminated_text(o, k)))  # fmt: skip
+    assert not odd
+    assert "stored without room" not in lines(r.master)
 
 
 def test_check_links_and_frame_count_alone(tmp_path):
