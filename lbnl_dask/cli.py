@@ -363,6 +363,15 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="check the output the way XDS' plugins read it (lbnl-validate)",
     )
+    a(
+        "--xds-plugin",
+        dest="xds_plugins",
+        action="append",
+        default=[],
+        metavar="LIB",
+        help="validate the output (--validate) and read it through this XDS plugin too "
+        "(dectris-neggia.so, durin-plugin.so: XDS.INP's LIB=), as XDS calls it (repeatable)",
+    )
     a("--report", default=None, metavar="FILE.html", help="save dask's performance report")
     a(
         "--no-restore-totals",

@@ -340,6 +340,8 @@ class RunSettings:
     slurm: SlurmOptions | None = None
     report: str | None = None  # dask performance report (HTML)
     validate: bool = False
+    # XDS plugin libraries the output is read through at the end (lbnl-validate --xds-plugin)
+    xds_plugins: tuple = ()
     fidelity: bool = True  # a lossy run ends with an estimate of what it did (a few frames)
     cbf: bool = False  # also write the output frames as miniCBF files <out>_NNNNN.cbf
     wait: bool = False  # another run writing this output: wait for it (l_bnl_compress' -t N)
@@ -350,6 +352,12 @@ class RunSettings:
         address = getattr(getattr(self.scheduler, "scheduler", None), "address", None)
         if isinstance(address, str):  # a distributed.Client: the scheduler it is connected to
             self.scheduler = address
+        self.xds_plugins = (
+            (self.xds_plugins,) if isinstance(self.xds_plugins, str) else tuple(self.xds_plugins)
+        )
+        for lib in self.xds_plugins:
+            if not os.path.isfile(lib):
+                raise OptionError(f"--xds-plugin {lib}: no such file")
         for flag, v in (("number of workers (-p)", self.workers),
                         ("--chunk-frames", self.chunk_frames)):  # fmt: skip
             if v is not None and not v >= 1:

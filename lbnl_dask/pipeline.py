@@ -398,6 +398,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
         raise OptionError(
             "--report needs a distributed scheduler (processes, an address or --slurm)"
         )
+    settings.validate = settings.validate or bool(settings.xds_plugins)
     if settings.validate and o.compression not in XDS_READABLE:  # it would fail, at the end
         raise OptionError(f"--validate checks the output as XDS' plugins read it, and they do "
                           f"not read -c {o.compression}: choose bslz4 or none, or drop "
@@ -431,7 +432,11 @@ def compress(master, out: str = "out_data", **options) -> Report:
                 finished = True  # a Ctrl-C or SIGTERM from here on: the output is complete
                 plan.notes += _mask_notes(plan.master)
                 try:
-                    validation = _validate_output(plan.master) if settings.validate else None
+                    validation = (
+                        _validate_output(plan.master, settings.xds_plugins)
+                        if settings.validate
+                        else None
+                    )
                 except KeyboardInterrupt as e:
                     raise Interrupted(f"interrupted while validating; the output is complete: "
                                       f"{plan.master}", e) from None  # fmt: skip
@@ -641,10 +646,10 @@ def _print_plan(plan: Plan) -> None:
           f"earlier run, job {plan.token}", file=sys.stderr)  # fmt: skip
 
 
-def _validate_output(master: str) -> str:
+def _validate_output(master: str, xds_plugins=()) -> str:
     from .validate import validate
 
-    res = validate(master)
+    res = validate(master, xds_plugins=xds_plugins)
     if res.failed:  # one line: what failed (lbnl-validate prints every check)
         fails = "; ".join(msg for level, msg in res.lines if level == "FAIL")
         raise OutputError(f"{master}: the output failed validation: {fails}")

@@ -139,3 +139,26 @@ def test_real_xds_plugins_read_our_output(request, tmp_path, setting, dataset):
 def test_real_xds_plugins_read_our_synthetic_input(tiny32):
     res = validate(tiny32, decode=False, xds_plugins=REAL)
     assert not res.failed, str(res)
+
+
+# ------------------------------------------------------------------ lbnl-compress
+def test_compress_reads_its_output_through_the_plugin_asked_for(stub, tiny, tmp_path, capsys):
+    from lbnl_dask.cli import main as compress_main
+
+    out = str(tmp_path / "o")
+    code = compress_main(["-i", tiny, "-o", out, "-b", "2", "--scheduler", "sync",
+                          "--no-fidelity", "--xds-plugin", stub])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "the output failed validation: stub-plugin.so: header nx 4" in err, err
+    code = compress_main(["-i", tiny, "-o", str(tmp_path / "p"), "--xds-plugin",
+                          str(tmp_path / "none.so")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and f"--xds-plugin {tmp_path / 'none.so'}: no such file" in err, err
+    assert not list(tmp_path.glob("p*"))  # refused before anything was written
+
+
+@pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
+def test_compress_with_the_real_plugins(tiny, tmp_path):
+    r = compress(tiny, str(tmp_path / "o"), bin_range=2, hcomp_scale=12, scheduler="sync",
+                 fidelity=False, xds_plugins=REAL)  # fmt: skip
+    assert r.validation.count(" reads ") == len(REAL), r.validation
