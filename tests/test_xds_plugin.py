@@ -162,3 +162,12 @@ def test_compress_with_the_real_plugins(tiny, tmp_path):
     r = compress(tiny, str(tmp_path / "o"), bin_range=2, hcomp_scale=12, scheduler="sync",
                  fidelity=False, xds_plugins=REAL)  # fmt: skip
     assert r.validation.count(" reads ") == len(REAL), r.validation
+
+
+@pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
+def test_real_xds_plugins_read_our_output_of_real_pilatus_frames(realdata, tmp_path):
+    series = str(realdata / "dials-l-cysteine" / "l-cyst_01_#####.cbf.gz")
+    r = compress(series, str(tmp_path / "o"), bin_range=2, sum_range=2, hcomp_scale=12,
+                 last_image=8, data_block_size=2, scheduler="sync", fidelity=False)  # fmt: skip
+    res = validate(r.master, decode=False, xds_plugins=REAL)
+    assert not res.failed and str(res).count(" reads 4 frames of 738 x 840") == len(REAL), str(res)
