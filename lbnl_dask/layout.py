@@ -184,7 +184,9 @@ def write_dataset(group, name: str, value, units: str | None = None, dtype=None)
     if isinstance(value, str):
         data = ascii_attr(value)
         space = h5py.h5s.create(h5py.h5s.SCALAR)
-        h5py.h5d.create(group.id, name.encode(), _text_type(len(data)), space).write(
+        dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+        dcpl.set_obj_track_times(False)  # as h5py's create_dataset: the same bytes every run
+        h5py.h5d.create(group.id, name.encode(), _text_type(len(data)), space, dcpl=dcpl).write(
             h5py.h5s.ALL, h5py.h5s.ALL, np.array(data, dtype=f"S{len(data) + 1}")
         )
         d = group[name]
@@ -196,34 +198,46 @@ def write_dataset(group, name: str, value, units: str | None = None, dtype=None)
 
 
 def ascii_attr(text: str) -> np.bytes_:
-    """``text`` as ASCII bytes: µ (the micro of "µm" units) as u, other non-ASCII characters
-    as ?. What :func:`set_text_attr` stores, and what h5py reads back from it."""
-    return np.bytes_(str(text).replace("µ", "u").replace("μ", "u").encode("ascii", "replace"))
+    """``text`` as ASCII bytes: µ (the micro of "µm" units) as u, Å as angstrom (NeXus'
+    name of the unit), other non-ASCII characters as ?. What :func:`set_text_attr` stores,
+    and what h5py reads back from it."""
+    text = str(text).replace("µ", "u").replace("μ", "u")
+    text = text.replace("\u00c5", "angstrom").replace("\u212b", "angstrom")  # (Å and Å)
+    return np.bytes_(text.encode("ascii", "replace"))
 
 
-def _text_type(n: int) -> h5py.h5t.TypeID:
-    """HDF5's fixed-length ASCII string type of ``n`` characters and a terminating null."""
+def _text_type(n: int, cset=h5py.h5t.CSET_ASCII) -> h5py.h5t.TypeID:
+    """HDF5's fixed-length string type of ``n`` bytes and a terminating null (ASCII, or
+    ``cset``)."""
     t = h5py.h5t.C_S1.copy()
     t.set_size(n + 1)
     t.set_strpad(h5py.h5t.STR_NULLTERM)
-    t.set_cset(h5py.h5t.CSET_ASCII)
+    t.set_cset(cset)
     return t
 
 
-def set_text_attr(obj, name: str, text) -> None:
+def set_text_attr(obj, name: str, text, shape: tuple = ()) -> None:
     """Set attribute ``name`` of ``obj`` (a group, dataset or file) to ``text``
     (:func:`ascii_attr`) as Dectris' EIGER2 writes NX_class: fixed-length ASCII, null
     terminated, with room for the terminator. durin (XDS' plugin) reads a string into a
     buffer of its stored size and puts a null in the last byte: a string stored without
     that room (h5py's default for bytes) loses its last character, and durin then finds
     no "NXdata" or "NXdetector" group and cannot open the file. Variable-length strings
-    it does not read at all."""
-    data = ascii_attr(text.decode("utf-8", "replace") if isinstance(text, bytes) else text)
+    it does not read at all. ``shape`` () or (1,): the attribute's dataspace.
+
+    ``text`` as str goes through :func:`ascii_attr` (µ as u, Å as angstrom); as bytes (an
+    attribute as h5py read it) it is kept byte for byte, as UTF-8 where it is not ASCII."""
+    if isinstance(text, bytes):
+        data = bytes(text).rstrip(b"\0")
+        cset = h5py.h5t.CSET_ASCII if data.isascii() else h5py.h5t.CSET_UTF8
+    else:
+        data, cset = ascii_attr(text), h5py.h5t.CSET_ASCII
     if name in obj.attrs:
         del obj.attrs[name]
-    space = h5py.h5s.create(h5py.h5s.SCALAR)
-    attr = h5py.h5a.create(obj.id, name.encode(), _text_type(len(data)), space)
-    attr.write(np.array(data, dtype=f"S{len(data) + 1}"))
+    space = h5py.h5s.create_simple(shape) if shape else h5py.h5s.create(h5py.h5s.SCALAR)
+    t = _text_type(len(data), cset)
+    attr = h5py.h5a.create(obj.id, name.encode(), t, space)
+    attr.write(np.full(shape, data, dtype=f"S{len(data) + 1}"), mtype=t)
 
 
 def terminated_text(obj, name: str) -> bool:
@@ -232,7 +246,7 @@ def terminated_text(obj, name: str) -> bool:
     t = obj.attrs.get_id(name).get_type()
     if t.get_class() != h5py.h5t.STRING or obj.attrs.get_id(name).shape not in ((), (1,)):
         return True
-    if t.is_variable_str() or t.get_cset() != h5py.h5t.CSET_ASCII:
+    if t.is_variable_str():
         return False
     value = np.ravel(obj.attrs[name])[0]
     return t.get_size() > len(value.rstrip(b"\0"))

@@ -400,9 +400,10 @@ def compress(master, out: str = "out_data", **options) -> Report:
         )
     settings.validate = settings.validate or bool(settings.xds_plugins)
     if settings.validate and o.compression not in XDS_READABLE:  # it would fail, at the end
-        raise OptionError(f"--validate checks the output as XDS' plugins read it, and they do "
+        flag = "--xds-plugin" if settings.xds_plugins else "--validate"
+        raise OptionError(f"{flag} checks the output as XDS' plugins read it, and they do "
                           f"not read -c {o.compression}: choose bslz4 or none, or drop "
-                          "--validate")  # fmt: skip
+                          f"{flag}")  # fmt: skip
     first_data, master_out, first_squash = output_names(out, o, 1)
     finished = False
     try:

@@ -368,12 +368,14 @@ def read_squash(path) -> np.ndarray:
 
 # ---------------------------------------------------------------- the master
 def _terminate_text_attrs(obj):
-    """Every text attribute of ``obj`` as :func:`layout.set_text_attr` stores it (an input's
-    are copied as h5py reads them: variable-length, or fixed-length without room for the
-    terminator durin needs)."""
+    """Every text attribute of ``obj`` that durin could not read whole, as
+    :func:`layout.set_text_attr` stores text (an input's are copied as h5py reads them:
+    variable-length, or fixed-length without room for the terminator): fixed-length text
+    byte for byte, variable-length text as ASCII (:func:`layout.ascii_attr`)."""
     for k in list(obj.attrs):
-        if not layout.terminated_text(obj, k):
-            set_text_attr(obj, k, np.ravel(obj.attrs[k])[0])
+        attr = obj.attrs.get_id(k)
+        if attr.shape in ((), (1,)) and not layout.terminated_text(obj, k):
+            set_text_attr(obj, k, np.ravel(obj.attrs[k])[0], attr.shape)
 
 
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):

@@ -13,10 +13,10 @@ called in a child process that imports only numpy and ctypes (never h5py: two HD
 in one process clash), and a plugin that crashes takes only that process down.
 
 - :func:`read_frames`: the header and frames (``ny`` x ``nx`` int32) a plugin returns;
-- :func:`expected_frame`: what XDS should get for a frame as stored, by Neggia's rules
-  (pixel-mask bit 0 -> -1, bits 1-4 -> -2, counts at or above the pixel type's signed
-  maximum -> -1);
-- :func:`frame_differences`: where a plugin's frame departs from that.
+- :func:`expected_frame`: what XDS gets for a frame as stored, through Neggia 1.2
+  (pixel-mask bit 0 -> -1, bits 1-4 -> -2, uint16 65535 -> -1);
+- :func:`frame_differences`: where a plugin's frame departs from what is stored, allowing
+  for what the plugins (and their versions) do differently.
 
 ``lbnl-validate --xds-plugin PATH`` runs them on the first and last frame of every data file.
 """
@@ -34,10 +34,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: How the child process starts: this file run as a script, without adding its folder to
-#: sys.path (it would shadow standard modules) and without importing lbnl_dask (h5py).
+#: How the child process starts: this file run as a script, without the folder it is
+#: started in on sys.path (a file there could shadow a standard module) and without
+#: importing lbnl_dask (h5py).
 _RUN_CHILD = (
-    "import runpy, sys; sys.argv[:] = sys.argv[1:]; "
+    "import sys; del sys.path[0]; import runpy; sys.argv[:] = sys.argv[1:]; "
     "runpy.run_path(sys.argv[0], run_name='__main__')"
 )
 #: The child's files in its scratch folder.
@@ -66,28 +67,36 @@ def read_frames(plugin: str, master: str, numbers, timeout: float = 600) -> Plug
     """The header of ``master`` and its frames ``numbers`` (from 1; those past the plugin's
     frame count are skipped), read through the XDS plugin ``plugin`` (a path to the shared
     library) in a child process. Raises :class:`PluginError` naming the plugin, the call
-    that failed and the plugin's last message."""
+    that failed and the plugin's last message (on stderr: Neggia prints a banner on
+    stdout). The frames are read from a file the child wrote (memory-mapped), so that only
+    the pixels compared are in memory."""
     name = os.path.basename(plugin)
     with tempfile.TemporaryDirectory(prefix="lbnl-xds-") as tmp:
         paths = [os.path.abspath(p) for p in (__file__, plugin, master)]
-        cmd = [sys.executable, "-I", "-c", _RUN_CHILD, *paths, tmp, *map(str, numbers)]
+        cmd = [sys.executable, "-c", _RUN_CHILD, *paths, tmp, *map(str, numbers)]
+        # its own session: a plugin that hangs is stopped with whatever it started
+        pipe = subprocess.PIPE
+        child = subprocess.Popen(cmd, stdout=pipe, stderr=pipe, encoding="utf-8",
+                                 errors="replace", start_new_session=True)  # fmt: skip
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            _, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
             raise PluginError(f"{name}: no answer in {timeout:g} s reading {master}") from None
         status = _load_status(tmp)
-        said = _last_line(done.stderr) or _last_line(done.stdout)
+        said = _last_line(stderr)
         where = status.get("stage", "loading it")
         if "frame" in status:
             where += f" (frame {status['frame']})"
-        if done.returncode < 0:
-            raise PluginError(f"{name} crashed ({_signal_name(-done.returncode)}) in {where}"
+        if child.returncode < 0:
+            raise PluginError(f"{name} crashed ({_signal_name(-child.returncode)}) in {where}"
                               + (f": {said}" if said else ""))  # fmt: skip
         if status.get("stage") != "done":
-            why = status.get("why") or f"exit status {done.returncode}"
+            why = status.get("why") or f"exit status {child.returncode}"
             raise PluginError(f"{name} failed in {where}: {why}" + (f": {said}" if said else ""))
         read = PluginRead(**status["header"])
-        frames = np.load(os.path.join(tmp, _FRAMES))
+        frames = np.load(os.path.join(tmp, _FRAMES), mmap_mode="r")  # (kept after the unlink)
         read.frames = dict(zip(status["numbers"], frames, strict=True))
     return read
 
@@ -112,36 +121,70 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
+#: Image rows compared at a time: the comparison's memory stays small on a 16M frame.
+BAND = 256
+
+
 def expected_frame(frame: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-    """What XDS should get for ``frame`` (ny, nx, unsigned, as stored) with the master's
-    ``detectorSpecific/pixel_mask`` (or None), by Neggia's rules: int32 counts; -1 where
-    the mask's bit 0 is set or the count is at or above the type's signed maximum (32767
-    for uint16), -2 where only bits 1-4 are set."""
-    top = np.iinfo(np.dtype(f"i{frame.dtype.itemsize}")).max
-    out = np.where(frame >= top, -1, frame.astype(np.int64)).astype(np.int32)
+    """What XDS gets for ``frame`` (ny, nx, unsigned, as stored) with the master's
+    ``detectorSpecific/pixel_mask`` (or None) through Neggia 1.2: int32 counts; -1 where
+    the mask's bit 0 is set, -2 where only bits 1-4 are; -1 for the type's all-bits-set
+    value (uint8 255, uint16 65535: a module gap's marker) and, in 4-byte pixels, for
+    counts above int32's range."""
+    f = frame.astype(np.int64)
+    top = np.iinfo(np.int32).max if frame.dtype.itemsize >= 4 else np.iinfo(frame.dtype).max - 1
+    out = np.where(f > top, -1, f).astype(np.int32)
     if mask is not None:
         out[(mask & 30) != 0] = -2
         out[(mask & 1) != 0] = -1
     return out
 
 
+@dataclass
+class Differences:
+    """How a plugin's frame compares with what is stored (:func:`frame_differences`)."""
+
+    count: int = 0  # pixels read otherwise than any plugin may
+    first: tuple | None = None  # the first: (y, x, plugin's value, expected_frame's)
+    unread: int = 0  # valid counts in 1-2 byte pixels, from the signed maximum up, read as < 0
+
+
 def frame_differences(got: np.ndarray, frame: np.ndarray, mask: np.ndarray | None):
-    """Pixels where a plugin's frame ``got`` (int32) departs from :func:`expected_frame`:
-    (count, the first as (y, x, got, expected)) or (0, None). The plugins differ where it
-    does not matter to XDS, and so does this comparison: a masked pixel may come back as any
-    negative value (durin gives -1 where Neggia gives -2 for bit 0 with bits 1-4), and a
-    count at or above the signed maximum as a negative value or itself (durin reads the
-    type as signed)."""
-    want = expected_frame(frame, mask)
-    masked = np.zeros(frame.shape, bool) if mask is None else (mask & 31) != 0
-    high = (want == -1) & ~masked
-    ok = np.where(masked, got < 0, got == want)
-    ok |= high & ((got < 0) | (got.astype(np.int64) == frame))
-    bad = np.flatnonzero(~ok)
-    if not bad.size:
-        return 0, None
-    y, x = np.unravel_index(bad[0], frame.shape)
-    return int(bad.size), (int(y), int(x), int(got[y, x]), int(want[y, x]))
+    """Where a plugin's frame ``got`` (int32) departs from what is stored, as a
+    :class:`Differences`. The plugins differ where XDS does not mind, and so does this:
+
+    - a pixel the mask's bits 0-4 mark may come back as any negative value (durin gives -1
+      where Neggia gives -2); one only bits 5-7 mark, as its count or negative (durin masks
+      the whole low byte, Neggia bits 0-4);
+    - in 1- and 2-byte pixels, the all-bits-set value must come back negative; counts from
+      the signed maximum up (uint16 32767-65534) as themselves (Neggia 1.2) or negative
+      (earlier Neggia: -1; durin reads the type as signed): those are counted as ``unread``,
+      counts XDS does not get;
+    - in 4-byte pixels, counts above int32's range must come back negative.
+
+    Compared :data:`BAND` rows at a time."""
+    out = Differences()
+    small = frame.dtype.itemsize < 4
+    allbits = np.iinfo(frame.dtype).max
+    signed_max = np.iinfo(np.dtype(f"i{frame.dtype.itemsize}")).max
+    for y0 in range(0, frame.shape[0], BAND):
+        g = got[y0 : y0 + BAND].astype(np.int64)
+        v = frame[y0 : y0 + BAND].astype(np.int64)
+        m = np.zeros(v.shape, np.uint32) if mask is None else mask[y0 : y0 + BAND]
+        both, durin = (m & 0x1F) != 0, ((m & 0xE0) != 0) & ((m & 0x1F) == 0)
+        gone = (v == allbits) if small else (v > np.iinfo(np.int32).max)
+        contested = small & (v >= signed_max) & ~gone & ~both
+        ok = np.where(both | gone, g < 0, g == v)
+        ok |= (durin | contested) & (g < 0)
+        out.unread += int(np.count_nonzero(contested & (g < 0) & ~durin))
+        bad = np.flatnonzero(~ok)
+        if bad.size and out.first is None:
+            y, x = np.unravel_index(bad[0], v.shape)
+            at = (slice(y0 + y, y0 + y + 1), slice(x, x + 1))
+            want = expected_frame(frame[at], None if mask is None else mask[at])
+            out.first = (int(y0 + y), int(x), int(g[y, x]), int(want[0, 0]))
+        out.count += int(bad.size)
+    return out
 
 
 # ------------------------------------------------------------------- the child process
@@ -182,7 +225,12 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
     header = dict(nx=nx.value, ny=ny.value, nbytes=nbytes.value, qx=qx.value, qy=qy.value,
                   nframes=nframes.value)  # fmt: skip
     wanted = [n for n in numbers if 1 <= n <= nframes.value]
-    frames = np.zeros((len(wanted), max(ny.value, 0), max(nx.value, 0)), np.int32)
+    shape = (len(wanted), max(ny.value, 0), max(nx.value, 0))
+    if not np.prod(shape):  # (a file of no pixels cannot be mapped)
+        np.save(os.path.join(folder, _FRAMES), np.zeros(shape, np.int32))
+        save(stage="done", header=header, numbers=wanted)
+        return 0
+    frames = np.lib.format.open_memmap(os.path.join(folder, _FRAMES), "w+", np.int32, shape)
     for i, n in enumerate(wanted):
         save(stage="plugin_get_data", frame=n)
         p_data(ref(c_int(n)), ref(nx), ref(ny), frames[i].ctypes.data_as(ctypes.c_void_p), info,
@@ -191,9 +239,10 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
             save(why=f"error {err.value}")
             return 1
     status.pop("frame", None)
+    frames.flush()
+    del frames
     save(stage="plugin_close")
     p_close(ref(err))
-    np.save(os.path.join(folder, _FRAMES), frames)
     save(stage="done", header=header, numbers=wanted)
     return 0
 

@@ -290,6 +290,9 @@ def test_the_output_master_rewrites_the_inputs_text_for_durin(tiny, tmp_path):
         for path in (ENTRY, DET, ENTRY + "/data"):
             f[path].attrs[NX_CLASS] = np.bytes_(f[path].attrs[NX_CLASS])
         f[DET + "/x_pixel_size"].attrs["units"] = "m"  # variable-length
+        f[DET].attrs.create("note", np.array([b"one"]))  # shape (1,): kept so
+        utf8 = h5py.string_dtype("utf-8", 3)  # fixed-length UTF-8 text: left as it is
+        f[DET].attrs.create("unit_name", "\u00c5".encode(), dtype=utf8)
     assert "stored without room" in lines(str(master))
     r = compress(str(master), str(tmp_path / "o"), bin_range=2, scheduler="sync", fidelity=False)
     odd = []
@@ -298,6 +301,10 @@ def test_the_output_master_rewrites_the_inputs_text_for_durin(tiny, tmp_path):
                                              if not terminated_text(o, k)))  # fmt: skip
     assert not odd
     assert "stored without room" not in lines(r.master)
+    with h5py.File(r.master) as f:
+        assert f[DET].attrs.get_id("note").shape == (1,) and f[DET].attrs["note"][0] == b"one"
+        assert f[DET].attrs["unit_name"] == "\u00c5".encode()
+        assert f[DET + "/x_pixel_size"].attrs["units"] == b"m"
 
 
 def test_check_links_and_frame_count_alone(tmp_path):

@@ -61,6 +61,22 @@ def test_a_plugin_failing_is_one_line_naming_the_call(stub, tmp_path, name, word
     assert "\n" not in msg and all(w in msg for w in words), msg
 
 
+def test_a_plugin_that_hangs_is_stopped_with_what_it_started(stub, tmp_path):
+    import time
+
+    t0 = time.monotonic()
+    with pytest.raises(PluginError, match=r"stub-plugin.so: no answer in 2 s reading .*hang"):
+        read_frames(stub, str(tmp_path / "hang_master.h5"), [1, 2], timeout=2)
+    assert time.monotonic() - t0 < 30
+    left = []  # processes still running with the master in their command line
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            left += [cmdline] if b"hang_master.h5" in cmdline.read_bytes() else []
+        except OSError:
+            continue
+    assert not left, left
+
+
 def test_a_file_that_is_no_plugin_is_named(tmp_path):
     fake = tmp_path / "notaplugin.so"
     fake.write_text("not a shared library")
@@ -72,23 +88,35 @@ def test_a_file_that_is_no_plugin_is_named(tmp_path):
 
 
 # ------------------------------------------------------------ what XDS should get
-def test_expected_frame_follows_neggias_rules():
-    frame = np.array([[0, 5, 32766, 32767, 65535]], np.uint16)
-    mask = np.array([[0, 1, 2, 0, 0]], np.uint32)
-    np.testing.assert_array_equal(expected_frame(frame, mask), [[0, -1, -2, -1, -1]])
-    np.testing.assert_array_equal(expected_frame(frame, None), [[0, 5, 32766, -1, -1]])
-    big = np.array([[2**31 - 2, 2**31 - 1, 2**32 - 1]], np.uint32)
-    np.testing.assert_array_equal(expected_frame(big, None), [[2**31 - 2, -1, -1]])
+def test_expected_frame_follows_neggia_1_2():
+    frame = np.array([[0, 5, 32766, 32767, 40000, 65535]], np.uint16)
+    mask = np.array([[0, 1, 2, 0, 0, 0]], np.uint32)
+    want = [[0, -1, -2, 32767, 40000, -1]]  # only the all-bits-set marker is -1
+    np.testing.assert_array_equal(expected_frame(frame, mask), want)
+    np.testing.assert_array_equal(expected_frame(frame, None)[0, 1:3], [5, 32766])
+    big = np.array([[2**31 - 1, 2**31, 2**32 - 1]], np.uint32)
+    np.testing.assert_array_equal(expected_frame(big, None), [[2**31 - 1, -1, -1]])
 
 
 def test_frame_differences_allow_what_the_plugins_differ_in():
-    frame = np.array([[7, 3, 32767, 9]], np.uint16)
-    mask = np.array([[0, 3, 0, 0]], np.uint32)  # bit 0 with bit 1: Neggia -1, durin -2
-    assert frame_differences(np.array([[7, -2, 32767, 9]], np.int32), frame, mask) == (0, None)
-    assert frame_differences(np.array([[7, -1, -1, 9]], np.int32), frame, mask) == (0, None)
-    # a masked pixel given as a count, a count changed: both found, the first reported
-    got = np.array([[7, 3, -1, 8]], np.int32)
-    assert frame_differences(got, frame, mask) == (2, (0, 1, 3, -1))
+    """What Neggia 1.2, earlier Neggia and durin give for the same stored frame passes; a
+    masked pixel given as a count, or a count changed, does not."""
+    frame = np.array([[7, 3, 32767, 40000, 65535, 9, 11]], np.uint16)
+    mask = np.array([[0, 3, 0, 0, 0, 32, 0]], np.uint32)  # bit 0 + bit 1; bit 5 (durin only)
+    neggia12 = [[7, -1, 32767, 40000, -1, 9, 11]]
+    neggia_before = [[7, -1, -1, -1, -1, 9, 11]]
+    durin = [[7, -2, 32767, 40000 - 65536, -1, -1, 11]]
+    seen = [frame_differences(np.array(g, np.int32), frame, mask) for g in
+            (neggia12, neggia_before, durin)]  # fmt: skip
+    assert [(d.count, d.unread) for d in seen] == [(0, 0), (0, 2), (0, 1)]
+    d = frame_differences(np.array([[7, 3, 32767, 40000, -1, 9, 12]], np.int32), frame, mask)
+    assert (d.count, d.first) == (2, (0, 1, 3, -1))
+    # compared in bands of rows: a difference past the first band is found, where it is
+    tall = np.zeros((600, 3), np.uint32)
+    got = tall.astype(np.int32)
+    got[517, 2] = 5
+    d = frame_differences(got, tall, None)
+    assert (d.count, d.first) == (1, (517, 2, 5, 0))
 
 
 # ------------------------------------------------------------------ lbnl-validate
@@ -98,7 +126,9 @@ def test_validate_reports_a_plugin_whose_header_disagrees(stub, tiny, tmp_path, 
     res = validate(r.master, decode=False, xds_plugins=[stub])
     fails = [m for level, m in res.lines if level == "FAIL"]
     assert len(fails) == 1 and fails[0].startswith("stub-plugin.so: header nx 4 (files: "), fails
-    assert "nframes 5 (files: 5)" not in fails[0]  # only what differs
+    with h5py.File(r.master) as f:  # only what differs from the files is named
+        two_bytes = f["/entry/data/data_000001"].dtype.itemsize == 2
+    assert ("nbytes 4" in fails[0]) == two_bytes and "nframes 5 (files: 10)" in fails[0]
     assert validate_main([r.master, "--no-decode", "--xds-plugin", stub]) == 1
     assert "[FAIL] stub-plugin.so: header" in capsys.readouterr().out
 
@@ -155,6 +185,31 @@ def test_compress_reads_its_output_through_the_plugin_asked_for(stub, tiny, tmp_
     err = capsys.readouterr().err
     assert code == 2 and f"--xds-plugin {tmp_path / 'none.so'}: no such file" in err, err
     assert not list(tmp_path.glob("p*"))  # refused before anything was written
+
+
+@pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
+def test_real_plugins_and_counts_from_32767_in_2_byte_pixels(tiny, tmp_path):
+    """Such counts (an input's, never ours: the output caps 2-byte pixels at 32766) reach
+    XDS through Neggia 1.2, not through durin (a signed reading) or earlier Neggia (-1):
+    a warning, not a failure, and the plugin's other pixels still compared."""
+    import shutil
+
+    src = tmp_path / "in"
+    shutil.copytree(os.path.dirname(tiny), src)
+    master = str(src / os.path.basename(tiny))
+    with h5py.File(master) as f:
+        mask = f["/entry/instrument/detector/detectorSpecific/pixel_mask"][()]
+    ys, xs = np.nonzero(mask == 0)
+    with h5py.File(src / "tiny_data_000001.h5", "r+") as f:
+        d = f["/entry/data/data"]
+        a = d[0]
+        a[ys[500], xs[500]], a[ys[900], xs[900]] = 40000, 32767
+        d[0] = a
+    res = validate(master, decode=False, xds_plugins=REAL)
+    assert not res.failed, str(res)
+    warns = [m for level, m in res.lines if level == "WARN" and "32767 and above" in m]
+    assert all(" in frame(s) 1 as invalid" in m for m in warns) and len(warns) <= len(REAL)
+    assert str(res).count(" reads 20 frames") == len(REAL)
 
 
 @pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")

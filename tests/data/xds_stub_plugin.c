@@ -1,11 +1,13 @@
 /* A stand-in XDS plugin for the tests of lbnl_dask.xds_plugin: it checks how plugins are
    called and how their failures are reported, and reads no file. Its frames are 3 x 4
    pixels, 5 of them, pixel i of frame n holding 100 n + i. The file name it is given
-   chooses a failure: "fail-open", "fail-header", "fail-data" (frame 2), "crash" (frame 2).
+   chooses a failure: "fail-open", "fail-header", "fail-data" (frame 2), "crash" (frame 2),
+   "hang" (frame 2: it starts a second process, and both sleep a minute).
    Built by the tests: cc -shared -fPIC -o stub.so xds_stub_plugin.c */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static char name[4096];
 
@@ -33,6 +35,10 @@ void plugin_get_data(int *frame_number, int *nx, int *ny, int *data_array,
   int i;
   if (*frame_number == 2 && strstr(name, "crash"))
     raise(SIGSEGV);
+  if (*frame_number == 2 && strstr(name, "hang")) {
+    fork();
+    sleep(60);
+  }
   if (*frame_number == 2 && strstr(name, "fail-data")) {
     fprintf(stderr, "STUB ERROR: CANNOT OPEN FRAME 2\n");
     *error_flag = -2;
