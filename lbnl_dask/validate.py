@@ -270,7 +270,8 @@ def check_nx_class_ascii(ctx: Context, r: Result):
                       "read them)")  # fmt: skip
     if cut:  # a warning: durin's source does so, but not every durin may be that one
         r.add("WARN", f"NX_class of {cut[:3]} stored without room for a terminating null: "
-                      "durin reads it one character short and cannot open the file")  # fmt: skip
+                      "durin (its source at 0f27832) reads it one character short and cannot "
+                      "open the file")  # fmt: skip
     if not bad and not cut:
         r.add("OK", "NX_class attributes fixed-length ASCII, terminated where durin needs it")
 

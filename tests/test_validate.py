@@ -240,7 +240,8 @@ def test_check_nx_class_ascii_alone(tmp_path):
         (
             "WARN",
             "NX_class of ['entry/instrument/detector'] stored without room for a terminating "
-            "null: durin reads it one character short and cannot open the file",
+            "null: durin (its source at 0f27832) reads it one character short and cannot open "
+            "the file",
         )
     ]
 
