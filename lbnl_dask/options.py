@@ -357,7 +357,8 @@ class RunSettings:
         )
         for lib in self.xds_plugins:
             if not os.path.isfile(lib):
-                raise OptionError(f"--xds-plugin {lib}: no such file")
+                why = "a folder, not the plugin's library" if os.path.isdir(lib) else "no such file"
+                raise OptionError(f"--xds-plugin {lib}: {why}")
         for flag, v in (("number of workers (-p)", self.workers),
                         ("--chunk-frames", self.chunk_frames)):  # fmt: skip
             if v is not None and not v >= 1:

@@ -399,6 +399,7 @@ def compress(master, out: str = "out_data", **options) -> Report:
             "--report needs a distributed scheduler (processes, an address or --slurm)"
         )
     settings.validate = settings.validate or bool(settings.xds_plugins)
+    _check_plugins_load(settings.xds_plugins)
     if settings.validate and o.compression not in XDS_READABLE:  # it would fail, at the end
         flag = "--xds-plugin" if settings.xds_plugins else "--validate"
         raise OptionError(f"{flag} checks the output as XDS' plugins read it, and they do "
@@ -645,6 +646,18 @@ def _print_plan(plan: Plan) -> None:
           f"-> {plan.frames_out} x {plan.frame_shape_out} {plan.dtype} (saturation "
           f"{plan.saturation:.10g}), {plan.nblocks} data file(s), {plan.skipped} kept from an "
           f"earlier run, job {plan.token}", file=sys.stderr)  # fmt: skip
+
+
+def _check_plugins_load(plugins) -> None:
+    """Each ``--xds-plugin`` library loads and has XDS' plugin functions, before the run
+    (it is used only after the output is written)."""
+    from .xds_plugin import PluginError, check_loadable
+
+    for lib in plugins:
+        try:
+            check_loadable(lib)
+        except PluginError as e:
+            raise OptionError(f"--xds-plugin {lib}: not an XDS plugin ({e})") from None
 
 
 def _validate_output(master: str, xds_plugins=()) -> str:

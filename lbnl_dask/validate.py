@@ -440,11 +440,6 @@ def check_checksums(ctx: Context, r: Result):
         r.add("OK", f"checksums of {recorded} data file(s) match what was written")
 
 
-def _pixel_size(ctx: Context, axis: str) -> float | None:
-    d = ctx.f.get(f"{DET}/{axis}_pixel_size")
-    return float(_value(d)) if isinstance(d, h5py.Dataset) and d.dtype.kind in "iuf" else None
-
-
 def _xds_sample(ctx: Context) -> list[tuple[int, Block, int]]:
     """The frames an XDS plugin reads back: the first and last of every data file, as
     (frame number from 1, its block, index in the block)."""
@@ -475,12 +470,23 @@ def check_xds_plugins(ctx: Context, r: Result):
     it: its header (frame size, pixel type, pixel size, frame count) agrees with the files,
     and the first and last frame of every data file come back as stored (the pixel mask
     applied: :func:`lbnl_dask.xds_plugin.frame_differences`). Only where every data file
-    opened. Each frame is read from the files once, for every plugin."""
-    if not ctx.plugins or ctx.f is None or not ok_files(ctx):
+    opened (a line says so otherwise). Each frame is read from the files once, for every
+    plugin. Runs last: its failures do not stop the other checks."""
+    if not ctx.plugins:
         return
+    if not ok_files(ctx):
+        for plugin in ctx.plugins:
+            r.add("WARN", f"{os.path.basename(plugin)}: not run, as the data files failed the "
+                          "checks above")  # fmt: skip
+        return
+    with h5py.File(ctx.master, "r") as f:  # (check_decode closed the master)
+        _read_through_plugins(ctx, r, f)
+
+
+def _read_through_plugins(ctx: Context, r: Result, f: h5py.File) -> None:
     from .xds_plugin import PluginError, frame_differences, read_frames
 
-    m = ctx.f.get(PIXEL_MASK)
+    m = f.get(PIXEL_MASK)
     mask = m[()] if isinstance(m, h5py.Dataset) and m.shape == tuple(ctx.shape) else None
     sample = _xds_sample(ctx)
     seen = {p: _PluginSeen() for p in ctx.plugins}
@@ -501,20 +507,24 @@ def check_xds_plugins(ctx: Context, r: Result):
                 # (past its frame count, or another frame size: the header says so)
                 if s.bad or n not in got.frames or got.frames[n].shape != ctx.shape:
                     continue
-                frame = ctx.f[DATA_GROUP][b.name][i] if frame is None else frame
+                frame = f[DATA_GROUP][b.name][i] if frame is None else frame
                 diff = frame_differences(got.frames[n], frame, mask)
                 s.bad = (n, diff) if diff.count else None
                 if diff.unread:
                     s.unread[n] = diff.unread
-    numbers = ", ".join(str(n) for n, _, _ in sample)
     for plugin, s in seen.items():
-        _report_plugin(ctx, r, os.path.basename(plugin), s, numbers)
+        _report_plugin(ctx, r, os.path.basename(plugin), s, len(sample), f)
 
 
-def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, numbers: str):
-    """:func:`check_xds_plugins`' lines for one plugin."""
+def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, sampled: int, f):
+    """:func:`check_xds_plugins`' lines for one plugin (``f``: the open master)."""
     if s.failed:
-        r.add("FAIL", s.failed)
+        hint, filters = "", ctx.first.filters
+        if "plugin_get_data" in s.failed and filters and not _bitshuffle(filters):
+            hint = (" (durin decodes bitshuffle itself, other filters through HDF5's plugins: "
+                    "set HDF5_PLUGIN_PATH to hdf5plugin's, python -c 'import hdf5plugin; "
+                    "print(hdf5plugin.PLUGIN_PATH)')")  # fmt: skip
+        r.add("FAIL", s.failed + hint)
         return
     head = s.head
     want = dict(nx=ctx.shape[1], ny=ctx.shape[0], nbytes=ctx.dtype.itemsize,
@@ -522,7 +532,8 @@ def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, numbers: 
     odd = [f"{k} {getattr(head, k)} (files: {v})" for k, v in want.items()
            if getattr(head, k) != v]  # fmt: skip
     for axis, q in (("x", head.qx), ("y", head.qy)):
-        size = _pixel_size(ctx, axis)
+        d = f.get(f"{DET}/{axis}_pixel_size")
+        size = float(_value(d)) if isinstance(d, h5py.Dataset) and d.dtype.kind in "iuf" else None
         if size is not None and not np.isclose(q, size, rtol=1e-6, atol=0):
             odd.append(f"q{axis} {q:g} ({axis}_pixel_size: {size:g})")
     if odd:
@@ -535,13 +546,18 @@ def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, numbers: 
     if s.unread:
         top = np.iinfo(np.dtype(f"i{ctx.dtype.itemsize}")).max
         frames = ", ".join(map(str, s.unread))
-        r.add("WARN", f"{name} reads {sum(s.unread.values())} valid count(s) of {top} and "
+        r.add("WARN", f"{name} reads {sum(s.unread.values())} unmasked count(s) of {top} and "
                       f"above in frame(s) {frames} as invalid: XDS leaves them out (Neggia 1.2 "
                       "reads them; durin and earlier Neggia do not)")  # fmt: skip
     if not odd and not s.bad:
-        r.add("OK", f"{name} reads {head.nframes} frames of {head.nx} x {head.ny} "
-                    f"({head.nbytes}-byte pixels, {head.qx:g} x {head.qy:g}); frames "
-                    f"{numbers} as stored")  # fmt: skip
+        r.add("OK", f"{name}: a header of {head.nframes} frames, NX {head.nx} x NY {head.ny}, "
+                    f"{head.nbytes}-byte pixels of {head.qx * 1e3:g} x {head.qy * 1e3:g} mm; "
+                    f"the first and last frame of each data file ({sampled} frames) read as "
+                    "stored")  # fmt: skip
+
+
+def _bitshuffle(filters) -> bool:
+    return any(fid == hdf5plugin.BSHUF_ID for fid, _ in filters)
 
 
 CHECKS = [
@@ -559,8 +575,8 @@ CHECKS = [
     check_pixel_transform,
     check_omega,
     check_checksums,
-    check_xds_plugins,
     check_decode,
+    check_xds_plugins,
 ]
 
 
@@ -602,7 +618,8 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     for lib in a.xds_plugin:
         if not os.path.isfile(lib):
-            p.error(f"--xds-plugin {lib}: no such file")
+            why = "a folder, not the plugin's library" if os.path.isdir(lib) else "no such file"
+            p.error(f"--xds-plugin {lib}: {why}")
     try:
         with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
             r = validate(a.master, decode=not a.no_decode, xds_plugins=a.xds_plugin)

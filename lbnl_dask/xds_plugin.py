@@ -72,7 +72,7 @@ def read_frames(plugin: str, master: str, numbers, timeout: float = 600) -> Plug
     the pixels compared are in memory."""
     name = os.path.basename(plugin)
     with tempfile.TemporaryDirectory(prefix="lbnl-xds-") as tmp:
-        paths = [os.path.abspath(p) for p in (__file__, plugin, master)]
+        paths = [os.path.abspath(p) if p else p for p in (__file__, plugin, master)]
         cmd = [sys.executable, "-c", _RUN_CHILD, *paths, tmp, *map(str, numbers)]
         # its own session: a plugin that hangs is stopped with whatever it started
         pipe = subprocess.PIPE
@@ -81,9 +81,11 @@ def read_frames(plugin: str, master: str, numbers, timeout: float = 600) -> Plug
         try:
             _, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.communicate()
+            _stop(child)
             raise PluginError(f"{name}: no answer in {timeout:g} s reading {master}") from None
+        except BaseException:  # Ctrl-C, a batch system's SIGTERM: the plugin stops too
+            _stop(child)
+            raise
         status = _load_status(tmp)
         said = _last_line(stderr)
         where = status.get("stage", "loading it")
@@ -99,6 +101,22 @@ def read_frames(plugin: str, master: str, numbers, timeout: float = 600) -> Plug
         frames = np.load(os.path.join(tmp, _FRAMES), mmap_mode="r")  # (kept after the unlink)
         read.frames = dict(zip(status["numbers"], frames, strict=True))
     return read
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """Kill the child and whatever it started (its own session), and wait for it."""
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    child.communicate()
+
+
+def check_loadable(plugin: str) -> None:
+    """Raise :class:`PluginError` unless ``plugin`` loads and has the four functions of XDS'
+    plugin interface (in a child process, as :func:`read_frames` calls it): before a run
+    whose output it is to read."""
+    read_frames(plugin, "", [], timeout=60)
 
 
 def _load_status(folder: str) -> dict:
@@ -154,8 +172,9 @@ def frame_differences(got: np.ndarray, frame: np.ndarray, mask: np.ndarray | Non
     :class:`Differences`. The plugins differ where XDS does not mind, and so does this:
 
     - a pixel the mask's bits 0-4 mark may come back as any negative value (durin gives -1
-      where Neggia gives -2); one only bits 5-7 mark, as its count or negative (durin masks
-      the whole low byte, Neggia bits 0-4);
+      where Neggia gives -2); one only bits 5-7 or bit 31 mark, as its count or negative
+      (durin masks the whole low byte, and reads the mask as int: bit 31 clamps to a value
+      with bits 1-4 set; Neggia looks at bits 0-4 alone);
     - in 1- and 2-byte pixels, the all-bits-set value must come back negative; counts from
       the signed maximum up (uint16 32767-65534) as themselves (Neggia 1.2) or negative
       (earlier Neggia: -1; durin reads the type as signed): those are counted as ``unread``,
@@ -171,7 +190,10 @@ def frame_differences(got: np.ndarray, frame: np.ndarray, mask: np.ndarray | Non
         g = got[y0 : y0 + BAND].astype(np.int64)
         v = frame[y0 : y0 + BAND].astype(np.int64)
         m = np.zeros(v.shape, np.uint32) if mask is None else mask[y0 : y0 + BAND]
-        both, durin = (m & 0x1F) != 0, ((m & 0xE0) != 0) & ((m & 0x1F) == 0)
+        # durin masks the low byte's bits, and any value past int's range (it reads the
+        # mask as int: HDF5 clamps 2**31 and above to 2**31 - 1, whose bits 1-4 are set)
+        both = (m & 0x1F) != 0
+        durin = (((m & 0xE0) != 0) | (m > np.iinfo(np.int32).max)) & ~both
         gone = (v == allbits) if small else (v > np.iinfo(np.int32).max)
         contested = small & (v >= signed_max) & ~gone & ~both
         ok = np.where(both | gone, g < 0, g == v)
@@ -208,6 +230,10 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
         save(why=str(e).splitlines()[0])
         return 1
     p_open, p_header, p_data, p_close = calls
+    if not master:  # (check_loadable: loaded, the four functions there)
+        save(stage="done", header=dict(nx=0, ny=0, nbytes=0, qx=0, qy=0, nframes=0), numbers=[])
+        np.save(os.path.join(folder, _FRAMES), np.zeros((0, 0, 0), np.int32))
+        return 0
     c_int, c_float, ref = ctypes.c_int, ctypes.c_float, ctypes.byref
     info, err = (c_int * 1024)(), c_int(0)
 

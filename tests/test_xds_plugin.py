@@ -68,13 +68,37 @@ def test_a_plugin_that_hangs_is_stopped_with_what_it_started(stub, tmp_path):
     with pytest.raises(PluginError, match=r"stub-plugin.so: no answer in 2 s reading .*hang"):
         read_frames(stub, str(tmp_path / "hang_master.h5"), [1, 2], timeout=2)
     assert time.monotonic() - t0 < 30
-    left = []  # processes still running with the master in their command line
+    assert not _running_with(b"hang_master.h5")
+
+
+def test_a_plugin_is_stopped_with_the_run(stub, tmp_path):
+    """Ctrl-C (or a batch system's SIGTERM, which lbnl-validate turns into the same) while
+    a plugin runs: the plugin's process, and what it started, stop too."""
+    import signal
+    import sys
+    import time
+
+    master = tmp_path / "hang_master.h5"
+    code = ("import sys; from lbnl_dask.xds_plugin import read_frames; "
+            "read_frames(sys.argv[1], sys.argv[2], [1, 2])")  # fmt: skip
+    run = subprocess.Popen([sys.executable, "-c", code, stub, str(master)],
+                           stderr=subprocess.PIPE)  # fmt: skip
+    time.sleep(3)  # (the plugin sleeps in frame 2)
+    run.send_signal(signal.SIGINT)
+    assert b"KeyboardInterrupt" in run.communicate(timeout=30)[1]
+    time.sleep(0.5)
+    assert not _running_with(b"hang_master.h5")
+
+
+def _running_with(text: bytes) -> list:
+    """Processes whose command line holds ``text``."""
+    found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            left += [cmdline] if b"hang_master.h5" in cmdline.read_bytes() else []
+            found += [cmdline] if text in cmdline.read_bytes() else []
         except OSError:
             continue
-    assert not left, left
+    return found
 
 
 def test_a_file_that_is_no_plugin_is_named(tmp_path):
@@ -111,6 +135,11 @@ def test_frame_differences_allow_what_the_plugins_differ_in():
     assert [(d.count, d.unread) for d in seen] == [(0, 0), (0, 2), (0, 1)]
     d = frame_differences(np.array([[7, 3, 32767, 40000, -1, 9, 12]], np.int32), frame, mask)
     assert (d.count, d.first) == (2, (0, 1, 3, -1))
+    # mask bit 31: durin reads the mask as int (clamped to 2**31 - 1, bits 1-4 set): -2
+    top = np.array([[3]], np.uint16)
+    bit31 = np.array([[2**31]], np.uint32)
+    assert frame_differences(np.array([[-2]], np.int32), top, bit31).count == 0
+    assert frame_differences(np.array([[3]], np.int32), top, bit31).count == 0
     # compared in bands of rows: a difference past the first band is found, where it is
     tall = np.zeros((600, 3), np.uint32)
     got = tall.astype(np.int32)
@@ -131,6 +160,21 @@ def test_validate_reports_a_plugin_whose_header_disagrees(stub, tiny, tmp_path, 
     assert ("nbytes 4" in fails[0]) == two_bytes and "nframes 5 (files: 10)" in fails[0]
     assert validate_main([r.master, "--no-decode", "--xds-plugin", stub]) == 1
     assert "[FAIL] stub-plugin.so: header" in capsys.readouterr().out
+
+
+def test_validate_runs_every_other_check_and_says_when_the_plugin_was_not_run(stub, tiny, tmp_path):
+    import shutil
+
+    r = compress(tiny, str(tmp_path / "o"), bin_range=2, data_block_size=5, scheduler="sync",
+                 fidelity=False)  # fmt: skip
+    res = validate(r.master, xds_plugins=[stub])  # the stub's header fails...
+    assert res.failed and "decoded all 20 frames" in str(res)  # ...decoding still checked
+    os.unlink(tmp_path / "o_000002.h5")
+    res = validate(r.master, xds_plugins=[stub])
+    assert ("WARN", "stub-plugin.so: not run, as the data files failed the checks above") in (
+        res.lines
+    )
+    shutil.rmtree(tmp_path / "in", ignore_errors=True)
 
 
 def test_validate_refuses_a_plugin_that_is_not_there(tiny, capsys):
@@ -159,7 +203,7 @@ def test_real_xds_plugins_read_our_output(request, tmp_path, setting, dataset):
                  **SETTINGS[setting])  # fmt: skip
     res = validate(r.master, decode=False, xds_plugins=REAL)
     assert not res.failed, str(res)
-    ok = [m for level, m in res.lines if level == "OK" and " reads " in m]
+    ok = [m for level, m in res.lines if level == "OK" and "read as stored" in m]
     assert len(ok) == len(REAL), str(res)
     with h5py.File(r.master) as f:
         assert f["/entry/instrument/detector/detectorSpecific/nimages"][()] > 0
@@ -184,7 +228,12 @@ def test_compress_reads_its_output_through_the_plugin_asked_for(stub, tiny, tmp_
                           str(tmp_path / "none.so")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and f"--xds-plugin {tmp_path / 'none.so'}: no such file" in err, err
-    assert not list(tmp_path.glob("p*"))  # refused before anything was written
+    fake = tmp_path / "fake.so"
+    fake.write_text("not a library")
+    code = compress_main(["-i", tiny, "-o", str(tmp_path / "p"), "--xds-plugin", str(fake)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"--xds-plugin {fake}: not an XDS plugin (fake.so failed in" in err, err
+    assert not list(tmp_path.glob("p*"))  # both refused before anything was written
 
 
 @pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
@@ -209,14 +258,14 @@ def test_real_plugins_and_counts_from_32767_in_2_byte_pixels(tiny, tmp_path):
     assert not res.failed, str(res)
     warns = [m for level, m in res.lines if level == "WARN" and "32767 and above" in m]
     assert all(" in frame(s) 1 as invalid" in m for m in warns) and len(warns) <= len(REAL)
-    assert str(res).count(" reads 20 frames") == len(REAL)
+    assert str(res).count(": a header of 20 frames") == len(REAL)
 
 
 @pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
 def test_compress_with_the_real_plugins(tiny, tmp_path):
     r = compress(tiny, str(tmp_path / "o"), bin_range=2, hcomp_scale=12, scheduler="sync",
                  fidelity=False, xds_plugins=REAL)  # fmt: skip
-    assert r.validation.count(" reads ") == len(REAL), r.validation
+    assert r.validation.count("read as stored") == len(REAL), r.validation
 
 
 @pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
@@ -225,4 +274,5 @@ def test_real_xds_plugins_read_our_output_of_real_pilatus_frames(realdata, tmp_p
     r = compress(series, str(tmp_path / "o"), bin_range=2, sum_range=2, hcomp_scale=12,
                  last_image=8, data_block_size=2, scheduler="sync", fidelity=False)  # fmt: skip
     res = validate(r.master, decode=False, xds_plugins=REAL)
-    assert not res.failed and str(res).count(" reads 4 frames of 738 x 840") == len(REAL), str(res)
+    ok = ": a header of 4 frames, NX 738 x NY 840, 4-byte pixels of 0.344 x 0.344 mm"
+    assert not res.failed and str(res).count(ok) == len(REAL), str(res)
