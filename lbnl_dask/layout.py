@@ -182,12 +182,11 @@ def write_dataset(group, name: str, value, units: str | None = None, dtype=None)
     (:func:`set_text_attr`), numbers as ``dtype`` (default: numpy's), with a ``units``
     attribute if given."""
     if isinstance(value, str):
-        data = ascii_attr(value)
-        space = h5py.h5s.create(h5py.h5s.SCALAR)
+        t, space, data = _stored_text(value)
         dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
         dcpl.set_obj_track_times(False)  # as h5py's create_dataset: the same bytes every run
-        h5py.h5d.create(group.id, name.encode(), _text_type(len(data)), space, dcpl=dcpl).write(
-            h5py.h5s.ALL, h5py.h5s.ALL, np.array(data, dtype=f"S{len(data) + 1}")
+        h5py.h5d.create(group.id, name.encode(), t, space, dcpl=dcpl).write(
+            h5py.h5s.ALL, h5py.h5s.ALL, data, mtype=t
         )
         d = group[name]
     else:
@@ -206,45 +205,43 @@ def ascii_attr(text: str) -> np.bytes_:
     return np.bytes_(text.encode("ascii", "replace"))
 
 
-def _text_type(n: int, cset=h5py.h5t.CSET_ASCII) -> h5py.h5t.TypeID:
-    """HDF5's fixed-length string type of ``n`` bytes and a terminating null (ASCII, or
-    ``cset``)."""
-    t = h5py.h5t.C_S1.copy()
-    t.set_size(n + 1)
-    t.set_strpad(h5py.h5t.STR_NULLTERM)
-    t.set_cset(cset)
-    return t
-
-
-def set_text_attr(obj, name: str, text, shape: tuple = ()) -> None:
-    """Set attribute ``name`` of ``obj`` (a group, dataset or file) to ``text``
-    (:func:`ascii_attr`) as Dectris' EIGER2 writes NX_class: fixed-length ASCII, null
-    terminated, with room for the terminator. durin (XDS' plugin) reads a string into a
-    buffer of its stored size and puts a null in the last byte: a string stored without
-    that room (h5py's default for bytes) loses its last character, and durin then finds
-    no "NXdata" or "NXdetector" group and cannot open the file. Variable-length strings
-    it does not read at all. ``shape`` () or (1,): the attribute's dataspace.
-
-    ``text`` as str goes through :func:`ascii_attr` (µ as u, Å as angstrom); as bytes (an
-    attribute as h5py read it) it is kept byte for byte, as UTF-8 where it is not ASCII."""
+def _stored_text(text, shape: tuple = ()):
+    """(HDF5 type, dataspace, array) that store ``text`` as :func:`set_text_attr` says: a str
+    through :func:`ascii_attr`; bytes (as h5py reads a stored string) byte for byte, as
+    UTF-8 where they are not ASCII. ``shape``: () or (1,)."""
     if isinstance(text, bytes):
         data = bytes(text).rstrip(b"\0")
         cset = h5py.h5t.CSET_ASCII if data.isascii() else h5py.h5t.CSET_UTF8
     else:
         data, cset = ascii_attr(text), h5py.h5t.CSET_ASCII
+    t = h5py.h5t.C_S1.copy()
+    t.set_size(len(data) + 1)  # room for the null
+    t.set_strpad(h5py.h5t.STR_NULLTERM)
+    t.set_cset(cset)
+    space = h5py.h5s.create_simple(shape) if shape else h5py.h5s.create(h5py.h5s.SCALAR)
+    return t, space, np.full(shape, data, dtype=f"S{len(data) + 1}")
+
+
+def set_text_attr(obj, name: str, text, shape: tuple = ()) -> None:
+    """Set attribute ``name`` of ``obj`` (a group, dataset or file) to ``text`` as Dectris'
+    EIGER2 writes NX_class: fixed-length, null terminated, with room for the terminator.
+    durin (XDS' plugin) reads a string into a buffer of its stored size and puts a null in
+    the last byte: a string stored without that room (h5py's default for bytes) loses its
+    last character, and durin then finds no "NXdata" or "NXdetector" group and cannot open
+    the file. Variable-length strings it does not read at all. ``text``: a str (stored as
+    :func:`ascii_attr` gives it) or bytes (kept byte for byte); ``shape`` () or (1,)."""
     if name in obj.attrs:
         del obj.attrs[name]
-    space = h5py.h5s.create_simple(shape) if shape else h5py.h5s.create(h5py.h5s.SCALAR)
-    t = _text_type(len(data), cset)
-    attr = h5py.h5a.create(obj.id, name.encode(), t, space)
-    attr.write(np.full(shape, data, dtype=f"S{len(data) + 1}"), mtype=t)
+    t, space, data = _stored_text(text, shape)
+    h5py.h5a.create(obj.id, name.encode(), t, space).write(data, mtype=t)
 
 
 def terminated_text(obj, name: str) -> bool:
     """Whether ``obj``'s attribute ``name`` is text as :func:`set_text_attr` stores it (or no
     text: numbers, arrays): what durin reads whole."""
-    t = obj.attrs.get_id(name).get_type()
-    if t.get_class() != h5py.h5t.STRING or obj.attrs.get_id(name).shape not in ((), (1,)):
+    attr = obj.attrs.get_id(name)
+    t = attr.get_type()
+    if t.get_class() != h5py.h5t.STRING or attr.shape not in ((), (1,)):
         return True
     if t.is_variable_str():
         return False

@@ -355,10 +355,11 @@ class RunSettings:
         self.xds_plugins = (
             (self.xds_plugins,) if isinstance(self.xds_plugins, str) else tuple(self.xds_plugins)
         )
+        from .xds_plugin import path_problem
+
         for lib in self.xds_plugins:
-            if not os.path.isfile(lib):
-                why = "a folder, not the plugin's library" if os.path.isdir(lib) else "no such file"
-                raise OptionError(f"--xds-plugin {lib}: {why}")
+            if why := path_problem(lib):
+                raise OptionError(why)
         for flag, v in (("number of workers (-p)", self.workers),
                         ("--chunk-frames", self.chunk_frames)):  # fmt: skip
             if v is not None and not v >= 1:

@@ -405,6 +405,12 @@ def compress(master, out: str = "out_data", **options) -> Report:
         raise OptionError(f"{flag} checks the output as XDS' plugins read it, and they do "
                           f"not read -c {o.compression}: choose bslz4 or none, or drop "
                           f"{flag}")  # fmt: skip
+    if settings.validate and (o.ufloat is not None or (o.uint or 0) < 0):  # not unsigned
+        flag = "--xds-plugin" if settings.xds_plugins else "--validate"
+        kind = f"-f {o.ufloat:g}" if o.ufloat is not None else f"-u {o.uint}"
+        raise OptionError(f"{flag} checks the output as XDS' plugins read it, and they read "
+                          f"unsigned integer pixels, not {kind}'s: drop {kind} or "
+                          f"{flag}")  # fmt: skip
     first_data, master_out, first_squash = output_names(out, o, 1)
     finished = False
     try:

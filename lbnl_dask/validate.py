@@ -474,10 +474,12 @@ def check_xds_plugins(ctx: Context, r: Result):
     plugin. Runs last: its failures do not stop the other checks."""
     if not ctx.plugins:
         return
-    if not ok_files(ctx):
+    why = None if ok_files(ctx) else "the data files failed the checks above"
+    if why is None and ctx.dtype.kind != "u":
+        why = f"its pixels are {ctx.dtype}, and XDS' plugins read unsigned integers"
+    if why:
         for plugin in ctx.plugins:
-            r.add("WARN", f"{os.path.basename(plugin)}: not run, as the data files failed the "
-                          "checks above")  # fmt: skip
+            r.add("WARN", f"{os.path.basename(plugin)}: not run, as {why}")
         return
     with h5py.File(ctx.master, "r") as f:  # (check_decode closed the master)
         _read_through_plugins(ctx, r, f)
@@ -490,11 +492,11 @@ def _read_through_plugins(ctx: Context, r: Result, f: h5py.File) -> None:
     mask = m[()] if isinstance(m, h5py.Dataset) and m.shape == tuple(ctx.shape) else None
     sample = _xds_sample(ctx)
     seen = {p: _PluginSeen() for p in ctx.plugins}
-    for k in range(0, len(sample), XDS_BATCH):
+    for k in range(0, max(len(sample), 1), XDS_BATCH):  # (no frames: the header alone)
         part = sample[k : k + XDS_BATCH]
         reads = {}
         for plugin, s in seen.items():
-            if s.failed is None:
+            if s.failed is None and s.bad is None:
                 try:
                     reads[plugin] = read_frames(plugin, ctx.master, [n for n, _, _ in part])
                     s.head = s.head or reads[plugin]
@@ -509,7 +511,8 @@ def _read_through_plugins(ctx: Context, r: Result, f: h5py.File) -> None:
                     continue
                 frame = f[DATA_GROUP][b.name][i] if frame is None else frame
                 diff = frame_differences(got.frames[n], frame, mask)
-                s.bad = (n, diff) if diff.count else None
+                if diff.count:
+                    s.bad = (n, diff)
                 if diff.unread:
                     s.unread[n] = diff.unread
     for plugin, s in seen.items():
@@ -520,7 +523,8 @@ def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, sampled: 
     """:func:`check_xds_plugins`' lines for one plugin (``f``: the open master)."""
     if s.failed:
         hint, filters = "", ctx.first.filters
-        if "plugin_get_data" in s.failed and filters and not _bitshuffle(filters):
+        durin_data = "durin" in name and "plugin_get_data" in s.failed
+        if durin_data and filters and not _bitshuffle(filters):
             hint = (" (durin decodes bitshuffle itself, other filters through HDF5's plugins: "
                     "set HDF5_PLUGIN_PATH to hdf5plugin's, python -c 'import hdf5plugin; "
                     "print(hdf5plugin.PLUGIN_PATH)')")  # fmt: skip
@@ -616,10 +620,11 @@ def main(argv=None) -> int:
         "and last frame of every data file must agree with the files (repeatable)",
     )
     a = p.parse_args(argv)
+    from .xds_plugin import path_problem
+
     for lib in a.xds_plugin:
-        if not os.path.isfile(lib):
-            why = "a folder, not the plugin's library" if os.path.isdir(lib) else "no such file"
-            p.error(f"--xds-plugin {lib}: {why}")
+        if why := path_problem(lib):
+            p.error(why)
     try:
         with stop_on_sigterm():  # a batch system's time limit: the same line as Ctrl-C
             r = validate(a.master, decode=not a.no_decode, xds_plugins=a.xds_plugin)

@@ -373,9 +373,8 @@ def _terminate_text_attrs(obj):
     variable-length, or fixed-length without room for the terminator): fixed-length text
     byte for byte, variable-length text as ASCII (:func:`layout.ascii_attr`)."""
     for k in list(obj.attrs):
-        attr = obj.attrs.get_id(k)
-        if attr.shape in ((), (1,)) and not layout.terminated_text(obj, k):
-            set_text_attr(obj, k, np.ravel(obj.attrs[k])[0], attr.shape)
+        if not layout.terminated_text(obj, k):  # (text of shape () or (1,))
+            set_text_attr(obj, k, np.ravel(obj.attrs[k])[0], obj.attrs.get_id(k).shape)
 
 
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):

@@ -82,12 +82,13 @@ def read_frames(plugin: str, master: str, numbers, timeout: float = 600) -> Plug
             _, stderr = child.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _stop(child)
-            raise PluginError(f"{name}: no answer in {timeout:g} s reading {master}") from None
+            doing = f"reading {master}" if master else "loading it"
+            raise PluginError(f"{name}: no answer in {timeout:g} s {doing}") from None
         except BaseException:  # Ctrl-C, a batch system's SIGTERM: the plugin stops too
             _stop(child)
             raise
         status = _load_status(tmp)
-        said = _last_line(stderr)
+        said = _first_message(stderr)
         where = status.get("stage", "loading it")
         if "frame" in status:
             where += f" (frame {status['frame']})"
@@ -112,6 +113,15 @@ def _stop(child: subprocess.Popen) -> None:
     child.communicate()
 
 
+def path_problem(plugin: str) -> str | None:
+    """Why ``plugin`` cannot be a plugin's library (for ``--xds-plugin``), or None."""
+    if os.path.isdir(plugin):
+        return f"--xds-plugin {plugin}: a folder, not the plugin's library"
+    if not os.path.isfile(plugin):
+        return f"--xds-plugin {plugin}: no such file"
+    return None
+
+
 def check_loadable(plugin: str) -> None:
     """Raise :class:`PluginError` unless ``plugin`` loads and has the four functions of XDS'
     plugin interface (in a child process, as :func:`read_frames` calls it): before a run
@@ -127,9 +137,11 @@ def _load_status(folder: str) -> dict:
         return {}
 
 
-def _last_line(text: str) -> str:
-    lines = [s.strip() for s in (text or "").splitlines() if s.strip()]
-    return lines[-1] if lines else ""
+def _first_message(text: str) -> str:
+    """The first line a plugin wrote that is not indented: its own message ("WARNING: Could
+    not locate an NXdata entry"), not the HDF5 error stack durin indents below it."""
+    lines = [s.strip() for s in (text or "").splitlines() if s.strip() and not s[0].isspace()]
+    return lines[0] if lines else ""
 
 
 def _signal_name(num: int) -> str:
@@ -231,9 +243,7 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
         return 1
     p_open, p_header, p_data, p_close = calls
     if not master:  # (check_loadable: loaded, the four functions there)
-        save(stage="done", header=dict(nx=0, ny=0, nbytes=0, qx=0, qy=0, nframes=0), numbers=[])
-        np.save(os.path.join(folder, _FRAMES), np.zeros((0, 0, 0), np.int32))
-        return 0
+        return _done(save, folder, dict(nx=0, ny=0, nbytes=0, qx=0, qy=0, nframes=0), [])
     c_int, c_float, ref = ctypes.c_int, ctypes.c_float, ctypes.byref
     info, err = (c_int * 1024)(), c_int(0)
 
@@ -253,9 +263,7 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
     wanted = [n for n in numbers if 1 <= n <= nframes.value]
     shape = (len(wanted), max(ny.value, 0), max(nx.value, 0))
     if not np.prod(shape):  # (a file of no pixels cannot be mapped)
-        np.save(os.path.join(folder, _FRAMES), np.zeros(shape, np.int32))
-        save(stage="done", header=header, numbers=wanted)
-        return 0
+        return _done(save, folder, header, wanted, shape)
     frames = np.lib.format.open_memmap(os.path.join(folder, _FRAMES), "w+", np.int32, shape)
     for i, n in enumerate(wanted):
         save(stage="plugin_get_data", frame=n)
@@ -270,6 +278,13 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
     save(stage="plugin_close")
     p_close(ref(err))
     save(stage="done", header=header, numbers=wanted)
+    return 0
+
+
+def _done(save, folder: str, header: dict, numbers: list, shape=(0, 0, 0)) -> int:
+    """The child's ending where there are no pixels to pass back."""
+    np.save(os.path.join(folder, _FRAMES), np.zeros(shape, np.int32))
+    save(stage="done", header=header, numbers=numbers)
     return 0
 
 

@@ -15,8 +15,9 @@ void plugin_open(const char *filename, int info[1024], int *error_flag) {
   info[0] = 1;
   strncpy(name, filename, sizeof name - 1);
   *error_flag = strstr(name, "fail-open") ? -4 : 0;
-  if (*error_flag)
-    fprintf(stderr, "STUB ERROR: CANNOT OPEN %s\n", filename);
+  if (*error_flag) /* a message, then an indented trace below it, as durin writes */
+    fprintf(stderr, "STUB ERROR: CANNOT OPEN %s\n\tstub.c - line 1\n\t\tinvalid location ID\n",
+            filename);
 }
 
 void plugin_get_header(int *nx, int *ny, int *nbytes, float *qx, float *qy,
