@@ -313,7 +313,8 @@ FILTERS: dict[str, Compression] = {
         Compression(
             "bshuf",
             _BS,
-            f"bitshuffle only (HDF5 filter {_BS}): read by durin, NOT by Neggia",
+            f"bitshuffle only (HDF5 filter {_BS}): NOT read by XDS' plugins (Neggia has no "
+            "such decoder; durin expects the LZ4 header these chunks lack)",
             lambda lv: dict(hdf5plugin.Bitshuffle(nelems=0, cname="none")),
             xds=False,
         ),

@@ -304,3 +304,17 @@ def test_real_xds_plugins_read_our_output_of_real_pilatus_frames(realdata, tmp_p
     res = validate(r.master, decode=False, xds_plugins=REAL)
     ok = ": a header of 4 frames, NX 738 x NY 840, 4-byte pixels of 0.344 x 0.344 mm"
     assert not res.failed and str(res).count(ok) == len(REAL), str(res)
+
+
+@pytest.mark.skipif(not REAL, reason="set LBNL_XDS_PLUGINS to XDS plugin libraries (Neggia, durin)")
+def test_real_xds_plugins_do_not_read_bitshuffle_only(tiny, tmp_path):
+    """-c bshuf: Neggia has no decoder for it, durin reads an LZ4 header such chunks lack
+    (it had been documented as read by durin); the filter check fails it, and so does each
+    plugin."""
+    r = compress(tiny, str(tmp_path / "o"), bin_range=2, compression="bshuf", scheduler="sync",
+                 fidelity=False)  # fmt: skip
+    res = validate(r.master, decode=False, xds_plugins=REAL)
+    fails = [m for level, m in res.lines if level == "FAIL"]
+    assert fails[0].startswith("filter: bitshuffle only"), fails
+    for plugin in REAL:
+        assert any(m.startswith(os.path.basename(plugin)) for m in fails[1:]), fails
