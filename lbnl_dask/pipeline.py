@@ -399,18 +399,9 @@ def compress(master, out: str = "out_data", **options) -> Report:
             "--report needs a distributed scheduler (processes, an address or --slurm)"
         )
     settings.validate = settings.validate or bool(settings.xds_plugins)
-    _check_plugins_load(settings.xds_plugins)
-    if settings.validate and o.compression not in XDS_READABLE:  # it would fail, at the end
-        flag = "--xds-plugin" if settings.xds_plugins else "--validate"
-        raise OptionError(f"{flag} checks the output as XDS' plugins read it, and they do "
-                          f"not read -c {o.compression}: choose bslz4 or none, or drop "
-                          f"{flag}")  # fmt: skip
-    if settings.validate and (o.ufloat is not None or (o.uint or 0) < 0):  # not unsigned
-        flag = "--xds-plugin" if settings.xds_plugins else "--validate"
-        kind = f"-f {o.ufloat:g}" if o.ufloat is not None else f"-u {o.uint}"
-        raise OptionError(f"{flag} checks the output as XDS' plugins read it, and they read "
-                          f"unsigned integer pixels, not {kind}'s: drop {kind} or "
-                          f"{flag}")  # fmt: skip
+    if settings.validate:  # what would fail only at the end, refused now
+        _check_xds_reads(o, "--xds-plugin" if settings.xds_plugins else "--validate")
+        _check_plugins_load(settings.xds_plugins)
     first_data, master_out, first_squash = output_names(out, o, 1)
     finished = False
     try:
@@ -652,6 +643,19 @@ def _print_plan(plan: Plan) -> None:
           f"-> {plan.frames_out} x {plan.frame_shape_out} {plan.dtype} (saturation "
           f"{plan.saturation:.10g}), {plan.nblocks} data file(s), {plan.skipped} kept from an "
           f"earlier run, job {plan.token}", file=sys.stderr)  # fmt: skip
+
+
+def _check_xds_reads(o, flag: str) -> None:
+    """OptionError where XDS' plugins could not read the output ``flag`` is to check: a
+    compression they do not decode, or pixels that are not unsigned integers."""
+    checks = f"{flag} checks the output as XDS' plugins read it, and they"
+    if o.compression not in XDS_READABLE:
+        raise OptionError(f"{checks} do not read -c {o.compression}: choose bslz4 or none, or "
+                          f"drop {flag}")  # fmt: skip
+    if o.ufloat is not None or (o.uint or 0) < 0:
+        what = f"-f {o.ufloat:g}" if o.ufloat is not None else f"-u {o.uint}"
+        raise OptionError(f"{checks} read unsigned integer pixels, not {what}'s: drop {what} "
+                          f"or {flag}")  # fmt: skip
 
 
 def _check_plugins_load(plugins) -> None:

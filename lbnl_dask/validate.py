@@ -466,7 +466,7 @@ class _PluginSeen:
     failed: str | None = None  # its one-line PluginError
     head: object = None  # the first PluginRead: the header
     bad: tuple | None = None  # (frame number, Differences) of the first frame read otherwise
-    unread: dict = field(default_factory=dict)  # frame number -> valid counts read as < 0
+    unread: dict = field(default_factory=dict)  # frame number -> unmasked counts read as < 0
 
 
 def check_xds_plugins(ctx: Context, r: Result):
@@ -519,31 +519,32 @@ def _read_through_plugins(ctx: Context, r: Result, f: h5py.File) -> None:
                     s.bad = (n, diff)
                 if diff.unread:
                     s.unread[n] = diff.unread
+    # the header the files give: its sizes, and the pixel sizes where the master has them
+    want = dict(nx=ctx.shape[1], ny=ctx.shape[0], nbytes=ctx.dtype.itemsize,
+                nframes=sum(ctx.sizes))  # fmt: skip
+    for axis in "xy":
+        d = f.get(f"{DET}/{axis}_pixel_size")
+        if isinstance(d, h5py.Dataset) and d.dtype.kind in "iuf":
+            want[f"q{axis}"] = float(_value(d))
     for plugin, s in seen.items():
-        _report_plugin(ctx, r, os.path.basename(plugin), s, len(sample), f)
+        _report_plugin(ctx, r, os.path.basename(plugin), s, len(sample), want)
 
 
-def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, sampled: int, f):
-    """:func:`check_xds_plugins`' lines for one plugin (``f``: the open master)."""
+def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, sampled: int, want):
+    """:func:`check_xds_plugins`' lines for one plugin, whose header should be ``want``."""
     if s.failed:
         hint, filters = "", ctx.first.filters
         durin_data = "durin" in name and "plugin_get_data" in s.failed
-        if durin_data and filters and not _bitshuffle(filters):
+        if durin_data and filters and hdf5plugin.BSHUF_ID not in dict(filters):
             hint = (" (durin decodes bitshuffle itself, other filters through HDF5's plugins: "
                     "set HDF5_PLUGIN_PATH to hdf5plugin's, python -c 'import hdf5plugin; "
                     "print(hdf5plugin.PLUGIN_PATH)')")  # fmt: skip
         r.add("FAIL", s.failed + hint)
         return
     head = s.head
-    want = dict(nx=ctx.shape[1], ny=ctx.shape[0], nbytes=ctx.dtype.itemsize,
-                nframes=sum(ctx.sizes))  # fmt: skip
-    odd = [f"{k} {getattr(head, k)} (files: {v})" for k, v in want.items()
-           if getattr(head, k) != v]  # fmt: skip
-    for axis, q in (("x", head.qx), ("y", head.qy)):
-        d = f.get(f"{DET}/{axis}_pixel_size")
-        size = float(_value(d)) if isinstance(d, h5py.Dataset) and d.dtype.kind in "iuf" else None
-        if size is not None and not np.isclose(q, size, rtol=1e-6, atol=0):
-            odd.append(f"q{axis} {q:g} ({axis}_pixel_size: {size:g})")
+    odd = [f"{k} {_num(getattr(head, k))} (files: {_num(v)})" for k, v in want.items()
+           if not np.isclose(getattr(head, k), v, rtol=1e-6 * isinstance(v, float),
+                             atol=0)]  # (float32 pixel sizes; counts exactly)  # fmt: skip
     if odd:
         r.add("FAIL", f"{name}: header " + ", ".join(odd))
     if s.bad:
@@ -564,8 +565,9 @@ def _report_plugin(ctx: Context, r: Result, name: str, s: _PluginSeen, sampled: 
                     "stored")  # fmt: skip
 
 
-def _bitshuffle(filters) -> bool:
-    return any(fid == hdf5plugin.BSHUF_ID for fid, _ in filters)
+def _num(x) -> str:
+    """A header value as the lines give it: pixel sizes (floats) in 6 digits."""
+    return f"{x:g}" if isinstance(x, float) else str(x)
 
 
 CHECKS = [

@@ -53,7 +53,6 @@ def lossless_filter(name: str, level: int | None = None) -> dict:
 
 
 ascii_attr = layout.ascii_attr
-set_text_attr = layout.set_text_attr
 
 
 @contextmanager
@@ -217,7 +216,7 @@ def _data_group(f: h5py.File) -> h5py.Group:
 def _frame_count_attrs(d: h5py.Dataset, first_frame: int, n: int, token: str) -> None:
     d.attrs["image_nr_low"] = np.uint64(first_frame)
     d.attrs["image_nr_high"] = np.uint64(first_frame + n - 1)
-    set_text_attr(d, JOB_ATTR, token)
+    layout.set_text_attr(d, JOB_ATTR, token)
 
 
 def write_datablock(
@@ -335,7 +334,7 @@ def write_squash(path: str, parts, first_frame: int, codec_config: dict, token: 
             )
             for i, b in enumerate(frames):
                 d[i] = np.frombuffer(b, np.uint8)
-            set_text_attr(d, "codec", json.dumps(codec_config))
+            layout.set_text_attr(d, "codec", json.dumps(codec_config))
             _frame_count_attrs(d, first_frame, len(frames), token)
             f.flush()
     return {"path": path, "frames": len(frames), "bytes": os.path.getsize(path)}
@@ -374,7 +373,7 @@ def _terminate_text_attrs(obj):
     byte for byte, variable-length text as ASCII (:func:`layout.ascii_attr`)."""
     for k in list(obj.attrs):
         if not layout.terminated_text(obj, k):  # (text of shape () or (1,))
-            set_text_attr(obj, k, np.ravel(obj.attrs[k])[0], obj.attrs.get_id(k).shape)
+            layout.set_text_attr(obj, k, np.ravel(obj.attrs[k])[0], obj.attrs.get_id(k).shape)
 
 
 def _create_like(group: h5py.Group, name: str, value, like: h5py.Dataset, plain: bool = False):
@@ -427,10 +426,10 @@ def write_master(
                 if p + "_start" in dst:
                     like = dst[p + "_start"]
                     like[()] = np.asarray(start, like.dtype)
-            set_text_attr(dst[layout.ENTRY], JOB_ATTR, token)
+            layout.set_text_attr(dst[layout.ENTRY], JOB_ATTR, token)
             dst[layout.ENTRY].attrs.pop(layout.TRANSFORM_ATTR, None)  # (an input's: not ours)
             if rewriter.transform:
-                set_text_attr(dst[layout.ENTRY], layout.TRANSFORM_ATTR, rewriter.transform)
+                layout.set_text_attr(dst[layout.ENTRY], layout.TRANSFORM_ATTR, rewriter.transform)
             dst.flush()
             _terminate_text_attrs(dst)
             dst.visititems(lambda p, o: _terminate_text_attrs(o))
@@ -445,12 +444,12 @@ def _add_nexus_classes(dst: h5py.File) -> None:
     for path, kind in layout.NX_CLASSES.items():
         g = layout.reach(dst, path)
         if isinstance(g, h5py.Group) and layout.NX_CLASS not in g.attrs:
-            set_text_attr(g, layout.NX_CLASS, kind)
+            layout.set_text_attr(g, layout.NX_CLASS, kind)
     for where, name, value in (("/", "default", layout.ENTRY.strip("/")),
                                (layout.ENTRY, "default", layout.DATA_GROUP.rsplit("/", 1)[1]),
                                (layout.DATA_GROUP, "signal", layout.block_name(1))):  # fmt: skip
         if name not in dst[where].attrs:
-            set_text_attr(dst[where], name, value)
+            layout.set_text_attr(dst[where], name, value)
 
 
 def _add_image_count(dst: h5py.File, n_out: int, det: str = layout.DET) -> None:
@@ -583,9 +582,9 @@ def _write_data_group(src: h5py.File, dst: h5py.File, rewriter, data_files: list
     sdata = src[layout.DATA_GROUP]
     for k, v in sdata.attrs.items():
         data.attrs[k] = v
-    set_text_attr(data, layout.NX_CLASS, layout.NX_CLASSES[layout.DATA_GROUP])
+    layout.set_text_attr(data, layout.NX_CLASS, layout.NX_CLASSES[layout.DATA_GROUP])
     if "signal" in data.attrs:
-        set_text_attr(data, "signal", layout.block_name(1))
+        layout.set_text_attr(data, "signal", layout.block_name(1))
     for name in sdata:  # NXmx keeps per-frame axes (omega, ...) beside the data
         if name == "data" or name.startswith("data_"):
             continue

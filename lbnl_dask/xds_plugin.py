@@ -67,9 +67,9 @@ def read_frames(plugin: str, master: str, numbers, timeout: float = 600) -> Plug
     """The header of ``master`` and its frames ``numbers`` (from 1; those past the plugin's
     frame count are skipped), read through the XDS plugin ``plugin`` (a path to the shared
     library) in a child process. Raises :class:`PluginError` naming the plugin, the call
-    that failed and the plugin's last message (on stderr: Neggia prints a banner on
-    stdout). The frames are read from a file the child wrote (memory-mapped), so that only
-    the pixels compared are in memory."""
+    that failed and the plugin's own message (:func:`_first_message`; on stderr: Neggia
+    prints a banner on stdout). The frames are read from a file the child wrote
+    (memory-mapped), so that only the pixels compared are in memory."""
     name = os.path.basename(plugin)
     with tempfile.TemporaryDirectory(prefix="lbnl-xds-") as tmp:
         paths = [os.path.abspath(p) if p else p for p in (__file__, plugin, master)]
@@ -176,7 +176,7 @@ class Differences:
 
     count: int = 0  # pixels read otherwise than any plugin may
     first: tuple | None = None  # the first: (y, x, plugin's value, expected_frame's)
-    unread: int = 0  # valid counts in 1-2 byte pixels, from the signed maximum up, read as < 0
+    unread: int = 0  # unmasked counts in 1-2 byte pixels, from the signed maximum up, read < 0
 
 
 def frame_differences(got: np.ndarray, frame: np.ndarray, mask: np.ndarray | None):
@@ -242,8 +242,11 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
         save(why=str(e).splitlines()[0])
         return 1
     p_open, p_header, p_data, p_close = calls
+    path = os.path.join(folder, _FRAMES)
     if not master:  # (check_loadable: loaded, the four functions there)
-        return _done(save, folder, dict(nx=0, ny=0, nbytes=0, qx=0, qy=0, nframes=0), [])
+        np.save(path, np.zeros((0, 0, 0), np.int32))
+        save(stage="done", header=dict(nx=0, ny=0, nbytes=0, qx=0, qy=0, nframes=0), numbers=[])
+        return 0
     c_int, c_float, ref = ctypes.c_int, ctypes.c_float, ctypes.byref
     info, err = (c_int * 1024)(), c_int(0)
 
@@ -263,28 +266,23 @@ def _child(plugin: str, master: str, folder: str, numbers: list[int]) -> int:
     wanted = [n for n in numbers if 1 <= n <= nframes.value]
     shape = (len(wanted), max(ny.value, 0), max(nx.value, 0))
     if not np.prod(shape):  # (a file of no pixels cannot be mapped)
-        return _done(save, folder, header, wanted, shape)
-    frames = np.lib.format.open_memmap(os.path.join(folder, _FRAMES), "w+", np.int32, shape)
-    for i, n in enumerate(wanted):
-        save(stage="plugin_get_data", frame=n)
-        p_data(ref(c_int(n)), ref(nx), ref(ny), frames[i].ctypes.data_as(ctypes.c_void_p), info,
-               ref(err))  # fmt: skip
-        if err.value:
-            save(why=f"error {err.value}")
-            return 1
-    status.pop("frame", None)
-    frames.flush()
-    del frames
+        np.save(path, np.zeros(shape, np.int32))
+        wanted = []
+    else:
+        frames = np.lib.format.open_memmap(path, "w+", np.int32, shape)
+        for i, n in enumerate(wanted):
+            save(stage="plugin_get_data", frame=n)
+            p_data(ref(c_int(n)), ref(nx), ref(ny), frames[i].ctypes.data_as(ctypes.c_void_p),
+                   info, ref(err))  # fmt: skip
+            if err.value:
+                save(why=f"error {err.value}")
+                return 1
+        status.pop("frame", None)
+        frames.flush()
+        del frames
     save(stage="plugin_close")
     p_close(ref(err))
     save(stage="done", header=header, numbers=wanted)
-    return 0
-
-
-def _done(save, folder: str, header: dict, numbers: list, shape=(0, 0, 0)) -> int:
-    """The child's ending where there are no pixels to pass back."""
-    np.save(os.path.join(folder, _FRAMES), np.zeros(shape, np.int32))
-    save(stage="done", header=header, numbers=numbers)
     return 0
 
 
